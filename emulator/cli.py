@@ -1,0 +1,77 @@
+"""The `aetrig` command: one entry point, one module per subcommand.
+
+Each subcommand module defines ``add_arguments(parser)``, ``main(args) -> int`` and an
+``EXAMPLES`` string shown under ``--help``. Modules are imported only when their subcommand
+runs, so ``aetrig --help`` works without optional extras such as torch or pythia8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: subcommand -> (module, one-line summary). The one table of what `aetrig` can do.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("producer.generate.command", "generate jet ntuples with Pythia 8 + towers + FastJet"),
+    "produce": ("producer.command", "replay ROOT events over ZeroMQ at a chosen rate"),
+    "encode": ("emulator.encode_command", "encoder service: ONNX Runtime latents, errors and flags"),
+    "sink": ("consumer.sink_command", "record the scored stream durably as ROOT segments"),
+    "run": ("emulator.run_command", "start producer, encoders and sink together on loopback"),
+    "verify": ("consumer.verify_command", "check a recording: every seq present, counts consistent"),
+    "import-pretrained": ("models.pretrained_command", "turn the published TLA weights into a model dir"),
+    "train": ("models.train_command", "train an autoencoder with PyTorch and export it to ONNX"),
+    "calibrate": ("models.calibrate_command", "recompute a model's anomaly thresholds on a background"),
+    "decode": ("consumer.decode_command", "decode a recorded latent stream back to jet variables"),
+    "report": ("consumer.report_command", "run the three studies and write plots, tables and index.html"),
+    "bench": ("emulator.bench_command", "benchmark in-process, service and pipeline throughput/latency"),
+}
+
+
+def _top_level_help() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: aetrig COMMAND [options]   (aetrig COMMAND --help for details)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "example:", "  aetrig run --duration 20 --rate 50000 --encoders 2 --out runs/demo"]
+    return "\n".join(lines)
+
+
+def build_parser(command: str) -> tuple[argparse.ArgumentParser, object]:
+    """Import the subcommand's module and build its parser."""
+    module_name, summary = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(
+        prog=f"aetrig {command}",
+        description=(module.__doc__ or summary).strip(),
+        epilog="examples:\n" + module.EXAMPLES.strip("\n"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    module.add_arguments(parser)
+    return parser, module
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_top_level_help())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from emulator import __version__
+
+        print(f"aetrig {__version__}")
+        return 0
+    command = argv[0]
+    if command not in COMMANDS:
+        print(f"aetrig: unknown command {command!r}\n\n{_top_level_help()}", file=sys.stderr)
+        return 2
+    parser, module = build_parser(command)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(module.main(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

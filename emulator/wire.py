@@ -1,0 +1,291 @@
+"""The wire format: the one module that producer, encoder and sink all import.
+
+A message is a ZeroMQ multipart message. Frame 0 is a msgpack header::
+
+    {"v": 1, "kind": "events" | "scored", "run_id": uint64, "seq": int, "n_events": int,
+     "n_jets": int, "t_send": float (producer's time.time() at first send), "rate_hz": float
+     (the producer's declared mean input rate), "cols": [[name, dtype, shape], ...], ...extras}
+
+Frames 1..n are raw little-endian numpy buffers, one per entry of ``cols`` in that order.
+Acknowledgements (sink -> producer) are a single msgpack frame ``{"v", "kind": "ack",
+"run_id", "seqs": [...], "full": bool}``.
+
+Column conventions (shapes in units of events E, jets J, flagged-event jets F, latent size k):
+
+* event level (E): ``n_jets`` <u4, ``event_id`` <u8, ``file_index`` <u4, ``entry`` <u8,
+  ``event_number`` <u8; on scored messages also ``event_score`` <f4 and ``flag`` <u1.
+* jet level (J): ``jet_<var>`` <f4 (GeV for energies); on scored messages ``jet_latent``
+  (J, k) <f4 or <f2 and ``jet_error`` <f4.
+* flagged raw copy (F): ``raw_jet_<var>`` <f4, the jets of the events whose flag is 1, in order.
+* blobs (bytes, shape [nbytes], <u1): ``manifest_json`` (run manifest), ``card_json`` (model card).
+
+``decode`` checks structure (header, frame count, dtypes, sizes) and ``validate`` checks meaning
+(shapes against counts, limits, finite values). Both raise :class:`WireError` whose ``reason``
+is one of :data:`REJECT_REASONS`, the label values of ``aetrig_rejected_messages_total``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+
+SCHEMA_VERSION = 1
+KIND_EVENTS = "events"
+KIND_SCORED = "scored"
+KIND_ACK = "ack"
+KINDS = (KIND_EVENTS, KIND_SCORED)
+
+ALLOWED_DTYPES = frozenset({"<f2", "<f4", "<f8", "|u1", "<u4", "<u8", "<i4", "<i8"})
+EVENT_ID_COLUMNS = {"n_jets": "<u4", "event_id": "<u8", "file_index": "<u4", "entry": "<u8",
+                    "event_number": "<u8"}
+SCORED_EVENT_COLUMNS = {"event_score": "<f4", "flag": "|u1"}
+BLOB_COLUMNS = ("manifest_json", "card_json")
+
+#: Every reason a receiver may reject a message for; metrics pre-create one counter per reason.
+REJECT_REASONS = (
+    "frame_count",        # no frames, or frames != 1 + len(cols)
+    "bad_header",         # header is not a msgpack map with the required fields and types
+    "schema_version",     # header "v" is not SCHEMA_VERSION
+    "unknown_kind",       # header "kind" is not one this receiver takes
+    "unknown_dtype",      # a column dtype outside ALLOWED_DTYPES
+    "bad_column",         # duplicate, unnamed or malformed column descriptor, bad shape
+    "size_mismatch",      # a frame's byte size disagrees with its declared dtype and shape
+    "count_mismatch",     # shapes disagree with n_events / n_jets / per-event counts
+    "missing_column",     # a required identity or scored column is absent
+    "missing_variable",   # the stream lacks a variable the model needs (encoder)
+    "limit_exceeded",     # events, jets per event, jets per message or bytes beyond the limits
+    "non_finite",         # NaN or inf in a float column
+    "bad_blob",           # manifest_json / card_json not valid JSON objects
+    "wrong_model",        # scored by a model other than the one this recording holds (sink)
+    "duplicate_seq",      # the same (run_id, seq) arrived again within one message stream
+    "internal_error",     # an unexpected exception while handling a message (bug: counted, kept)
+)
+
+
+class WireError(ValueError):
+    """A message that cannot be used. ``reason`` is one of REJECT_REASONS."""
+
+    def __init__(self, reason: str, detail: str):
+        assert reason in REJECT_REASONS, reason
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Memory-protection limits. Generous by default: a dark-shower event may carry dozens of jets."""
+
+    max_events: int = 1 << 20
+    max_jets_per_event: int = 4096
+    max_jets: int = 1 << 23
+    max_bytes: int = 512 << 20
+    max_columns: int = 512
+
+
+@dataclass
+class Batch:
+    """A decoded message: its header and its columns by name (views on the received frames)."""
+
+    header: dict[str, Any]
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.header["kind"]
+
+    @property
+    def run_id(self) -> int:
+        return self.header["run_id"]
+
+    @property
+    def seq(self) -> int:
+        return self.header["seq"]
+
+    @property
+    def n_events(self) -> int:
+        return self.header["n_events"]
+
+    @property
+    def n_jets(self) -> int:
+        return self.header["n_jets"]
+
+    def jet_variables(self, prefix: str = "jet_") -> list[str]:
+        """Names (without prefix) of the float per-jet variable columns, in message order."""
+        skip = {"jet_latent", "jet_error"}
+        return [n[len(prefix):] for n in self.columns if n.startswith(prefix) and n not in skip]
+
+    def blob(self, name: str) -> dict[str, Any] | None:
+        """Parse a JSON blob column (``manifest_json`` or ``card_json``), or None if absent."""
+        if name not in self.columns:
+            return None
+        return json.loads(self.columns[name].tobytes())
+
+
+def blob_column(obj: Mapping[str, Any] | bytes) -> np.ndarray:
+    """A JSON object (or already-serialised bytes) as a <u1 blob column."""
+    raw = obj if isinstance(obj, bytes) else json.dumps(obj, sort_keys=True).encode()
+    return np.frombuffer(raw, dtype="|u1")
+
+
+_REQUIRED_HEADER = {"v": int, "kind": str, "run_id": int, "seq": int, "n_events": int, "n_jets": int,
+                    "t_send": (int, float), "rate_hz": (int, float), "cols": list}
+
+
+def encode(kind: str, run_id: int, seq: int, columns: Mapping[str, np.ndarray], *, t_send: float,
+           rate_hz: float, **extra: Any) -> list[bytes | memoryview]:
+    """Build the frames of one message. ``n_events``/``n_jets`` come from the ``n_jets`` column."""
+    counts = columns["n_jets"]
+    cols, frames = [], []
+    for name, array in columns.items():
+        array = np.ascontiguousarray(array)
+        dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
+        array = array.astype(dtype, copy=False)
+        cols.append([name, dtype.str, list(array.shape)])
+        frames.append(memoryview(array).cast("B") if array.size else b"")
+    header = {"v": SCHEMA_VERSION, "kind": kind, "run_id": int(run_id), "seq": int(seq),
+              "n_events": len(counts), "n_jets": int(counts.sum(dtype=np.uint64)),
+              "t_send": float(t_send), "rate_hz": float(rate_hz), "cols": cols, **extra}
+    return [msgpack.packb(header), *frames]
+
+
+def _check_header(header: Any) -> dict[str, Any]:
+    if not isinstance(header, dict):
+        raise WireError("bad_header", "header is not a map")
+    if header.get("v") != SCHEMA_VERSION:
+        raise WireError("schema_version", f"schema version {header.get('v')!r}, expected {SCHEMA_VERSION}")
+    for key, kind in _REQUIRED_HEADER.items():
+        value = header.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise WireError("bad_header", f"header field {key!r} missing or of wrong type")
+    if header["run_id"] < 0 or header["run_id"] >= 1 << 64 or header["seq"] < 0:
+        raise WireError("bad_header", "run_id or seq out of range")
+    if header["n_events"] < 0 or header["n_jets"] < 0:
+        raise WireError("bad_header", "negative n_events or n_jets")
+    return header
+
+
+def decode(frames: Sequence[bytes | memoryview], limits: Limits = Limits(),
+           kinds: Iterable[str] = KINDS) -> Batch:
+    """Parse and structurally check one multipart message; columns are zero-copy views."""
+    if not frames:
+        raise WireError("frame_count", "empty message")
+    total = sum(len(f) for f in frames)
+    if total > limits.max_bytes:
+        raise WireError("limit_exceeded", f"message of {total} bytes exceeds {limits.max_bytes}")
+    try:
+        header = msgpack.unpackb(frames[0], raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on garbage
+        raise WireError("bad_header", f"header is not msgpack ({type(exc).__name__})") from None
+    header = _check_header(header)
+    if header["kind"] not in tuple(kinds):
+        raise WireError("unknown_kind", f"kind {header['kind']!r}")
+    cols = header["cols"]
+    if len(cols) > limits.max_columns:
+        raise WireError("limit_exceeded", f"{len(cols)} columns exceed {limits.max_columns}")
+    if len(frames) != 1 + len(cols):
+        raise WireError("frame_count", f"{len(frames)} frames for {len(cols)} columns")
+    columns: dict[str, np.ndarray] = {}
+    for desc, frame in zip(cols, frames[1:], strict=True):
+        if (not isinstance(desc, list) or len(desc) != 3 or not isinstance(desc[0], str) or not desc[0]
+                or not isinstance(desc[1], str) or not isinstance(desc[2], list)
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in desc[2])):
+            raise WireError("bad_column", f"malformed column descriptor {desc!r:.80}")
+        name, dtype, shape = desc
+        if name in columns:
+            raise WireError("bad_column", f"duplicate column {name!r}")
+        if dtype not in ALLOWED_DTYPES:
+            raise WireError("unknown_dtype", f"column {name!r} has dtype {dtype!r}")
+        if len(shape) not in (1, 2):
+            raise WireError("bad_column", f"column {name!r} has rank {len(shape)}")
+        dt = np.dtype(dtype)
+        expected = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        if len(frame) != expected:
+            raise WireError("size_mismatch", f"column {name!r}: {len(frame)} bytes, header says {expected}")
+        columns[name] = np.frombuffer(frame, dtype=dt).reshape(shape)
+    return Batch(header, columns)
+
+
+def _require(batch: Batch, names: Iterable[str]) -> None:
+    for name in names:
+        if name not in batch.columns:
+            raise WireError("missing_column", f"column {name!r} is missing")
+
+
+def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
+    """Check a decoded batch's meaning: identity columns, shapes against counts, limits, finiteness."""
+    n_events, n_jets = batch.n_events, batch.n_jets
+    if n_events > limits.max_events or n_jets > limits.max_jets:
+        raise WireError("limit_exceeded", f"{n_events} events / {n_jets} jets beyond the limits")
+    _require(batch, EVENT_ID_COLUMNS)
+    for name, dtype in EVENT_ID_COLUMNS.items():
+        col = batch.columns[name]
+        if col.dtype.str != dtype or col.shape != (n_events,):
+            raise WireError("count_mismatch", f"{name}: {col.dtype.str}{col.shape}, expected {dtype}({n_events},)")
+    counts = batch.columns["n_jets"]
+    if n_events and int(counts.max()) > limits.max_jets_per_event:
+        raise WireError("limit_exceeded", f"an event has {int(counts.max())} jets, limit {limits.max_jets_per_event}")
+    if int(counts.sum(dtype=np.uint64)) != n_jets:
+        raise WireError("count_mismatch", f"per-event jet counts sum to {int(counts.sum())}, header says {n_jets}")
+    n_flagged_jets = None
+    if batch.kind == KIND_SCORED:
+        _require(batch, [*SCORED_EVENT_COLUMNS, "jet_latent", "jet_error"])
+        flag = batch.columns["flag"]
+        if flag.shape == (n_events,):
+            n_flagged_jets = int(counts[flag.astype(bool)].sum(dtype=np.uint64))
+    for name, col in batch.columns.items():
+        if name in BLOB_COLUMNS:
+            if col.ndim != 1 or col.dtype.str != "|u1":
+                raise WireError("bad_column", f"blob {name!r} must be 1-D bytes")
+            try:
+                if not isinstance(json.loads(col.tobytes()), dict):
+                    raise ValueError
+            except ValueError:
+                raise WireError("bad_blob", f"{name} is not a JSON object") from None
+            continue
+        if name in EVENT_ID_COLUMNS:
+            continue
+        if name in SCORED_EVENT_COLUMNS:
+            want = (n_events,)
+        elif name == "jet_latent":
+            if col.ndim != 2 or col.shape[0] != n_jets or col.shape[1] < 1:
+                raise WireError("count_mismatch", f"jet_latent shape {col.shape} for {n_jets} jets")
+            want = col.shape
+        elif name.startswith("raw_jet_"):
+            if n_flagged_jets is None:
+                raise WireError("bad_column", f"{name} on a message without valid flags")
+            want = (n_flagged_jets,)
+        elif name.startswith("jet_"):
+            want = (n_jets,)
+        else:
+            raise WireError("bad_column", f"unknown column {name!r}")
+        if col.shape != want:
+            raise WireError("count_mismatch", f"{name} has shape {col.shape}, expected {want}")
+        if col.dtype.kind == "f" and col.size and not np.isfinite(col).all():
+            raise WireError("non_finite", f"{name} holds NaN or inf")
+    return batch
+
+
+def encode_ack(run_id: int, seqs: Iterable[int], full: bool = False) -> bytes:
+    """One acknowledgement frame: these seqs of this run are durable (``full``: sink is out of space)."""
+    return msgpack.packb({"v": SCHEMA_VERSION, "kind": KIND_ACK, "run_id": int(run_id),
+                          "seqs": [int(s) for s in seqs], "full": bool(full)})
+
+
+def decode_ack(frame: bytes) -> tuple[int, list[int], bool]:
+    """Parse an acknowledgement frame into (run_id, seqs, full); raises WireError."""
+    try:
+        msg = msgpack.unpackb(frame, raw=False)
+    except Exception:
+        raise WireError("bad_header", "ack is not msgpack") from None
+    if not isinstance(msg, dict) or msg.get("kind") != KIND_ACK or msg.get("v") != SCHEMA_VERSION:
+        raise WireError("bad_header", "not an ack of this schema")
+    seqs = msg.get("seqs")
+    if not isinstance(seqs, list) or not all(isinstance(s, int) for s in seqs):
+        raise WireError("bad_header", "ack seqs malformed")
+    return int(msg["run_id"]), seqs, bool(msg.get("full", False))
