@@ -1,0 +1,155 @@
+"""Wire format: round trips (property-based) and one rejection reason per structural defect."""
+
+from __future__ import annotations
+
+import time
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from emulator import wire
+
+
+def _events(counts: list[int], seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    n_events, n_jets = len(counts), int(sum(counts))
+    return {
+        "n_jets": np.asarray(counts, dtype="<u4"),
+        "event_id": np.arange(n_events, dtype="<u8"),
+        "file_index": np.zeros(n_events, dtype="<u4"),
+        "entry": np.arange(n_events, dtype="<u8") + 7,
+        "event_number": np.full(n_events, 42, dtype="<u8"),
+        "jet_pt": rng.uniform(20, 500, n_jets).astype("<f4"),
+        "jet_eta": rng.uniform(-4.5, 4.5, n_jets).astype("<f4"),
+        "manifest_json": wire.blob_column({"run": 1}),
+    }
+
+
+def _frames(columns: dict[str, np.ndarray], **header: object) -> list[bytes]:
+    frames = wire.encode("events", 99, 3, columns, t_send=time.time(), rate_hz=1e5, **header)
+    return [bytes(f) for f in frames]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=80), min_size=0, max_size=40))
+def test_round_trip_keeps_every_column_bit_exact(counts: list[int]) -> None:
+    columns = _events(counts)
+    batch = wire.validate(wire.decode(_frames(columns)))
+    assert batch.n_events == len(counts) and batch.n_jets == sum(counts)
+    assert batch.run_id == 99 and batch.seq == 3 and batch.kind == "events"
+    for name, array in columns.items():
+        np.testing.assert_array_equal(batch.columns[name], array)
+    assert batch.jet_variables() == ["pt", "eta"]
+    assert batch.blob("manifest_json") == {"run": 1}
+
+
+def test_big_endian_input_is_sent_little_endian() -> None:
+    columns = _events([2, 1])
+    columns["jet_pt"] = columns["jet_pt"].astype(">f4")
+    batch = wire.decode(_frames(columns))
+    assert batch.columns["jet_pt"].dtype.str == "<f4"
+    np.testing.assert_array_equal(batch.columns["jet_pt"], columns["jet_pt"].astype("<f4"))
+
+
+def _header(frames: list[bytes]) -> dict:
+    return msgpack.unpackb(frames[0])
+
+
+def _with_header(frames: list[bytes], **changes: object) -> list[bytes]:
+    header = _header(frames)
+    header.update(changes)
+    return [msgpack.packb(header), *frames[1:]]
+
+
+def _reason(frames: list[bytes], limits: wire.Limits = wire.Limits()) -> str:
+    with pytest.raises(wire.WireError) as info:
+        wire.validate(wire.decode(frames, limits), limits)
+    return info.value.reason
+
+
+GOOD = _frames(_events([3, 0, 2]))
+
+
+def test_each_structural_defect_has_its_reason() -> None:
+    cols = _header(GOOD)["cols"]
+    assert _reason([]) == "frame_count"
+    assert _reason([b"\xc1garbage"]) == "bad_header"
+    assert _reason([msgpack.packb([1, 2]), *GOOD[1:]]) == "bad_header"
+    assert _reason(_with_header(GOOD, v=2)) == "schema_version"
+    assert _reason(_with_header(GOOD, kind="gossip")) == "unknown_kind"
+    assert _reason(_with_header(GOOD, seq="three")) == "bad_header"
+    assert _reason(_with_header(GOOD, run_id=-1)) == "bad_header"
+    assert _reason(GOOD[:-1]) == "frame_count"
+    assert _reason([*GOOD[:2], GOOD[2][:-3], *GOOD[3:]]) == "size_mismatch"
+    assert _reason(_with_header(GOOD, cols=[["n_jets", "<c8", [3]], *cols[1:]])) == "unknown_dtype"
+    assert _reason(_with_header(GOOD, cols=[cols[0], cols[0], *cols[2:]])) == "bad_column"
+    assert _reason(_with_header(GOOD, cols=[["n_jets", "<u4", [3, 1, 1]], *cols[1:]])) == "bad_column"
+    assert _reason(_with_header(GOOD, n_jets=6)) == "count_mismatch"
+
+
+def test_semantic_defects_have_their_reasons() -> None:
+    columns = _events([3, 0, 2])
+    del columns["event_id"]
+    assert _reason(_frames(columns)) == "missing_column"
+
+    columns = _events([3, 0, 2])
+    columns["jet_pt"][1] = np.nan
+    assert _reason(_frames(columns)) == "non_finite"
+    columns["jet_pt"][1] = np.inf
+    assert _reason(_frames(columns)) == "non_finite"
+
+    columns = _events([3, 0, 2])
+    columns["jet_eta"] = columns["jet_eta"][:-1]
+    assert _reason(_frames(columns)) == "count_mismatch"
+
+    columns = _events([3, 0, 2])
+    columns["manifest_json"] = np.frombuffer(b"[1, 2", dtype="|u1")
+    assert _reason(_frames(columns)) == "bad_blob"
+
+    columns = _events([3, 0, 2])
+    columns["mystery"] = np.zeros(3, dtype="<f4")
+    assert _reason(_frames(columns)) == "bad_column"
+
+
+def test_limits_protect_memory_but_many_jets_pass() -> None:
+    many = _frames(_events([0, 150, 1]))
+    assert wire.validate(wire.decode(many)).n_jets == 151
+    assert _reason(many, wire.Limits(max_jets_per_event=100)) == "limit_exceeded"
+    assert _reason(many, wire.Limits(max_bytes=256)) == "limit_exceeded"
+    assert _reason(many, wire.Limits(max_events=2)) == "limit_exceeded"
+
+
+def _scored(flag: list[int], counts: list[int]) -> dict[str, np.ndarray]:
+    columns = _events(counts)
+    n_jets = sum(counts)
+    flagged = np.repeat(np.asarray(flag, bool), counts)
+    columns.update({
+        "jet_latent": np.zeros((n_jets, 3), dtype="<f4"),
+        "jet_error": np.zeros(n_jets, dtype="<f4"),
+        "event_score": np.zeros(len(counts), dtype="<f4"),
+        "flag": np.asarray(flag, dtype="|u1"),
+        "raw_jet_pt": columns["jet_pt"][flagged],
+    })
+    del columns["jet_pt"], columns["jet_eta"]
+    return columns
+
+
+def test_scored_raw_columns_must_match_the_flagged_jets() -> None:
+    good = _scored([1, 0, 1], [3, 0, 2])
+    frames = [bytes(f) for f in wire.encode("scored", 1, 1, good, t_send=0.0, rate_hz=0.0)]
+    assert wire.validate(wire.decode(frames)).columns["raw_jet_pt"].shape == (5,)
+    bad = _scored([1, 0, 0], [3, 0, 2])
+    bad["raw_jet_pt"] = np.zeros(5, dtype="<f4")
+    frames = [bytes(f) for f in wire.encode("scored", 1, 1, bad, t_send=0.0, rate_hz=0.0)]
+    assert _reason(frames) == "count_mismatch"
+
+
+def test_ack_round_trip_and_garbage() -> None:
+    assert wire.decode_ack(wire.encode_ack(5, [1, 2, 3], full=True)) == (5, [1, 2, 3], True)
+    with pytest.raises(wire.WireError):
+        wire.decode_ack(b"\x00\x01")
+    with pytest.raises(wire.WireError):
+        wire.decode_ack(msgpack.packb({"v": 1, "kind": "ack", "run_id": 1, "seqs": ["x"]}))
