@@ -1,0 +1,96 @@
+"""Replay jet events from ROOT files over ZeroMQ at a chosen rate and pattern.
+
+Reads the input in chunks with uproot, numbers every event (run_id, event_id, file_index,
+entry, event_number), packs events into messages by count and by maximum delay, and sends them
+on a PUSH socket. The sink's acknowledgements free a bounded window of in-flight batches;
+unacknowledged batches are resent. Every flag has a config-file key of the same name (--config).
+SIGINT/SIGTERM stops reading, drains the window, writes the report and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+
+EXAMPLES = """
+aetrig produce --rate 10000 --duration 30
+aetrig produce --input 'data/*.root' --rate 50000 --pattern trains --loops 0 --report producer.json
+aetrig produce --input atlas.root --tree CollectionTree --unit MeV --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt \\
+    eta=AntiKt4EMTopoJetsAuxDyn.eta phi=AntiKt4EMTopoJetsAuxDyn.phi m=AntiKt4EMTopoJetsAuxDyn.m \\
+    event_number=EventInfoAuxDyn.eventNumber --columns pt,eta,phi,e --derive-e
+aetrig produce --config producer.toml --rate 0 --max-events 100000
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from producer import config
+
+    config.add_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    from emulator import defaults
+    from emulator.metrics import start_metrics
+    from producer import config
+    from producer.manifest import build_manifest, new_run_id, write_manifest
+    from producer.reader import ReaderError, ReaderSpec, expand_inputs, resolve_variables
+    from producer.replay import Replayer, log
+
+    try:
+        cfg = config.resolve(args)
+        inputs = cfg.input or [str(defaults.default_input())]
+        files = expand_inputs(inputs)
+        spec = ReaderSpec(tree=cfg.tree, branch_map=cfg.branch_map, unit=cfg.unit, columns=cfg.columns,
+                          derive_e=cfg.derive_e, step_size=cfg.step_size)
+        variables = resolve_variables(files[0], spec)
+        for path in files[1:]:
+            if resolve_variables(path, spec) != variables and cfg.columns is None:
+                raise ReaderError(f"{path}: its jet_* branches differ from {files[0]}; give --columns")
+    except (ValueError, OSError) as err:
+        print(f"aetrig produce: error: {err}", file=sys.stderr)
+        return 2
+    run_id = cfg.run_id if cfg.run_id is not None else new_run_id()
+    settings = cfg.as_dict() | {"input": [str(p) for p in files]}
+    manifest = build_manifest(run_id, files, settings, cfg.seed, variables)
+    if cfg.manifest_out:
+        write_manifest(manifest, cfg.manifest_out)
+    metrics = start_metrics(cfg.metrics_port)
+    replayer = Replayer(cfg, files, spec, variables, manifest, metrics)
+    try:
+        replayer.open()
+    except Exception as err:  # zmq.ZMQError (address in use) or a curve key problem
+        print(f"aetrig produce: error: cannot bind {cfg.bind} / {cfg.ack_bind}: {err}", file=sys.stderr)
+        replayer.close()
+        return 3
+
+    def on_signal(signum: int, _frame: object) -> None:
+        replayer.request_stop(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    log(f"run {run_id:016x}: {len(files)} file(s), variables {','.join(variables)}, rate {cfg.rate:g} Hz "
+        f"{cfg.pattern}, data {cfg.bind}, acks {cfg.ack_bind}")
+    try:
+        report = replayer.run()
+    except ValueError as err:  # a later file with a missing branch
+        print(f"aetrig produce: error: {err}", file=sys.stderr)
+        replayer.request_stop("error")
+        report = replayer.report(0.0, 0.0, 0.0, False) | {"error": str(err)}
+        _write_report(cfg.report, report)
+        return 2
+    finally:
+        replayer.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    _write_report(cfg.report, report)
+    return 0
+
+
+def _write_report(path: str | None, report: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(path).with_suffix(".tmp")
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        tmp.replace(path)

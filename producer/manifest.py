@@ -1,0 +1,65 @@
+"""The run manifest: which input files (with sha256), which settings and seed, when, which version.
+
+It travels in every message (``manifest_json`` blob) and is written into every recorded file,
+so a recording can be traced back to its exact inputs. ``file_index`` on the wire indexes
+``files`` here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import secrets
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+MANIFEST_VERSION = 1
+
+
+def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def new_run_id() -> int:
+    """A random 64-bit run id (never 0)."""
+    return secrets.randbits(64) or 1
+
+
+def build_manifest(run_id: int, files: Sequence[str | Path], settings: Mapping[str, Any], seed: int,
+                   variables: Sequence[str], start_time: float | None = None) -> dict[str, Any]:
+    """The manifest as a JSON-ready dict."""
+    from emulator import __version__
+
+    start = time.time() if start_time is None else start_time
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "run_id": int(run_id),
+        "run_id_hex": f"{int(run_id):016x}",
+        "files": [{"index": i, "path": str(Path(p).resolve()), "name": Path(p).name,
+                   "size": os.path.getsize(p), "sha256": sha256_file(p)} for i, p in enumerate(files)],
+        "variables": list(variables),
+        "settings": dict(settings),
+        "seed": int(seed),
+        "start_time": start,
+        "start_time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
+        "version": __version__,
+        "python": sys.version.split()[0],
+        "host": platform.node(),
+    }
+
+
+def write_manifest(manifest: Mapping[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return path

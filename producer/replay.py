@@ -1,0 +1,327 @@
+"""The producer's main loop: read chunks, pace them to the schedule, frame, send, track acks.
+
+Data goes out on a PUSH socket that binds ``bind``; acknowledgements come back on a PULL socket
+that binds ``ack_bind``. The bounded window of unacknowledged batches is the flow control: when
+it is full the loop waits (or, with ``drop_on_overload``, drops and counts the batch). On stop
+(end of input, --max-events, --duration or SIGINT/SIGTERM) it stops reading, waits up to
+``drain_timeout`` for the window to drain, resending as needed, and returns its report.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from emulator import wire
+from emulator.metrics import Metrics
+from producer.config import ProducerConfig
+from producer.framing import EventBlock, batch_bounds, message_columns
+from producer.rate import Schedule
+from producer.reader import ReaderSpec, read_chunks
+from producer.window import Window
+
+STATUS_EVERY_S = 5.0
+BLOCKED_NOTICE_S = 1.0
+LATE_S = 0.005  # a batch sent this much behind its scheduled time counts as late
+
+
+def log(msg: str) -> None:
+    print(f"produce: {msg}", file=sys.stderr, flush=True)
+
+
+def event_source(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str], loops: int,
+                 max_events: int) -> Iterator[EventBlock]:
+    """Blocks of events (times unset) over ``loops`` passes (0 = forever), at most ``max_events`` (0 = all)."""
+    left = max_events or None
+    n_loop = 0
+    while loops == 0 or n_loop < loops:
+        n_loop += 1
+        seen = 0
+        for chunk in read_chunks(files, spec, variables):
+            n = len(chunk) if left is None else min(len(chunk), left)
+            seen += len(chunk)
+            block = EventBlock(np.full(len(chunk), chunk.file_index, dtype="<u4"), chunk.entry, chunk.event_number,
+                               chunk.n_jets, np.zeros(len(chunk)), chunk.jets)
+            if n < len(chunk):
+                block = block.slice(0, n)
+            if n:
+                yield block
+            if left is not None:
+                left -= n
+                if left <= 0:
+                    return
+        if seen == 0:
+            return  # empty input: looping forever would spin
+
+
+class Replayer:
+    """One producer run. Call :meth:`run` once; :meth:`request_stop` may be called from a signal handler."""
+
+    def __init__(self, cfg: ProducerConfig, files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str],
+                 manifest: dict[str, Any], metrics: Metrics, context: zmq.Context | None = None):
+        self.cfg, self.files, self.spec, self.variables = cfg, list(files), spec, list(variables)
+        self.manifest, self.metrics = manifest, metrics
+        self.run_id = int(manifest["run_id"])
+        self.manifest_blob = wire.blob_column(manifest)
+        self.ctx = context or zmq.Context.instance()
+        self.window = Window(cfg.window, cfg.resend_timeout)
+        self.schedule = Schedule(cfg.pattern, cfg.rate, cfg.seed, cfg.train_ms / 1e3, cfg.gap_ms / 1e3)
+        self.stop_reason: str | None = None
+        self.seq = 0
+        self.next_event_id = 0
+        self.produced = self.jets = self.dropped = self.dropped_batches = 0
+        self.rejected = dict.fromkeys(wire.REJECT_REASONS, 0)
+        self.foreign_acks = 0
+        self.sink_full = False
+        self.sink_full_reports = 0
+        self.blocked_seconds = 0.0
+        self.t0 = self.t_last_send = 0.0
+        self.lag_max = self.lag_sum = 0.0  # send time behind schedule, per batch
+        self.late_batches = 0
+        self._last_status = 0.0
+        self._status_events = 0
+        self.push: zmq.Socket | None = None
+        self.acks: zmq.Socket | None = None
+
+    # ---- sockets -------------------------------------------------------------------------
+    def open(self) -> None:
+        self.push = self.ctx.socket(zmq.PUSH)
+        self.acks = self.ctx.socket(zmq.PULL)
+        for sock in (self.push, self.acks):
+            sock.setsockopt(zmq.LINGER, 0)
+            if self.cfg.curve_keys:
+                from emulator.curve import secure_socket
+
+                secure_socket(sock, self.cfg.curve_keys, "server")
+        self.push.bind(self.cfg.bind)
+        self.acks.bind(self.cfg.ack_bind)
+
+    def close(self) -> None:
+        for sock in (self.push, self.acks):
+            if sock is not None:
+                sock.close(0)
+
+    def request_stop(self, reason: str = "signal") -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+
+    # ---- acks and resends ----------------------------------------------------------------
+    def _handle_ack(self, frame: bytes) -> None:
+        try:
+            run_id, seqs, full = wire.decode_ack(frame)
+        except wire.WireError as err:
+            self.rejected[err.reason] += 1
+            self.metrics.rejected.labels(reason=err.reason).inc()
+            return
+        if run_id != self.run_id:
+            self.foreign_acks += 1
+            return
+        self.window.ack(seqs)
+        if full and not self.sink_full:
+            self.sink_full_reports += 1
+            log(f"BACKPRESSURE: the sink reports it is out of space (disk full or --max-bytes); it stops "
+                f"acknowledging and the producer holds its window ({len(self.window)}/{self.cfg.window} batches)")
+        elif not full and self.sink_full:
+            log("backpressure released: the sink acknowledges again")
+        self.sink_full = full
+
+    def _resend_due(self) -> None:
+        now = time.monotonic()
+        for item in self.window.due(now):
+            try:
+                self.push.send_multipart(item.frames, flags=zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return  # no peer can take it now; retried on the next service
+            self.window.mark_resent(item, now)
+
+    def service(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for acks, handle all that arrived, resend what is due."""
+        if self.acks.poll(max(0, int(timeout_s * 1000))):
+            while True:
+                try:
+                    frames = self.acks.recv_multipart(flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._handle_ack(frames[0])
+        self._resend_due()
+        self.metrics.inflight_batches.set(len(self.window))
+        self._maybe_status()
+
+    def _wait_until(self, target: float) -> None:
+        """Sleep to the absolute monotonic time ``target`` while servicing acks; never accumulates drift."""
+        while self.stop_reason is None:
+            left = target - time.monotonic()
+            if left <= 0:
+                return
+            if left > 0.002:
+                self.service(min(left - 0.001, 0.05))
+            else:
+                time.sleep(left)
+
+    # ---- sending -------------------------------------------------------------------------
+    def _send_new(self, frames: list[Any]) -> bool:
+        """Send a new batch, waiting while no peer can take it; False if stopped meanwhile."""
+        while True:
+            try:
+                self.push.send_multipart(frames, flags=zmq.NOBLOCK, copy=True)
+                return True
+            except zmq.Again:
+                if self.stop_reason is not None:
+                    return False
+                self.service(0.01)
+
+    def send_batch(self, block: EventBlock, send_at: float) -> None:
+        """Pace, apply flow control, and send one batch (or drop it in deadtime mode)."""
+        self._wait_until(self.t0 + send_at)
+        if self.stop_reason is not None:
+            return
+        n = len(block)
+        if self.window.full:
+            if self.cfg.drop_on_overload:
+                self.dropped += n
+                self.dropped_batches += 1
+                self.metrics.dropped.labels(stage="producer").inc(n)
+                return
+            start = time.monotonic()
+            noticed = False
+            while self.window.full and self.stop_reason is None:
+                self.service(0.02)
+                if not noticed and time.monotonic() - start > BLOCKED_NOTICE_S:
+                    noticed = True
+                    log(f"backpressure: window full ({self.cfg.window} batches unacknowledged) for "
+                        f"{BLOCKED_NOTICE_S:g} s, waiting for the sink")
+            self.blocked_seconds += time.monotonic() - start
+            if self.stop_reason is not None:
+                return
+        lag = time.monotonic() - (self.t0 + send_at)
+        self.lag_max = max(self.lag_max, lag)
+        self.lag_sum += lag
+        self.late_batches += lag > LATE_S
+        cols = message_columns(block, self.next_event_id, self.manifest_blob)
+        frames = wire.encode(wire.KIND_EVENTS, self.run_id, self.seq, cols, t_send=time.time(),
+                             rate_hz=self.cfg.rate)
+        if not self._send_new(frames):
+            return
+        now = time.monotonic()
+        self.window.add(self.seq, frames, n, now)
+        self.t_last_send = now
+        n_jets = int(block.n_jets.sum(dtype=np.uint64))
+        self.seq += 1
+        self.next_event_id += n
+        self.produced += n
+        self.jets += n_jets
+        self.metrics.events.labels(stage="producer").inc(n)
+        self.metrics.jets.labels(stage="producer").inc(n_jets)
+        self.metrics.batch_jets.observe(n_jets)
+        self.metrics.inflight_batches.set(len(self.window))
+
+    def _maybe_status(self) -> None:
+        now = time.monotonic()
+        if now - self._last_status < STATUS_EVERY_S:
+            return
+        dt = now - self._last_status
+        rate = (self.produced - self._status_events) / dt if dt > 0 else 0.0
+        self._last_status, self._status_events = now, self.produced
+        log(f"{self.produced} events, {rate:,.0f} events/s (declared {self.cfg.rate:g}), in flight "
+            f"{len(self.window)}/{self.cfg.window}, resent {self.window.resent_batches}, dropped {self.dropped}")
+
+    # ---- the run -------------------------------------------------------------------------
+    def _send_block(self, block: EventBlock, final: bool) -> EventBlock:
+        """Send the batches of ``block`` that are complete; return the leftover events."""
+        bounds, used = batch_bounds(block.times, self.cfg.events_per_message, self.cfg.max_delay_ms / 1e3, final)
+        offsets = block.jet_offsets()
+        for start, stop, send_at in bounds:
+            if self.cfg.duration and (send_at > self.cfg.duration
+                                      or time.monotonic() - self.t0 > self.cfg.duration):
+                self.request_stop("duration")
+            if self.stop_reason is not None:
+                break
+            self.send_batch(block.slice(start, stop, offsets), send_at)
+        return block.slice(used, len(block), offsets)
+
+    def run(self) -> dict[str, Any]:
+        """Replay until a stop condition, drain, and return the report."""
+        if self.push is None:
+            self.open()
+        source = event_source(self.files, self.spec, self.variables, self.cfg.loops, self.cfg.max_events)
+        first = next(source, None)  # read the first chunk before the clock starts
+        self.t0 = self._last_status = time.monotonic()
+        wall0 = time.time()
+        pending: EventBlock | None = None
+        for block in itertools.chain([first] if first is not None else [], source):
+            if self.stop_reason is not None:
+                break
+            block.times = self.schedule.next(len(block))
+            if pending is not None and len(pending):
+                block = EventBlock.concat([pending, block])
+            pending = self._send_block(block, final=False)
+        else:
+            if pending is not None and len(pending) and self.stop_reason is None:
+                self._send_block(pending, final=True)
+            if self.stop_reason is None:
+                self.stop_reason = "max_events" if self.cfg.max_events and self.produced >= self.cfg.max_events \
+                    else "input_exhausted"
+        t_stop = time.monotonic()
+        drained = self.drain()
+        report = self.report(t_stop, time.monotonic(), wall0, drained)
+        log(f"stopped ({self.stop_reason}): {self.produced} events in {self.seq} batches, achieved "
+            f"{report['achieved_rate_hz']:,.1f} Hz, resent {report['batches_resent']}, dropped {self.dropped}, "
+            f"unacknowledged {report['unacked_events']}")
+        return report
+
+    def drain(self) -> bool:
+        """Wait up to drain_timeout for every in-flight batch to be acknowledged (resending as needed)."""
+        deadline = time.monotonic() + self.cfg.drain_timeout
+        if len(self.window):
+            log(f"draining {len(self.window)} in-flight batches (up to {self.cfg.drain_timeout:g} s)")
+        while len(self.window) and time.monotonic() < deadline:
+            self.service(0.02)
+        self.metrics.inflight_batches.set(len(self.window))
+        if len(self.window):
+            log(f"WARNING: {len(self.window)} batches ({self.window.events_in_flight} events) still "
+                f"unacknowledged after {self.cfg.drain_timeout:g} s")
+        return not len(self.window)
+
+    def report(self, t_stop: float, t_end: float, wall0: float, drained: bool) -> dict[str, Any]:
+        send_span = self.t_last_send - self.t0 if self.seq else 0.0
+        achieved = self.produced / send_span if send_span > 0 else 0.0
+        return {
+            "stage": "producer",
+            "run_id": self.run_id,
+            "run_id_hex": f"{self.run_id:016x}",
+            "produced": self.produced,
+            "jets": self.jets,
+            "batches_sent": self.seq,
+            "batches_resent": self.window.resent_batches,
+            "batches_acked": self.window.acked_batches,
+            "events_acked": self.window.acked_events,
+            "dropped": self.dropped,
+            "dropped_batches": self.dropped_batches,
+            "unacked_batches": len(self.window),
+            "unacked_events": self.window.events_in_flight,
+            "drained": drained,
+            "declared_rate_hz": self.cfg.rate,
+            "pattern": self.cfg.pattern,
+            "achieved_rate_hz": achieved,
+            "send_duration_s": send_span,
+            "schedule_lag_s": {"mean": self.lag_sum / self.seq if self.seq else 0.0, "max": self.lag_max,
+                               "late_batches": self.late_batches, "late_threshold": LATE_S},
+            "duration_s": t_stop - self.t0,
+            "drain_seconds": t_end - t_stop,
+            "start_time": wall0,
+            "stop_reason": self.stop_reason,
+            "backpressure": {"sink_full_reports": self.sink_full_reports, "sink_full_at_end": self.sink_full,
+                             "blocked_seconds": round(self.blocked_seconds, 3)},
+            "foreign_acks": self.foreign_acks,
+            "unknown_acks": self.window.unknown_acks,
+            "rejected": self.rejected,
+            "variables": self.variables,
+            "files": [str(p) for p in self.files],
+        }
