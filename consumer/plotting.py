@@ -1,0 +1,273 @@
+"""Publication-style plots (matplotlib + mplhep ATLAS style), each saved as PNG and PDF.
+
+Standard decode plots: per variable input vs decoded with a ratio panel; residual (decoded -
+input) and response ((decoded - input) / input, where meaningful) histograms with mean, RMS and
+core half-width printed; the residual correlation matrix; the latent space in pairs. Plus the
+generic line/histogram helpers the studies use.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+#: variables for which (decoded - input) / input is not meaningful (values cross zero)
+NO_RESPONSE = frozenset({"eta", "phi"})
+_STYLE_SET = False
+
+
+def setup() -> None:
+    """Non-interactive backend and the ATLAS style (once)."""
+    global _STYLE_SET
+    if _STYLE_SET:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    plt.style.use(mplhep.style.ATLAS)
+    plt.rcParams.update({"figure.figsize": (7, 5.5), "font.size": 13, "axes.labelsize": 14,
+                         "legend.fontsize": 11, "savefig.dpi": 110})
+    _STYLE_SET = True
+
+
+def label(ax, text: str = "Internal", extra: str = "") -> None:
+    """The ATLAS-style experiment label, with an extra line (e.g. sample and model)."""
+    import mplhep
+
+    try:
+        mplhep.atlas.label(text, data=False, ax=ax, loc=0, rlabel="")
+    except Exception:  # label placement varies between mplhep versions: fall back to plain text
+        ax.text(0.03, 0.95, f"ATLAS-style Simulation {text}", transform=ax.transAxes, va="top", fontsize=12)
+    if extra:
+        ax.text(0.03, 0.86, extra, transform=ax.transAxes, va="top", fontsize=10)
+
+
+def save(fig, out_dir: str, name: str) -> list[str]:
+    """Save ``fig`` as ``name``.png and ``name``.pdf under ``out_dir``; return both paths."""
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for ext in ("png", "pdf"):
+        path = os.path.join(out_dir, f"{name}.{ext}")
+        fig.savefig(path, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def core_half_width(values: np.ndarray) -> float:
+    """Half the 16th-84th percentile distance (the Gaussian sigma for a Gaussian core)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan")
+    q16, q84 = np.percentile(v, [16, 84])
+    return float(0.5 * (q84 - q16))
+
+
+def summary(values: np.ndarray) -> dict[str, float]:
+    """mean, RMS, standard deviation and core half-width of finite ``values``."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": float("nan"), "rms": float("nan"), "std": float("nan"), "core_half_width": float("nan"), "n": 0}
+    return {"mean": float(v.mean()), "rms": float(np.sqrt(np.mean(v * v))), "std": float(v.std()),
+            "core_half_width": core_half_width(v), "n": int(v.size)}
+
+
+def response(inp: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """(decoded - input) / input where input != 0."""
+    inp = np.asarray(inp, dtype=np.float64)
+    dec = np.asarray(dec, dtype=np.float64)
+    ok = inp != 0
+    return (dec[ok] - inp[ok]) / inp[ok]
+
+
+def _range(values: np.ndarray, lo_q: float = 0.5, hi_q: float = 99.5) -> tuple[float, float]:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (0.0, 1.0)
+    lo, hi = np.percentile(v, [lo_q, hi_q])
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    return float(lo), float(hi)
+
+
+def _axis_label(var: str, unit: str) -> str:
+    return f"jet {var} [{unit}]" if unit and unit not in ("", "1") else f"jet {var}"
+
+
+def input_vs_decoded(inp: np.ndarray, dec: np.ndarray, var: str, unit: str, out_dir: str,
+                     extra: str = "", name: str | None = None) -> list[str]:
+    """Input and decoded distributions of one variable, with a decoded/input ratio panel."""
+    setup()
+    import matplotlib.pyplot as plt
+
+    lo, hi = _range(np.concatenate([inp, dec]))
+    edges = np.linspace(lo, hi, 61)
+    h_in, _ = np.histogram(inp, edges)
+    h_de, _ = np.histogram(dec, edges)
+    fig, (ax, rax) = plt.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05})
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    ax.stairs(h_in, edges, label="input", color="black", linewidth=1.5)
+    ax.stairs(h_de, edges, label="decoded", color="tab:red", linewidth=1.5, linestyle="--")
+    ax.set_ylabel("jets / bin")
+    ax.set_yscale("log" if h_in.max() > 50 * max(1, np.median(h_in[h_in > 0]) if (h_in > 0).any() else 1) else "linear")
+    ax.legend(loc="upper right")
+    label(ax, extra=extra)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(h_in > 0, h_de / h_in, np.nan)
+        err = np.where(h_in > 0, ratio * np.sqrt(1 / np.maximum(h_de, 1) + 1 / np.maximum(h_in, 1)), np.nan)
+    rax.errorbar(centres, ratio, yerr=err, fmt="o", markersize=3, color="tab:red")
+    rax.axhline(1.0, color="black", linewidth=1)
+    rax.set_ylim(0.5, 1.5)
+    rax.set_ylabel("dec./in.")
+    rax.set_xlabel(_axis_label(var, unit))
+    return save(fig, out_dir, name or f"input_vs_decoded_{var}")
+
+
+def _stat_text(s: Mapping[str, float]) -> str:
+    return f"mean {s['mean']:.3g}\nRMS {s['rms']:.3g}\ncore half-width {s['core_half_width']:.3g}"
+
+
+def residual_histograms(inp: np.ndarray, dec: np.ndarray, var: str, unit: str, out_dir: str,
+                        extra: str = "") -> tuple[list[str], dict[str, dict[str, float]]]:
+    """Residual (and response where meaningful) histograms with statistics; returns paths and stats."""
+    setup()
+    import matplotlib.pyplot as plt
+
+    inp = np.asarray(inp, dtype=np.float64)
+    dec = np.asarray(dec, dtype=np.float64)
+    quantities = {"residual": (dec - inp, f"decoded - input ({unit})" if unit else "decoded - input")}
+    if var not in NO_RESPONSE:
+        quantities["response"] = (response(inp, dec), "(decoded - input) / input")
+    stats: dict[str, dict[str, float]] = {}
+    fig, axes = plt.subplots(1, len(quantities), figsize=(7 * len(quantities), 5.5))
+    axes = np.atleast_1d(axes)
+    for ax, (kind, (values, xlabel)) in zip(axes, quantities.items(), strict=True):
+        s = summary(values)
+        stats[kind] = s
+        centre, width = (np.median(values), 5 * max(s["core_half_width"], 1e-12)) if values.size else (0, 1)
+        edges = np.linspace(centre - width, centre + width, 81)
+        ax.hist(np.clip(values, edges[0], edges[-1]), bins=edges, histtype="step", color="tab:blue", linewidth=1.5)
+        ax.set_xlabel(f"jet {var}: {xlabel}")
+        ax.set_ylabel("jets / bin")
+        ax.text(0.97, 0.95, _stat_text(s), transform=ax.transAxes, ha="right", va="top", fontsize=10)
+        label(ax, extra=extra)
+    return save(fig, out_dir, f"residual_{var}"), stats
+
+
+def correlation_matrix(residuals: Mapping[str, np.ndarray], out_dir: str, name: str = "residual_correlation",
+                       title: str = "residual correlation") -> tuple[list[str], np.ndarray]:
+    """Pearson correlation matrix of the residuals of all variables."""
+    setup()
+    import matplotlib.pyplot as plt
+
+    names = list(residuals)
+    matrix = np.corrcoef(np.vstack([np.asarray(residuals[n], dtype=np.float64) for n in names]))
+    matrix = np.nan_to_num(matrix)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(names) + 2, 0.7 * len(names) + 2))
+    im = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.minorticks_off()
+    if len(names) <= 14:
+        for i, j in itertools.product(range(len(names)), repeat=2):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8)
+    fig.colorbar(im, ax=ax, label=title)
+    return save(fig, out_dir, name), matrix
+
+
+def latent_pairs(latent: np.ndarray, out_dir: str, name: str = "latent_pairs", max_dims: int = 6) -> list[str]:
+    """Corner plot of the latent coordinates: 1D histograms on the diagonal, 2D below."""
+    setup()
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    z = np.asarray(latent, dtype=np.float64)[:, :max_dims]
+    k = z.shape[1]
+    fig, axes = plt.subplots(k, k, figsize=(2.6 * k + 1, 2.6 * k + 1), squeeze=False)
+    ranges = [_range(z[:, i], 0.5, 99.5) for i in range(k)]
+    for i, j in itertools.product(range(k), repeat=2):
+        ax = axes[i, j]
+        if j > i:
+            ax.axis("off")
+            continue
+        if i == j:
+            ax.hist(z[:, i], bins=50, range=ranges[i], histtype="step", color="tab:blue")
+            ax.set_yticks([])
+        else:
+            ax.hist2d(z[:, j], z[:, i], bins=50, range=[ranges[j], ranges[i]], norm=LogNorm(), cmap="viridis")
+        if i == k - 1:
+            ax.set_xlabel(f"z{j}")
+        if j == 0 and i > 0:
+            ax.set_ylabel(f"z{i}")
+        ax.tick_params(labelsize=8)
+    fig.subplots_adjust(hspace=0.08, wspace=0.08)
+    return save(fig, out_dir, name)
+
+
+def lines(series: Sequence[Mapping[str, object]], out_dir: str, name: str, xlabel: str, ylabel: str,
+          logx: bool = False, logy: bool = False, extra: str = "", diagonal: bool = False,
+          hlines: Sequence[float] = ()) -> list[str]:
+    """Curves given as [{"x", "y", "label", optional "yerr", "style"}] on one axis."""
+    setup()
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    for s in series:
+        x = np.asarray(s["x"], dtype=np.float64)
+        y = np.asarray(s["y"], dtype=np.float64)
+        style = str(s.get("style", "-"))
+        if s.get("yerr") is not None:
+            ax.errorbar(x, y, yerr=np.asarray(s["yerr"], dtype=np.float64), fmt=style, label=str(s.get("label", "")),
+                        markersize=4, capsize=2)
+        else:
+            ax.plot(x, y, style, label=str(s.get("label", "")))
+    if diagonal:
+        ax.plot([0, 1], [0, 1], ":", color="grey", label="random")
+    for h in hlines:
+        ax.axhline(h, color="grey", linestyle=":")
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_yscale("log" if logy else "linear")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="best")
+    label(ax, extra=extra)
+    return save(fig, out_dir, name)
+
+
+def histograms(samples: Mapping[str, np.ndarray], out_dir: str, name: str, xlabel: str, bins: int = 60,
+               logx: bool = False, logy: bool = True, density: bool = True, extra: str = "") -> list[str]:
+    """Overlaid normalised step histograms of several samples on a common binning."""
+    setup()
+    import matplotlib.pyplot as plt
+
+    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
+    allv = np.concatenate([v[np.isfinite(v)] for v in arrays.values()])
+    if logx:
+        pos = allv[allv > 0]
+        lo, hi = np.percentile(pos, [0.1, 99.99]) if pos.size else (1e-6, 1.0)
+        edges = np.logspace(np.log10(lo), np.log10(hi), bins + 1)
+    else:
+        lo, hi = _range(allv, 0.1, 99.9)
+        edges = np.linspace(lo, hi, bins + 1)
+    fig, ax = plt.subplots()
+    for key, v in arrays.items():
+        ax.hist(np.clip(v, edges[0], edges[-1]), bins=edges, histtype="step", density=density, label=key,
+                linewidth=1.5)
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_yscale("log" if logy else "linear")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("normalised" if density else "entries")
+    ax.legend(loc="best")
+    label(ax, extra=extra)
+    return save(fig, out_dir, name)
