@@ -7,8 +7,9 @@ is ``x = (g(y * scale + shift)) / s`` with ``g(v) = 10**v - offset`` for log var
 Schemes:
 - ``standard``: identity ``f``; shift/scale = training-set mean and standard deviation.
 - ``custom`` (after the original study): ``log10(x + c)`` for positive heavy-tailed variables
-  (``c > 0`` where x can be 0), then standardised; angles scaled by fixed constants (eta / 3,
-  phi / pi); every other variable standardised.
+  (``c > 0`` where x can be 0), then standardised; angles scaled by fixed constants (eta / 1,
+  phi / (pi/2): spreads comparable to the standardised variables, so the loss does not neglect
+  them); every other variable standardised.
 - ``tla``: the published TLA network's fixed normalisation on MeV values (pretrained README):
   m' = log10(m + 1) / 1.8 - 2, pt' = (log10(pt) - 1.3) / 1.2 - 3, phi' = phi / 3, eta' = eta / 5.
 """
@@ -24,7 +25,7 @@ import numpy as np
 #: custom scheme: variable -> log offset c (log10(x + c) then standardise)
 CUSTOM_LOG_OFFSETS: dict[str, float] = {"pt": 0.0, "e": 0.0, "m": 1.0, "nconst": 1.0, "n90": 1.0}
 #: custom scheme: variable -> fixed divisor for angles
-CUSTOM_ANGLE_SCALES: dict[str, float] = {"eta": 3.0, "phi": math.pi}
+CUSTOM_ANGLE_SCALES: dict[str, float] = {"eta": 1.0, "phi": math.pi / 2}
 SCHEMES = ("standard", "custom", "tla")
 UNITS: dict[str, str] = {"pt": "GeV", "m": "GeV", "e": "GeV"}
 

@@ -76,7 +76,7 @@ def test_custom_uses_logs_and_angle_scales() -> None:
         if name in by_name:
             assert by_name[name].log and by_name[name].offset == offset
     assert by_name["m"].offset > 0  # m can be 0
-    assert by_name["phi"].scale == pytest.approx(math.pi) and by_name["eta"].scale == 3.0
+    assert by_name["phi"].scale == pytest.approx(math.pi / 2) and by_name["eta"].scale == 1.0
     y = norm.forward(_jets(rng, 5000))
     assert np.all(np.abs(y.mean(0)) < 1.5) and np.all(y.std(0) < 3)
     with pytest.raises(ValueError, match="log10"):
