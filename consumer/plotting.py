@@ -217,8 +217,9 @@ def latent_pairs(latent: np.ndarray, out_dir: str, name: str = "latent_pairs", m
 
 def lines(series: Sequence[Mapping[str, object]], out_dir: str, name: str, xlabel: str, ylabel: str,
           logx: bool = False, logy: bool = False, extra: str = "", diagonal: bool = False,
-          hlines: Sequence[float] = ()) -> list[str]:
-    """Curves given as [{"x", "y", "label", optional "yerr", "style"}] on one axis."""
+          hlines: Sequence[float] = (), xticks: Sequence[str] | None = None,
+          ylim: tuple[float, float] | None = None) -> list[str]:
+    """Curves given as [{"x", "y", "label", optional "yerr", "style"}] on one axis (``xticks``: categories)."""
     setup()
     import matplotlib.pyplot as plt
 
@@ -238,6 +239,12 @@ def lines(series: Sequence[Mapping[str, object]], out_dir: str, name: str, xlabe
         ax.axhline(h, color="grey", linestyle=":")
     ax.set_xscale("log" if logx else "linear")
     ax.set_yscale("log" if logy else "linear")
+    if xticks is not None:
+        ax.set_xticks(range(len(xticks)), list(xticks))
+        ax.minorticks_off()
+        ax.set_xlim(-0.5, len(xticks) - 0.5)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(loc="best")
@@ -246,14 +253,18 @@ def lines(series: Sequence[Mapping[str, object]], out_dir: str, name: str, xlabe
 
 
 def histograms(samples: Mapping[str, np.ndarray], out_dir: str, name: str, xlabel: str, bins: int = 60,
-               logx: bool = False, logy: bool = True, density: bool = True, extra: str = "") -> list[str]:
-    """Overlaid normalised step histograms of several samples on a common binning."""
+               logx: bool = False, logy: bool = True, density: bool = True, extra: str = "",
+               span: tuple[float, float] | None = None) -> list[str]:
+    """Overlaid normalised step histograms of several samples on a common binning (``span`` = x range)."""
     setup()
     import matplotlib.pyplot as plt
 
     arrays = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
     allv = np.concatenate([v[np.isfinite(v)] for v in arrays.values()])
-    if logx:
+    if span is not None:
+        edges = (np.logspace(np.log10(span[0]), np.log10(span[1]), bins + 1) if logx
+                 else np.linspace(span[0], span[1], bins + 1))
+    elif logx:
         pos = allv[allv > 0]
         lo, hi = np.percentile(pos, [0.1, 99.99]) if pos.size else (1e-6, 1.0)
         edges = np.logspace(np.log10(lo), np.log10(hi), bins + 1)
