@@ -188,16 +188,16 @@ def cpu_cost(model, x: np.ndarray, batch_sizes: Sequence[int], codec_list: Seque
             cpu, wall = _timed(go)
             record(name, batch, cpu, wall, jets)
         raw = [c.tobytes() for c in (x[i:i + batch] for i in range(0, jets, batch))]
-        cpu, wall = _timed(lambda: [codecs.reduce_mantissa(x[i:i + batch], 10) for i in range(0, jets, batch)])
+        cpu, wall = _timed(lambda b=batch, j=jets: [codecs.reduce_mantissa(x[i:i + b], 10) for i in range(0, j, b)])
         record("round mantissa m10", batch, cpu, wall, jets)
         for codec in codec_list:
             if codec.algorithm == "none":
                 continue
             comp = codec.uproot()
             packed = [comp.compress(b) for b in raw]
-            cpu, wall = _timed(lambda comp=comp: [comp.compress(b) for b in raw])
+            cpu, wall = _timed(lambda comp=comp, raw=raw: [comp.compress(b) for b in raw])
             record(f"{codec.name} compress", batch, cpu, wall, jets)
-            cpu, wall = _timed(lambda comp=comp, packed=packed: [comp.decompress(p, len(b))
+            cpu, wall = _timed(lambda comp=comp, packed=packed, raw=raw: [comp.decompress(p, len(b))
                                                                  for p, b in zip(packed, raw, strict=True)])
             record(f"{codec.name} decompress", batch, cpu, wall, jets)
     return {"clock_mhz": mhz, "clock_source": clock_source,
