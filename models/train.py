@@ -1,4 +1,5 @@
-"""The training loop: Adam on MSE of the normalised vector, LR schedule, early stopping, checkpoints, resume.
+"""The training loop: Adam on (optionally per-variable weighted) MSE of the normalised vector,
+LR schedule, early stopping, checkpoints, resume.
 
 Deterministic for a fixed seed and thread count: the shuffle of epoch ``e`` uses a generator
 seeded with ``seed + e``, and the checkpoint stores network, optimiser, scheduler and history,
@@ -30,10 +31,11 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     schedule: str = "onecycle"
-    patience: int = 6
+    patience: int = 10
     seed: int = 0
     threads: int = 1
     variables: list[str] = field(default_factory=list)
+    loss_weights: list[float] | None = None
 
 
 @dataclass
@@ -59,8 +61,18 @@ def _make_scheduler(opt: Any, config: TrainConfig, steps_per_epoch: int) -> Any:
     raise ValueError(f"unknown schedule {config.schedule!r}; choose onecycle or plateau")
 
 
-def mse_loss(net: Any, y: Any, batch: int = 65536) -> float:
-    """Mean squared error of the network's reconstruction of normalised ``y`` (eval mode, no grad)."""
+def loss_weights(config: TrainConfig, n_vars: int) -> Any:
+    """Per-variable loss weights normalised to mean 1 (all ones by default: plain MSE)."""
+    import torch
+
+    weights = torch.ones(n_vars) if config.loss_weights is None else torch.tensor(config.loss_weights)
+    if weights.shape != (n_vars,) or not bool(torch.all(weights > 0)):
+        raise ValueError(f"loss weights must be {n_vars} positive numbers, got {config.loss_weights}")
+    return weights / weights.mean()
+
+
+def mse_loss(net: Any, y: Any, weights: Any = None, batch: int = 65536) -> float:
+    """(Weighted) mean squared error of the reconstruction of normalised ``y`` (eval mode, no grad)."""
     import torch
 
     net.eval()
@@ -68,7 +80,8 @@ def mse_loss(net: Any, y: Any, batch: int = 65536) -> float:
     with torch.no_grad():
         for start in range(0, len(y), batch):
             chunk = y[start:start + batch]
-            total += float(torch.sum((net(chunk) - chunk) ** 2))
+            sq = (net(chunk) - chunk) ** 2
+            total += float(torch.sum(sq if weights is None else sq * weights))
             n += chunk.numel()
     return total / max(n, 1)
 
@@ -89,6 +102,7 @@ def train(net: Any, y_train: np.ndarray, y_val: np.ndarray, config: TrainConfig,
     xt = torch.from_numpy(np.ascontiguousarray(y_train, dtype=np.float32))
     xv = torch.from_numpy(np.ascontiguousarray(y_val, dtype=np.float32))
     steps = max(1, len(xt) // config.batch_size)
+    weights = loss_weights(config, xt.shape[1])
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = _make_scheduler(opt, config, steps)
     state = TrainState()
@@ -99,8 +113,8 @@ def train(net: Any, y_train: np.ndarray, y_val: np.ndarray, config: TrainConfig,
             raise FileNotFoundError(f"--resume: no checkpoint at {ckpt_path}")
         blob = torch.load(ckpt_path, weights_only=True, map_location="cpu")
         saved = TrainConfig(**blob["config"])
-        if (saved.kind, saved.latent, saved.variables, saved.seed, saved.batch_size) != (
-                config.kind, config.latent, config.variables, config.seed, config.batch_size):
+        if (saved.kind, saved.latent, saved.variables, saved.seed, saved.batch_size, saved.loss_weights) != (
+                config.kind, config.latent, config.variables, config.seed, config.batch_size, config.loss_weights):
             raise ValueError(f"--resume: checkpoint {ckpt_path} was made with a different configuration: {saved}")
         net.load_state_dict(blob["net"])
         opt.load_state_dict(blob["opt"])
@@ -123,7 +137,7 @@ def train(net: Any, y_train: np.ndarray, y_val: np.ndarray, config: TrainConfig,
             for step in range(steps):
                 batch = xt[order[step * config.batch_size:(step + 1) * config.batch_size]]
                 opt.zero_grad(set_to_none=True)
-                loss = torch.mean((net(batch) - batch) ** 2)
+                loss = torch.mean(weights * (net(batch) - batch) ** 2)
                 loss.backward()
                 opt.step()
                 if config.schedule == "onecycle":
@@ -131,7 +145,7 @@ def train(net: Any, y_train: np.ndarray, y_val: np.ndarray, config: TrainConfig,
                 running += loss.item()
                 bar.update(1, epoch=state.epoch + 1, loss=running / (step + 1),
                            val=state.history[-1]["val"] if state.history else float("nan"))
-            val = mse_loss(net, xv)
+            val = mse_loss(net, xv, weights)
             if config.schedule == "plateau":
                 sched.step(val)
             state.history.append({"epoch": state.epoch + 1, "train": running / steps, "val": val,

@@ -42,7 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=3e-3, help="(peak) learning rate")
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--schedule", choices=["onecycle", "plateau"], default="onecycle")
-    parser.add_argument("--patience", type=int, default=6, help="early stopping: epochs without validation gain")
+    parser.add_argument("--patience", type=int, default=10, help="early stopping: epochs without validation gain")
+    parser.add_argument("--loss-weights", default=None,
+                        help="per-variable loss weights VAR=W,... (others 1; normalised to mean 1). The scorer's "
+                             "error stays the unweighted MSE")
     parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and the split")
     parser.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test event fractions")
     parser.add_argument("--max-events", type=int, default=None, help="read at most N events per file")
@@ -61,6 +64,19 @@ def parse_variables(text: str) -> list[str]:
     return names
 
 
+def parse_weights(text: str | None, variables: list[str]) -> list[float] | None:
+    """'pt=10,m=5' -> weights in variable order (1 for unnamed variables); None when not given."""
+    if not text:
+        return None
+    weights = dict.fromkeys(variables, 1.0)
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        if name.strip() not in weights or not value:
+            raise ValueError(f"--loss-weights: {item!r} is not VAR=W with VAR one of {variables}")
+        weights[name.strip()] = float(value)
+    return list(weights.values())
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The training command reconstructed from the parsed options (stored in the card)."""
     parts = ["aetrig train", "--input", *args.input, "--variables", args.variables, "--model", args.model]
@@ -69,6 +85,8 @@ def command_line(args: argparse.Namespace) -> str:
     parts += ["--norm", args.norm, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
               "--lr", str(args.lr), "--schedule", args.schedule, "--patience", str(args.patience),
               "--seed", str(args.seed), "--split", args.split, "--threads", str(args.threads)]
+    if args.loss_weights:
+        parts += ["--loss-weights", args.loss_weights]
     if args.weight_decay:
         parts += ["--weight-decay", str(args.weight_decay)]
     if args.max_events is not None:
@@ -90,6 +108,7 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         variables = parse_variables(args.variables)
+        weights = parse_weights(args.loss_weights, variables)
         fractions = tuple(float(f) for f in args.split.split(","))
         if len(fractions) != 3:
             raise ValueError("--split needs three fractions")
@@ -113,7 +132,7 @@ def main(args: argparse.Namespace) -> int:
     y_val = norm.forward(parts["val"].values.astype(np.float64)).astype(np.float32)
     config = TrainConfig(kind=args.model, latent=args.latent, epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, patience=args.patience,
-                         seed=args.seed, threads=args.threads, variables=variables)
+                         seed=args.seed, threads=args.threads, variables=variables, loss_weights=weights)
     torch.manual_seed(args.seed)
     net = build(args.model, len(variables), args.latent)
     out = Path(args.out)
@@ -151,7 +170,8 @@ def main(args: argparse.Namespace) -> int:
             "data": {"files": sample.files, "n_events": sample.n_events, "n_jets": len(sample.values),
                      "split": {"fractions": list(fractions), "by": "hash of (file sha256, entry, seed)", **counts}},
             "config": {k: v for k, v in vars(config).items() if k != "variables"},
-            "optimizer": "Adam", "loss": "MSE on the normalised vector",
+            "optimizer": "Adam",
+            "loss": "MSE on the normalised vector" + (" (per-variable weights in config)" if weights else ""),
             "epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_val_loss": state.best_val,
             "history": state.history, "train_seconds": round(state.seconds, 1), "wall_seconds": round(wall, 1),
             "torch": torch.__version__,
