@@ -22,8 +22,7 @@ aetrig generate --process qcd --events 1000 --seed 1 --out qcd.root
 aetrig generate --process zprime --events 2000 --seed 103 --jobs 2 --out producer/samples/zprime.root
 aetrig generate --process qcd --pthat-min 300 --ecm 8000 --events 20000 --seed 903 --out /work/data/qcd_300.root
 aetrig generate --process qcd --pileup 20 --events 500 --seed 5 --out qcd_pu20.root
-aetrig generate --process custom --pythia "WeakSingleBoson:ffbar2W = on" --pythia "24:onMode = off" \\
-    --pythia "24:onIfAny = 1 2 3 4" --events 1000 --seed 7 --out w_jets.root
+aetrig generate --process custom --pythia "WeakSingleBoson:ffbar2W = on" --events 1000 --seed 7 --out w.root
 """
 
 VARIABLE_UNITS = {
