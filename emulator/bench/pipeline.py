@@ -1,0 +1,136 @@
+"""The full pipeline (producer -> encoders -> sink writing ROOT) through `aetrig run`, watched from outside.
+
+Each run is a real `aetrig run` process tree. While it runs, the bench samples every stage process's
+CPU seconds and resident memory from /proc; when it ends, the run's summary.json gives events
+produced/recorded/lost, throughput and per-event decision and commit latency percentiles.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emulator.bench import procs, stats
+from emulator.bench.cycles import children, cmdline, cpu_seconds, rss_bytes
+
+STAGE_WORDS = {"produce": "producer", "encode": "encoder", "sink": "sink"}
+
+
+@dataclass
+class PipelineConfig:
+    out_dir: Path
+    duration_s: float
+    rate_hz: float = 0.0
+    encoders: int = 1
+    pattern: str | None = None
+    model: Path | None = None
+    input: Path | None = None
+    extra: list[str] = field(default_factory=list)
+    sample_every_s: float = 0.5
+    nice: int = 0
+
+    def args(self) -> list[str]:
+        a = ["run", "--duration", f"{self.duration_s:g}", "--rate", f"{self.rate_hz:g}",
+             "--encoders", str(self.encoders), "--out", str(self.out_dir)]
+        if self.pattern:
+            a += ["--pattern", self.pattern]
+        if self.model:
+            a += ["--model", str(self.model)]
+        if self.input:
+            a += ["--input", str(self.input)]
+        return a + self.extra
+
+
+def stage_of(argv: list[str]) -> str | None:
+    """Which stage a process is, from its argv (``... emulator.cli encode ...`` -> ``encoder``)."""
+    for word in argv[:6]:
+        if word in STAGE_WORDS:
+            return STAGE_WORDS[word]
+    return None
+
+
+def descendants(pid: int) -> list[int]:
+    """All live descendants of ``pid``."""
+    out, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def _sample(pid: int, t0: float, series: dict, cpu_last: dict) -> None:
+    now = time.monotonic() - t0
+    for child in descendants(pid):
+        argv = cmdline(child)
+        stage = stage_of(argv)
+        if stage is None:
+            continue
+        key = f"{stage}-{child}"
+        try:
+            cpu, rss = cpu_seconds(child), rss_bytes(child)
+        except (OSError, ValueError, IndexError):
+            continue
+        series.setdefault(key, {"stage": stage, "pid": child, "t": [], "rss_bytes": [], "cpu_s": []})
+        series[key]["t"].append(round(now, 3))
+        series[key]["rss_bytes"].append(rss)
+        series[key]["cpu_s"].append(cpu)
+        cpu_last[key] = cpu
+
+
+def run_pipeline(cfg: PipelineConfig, timeout_s: float | None = None) -> dict:
+    """Run `aetrig run` once; return its summary plus CPU seconds per stage and RSS series."""
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    args = cfg.args()
+    log = cfg.out_dir / "aetrig-run.log"
+    t0 = time.monotonic()
+    proc = procs.aetrig(args, log, nice=cfg.nice)
+    series: dict = {}
+    cpu_last: dict = {}
+    deadline = t0 + (timeout_s or cfg.duration_s + 120)
+    timed_out = False
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            timed_out = True
+            procs.stop(proc, timeout=30)
+            break
+        _sample(proc.pid, t0, series, cpu_last)
+        time.sleep(cfg.sample_every_s)
+    wall = time.monotonic() - t0
+    result: dict = {"command": "aetrig " + " ".join(args), "exit_code": proc.returncode, "wall_s": wall,
+                    "timed_out": timed_out, "rate_hz": cfg.rate_hz, "pattern": cfg.pattern or "constant",
+                    "encoders": cfg.encoders, "duration_s": cfg.duration_s}
+    summary_path = cfg.out_dir / "summary.json"
+    if not summary_path.exists():
+        tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+        raise RuntimeError(f"`{result['command']}` wrote no summary.json (exit {proc.returncode}); log tail:\n"
+                           + "\n".join(tail))
+    summary = json.loads(summary_path.read_text())
+    result["summary"] = summary
+    cpu_by_stage: dict[str, float] = {}
+    for key, cpu in cpu_last.items():
+        stage = series[key]["stage"]
+        cpu_by_stage[stage] = cpu_by_stage.get(stage, 0.0) + cpu
+    result["cpu_seconds_by_stage"] = cpu_by_stage
+    result["process_series"] = series
+    result.update(headline(summary, cfg.duration_s))
+    return result
+
+
+def headline(summary: dict, duration_s: float) -> dict:
+    """The figures the bench reports from a run summary (None where the summary lacks them)."""
+    ev = summary.get("events", {})
+    produced, recorded = ev.get("produced"), ev.get("recorded")
+    lat = summary.get("latency_seconds", {})
+    return {
+        "events_produced": produced, "events_recorded": recorded, "events_lost": ev.get("lost"),
+        "events_dropped": ev.get("dropped"), "duplicates_recorded": ev.get("duplicates_recorded"),
+        "zero_loss": bool(produced and recorded == produced and not ev.get("lost") and not ev.get("dropped")
+                          and not ev.get("duplicates_recorded")),
+        "events_per_s": summary.get("throughput_events_per_s"),
+        "events_per_s_recorded_over_duration": stats.ratio(recorded, duration_s),
+        "decision_latency_s": {k: lat.get("decision", {}).get(k) for k in ("p50", "p90", "p99", "p999")},
+        "commit_latency_s": {k: lat.get("commit", {}).get(k) for k in ("p50", "p90", "p99", "p999")},
+    }

@@ -1,0 +1,201 @@
+"""Run the benchmark steps of a plan in order, collect every figure into one results dict.
+
+A step that fails is recorded under ``errors`` (with its message) and the remaining steps still
+run, so one broken stage does not hide the others' numbers; `aetrig bench` then exits 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from emulator.bench import goals, stats
+from emulator.bench.cycles import clock_hz
+from emulator.bench.data import load_sample
+from emulator.bench.inprocess import bench_onnx, bench_torch, torch_scorer
+from emulator.bench.machine import describe
+from emulator.bench.pipeline import PipelineConfig, run_pipeline
+
+DEFAULT_WIDE = "wide_k6"
+
+
+class Bench:
+    """One benchmark run: the plan, the model and sample it uses, and the results it fills in."""
+
+    def __init__(self, plan: Any, steps: set[str], out: Path, model: Path | None, wide_model: Path | None,
+                 sample: Path | None, quick: bool):
+        from emulator import defaults
+        from models.card import ModelError, load_model_dir
+
+        self.plan, self.steps, self.out, self.quick = plan, steps, Path(out), quick
+        self.sample_path = Path(sample) if sample else defaults.default_input()
+        try:
+            self.model = load_model_dir(model or defaults.default_model())
+        except ModelError as exc:
+            raise ValueError(str(exc)) from exc
+        self.wide_path = Path(wide_model) if wide_model else defaults.ZOO / DEFAULT_WIDE
+        self.hz, _ = clock_hz()
+        self.results: dict[str, Any] = {"errors": [], "ratios": {}, "goals": {}, "step_load": {}}
+        self._sample_cache: dict[tuple[str, ...], Any] = {}
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def log(self, text: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    def error(self, step: str, exc: BaseException) -> None:
+        self.log(f"{step} FAILED: {exc!r}")
+        self.results["errors"].append({"step": step, "error": f"{type(exc).__name__}: {exc}",
+                                       "traceback": traceback.format_exc(limit=4)})
+
+    def sample(self, variables: list[str]):
+        key = tuple(variables)
+        if key not in self._sample_cache:
+            self._sample_cache[key] = load_sample(self.sample_path, variables)
+        return self._sample_cache[key]
+
+    def step(self, name: str, fn) -> None:
+        if name not in self.steps:
+            return
+        self.log(f"{name} ...")
+        t0, load0 = time.monotonic(), os.getloadavg()[0]
+        try:
+            fn()
+        except Exception as exc:  # record and go on with the other steps
+            self.error(name, exc)
+        self.results["step_load"][name] = {"seconds": time.monotonic() - t0, "loadavg_1min_start": load0,
+                                           "loadavg_1min_end": os.getloadavg()[0]}
+        self.log(f"{name} done in {time.monotonic() - t0:.1f} s")
+
+    def pipeline_config(self, out_dir: Path, rate_hz: float = 0.0, pattern: str | None = None,
+                        encoders: int = 2, duration_s: float | None = None) -> PipelineConfig:
+        return PipelineConfig(out_dir=out_dir, duration_s=duration_s or self.plan.scan_duration_s, rate_hz=rate_hz,
+                              encoders=encoders, pattern=pattern, model=self.model.path, input=self.sample_path)
+
+    # ---- steps -----------------------------------------------------------------------------
+    def run(self, command: str) -> dict[str, Any]:
+        r = self.results
+        r["command"] = command
+        r["quick"] = self.quick
+        r["machine"] = describe()
+        r["model"] = {"name": self.model.name, "path": str(self.model.path), "variables": self.model.variables,
+                      "latent_dim": self.model.latent_dim, "version": self.model.version}
+        s = self.sample(self.model.variables)
+        r["sample"] = {"path": str(self.sample_path), "events": s.n_events, "jets": s.n_jets,
+                       "jets_per_event": s.jets_per_event}
+        r["inprocess"] = {}
+        self.step("inprocess", self.run_inprocess)
+        self.step("torch", self.run_torch)
+        self.step("service", self.run_service)
+        self.step("messages", self.run_messages)
+        self.step("wide", self.run_wide)
+        self.step("pipeline", self.run_pipeline_max)
+        self.step("ratescan", self.run_ratescan)
+        self.step("latency", self.run_latency)
+        self.step("soak", self.run_soak)
+        goals.fill(r)
+        return r
+
+    def run_inprocess(self) -> None:
+        x = self.sample(self.model.variables).matrix(self.model.variables)
+        self.results["inprocess"]["onnxruntime"] = bench_onnx(self.model.scorer_path, x, self.plan.inprocess_sizes,
+                                                              self.plan.budget_s, self.hz)
+        self.results["inprocess"]["onnxruntime_outputs"] = "latent, error (what the service fetches)"
+
+    def run_torch(self) -> None:
+        x = self.sample(self.model.variables).matrix(self.model.variables)
+        module = torch_scorer(self.model.path)
+        self.results["inprocess"]["torch_eager"] = bench_torch(module, x, self.plan.inprocess_sizes,
+                                                               self.plan.budget_s, self.hz)
+
+    def _service(self, model, size: int, events_per_message: int, tag: str) -> dict:
+        """In-process at ``size`` measured right before the service at ``size``: a paired comparison."""
+        from emulator.bench.service import ServiceConfig, bench_service
+
+        s = self.sample(model.variables)
+        paired = bench_onnx(model.scorer_path, s.matrix(model.variables), (size,), self.plan.budget_s, self.hz)[0]
+        cfg = ServiceConfig(model_dir=model.path, max_batch_jets=size, events_per_message=events_per_message,
+                            duration_s=self.plan.service_duration_s, warmup_s=self.plan.service_warmup_s,
+                            log_dir=self.out / "logs" / tag, clock_hz=self.hz,
+                            use_perf=self.results["machine"]["cycle_method"] == "perf stat")
+        row = bench_service(cfg, s, model.variables)
+        row["inprocess_paired"] = {k: paired[k] for k in ("jets_per_s", "jets_per_cpu_s", "cycles_per_jet",
+                                                          "jets_per_s_median_call")}
+        row["ratio_vs_inprocess"] = stats.ratio(row["jets_per_s"], paired["jets_per_s"])
+        row["ratio_vs_inprocess_cpu"] = stats.ratio(row["jets_per_encoder_cpu_s"], paired["jets_per_cpu_s"])
+        self.log(f"  {tag} batch {size} x {events_per_message} ev/msg: {row['jets_per_s']:,.0f} jets/s, "
+                 f"ratio {row['ratio_vs_inprocess']:.3f} (cpu {row['ratio_vs_inprocess_cpu'] or 0:.3f}), "
+                 f"lost {row['lost_events']}")
+        return row
+
+    def run_service(self) -> None:
+        s = self.sample(self.model.variables)
+        rows = []
+        for size in self.plan.service_sizes:
+            epm = max(1, round(size / s.jets_per_event))
+            try:
+                rows.append(self._service(self.model, size, epm, "service"))
+            except Exception as exc:
+                self.error(f"service batch {size}", exc)
+        self.results["service"] = {"by_batch": rows, "events_per_message_rule": "round(batch / mean jets per event)"}
+
+    def run_messages(self) -> None:
+        rows = []
+        for epm in self.plan.message_scan:
+            try:
+                rows.append(self._service(self.model, self.plan.message_scan_batch, epm, "messages"))
+            except Exception as exc:
+                self.error(f"messages {epm}", exc)
+        self.results.setdefault("service", {})["by_events_per_message"] = rows
+
+    def run_wide(self) -> None:
+        from models.card import load_model_dir
+
+        wide = load_model_dir(self.wide_path)
+        s = self.sample(wide.variables)
+        rows = [self._service(wide, size, max(1, round(size / s.jets_per_event)), "wide") for size in
+                self.plan.wide_sizes]
+        self.results["wide"] = {"model": wide.name, "path": str(wide.path), "variables": wide.variables,
+                                "latent_dim": wide.latent_dim, "by_batch": rows}
+
+    def run_pipeline_max(self) -> None:
+        runs = []
+        jpe = self.sample(self.model.variables).jets_per_event
+        for n in self.plan.pipeline_encoders:
+            try:
+                cfg = self.pipeline_config(self.out / "runs" / f"max-{n}enc", rate_hz=0.0, encoders=n,
+                                           duration_s=self.plan.pipeline_duration_s)
+                res = run_pipeline(cfg)
+                res["jets_per_s"] = (res["events_per_s"] or 0) * jpe or None
+                res.pop("process_series", None)
+                runs.append(res)
+                self.log(f"  pipeline {n} encoder(s): {res['events_per_s'] or 0:,.0f} events/s, "
+                         f"zero loss {res['zero_loss']}")
+            except Exception as exc:
+                self.error(f"pipeline {n} encoders", exc)
+        self.results["pipeline"] = {"runs": runs, "jets_per_event": jpe}
+
+    def run_ratescan(self) -> None:
+        from emulator.bench.ratescan import rate_scan
+
+        points = []
+        for pattern in self.plan.scan_patterns:
+            points += rate_scan(self.pipeline_config, self.out / "runs" / "scan", [pattern],
+                                self.plan.scan_rates.get(pattern, ()), self.error)
+        self.results["ratescan"] = points
+
+    def run_latency(self) -> None:
+        from emulator.bench.latency import latency_curve
+
+        self.results["latency_under_load"] = latency_curve(self.pipeline_config, self.out / "runs" / "load",
+                                                           self.plan.latency_rates, self.results.get("ratescan", []),
+                                                           self.error)
+
+    def run_soak(self) -> None:
+        from emulator.bench.soak import soak
+
+        self.results["soak"] = soak(self.pipeline_config, self.out / "runs" / "soak", self.plan.soak_seconds,
+                                    self.plan.soak_rate_hz)

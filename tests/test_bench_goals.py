@@ -1,0 +1,108 @@
+"""Ratios and goal verdicts of `aetrig bench` computed from known synthetic results (arithmetic only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emulator.bench import goals
+from emulator.bench.latency import is_saturated
+from emulator.bench.pipeline import headline, stage_of
+from emulator.bench.ratescan import achieved_rate, scan_point
+
+
+def _results() -> dict:
+    return {
+        "machine": {"cycle_method": "cpu_seconds_x_clock"},
+        "inprocess": {
+            "onnxruntime": [{"batch_jets": 256, "jets_per_s": 1.0e6}, {"batch_jets": 1024, "jets_per_s": 1.25e6},
+                            {"batch_jets": 4096, "jets_per_s": 1.4e6}],
+            "torch_eager": [{"batch_jets": 256, "jets_per_s": 0.25e6}, {"batch_jets": 1024, "jets_per_s": 0.375e6}],
+        },
+        "service": {"by_batch": [
+            {"max_batch_jets": 256, "jets_per_s": 0.5e6, "ratio_vs_inprocess": 0.5, "ratio_vs_inprocess_cpu": 0.6},
+            {"max_batch_jets": 1024, "jets_per_s": 1.06e6, "ratio_vs_inprocess": 0.85, "ratio_vs_inprocess_cpu": 0.9},
+            {"max_batch_jets": 4096, "jets_per_s": 1.09e6, "ratio_vs_inprocess": 0.78, "ratio_vs_inprocess_cpu": 0.95},
+        ]},
+        "pipeline": {"runs": [
+            {"encoders": 1, "jets_per_s": 0.7e6, "events_per_s": 175_000.0, "zero_loss": True},
+            {"encoders": 2, "jets_per_s": 1.0e6, "events_per_s": 260_000.0, "zero_loss": False},
+        ]},
+        "ratescan": [{"pattern": "constant", "requested_hz": 100_000.0, "decision_p99_s": 0.004,
+                      "commit_p99_s": 0.3}],
+        "wide": {"by_batch": [{"cycles_per_jet": 9500.0}, {"cycles_per_jet": 7600.0}]},
+        "soak": {"max_rss_growth": 0.02},
+    }
+
+
+def test_ratios_per_micro_batch() -> None:
+    r = _results()
+    ratios = goals.fill_ratios(r)
+    assert ratios["service_vs_inprocess"] == {"256": 0.5, "1024": 0.85, "4096": 0.78}
+    assert ratios["torch_vs_inprocess"] == {"256": 0.25, "1024": pytest.approx(0.3)}
+    assert ratios["pipeline_vs_inprocess"]["1024"] == pytest.approx(0.56)
+    assert ratios["pipeline2_vs_inprocess"]["4096"] == pytest.approx(1.0 / 1.4)
+
+
+def test_goal_verdicts_from_synthetic_results() -> None:
+    g = goals.fill(_results())
+    # worst ratio at >= 1024 jets decides: 0.78 < 0.80
+    assert g["service_vs_inprocess_at_1024_plus"]["measured"] == 0.78
+    assert g["service_vs_inprocess_at_1024_plus"]["met"] is False
+    # the 260 kHz run lost events, so only the 175 kHz zero-loss run counts
+    assert g["pipeline_events_per_s_zero_loss"]["measured"] == 175_000.0
+    assert g["pipeline_events_per_s_zero_loss"]["ratio_to_goal"] == pytest.approx(0.7)
+    assert g["decision_p99_at_100khz_s"]["met"] is True
+    assert g["commit_p99_at_100khz_s"]["met"] is False
+    wide = g["wide_cycles_per_jet_service"]
+    assert wide["measured"] == 7600.0 and wide["met"] is True
+    assert wide["ratio_to_38000"] == pytest.approx(0.2) and wide["speedup_vs_38000"] == pytest.approx(5.0)
+    assert g["soak_rss_growth"]["met"] is True
+
+
+def test_missing_sections_are_not_met() -> None:
+    g = goals.fill({})
+    assert all(v["met"] is False for v in g.values())
+    assert "soak_rss_growth" not in g
+
+
+def test_run_summary_headline_and_scan_point() -> None:
+    summary = {"events": {"produced": 1000, "recorded": 1000, "lost": 0, "dropped": 0, "duplicates_recorded": 0},
+               "throughput_events_per_s": 99_000.0,
+               "latency_seconds": {"decision": {"p50": 0.001, "p90": 0.002, "p99": 0.003, "p999": 0.01},
+                                   "commit": {"p50": 0.05, "p90": 0.08, "p99": 0.1, "p999": 0.2}}}
+    h = headline(summary, duration_s=10.0)
+    assert h["zero_loss"] is True and h["events_per_s_recorded_over_duration"] == 100.0
+    result = {"summary": summary, "rate_hz": 100_000.0, "pattern": "constant", "command": "aetrig run",
+              "cpu_seconds_by_stage": {}, **h}
+    p = scan_point(result)
+    assert p["achieved_hz"] == 99_000.0 and p["deviation"] == pytest.approx(-0.01)
+    assert p["decision_p99_s"] == 0.003 and not is_saturated(p)
+    lossy = headline({**summary, "events": {**summary["events"], "recorded": 990, "lost": 10}}, 10.0)
+    assert lossy["zero_loss"] is False
+    assert is_saturated({**p, "achieved_hz": 90_000.0})
+    assert achieved_rate({"summary": {"producer": {"achieved_rate_hz": 1234.0}}}) == 1234.0
+
+
+def test_stage_of_argv() -> None:
+    assert stage_of(["/venv/bin/python", "-m", "emulator.cli", "encode", "--model", "m"]) == "encoder"
+    assert stage_of(["/venv/bin/aetrig", "sink", "--bind", "x"]) == "sink"
+    assert stage_of(["/venv/bin/aetrig", "produce"]) == "producer"
+    assert stage_of(["bash", "-c", "true"]) is None
+
+
+def test_plots_from_synthetic_results(tmp_path: Path) -> None:
+    from emulator.bench.plots import plot_all
+
+    r = _results()
+    goals.fill(r)
+    r["latency_under_load"] = {"offered_hz": [1e4, 1e5], "decision_p99_s": [0.002, 0.004],
+                               "commit_p99_s": [0.1, 0.3], "saturated_from_hz": None}
+    r["ratescan"] = [{"pattern": "constant", "requested_hz": 1e4, "achieved_hz": 0.99e4},
+                     {"pattern": "constant", "requested_hz": 1e5, "achieved_hz": 0.98e5}]
+    r["soak"] = {"rate_hz": 1e5, "rss_series": {"sink-1": {"t": [0, 5], "rss_bytes": [1e8, 1.01e8]}}}
+    written = plot_all(r, tmp_path)
+    assert {p.name for p in written} == {"throughput.png", "ratios.png", "ratescan.png", "latency.png",
+                                         "soak_rss.png"}
+    assert all(p.stat().st_size > 1000 for p in written)
