@@ -1,0 +1,241 @@
+"""Study 3: anomalous signals against the QCD background, for every model and latent size.
+
+Per model (ONNX scorer, per-jet error = normalised MSE; event score = max over jets, 0 for a
+zero-jet event): per-jet and per-event error distributions, ROC and AUC (Hanley-McNeil error),
+TPR at FPR 1e-2 and 1e-3 on the background (1e-4 on a large background when given; errors from
+both sample sizes), AUC in bins of leading-jet pT, flag rate and accept rate at 100 kHz against
+threshold, residuals on signal jets, and the fidelity/sensitivity trade-off against latent size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from consumer import anomaly, plotting
+from consumer.studies.common import Sample, load_model, residual_table, residual_values, run_model
+
+FPRS = (1e-2, 1e-3)
+LARGE_FPRS = (1e-2, 1e-3, 1e-4)
+PT_EDGES = (0.0, 150.0, 250.0, 400.0, 600.0, 900.0, 1400.0, 1.0e5)
+INPUT_RATE_HZ = 100e3
+
+
+def scores(model, sample: Sample) -> dict[str, np.ndarray]:
+    x = sample.take(model.variables)
+    _, reco, err = run_model(model, x)
+    return {"x": x, "reco": reco, "jet": err.astype(np.float64), "event": anomaly.event_scores(err, sample.counts)}
+
+
+def evaluate_model(model, background: Sample, signals: Mapping[str, Sample], large: Sample | None,
+                   pt_edges: Sequence[float]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Numbers for one model, and the raw score arrays (for plots)."""
+    b = scores(model, background)
+    arrays: dict[str, Any] = {"background": b, "signals": {}}
+    res: dict[str, Any] = {"latent_dim": model.latent_dim, "variables": model.variables,
+                           "background_residuals": residual_table(model.variables, b["x"], b["reco"]),
+                           "signals": {}}
+    lb = scores(model, large) if large is not None else None
+    for name, s in signals.items():
+        sg = scores(model, s)
+        arrays["signals"][name] = sg
+        row: dict[str, Any] = {}
+        for level in ("event", "jet"):
+            a = anomaly.auc(b[level], sg[level])
+            row[f"auc_{level}"] = a
+            row[f"auc_{level}_err"] = anomaly.auc_uncertainty(a, len(b[level]), len(sg[level]))
+        row["tpr"] = {f"{f:g}": anomaly.tpr_at_fpr(b["event"], sg["event"], f) for f in FPRS}
+        if lb is not None:
+            row["tpr_large_background"] = {f"{f:g}": anomaly.tpr_at_fpr(lb["event"], sg["event"], f)
+                                           for f in LARGE_FPRS}
+            row["auc_event_large_background"] = anomaly.auc(lb["event"], sg["event"])
+        row["auc_vs_leading_pt"] = anomaly.binned_auc(b["event"], sg["event"], background.leading_pt(),
+                                                      s.leading_pt(), list(pt_edges))
+        row["signal_residuals"] = residual_table(model.variables, sg["x"], sg["reco"])
+        row["n_events"] = s.n_events
+        res["signals"][name] = row
+    # flag rate against threshold on the background, with signal efficiencies
+    grid = np.quantile(b["event"][b["event"] > 0], 1 - np.logspace(-4, -0.05, 60)) if (b["event"] > 0).any() \
+        else np.array([0.0])
+    grid = np.unique(grid)
+    curve = anomaly.flag_rate_curve(b["event"], grid, INPUT_RATE_HZ)
+    res["flag_rate"] = {"threshold": curve["threshold"], "flag_fraction": curve["flag_fraction"],
+                        "accept_rate_hz_at_100khz": curve["accept_rate_hz"],
+                        "signal_efficiency": {n: anomaly.flag_rate_curve(sg["event"], grid)["flag_fraction"]
+                                              for n, sg in arrays["signals"].items()}}
+    res["accept_rate_table"] = [{"fpr": f, "threshold": anomaly.threshold_at_fpr(b["event"], f),
+                                 "accept_rate_hz_at_100khz": f * INPUT_RATE_HZ} for f in FPRS]
+    if lb is not None:
+        res["large_background"] = {"files": large.files, "n_events": large.n_events}
+        arrays["large"] = lb
+    return res, arrays
+
+
+def recommend(per_model: Mapping[str, Any], signals: Sequence[str] = ("zprime", "darkshower")) -> dict[str, Any]:
+    """The model with the largest worst-case per-event AUC over the given signals."""
+    have = [s for s in signals if all(s in r["signals"] for r in per_model.values())]
+    if not have or not per_model:
+        return {"model": None, "reason": "no zprime/darkshower signal evaluated"}
+    ranked = sorted(per_model, key=lambda m: min(per_model[m]["signals"][s]["auc_event"] for s in have), reverse=True)
+    best = ranked[0]
+    aucs = {s: per_model[best]["signals"][s]["auc_event"] for s in have}
+    return {"model": best, "signals": have, "auc_event": aucs, "goal": 0.95,
+            "meets_goal": all(a >= 0.95 for a in aucs.values()), "ranking": ranked}
+
+
+def run(background: Sample, signals: Mapping[str, Sample], model_dirs: Sequence[str], out_dir: str,
+        large_background: Sample | None = None, pt_edges: Sequence[float] = PT_EDGES,
+        compression_model: str | None = None) -> dict[str, Any]:
+    """Run study 3; return results with figure paths and a conclusion."""
+    from emulator.progress import Progress
+
+    results: dict[str, Any] = {"background": {"files": background.files, "n_events": background.n_events,
+                                              "n_jets": background.n_jets},
+                               "signals_info": {k: {"files": s.files, "n_events": s.n_events, "n_jets": s.n_jets}
+                                                for k, s in signals.items()},
+                               "input_rate_hz": INPUT_RATE_HZ, "models": {}, "skipped_models": {}, "figures": []}
+    arrays: dict[str, Any] = {}
+    with Progress(len(model_dirs), "study 3: models", unit="models") as bar:
+        for d in model_dirs:
+            model = load_model(d)
+            missing = [v for v in model.variables if v not in background.variables
+                       or any(v not in s.variables for s in signals.values())]
+            if missing:
+                results["skipped_models"][model.name] = f"samples lack variables {missing}"
+                bar.update(1)
+                continue
+            results["models"][model.name], arrays[model.name] = evaluate_model(
+                model, background, signals, large_background, pt_edges)
+            bar.update(1, model=model.name)
+    if not results["models"]:
+        results["conclusion"] = "No model could be evaluated: " + str(results["skipped_models"])
+        return results
+    results["recommendation"] = recommend(results["models"])
+    best = results["recommendation"]["model"] or next(iter(results["models"]))
+    results["figures"] += plots(results, arrays, best, compression_model, out_dir)
+    results["conclusion"] = conclusion(results)
+    return results
+
+
+def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compression_model: str | None,
+          out_dir: str) -> list[str]:
+    figs: list[str] = []
+    models = results["models"]
+    signal_names = list(next(iter(models.values()))["signals"])
+    a = arrays[best]
+    for level in ("jet", "event"):
+        samples = {"QCD background": a["background"][level]}
+        samples.update({n: s[level] for n, s in a["signals"].items()})
+        samples = {k: np.maximum(v, 1e-9) for k, v in samples.items()}
+        figs += plotting.histograms(samples, out_dir, f"s3_error_{level}_{best}",
+                                    f"{'per-jet error' if level == 'jet' else 'event score (max jet error)'}",
+                                    logx=True, extra=best)
+    for sig in signal_names:
+        series = []
+        for name, m_arr in arrays.items():
+            roc = anomaly.roc_curve(m_arr["background"]["event"], m_arr["signals"][sig]["event"])
+            keep = roc["fpr"] > 0
+            series.append({"x": roc["fpr"][keep], "y": roc["tpr"][keep],
+                           "label": f"{name} (AUC {models[name]['signals'][sig]['auc_event']:.3f})"})
+        figs += plotting.lines(series, out_dir, f"s3_roc_{sig}", "background efficiency (FPR, per event)",
+                               f"{sig} efficiency (TPR)", logx=True, extra=f"{sig} vs QCD, event score")
+    series = []
+    for sig in signal_names:
+        rows = models[best]["signals"][sig]["auc_vs_leading_pt"]
+        ok = [r for r in rows if r["auc"] == r["auc"]]
+        if ok:
+            series.append({"x": [0.5 * (r["low"] + min(r["high"], 3000)) for r in ok], "y": [r["auc"] for r in ok],
+                           "yerr": [r["auc_err"] for r in ok], "label": f"{sig} (inclusive "
+                           f"{models[best]['signals'][sig]['auc_event']:.3f})", "style": "o"})
+    if series:
+        figs += plotting.lines(series, out_dir, f"s3_auc_vs_leading_pt_{best}", "leading-jet pT [GeV]",
+                               "AUC in pT bin", logx=True, extra=best, hlines=(0.5,))
+    fr = models[best]["flag_rate"]
+    series = [{"x": fr["threshold"], "y": fr["accept_rate_hz_at_100khz"], "label": "QCD accept rate [Hz] at 100 kHz"}]
+    series += [{"x": fr["threshold"], "y": np.asarray(eff) * 1e5, "label": f"{n} efficiency x 1e5", "style": "--"}
+               for n, eff in fr["signal_efficiency"].items()]
+    figs += plotting.lines(series, out_dir, f"s3_flag_rate_{best}", "threshold on event score",
+                           "rate [Hz] / efficiency x 1e5", logx=True, logy=True, extra=best)
+    for name in dict.fromkeys([best, compression_model]):
+        if name is None or name not in arrays:
+            continue
+        m_arr = arrays[name]
+        variables = models[name]["variables"]
+        var = "pt" if "pt" in variables else variables[0]
+        i = variables.index(var)
+        samples = {"QCD background": residual_values(var, m_arr["background"]["x"][:, i],
+                                                     m_arr["background"]["reco"][:, i])}
+        samples.update({n: residual_values(var, s["x"][:, i], s["reco"][:, i]) for n, s in m_arr["signals"].items()})
+        width = max(plotting.core_half_width(v) for v in samples.values())
+        figs += plotting.histograms(samples, out_dir, f"s3_residual_{var}_signals_{name}",
+                                    f"jet {var} residual ({'relative' if var in ('pt', 'e', 'm') else 'absolute'})",
+                                    span=(-5 * width, 5 * width), extra=name)
+    figs += tradeoff_plot(models, out_dir)
+    return figs
+
+
+def tradeoff_plot(models: Mapping[str, Any], out_dir: str) -> list[str]:
+    """AUC and TPR@1e-2 against latent size k, with the pt residual width on a second axis."""
+    plotting.setup()
+    import matplotlib.pyplot as plt
+
+    names = sorted(models, key=lambda n: (models[n]["latent_dim"], n))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    signal_names = list(models[names[0]]["signals"])
+    for sig in signal_names:
+        ks = [models[n]["latent_dim"] for n in names]
+        ax.plot(ks, [models[n]["signals"][sig]["auc_event"] for n in names], "o-", label=f"AUC {sig}")
+        ax.plot(ks, [models[n]["signals"][sig]["tpr"]["0.01"]["tpr"] for n in names], "s:", label=f"TPR@1e-2 {sig}")
+    for n in names:
+        ax.annotate(n, (models[n]["latent_dim"], 0.02), rotation=90, fontsize=7, va="bottom")
+    ax.set_xlabel("latent size k")
+    ax.set_ylabel("AUC / TPR (per event)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(loc="center right", fontsize=8)
+    ax2 = ax.twinx()
+    widths = [models[n]["background_residuals"].get("pt", {}).get("core_half_width", np.nan) for n in names]
+    ax2.plot([models[n]["latent_dim"] for n in names], widths, "k^--", label="pt core half-width (QCD)")
+    ax2.set_yscale("log")
+    ax2.set_ylabel("pt residual core half-width")
+    ax2.legend(loc="lower right", fontsize=8)
+    plotting.label(ax, extra="fidelity vs sensitivity")
+    return plotting.save(fig, out_dir, "s3_tradeoff_k")
+
+
+def conclusion(results: Mapping[str, Any]) -> str:
+    models = results["models"]
+    rec = results["recommendation"]
+    parts = []
+    for name, r in models.items():
+        bits = []
+        for sig, row in r["signals"].items():
+            t2 = row["tpr"]["0.01"]
+            t3 = row["tpr"]["0.001"]
+            bits.append(f"{sig} AUC {row['auc_event']:.3f}±{row['auc_event_err']:.3f}, TPR@1e-2 "
+                        f"{t2['tpr']:.3f}±{t2['tpr_err']:.3f}, TPR@1e-3 {t3['tpr']:.3f}±{t3['tpr_err']:.3f}"
+                        + ("" if t3["reliable"] else " (1e-3 rests on <10 background events)"))
+            if "tpr_large_background" in row:
+                t4 = row["tpr_large_background"]["0.0001"]
+                bits[-1] += (f", TPR@1e-4 {t4['tpr']:.3f}±{t4['tpr_err']:.3f} on {t4['n_background']} background "
+                             f"events" + ("" if t4["reliable"] else " (unreliable: <10 background events above)"))
+        width = r["background_residuals"].get("pt", {}).get("core_half_width")
+        parts.append(f"{name} (k={r['latent_dim']}" + (f", pt width {width:.3g}" if width is not None else "")
+                     + "): " + "; ".join(bits) + ".")
+    if rec.get("model"):
+        aucs = ", ".join(f"{s} {a:.3f}" for s, a in rec["auc_event"].items())
+        best = models[rec["model"]]
+        binned = []
+        for s in rec["signals"]:
+            rows = [r for r in best["signals"][s]["auc_vs_leading_pt"] if r["auc"] == r["auc"]]
+            if rows:
+                binned.append(f"{s} " + ", ".join(f"{r['low']:.0f}-{r['high']:.0f} GeV: {r['auc']:.2f}" for r in rows))
+        verdict = ("meets the goal of per-event AUC >= 0.95 for both" if rec["meets_goal"] else
+                   "does NOT reach the goal of per-event AUC >= 0.95 for both; it is the closest of the shipped models")
+        parts.append(f"Recommended anomaly model: {rec['model']} (largest worst-case AUC: {aucs}); it {verdict}.")
+        if binned:
+            parts.append("AUC in leading-jet pT bins: " + "; ".join(binned) + ".")
+    if results["skipped_models"]:
+        parts.append(f"Skipped: {results['skipped_models']}.")
+    return " ".join(parts)
