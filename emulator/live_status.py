@@ -1,0 +1,120 @@
+"""The live status line of `aetrig run`, read from the stages' Prometheus /metrics endpoints.
+
+Once a second: events/s in and recorded, decision latency (p50/p99 over the last interval, from
+the sink's histogram bucket deltas), anomaly rate, in-flight batches and CPU per stage.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import urllib.request
+from collections.abc import Mapping
+
+from prometheus_client.parser import text_string_to_metric_families
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(url: str, timeout: float = 0.5) -> Samples | None:
+    """All samples of one /metrics endpoint as {(name, sorted labels): value}; None if unreachable."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    out: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = float(s.value)
+    return out
+
+
+def value(samples: Samples | None, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels`` (0 when absent)."""
+    if not samples:
+        return 0.0
+    want = set(labels.items())
+    return sum(v for (n, lab), v in samples.items() if n == name and want <= set(lab))
+
+
+def buckets(samples: Samples | None, name: str) -> list[tuple[float, float]]:
+    """Cumulative histogram buckets [(upper bound, count)] of ``name`` sorted by bound."""
+    if not samples:
+        return []
+    out = []
+    for (n, lab), v in samples.items():
+        if n == name + "_bucket":
+            le = dict(lab)["le"]
+            out.append((math.inf if le in ("+Inf", "inf") else float(le), v))
+    return sorted(out)
+
+
+def histogram_quantile(q: float, cumulative: list[tuple[float, float]]) -> float | None:
+    """Prometheus-style quantile with linear interpolation inside the bucket (None when empty)."""
+    if not cumulative or cumulative[-1][1] <= 0:
+        return None
+    rank = q * cumulative[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in cumulative:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            span = count - lower_count
+            return lower_bound + (bound - lower_bound) * ((rank - lower_count) / span if span > 0 else 1.0)
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def _fmt_seconds(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x * 1e3:.1f}ms" if x < 1 else f"{x:.2f}s"
+
+
+class LiveStatus:
+    """Keeps the previous scrape of each stage and renders the change since then."""
+
+    def __init__(self, urls: Mapping[str, str]):
+        self.urls = dict(urls)
+        self.prev: dict[str, Samples] = {}
+        self.prev_t = 0.0
+
+    def line(self) -> str:
+        now = time.monotonic()
+        cur = {name: scrape(url) for name, url in self.urls.items()}
+        dt = now - self.prev_t if self.prev_t else 0.0
+        prev = self.prev
+
+        def rate(stage_name: str | None, metric: str, **labels: str) -> float:
+            names = [stage_name] if stage_name else list(cur)
+            total = 0.0
+            for n in names:
+                if cur.get(n) is None or prev.get(n) is None:
+                    continue
+                total += value(cur[n], metric, **labels) - value(prev.get(n), metric, **labels)
+            return total / dt if dt > 0 else 0.0
+
+        sink = next((n for n in cur if n.startswith("sink")), None)
+        produced = rate("producer", "aetrig_events_total", stage="producer")
+        recorded = rate(sink, "aetrig_events_total", stage="sink") if sink else 0.0
+        encoded = rate(None, "aetrig_events_total", stage="encoder")
+        anomalies = rate(None, "aetrig_anomalies_total")
+        latency = "-"
+        if sink and cur.get(sink) is not None:
+            now_b = buckets(cur[sink], "aetrig_decision_latency_seconds")
+            old_b = dict(buckets(prev.get(sink), "aetrig_decision_latency_seconds"))
+            delta = [(b, c - old_b.get(b, 0.0)) for b, c in now_b]
+            latency = (f"{_fmt_seconds(histogram_quantile(0.5, delta))}/"
+                       f"{_fmt_seconds(histogram_quantile(0.99, delta))}")
+        inflight = value(cur.get("producer"), "aetrig_inflight_batches")
+        cpu = []
+        for n in cur:
+            c = rate(n, "process_cpu_seconds_total")
+            cpu.append(f"{n.replace('encoder-', 'enc')}:{100 * c:.0f}%")
+        anomaly_frac = anomalies / encoded if encoded > 0 else 0.0
+        self.prev = {k: (v if v is not None else self.prev.get(k)) for k, v in cur.items()}
+        self.prev_t = now
+        return (f"in {produced:,.0f}/s  rec {recorded:,.0f}/s  decision p50/p99 {latency}  "
+                f"anomalies {anomalies:,.1f}/s ({100 * anomaly_frac:.2f}%)  inflight {inflight:.0f}  "
+                f"cpu {' '.join(cpu)}")

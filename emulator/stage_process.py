@@ -1,0 +1,180 @@
+"""Stage processes for `aetrig run`: free loopback ports, launching, readiness, stopping.
+
+Each stage is a separate ``aetrig <stage> ...`` process (visible in ``ps``) in its own process
+group, so a Ctrl-C on the terminal reaches only `aetrig run`, which then stops the stages in
+order. On Linux each child also gets SIGTERM if `aetrig run` itself dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+_PR_SET_PDEATHSIG = 1
+_taken: set[int] = set()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free now (the OS picks it); never the same twice in this process."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _taken:
+            _taken.add(port)
+            return port
+    raise RuntimeError("no free port found")
+
+
+def aetrig_command(stage: str) -> list[str]:
+    """The command prefix for a stage: the installed ``aetrig`` script, else ``python -m emulator.cli``."""
+    script = Path(sys.executable).with_name("aetrig")
+    if script.is_file():
+        return [sys.executable, str(script), stage]
+    return [sys.executable, "-m", "emulator.cli", stage]
+
+
+def _child_setup() -> None:  # pragma: no cover - runs in the child
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+@dataclass
+class StageProcess:
+    """One stage: its command, log file, report path and metrics port."""
+
+    name: str
+    args: list[str]
+    log_path: Path
+    report_path: Path | None = None
+    metrics_port: int | None = None
+    proc: subprocess.Popen | None = None
+    _log: IO[bytes] | None = field(default=None, repr=False)
+    started_at: float = 0.0
+
+    @property
+    def stage(self) -> str:
+        return self.args[0]
+
+    @property
+    def metrics_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics" if self.metrics_port else None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in close_log once the child exits
+        cmd = aetrig_command(self.args[0]) + self.args[1:]
+        self._log.write(("$ " + " ".join(cmd) + "\n").encode())
+        self._log.flush()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                                     process_group=0, preexec_fn=_child_setup if sys.platform == "linux" else None)
+        self.started_at = time.monotonic()
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait up to ``timeout`` s; the exit code, or None if still running."""
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout: float) -> int | None:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL; returns the exit code."""
+        self.signal(signal.SIGTERM)
+        code = self.wait(timeout)
+        if code is None and self.alive():
+            print(f"aetrig run: {self.name} did not stop within {timeout:g} s, killing it", file=sys.stderr)
+            self.signal(signal.SIGKILL)
+            code = self.wait(5.0)
+        self.close_log()
+        return code
+
+    def close_log(self) -> None:
+        if self._log is not None and (self.proc is None or self.proc.poll() is not None):
+            self._log.close()
+            self._log = None
+
+    def ready(self, timeout: float) -> bool:
+        """Wait until the stage serves /metrics (or, without metrics, until it has run ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return False
+            if self.metrics_url is None:
+                time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+                continue
+            try:
+                with urllib.request.urlopen(self.metrics_url, timeout=0.5) as resp:
+                    if resp.status == 200:
+                        return True
+            except OSError:
+                time.sleep(0.1)
+        return self.alive() and self.metrics_url is None
+
+    def report(self) -> dict[str, Any] | None:
+        """The stage's --report JSON, or None when it wrote none (e.g. killed)."""
+        if self.report_path is None or not self.report_path.is_file():
+            return None
+        try:
+            return json.loads(self.report_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def log_tail(self, n: int = 15) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+
+def terminate_all(stages: list[StageProcess], timeout: float = 10.0) -> None:
+    """Last-resort cleanup: SIGTERM every live stage, then SIGKILL what remains."""
+    for stage in stages:
+        stage.signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for stage in stages:
+        stage.wait(max(0.0, deadline - time.monotonic()))
+        if stage.alive():
+            stage.signal(signal.SIGKILL)
+            stage.wait(5.0)
+        stage.close_log()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

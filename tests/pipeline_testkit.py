@@ -1,0 +1,86 @@
+"""Real stage processes for the pipeline reliability tests: sink, encoders and producer on loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from emulator import defaults
+from emulator.live_status import scrape, value
+from emulator.stage_process import StageProcess, free_port, terminate_all
+from emulator.summary import recording_counts
+
+READY_S = 60.0
+
+
+class Pipeline:
+    """Addresses and processes of one test pipeline; ``close()`` kills whatever is left."""
+
+    def __init__(self, tmp: Path, input_file: Path, model: Path | None = None):
+        self.tmp, self.input = tmp, input_file
+        self.model = model or defaults.default_model(announce=False)
+        self.out = tmp / "rec"
+        self.data = f"tcp://127.0.0.1:{free_port()}"
+        self.acks = f"tcp://127.0.0.1:{free_port()}"
+        self.scored = f"tcp://127.0.0.1:{free_port()}"
+        self.stages: list[StageProcess] = []
+
+    def _start(self, name: str, args: list[str]) -> StageProcess:
+        port = free_port()
+        stage = StageProcess(name, [*args, "--metrics-port", str(port), "--report", str(self.tmp / f"{name}.json")],
+                             self.tmp / f"{name}.log", self.tmp / f"{name}.json", port)
+        self.stages.append(stage)
+        stage.start()
+        assert stage.ready(READY_S), f"{name} did not start:\n{stage.log_tail()}"
+        return stage
+
+    def sink(self, name: str = "sink", *extra: str) -> StageProcess:
+        return self._start(name, ["sink", "--bind", self.scored, "--ack-connect", self.acks, "--out", str(self.out),
+                                  "--commit-ms", "100", *extra])
+
+    def encoder(self, name: str, *extra: str) -> StageProcess:
+        return self._start(name, ["encode", "--model", str(self.model), "--connect", self.data, "--sink", self.scored,
+                                  "--id", name, *extra])
+
+    def producer(self, *extra: str) -> StageProcess:
+        return self._start("producer", ["produce", "--input", str(self.input), "--bind", self.data,
+                                        "--ack-bind", self.acks, "--run-id", "0xabc123", *extra])
+
+    def metric(self, process: StageProcess, name: str, **labels: str) -> float:
+        return value(scrape(process.metrics_url), name, **labels)
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def finish(self, producer: StageProcess, timeout: float = 90.0) -> dict[str, Any]:
+        """Wait for the producer to end by itself, then SIGTERM the rest; the producer report."""
+        code = producer.wait(timeout)
+        assert code == 0, f"producer exit {code}:\n{producer.log_tail(30)}"
+        for stage in self.stages:
+            if stage is not producer and stage.alive():
+                stage.signal(signal.SIGTERM)
+        for stage in self.stages:
+            if stage is not producer and stage.returncode is None:
+                assert stage.wait(30.0) == 0, f"{stage.name} did not stop cleanly:\n{stage.log_tail()}"
+        return json.loads(producer.report_path.read_text())
+
+    def counts(self, produced: int | None) -> dict[str, int]:
+        return recording_counts(self.out, 0xABC123, produced)
+
+    def verify(self) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "emulator.cli", "verify", str(self.out)], capture_output=True,
+                              text=True, timeout=120)
+
+    def close(self) -> None:
+        terminate_all(self.stages, timeout=5.0)
