@@ -59,7 +59,9 @@ def cluster(towers: Towers, n_events: int, params: JetParams) -> tuple[np.ndarra
     """Cluster each event's towers; returns (event index per jet, constituents), jets ordered by event then pT."""
     import awkward as ak
     import fastjet
+    import fastjet._swig
 
+    fastjet._swig.ClusterSequence.set_fastjet_banner_stream(None)  # cited in the README and metadata instead
     counts = np.bincount(towers.event, minlength=n_events)
     pt = towers.pt
     px, py, pz = pt * np.cos(towers.phi), pt * np.sin(towers.phi), pt * np.sinh(towers.eta)
