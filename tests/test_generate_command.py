@@ -133,3 +133,12 @@ def test_writer_refuses_non_finite_values(tmp_path):
     columns["tau21"][1] = np.nan
     with pytest.raises(ValueError, match="jet_tau21"):
         writer.write(np.arange(2, dtype=np.uint64), np.array([1, 1]), columns)
+
+
+@pytest.mark.parametrize("process", ["ttbar", "zprime", "darkshower"])
+def test_signal_processes_initialise_and_write(tmp_path, process):
+    code, out = generate(tmp_path, f"{process}.root", "--process", process, "--events", "4", "--seed", "31")
+    assert code == 0
+    arrays, meta, _ = read(out)
+    assert meta["process"] == process and len(arrays["event_number"]) == 4
+    assert all(np.all(np.isfinite(np.concatenate(arrays[f"jet_{n}"]))) for n in VARIABLES)
