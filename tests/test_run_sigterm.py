@@ -1,0 +1,65 @@
+"""`aetrig run` as a real process: SIGTERM gives a clean drain, closed files, a summary and exit 0."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from producer_testdata import make_ntuple
+
+from emulator.stage_process import pid_alive
+
+
+def _run(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "emulator.cli", "run", "--input", str(tmp_path / "in.root"),
+                             "--out", str(tmp_path / "run"), "--status-interval", "0.5", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.timeout(150)
+def test_sigterm_to_run_drains_and_summarises(tmp_path: Path) -> None:
+    make_ntuple(tmp_path / "in.root", 5000, seed=141)
+    proc = _run(tmp_path, "--rate", "5000", "--loops", "0", "--encoders", "1")
+    run_json = tmp_path / "run" / "run.json"
+    try:
+        deadline = time.monotonic() + 60
+        while not run_json.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert run_json.exists(), proc.communicate(timeout=5)
+        pids = {s["name"]: s["pid"] for s in json.loads(run_json.read_text())["stages"]}
+        assert set(pids) == {"sink", "encoder-0", "producer"} and all(pid_alive(p) for p in pids.values())
+        time.sleep(3.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out + err
+    assert not any(pid_alive(p) for p in pids.values())
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    ev = summary["events"]
+    assert ev["produced"] > 5000 and ev["recorded"] == ev["produced"]
+    assert ev["lost"] == 0 and ev["duplicates_recorded"] == 0 and ev["encoded"] >= ev["produced"]
+    assert summary["latency_seconds"]["decision"]["p50"] > 0
+    producer = json.loads((tmp_path / "run" / "reports" / "producer.json").read_text())
+    assert producer["stop_reason"] == "SIGTERM" and producer["drained"]
+    for name in ("sink", "encoder-0"):
+        assert json.loads((tmp_path / "run" / "reports" / f"{name}.json").read_text())["stopped_by"] == "SIGTERM"
+    assert "summary:" in out and (tmp_path / "run" / "logs" / "sink.log").stat().st_size > 0
+    verify = subprocess.run([sys.executable, "-m", "emulator.cli", "verify", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+@pytest.mark.timeout(120)
+def test_run_with_a_stage_that_cannot_start_fails_clearly(tmp_path: Path) -> None:
+    make_ntuple(tmp_path / "in.root", 100, seed=142)
+    proc = _run(tmp_path, "--model", str(tmp_path / "no-such-model"), "--events", "100")
+    _, err = proc.communicate(timeout=100)
+    assert proc.returncode == 1
+    assert "encoder-0 did not start" in err and "could not start the pipeline" in err

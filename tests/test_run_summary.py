@@ -1,0 +1,96 @@
+"""Run summary merge and the live status line (real Prometheus endpoints served in the test)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+from producer_testdata import free_port
+from prometheus_client import start_http_server
+
+from emulator.live_status import LiveStatus, buckets, histogram_quantile, scrape, value
+from emulator.metrics import LATENCY_BUCKETS, make_metrics
+from emulator.summary import merge
+
+DESIGN_KEYS = {
+    "events": {"produced", "encoded", "recorded", "flagged", "dropped", "lost", "duplicates_discarded",
+               "duplicates_recorded"},
+    "batches": {"sent", "resent"},
+}
+
+
+def test_merge_has_exactly_the_design_keys_and_sums_stages() -> None:
+    producer = {"produced": 1000, "batches_sent": 10, "batches_resent": 2, "dropped": 5, "duration_s": 4.0,
+                "rejected": {"bad_header": 1}}
+    encoders = [{"events": 600, "rejected": {"non_finite": 2, "bad_header": 0}}, {"events": 500}]
+    sink = {"duplicates_discarded": 100, "rejected": {"non_finite": 1},
+            "latency_seconds": {"decision": {"p50": 0.001, "p90": 0.002, "p99": 0.005, "p999": 0.01, "mean": 1},
+                                "commit": {"p50": 0.1, "p90": 0.2, "p99": 0.3, "p999": 0.4}}}
+    s = merge(producer, encoders, sink, {"recorded": 1000, "flagged": 3, "duplicates_recorded": 0, "lost": 0})
+    assert set(s) == {"events", "batches", "rejected", "throughput_events_per_s", "latency_seconds"}
+    assert set(s["events"]) == DESIGN_KEYS["events"] and set(s["batches"]) == DESIGN_KEYS["batches"]
+    assert s["events"] == {"produced": 1000, "encoded": 1100, "recorded": 1000, "flagged": 3, "dropped": 5,
+                           "lost": 0, "duplicates_discarded": 100, "duplicates_recorded": 0}
+    assert s["batches"] == {"sent": 10, "resent": 2}
+    assert s["rejected"] == {"bad_header": 1, "non_finite": 3}
+    assert s["throughput_events_per_s"] == 250.0
+    assert s["latency_seconds"]["decision"] == {"p50": 0.001, "p90": 0.002, "p99": 0.005, "p999": 0.01}
+    json.dumps(s)
+
+
+def test_merge_without_reports_of_killed_stages() -> None:
+    s = merge(None, [], None, {"recorded": 0, "flagged": 0, "duplicates_recorded": 0, "lost": 0})
+    assert s["events"]["produced"] == 0 and s["latency_seconds"]["commit"]["p99"] is None
+
+
+def test_histogram_quantile_matches_interpolated_numpy() -> None:
+    rng = np.random.default_rng(5)
+    data = rng.exponential(0.004, 20000)
+    bounds = [*LATENCY_BUCKETS, math.inf]
+    cumulative = [(b, float(np.count_nonzero(data <= b))) for b in bounds]
+    for q in (0.5, 0.9, 0.99):
+        est = histogram_quantile(q, cumulative)
+        exact = float(np.quantile(data, q))
+        i = next(k for k, b in enumerate(bounds) if b >= exact)
+        lo = bounds[i - 1] if i else 0.0
+        assert lo <= est <= bounds[i], (q, est, exact)  # within the bucket holding the exact quantile
+    assert histogram_quantile(0.5, []) is None
+
+
+def test_live_status_reads_real_metrics_endpoints() -> None:
+    regs = {name: make_metrics() for name in ("producer", "encoder-0", "sink")}
+    urls = {}
+    for name, m in regs.items():
+        port = free_port()
+        start_http_server(port, addr="127.0.0.1", registry=m.registry)
+        urls[name] = f"http://127.0.0.1:{port}/metrics"
+    samples = scrape(urls["sink"])
+    assert value(samples, "aetrig_events_total", stage="sink") == 0  # pre-created label reads 0
+    assert scrape("http://127.0.0.1:1/metrics") is None
+    status = LiveStatus(urls)
+    status.line()
+    regs["producer"].events.labels(stage="producer").inc(5000)
+    regs["encoder-0"].events.labels(stage="encoder").inc(4000)
+    regs["encoder-0"].anomalies.inc(40)
+    regs["sink"].events.labels(stage="sink").inc(3000)
+    for _ in range(100):
+        regs["sink"].decision_latency.observe(0.003)
+    regs["producer"].inflight_batches.set(7)
+    time.sleep(0.5)
+    line = status.line()
+    dt_rate = float(line.split("in ")[1].split("/s")[0].replace(",", ""))
+    assert 5000 / 1.5 < dt_rate < 5000 / 0.45
+    assert "inflight 7" in line and "(1.00%)" in line
+    p50 = line.split("decision p50/p99 ")[1].split("/")[0]
+    assert p50.endswith("ms") and 2.5 <= float(p50[:-2]) <= 5.0
+    assert len(buckets(scrape(urls["sink"]), "aetrig_decision_latency_seconds")) == len(LATENCY_BUCKETS) + 1
+
+
+@pytest.mark.parametrize("argv", [["--encoders", "0"]])
+def test_run_rejects_bad_arguments(argv: list[str]) -> None:
+    from emulator import cli
+
+    assert cli.main(["run", *argv]) == 2
