@@ -6,6 +6,7 @@ label value so that they read 0 instead of being absent.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -14,6 +15,8 @@ from prometheus_client.process_collector import ProcessCollector
 from emulator.wire import REJECT_REASONS
 
 STAGES = ("producer", "encoder", "sink")
+#: environment variable with the address /metrics binds to (deploy files set 0.0.0.0)
+METRICS_HOST_ENV = "AETRIG_METRICS_HOST"
 
 #: 10 microseconds to 10 seconds, roughly 1-2.5-5 per decade.
 LATENCY_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
@@ -72,9 +75,12 @@ def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
     return m
 
 
-def start_metrics(port: int | None, host: str = "127.0.0.1") -> Metrics:
-    """Create the metrics and, when ``port`` is given (0 = none), serve them on http://host:port/metrics."""
+def start_metrics(port: int | None, host: str | None = None) -> Metrics:
+    """Create the metrics and, when ``port`` is given (0 = none), serve them on http://host:port/metrics.
+
+    ``host`` defaults to $AETRIG_METRICS_HOST, else 127.0.0.1 (containers set 0.0.0.0 to be scraped).
+    """
     metrics = make_metrics()
     if port:
-        start_http_server(port, addr=host, registry=metrics.registry)
+        start_http_server(port, addr=host or os.environ.get(METRICS_HOST_ENV, "127.0.0.1"), registry=metrics.registry)
     return metrics
