@@ -67,7 +67,8 @@ def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str
     search = [os.getcwd(), str(REPO)]
     if recording_dir is not None:
         search += [str(recording_dir), str(Path(recording_dir).parent)]
-    joined = join_decoded(events, manifests, variables, search)
+    raw_vars = [f[len("raw_jet_"):] for f in events.fields if f.startswith("raw_jet_")]
+    joined = join_decoded(events, manifests, list(dict.fromkeys([*variables, *raw_vars])), search)
     n_dec = ak.to_numpy(ak.num(events[f"jet_{variables[0]}"], axis=1))
     n_in = ak.to_numpy(ak.num(joined[variables[0]], axis=1))
     if not np.array_equal(n_dec, n_in):
@@ -101,7 +102,7 @@ def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str
     if latent_names:
         latent = np.stack([ak.to_numpy(ak.flatten(events[n])) for n in latent_names], axis=1)
         plots += plotting.latent_pairs(latent, out_dir)
-    raw_check = raw_passthrough(events, joined, variables)
+    raw_check = raw_passthrough(events, joined, raw_vars)
     result = {"decoded": str(decoded_path), "model": model, "n_events": len(events), "n_jets": int(n_dec.sum()),
               "stats": stats, "residual_correlation": {"variables": variables, "matrix": matrix.tolist()},
               "raw_passthrough": raw_check, "plots": plots}
@@ -111,7 +112,7 @@ def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str
 
 
 def raw_passthrough(events: ak.Array, joined: ak.Array, variables: list[str]) -> dict[str, Any]:
-    """Compare raw columns of flagged events with the joined inputs bit for bit."""
+    """Compare the raw columns ``variables`` of flagged events with the joined inputs bit for bit."""
     flagged = np.asarray(events["flag"]).astype(bool)
     out: dict[str, Any] = {"flagged_events": int(flagged.sum()), "variables": {}}
     for v in variables:
