@@ -32,7 +32,8 @@ def setup() -> None:
 
     plt.style.use(mplhep.style.ATLAS)
     plt.rcParams.update({"figure.figsize": (7, 5.5), "font.size": 13, "axes.labelsize": 14,
-                         "legend.fontsize": 11, "savefig.dpi": 110})
+                         "legend.fontsize": 11, "savefig.dpi": 110,
+                         "axes.formatter.limits": (-4, 6)})
     _STYLE_SET = True
 
 

@@ -34,7 +34,9 @@ def evaluate_model(model, background: Sample, signals: Mapping[str, Sample], lar
     """Numbers for one model, and the raw score arrays (for plots)."""
     b = scores(model, background)
     arrays: dict[str, Any] = {"background": b, "signals": {}}
+    arch = model.card.get("architecture", {})
     res: dict[str, Any] = {"latent_dim": model.latent_dim, "variables": model.variables,
+                           "family": f"{arch.get('kind', 'ae')} on {len(model.variables)} variables",
                            "background_residuals": residual_table(model.variables, b["x"], b["reco"]),
                            "signals": {}}
     lb = scores(model, large) if large is not None else None
@@ -182,21 +184,31 @@ def tradeoff_plot(models: Mapping[str, Any], out_dir: str) -> list[str]:
     import matplotlib.pyplot as plt
 
     names = sorted(models, key=lambda n: (models[n]["latent_dim"], n))
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(9, 6))
     signal_names = list(models[names[0]]["signals"])
-    for sig in signal_names:
-        ks = [models[n]["latent_dim"] for n in names]
-        ax.plot(ks, [models[n]["signals"][sig]["auc_event"] for n in names], "o-", label=f"AUC {sig}")
-        ax.plot(ks, [models[n]["signals"][sig]["tpr"]["0.01"]["tpr"] for n in names], "s:", label=f"TPR@1e-2 {sig}")
+    families: dict[str, list[str]] = {}
+    for n in names:
+        families.setdefault(models[n].get("family", n), []).append(n)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = "osD^vP*X"
+    ax2 = ax.twinx()
+    for fi, (fam, members) in enumerate(families.items()):
+        ks = [models[n]["latent_dim"] for n in members]
+        for si, sig in enumerate(signal_names):
+            ax.plot(ks, [models[n]["signals"][sig]["auc_event"] for n in members], marker=markers[fi % len(markers)],
+                    linestyle="-", color=colours[si % len(colours)], label=f"AUC {sig} ({fam})")
+            ax.plot(ks, [models[n]["signals"][sig]["tpr"]["0.01"]["tpr"] for n in members],
+                    marker=markers[fi % len(markers)], linestyle=":", color=colours[si % len(colours)],
+                    fillstyle="none", label=f"TPR@FPR 1e-2 {sig} ({fam})")
+        widths = [models[n]["background_residuals"].get("pt", {}).get("core_half_width", np.nan) for n in members]
+        ax2.plot(ks, widths, marker=markers[fi % len(markers)], linestyle="--", color="black",
+                 label=f"pt core half-width ({fam})")
     for n in names:
         ax.annotate(n, (models[n]["latent_dim"], 0.02), rotation=90, fontsize=7, va="bottom")
     ax.set_xlabel("latent size k")
     ax.set_ylabel("AUC / TPR (per event)")
     ax.set_ylim(0, 1.05)
-    ax.legend(loc="center right", fontsize=8)
-    ax2 = ax.twinx()
-    widths = [models[n]["background_residuals"].get("pt", {}).get("core_half_width", np.nan) for n in names]
-    ax2.plot([models[n]["latent_dim"] for n in names], widths, "k^--", label="pt core half-width (QCD)")
+    ax.legend(loc="center left", fontsize=7)
     ax2.set_yscale("log")
     ax2.set_ylabel("pt residual core half-width")
     ax2.legend(loc="lower right", fontsize=8)
