@@ -10,7 +10,9 @@ it is full the loop waits (or, with ``drop_on_overload``, drops and counts the b
 from __future__ import annotations
 
 import itertools
+import queue
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -59,6 +61,44 @@ def event_source(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[st
                     return
         if seen == 0:
             return  # empty input: looping forever would spin
+
+
+def prefetch(items: Iterator[EventBlock], depth: int = 2) -> Iterator[EventBlock]:
+    """Run ``items`` in a background thread, ``depth`` blocks ahead, so reading never stalls the pacing.
+
+    Exceptions of the reader are re-raised here. Closing this generator stops the thread.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=work, name="producer-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 class Replayer:
@@ -250,7 +290,7 @@ class Replayer:
         """Replay until a stop condition, drain, and return the report."""
         if self.push is None:
             self.open()
-        source = event_source(self.files, self.spec, self.variables, self.cfg.loops, self.cfg.max_events)
+        source = prefetch(event_source(self.files, self.spec, self.variables, self.cfg.loops, self.cfg.max_events))
         first = next(source, None)  # read the first chunk before the clock starts
         self.t0 = self._last_status = time.monotonic()
         wall0 = time.time()
@@ -268,6 +308,7 @@ class Replayer:
             if self.stop_reason is None:
                 self.stop_reason = "max_events" if self.cfg.max_events and self.produced >= self.cfg.max_events \
                     else "input_exhausted"
+        source.close()  # stops the reader thread
         t_stop = time.monotonic()
         drained = self.drain()
         report = self.report(t_stop, time.monotonic(), wall0, drained)
