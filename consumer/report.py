@@ -40,6 +40,8 @@ class ReportConfig:
     max_events_large: int | None = None
     studies: tuple[int, ...] = (1, 2, 3)
     quick: bool = False
+    generate_large: int = 0  # events of QCD background to generate for TPR at 1e-4 (0 = no)
+    generate_seed: int = 931
 
     def resolve_defaults(self) -> None:
         if not self.signals:
@@ -76,12 +78,29 @@ def pick_compression_model(dirs: Sequence[str], wanted: str | None) -> str:
     return dirs[0]
 
 
+def generate_background(n_events: int, seed: int, out_dir: str, jobs: int = 2) -> str:
+    """Generate a QCD background with `aetrig generate` (reused when it already exists); return its path."""
+    import subprocess
+
+    path = os.path.join(out_dir, "samples", f"qcd_{n_events}_seed{seed}.root")
+    if os.path.isfile(path):
+        return path
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    cmd = [sys.executable, "-m", "emulator.cli", "generate", "--process", "qcd", "--events", str(n_events),
+           "--seed", str(seed), "--jobs", str(jobs), "--out", path]
+    print("report: generating the large background: " + " ".join(cmd[2:]), file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True)
+    return path
+
+
 def run_report(cfg: ReportConfig) -> dict[str, Any]:
     """Run the selected studies, write the report, return the results dict."""
     from consumer.studies import study_anomaly, study_generalisation, study_precompression
 
-    cfg.resolve_defaults()
     os.makedirs(cfg.out, exist_ok=True)
+    if cfg.generate_large:
+        cfg.large_background = [generate_background(cfg.generate_large, cfg.generate_seed, cfg.out)]
+    cfg.resolve_defaults()
     fig_dir = os.path.join(cfg.out, "figures")
     t0 = time.perf_counter()
     dirs = model_dirs(cfg.models)

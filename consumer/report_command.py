@@ -19,6 +19,7 @@ aetrig report --out report_full --background /work/data/qcd_test_50k.root \\
 aetrig report --signal myexotic=/data/exotic_*.root --tree CollectionTree --unit MeV \\
   --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt --branch-map eta=AntiKt4EMTopoJetsAuxDyn.eta --derive-e
 aetrig report --studies 3 --models AE_3D_200_ptetaphie wide_k6 --max-events 5000
+aetrig report --studies 3 --generate-large-background 200000 --out report_1e4
 """
 
 
@@ -46,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="large background for TPR at FPR 1e-4 (default $AETRIG_DATA/qcd_test_50k.root if present)",
     )
+    parser.add_argument("--generate-large-background", type=int, default=0, metavar="N",
+                        help="generate N QCD events (aetrig generate, seed --generate-seed) as the large background")
+    parser.add_argument("--generate-seed", type=int, default=931, help="seed for --generate-large-background")
     parser.add_argument("--models", nargs="+", metavar="NAME_OR_DIR", help="models (default: all in models/zoo)")
     parser.add_argument(
         "--compression-model",

@@ -177,6 +177,22 @@ def write_json(path: str | Path, data: Any) -> None:
         json.dump(clean(data), f, indent=1)
 
 
+def perf_cycles_supported() -> bool:
+    """Whether ``perf stat -e cycles`` counts cycles here (it reports <not supported> in most VMs)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("perf") is None:
+        return False
+    try:
+        out = subprocess.run(["perf", "stat", "-x,", "-e", "cycles", "true"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    first = (out.stderr.strip().splitlines() or [""])[0]
+    return out.returncode == 0 and first.split(",")[0].strip().isdigit()
+
+
 def cpu_mhz() -> tuple[float, str]:
     """Nominal core clock in MHz and where it came from (/proc/cpuinfo 'cpu MHz')."""
     try:

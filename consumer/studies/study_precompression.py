@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from consumer import codecs, plotting
-from consumer.studies.common import Sample, cpu_mhz, load_model, residual_table, run_model
+from consumer.studies.common import Sample, cpu_mhz, load_model, perf_cycles_supported, residual_table, run_model
 
 INPUT_SCHEMES = ("float32", "m16", "m12", "m10", "float16", "m8", "bfloat16", "m5", "m3")
 LATENT_SCHEMES = ("float32", "m16", "m12", "m10", "float16", "m8", "bfloat16", "m5")
@@ -200,8 +200,11 @@ def cpu_cost(model, x: np.ndarray, batch_sizes: Sequence[int], codec_list: Seque
             cpu, wall = _timed(lambda comp=comp, packed=packed, raw=raw: [comp.decompress(p, len(b))
                                                                  for p, b in zip(packed, raw, strict=True)])
             record(f"{codec.name} decompress", batch, cpu, wall, jets)
+    perf = perf_cycles_supported()
     return {"clock_mhz": mhz, "clock_source": clock_source,
-            "cycles_method": "process CPU seconds x clock (perf stat cycle counters are not supported here)",
+            "cycles_method": "process CPU seconds x nominal clock; perf stat cycle counters "
+                             + ("exist here but were not used" if perf else "are not supported on this machine"),
+            "perf_cycles_supported": perf,
             "threads": 1, "variables": model.variables, "rows": rows}
 
 
