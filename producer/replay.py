@@ -147,6 +147,10 @@ class Replayer:
         for sock in (self.push, self.acks):
             if sock is not None:
                 sock.close(0)
+        if self.cfg.curve_keys:
+            from emulator.curve import stop_authenticators
+
+            stop_authenticators(self.ctx)
 
     def request_stop(self, reason: str = "signal") -> None:
         if self.stop_reason is None:

@@ -150,3 +150,26 @@ def test_missing_branch_exits_2_naming_it(tmp_path: Path) -> None:
     proc, *_ = _start(tmp_path, "--input", str(tmp_path / "in.root"), "--columns", "pt,phi")
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "'jet_phi'" in err and "in.root" in err
+
+
+def test_curve_keys_encrypt_and_authenticate_both_producer_sockets(tmp_path: Path) -> None:
+    from emulator.curve import generate_keys, secure_socket
+
+    keys = generate_keys(tmp_path / "keys")
+    make_ntuple(tmp_path / "in.root", 500)
+    proc, data, acks = _start(tmp_path, "--input", str(tmp_path / "in.root"), "--rate", "0",
+                              "--events-per-message", "100", "--curve-keys", str(keys), "--drain-timeout", "5")
+    ctx = zmq.Context()
+    pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    for s in (pull, push):
+        s.setsockopt(zmq.LINGER, 0)
+        secure_socket(s, keys, "client")
+    pull.connect(data)
+    push.connect(acks)
+    try:
+        batches = _collect(proc, pull, push)
+    finally:
+        ctx.destroy(0)
+    assert proc.returncode == 0, proc.stderr.read()
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert sum(b.n_events for b in batches) == 500 and report["drained"] and report["batches_resent"] == 0
