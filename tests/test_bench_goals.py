@@ -82,7 +82,8 @@ def test_run_summary_headline_and_scan_point() -> None:
     lossy = headline({**summary, "events": {**summary["events"], "recorded": 990, "lost": 10}}, 10.0)
     assert lossy["zero_loss"] is False
     assert is_saturated({**p, "achieved_hz": 90_000.0})
-    assert achieved_rate({"summary": {"producer": {"achieved_rate_hz": 1234.0}}}) == 1234.0
+    assert achieved_rate({"producer": {"achieved_rate_hz": 1234.0}, "events_per_s": 1.0}) == 1234.0
+    assert achieved_rate({"producer": {}, "events_per_s": 99.0}) == 99.0
 
 
 def test_stage_of_argv() -> None:

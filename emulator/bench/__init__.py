@@ -1,1 +1,1 @@
-"""`aetrig bench`: throughput, latency, CPU cost and memory of the encoder in-process, as a service and in the pipeline."""
+"""`aetrig bench`: throughput, latency, CPU cost and memory of the encoder in-process, as a service, in the pipeline."""

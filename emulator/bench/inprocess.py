@@ -20,8 +20,9 @@ from emulator.bench.data import batches
 BATCH_SIZES = tuple(2**i for i in range(14))
 
 
-def ort_session(path: str | Path, threads: int = 1):
-    """An ONNX Runtime session as the encoder service runs it: explicit threads, spinning off."""
+def ort_session(model: str | Path | bytes, threads: int = 1):
+    """An ONNX Runtime session (from a path or serialised bytes) as the service runs it: explicit threads,
+    spinning off."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -31,7 +32,8 @@ def ort_session(path: str | Path, threads: int = 1):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
 
 
 def time_calls(fn: Callable[[np.ndarray], object], x: np.ndarray, size: int, budget_s: float,

@@ -30,6 +30,8 @@ class PipelineConfig:
     extra: list[str] = field(default_factory=list)
     sample_every_s: float = 0.5
     nice: int = 0
+    profile: bool = False
+    profile_after_s: float = 4.0
 
     def args(self) -> list[str]:
         a = ["run", "--duration", f"{self.duration_s:g}", "--rate", f"{self.rate_hz:g}",
@@ -91,12 +93,15 @@ def run_pipeline(cfg: PipelineConfig, timeout_s: float | None = None) -> dict:
     cpu_last: dict = {}
     deadline = t0 + (timeout_s or cfg.duration_s + 120)
     timed_out = False
+    profilers: dict = {}
     while proc.poll() is None:
         if time.monotonic() > deadline:
             timed_out = True
             procs.stop(proc, timeout=30)
             break
         _sample(proc.pid, t0, series, cpu_last)
+        if cfg.profile and not profilers and time.monotonic() - t0 >= cfg.profile_after_s:
+            profilers = _attach_profilers(cfg, series)
         time.sleep(cfg.sample_every_s)
     wall = time.monotonic() - t0
     result: dict = {"command": "aetrig " + " ".join(args), "exit_code": proc.returncode, "wall_s": wall,
@@ -109,6 +114,11 @@ def run_pipeline(cfg: PipelineConfig, timeout_s: float | None = None) -> dict:
                            + "\n".join(tail))
     summary = json.loads(summary_path.read_text())
     result["summary"] = summary
+    result["stage_exit_codes"] = _read_json(cfg.out_dir / "run.json").get("exit_codes")
+    prod = _read_json(cfg.out_dir / "reports" / "producer.json")
+    result["producer"] = {k: prod.get(k) for k in ("produced", "jets", "achieved_rate_hz", "declared_rate_hz",
+                                                   "send_duration_s", "schedule_lag_s", "batches_sent",
+                                                   "batches_resent", "dropped", "stop_reason")}
     cpu_by_stage: dict[str, float] = {}
     for key, cpu in cpu_last.items():
         stage = series[key]["stage"]
@@ -116,7 +126,26 @@ def run_pipeline(cfg: PipelineConfig, timeout_s: float | None = None) -> dict:
     result["cpu_seconds_by_stage"] = cpu_by_stage
     result["process_series"] = series
     result.update(headline(summary, cfg.duration_s))
+    jets, send_s = prod.get("jets"), prod.get("send_duration_s")
+    result["jets_per_s"] = stats.ratio(jets, send_s)
+    if profilers:
+        result["profiles"] = {key: p.finish() for key, p in profilers.items()}
     return result
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _attach_profilers(cfg: PipelineConfig, series: dict) -> dict:
+    """py-spy on every stage process for most of the rest of the run (it must end before the stage does)."""
+    from emulator.bench.profile import Profiler
+
+    seconds = max(1.0, cfg.duration_s - cfg.profile_after_s - 1.0)
+    return {key: Profiler(s["pid"], seconds, cfg.out_dir / f"profile-{key}.txt") for key, s in series.items()}
 
 
 def headline(summary: dict, duration_s: float) -> dict:

@@ -16,6 +16,7 @@ from typing import Any
 from emulator.bench import goals, stats
 from emulator.bench.cycles import clock_hz
 from emulator.bench.data import load_sample
+from emulator.bench.flops import gemm_peak, macs_per_jet
 from emulator.bench.inprocess import bench_onnx, bench_torch, torch_scorer
 from emulator.bench.machine import describe
 from emulator.bench.pipeline import PipelineConfig, run_pipeline
@@ -81,8 +82,8 @@ class Bench:
         r["command"] = command
         r["quick"] = self.quick
         r["machine"] = describe()
-        r["model"] = {"name": self.model.name, "path": str(self.model.path), "variables": self.model.variables,
-                      "latent_dim": self.model.latent_dim, "version": self.model.version}
+        r["machine"]["gemm_peak"] = gemm_peak(self.hz, budget_s=0.5 if self.quick else 2.0)
+        r["model"] = self.describe_model(self.model)
         s = self.sample(self.model.variables)
         r["sample"] = {"path": str(self.sample_path), "events": s.n_events, "jets": s.n_jets,
                        "jets_per_event": s.jets_per_event}
@@ -98,6 +99,14 @@ class Bench:
         self.step("soak", self.run_soak)
         goals.fill(r)
         return r
+
+    def describe_model(self, model) -> dict[str, Any]:
+        """Name, variables and the arithmetic floor: MACs per jet over the measured Gemm peak."""
+        macs = macs_per_jet(model.scorer_path)
+        peak = self.results["machine"]["gemm_peak"]["macs_per_cycle"]
+        return {"name": model.name, "path": str(model.path), "variables": model.variables,
+                "latent_dim": model.latent_dim, "version": model.version, "macs_per_jet": macs,
+                "cycles_per_jet_floor_at_gemm_peak": macs / peak}
 
     def run_inprocess(self) -> None:
         x = self.sample(self.model.variables).matrix(self.model.variables)
@@ -158,8 +167,7 @@ class Bench:
         s = self.sample(wide.variables)
         rows = [self._service(wide, size, max(1, round(size / s.jets_per_event)), "wide") for size in
                 self.plan.wide_sizes]
-        self.results["wide"] = {"model": wide.name, "path": str(wide.path), "variables": wide.variables,
-                                "latent_dim": wide.latent_dim, "by_batch": rows}
+        self.results["wide"] = {**self.describe_model(wide), "by_batch": rows}
 
     def run_pipeline_max(self) -> None:
         runs = []
@@ -169,7 +177,6 @@ class Bench:
                 cfg = self.pipeline_config(self.out / "runs" / f"max-{n}enc", rate_hz=0.0, encoders=n,
                                            duration_s=self.plan.pipeline_duration_s)
                 res = run_pipeline(cfg)
-                res["jets_per_s"] = (res["events_per_s"] or 0) * jpe or None
                 res.pop("process_series", None)
                 runs.append(res)
                 self.log(f"  pipeline {n} encoder(s): {res['events_per_s'] or 0:,.0f} events/s, "

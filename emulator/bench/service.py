@@ -35,6 +35,7 @@ class ServiceConfig:
     threshold_args: list[str] = field(default_factory=lambda: ["--fpr", "1e-3"])
     use_perf: bool = False
     clock_hz: float | None = None
+    profile: bool = False
 
 
 class Feeder(threading.Thread):
@@ -137,6 +138,12 @@ def _measure(cfg: ServiceConfig, proc, pull: zmq.Socket, metrics_port: int) -> d
         _receive(pull, tally)
     cpu = CpuWindow(proc.pid, cfg.use_perf)
     m0 = procs.scrape(metrics_port)
+    profiler = None
+    if cfg.profile:
+        from emulator.bench.profile import Profiler
+
+        tag = f"b{cfg.max_batch_jets}-e{cfg.events_per_message}"
+        profiler = Profiler(proc.pid, cfg.duration_s, cfg.log_dir / f"profile-encoder-{tag}.txt")
     cpu.start()
     start = {k: (len(v) if isinstance(v, list) else v) for k, v in tally.items()}
     t0 = time.perf_counter()
@@ -146,7 +153,8 @@ def _measure(cfg: ServiceConfig, proc, pull: zmq.Socket, metrics_port: int) -> d
     wall = time.perf_counter() - t0
     cpu_res = cpu.stop()
     m1 = procs.scrape(metrics_port)
-    return {"tally": tally, "start": start, "wall_s": wall, "cpu": cpu_res, "m0": m0, "m1": m1,
+    profile = profiler.finish() if profiler else None
+    return {"profile": profile, "tally": tally, "start": start, "wall_s": wall, "cpu": cpu_res, "m0": m0, "m1": m1,
             "events_window": tally["events"] - start["events"], "jets_window": tally["jets"] - start["jets"]}
 
 
@@ -190,4 +198,6 @@ def _summarise(cfg: ServiceConfig, window: dict, feeder: Feeder, received_events
         "sent_events": feeder.sent_events, "received_events": received_events,
         "lost_events": feeder.sent_events - received_events, "rejected_messages": rejected,
     }
+    if window.get("profile"):
+        out["profile_encoder"] = window["profile"]
     return out

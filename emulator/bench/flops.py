@@ -1,0 +1,70 @@
+"""Arithmetic work of a model graph: multiply-accumulates per jet, from the Gemm/MatMul weights of scorer.onnx.
+
+With cycles per jet this gives MACs per cycle, to compare with the core's fused multiply-add peak
+(for example 16 float32 FMAs per cycle on a core with two 256-bit FMA pipes, 32 with two 512-bit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def macs_per_jet(onnx_path: str | Path) -> int:
+    """Sum over Gemm/MatMul nodes of the weight matrix size (K x N): MACs for one input row."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    weights = {init.name: numpy_helper.to_array(init).shape for init in model.graph.initializer}
+    for node in model.graph.node:  # weights stored as Constant nodes instead of initializers
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    weights[node.output[0]] = numpy_helper.to_array(attr.t).shape
+    total = 0
+    for node in model.graph.node:
+        if node.op_type in ("Gemm", "MatMul"):
+            shapes = [weights[name] for name in node.input[1:2] if name in weights]
+            if shapes and len(shapes[0]) == 2:
+                total += int(np.prod(shapes[0]))
+    return total
+
+
+def macs_per_cycle(macs: int, cycles_per_jet: float | None) -> float | None:
+    """Achieved multiply-accumulates per cycle."""
+    if not cycles_per_jet or cycles_per_jet <= 0:
+        return None
+    return macs / cycles_per_jet
+
+
+def gemm_peak(clock_hz: float, size: int = 256, rows: int = 4096, budget_s: float = 1.0) -> dict[str, float]:
+    """Measured float32 MACs per CPU second (and per cycle) of one plain Gemm in ONNX Runtime on one thread.
+
+    A ceiling for any MLP on this core: a model of M MACs per jet cannot go below M / peak cycles per jet.
+    """
+    import time
+
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from emulator.bench.inprocess import ort_session
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((size, size)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"])], "gemm",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", size])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    sess = ort_session(model.SerializeToString())
+    x = rng.standard_normal((rows, size)).astype(np.float32)
+    sess.run(None, {"x": x})
+    n, cpu0, wall0 = 0, time.process_time(), time.perf_counter()
+    while time.perf_counter() - wall0 < budget_s or n < 3:
+        sess.run(None, {"x": x})
+        n += 1
+    cpu = time.process_time() - cpu0
+    macs_per_s = n * rows * size * size / cpu
+    return {"macs_per_cpu_s": macs_per_s, "macs_per_cycle": macs_per_s / clock_hz, "gemm": f"{rows}x{size}x{size}"}
+

@@ -1,0 +1,45 @@
+"""Smoke test of the `aetrig bench --quick` pieces on a tiny budget: real model, real sample, real encoder
+process over real ZeroMQ. Checks that the figures are produced and consistent, not how fast they are."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emulator import defaults
+from emulator.bench_command import QUICK, write_results
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_quick_pieces_on_a_tiny_budget(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from emulator.bench.runner import Bench
+
+    model = defaults.FALLBACK_MODEL  # the shipped imported network: present from the start
+    plan = replace(QUICK, inprocess_sizes=(1, 64, 1024), budget_s=0.05, service_sizes=(1024,),
+                   service_duration_s=1.0, service_warmup_s=0.5, message_scan=(), wide_sizes=())
+    bench = Bench(plan, {"inprocess", "torch", "service"}, tmp_path, model, None, None, quick=True)
+    results = bench.run(command="test")
+    write_results(results, tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["errors"] == [], saved["errors"]
+    ort = {r["batch_jets"]: r for r in saved["inprocess"]["onnxruntime"]}
+    assert sorted(ort) == [1, 64, 1024]
+    for r in ort.values():
+        assert r["jets"] == r["calls"] * r["batch_jets"]
+        assert r["jets_per_s"] == pytest.approx(r["jets"] / r["wall_s"])
+        assert r["cycles_per_jet"] > 0
+    assert len(saved["inprocess"]["torch_eager"]) == 3
+    (svc,) = saved["service"]["by_batch"]
+    assert svc["lost_events"] == 0 and svc["received_events"] == svc["sent_events"] > 0
+    assert svc["rejected_messages"] == 0
+    assert svc["jets"] > 0 and svc["jets_per_s"] == pytest.approx(svc["jets"] / svc["wall_s"])
+    assert svc["ratio_vs_inprocess"] == pytest.approx(svc["jets_per_s"] / svc["inprocess_paired"]["jets_per_s"])
+    assert saved["ratios"]["service_vs_inprocess"]["1024"] == svc["ratio_vs_inprocess"]
+    assert saved["machine"]["cycle_method"] in ("perf stat", "cpu_seconds_x_clock")
+    assert saved["model"]["macs_per_jet"] == 89720  # 4-200-200-20-3 and back: 2 x (800+40000+4000+60)
+    assert set(saved["goals"]) >= {"service_vs_inprocess_at_1024_plus", "pipeline_events_per_s_zero_loss"}
