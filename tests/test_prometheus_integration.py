@@ -1,0 +1,105 @@
+"""Every Grafana panel query returns a series from a real Prometheus scraping a real `aetrig run`.
+
+Needs the `prometheus` binary (CI installs Debian's package in .ci/run). Without it the test FAILS
+with the install hint: the dashboard is only proven when this runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from emulator.dashboard import RATE, panel_queries
+from emulator.prometheus_local import INSTALL_HINT, find_prometheus, query, wait_for_targets
+
+RUN_SECONDS = 20
+RATE_HZ = 2000
+#: what Grafana's $__rate_interval becomes for a 1 s scrape interval and a short time range
+RATE_WINDOW = "10s"
+PROMETHEUS_LINE = re.compile(r"Prometheus on (http://127\.0\.0\.1:\d+)")
+AETRIG = Path(sys.executable).with_name("aetrig")
+
+
+def _reader(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def _wait_for_line(lines: queue.Queue, log: list[str], pattern: re.Pattern, timeout: float) -> re.Match:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        log.append(line)
+        if match := pattern.search(line):
+            return match
+    pytest.fail(f"`aetrig run` printed no {pattern.pattern!r} within {timeout:.0f} s; output:\n" + "".join(log))
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the whole run (stages and Prometheus), SIGKILL what is left after 10 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+
+
+@pytest.mark.timeout(90)
+def test_every_panel_query_returns_a_series(tmp_path: Path) -> None:
+    if find_prometheus() is None:
+        pytest.fail(INSTALL_HINT + " (this test must run; CI installs it in .ci/run)")
+    out = tmp_path / "run"
+    cmd = [str(AETRIG), "run", "--duration", str(RUN_SECONDS), "--rate", str(RATE_HZ), "--encoders", "1",
+           "--prometheus", "--status-interval", "0", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
+    log: list[str] = []
+    try:
+        url = _wait_for_line(lines, log, PROMETHEUS_LINE, timeout=60).group(1)
+        stages = [s["name"] for s in json.loads((out / "run.json").read_text())["stages"]]
+        wait_for_targets(url, stages, timeout=25)
+        # Let data flow through all stages and at least two scrapes land inside the rate window.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not query(url, 'sum(aetrig_events_total{stage="sink"}) > 0'):
+            time.sleep(0.5)
+        time.sleep(3)
+
+        empty, values = [], {}
+        for title, expr in panel_queries():
+            promql = expr.replace(RATE, RATE_WINDOW)
+            result = query(url, promql)
+            if not result:
+                empty.append(f"panel {title!r}: query {promql!r} returned no series")
+            values[(title, promql)] = [r["value"][1] for r in result]
+        assert not empty, "\n".join(empty)
+
+        # The series carry a live run, not only pre-created zeros.
+        for stage in ("producer", "encoder", "sink"):
+            assert query(url, f'sum(aetrig_events_total{{stage="{stage}"}}) > 0'), f"no {stage} events scraped"
+        assert query(url, f'sum(rate(process_cpu_seconds_total{{job="aetrig"}}[{RATE_WINDOW}])) > 0')
+        assert query(url, "sum(aetrig_decision_latency_seconds_count) > 0")
+        for (title, promql), vals in values.items():
+            print(f"{title:45s} {vals[:4]}  <- {promql}")
+    finally:
+        _stop_group(proc)
