@@ -63,6 +63,7 @@ REJECT_REASONS = (
     "bad_blob",           # manifest_json / card_json not valid JSON objects
     "wrong_model",        # scored by a model other than the one this recording holds (sink)
     "duplicate_seq",      # the same (run_id, seq) arrived again within one message stream
+    "no_threshold",       # the encoder cannot derive a threshold for this message (e.g. --accept-rate, no rate)
     "internal_error",     # an unexpected exception while handling a message (bug: counted, kept)
 )
 

@@ -1,0 +1,133 @@
+"""One ROOT segment of a recording, written with uproot in durable group commits.
+
+Layout of a segment (documented for readers in consumer/recording.py):
+
+* TObjStrings ``format_version``, ``card`` (model card JSON), ``manifest`` (run manifest JSON) and
+  ``layout`` (JSON: latent_dim, latent_storage, raw variables).
+* TTree ``events``: per-event branches ``run_id seq event_id file_index entry event_number
+  event_score flag``; per-jet jagged branches ``jet_latent_0 .. jet_latent_{k-1}`` and
+  ``jet_error`` sharing the counter ``njet``; jagged ``raw_jet_<var>`` sharing the counter
+  ``nraw_jet`` (the event's jets when flagged, empty otherwise).
+* The latent is stored as k jagged branches (one per latent dimension) because uproot cannot
+  write jagged arrays with a fixed inner dimension. ``latent_storage`` is ``float32``, or
+  ``float16-as-uint16`` (IEEE half-precision bit patterns in uint16 branches, since ROOT has no
+  16-bit float type; read them back with ``.view(numpy.float16)``).
+
+``SegmentWriter.commit`` does uproot ``extend``, flushes the file object and ``os.fsync``s it: when
+it returns, the entries are durable and the file is readable as it stands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+FORMAT_VERSION = "aetrig-recording-1"
+TREE = "events"
+EVENT_BRANCHES = {"run_id": "<u8", "seq": "<u8", "event_id": "<u8", "file_index": "<u4", "entry": "<u8",
+                  "event_number": "<u8", "event_score": "<f4", "flag": "|u1"}
+LATENT_STORAGE = {"float32": "float32", "float16": "float16-as-uint16"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the per-jet branches of a segment look like; a change of layout starts a new segment."""
+
+    latent_dim: int
+    latent_storage: str
+    raw_vars: tuple[str, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"latent_dim": self.latent_dim, "latent_storage": self.latent_storage,
+                           "raw_vars": list(self.raw_vars), "latent_branches": "jet_latent_<i>",
+                           "counters": {"jet": "njet", "raw_jet": "nraw_jet"}}, sort_keys=True)
+
+
+def jagged_record(counts: np.ndarray, fields: Mapping[str, np.ndarray]) -> ak.Array:
+    """An awkward ``var * {field: dtype}`` array from per-event counts and flat per-jet arrays."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    contents = [ak.contents.NumpyArray(np.ascontiguousarray(v)) for v in fields.values()]
+    record = ak.contents.RecordArray(contents, list(fields), length=int(offsets[-1]))
+    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), record))
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a new directory entry durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SegmentWriter:
+    """Create a segment file, append committed chunks durably, close it."""
+
+    def __init__(self, path: str | Path, card_text: str, manifest_text: str, layout: Layout):
+        self.path = Path(path)
+        self.layout = layout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = uproot.create(self.path)
+        self.file["format_version"] = FORMAT_VERSION
+        self.file["card"] = card_text
+        self.file["manifest"] = manifest_text
+        self.file["layout"] = layout.to_json()
+        self.tree: Any = None
+        self.n_events = 0
+        self.commits = 0
+        self.created = time.monotonic()
+        self._fd = os.open(self.path, os.O_RDONLY)
+        self._sync()
+        fsync_directory(self.path.parent)
+
+    def _sync(self) -> None:
+        self.file.file.sink.flush()
+        os.fsync(self._fd)
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self._fd).st_size
+
+    @property
+    def age(self) -> float:
+        return time.monotonic() - self.created
+
+    def commit(self, chunk: Mapping[str, Any]) -> None:
+        """Append ``chunk`` (branch name -> numpy / awkward array) and make it durable."""
+        if self.tree is None:
+            types = {name: (value.type.content if isinstance(value, ak.Array) else value.dtype)
+                     for name, value in chunk.items()}
+            self.tree = self.file.mktree(TREE, types, counter_name=lambda counted: f"n{counted}",
+                                         field_name=lambda outer, inner: f"{outer}_{inner}")
+        self.tree.extend(dict(chunk))
+        self._sync()
+        n = len(chunk["run_id"])
+        self.n_events += n
+        self.commits += 1
+
+    def abandon(self) -> None:
+        """Stop using a segment after a failed write; later writers must not append to it."""
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        with contextlib.suppress(Exception):  # the disk may still be full: closing is best effort
+            self.file.file.sink.close()
+
+    def close(self) -> None:
+        """Close the file (uproot writes its final directory) and fsync it."""
+        try:
+            if not self.file.closed:
+                self.file.close()
+            os.fsync(self._fd)
+        finally:
+            os.close(self._fd)

@@ -1,0 +1,501 @@
+"""The sink: PULL scored messages, validate, drop duplicates, write ROOT segments in group commits,
+acknowledge what each commit made durable.
+
+Reliability (shared/design.md "Reliability model"):
+
+* Every message is ``wire.decode`` + ``wire.validate``d (kind ``scored``), its model checked
+  against the recording's (``wrong_model``) and its blobs required. Bad messages are counted by
+  reason, quarantined under ``--quarantine`` (default OUT/quarantine) and never stop the sink.
+* Dedup by (run_id, seq): the seen set is rebuilt from the committed segments at start, so a
+  resend after a sink restart is discarded too. A duplicate of a committed batch is re-acked (its
+  first ack may have been lost) and counted as ``duplicate_seq`` / ``duplicates_discarded``.
+* Group commit every ``commit_events`` events or ``commit_ms`` ms: uproot extend, flush, fsync
+  (consumer/segment_writer.py), THEN ``wire.encode_ack`` for every seq of the commit.
+* ``--max-bytes`` or a full disk (free space below the estimate, or ENOSPC) is backpressure: the
+  sink stops committing and acking, keeps what it holds in bounded memory, stops reading when
+  that is full (ZeroMQ high-water marks then push back to the encoders and the producer), sends
+  ``full`` acks, logs, sets ``aetrig_sink_full`` and reports the episodes. It retries every second.
+* SIGTERM/SIGINT: stop reading, take what is queued locally, commit, ack, close, report, exit 0.
+
+Report keys (``--report``): stage, recorded_events, recorded_jets, flagged_events,
+duplicates_discarded (events), duplicate_batches, batches (unique committed), commits, acks_sent,
+acks_dropped, rejected {reason: n}, rejected_messages, quarantine {...}, latency_seconds {decision,
+commit: {p50, p90, p99, p999, mean, max, events}}, files [...], bytes, backpressure {episodes,
+full_at_exit, last_reason, max_bytes, uncommitted_events_at_exit, ...}, out, elapsed_seconds.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+from prometheus_client import Counter, Gauge
+
+from consumer.recording import (
+    SEGMENT_DIR,
+    RecordingError,
+    parse_segment_name,
+    read_seen,
+    read_segment,
+    segment_name,
+    segment_paths,
+    write_entries_mark,
+)
+from consumer.scored_chunk import batch_layout, chunk_from_batches, chunk_nbytes
+from consumer.segment_writer import Layout, SegmentWriter
+from emulator import wire
+from emulator.latency_stats import LatencyRecorder, observe_many
+from emulator.metrics import Metrics, start_metrics
+from emulator.quarantine import Quarantine
+from emulator.shutdown import StopFlag
+from emulator.stage_report import write_report
+
+log = logging.getLogger("aetrig.sink")
+
+HWM = 200
+DRAIN_MESSAGES = 5000
+RETRY_SECONDS = 1.0
+#: Bytes a commit may add beyond its raw column bytes (baskets, TTree metadata rewrite, keys).
+COMMIT_OVERHEAD_BYTES = 256 << 10
+SEGMENT_OVERHEAD_BYTES = 64 << 10
+
+
+@dataclass
+class SinkConfig:
+    """Everything `aetrig sink` takes (see consumer/sink_command.py for the flags)."""
+
+    bind: str
+    ack_connect: str | None
+    out: Path
+    commit_events: int = 50000
+    commit_ms: float = 200.0
+    rotate_events: int = 5_000_000
+    rotate_seconds: float = 600.0
+    max_bytes: int | None = None
+    min_free_bytes: int = 64 << 20
+    latent_dtype: str = "float32"
+    metrics_port: int | None = None
+    report: Path | None = None
+    quarantine: Path | None = None
+    curve_keys: Path | None = None
+    limits: wire.Limits = field(default_factory=wire.Limits)
+    max_pending_events: int | None = None
+
+
+def model_identity(card: dict[str, Any] | None) -> tuple[str, str] | None:
+    """What makes two cards the same model: its name and the sha256 of its files."""
+    if not card:
+        return None
+    return str(card.get("name")), json.dumps(card.get("files", {}), sort_keys=True)
+
+
+class Backpressure(Exception):
+    """A commit cannot be made now (max-bytes, low free space, ENOSPC)."""
+
+
+@dataclass
+class _Received:
+    batch: wire.Batch
+    t_received: float
+
+
+class Sink:
+    """One sink process."""
+
+    def __init__(self, config: SinkConfig, stop: StopFlag | None = None, metrics: Metrics | None = None):
+        self.config = config
+        self.stop = stop if stop is not None else StopFlag()
+        self.out = Path(config.out)
+        self.seg_dir = self.out / SEGMENT_DIR
+        self.seg_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics = metrics or start_metrics(config.metrics_port)
+        reg = self.metrics.registry
+        self.full_gauge = Gauge("aetrig_sink_full", "1 while the sink holds back commits and acks (disk/max-bytes)",
+                                registry=reg)
+        self.full_episodes = Counter("aetrig_sink_backpressure_episodes", "Times the sink became full",
+                                     registry=reg)
+        self.bytes_gauge = Gauge("aetrig_sink_recorded_bytes", "Bytes of the recording's segments", registry=reg)
+        self.quarantined_bytes = Counter("aetrig_quarantined_bytes", "Bytes of rejected messages", registry=reg)
+        self.quarantine = Quarantine(config.quarantine if config.quarantine is not None else self.out / "quarantine")
+        self.max_pending = config.max_pending_events or max(4 * config.commit_events, 10000)
+        self.rejected = dict.fromkeys(wire.REJECT_REASONS, 0)
+        self.committed: dict[int, set[int]] = defaultdict(set)
+        self.pending: list[_Received] = []
+        self.pending_keys: set[tuple[int, int]] = set()
+        self.pending_events = 0
+        self.first_pending_at = 0.0
+        self.writers: dict[int, SegmentWriter] = {}
+        self.next_index: dict[int, int] = defaultdict(int)
+        self.closed_bytes = 0
+        self.files: list[str] = []
+        self.model: tuple[str, str] | None = None
+        self.model_name: str | None = None
+        self.counts = {"recorded_events": 0, "recorded_jets": 0, "flagged_events": 0, "duplicates_discarded": 0,
+                       "duplicate_batches": 0, "batches": 0, "commits": 0, "acks_sent": 0, "acks_dropped": 0,
+                       "messages": 0, "reacked_batches": 0}
+        self.decision = LatencyRecorder()
+        self.commit_latency = LatencyRecorder()
+        self.full_reason: str | None = None
+        self.episodes: list[dict[str, Any]] = []
+        self.next_retry = 0.0
+        self.last_full_ack = 0.0
+        self.damaged: list[str] = []
+        self.unmarked: dict[Path, int] = {}
+        self.started = time.time()
+        self.existing = self.rebuild_index()
+
+    # ---- start-up -------------------------------------------------------------------------
+    def rebuild_index(self) -> dict[str, int]:
+        """Read (run_id, seq) of every committed segment; adopt the recording's model; count bytes."""
+        events = segments = 0
+        for path in segment_paths(self.out):
+            run_id, index = parse_segment_name(path)
+            self.next_index[run_id] = max(self.next_index[run_id], index + 1)
+            try:
+                seg = read_segment(path)
+                runs, seqs = read_seen(seg)
+            except RecordingError as exc:
+                damaged = self.out / "damaged"
+                damaged.mkdir(exist_ok=True)
+                shutil.move(str(path), damaged / path.name)
+                self.damaged.append(str(damaged / path.name))
+                log.error("segment %s is not readable and was moved to %s: %s", path.name, damaged, exc)
+                continue
+            for run, seq in set(zip(runs.tolist(), seqs.tolist(), strict=True)):
+                self.committed[run].add(seq)
+            if self.model is None and seg.card:
+                self.model, self.model_name = model_identity(seg.card), seg.card.get("name")
+            self.closed_bytes += path.stat().st_size
+            self.files.append(str(path))
+            events += seg.n_entries
+            segments += 1
+        batches = sum(len(s) for s in self.committed.values())
+        if segments:
+            log.info("resuming: %d segments, %d events, %d batches already committed (model %s)",
+                     segments, events, batches, self.model_name)
+        return {"segments": segments, "events": events, "batches": batches}
+
+    # ---- sockets ----------------------------------------------------------------------------
+    def _sockets(self) -> tuple[zmq.Context, zmq.Socket, zmq.Socket | None]:
+        ctx = zmq.Context()
+        pull = ctx.socket(zmq.PULL)
+        pull.rcvhwm = HWM
+        if self.config.curve_keys:
+            from emulator.curve import secure_socket
+
+            secure_socket(pull, self.config.curve_keys, "server")
+        pull.bind(self.config.bind)
+        ack = None
+        if self.config.ack_connect:
+            ack = ctx.socket(zmq.PUSH)
+            ack.sndhwm = 10000
+            if self.config.curve_keys:
+                from emulator.curve import secure_socket
+
+                secure_socket(ack, self.config.curve_keys, "client")
+            ack.connect(self.config.ack_connect)
+        return ctx, pull, ack
+
+    def send_ack(self, ack: zmq.Socket | None, run_id: int, seqs: list[int], full: bool = False) -> None:
+        if ack is None:
+            return
+        try:
+            ack.send(wire.encode_ack(run_id, seqs, full), zmq.NOBLOCK)
+            self.counts["acks_sent"] += 1
+        except zmq.Again:  # producer gone or slow: it resends, and the duplicate is re-acked
+            self.counts["acks_dropped"] += 1
+
+    # ---- messages ---------------------------------------------------------------------------
+    def reject(self, reason: str, detail: str, frames: list[memoryview]) -> None:
+        self.rejected[reason] += 1
+        self.metrics.rejected.labels(reason=reason).inc()
+        self.quarantined_bytes.inc(sum(len(f) for f in frames))
+        self.quarantine.keep(reason, detail, frames)
+        log.warning("rejected message: %s: %s", reason, detail)
+
+    def accept(self, frames: list[memoryview], ack: zmq.Socket | None) -> None:
+        """Validate one scored message; queue it for the next commit, or discard/reject it."""
+        t_received = time.time()
+        self.counts["messages"] += 1
+        try:
+            batch = wire.validate(wire.decode(frames, self.config.limits, kinds=(wire.KIND_SCORED,)),
+                                  self.config.limits)
+            for name in ("card_json", "manifest_json"):
+                if name not in batch.columns:
+                    raise wire.WireError("missing_column", f"scored message without {name}")
+            card = batch.blob("card_json")
+            identity = model_identity(card)
+            if batch.header.get("model", card.get("name")) != card.get("name"):
+                raise wire.WireError("wrong_model", f"header model {batch.header.get('model')!r} "
+                                     f"disagrees with its card {card.get('name')!r}")
+            if self.model is not None and identity != self.model:
+                raise wire.WireError("wrong_model", f"scored by model {card.get('name')!r}; this recording "
+                                     f"holds {self.model_name!r} (same name needs the same file sha256s)")
+        except wire.WireError as exc:
+            self.reject(exc.reason, exc.detail, frames)
+            return
+        except Exception as exc:
+            log.exception("internal error while validating a message")
+            self.reject("internal_error", f"{type(exc).__name__}: {exc}", frames)
+            return
+        key = (batch.run_id, batch.seq)
+        if batch.seq in self.committed.get(batch.run_id, ()) or key in self.pending_keys:
+            self.counts["duplicates_discarded"] += batch.n_events
+            self.counts["duplicate_batches"] += 1
+            self.metrics.duplicates.inc(batch.n_events)
+            self.reject("duplicate_seq", f"run {batch.run_id:016x} seq {batch.seq} already "
+                        f"{'committed' if key not in self.pending_keys else 'pending'}", frames)
+            if key not in self.pending_keys:
+                self.send_ack(ack, batch.run_id, [batch.seq])
+                self.counts["reacked_batches"] += 1
+            return
+        if self.model is None:
+            self.model, self.model_name = identity, card.get("name")
+        latency = t_received - float(batch.header["t_send"])
+        self.decision.add(latency, batch.n_events)
+        observe_many(self.metrics.decision_latency, latency, batch.n_events)
+        if not self.pending:
+            self.first_pending_at = time.monotonic()
+        self.pending.append(_Received(batch, t_received))
+        self.pending_keys.add(key)
+        self.pending_events += batch.n_events
+
+    # ---- commits ----------------------------------------------------------------------------
+    @property
+    def recorded_bytes(self) -> int:
+        return self.closed_bytes + sum(w.size for w in self.writers.values())
+
+    def commit_due(self) -> bool:
+        if not self.pending or (self.full_reason and time.monotonic() < self.next_retry):
+            return False
+        waited_ms = (time.monotonic() - self.first_pending_at) * 1e3
+        return self.pending_events >= self.config.commit_events or waited_ms >= self.config.commit_ms
+
+    def check_space(self, estimate: int) -> None:
+        """Raise Backpressure unless ``estimate`` more bytes fit under --max-bytes and on the disk."""
+        if self.config.max_bytes is not None and self.recorded_bytes + estimate > self.config.max_bytes:
+            raise Backpressure(f"max-bytes: recording holds {self.recorded_bytes} bytes, the next commit needs up "
+                               f"to {estimate} more, limit {self.config.max_bytes}")
+        free = shutil.disk_usage(self.out).free
+        if free < estimate + self.config.min_free_bytes:
+            raise Backpressure(f"disk full: {free} bytes free, commit needs {estimate} + reserve "
+                               f"{self.config.min_free_bytes}")
+
+    def writer_for(self, run_id: int, layout: Layout, card_text: str, manifest_text: str) -> SegmentWriter:
+        """The open segment of this run, rotated by events/seconds/layout; a new one when needed."""
+        writer = self.writers.get(run_id)
+        if writer is not None and (writer.layout != layout or writer.n_events >= self.config.rotate_events
+                                   or writer.age >= self.config.rotate_seconds):
+            self.close_writer(run_id)
+            writer = None
+        if writer is None:
+            index = self.next_index[run_id]
+            self.next_index[run_id] += 1
+            path = self.seg_dir / segment_name(run_id, index)
+            writer = SegmentWriter(path, card_text, manifest_text, layout)
+            self.writers[run_id] = writer
+            self.files.append(str(path))
+            log.info("opened segment %s", path.name)
+        return writer
+
+    def close_writer(self, run_id: int) -> None:
+        writer = self.writers.pop(run_id)
+        try:
+            writer.close()
+        finally:
+            self.closed_bytes += writer.path.stat().st_size
+
+    def commit(self, ack: zmq.Socket | None) -> bool:
+        """Write every pending batch durably, then ack them. False (and full) on backpressure."""
+        if not self.pending:
+            return True
+        groups: dict[tuple[int, Layout], list[_Received]] = defaultdict(list)
+        for item in self.pending:
+            groups[(item.batch.run_id, batch_layout(item.batch, self.config.latent_dtype))].append(item)
+        estimate = sum(chunk_nbytes([i.batch for i in items]) + COMMIT_OVERHEAD_BYTES for items in groups.values())
+        estimate += SEGMENT_OVERHEAD_BYTES * len(groups)
+        try:
+            self.check_space(estimate)
+            if not self.write_entry_marks():
+                raise Backpressure("cannot yet mark the valid entries of a segment broken by a failed write")
+            for (run_id, layout), items in groups.items():
+                first = items[0].batch
+                writer = self.writer_for(run_id, layout, first.columns["card_json"].tobytes().decode(),
+                                         first.columns["manifest_json"].tobytes().decode())
+                try:
+                    writer.commit(chunk_from_batches([i.batch for i in items], layout))
+                except OSError:
+                    # the segment may now end in a half-written extend: never append to it again, and
+                    # mark how many of its entries are durable and acknowledged (readers stop there)
+                    self.writers.pop(run_id, None)
+                    writer.abandon()
+                    self.closed_bytes += writer.path.stat().st_size
+                    self.unmarked[writer.path] = writer.n_events
+                    self.write_entry_marks()
+                    raise
+                self.finish_group(run_id, items, ack)
+        except Backpressure as exc:
+            self.enter_full(str(exc), ack)
+            return False
+        except OSError as exc:
+            reason = "disk full (ENOSPC)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else f"write error {exc}"
+            self.enter_full(f"{reason} while committing: {exc}", ack)
+            return False
+        self.pending = []
+        self.pending_keys.clear()
+        self.pending_events = 0
+        self.counts["commits"] += 1
+        self.bytes_gauge.set(self.recorded_bytes)
+        if self.full_reason:
+            self.leave_full()
+        return True
+
+    def write_entry_marks(self) -> bool:
+        """Write the ``.entries`` mark of every segment abandoned after a failed write; True when none is left."""
+        for path, n_entries in list(self.unmarked.items()):
+            try:
+                write_entries_mark(path, n_entries)
+            except OSError as exc:
+                log.error("cannot write the entries mark of %s yet: %s", path.name, exc)
+                return False
+            log.warning("segment %s abandoned after a failed write: its first %d entries are valid", path.name,
+                        n_entries)
+            del self.unmarked[path]
+        return True
+
+    def finish_group(self, run_id: int, items: list[_Received], ack: zmq.Socket | None) -> None:
+        """Book-keeping after a durable commit of ``items``: counts, latencies, acks."""
+        t_commit = time.time()
+        seqs = []
+        for item in items:
+            batch = item.batch
+            latency = t_commit - float(batch.header["t_send"])
+            self.commit_latency.add(latency, batch.n_events)
+            observe_many(self.metrics.commit_latency, latency, batch.n_events)
+            self.committed[run_id].add(batch.seq)
+            self.pending_keys.discard((run_id, batch.seq))
+            seqs.append(batch.seq)
+            n_flagged = int(batch.columns["flag"].sum())
+            self.counts["recorded_events"] += batch.n_events
+            self.counts["recorded_jets"] += batch.n_jets
+            self.counts["flagged_events"] += n_flagged
+            self.counts["batches"] += 1
+            self.metrics.events.labels(stage="sink").inc(batch.n_events)
+            self.metrics.jets.labels(stage="sink").inc(batch.n_jets)
+        done = {id(i) for i in items}
+        self.pending = [p for p in self.pending if id(p) not in done]
+        self.pending_events = sum(p.batch.n_events for p in self.pending)
+        self.send_ack(ack, run_id, seqs)
+
+    def enter_full(self, reason: str, ack: zmq.Socket | None) -> None:
+        if self.full_reason is None:
+            self.episodes.append({"start": time.time(), "reason": reason, "end": None})
+            self.full_episodes.inc()
+            log.error("BACKPRESSURE: %s; holding %d events uncommitted and unacknowledged, retrying every %.0f s",
+                      reason, self.pending_events, RETRY_SECONDS)
+        self.full_reason = reason
+        self.full_gauge.set(1)
+        self.next_retry = time.monotonic() + RETRY_SECONDS
+        self.send_full_ack(ack)
+
+    def send_full_ack(self, ack: zmq.Socket | None) -> None:
+        runs = {p.batch.run_id for p in self.pending} or set(self.committed) or {0}
+        for run_id in runs:
+            self.send_ack(ack, run_id, [], full=True)
+        self.last_full_ack = time.monotonic()
+
+    def leave_full(self) -> None:
+        log.warning("backpressure over: committing again (%s)", self.full_reason)
+        self.episodes[-1]["end"] = time.time()
+        self.full_reason = None
+        self.full_gauge.set(0)
+
+    # ---- main loop ---------------------------------------------------------------------------
+    def receive_available(self, pull: zmq.Socket, ack: zmq.Socket | None, limit: int) -> int:
+        taken = 0
+        while taken < limit and self.pending_events < self.max_pending:
+            try:
+                msg = pull.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            taken += 1
+            self.accept([frame.buffer for frame in msg], ack)
+            if self.pending_events >= self.config.commit_events:
+                break
+        return taken
+
+    def run(self) -> dict[str, Any]:
+        """Serve until stopped; return (and write) the report."""
+        ctx, pull, ack = self._sockets()
+        log.info("sink: bound %s, acks to %s, recording to %s (commit %d events / %g ms)", self.config.bind,
+                 self.config.ack_connect, self.out, self.config.commit_events, self.config.commit_ms)
+        try:
+            while not self.stop:
+                can_read = self.pending_events < self.max_pending
+                if self.pending and not self.full_reason:
+                    wait_ms = max(0.0, self.config.commit_ms - (time.monotonic() - self.first_pending_at) * 1e3)
+                else:
+                    wait_ms = 100.0
+                if can_read and pull.poll(wait_ms, zmq.POLLIN):
+                    self.receive_available(pull, ack, limit=HWM)
+                elif not can_read:
+                    time.sleep(0.05)
+                if self.commit_due():
+                    self.commit(ack)
+                if self.full_reason and time.monotonic() - self.last_full_ack >= RETRY_SECONDS:
+                    self.send_full_ack(ack)
+            log.info("stopping (%s): committing what is queued locally", self.stop.signal_name or "stop")
+            for _ in range(DRAIN_MESSAGES // HWM):
+                if self.pending_events >= self.max_pending:
+                    break
+                if not self.receive_available(pull, ack, limit=HWM):
+                    break
+                if self.pending_events >= self.config.commit_events:
+                    self.commit(ack)
+            self.commit(ack)
+        finally:
+            for run_id in list(self.writers):
+                try:
+                    self.close_writer(run_id)
+                except OSError as exc:
+                    log.error("closing segment of run %016x failed: %s", run_id, exc)
+            pull.close(linger=0)
+            if ack is not None:
+                ack.close(linger=1000)
+            ctx.term()
+        report = self.report()
+        write_report(self.config.report, report)
+        return report
+
+    def report(self) -> dict[str, Any]:
+        """The stage report (``--report``)."""
+        existing = self.existing
+        return {
+            "stage": "sink", "out": str(self.out), **self.counts,
+            "resumed_from": existing,
+            "rejected": {k: v for k, v in self.rejected.items() if v},
+            "rejected_messages": sum(self.rejected.values()),
+            "quarantine": self.quarantine.summary(),
+            "latency_seconds": {"decision": self.decision.percentiles(), "commit": self.commit_latency.percentiles()},
+            "files": sorted(set(self.files)), "bytes": self.recorded_bytes_safe(),
+            "damaged_segments": self.damaged,
+            "backpressure": {"episodes": len(self.episodes), "full_at_exit": self.full_reason is not None,
+                             "last_reason": self.episodes[-1]["reason"] if self.episodes else None,
+                             "episode_list": self.episodes[-20:], "max_bytes": self.config.max_bytes,
+                             "uncommitted_events_at_exit": self.pending_events,
+                             "uncommitted_batches_at_exit": len(self.pending)},
+            "elapsed_seconds": time.time() - self.started, "stopped_by": self.stop.signal_name,
+            "model": self.model_name,
+        }
+
+    def recorded_bytes_safe(self) -> int:
+        return sum(os.path.getsize(p) for p in segment_paths(self.out))

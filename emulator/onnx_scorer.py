@@ -1,0 +1,53 @@
+"""ONNX Runtime session on a model's ``scorer.onnx``: x [N, n_vars] -> latent [N, k], error [N].
+
+Threads are set explicitly (intra-op ``threads``, inter-op 1) and spinning is off, so an idle
+encoder does not burn a core.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+
+def session_options(threads: int = 1) -> ort.SessionOptions:
+    """SessionOptions with explicit thread counts and spin-waiting disabled."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+class OnnxScorer:
+    """Runs the scorer graph in chunks of at most ``max_rows`` jets."""
+
+    def __init__(self, path: str | Path, latent_dim: int, threads: int = 1, max_rows: int = 65536):
+        self.path = Path(path)
+        self.latent_dim = int(latent_dim)
+        self.session = ort.InferenceSession(str(self.path), session_options(threads),
+                                            providers=["CPUExecutionProvider"])
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ValueError(f"{self.path}: scorer must have one input, has {[i.name for i in inputs]}")
+        self.input_name = inputs[0].name
+        outputs = {o.name for o in self.session.get_outputs()}
+        missing = {"latent", "error"} - outputs
+        if missing:
+            raise ValueError(f"{self.path}: scorer lacks outputs {sorted(missing)} (has {sorted(outputs)})")
+        self.max_rows = max(1, int(max_rows))
+
+    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Latent [N, k] float32 and per-jet error [N] float32 for input rows ``x`` [N, n_vars]."""
+        if len(x) == 0:
+            return np.zeros((0, self.latent_dim), np.float32), np.zeros(0, np.float32)
+        if len(x) <= self.max_rows:
+            latent, error = self.session.run(["latent", "error"], {self.input_name: x})
+            return latent, error.reshape(-1)
+        parts = [self.session.run(["latent", "error"], {self.input_name: x[i:i + self.max_rows]})
+                 for i in range(0, len(x), self.max_rows)]
+        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1].reshape(-1) for p in parts]))
