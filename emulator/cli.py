@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "decode": ("consumer.decode_command", "decode a recorded latent stream back to jet variables"),
     "report": ("consumer.report_command", "run the three studies and write plots, tables and index.html"),
     "bench": ("emulator.bench_command", "benchmark in-process, service and pipeline throughput/latency"),
+    "keys": ("emulator.keys_command", "create CurveZMQ key pairs for encrypted cross-host links"),
 }
 
 

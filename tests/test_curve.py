@@ -122,3 +122,15 @@ def test_context_term_does_not_hang_on_the_authenticator(tmp_path: Path) -> None
     worker.start()
     assert done.wait(10), "Context.term() hung on the CurveZMQ authenticator"
     stop_authenticators(context)  # idempotent after the context is gone
+
+
+def test_keys_command_writes_a_usable_directory(tmp_path: Path, ctx: zmq.Context) -> None:
+    from emulator import cli
+
+    assert cli.main(["keys", str(tmp_path / "k"), "--client", "far"]) == 0
+    names = sorted(p.name for p in (tmp_path / "k").iterdir())
+    assert names == ["client-far.key", "client-far.key_secret", "client.key", "client.key_secret",
+                     "server.key", "server.key_secret"]
+    server, addr = _server(ctx, tmp_path / "k")
+    _keep = _send_from(ctx, addr, tmp_path / "k", b"via cli keys")
+    assert _received(server, 5000) == [b"via cli keys"]
