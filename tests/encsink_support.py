@@ -1,0 +1,212 @@
+"""Shared helpers of the encoder/sink/verify/bad-input tests: a real tiny ONNX model directory,
+message builders, free ports, stage processes and a fake producer's sockets (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+import zmq
+
+from emulator import wire
+from models.hashing import sha256_file
+
+ROOT = Path(__file__).resolve().parents[1]
+AETRIG = [sys.executable, "-m", "emulator.cli"]
+VARIABLES = ("pt", "eta", "phi", "m")
+LATENT_DIM = 3
+MANIFEST = {"run_id": 0, "files": [{"path": "test.root", "sha256": "0" * 64}], "settings": {"test": True}}
+
+
+# ---- a real tiny scorer model ----------------------------------------------------------------------------
+def tiny_weights(n_vars: int = len(VARIABLES), k: int = LATENT_DIM, seed: int = 7) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"scale": np.array([1 / 100.0, 1 / 3.0, 1 / 3.0, 1 / 20.0][:n_vars], np.float32),
+            "w1": rng.normal(0, 0.5, (n_vars, k)).astype(np.float32), "b1": rng.normal(0, 0.1, k).astype(np.float32),
+            "w2": rng.normal(0, 0.5, (k, n_vars)).astype(np.float32),
+            "b2": rng.normal(0, 0.1, n_vars).astype(np.float32)}
+
+
+def tiny_forward(x: np.ndarray, w: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The tiny model in numpy: latent = tanh((x*s) W1 + b1), rec = latent W2 + b2, error = mean((rec - x*s)^2)."""
+    xn = x.astype(np.float64) * w["scale"]
+    latent = np.tanh(xn @ w["w1"] + w["b1"])
+    rec = latent @ w["w2"] + w["b2"]
+    return latent, ((rec - xn) ** 2).mean(axis=1)
+
+
+def make_tiny_model(directory: Path, name: str = "tiny_test", seed: int = 7,
+                    thresholds: tuple[float, float] = (7.7, 12.0)) -> Path:
+    """Write scorer/encoder/decoder.onnx and a card.json that models.card.load_model_dir accepts."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    directory.mkdir(parents=True, exist_ok=True)
+    w = tiny_weights(seed=seed)
+    n, k = len(VARIABLES), LATENT_DIM
+    inits = [numpy_helper.from_array(v, name=key) for key, v in w.items()]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", n])
+    latent = helper.make_tensor_value_info("latent", TensorProto.FLOAT, ["N", k])
+    rec = helper.make_tensor_value_info("reconstruction", TensorProto.FLOAT, ["N", n])
+    err = helper.make_tensor_value_info("error", TensorProto.FLOAT, ["N"])
+    nodes = [helper.make_node("Mul", ["x", "scale"], ["xn"]), helper.make_node("MatMul", ["xn", "w1"], ["h"]),
+             helper.make_node("Add", ["h", "b1"], ["ha"]), helper.make_node("Tanh", ["ha"], ["latent"]),
+             helper.make_node("MatMul", ["latent", "w2"], ["r"]), helper.make_node("Add", ["r", "b2"], ["rn"]),
+             helper.make_node("Div", ["rn", "scale"], ["reconstruction"]),
+             helper.make_node("Sub", ["rn", "xn"], ["d"]), helper.make_node("Mul", ["d", "d"], ["d2"]),
+             helper.make_node("ReduceMean", ["d2"], ["error"], axes=[1], keepdims=0)]
+    opset = [helper.make_opsetid("", 13)]
+    graphs = {
+        "scorer.onnx": helper.make_graph(nodes, "scorer", [x], [latent, rec, err], inits),
+        "encoder.onnx": helper.make_graph(nodes[:4], "encoder", [x], [latent], inits[:3]),
+        "decoder.onnx": helper.make_graph(
+            [helper.make_node("MatMul", ["latent", "w2"], ["r"]), helper.make_node("Add", ["r", "b2"], ["rn"]),
+             helper.make_node("Div", ["rn", "scale"], ["reconstruction"])],
+            "decoder", [helper.make_tensor_value_info("latent", TensorProto.FLOAT, ["N", k])], [rec],
+            [numpy_helper.from_array(w["scale"], "scale"), numpy_helper.from_array(w["w2"], "w2"),
+             numpy_helper.from_array(w["b2"], "b2")]),
+    }
+    for filename, graph in graphs.items():
+        model = helper.make_model(graph, opset_imports=opset)
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        onnx.save(model, directory / filename)
+    lo, hi = thresholds
+    card = {"name": name, "version": 1, "variables": [{"name": v, "unit": "GeV"} for v in VARIABLES],
+            "files": {f: sha256_file(directory / f) for f in graphs},
+            "normalisation": {"scheme": "scale", "scale": w["scale"].tolist()},
+            "architecture": {"kind": "tiny-test", "latent_dim": k}, "training": {}, "metrics": {},
+            "thresholds": {"per_event_curve": {"fpr": [1e-5, 1e-1], "threshold": [hi, lo]}}}
+    (directory / "card.json").write_text(json.dumps(card, indent=1))
+    return directory
+
+
+# ---- messages ------------------------------------------------------------------------------------------------
+def events_columns(counts: np.ndarray, rng: np.random.Generator, first_event_id: int = 0,
+                   variables: tuple[str, ...] = VARIABLES) -> dict[str, np.ndarray]:
+    """Identity columns plus physically plausible ``jet_<var>`` columns for these per-event jet counts."""
+    counts = np.asarray(counts, np.uint32)
+    n, j = len(counts), int(counts.sum())
+    cols: dict[str, np.ndarray] = {
+        "n_jets": counts, "event_id": np.arange(first_event_id, first_event_id + n, dtype=np.uint64),
+        "file_index": np.zeros(n, np.uint32), "entry": np.arange(first_event_id, first_event_id + n, dtype=np.uint64),
+        "event_number": np.arange(n, dtype=np.uint64) + 1000}
+    gen = {"pt": lambda: rng.uniform(20, 500, j), "eta": lambda: rng.uniform(-2.5, 2.5, j),
+           "phi": lambda: rng.uniform(-3.1, 3.1, j), "m": lambda: rng.uniform(1, 60, j),
+           "e": lambda: rng.uniform(30, 900, j)}
+    for var in variables:
+        cols[f"jet_{var}"] = gen[var]().astype(np.float32)
+    cols["manifest_json"] = wire.blob_column(MANIFEST)
+    return cols
+
+
+def events_frames(run_id: int, seq: int, counts: np.ndarray, rng: np.random.Generator, first_event_id: int = 0,
+                  rate_hz: float = 1000.0, variables: tuple[str, ...] = VARIABLES) -> list[bytes]:
+    cols = events_columns(counts, rng, first_event_id, variables)
+    return [bytes(f) for f in wire.encode(wire.KIND_EVENTS, run_id, seq, cols, t_send=time.time(), rate_hz=rate_hz)]
+
+
+def scored_frames(run_id: int, seq: int, counts: np.ndarray, rng: np.random.Generator, card: dict[str, Any],
+                  first_event_id: int = 0, threshold: float = 7.7) -> list[bytes]:
+    """A valid scored message as an encoder would send it (tiny model numerics, computed in numpy)."""
+    from emulator.microbatch import scored_columns
+
+    batch = wire.decode(events_frames(run_id, seq, counts, rng, first_event_id))
+    x = np.stack([batch.columns[f"jet_{v}"] for v in VARIABLES], axis=1) if batch.n_jets else np.zeros((0, 4))
+    latent, error = tiny_forward(x, tiny_weights())
+    cols = scored_columns(batch, latent.astype(np.float32).reshape(-1, LATENT_DIM), error.astype(np.float32),
+                          threshold, "<f4", wire.blob_column(json.dumps(card, sort_keys=True).encode()))
+    frames = wire.encode(wire.KIND_SCORED, run_id, seq, cols, t_send=time.time(), rate_hz=1000.0,
+                         t_encoded=time.time(), threshold=threshold, model=card["name"], encoder="test")
+    return [bytes(f) for f in frames]
+
+
+def replace_header(frames: list[bytes], **changes: Any) -> list[bytes]:
+    header = msgpack.unpackb(frames[0])
+    header.update(changes)
+    return [msgpack.packb(header), *frames[1:]]
+
+
+# ---- processes and sockets ---------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def addr(port: int) -> str:
+    return f"tcp://127.0.0.1:{port}"
+
+
+def start(cmd: str, *args: str, log: Path) -> subprocess.Popen:
+    """Start ``aetrig cmd args`` as its own process (stderr to ``log``)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([*AETRIG, cmd, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(log, "ab"))
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    return proc.wait(timeout=timeout)
+
+
+def scrape(port: int, timeout: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+                return resp.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of the Prometheus text exposition (0.0 never hides absence: KeyError)."""
+    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+    for line in text.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    raise KeyError(want)
+
+
+class AckCollector:
+    """The producer's ack PULL socket: collects (run_id, seqs, full) acks."""
+
+    def __init__(self, ctx: zmq.Context, port: int):
+        self.sock = ctx.socket(zmq.PULL)
+        self.sock.bind(addr(port))
+        self.acked: set[int] = set()
+        self.full_acks = 0
+        self.ack_order: list[list[int]] = []
+
+    def poll(self, timeout_ms: int = 50) -> None:
+        while self.sock.poll(timeout_ms):
+            _, seqs, full = wire.decode_ack(self.sock.recv())
+            self.acked.update(seqs)
+            self.full_acks += int(full)
+            if seqs:
+                self.ack_order.append(seqs)
+            timeout_ms = 0
+
+    def wait_for(self, seqs: set[int], timeout: float = 20.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while not seqs <= self.acked and time.monotonic() < deadline:
+            self.poll(100)
+        return seqs <= self.acked
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
