@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from emulator.dashboard import RATE, panel_queries
 from emulator.prometheus_local import INSTALL_HINT, find_prometheus, query, wait_for_targets
@@ -29,6 +30,11 @@ RATE_HZ = 2000
 RATE_WINDOW = "10s"
 PROMETHEUS_LINE = re.compile(r"Prometheus on (http://127\.0\.0\.1:\d+)")
 AETRIG = Path(sys.executable).with_name("aetrig")
+
+
+def _keda_queries() -> list[tuple[str, str]]:
+    docs = yaml.safe_load_all((Path(__file__).parent.parent / "deploy/k8s/keda-scaledobject.yaml").read_text())
+    return [(t["name"], t["metadata"]["query"]) for d in docs for t in d["spec"]["triggers"]]
 
 
 def _reader(stream, lines: queue.Queue) -> None:
@@ -92,6 +98,10 @@ def test_every_panel_query_returns_a_series(tmp_path: Path) -> None:
             if not result:
                 empty.append(f"panel {title!r}: query {promql!r} returned no series")
             values[(title, promql)] = [r["value"][1] for r in result]
+        # the autoscaler's queries (deploy/k8s) work on the same labels
+        for name, promql in _keda_queries():
+            if not query(url, promql):
+                empty.append(f"KEDA trigger {name!r}: query {promql!r} returned no series")
         assert not empty, "\n".join(empty)
 
         # The series carry a live run, not only pre-created zeros.
