@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -252,3 +253,25 @@ def test_compose_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     result = subprocess.run([promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_live_and_scale_commands_parse() -> None:
+    text = (REPO / "README.md").read_text()
+    commands = []
+    for section in ("live", "scale"):
+        body = re.search(rf"<!-- section: {section} -->(.*?)<!-- /section: {section} -->", text, re.S).group(1)
+        for block in re.findall(r"```bash\n(.*?)```", body, re.S):
+            for line in block.splitlines():
+                for part in line.split("&&"):
+                    part = part.split("#", 1)[0].strip()
+                    if part.startswith("aetrig "):
+                        commands.append(shlex.split(part)[1:])
+    assert {c[0] for c in commands} >= {"run", "keys"}, commands
+    for argv in commands:
+        parser, _ = cli.build_parser(argv[0])
+        try:
+            args = parser.parse_args(argv[1:])
+        except SystemExit:
+            pytest.fail(f"README: `aetrig {' '.join(argv)}` does not parse")
+        if argv[0] == "run":
+            assert args.prometheus
