@@ -167,7 +167,7 @@ class Replayer:
         if run_id != self.run_id:
             self.foreign_acks += 1
             return
-        self.window.ack(seqs)
+        self.window.ack(seqs, time.monotonic())
         if full and not self.sink_full:
             self.sink_full_reports += 1
             log(f"BACKPRESSURE: the sink reports it is out of space (disk full or --max-bytes); it stops "
@@ -345,6 +345,8 @@ class Replayer:
             "jets": self.jets,
             "batches_sent": self.seq,
             "batches_resent": self.window.resent_batches,
+            "resend_timeout_s": {"configured": self.cfg.resend_timeout, "final": self.window.base_timeout,
+                                 "ack_rtt_smoothed": self.window.srtt},
             "batches_acked": self.window.acked_batches,
             "events_acked": self.window.acked_events,
             "dropped": self.dropped,

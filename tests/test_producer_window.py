@@ -92,3 +92,28 @@ def test_config_errors_are_clear(tmp_path: Path) -> None:
         config.resolve(_args(["--branch-map", "pt"]))
     with pytest.raises(ValueError, match="rate"):
         config.resolve(_args(["--rate", "-1"]))
+
+
+def test_timeout_adapts_to_slow_acknowledgements() -> None:
+    w = Window(capacity=100, resend_timeout=1.0, max_backoff=8.0, max_timeout=30.0)
+    assert w.base_timeout == 1.0
+    for seq in range(20):  # a pipeline whose acks take 3 s: resending after 1 s would only add load
+        w.add(seq, [b"x"], 1, now=float(seq))
+        w.ack([seq], now=seq + 3.0)
+    assert w.srtt == pytest.approx(3.0) and w.base_timeout == pytest.approx(3.0, rel=0.05)
+    w.add(100, [b"x"], 1, now=100.0)
+    assert w.due(102.0) == [] and [it.seq for it in w.due(103.2)] == [100]
+    # a resent batch's round trip is ambiguous (Karn): it does not update the estimate
+    item = w.due(103.2)[0]
+    w.mark_resent(item, 103.2)
+    w.ack([100], now=200.0)
+    assert w.srtt == pytest.approx(3.0)
+    # variable round trips widen the timeout; it never drops below the configured one or above the cap
+    for seq, rtt in enumerate([0.1, 5.0] * 10, start=200):
+        w.add(seq, [b"x"], 1, now=0.0)
+        w.ack([seq], now=rtt)
+    assert 3.0 < w.base_timeout <= 30.0
+    fast = Window(capacity=10, resend_timeout=1.0)
+    fast.add(0, [b"x"], 1, 0.0)
+    fast.ack([0], now=0.01)
+    assert fast.base_timeout == 1.0

@@ -13,12 +13,12 @@ from producer_testdata import make_ntuple
 
 from emulator.summary import recording_counts
 
-N_EVENTS = 16000
+N_EVENTS = 40000
 
 
 @pytest.fixture
 def pipeline(tmp_path: Path):
-    make_ntuple(tmp_path / "in.root", 4000, seed=133)
+    make_ntuple(tmp_path / "in.root", 10000, seed=133)
     p = Pipeline(tmp_path, tmp_path / "in.root")
     yield p
     p.close()
@@ -26,9 +26,9 @@ def pipeline(tmp_path: Path):
 
 @pytest.mark.timeout(150)
 def test_max_bytes_is_backpressure_not_loss(pipeline: Pipeline) -> None:
-    sink = pipeline.sink("sink", "--max-bytes", "200000")
+    sink = pipeline.sink("sink", "--max-bytes", "1500000")
     pipeline.encoder("enc0")
-    producer = pipeline.producer("--rate", "4000", "--loops", "0", "--max-events", str(N_EVENTS),
+    producer = pipeline.producer("--rate", "10000", "--loops", "0", "--max-events", str(N_EVENTS),
                                  "--events-per-message", "200", "--window", "8", "--resend-timeout", "1.0")
     # the window fills up and stays full: the producer is held back
     pipeline.wait_for(lambda: pipeline.metric(producer, "aetrig_inflight_batches") >= 8
