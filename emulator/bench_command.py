@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -29,7 +30,7 @@ aetrig bench --quick --model models/zoo/TLA_4D_leading --only inprocess,service
 aetrig bench --soak-seconds 600 --soak-rate 100000 --out emulator/bench/results
 """
 
-STEPS = ("inprocess", "torch", "service", "messages", "wide", "pipeline", "ratescan", "latency", "soak")
+STEPS = ("inprocess", "torch", "service", "messages", "wide", "pipeline", "ratescan", "latency", "soak", "profile")
 
 
 @dataclass
@@ -87,6 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="soak duration (default 600 in the full benchmark, 0 = none; never in --quick)")
     parser.add_argument("--soak-rate", type=float, default=None, help="soak rate in events/s (default 100000)")
     parser.add_argument("--budget", type=float, default=None, help="seconds per in-process micro-batch size")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the encoder and the pipeline stages with py-spy (default in the full run)")
     parser.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
 
 
@@ -107,11 +110,14 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.quick or plan.soak_seconds <= 0:
         steps.discard("soak")
+    if args.quick and not args.profile and args.only is None:
+        steps.discard("profile")
     try:
         bench = Bench(plan, steps, args.out, args.model, args.wide_model, args.input, quick=args.quick)
     except (FileNotFoundError, KeyError, ValueError) as exc:
         print(f"aetrig bench: {exc}", file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _interrupt)  # run the finally blocks that stop the stage processes
     t0 = time.monotonic()
     results = bench.run(command="aetrig bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []))
     results["plan"] = asdict(plan)
@@ -130,6 +136,10 @@ def main(args: argparse.Namespace) -> int:
     print_summary(results)
     print(f"aetrig bench: wrote {args.out / 'results.json'} in {results['runtime_s']:.0f} s")
     return 1 if results["errors"] else 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _jsonable(obj: Any) -> Any:
@@ -168,6 +178,14 @@ def print_summary(results: dict) -> None:
               f"{_fmt((ratios.get('service_vs_inprocess') or {}).get(key)):>18}  "
               f"{_fmt((ratios.get('pipeline_vs_inprocess') or {}).get(key)):>19}  "
               f"{_fmt((ratios.get('torch_vs_inprocess') or {}).get(key)):>16}")
+    for run in results.get("pipeline", {}).get("runs", []):
+        print(f"pipeline rate 0, {run['encoders']} encoder(s): {_fmt(run.get('events_per_s'))} events/s, "
+              f"{_fmt(run.get('jets_per_s'))} jets/s, zero loss {run.get('zero_loss')}, "
+              f"decision p99 {_fmt(run['decision_latency_s'].get('p99'), 1e3, ' ms')}")
+    for p in results.get("ratescan", []):
+        print(f"rate scan {p['pattern']:>8} requested {_fmt(p['requested_hz'])} achieved {_fmt(p['achieved_hz'])} "
+              f"decision p99 {_fmt(p['decision_p99_s'], 1e3, ' ms')} commit p99 {_fmt(p['commit_p99_s'], 1e3, ' ms')} "
+              f"zero loss {p['zero_loss']}")
     for name, g in results.get("goals", {}).items():
         verdict = "MET" if g.get("met") else "NOT MET"
         print(f"goal {name}: measured {_fmt(g.get('measured'))} vs goal {_fmt(g.get('goal'))} "

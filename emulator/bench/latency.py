@@ -20,6 +20,11 @@ def is_saturated(point: dict, tolerance: float = SATURATION_TOLERANCE) -> bool:
     return got < (1 - tolerance) * req or not point.get("zero_loss", False)
 
 
+def _steady(point: dict, key: str) -> float | None:
+    steady = point.get(f"{key}_p99_steady_s")
+    return steady if steady is not None else point.get(f"{key}_p99_s")
+
+
 def latency_curve(make: Callable[..., PipelineConfig], out_dir: Path, rates: Sequence[float],
                   known: Sequence[dict], on_error: Callable[[str, Exception], None]) -> dict:
     """Constant-pattern points at increasing rates (reusing ``known`` scan points), stopping at saturation."""
@@ -39,9 +44,11 @@ def latency_curve(make: Callable[..., PipelineConfig], out_dir: Path, rates: Seq
     return {
         "offered_hz": [p["requested_hz"] for p in ordered],
         "achieved_hz": [p["achieved_hz"] for p in ordered],
-        "decision_p99_s": [p["decision_p99_s"] for p in ordered],
-        "commit_p99_s": [p["commit_p99_s"] for p in ordered],
-        "decision_p50_s": [p["decision_latency_s"].get("p50") for p in ordered],
+        "decision_p99_s": [_steady(p, "decision") for p in ordered],
+        "commit_p99_s": [_steady(p, "commit") for p in ordered],
+        "decision_p99_whole_run_s": [p["decision_p99_s"] for p in ordered],
+        "commit_p99_whole_run_s": [p["commit_p99_s"] for p in ordered],
+        "latency_method": "steady state (warm-up excluded) from the sink's histogram; whole_run from summary.json",
         "zero_loss": [p["zero_loss"] for p in ordered],
         "saturated_from_hz": min(saturated) if saturated else None,
     }

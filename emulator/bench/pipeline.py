@@ -16,6 +16,7 @@ from emulator.bench import procs, stats
 from emulator.bench.cycles import children, cmdline, cpu_seconds, rss_bytes
 
 STAGE_WORDS = {"produce": "producer", "encode": "encoder", "sink": "sink"}
+LATENCY_HISTOGRAMS = {"decision": "aetrig_decision_latency_seconds", "commit": "aetrig_commit_latency_seconds"}
 
 
 @dataclass
@@ -32,6 +33,7 @@ class PipelineConfig:
     nice: int = 0
     profile: bool = False
     profile_after_s: float = 4.0
+    warmup_s: float = 2.0
 
     def args(self) -> list[str]:
         a = ["run", "--duration", f"{self.duration_s:g}", "--rate", f"{self.rate_hz:g}",
@@ -94,14 +96,16 @@ def run_pipeline(cfg: PipelineConfig, timeout_s: float | None = None) -> dict:
     deadline = t0 + (timeout_s or cfg.duration_s + 120)
     timed_out = False
     profilers: dict = {}
+    window = SinkWindow(cfg.out_dir / "run.json", cfg.warmup_s)
     while proc.poll() is None:
         if time.monotonic() > deadline:
             timed_out = True
             procs.stop(proc, timeout=30)
             break
         _sample(proc.pid, t0, series, cpu_last)
-        if cfg.profile and not profilers and time.monotonic() - t0 >= cfg.profile_after_s:
-            profilers = _attach_profilers(cfg, series)
+        window.tick()
+        if cfg.profile and time.monotonic() - t0 >= cfg.profile_after_s:
+            _attach_profilers(cfg, series, profilers, time.monotonic() - t0)
         time.sleep(cfg.sample_every_s)
     wall = time.monotonic() - t0
     result: dict = {"command": "aetrig " + " ".join(args), "exit_code": proc.returncode, "wall_s": wall,
@@ -126,11 +130,72 @@ def run_pipeline(cfg: PipelineConfig, timeout_s: float | None = None) -> dict:
     result["cpu_seconds_by_stage"] = cpu_by_stage
     result["process_series"] = series
     result.update(headline(summary, cfg.duration_s))
+    steady = window.result()
+    if steady["window_s"]:
+        steady["cpu_seconds_by_stage"] = window.cpu_by_stage(series, t0)
+        steady["jets_per_cpu_s"] = stats.ratio(steady["jets"], sum(steady["cpu_seconds_by_stage"].values()))
+    result["steady_state"] = steady
     jets, send_s = prod.get("jets"), prod.get("send_duration_s")
     result["jets_per_s"] = stats.ratio(jets, send_s)
     if profilers:
         result["profiles"] = {key: p.finish() for key, p in profilers.items()}
     return result
+
+
+class SinkWindow:
+    """Latency percentiles of the steady state: the sink's histograms between the end of the warm-up and
+    the last scrape before the sink stops (summary.json's percentiles include the start-up transient)."""
+
+    def __init__(self, run_json: Path, warmup_s: float):
+        self.run_json, self.warmup_s = run_json, warmup_s
+        self.url: str | None = None
+        self.t_up: float | None = None
+        self.first: dict | None = None
+        self.last: dict | None = None
+        self.t_first = self.t_last = 0.0
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self.url is None:
+            info = _read_json(self.run_json)
+            sink = [s for s in info.get("stages", []) if s.get("name") == "sink" and s.get("metrics")]
+            if not sink:
+                return
+            self.url, self.t_up = sink[0]["metrics"], now
+        if now - self.t_up < self.warmup_s:
+            return
+        try:
+            snap = procs.scrape(self.url, timeout=1.0)
+        except OSError:
+            return
+        if self.first is None:
+            self.first, self.t_first = snap, now
+        else:
+            self.last, self.t_last = snap, now
+
+    def result(self) -> dict:
+        if self.first is None or self.last is None:
+            return {"window_s": 0.0, "decision_latency_s": None, "commit_latency_s": None}
+        out: dict = {"window_s": self.t_last - self.t_first, "warmup_s": self.warmup_s,
+                     "method": "sink /metrics histogram deltas, linear inside buckets"}
+        for key, name in LATENCY_HISTOGRAMS.items():
+            out[f"{key}_latency_s"] = stats.histogram_window(self.first, self.last, name)
+        for unit in ("events", "jets"):
+            key = f"aetrig_{unit}_total{{stage=sink}}"
+            out[unit] = self.last.get(key, 0.0) - self.first.get(key, 0.0)
+        out["events_per_s"] = stats.ratio(out["events"], out["window_s"])
+        out["jets_per_s"] = stats.ratio(out["jets"], out["window_s"])
+        return out
+
+    def cpu_by_stage(self, series: dict, t0: float) -> dict[str, float]:
+        """CPU seconds each stage spent inside the window, from the /proc samples of ``series``."""
+        lo, hi = self.t_first - t0, self.t_last - t0
+        cpu: dict[str, float] = {}
+        for s in series.values():
+            inside = [c for t, c in zip(s["t"], s["cpu_s"], strict=True) if lo <= t <= hi]
+            if len(inside) >= 2:
+                cpu[s["stage"]] = cpu.get(s["stage"], 0.0) + inside[-1] - inside[0]
+        return cpu
 
 
 def _read_json(path: Path) -> dict:
@@ -140,12 +205,16 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _attach_profilers(cfg: PipelineConfig, series: dict) -> dict:
-    """py-spy on every stage process for most of the rest of the run (it must end before the stage does)."""
+def _attach_profilers(cfg: PipelineConfig, series: dict, profilers: dict, elapsed: float) -> None:
+    """py-spy on each stage process not yet watched, until shortly before the run's end (stages then drain)."""
     from emulator.bench.profile import Profiler
 
-    seconds = max(1.0, cfg.duration_s - cfg.profile_after_s - 1.0)
-    return {key: Profiler(s["pid"], seconds, cfg.out_dir / f"profile-{key}.txt") for key, s in series.items()}
+    seconds = cfg.duration_s - elapsed - 1.0
+    if seconds < 1.0:
+        return
+    for key, s in series.items():
+        if key not in profilers:
+            profilers[key] = Profiler(s["pid"], seconds, cfg.out_dir / f"profile-{key}.txt")
 
 
 def headline(summary: dict, duration_s: float) -> dict:

@@ -18,15 +18,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the bench process dies (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+
+
 def aetrig(args: list[str], log: Path, nice: int = 0) -> subprocess.Popen:
-    """Start ``aetrig ARGS`` as its own process (``python -m emulator.cli``), output to ``log``."""
+    """Start ``aetrig ARGS`` as its own process (``python -m emulator.cli``), output to ``log``.
+
+    The child is told to stop (SIGTERM) if the bench dies first, so no stage outlives a killed bench.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "emulator.cli", *args]
-    preexec = None
-    if nice:
-        import os
 
-        def preexec() -> None:
+    def preexec() -> None:
+        _die_with_parent()
+        if nice:
+            import os
+
             os.nice(nice)
 
     with open(log, "ab") as out:
@@ -47,11 +61,12 @@ def stop(proc: subprocess.Popen, timeout: float = 30.0, sig: int = signal.SIGTER
     return proc.returncode
 
 
-def scrape(port: int, timeout: float = 5.0) -> dict[str, float]:
-    """All samples of a /metrics page as ``{"name{label=value,...}": value}``."""
+def scrape(port_or_url: int | str, timeout: float = 5.0) -> dict[str, float]:
+    """All samples of a /metrics page (port on 127.0.0.1, or a URL) as ``{"name{label=value,...}": value}``."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as resp:
+    url = port_or_url if isinstance(port_or_url, str) else f"http://127.0.0.1:{port_or_url}/metrics"
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         text = resp.read().decode()
     out = {}
     for family in text_string_to_metric_families(text):

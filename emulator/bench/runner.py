@@ -97,6 +97,7 @@ class Bench:
         self.step("ratescan", self.run_ratescan)
         self.step("latency", self.run_latency)
         self.step("soak", self.run_soak)
+        self.step("profile", self.run_profile)
         goals.fill(r)
         return r
 
@@ -120,7 +121,7 @@ class Bench:
         self.results["inprocess"]["torch_eager"] = bench_torch(module, x, self.plan.inprocess_sizes,
                                                                self.plan.budget_s, self.hz)
 
-    def _service(self, model, size: int, events_per_message: int, tag: str) -> dict:
+    def _service(self, model, size: int, events_per_message: int, tag: str, profile: bool = False) -> dict:
         """In-process at ``size`` measured right before the service at ``size``: a paired comparison."""
         from emulator.bench.service import ServiceConfig, bench_service
 
@@ -128,15 +129,17 @@ class Bench:
         paired = bench_onnx(model.scorer_path, s.matrix(model.variables), (size,), self.plan.budget_s, self.hz)[0]
         cfg = ServiceConfig(model_dir=model.path, max_batch_jets=size, events_per_message=events_per_message,
                             duration_s=self.plan.service_duration_s, warmup_s=self.plan.service_warmup_s,
-                            log_dir=self.out / "logs" / tag, clock_hz=self.hz,
+                            log_dir=self.out / "logs" / tag, clock_hz=self.hz, profile=profile,
                             use_perf=self.results["machine"]["cycle_method"] == "perf stat")
         row = bench_service(cfg, s, model.variables)
         row["inprocess_paired"] = {k: paired[k] for k in ("jets_per_s", "jets_per_cpu_s", "cycles_per_jet",
                                                           "jets_per_s_median_call")}
-        row["ratio_vs_inprocess"] = stats.ratio(row["jets_per_s"], paired["jets_per_s"])
-        row["ratio_vs_inprocess_cpu"] = stats.ratio(row["jets_per_encoder_cpu_s"], paired["jets_per_cpu_s"])
+        row["ratio_vs_inprocess"] = stats.ratio(row["jets_per_encoder_cpu_s"], paired["jets_per_cpu_s"])
+        row["ratio_vs_inprocess_wall"] = stats.ratio(row["jets_per_s"], paired["jets_per_s"])
+        row["encoder_busy_fraction"] = stats.ratio(row["encoder_cpu_s"], row["wall_s"])
         self.log(f"  {tag} batch {size} x {events_per_message} ev/msg: {row['jets_per_s']:,.0f} jets/s, "
-                 f"ratio {row['ratio_vs_inprocess']:.3f} (cpu {row['ratio_vs_inprocess_cpu'] or 0:.3f}), "
+                 f"{row['jets_per_encoder_cpu_s'] or 0:,.0f} jets per encoder CPU s, ratio "
+                 f"{row['ratio_vs_inprocess'] or 0:.3f} (wall {row['ratio_vs_inprocess_wall'] or 0:.3f}), "
                  f"lost {row['lost_events']}")
         return row
 
@@ -206,3 +209,22 @@ class Bench:
 
         self.results["soak"] = soak(self.pipeline_config, self.out / "runs" / "soak", self.plan.soak_seconds,
                                     self.plan.soak_rate_hz)
+
+    def run_profile(self) -> None:
+        """py-spy profiles, separate from the measured runs (sampling costs CPU): service and pipeline."""
+        s = self.sample(self.model.variables)
+        out: dict[str, Any] = {}
+        for size, epm, name in ((1024, max(1, round(1024 / s.jets_per_event)), "service_batch_1024"),
+                                (4096, 4, "service_4_events_per_message")):
+            row = self._service(self.model, size, epm, "profile", profile=True)
+            out[name] = {"jets_per_s": row["jets_per_s"], "inference_share_of_cpu": row["inference_share_of_cpu"],
+                         "events_per_message": epm, **(row.get("profile_encoder") or {})}
+        n = max(self.plan.pipeline_encoders)
+        cfg = self.pipeline_config(self.out / "runs" / "profile", rate_hz=0.0, encoders=n,
+                                   duration_s=max(8.0, self.plan.pipeline_duration_s))
+        cfg.profile, cfg.profile_after_s = True, 3.0
+        res = run_pipeline(cfg)
+        out["pipeline_rate0"] = {"encoders": n, "events_per_s": res["events_per_s"],
+                                 "cpu_seconds_by_stage": res["cpu_seconds_by_stage"],
+                                 "producer": res.get("producer"), "stages": res.get("profiles", {})}
+        self.results["profiles"] = out

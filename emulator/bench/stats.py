@@ -133,6 +133,43 @@ def saturation(offered: Sequence[float], achieved: Sequence[float], tolerance: f
     return best
 
 
+def histogram_quantile(upper_bounds: Sequence[float], cumulative: Sequence[float], q: float) -> float | None:
+    """Quantile ``q`` (0..1) of a Prometheus histogram from its cumulative bucket counts.
+
+    Linear interpolation inside the bucket that holds the quantile, as PromQL's histogram_quantile
+    does (lower edge 0 for the first bucket; the +Inf bucket answers with the last finite edge).
+    None when the histogram is empty.
+    """
+    pairs = sorted(zip(upper_bounds, cumulative, strict=True))
+    if not pairs or pairs[-1][1] <= 0:
+        return None
+    total = pairs[-1][1]
+    rank = q * total
+    prev_le, prev_count = 0.0, 0.0
+    for le, count in pairs:
+        if count >= rank and count > prev_count:
+            if math.isinf(le):
+                return prev_le
+            return prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count)
+        prev_le, prev_count = le, count
+    return prev_le
+
+
+def histogram_window(before: Mapping[str, float], after: Mapping[str, float], name: str) -> dict[str, float | None]:
+    """p50/p90/p99/p999 and count of the observations a histogram gained between two scrapes."""
+    prefix = f"{name}_bucket{{le="
+    les, counts = [], []
+    for key, value in after.items():
+        if key.startswith(prefix):
+            le = float(key[len(prefix):-1])
+            les.append(le)
+            counts.append(value - before.get(key, 0.0))
+    out: dict[str, float | None] = {k: histogram_quantile(les, counts, p / 100) if les else None
+                                    for k, p in LATENCY_PERCENTILES.items()}
+    out["n"] = max(counts) if counts else 0.0
+    return out
+
+
 def goal(measured: float | None, target: float, higher_is_better: bool) -> dict[str, object]:
     """A goal verdict: measured value, target, measured/target ratio and whether it is met."""
     if measured is None or (isinstance(measured, float) and math.isnan(measured)):
