@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--metrics-base-port", type=int,
                    help="producer /metrics on P, sink on P+1, encoders on P+2.. (default: free ports)")
     g.add_argument("--prometheus", action="store_true", help="also start a local Prometheus scraping the stages")
+    g.add_argument("--prometheus-port", type=int, default=9090,
+                   help="port of that Prometheus (default 9090, or a free port when 9090 is taken)")
     g.add_argument("--status-interval", type=float, default=1.0, help="seconds between status lines (0 = none)")
 
 
@@ -165,11 +167,11 @@ def _start_prometheus(args: argparse.Namespace, stages: list, out: Path) -> Any:
         print("aetrig run: --prometheus needs emulator/prometheus_local.py, which is not installed yet",
               file=sys.stderr)
         return None
-    from emulator.stage_process import free_port
+    from emulator.stage_process import free_port, port_is_free
 
     targets = {s.name: f"127.0.0.1:{s.metrics_port}" for s in stages}
     config = write_scrape_config(targets, out / "prometheus" / "prometheus.yml")
-    port = free_port()
+    port = args.prometheus_port if port_is_free(args.prometheus_port) else free_port()
     proc = launch_prometheus(config, out / "prometheus" / "data", port)
     if proc is not None:
         print(f"aetrig run: Prometheus on http://127.0.0.1:{port} (config {config})", file=sys.stderr)
@@ -290,6 +292,11 @@ def main(args: argparse.Namespace) -> int:
           f"recorded {ev['recorded']}, flagged {ev['flagged']}, dropped {ev['dropped']}, lost {ev['lost']}, "
           f"duplicates recorded {ev['duplicates_recorded']}, throughput {summary['throughput_events_per_s']:,.0f} "
           f"events/s, decision p99 {summary['latency_seconds']['decision']['p99']}")
+    if prod_report:
+        bp = prod_report.get("backpressure", {})
+        print(f"  producer:  achieved {prod_report.get('achieved_rate_hz', 0):,.0f} Hz of "
+              f"{prod_report.get('declared_rate_hz', 0):g} Hz declared; held back by the window (backpressure) "
+              f"{bp.get('blocked_seconds', 0):.1f} s, resent {prod_report.get('batches_resent', 0)} batches")
     print(f"  recording: {out}/segments   (check: aetrig verify {out})")
     print(f"  summary:   {out / 'summary.json'}")
     print(f"  run info:  {out / 'run.json'}   manifest: {out / 'manifest.json'}")

@@ -36,6 +36,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port found")
 
 
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether ``port`` can be bound on ``host`` right now."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def aetrig_command(stage: str) -> list[str]:
     """The command prefix for a stage: the installed ``aetrig`` script, else ``python -m emulator.cli``."""
     script = Path(sys.executable).with_name("aetrig")
