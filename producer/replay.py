@@ -263,7 +263,6 @@ class Replayer:
         self.jets += n_jets
         self.metrics.events.labels(stage="producer").inc(n)
         self.metrics.jets.labels(stage="producer").inc(n_jets)
-        self.metrics.batch_jets.observe(n_jets)
         self.metrics.inflight_batches.set(len(self.window))
 
     def _maybe_status(self) -> None:

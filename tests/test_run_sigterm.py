@@ -63,3 +63,16 @@ def test_run_with_a_stage_that_cannot_start_fails_clearly(tmp_path: Path) -> Non
     _, err = proc.communicate(timeout=100)
     assert proc.returncode == 1
     assert "encoder-0 did not start" in err and "could not start the pipeline" in err
+
+
+@pytest.mark.timeout(120)
+def test_run_drop_on_overload_counts_deadtime(tmp_path: Path) -> None:
+    make_ntuple(tmp_path / "in.root", 20000, seed=143)
+    proc = _run(tmp_path, "--events", "20000", "--rate", "0", "--window", "2", "--events-per-message", "500",
+                "--drop-on-overload")
+    out, err = proc.communicate(timeout=110)
+    assert proc.returncode == 0, out + err
+    ev = json.loads((tmp_path / "run" / "summary.json").read_text())["events"]
+    assert ev["dropped"] > 0 and ev["produced"] > 0
+    assert ev["produced"] + ev["dropped"] == 20000  # every event is either recorded or counted as dropped
+    assert ev["recorded"] == ev["produced"] and ev["lost"] == 0 and ev["duplicates_recorded"] == 0
