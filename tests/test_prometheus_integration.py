@@ -12,6 +12,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +31,12 @@ RATE_HZ = 2000
 RATE_WINDOW = "10s"
 PROMETHEUS_LINE = re.compile(r"Prometheus on (http://127\.0\.0\.1:\d+)")
 AETRIG = Path(sys.executable).with_name("aetrig")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _keda_queries() -> list[tuple[str, str]]:
@@ -75,7 +82,7 @@ def test_every_panel_query_returns_a_series(tmp_path: Path) -> None:
         pytest.fail(INSTALL_HINT + " (this test must run; CI installs it in .ci/run)")
     out = tmp_path / "run"
     cmd = [str(AETRIG), "run", "--duration", str(RUN_SECONDS), "--rate", str(RATE_HZ), "--encoders", "1",
-           "--prometheus", "--status-interval", "0", "--out", str(out)]
+           "--prometheus", "--prometheus-port", str(_free_port()), "--status-interval", "0", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     lines: queue.Queue = queue.Queue()
