@@ -50,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="passes over the input, 0 = forever (default: forever with --duration/--events, else 1)")
     g.add_argument("--events-per-message", type=int, help="producer: events per message (producer default)")
     g.add_argument("--window", type=int, help="producer: unacknowledged batches in flight (producer default)")
+    g.add_argument("--curve-keys", type=Path, metavar="DIR",
+                   help="CurveZMQ key directory: encrypt and authenticate every link (see emulator/curve.py)")
     g.add_argument("--drop-on-overload", action="store_true",
                    help="trigger-emulation deadtime: drop and count events instead of waiting")
     g = parser.add_argument_group("outputs")
@@ -97,6 +99,8 @@ def _stages(args: argparse.Namespace, plan: dict[str, Any]) -> list:
         sink_args += ["--max-bytes", str(args.max_bytes)]
     if args.commit_ms is not None:
         sink_args += ["--commit-ms", str(args.commit_ms)]
+    curve = ["--curve-keys", str(args.curve_keys)] if args.curve_keys else []
+    sink_args += curve
     stages = [StageProcess("sink", sink_args, logs / "sink.log", reports / "sink.json", m_sink)]
     for i in range(args.encoders):
         name = f"encoder-{i}"
@@ -106,6 +110,7 @@ def _stages(args: argparse.Namespace, plan: dict[str, Any]) -> list:
         for flag in ("fpr", "accept_rate", "threshold"):
             if getattr(args, flag) is not None:
                 enc += [f"--{flag.replace('_', '-')}", repr(getattr(args, flag))]
+        enc += curve
         stages.append(StageProcess(name, enc, logs / f"{name}.log", reports / f"{name}.json", m_enc[i]))
     loops = args.loops if args.loops is not None else (0 if args.duration or args.events else 1)
     prod = ["produce", "--input", *plan["inputs"], "--bind", plan["data"], "--ack-bind", plan["acks"],
@@ -122,6 +127,7 @@ def _stages(args: argparse.Namespace, plan: dict[str, Any]) -> list:
         prod += ["--window", str(args.window)]
     if args.drop_on_overload:
         prod += ["--drop-on-overload"]
+    prod += curve
     stages.append(StageProcess("producer", prod, logs / "producer.log", reports / "producer.json", m_prod))
     return stages
 
