@@ -32,6 +32,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from consumer.journaled_file import journal_path, recover
 from consumer.segment_writer import EVENT_BRANCHES, FORMAT_VERSION, TREE
 
 SEGMENT_DIR = "segments"
@@ -59,6 +60,56 @@ def parse_segment_name(path: Path) -> tuple[int, int]:
     if not match:
         raise RecordingError(f"{path.name} is not a segment name (<16 hex>-<6 digits>.root)")
     return int(match["run"], 16), int(match["index"])
+
+
+LOCK_NAME = ".sink.lock"
+
+
+def lock_recording(directory: str | Path, blocking: bool = False) -> int | None:
+    """Take the recording's writer lock (flock on DIR/.sink.lock); the fd to keep, or None if held.
+
+    A running sink holds it for its lifetime, so that no second sink writes the same directory and
+    readers never repair a segment that is being written.
+    """
+    import fcntl
+
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def unlock_recording(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def pending_journals(directory: str | Path) -> list[Path]:
+    """Segments whose last commit journal is still there (a writer running, or killed mid-commit)."""
+    return [p for p in segment_paths(directory) if journal_path(p).exists() and journal_path(p).stat().st_size]
+
+
+def recover_segments(directory: str | Path) -> dict[str, str]:
+    """Finish or discard the interrupted last commit of every segment (only when no sink runs).
+
+    Returns {segment name: 'replayed' | 'discarded'}; raises RecordingError when a sink holds the lock.
+    """
+    todo = pending_journals(directory)
+    if not todo:
+        return {}
+    fd = lock_recording(directory)
+    if fd is None:
+        raise RecordingError(f"{directory}: a running sink is writing this recording ({len(todo)} segment(s) "
+                             "mid-commit); read it after the sink stops")
+    try:
+        return {p.name: recover(p) for p in todo}
+    finally:
+        unlock_recording(fd)
 
 
 ENTRIES_MARK_SUFFIX = ".entries"
@@ -172,6 +223,7 @@ class Recording:
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
+        self.recovered = recover_segments(self.directory)
         paths = segment_paths(self.directory)
         if not paths:
             raise RecordingError(f"{self.directory}: no segments under {SEGMENT_DIR}/")

@@ -13,13 +13,14 @@ Layout of a segment (documented for readers in consumer/recording.py):
   ``float16-as-uint16`` (IEEE half-precision bit patterns in uint16 branches, since ROOT has no
   16-bit float type; read them back with ``.view(numpy.float16)``).
 
-``SegmentWriter.commit`` does uproot ``extend``, flushes the file object and ``os.fsync``s it: when
-it returns, the entries are durable and the file is readable as it stands.
+``SegmentWriter.commit`` does uproot ``extend`` into a :class:`~consumer.journaled_file.JournaledFile`
+and commits it (journal + fsync, apply + fsync): when it returns, the entries are durable, and a
+kill at any instant leaves a file that :func:`~consumer.journaled_file.recover` turns into the state
+of the last completed commit. Rotation happens at commit boundaries.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -31,6 +32,8 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import uproot
+
+from consumer.journaled_file import JournaledFile
 
 FORMAT_VERSION = "aetrig-recording-1"
 TREE = "events"
@@ -78,7 +81,8 @@ class SegmentWriter:
         self.path = Path(path)
         self.layout = layout
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = uproot.create(self.path)
+        self.raw = JournaledFile(self.path)
+        self.file = uproot.create(self.raw)
         self.file["format_version"] = FORMAT_VERSION
         self.file["card"] = card_text
         self.file["manifest"] = manifest_text
@@ -87,17 +91,16 @@ class SegmentWriter:
         self.n_events = 0
         self.commits = 0
         self.created = time.monotonic()
-        self._fd = os.open(self.path, os.O_RDONLY)
         self._sync()
         fsync_directory(self.path.parent)
 
     def _sync(self) -> None:
         self.file.file.sink.flush()
-        os.fsync(self._fd)
+        self.raw.commit()
 
     @property
     def size(self) -> int:
-        return os.fstat(self._fd).st_size
+        return os.stat(self.path).st_size
 
     @property
     def age(self) -> float:
@@ -117,17 +120,11 @@ class SegmentWriter:
         self.commits += 1
 
     def abandon(self) -> None:
-        """Stop using a segment after a failed write; later writers must not append to it."""
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
-        with contextlib.suppress(Exception):  # the disk may still be full: closing is best effort
-            self.file.file.sink.close()
+        """Stop using a segment after a failed write; its last commit is finished or discarded by
+        :func:`consumer.journaled_file.recover` later. Nothing more is written to it here."""
+        self.raw.abandon()
 
     def close(self) -> None:
-        """Close the file (uproot writes its final directory) and fsync it."""
-        try:
-            if not self.file.closed:
-                self.file.close()
-            os.fsync(self._fd)
-        finally:
-            os.close(self._fd)
+        """Close the file (uproot writes its final directory; the journal commits it)."""
+        if not self.file.closed:
+            self.file.close()

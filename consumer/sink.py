@@ -40,14 +40,18 @@ from typing import Any
 import zmq
 from prometheus_client import Counter, Gauge
 
+from consumer.journaled_file import recover
 from consumer.recording import (
+    LOCK_NAME,
     SEGMENT_DIR,
     RecordingError,
+    lock_recording,
     parse_segment_name,
     read_seen,
     read_segment,
     segment_name,
     segment_paths,
+    unlock_recording,
     write_entries_mark,
 )
 from consumer.scored_chunk import batch_layout, chunk_from_batches, chunk_nbytes
@@ -117,6 +121,9 @@ class Sink:
         self.out = Path(config.out)
         self.seg_dir = self.out / SEGMENT_DIR
         self.seg_dir.mkdir(parents=True, exist_ok=True)
+        self.lock_fd = lock_recording(self.out)
+        if self.lock_fd is None:
+            raise OSError(f"{self.out} is being written by another running sink ({LOCK_NAME} is locked)")
         self.metrics = metrics or start_metrics(config.metrics_port)
         reg = self.metrics.registry
         self.full_gauge = Gauge("aetrig_sink_full", "1 while the sink holds back commits and acks (disk/max-bytes)",
@@ -155,9 +162,14 @@ class Sink:
 
     # ---- start-up -------------------------------------------------------------------------
     def rebuild_index(self) -> dict[str, int]:
-        """Read (run_id, seq) of every committed segment; adopt the recording's model; count bytes."""
+        """Finish interrupted commits, read (run_id, seq) of every committed segment, adopt the
+        recording's model, count bytes."""
         events = segments = 0
         for path in segment_paths(self.out):
+            outcome = recover(path)
+            if outcome != "clean":
+                log.warning("segment %s: the commit interrupted by the previous sink's end was %s", path.name,
+                            outcome)
             run_id, index = parse_segment_name(path)
             self.next_index[run_id] = max(self.next_index[run_id], index + 1)
             try:
@@ -363,6 +375,7 @@ class Sink:
         """Write the ``.entries`` mark of every segment abandoned after a failed write; True when none is left."""
         for path, n_entries in list(self.unmarked.items()):
             try:
+                recover(path)
                 write_entries_mark(path, n_entries)
             except OSError as exc:
                 log.error("cannot write the entries mark of %s yet: %s", path.name, exc)
@@ -472,6 +485,7 @@ class Sink:
             if ack is not None:
                 ack.close(linger=1000)
             ctx.term()
+            unlock_recording(self.lock_fd)
         report = self.report()
         write_report(self.config.report, report)
         return report
