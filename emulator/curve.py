@@ -107,14 +107,14 @@ class _AuthThread(threading.Thread):
                     break
                 if zap in events:
                     loop.run_until_complete(self.owner.handle_zap_message(zap.recv_multipart()))
-        except zmq.ContextTerminated:
+        except zmq.ZMQError:  # ContextTerminated on term(); ENOTSOCK when destroy() closed our sockets
             terminated = True
         finally:
             loop.close()
             self.pipe.close(linger=0)
             if terminated:  # nobody else will close these, and term() waits for them
                 for sock in (zap, self.owner.pipe):
-                    if sock is not None:
+                    if sock is not None and not sock.closed:
                         sock.close(linger=0)
 
 
@@ -165,9 +165,9 @@ def _ensure_authenticator(context: zmq.Context, keys: set[bytes]) -> ThreadAuthe
         auth = _authenticators.get(id(context))
         if auth is None or not auth.is_alive():
             auth = _Authenticator(context)
+            auth.configure_curve_callback(domain="*", credentials_provider=_AllowList(set(keys)))
             auth.start()
             _authenticators[id(context)] = auth
-            auth.configure_curve_callback(domain="*", credentials_provider=_AllowList(set(keys)))
         else:
             provider = auth.credentials_providers["*"]
             provider.keys |= keys
