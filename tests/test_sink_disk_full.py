@@ -1,0 +1,116 @@
+"""A full disk at the sink: ENOSPC in the middle of a commit (fault injected into the journal's apply
+step, the one piece faked here) and free space below the reserve. The sink must hold back acks,
+report the episode, keep running, and record every batch exactly once when space returns."""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+from encsink_support import AckCollector, addr, free_port, make_tiny_model, scored_frames
+
+import consumer.journaled_file as journaled_file
+from consumer.recording import entries_mark_path, open_recording, segment_paths
+from consumer.sink import Sink, SinkConfig
+from consumer.verify import verify_recording
+from emulator.shutdown import StopFlag
+from models.card import load_model_dir
+
+RUN = 0x5151
+
+
+def _run_sink(config: SinkConfig) -> tuple[Sink, threading.Thread, StopFlag, dict]:
+    flag = StopFlag()
+    sink = Sink(config, stop=flag)
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.update(report=sink.run()), daemon=True)
+    thread.start()
+    return sink, thread, flag, out
+
+
+@pytest.mark.timeout(60)
+def test_enospc_mid_commit_is_backpressure_and_nothing_is_lost_or_doubled(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    card = load_model_dir(make_tiny_model(tmp_path / "model")).card
+    rng = np.random.default_rng(4)
+    batches = {s: scored_frames(RUN, s, rng.integers(0, 5, 40), rng, card, first_event_id=40 * s) for s in range(30)}
+    calls = {"n": 0, "failed": 0}
+    real_apply = journaled_file._apply
+
+    def failing_apply(fd: int, writes: list[tuple[int, bytes]]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 4:  # the third data commit: half its writes reach the file, then the disk is full
+            calls["failed"] += 1
+            real_apply(fd, writes[: len(writes) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_apply(fd, writes)
+
+    monkeypatch.setattr(journaled_file, "_apply", failing_apply)
+    sink_p, ack_p = free_port(), free_port()
+    ctx = zmq.Context()
+    acks = AckCollector(ctx, ack_p)
+    push = ctx.socket(zmq.PUSH)
+    push.connect(addr(sink_p))
+    config = SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=tmp_path / "rec", commit_events=100,
+                        commit_ms=20, min_free_bytes=0)
+    _sink, thread, flag, out = _run_sink(config)
+    try:
+        for seq in range(30):
+            push.send_multipart(batches[seq])
+            time.sleep(0.01)
+        deadline = time.monotonic() + 10
+        while acks.full_acks == 0 and time.monotonic() < deadline:
+            acks.poll(50)
+        assert acks.full_acks >= 1 and calls["failed"] == 1
+        # space is back (the fault fired once): the sink retries on its own and acks everything
+        assert acks.wait_for(set(range(30)), timeout=15), sorted(set(range(30)) - acks.acked)
+    finally:
+        flag.set()
+        thread.join(20)
+        ctx.destroy(linger=0)
+    report = out["report"]
+    assert report["backpressure"]["episodes"] == 1 and not report["backpressure"]["full_at_exit"]
+    assert "ENOSPC" in report["backpressure"]["last_reason"]
+    assert report["recorded_events"] == sum(len(np.frombuffer(b[1], "<u4")) for b in batches.values())
+    # the segment broken by the failed write is marked, the data went to a new segment, once
+    marks = [p for p in segment_paths(tmp_path / "rec") if entries_mark_path(p).exists()]
+    assert len(marks) == 1 and len(segment_paths(tmp_path / "rec")) == 2
+    result = verify_recording(tmp_path / "rec", expect_batches=30)
+    assert result.ok, result.problems
+    assert len(open_recording(tmp_path / "rec")) == report["recorded_events"]
+
+
+@pytest.mark.timeout(60)
+def test_low_free_space_holds_commits_until_space_returns(tmp_path: Path) -> None:
+    card = load_model_dir(make_tiny_model(tmp_path / "model")).card
+    rng = np.random.default_rng(8)
+    sink_p, ack_p = free_port(), free_port()
+    ctx = zmq.Context()
+    acks = AckCollector(ctx, ack_p)
+    push = ctx.socket(zmq.PUSH)
+    push.connect(addr(sink_p))
+    config = SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=tmp_path / "rec", commit_events=50,
+                        commit_ms=20, min_free_bytes=1 << 62)  # more free space than any disk has
+    sink, thread, flag, out = _run_sink(config)
+    try:
+        for seq in range(10):
+            push.send_multipart(scored_frames(RUN, seq, rng.integers(0, 4, 20), rng, card, first_event_id=20 * seq))
+        deadline = time.monotonic() + 10
+        while acks.full_acks < 2 and time.monotonic() < deadline:
+            acks.poll(50)
+        assert acks.full_acks >= 2 and not acks.acked and not segment_paths(tmp_path / "rec")
+        assert thread.is_alive()
+        sink.config.min_free_bytes = 0  # space freed
+        assert acks.wait_for(set(range(10)), timeout=10)
+    finally:
+        flag.set()
+        thread.join(20)
+        ctx.destroy(linger=0)
+    report = out["report"]
+    assert report["backpressure"]["episodes"] == 1 and "disk full" in report["backpressure"]["last_reason"]
+    assert report["recorded_events"] == 200 and verify_recording(tmp_path / "rec").ok

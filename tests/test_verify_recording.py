@@ -1,0 +1,109 @@
+"""`aetrig verify` on recordings written with the real segment writer: a good one passes; a missing
+seq, a batch recorded twice, a duplicate event id, a wrong score and an unreadable file each fail
+with a clear message and exit code 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from encsink_support import make_tiny_model, scored_frames
+
+from consumer import verify_command
+from consumer.recording import segment_name
+from consumer.scored_chunk import batch_layout, chunk_from_batches
+from consumer.segment_writer import SegmentWriter
+from consumer.verify import verify_recording
+from emulator import wire
+from emulator.cli import build_parser
+from models.card import load_model_dir
+
+RUN = 0x77
+
+
+@pytest.fixture(scope="module")
+def card(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return load_model_dir(make_tiny_model(tmp_path_factory.mktemp("model"))).card
+
+
+def write_recording(out: Path, card: dict, segments: list[list[int]], event_ids: dict[int, int] | None = None,
+                    tamper: str | None = None) -> None:
+    """Write segments holding the given seqs (10 events each, event ids 10*seq.. unless overridden)."""
+    rng = np.random.default_rng(1)
+    for index, seqs in enumerate(segments):
+        batches = [wire.validate(wire.decode(scored_frames(
+            RUN, s, rng.integers(0, 5, 10), rng, card, first_event_id=(event_ids or {}).get(s, 10 * s))))
+            for s in seqs]
+        layout = batch_layout(batches[0], "float32")
+        writer = SegmentWriter(out / "segments" / segment_name(RUN, index), "{}" if tamper == "card" else
+                               batches[0].columns["card_json"].tobytes().decode(),
+                               batches[0].columns["manifest_json"].tobytes().decode(), layout)
+        chunk = chunk_from_batches(batches, layout)
+        if tamper == "score":
+            chunk["event_score"] = chunk["event_score"] + np.float32(1.0)
+        writer.commit(chunk)
+        writer.close()
+
+
+def run_cli(path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+    parser, module = build_parser("verify")
+    code = module.main(parser.parse_args([str(path), *extra]))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_good_recording_passes(tmp_path: Path, card: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    write_recording(tmp_path / "rec", card, [[0, 1, 2], [3, 4], [5]])
+    result = verify_recording(tmp_path / "rec", expect_events=60, expect_batches=6)
+    assert result.ok, result.problems
+    assert result.stats["events"] == 60 and result.stats["segments"] == 3
+    code, text = run_cli(tmp_path / "rec", capsys)
+    assert code == 0 and "OK: 60 events" in text
+    code, _ = run_cli(tmp_path, capsys)  # a run directory holding the recording works too
+    assert code == 0
+
+
+def test_missing_seq_fails_clearly(tmp_path: Path, card: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    write_recording(tmp_path / "rec", card, [[0, 1, 2], [5, 6]])
+    code, text = run_cli(tmp_path / "rec", capsys)
+    assert code == 1
+    assert "2 missing seqs out of 0..6: 3-4" in text
+
+
+def test_batch_recorded_twice_fails_clearly(tmp_path: Path, card: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    write_recording(tmp_path / "rec", card, [[0, 1, 2], [2, 3]])
+    code, text = run_cli(tmp_path / "rec", capsys)
+    assert code == 1
+    assert "1 batches recorded more than once: seq 2" in text
+    assert "event_ids recorded more than once" in text
+
+
+def test_duplicate_event_id_fails(tmp_path: Path, card: dict) -> None:
+    write_recording(tmp_path / "rec", card, [[0, 1]], event_ids={1: 5})
+    result = verify_recording(tmp_path / "rec")
+    assert not result.ok and any("event_ids recorded more than once: 5-9" in p for p in result.problems)
+
+
+def test_expected_event_count_and_bad_scores(tmp_path: Path, card: dict) -> None:
+    write_recording(tmp_path / "rec", card, [[0, 1]], tamper="score")
+    result = verify_recording(tmp_path / "rec", expect_events=30)
+    assert any("20 events recorded, 30 expected" in p for p in result.problems)
+    assert any("event_score != max(jet_error)" in p for p in result.problems)
+
+
+def test_unreadable_segment_fails(tmp_path: Path, card: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    write_recording(tmp_path / "rec", card, [[0, 1], [2]])
+    victim = tmp_path / "rec" / "segments" / segment_name(RUN, 1)
+    victim.write_bytes(victim.read_bytes()[:300])
+    code, text = run_cli(tmp_path / "rec", capsys)
+    assert code == 1 and f"{victim.name}: unreadable" in text
+
+
+def test_empty_directory_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = run_cli(tmp_path, capsys)
+    assert code == 1 and "no segment files" in text
+
+
+def test_verify_module_has_cli_contract() -> None:
+    assert verify_command.EXAMPLES.strip().startswith("aetrig verify")
