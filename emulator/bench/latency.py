@@ -29,7 +29,7 @@ def latency_curve(make: Callable[..., PipelineConfig], out_dir: Path, rates: Seq
                   known: Sequence[dict], on_error: Callable[[str, Exception], None]) -> dict:
     """Constant-pattern points at increasing rates (reusing ``known`` scan points), stopping at saturation."""
     points = {p["requested_hz"]: p for p in known if p["pattern"] == "constant" and p["requested_hz"]}
-    for rate in sorted(rates):
+    for rate in sorted(set(rates) | set(points)):
         if rate not in points:
             try:
                 points[rate] = scan_point(run_pipeline(make(out_dir=out_dir / f"load-{int(rate)}", rate_hz=rate,
@@ -38,7 +38,7 @@ def latency_curve(make: Callable[..., PipelineConfig], out_dir: Path, rates: Seq
                 on_error(f"latency {rate:g} Hz", exc)
                 continue
         if is_saturated(points[rate]):
-            break
+            break  # higher offered rates only add queueing: the curve ends at saturation
     ordered = [points[r] for r in sorted(points)]
     saturated = [p["requested_hz"] for p in ordered if is_saturated(p)]
     return {

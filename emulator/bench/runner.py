@@ -24,6 +24,10 @@ from emulator.bench.pipeline import PipelineConfig, run_pipeline
 DEFAULT_WIDE = "wide_k6"
 
 
+class DeadlinePassed(Exception):
+    """A step or run not started because the plan's deadline had passed (listed under ``skipped``)."""
+
+
 class Bench:
     """One benchmark run: the plan, the model and sample it uses, and the results it fills in."""
 
@@ -40,7 +44,8 @@ class Bench:
             raise ValueError(str(exc)) from exc
         self.wide_path = Path(wide_model) if wide_model else defaults.ZOO / DEFAULT_WIDE
         self.hz, _ = clock_hz()
-        self.results: dict[str, Any] = {"errors": [], "ratios": {}, "goals": {}, "step_load": {}}
+        self.results: dict[str, Any] = {"errors": [], "ratios": {}, "goals": {}, "step_load": {}, "skipped": []}
+        self.t_start = time.monotonic()
         self._sample_cache: dict[tuple[str, ...], Any] = {}
 
     # ---- helpers ---------------------------------------------------------------------------
@@ -48,6 +53,8 @@ class Bench:
         print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
     def error(self, step: str, exc: BaseException) -> None:
+        if isinstance(exc, DeadlinePassed):
+            return  # already listed under "skipped"
         self.log(f"{step} FAILED: {exc!r}")
         self.results["errors"].append({"step": step, "error": f"{type(exc).__name__}: {exc}",
                                        "traceback": traceback.format_exc(limit=4)})
@@ -58,8 +65,17 @@ class Bench:
             self._sample_cache[key] = load_sample(self.sample_path, variables)
         return self._sample_cache[key]
 
+    def out_of_time(self, what: str) -> bool:
+        """True (and ``what`` listed as skipped) once the plan's deadline has passed."""
+        deadline = self.plan.deadline_s
+        if deadline is not None and time.monotonic() - self.t_start > deadline:
+            self.results["skipped"].append(what)
+            self.log(f"{what}: skipped, past the {deadline:g} s deadline of this plan")
+            return True
+        return False
+
     def step(self, name: str, fn) -> None:
-        if name not in self.steps:
+        if name not in self.steps or self.out_of_time(name):
             return
         self.log(f"{name} ...")
         t0, load0 = time.monotonic(), os.getloadavg()[0]
@@ -73,7 +89,10 @@ class Bench:
 
     def pipeline_config(self, out_dir: Path, rate_hz: float = 0.0, pattern: str | None = None,
                         encoders: int = 2, duration_s: float | None = None) -> PipelineConfig:
-        return PipelineConfig(out_dir=out_dir, duration_s=duration_s or self.plan.scan_duration_s, rate_hz=rate_hz,
+        if self.out_of_time(f"pipeline run {out_dir.name}"):
+            raise DeadlinePassed(out_dir.name)
+        duration = duration_s or self.plan.scan_duration_s
+        return PipelineConfig(out_dir=out_dir, duration_s=duration, rate_hz=rate_hz, warmup_s=min(2.0, duration / 3),
                               encoders=encoders, pattern=pattern, model=self.model.path, input=self.sample_path)
 
     # ---- steps -----------------------------------------------------------------------------
