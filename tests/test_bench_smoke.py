@@ -38,7 +38,10 @@ def test_quick_pieces_on_a_tiny_budget(tmp_path: Path) -> None:
     assert svc["lost_events"] == 0 and svc["received_events"] == svc["sent_events"] > 0
     assert svc["rejected_messages"] == 0
     assert svc["jets"] > 0 and svc["jets_per_s"] == pytest.approx(svc["jets"] / svc["wall_s"])
-    assert svc["ratio_vs_inprocess"] == pytest.approx(svc["jets_per_s"] / svc["inprocess_paired"]["jets_per_s"])
+    assert svc["jets_per_encoder_cpu_s"] == pytest.approx(svc["jets"] / svc["encoder_cpu_s"])
+    assert svc["ratio_vs_inprocess"] == pytest.approx(
+        svc["jets_per_encoder_cpu_s"] / svc["inprocess_paired"]["jets_per_cpu_s"])
+    assert svc["ratio_vs_inprocess_wall"] == pytest.approx(svc["jets_per_s"] / svc["inprocess_paired"]["jets_per_s"])
     assert saved["ratios"]["service_vs_inprocess"]["1024"] == svc["ratio_vs_inprocess"]
     assert saved["machine"]["cycle_method"] in ("perf stat", "cpu_seconds_x_clock")
     assert saved["model"]["macs_per_jet"] == 89720  # 4-200-200-20-3 and back: 2 x (800+40000+4000+60)
