@@ -113,8 +113,9 @@ class LiveStatus:
             c = rate(n, "process_cpu_seconds_total")
             cpu.append(f"{n.replace('encoder-', 'enc')}:{100 * c:.0f}%")
         anomaly_frac = anomalies / encoded if encoded > 0 else 0.0
+        full = "  SINK FULL (backpressure)" if sink and value(cur.get(sink), "aetrig_sink_full") >= 1 else ""
         self.prev = {k: (v if v is not None else self.prev.get(k)) for k, v in cur.items()}
         self.prev_t = now
         return (f"in {produced:,.0f}/s  rec {recorded:,.0f}/s  decision p50/p99 {latency}  "
                 f"anomalies {anomalies:,.1f}/s ({100 * anomaly_frac:.2f}%)  inflight {inflight:.0f}  "
-                f"cpu {' '.join(cpu)}")
+                f"cpu {' '.join(cpu)}{full}")

@@ -311,7 +311,9 @@ def main(args: argparse.Namespace) -> int:
         print("aetrig run: FAILED: " + "; ".join(failed), file=sys.stderr)
         return 1
     if ev["lost"] or ev["duplicates_recorded"]:
-        print(f"aetrig run: INTEGRITY: {ev['lost']} events lost, {ev['duplicates_recorded']} recorded twice",
+        unacked = (prod_report or {}).get("unacked_events", 0)
+        why = f" ({unacked} never acknowledged when the producer stopped: see backpressure)" if unacked else ""
+        print(f"aetrig run: INTEGRITY: {ev['lost']} events lost{why}, {ev['duplicates_recorded']} recorded twice",
               file=sys.stderr)
         return 3
     return 0

@@ -31,6 +31,8 @@ from producer.window import Window
 
 STATUS_EVERY_S = 5.0
 BLOCKED_NOTICE_S = 1.0
+SINK_FULL_FRESH_S = 3.0  # a "full" ack counts this long (the sink repeats it every second while full)
+SINK_FULL_GRACE_S = 3.0  # how long a drain waits on a sink that reports it is out of space
 LATE_S = 0.005  # a batch sent this much behind its scheduled time counts as late
 
 
@@ -120,7 +122,9 @@ class Replayer:
         self.rejected = dict.fromkeys(wire.REJECT_REASONS, 0)
         self.foreign_acks = 0
         self.sink_full = False
+        self.sink_full_at = 0.0  # monotonic time of the last "full" acknowledgement
         self.sink_full_reports = 0
+        self.resends_held = 0
         self.blocked_seconds = 0.0
         self.t0 = self.t_last_send = 0.0
         self.lag_max = self.lag_sum = 0.0  # send time behind schedule, per batch
@@ -175,10 +179,24 @@ class Replayer:
         elif not full and self.sink_full:
             log("backpressure released: the sink acknowledges again")
         self.sink_full = full
+        if full:
+            self.sink_full_at = time.monotonic()
+
+    @property
+    def sink_full_now(self) -> bool:
+        """The sink said it is out of space, and recently (a restarted sink says nothing until data comes)."""
+        return self.sink_full and time.monotonic() - self.sink_full_at < SINK_FULL_FRESH_S
 
     def _resend_due(self) -> None:
         now = time.monotonic()
-        for item in self.window.due(now):
+        due = self.window.due(now)
+        if due and self.sink_full_now:
+            # the sink holds what it has and says it is full: copies would only pile up; it is counted
+            self.resends_held += len(due)
+            for item in due:
+                self.window.hold(item, now)
+            return
+        for item in due:
             try:
                 self.push.send_multipart(item.frames, flags=zmq.NOBLOCK, copy=True)
             except zmq.Again:
@@ -237,6 +255,8 @@ class Replayer:
             noticed = False
             while self.window.full and self.stop_reason is None:
                 self.service(0.02)
+                if self.cfg.duration and time.monotonic() - self.t0 > self.cfg.duration:
+                    self.request_stop("duration")
                 if not noticed and time.monotonic() - start > BLOCKED_NOTICE_S:
                     noticed = True
                     log(f"backpressure: window full ({self.cfg.window} batches unacknowledged) for "
@@ -325,8 +345,16 @@ class Replayer:
         deadline = time.monotonic() + self.cfg.drain_timeout
         if len(self.window):
             log(f"draining {len(self.window)} in-flight batches (up to {self.cfg.drain_timeout:g} s)")
+        full_since: float | None = None
         while len(self.window) and time.monotonic() < deadline:
             self.service(0.02)
+            if self.sink_full_now:  # out of space: waiting the whole drain timeout would not help
+                full_since = full_since or time.monotonic()
+                if time.monotonic() - full_since > SINK_FULL_GRACE_S:
+                    log(f"the sink is out of space: giving up the drain after {SINK_FULL_GRACE_S:g} s")
+                    break
+            else:
+                full_since = None
         self.metrics.inflight_batches.set(len(self.window))
         if len(self.window):
             log(f"WARNING: {len(self.window)} batches ({self.window.events_in_flight} events) still "
@@ -364,7 +392,8 @@ class Replayer:
             "start_time": wall0,
             "stop_reason": self.stop_reason,
             "backpressure": {"sink_full_reports": self.sink_full_reports, "sink_full_at_end": self.sink_full,
-                             "blocked_seconds": round(self.blocked_seconds, 3)},
+                             "blocked_seconds": round(self.blocked_seconds, 3),
+                             "resends_held_while_full": self.resends_held},
             "foreign_acks": self.foreign_acks,
             "unknown_acks": self.window.unknown_acks,
             "rejected": self.rejected,

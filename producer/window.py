@@ -105,6 +105,10 @@ class Window:
         item.last_send = now
         self.resent_batches += 1
 
+    def hold(self, item: Inflight, now: float) -> None:
+        """Restart a batch's timer without resending it (the sink is alive but out of space)."""
+        item.last_send = now
+
     def next_deadline(self) -> float | None:
         """The earliest time a batch becomes due, or None when empty."""
         if not self._items:

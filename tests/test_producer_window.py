@@ -117,3 +117,12 @@ def test_timeout_adapts_to_slow_acknowledgements() -> None:
     fast.add(0, [b"x"], 1, 0.0)
     fast.ack([0], now=0.01)
     assert fast.base_timeout == 1.0
+
+
+def test_hold_restarts_the_timer_without_counting_a_resend() -> None:
+    w = Window(capacity=2, resend_timeout=1.0)
+    w.add(0, [b"x"], 1, now=0.0)
+    item = w.due(1.5)[0]
+    w.hold(item, 1.5)
+    assert w.due(2.0) == [] and w.resent_batches == 0 and item.resends == 0
+    assert [it.seq for it in w.due(2.5)] == [0]
