@@ -157,6 +157,8 @@ def resolve(args: argparse.Namespace) -> ProducerConfig:
         values["branch_map"] = _parse_branch_map(values["branch_map"])
     if "columns" in values:
         values["columns"] = _parse_columns(values["columns"])
+    if isinstance(values.get("run_id"), str):
+        values["run_id"] = int(values["run_id"], 0)
     cfg = ProducerConfig(**values)
     check(cfg)
     return cfg

@@ -73,14 +73,15 @@ def _args(argv: list[str]) -> argparse.Namespace:
 def test_config_file_then_flags_override(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"p{suffix}"
     if suffix == ".toml":
-        path.write_text('rate = 123.0\nevents-per-message = 7\nbranch_map = ["pt=Jets.pt"]\ncolumns = "pt,eta"\n')
+        path.write_text('rate = 123.0\nevents-per-message = 7\nbranch_map = ["pt=Jets.pt"]\ncolumns = "pt,eta"\n'
+                        'run-id = "0xff"\n')
     else:
         path.write_text(json.dumps({"rate": 123.0, "events_per_message": 7, "branch-map": {"pt": "Jets.pt"},
-                                    "columns": ["pt", "eta"]}))
+                                    "columns": ["pt", "eta"], "run_id": 255}))
     cfg = config.resolve(_args(["--config", str(path), "--rate", "50"]))
     assert cfg.rate == 50.0 and cfg.events_per_message == 7
     assert cfg.branch_map == {"pt": "Jets.pt"} and cfg.columns == ["pt", "eta"]
-    assert cfg.window == config.DEFAULTS.window
+    assert cfg.window == config.DEFAULTS.window and cfg.run_id == 255
 
 
 def test_config_errors_are_clear(tmp_path: Path) -> None:
