@@ -115,3 +115,14 @@ def test_plots_from_synthetic_results(tmp_path: Path) -> None:
     assert {p.name for p in written} == {"throughput.png", "ratios.png", "ratescan.png", "latency.png",
                                          "soak_rss.png"}
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_cpu_capacity_estimate() -> None:
+    from emulator.bench.pipeline import cpu_capacity
+
+    # 100k events cost producer 0.2 s, encoders 1.0 s, sink 0.3 s of CPU: 15 us per event -> 133 kHz on 2 cores
+    c = cpu_capacity({"producer": 0.2, "encoder": 1.0, "sink": 0.3}, 100_000, cores=2)
+    assert c["cpu_us_per_event_by_stage"] == pytest.approx({"producer": 2.0, "encoder": 10.0, "sink": 3.0})
+    assert c["cpu_us_per_event"] == pytest.approx(15.0)
+    assert c["capacity_events_per_s_estimate"] == pytest.approx(2 / 15e-6)
+    assert cpu_capacity({}, 0)["capacity_events_per_s_estimate"] is None

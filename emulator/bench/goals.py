@@ -75,8 +75,11 @@ def fill(results: dict) -> dict:
         "note": "worst ratio over micro-batch sizes >= 1024 jets (jets per CPU second, paired in-process run)"}
     ok_runs = [r for r in results.get("pipeline", {}).get("runs", []) if r.get("zero_loss")]
     best = max((r.get("events_per_s") or 0 for r in ok_runs), default=None)
+    capacity = [stats.pick(r, "steady_state", "capacity_events_per_s_estimate") for r in ok_runs]
+    capacity = [c for c in capacity if isinstance(c, (int, float))]
     goals["pipeline_events_per_s_zero_loss"] = {
         **stats.goal(best, PIPELINE_EVENTS_GOAL, True),
+        "capacity_estimate_from_cpu_cost": max(capacity) if capacity else None,
         "note": "best events/s (producer-to-end throughput of summary.json) of the rate-0 pipeline runs that "
                 "recorded every produced event exactly once"}
     point = _scan_point(results, LATENCY_RATE_HZ) or {}

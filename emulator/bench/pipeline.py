@@ -134,6 +134,7 @@ def run_pipeline(cfg: PipelineConfig, timeout_s: float | None = None) -> dict:
     if steady["window_s"]:
         steady["cpu_seconds_by_stage"] = window.cpu_by_stage(series, t0)
         steady["jets_per_cpu_s"] = stats.ratio(steady["jets"], sum(steady["cpu_seconds_by_stage"].values()))
+        steady.update(cpu_capacity(steady["cpu_seconds_by_stage"], steady["events"]))
     result["steady_state"] = steady
     jets, send_s = prod.get("jets"), prod.get("send_duration_s")
     result["jets_per_s"] = stats.ratio(jets, send_s)
@@ -196,6 +197,23 @@ class SinkWindow:
             if len(inside) >= 2:
                 cpu[s["stage"]] = cpu.get(s["stage"], 0.0) + inside[-1] - inside[0]
         return cpu
+
+
+def cpu_capacity(cpu_by_stage: dict[str, float], events: float, cores: int | None = None) -> dict:
+    """CPU microseconds per event of each stage, and the event rate those costs allow on ``cores`` whole cores.
+
+    An estimate for an unshared machine, derived from CPU time (not wall time) so that other
+    processes on a shared machine do not distort it; no queueing or scheduling losses included.
+    """
+    import os
+
+    cores = cores or os.cpu_count() or 1
+    if not events or not cpu_by_stage:
+        return {"cpu_us_per_event_by_stage": None, "capacity_events_per_s_estimate": None}
+    per_event = {stage: cpu / events * 1e6 for stage, cpu in cpu_by_stage.items()}
+    total = sum(per_event.values())
+    return {"cpu_us_per_event_by_stage": per_event, "cpu_us_per_event": total, "cores": cores,
+            "capacity_events_per_s_estimate": cores / (total * 1e-6) if total > 0 else None}
 
 
 def _read_json(path: Path) -> dict:
