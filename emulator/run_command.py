@@ -271,7 +271,7 @@ def main(args: argparse.Namespace) -> int:
         for enc in stages[1:-1]:
             enc.signal(signal.SIGTERM)
         for enc in stages[1:-1]:
-            codes[enc.name] = enc.stop(STAGE_STOP_TIMEOUT_S)
+            codes[enc.name] = enc.stop(STAGE_STOP_TIMEOUT_S, already_signalled=True)
         codes[sink.name] = sink.stop(STAGE_STOP_TIMEOUT_S)
     finally:
         terminate_all(stages)

@@ -117,9 +117,11 @@ class StageProcess:
         except subprocess.TimeoutExpired:
             return None
 
-    def stop(self, timeout: float) -> int | None:
-        """SIGTERM, wait up to ``timeout``, then SIGKILL; returns the exit code."""
-        self.signal(signal.SIGTERM)
+    def stop(self, timeout: float, already_signalled: bool = False) -> int | None:
+        """SIGTERM (once: a second one could hit the child's interpreter shutdown, where the default
+        action kills it), wait up to ``timeout``, then SIGKILL; returns the exit code."""
+        if not already_signalled:
+            self.signal(signal.SIGTERM)
         code = self.wait(timeout)
         if code is None and self.alive():
             print(f"aetrig run: {self.name} did not stop within {timeout:g} s, killing it", file=sys.stderr)
