@@ -10,11 +10,9 @@ it is full the loop waits (or, with ``drop_on_overload``, drops and counts the b
 from __future__ import annotations
 
 import itertools
-import queue
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,8 @@ from emulator.metrics import Metrics
 from producer.config import ProducerConfig
 from producer.framing import EventBlock, batch_bounds, message_columns
 from producer.rate import Schedule
-from producer.reader import ReaderSpec, read_chunks
+from producer.reader import ReaderSpec
+from producer.source import event_source, prefetch
 from producer.window import Window
 
 STATUS_EVERY_S = 5.0
@@ -38,69 +37,6 @@ LATE_S = 0.005  # a batch sent this much behind its scheduled time counts as lat
 
 def log(msg: str) -> None:
     print(f"produce: {msg}", file=sys.stderr, flush=True)
-
-
-def event_source(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str], loops: int,
-                 max_events: int) -> Iterator[EventBlock]:
-    """Blocks of events (times unset) over ``loops`` passes (0 = forever), at most ``max_events`` (0 = all)."""
-    left = max_events or None
-    n_loop = 0
-    while loops == 0 or n_loop < loops:
-        n_loop += 1
-        seen = 0
-        for chunk in read_chunks(files, spec, variables):
-            n = len(chunk) if left is None else min(len(chunk), left)
-            seen += len(chunk)
-            block = EventBlock(np.full(len(chunk), chunk.file_index, dtype="<u4"), chunk.entry, chunk.event_number,
-                               chunk.n_jets, np.zeros(len(chunk)), chunk.jets)
-            if n < len(chunk):
-                block = block.slice(0, n)
-            if n:
-                yield block
-            if left is not None:
-                left -= n
-                if left <= 0:
-                    return
-        if seen == 0:
-            return  # empty input: looping forever would spin
-
-
-def prefetch(items: Iterator[EventBlock], depth: int = 2) -> Iterator[EventBlock]:
-    """Run ``items`` in a background thread, ``depth`` blocks ahead, so reading never stalls the pacing.
-
-    Exceptions of the reader are re-raised here. Closing this generator stops the thread.
-    """
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(done)
-        except BaseException as exc:  # handed to the consumer
-            q.put(exc)
-
-    thread = threading.Thread(target=work, name="producer-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
 
 
 class Replayer:

@@ -101,3 +101,29 @@ def test_globs_expand_in_order_and_set_file_index(tmp_path: Path) -> None:
         expand_inputs([str(tmp_path / "nothing*.root")])
     with pytest.raises(ReaderError, match="does not exist"):
         expand_inputs([str(tmp_path / "absent.root")])
+
+
+def test_event_source_loops_limits_and_reads_ahead(tmp_path: Path) -> None:
+    from producer.source import event_source, prefetch
+
+    make_ntuple(tmp_path / "a.root", 250)
+    spec = ReaderSpec(step_size=100)
+    variables = resolve_variables(tmp_path / "a.root", spec)
+    blocks = list(prefetch(event_source([tmp_path / "a.root"], spec, variables, loops=3, max_events=620)))
+    entries = np.concatenate([b.entry for b in blocks])
+    np.testing.assert_array_equal(entries, np.concatenate([np.arange(250), np.arange(250), np.arange(120)]))
+    assert all(len(b.jets["pt"]) == int(b.n_jets.sum()) for b in blocks)
+    assert sum(len(b) for b in prefetch(event_source([tmp_path / "a.root"], spec, variables, 1, 0))) == 250
+
+
+def test_prefetch_reraises_reader_errors() -> None:
+    from producer.source import prefetch
+
+    def broken():
+        yield 1
+        raise ReaderError("file vanished")
+
+    it = prefetch(broken())
+    assert next(it) == 1
+    with pytest.raises(ReaderError, match="file vanished"):
+        next(it)

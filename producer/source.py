@@ -1,0 +1,76 @@
+"""The producer's event source: chunks of the input as event blocks, over N loops, read ahead in a thread."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from producer.framing import EventBlock
+from producer.reader import ReaderSpec, read_chunks
+
+
+def event_source(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str], loops: int,
+                 max_events: int) -> Iterator[EventBlock]:
+    """Blocks of events (times unset) over ``loops`` passes (0 = forever), at most ``max_events`` (0 = all)."""
+    left = max_events or None
+    n_loop = 0
+    while loops == 0 or n_loop < loops:
+        n_loop += 1
+        seen = 0
+        for chunk in read_chunks(files, spec, variables):
+            n = len(chunk) if left is None else min(len(chunk), left)
+            seen += len(chunk)
+            block = EventBlock(np.full(len(chunk), chunk.file_index, dtype="<u4"), chunk.entry, chunk.event_number,
+                               chunk.n_jets, np.zeros(len(chunk)), chunk.jets)
+            if n < len(chunk):
+                block = block.slice(0, n)
+            if n:
+                yield block
+            if left is not None:
+                left -= n
+                if left <= 0:
+                    return
+        if seen == 0:
+            return  # empty input: looping forever would spin
+
+
+def prefetch(items: Iterator[EventBlock], depth: int = 2) -> Iterator[EventBlock]:
+    """Run ``items`` in a background thread, ``depth`` blocks ahead, so reading never stalls the pacing.
+
+    Exceptions of the reader are re-raised here. Closing this generator stops the thread.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=work, name="producer-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
