@@ -31,8 +31,7 @@ class PipelineConfig:
     extra: list[str] = field(default_factory=list)
     sample_every_s: float = 0.5
     nice: int = 0
-    profile: bool = False
-    profile_after_s: float = 4.0
+    profile: bool = False  # py-spy on every stage from the end of the warm-up (all stages up)
     warmup_s: float = 2.0
 
     def args(self) -> list[str]:
@@ -104,8 +103,8 @@ def run_pipeline(cfg: PipelineConfig, timeout_s: float | None = None) -> dict:
             break
         _sample(proc.pid, t0, series, cpu_last)
         window.tick()
-        if cfg.profile and time.monotonic() - t0 >= cfg.profile_after_s:
-            _attach_profilers(cfg, series, profilers, time.monotonic() - t0)
+        if cfg.profile and window.first is not None and window.t_up is not None:
+            _attach_profilers(cfg, series, profilers, time.monotonic() - window.t_up)
         time.sleep(cfg.sample_every_s)
     wall = time.monotonic() - t0
     result: dict = {"command": "aetrig " + " ".join(args), "exit_code": proc.returncode, "wall_s": wall,
@@ -224,7 +223,10 @@ def _read_json(path: Path) -> dict:
 
 
 def _attach_profilers(cfg: PipelineConfig, series: dict, profilers: dict, elapsed: float) -> None:
-    """py-spy on each stage process not yet watched, until shortly before the run's end (stages then drain)."""
+    """py-spy on each stage process not yet watched, until shortly before the producer's end.
+
+    ``elapsed``: seconds since the stages were up (the producer's duration runs from about then).
+    """
     from emulator.bench.profile import Profiler
 
     seconds = cfg.duration_s - elapsed - 1.0

@@ -192,20 +192,28 @@ class Bench:
         self.results["wide"] = {**self.describe_model(wide), "by_batch": rows}
 
     def run_pipeline_max(self) -> None:
-        runs = []
+        runs, variants = [], []
         jpe = self.sample(self.model.variables).jets_per_event
-        for n in self.plan.pipeline_encoders:
+        plan = [(n, ()) for n in self.plan.pipeline_encoders] + list(self.plan.pipeline_extra)
+        for n, extra in plan:
+            tag = f"max-{n}enc" + "".join(e.strip("-") for e in extra)
             try:
-                cfg = self.pipeline_config(self.out / "runs" / f"max-{n}enc", rate_hz=0.0, encoders=n,
+                cfg = self.pipeline_config(self.out / "runs" / tag, rate_hz=0.0, encoders=n,
                                            duration_s=self.plan.pipeline_duration_s)
+                cfg.extra = list(extra)
                 res = run_pipeline(cfg)
                 res.pop("process_series", None)
-                runs.append(res)
-                self.log(f"  pipeline {n} encoder(s): {res['events_per_s'] or 0:,.0f} events/s, "
-                         f"zero loss {res['zero_loss']}")
+                res["extra_flags"] = list(extra)
+                (variants if extra else runs).append(res)
+                steady = res.get("steady_state") or {}
+                self.log(f"  pipeline {tag}: {res['events_per_s'] or 0:,.0f} events/s (steady "
+                         f"{steady.get('events_per_s') or 0:,.0f}), resent {res['producer'].get('batches_resent')} of "
+                         f"{res['producer'].get('batches_sent')} batches, zero loss {res['zero_loss']}, capacity "
+                         f"estimate {steady.get('capacity_events_per_s_estimate') or 0:,.0f} events/s")
             except Exception as exc:
-                self.error(f"pipeline {n} encoders", exc)
-        self.results["pipeline"] = {"runs": runs, "jets_per_event": jpe}
+                self.error(f"pipeline {tag}", exc)
+        self.results["pipeline"] = {"runs": runs, "variants": variants, "jets_per_event": jpe,
+                                    "encoder_max_batch_jets": 4096}
 
     def run_ratescan(self) -> None:
         from emulator.bench.ratescan import rate_scan
@@ -241,7 +249,7 @@ class Bench:
         n = max(self.plan.pipeline_encoders)
         cfg = self.pipeline_config(self.out / "runs" / "profile", rate_hz=0.0, encoders=n,
                                    duration_s=max(8.0, self.plan.pipeline_duration_s))
-        cfg.profile, cfg.profile_after_s = True, 3.0
+        cfg.profile = True
         res = run_pipeline(cfg)
         out["pipeline_rate0"] = {"encoders": n, "events_per_s": res["events_per_s"],
                                  "cpu_seconds_by_stage": res["cpu_seconds_by_stage"],
