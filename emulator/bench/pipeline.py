@@ -8,6 +8,7 @@ produced/recorded/lost, throughput and per-event decision and commit latency per
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ class PipelineConfig:
     extra: list[str] = field(default_factory=list)
     sample_every_s: float = 0.5
     nice: int = 0
+    keep_recording: bool = False  # the bench needs only summary.json; segments are deleted unless kept
     profile: bool = False  # py-spy on every stage from the end of the warm-up (all stages up)
     warmup_s: float = 2.0
 
@@ -139,6 +141,8 @@ def run_pipeline(cfg: PipelineConfig, timeout_s: float | None = None) -> dict:
     result["jets_per_s"] = stats.ratio(jets, send_s)
     if profilers:
         result["profiles"] = {key: p.finish() for key, p in profilers.items()}
+    if not cfg.keep_recording:
+        shutil.rmtree(cfg.out_dir / "segments", ignore_errors=True)
     return result
 
 

@@ -244,7 +244,7 @@ class Bench:
         for size, epm, name in ((1024, max(1, round(1024 / s.jets_per_event)), "service_batch_1024"),
                                 (4096, 4, "service_4_events_per_message")):
             row = self._service(self.model, size, epm, "profile", profile=True)
-            out[name] = {"jets_per_s": row["jets_per_s"], "inference_share_of_cpu": row["inference_share_of_cpu"],
+            out[name] = {"jets_per_s": row["jets_per_s"], "jets_per_encoder_cpu_s": row["jets_per_encoder_cpu_s"],
                          "events_per_message": epm, **(row.get("profile_encoder") or {})}
         n = max(self.plan.pipeline_encoders)
         cfg = self.pipeline_config(self.out / "runs" / "profile", rate_hz=0.0, encoders=n,
