@@ -193,3 +193,12 @@ def test_achieved_rate_holds_the_declared_rate(tmp_path: Path) -> None:
     # looping over a 20000-event file: entries repeat, event ids do not
     entries = np.concatenate([b.columns["entry"] for b in sorted(batches, key=lambda b: b.seq)])
     np.testing.assert_array_equal(entries, np.tile(np.arange(20000), 3))
+
+
+def test_ratecheck_tool_measures_the_producer_alone(tmp_path: Path) -> None:
+    from producer.ratecheck import check_rate
+
+    make_ntuple(tmp_path / "in.root", 3000, seed=126)
+    result = check_rate(5000.0, "poisson", 1.5, [str(tmp_path / "in.root")])
+    assert result["received"] == result["produced"] > 5000
+    assert abs(result["relative_error"]) < 0.1  # ~7500 Poisson arrivals over 1.5 s
