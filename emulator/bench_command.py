@@ -135,8 +135,11 @@ def main(args: argparse.Namespace) -> int:
         except Exception as exc:
             results["errors"].append({"step": "plots", "error": repr(exc)})
             write_results(results, args.out)
+    from emulator.bench.report import write_markdown
+
+    write_markdown(results, args.out)
     print_summary(results)
-    print(f"aetrig bench: wrote {args.out / 'results.json'} in {results['runtime_s']:.0f} s")
+    print(f"aetrig bench: wrote {args.out / 'results.json'} and SUMMARY.md in {results['runtime_s']:.0f} s")
     return 1 if results["errors"] else 0
 
 
