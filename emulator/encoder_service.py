@@ -109,10 +109,12 @@ class EncoderService:
         self.variables = list(self.model.variables)
         self.policy = ThresholdPolicy(self.model, config.fpr, config.accept_rate, config.threshold)
         self.scorer = OnnxScorer(self.model.scorer_path, self.model.latent_dim, threads=config.threads,
-                                 max_rows=max(config.max_batch_jets, 1))
+                                 max_rows=max(config.max_batch_jets, 16384))
         self.card_blob = wire.blob_column(self.model.card_json.encode())
         self.latent_dtype = np.dtype(config.latent_dtype).newbyteorder("<")
         self.metrics = metrics or start_metrics(config.metrics_port)
+        self.events_counter = self.metrics.events.labels(stage="encoder")
+        self.jets_counter = self.metrics.jets.labels(stage="encoder")
         self.quarantine = Quarantine(config.quarantine)
         self.counts = {"messages": 0, "events": 0, "jets": 0, "flagged": 0, "micro_batches": 0, "unsent_messages": 0}
         self.rejected = dict.fromkeys(wire.REJECT_REASONS, 0)
@@ -187,10 +189,11 @@ class EncoderService:
         self.inference_seconds += dt
         self.inference_jets += len(x)
         self.counts["micro_batches"] += 1
+        all_finite = rows_finite({"latent": latent, "error": error})
         for i, item in enumerate(pending):
             lo, hi = offsets[i], offsets[i + 1]
             lat, err = latent[lo:hi], error[lo:hi]
-            if not rows_finite({"latent": lat, "error": err}):
+            if not all_finite and not rows_finite({"latent": lat, "error": err}):
                 self.reject("non_finite", "model output holds NaN or inf (input outside the model's domain)",
                             item.frames)
                 continue
@@ -212,8 +215,8 @@ class EncoderService:
             self.counts["events"] += item.batch.n_events
             self.counts["jets"] += item.batch.n_jets
             self.counts["flagged"] += n_flagged
-            self.metrics.events.labels(stage="encoder").inc(item.batch.n_events)
-            self.metrics.jets.labels(stage="encoder").inc(item.batch.n_jets)
+            self.events_counter.inc(item.batch.n_events)
+            self.jets_counter.inc(item.batch.n_jets)
             self.metrics.anomalies.inc(n_flagged)
 
     def send(self, push: zmq.Socket, frames: list[Any]) -> bool:

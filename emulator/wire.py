@@ -27,6 +27,7 @@ is one of :data:`REJECT_REASONS`, the label values of ``aetrig_rejected_messages
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,7 +206,7 @@ def decode(frames: Sequence[bytes | memoryview], limits: Limits = Limits(),
         if len(shape) not in (1, 2):
             raise WireError("bad_column", f"column {name!r} has rank {len(shape)}")
         dt = np.dtype(dtype)
-        expected = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        expected = math.prod(shape) * dt.itemsize
         if len(frame) != expected:
             raise WireError("size_mismatch", f"column {name!r}: {len(frame)} bytes, header says {expected}")
         columns[name] = np.frombuffer(frame, dtype=dt).reshape(shape)
