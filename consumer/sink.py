@@ -157,6 +157,7 @@ class Sink:
         self.last_full_ack = 0.0
         self.damaged: list[str] = []
         self.unmarked: dict[Path, int] = {}
+        self._cards: dict[bytes, tuple[dict[str, Any], tuple[str, str] | None]] = {}
         self.started = time.time()
         self.existing = self.rebuild_index()
 
@@ -234,6 +235,15 @@ class Sink:
         self.quarantine.keep(reason, detail, frames)
         log.warning("rejected message: %s: %s", reason, detail)
 
+    def card_of(self, raw: bytes) -> tuple[dict[str, Any], tuple[str, str] | None]:
+        """The parsed card and model identity of a card blob (parsed once per distinct blob)."""
+        if raw not in self._cards:
+            if len(self._cards) >= 16:
+                self._cards.clear()
+            card = json.loads(raw)
+            self._cards[raw] = (card, model_identity(card))
+        return self._cards[raw]
+
     def accept(self, frames: list[memoryview], ack: zmq.Socket | None) -> None:
         """Validate one scored message; queue it for the next commit, or discard/reject it."""
         t_received = time.time()
@@ -244,8 +254,7 @@ class Sink:
             for name in ("card_json", "manifest_json"):
                 if name not in batch.columns:
                     raise wire.WireError("missing_column", f"scored message without {name}")
-            card = batch.blob("card_json")
-            identity = model_identity(card)
+            card, identity = self.card_of(batch.columns["card_json"].tobytes())
             if batch.header.get("model", card.get("name")) != card.get("name"):
                 raise wire.WireError("wrong_model", f"header model {batch.header.get('model')!r} "
                                      f"disagrees with its card {card.get('name')!r}")

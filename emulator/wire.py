@@ -219,6 +219,24 @@ def _require(batch: Batch, names: Iterable[str]) -> None:
             raise WireError("missing_column", f"column {name!r} is missing")
 
 
+_JSON_OBJECT_CACHE: dict[bytes, bool] = {}
+
+
+def _is_json_object(raw: bytes) -> bool:
+    """Whether ``raw`` is a JSON object; remembered for a few blobs (every message of a run repeats them)."""
+    known = _JSON_OBJECT_CACHE.get(raw)
+    if known is not None:
+        return known
+    try:
+        ok = isinstance(json.loads(raw), dict)
+    except ValueError:
+        ok = False
+    if len(_JSON_OBJECT_CACHE) >= 16:
+        _JSON_OBJECT_CACHE.clear()
+    _JSON_OBJECT_CACHE[raw] = ok
+    return ok
+
+
 def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
     """Check a decoded batch's meaning: identity columns, shapes against counts, limits, finiteness."""
     n_events, n_jets = batch.n_events, batch.n_jets
@@ -244,11 +262,8 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
         if name in BLOB_COLUMNS:
             if col.ndim != 1 or col.dtype.str != "|u1":
                 raise WireError("bad_column", f"blob {name!r} must be 1-D bytes")
-            try:
-                if not isinstance(json.loads(col.tobytes()), dict):
-                    raise ValueError
-            except ValueError:
-                raise WireError("bad_blob", f"{name} is not a JSON object") from None
+            if not _is_json_object(col.tobytes()):
+                raise WireError("bad_blob", f"{name} is not a JSON object")
             continue
         if name in EVENT_ID_COLUMNS:
             continue
