@@ -55,6 +55,11 @@ class EventBlock:
     def __len__(self) -> int:
         return len(self.n_jets)
 
+    @property
+    def nbytes(self) -> int:
+        arrays = [self.file_index, self.entry, self.event_number, self.n_jets, self.times, *self.jets.values()]
+        return sum(a.nbytes for a in arrays)
+
     def jet_offsets(self) -> np.ndarray:
         offsets = np.zeros(len(self) + 1, dtype=np.int64)
         np.cumsum(self.n_jets, out=offsets[1:])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,24 +13,42 @@ import numpy as np
 from producer.framing import EventBlock
 from producer.reader import ReaderSpec, read_chunks
 
+#: Decoded input up to this size is kept after the first pass and replayed from memory on later loops
+#: (a small sample looped at a high rate then costs no decompression); larger inputs are re-read.
+LOOP_CACHE_BYTES = 256 << 20
+
+
+def _read_blocks(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str]) -> Iterator[EventBlock]:
+    for chunk in read_chunks(files, spec, variables):
+        yield EventBlock(np.full(len(chunk), chunk.file_index, dtype="<u4"), chunk.entry, chunk.event_number,
+                         chunk.n_jets, np.zeros(len(chunk)), chunk.jets)
+
 
 def event_source(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str], loops: int,
-                 max_events: int) -> Iterator[EventBlock]:
-    """Blocks of events (times unset) over ``loops`` passes (0 = forever), at most ``max_events`` (0 = all)."""
+                 max_events: int, cache_bytes: int = LOOP_CACHE_BYTES) -> Iterator[EventBlock]:
+    """Blocks of events (times unset) over ``loops`` passes (0 = forever), at most ``max_events`` (0 = all).
+
+    When looping, the first pass is kept in memory if it decodes to at most ``cache_bytes``.
+    """
     left = max_events or None
+    cache: list[EventBlock] | None = [] if loops != 1 else None
+    cached = 0
     n_loop = 0
     while loops == 0 or n_loop < loops:
         n_loop += 1
         seen = 0
-        for chunk in read_chunks(files, spec, variables):
-            n = len(chunk) if left is None else min(len(chunk), left)
-            seen += len(chunk)
-            block = EventBlock(np.full(len(chunk), chunk.file_index, dtype="<u4"), chunk.entry, chunk.event_number,
-                               chunk.n_jets, np.zeros(len(chunk)), chunk.jets)
-            if n < len(chunk):
-                block = block.slice(0, n)
+        from_cache = n_loop > 1 and cache is not None
+        for full in (iter(cache) if from_cache else _read_blocks(files, spec, variables)):
+            if not from_cache and cache is not None:
+                cached += full.nbytes
+                if cached <= cache_bytes:
+                    cache.append(full)
+                else:
+                    cache = None  # too big: later passes read the files again
+            seen += len(full)
+            n = len(full) if left is None else min(len(full), left)
             if n:
-                yield block
+                yield full.slice(0, n) if n < len(full) else replace(full)
             if left is not None:
                 left -= n
                 if left <= 0:

@@ -127,3 +127,18 @@ def test_prefetch_reraises_reader_errors() -> None:
     assert next(it) == 1
     with pytest.raises(ReaderError, match="file vanished"):
         next(it)
+
+
+def test_looping_replays_the_first_pass_from_memory_or_rereads_when_too_big(tmp_path: Path) -> None:
+    from producer.source import event_source
+
+    truth = make_ntuple(tmp_path / "a.root", 300)
+    spec = ReaderSpec(step_size=128)
+    variables = resolve_variables(tmp_path / "a.root", spec)
+    for cache_bytes in (1 << 30, 1000):  # everything cached / nothing fits
+        blocks = list(event_source([tmp_path / "a.root"], spec, variables, loops=3, max_events=0,
+                                   cache_bytes=cache_bytes))
+        assert sum(len(b) for b in blocks) == 900
+        pt = np.concatenate([b.jets["pt"] for b in blocks])
+        np.testing.assert_array_equal(pt, np.tile(truth["pt"], 3))
+        assert len({id(b) for b in blocks}) == len(blocks)  # fresh block objects: times may be set on each
