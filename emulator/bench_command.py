@@ -30,7 +30,8 @@ aetrig bench --quick --model models/zoo/TLA_4D_leading --only inprocess,service
 aetrig bench --soak-seconds 600 --soak-rate 100000 --out emulator/bench/results
 """
 
-STEPS = ("inprocess", "torch", "service", "messages", "wide", "pipeline", "ratescan", "latency", "soak", "profile")
+STEPS = ("inprocess", "torch", "breakdown", "service", "messages", "wide", "pipeline", "ratescan", "latency", "soak",
+         "profile")
 
 
 @dataclass

@@ -109,6 +109,7 @@ class Bench:
         r["inprocess"] = {}
         self.step("inprocess", self.run_inprocess)
         self.step("torch", self.run_torch)
+        self.step("breakdown", self.run_breakdown)
         self.step("service", self.run_service)
         self.step("messages", self.run_messages)
         self.step("wide", self.run_wide)
@@ -139,6 +140,15 @@ class Bench:
         module = torch_scorer(self.model.path)
         self.results["inprocess"]["torch_eager"] = bench_torch(module, x, self.plan.inprocess_sizes,
                                                                self.plan.budget_s, self.hz)
+
+    def run_breakdown(self) -> None:
+        from emulator.bench.breakdown import breakdown
+
+        s = self.sample(self.model.variables)
+        budget = 1.0 if self.quick else 3.0
+        self.results["encoder_breakdown"] = [
+            breakdown(self.model.path, s, max(1, round(jets / s.jets_per_event)), per_batch, budget)
+            for jets, per_batch in ((1024, 1), (4096, 1), (64, 64))]
 
     def _service(self, model, size: int, events_per_message: int, tag: str, profile: bool = False) -> dict:
         """In-process at ``size`` measured right before the service at ``size``: a paired comparison."""
