@@ -1,0 +1,58 @@
+"""Thresholds of the encoder service: --fpr from the card, --accept-rate at the declared input rate
+(per rate, and a counted `no_threshold` rejection when the rate gives none), --threshold as given;
+a bad choice at start-up is a clear error with exit code 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from encsink_support import events_frames, make_tiny_model
+
+from emulator.cli import build_parser
+from emulator.encoder_service import EncoderConfig, EncoderService
+from models.card import load_model_dir
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("model"))
+
+
+def service(model_dir: Path, **kw: object) -> EncoderService:
+    return EncoderService(EncoderConfig(model=model_dir, connect="tcp://127.0.0.1:1", sink="tcp://127.0.0.1:1", **kw))
+
+
+def test_fpr_default_and_explicit(model_dir: Path) -> None:
+    card = load_model_dir(model_dir)
+    assert service(model_dir).policy.fixed == pytest.approx(card.threshold(fpr=1e-3))
+    assert service(model_dir, fpr=1e-2).policy.fixed == pytest.approx(card.threshold(fpr=1e-2))
+    assert service(model_dir, threshold=3.5).policy.fixed == 3.5
+
+
+def test_accept_rate_uses_each_messages_declared_rate(model_dir: Path) -> None:
+    card = load_model_dir(model_dir)
+    svc = service(model_dir, accept_rate=10.0)
+    rng = np.random.default_rng(0)
+    for seq, rate in enumerate([1000.0, 10000.0, 1000.0]):
+        svc.accept([memoryview(f) for f in events_frames(1, seq, np.array([2, 1]), rng, 3 * seq, rate_hz=rate)])
+    assert [p.threshold for p in svc.pending] == pytest.approx([card.threshold(fpr=1e-2), card.threshold(fpr=1e-3),
+                                                                card.threshold(fpr=1e-2)])
+    # a producer declaring no rate (as fast as possible) gives no threshold: counted, quarantined, not flagged blindly
+    svc.accept([memoryview(f) for f in events_frames(1, 9, np.array([1]), rng, 50, rate_hz=0.0)])
+    svc.accept([memoryview(f) for f in events_frames(1, 10, np.array([1]), rng, 51, rate_hz=5.0)])  # fpr 2 > 1
+    assert svc.rejected["no_threshold"] == 2 and len(svc.pending) == 3
+    assert svc.quarantine.messages == 2
+
+
+def test_start_up_errors_are_clear(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser, module = build_parser("encode")
+    base = ["--model", str(model_dir), "--connect", "tcp://127.0.0.1:1", "--sink", "tcp://127.0.0.1:2"]
+    assert module.main(parser.parse_args([*base, "--fpr", "1e-7"])) == 2
+    assert "outside the calibrated range" in capsys.readouterr().err
+    assert module.main(parser.parse_args([*base[:1], str(tmp_path / "nope"), *base[2:]])) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert module.main(parser.parse_args([*base, "--max-batch-jets", "0"])) == 2
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--fpr", "1e-3", "--threshold", "2"])  # one threshold choice only

@@ -1,0 +1,88 @@
+"""The recorded layout through the real segment writer and read API: k jagged latent branches,
+float16 storage as uint16 bits, raw jets for flagged events only, a new segment on a layout change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uproot
+from encsink_support import LATENT_DIM, make_tiny_model, scored_frames
+
+from consumer.recording import open_recording, segment_name
+from consumer.scored_chunk import batch_layout, chunk_from_batches
+from consumer.segment_writer import SegmentWriter
+from emulator import wire
+from models.card import load_model_dir
+
+
+@pytest.fixture(scope="module")
+def card(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return load_model_dir(make_tiny_model(tmp_path_factory.mktemp("model"))).card
+
+
+@pytest.mark.parametrize("storage", ["float32", "float16"])
+def test_latent_raw_and_identity_round_trip(tmp_path: Path, card: dict, storage: str) -> None:
+    rng = np.random.default_rng(5)
+    batches = [wire.validate(wire.decode(scored_frames(3, s, rng.integers(0, 6, 40), rng, card, 40 * s)))
+               for s in range(3)]
+    layout = batch_layout(batches[0], storage)
+    writer = SegmentWriter(tmp_path / "segments" / segment_name(3, 0), "{\"name\": \"x\"}", "{}", layout)
+    writer.commit(chunk_from_batches(batches[:2], layout))
+    writer.commit(chunk_from_batches(batches[2:], layout))
+    writer.close()
+    with uproot.open(tmp_path / "segments" / segment_name(3, 0)) as f:
+        keys = set(f["events"].keys())
+        assert {f"jet_latent_{i}" for i in range(LATENT_DIM)} | {"jet_error", "njet", "nraw_jet"} <= keys
+        assert f["events"]["jet_latent_0"].interpretation.content.from_dtype.kind == ("u" if storage == "float16"
+                                                                                      else "f")
+    rec = open_recording(tmp_path)
+    latent = np.concatenate([b.columns["jet_latent"] for b in batches])
+    want = latent.astype(np.float16).astype(np.float32) if storage == "float16" else latent
+    assert np.array_equal(rec.latent(), want)
+    assert np.array_equal(rec.jet_error(), np.concatenate([b.columns["jet_error"] for b in batches]))
+    ev = rec.events()
+    for name in ("event_id", "entry", "event_number", "event_score", "flag"):
+        assert np.array_equal(ev[name], np.concatenate([b.columns[name] for b in batches]))
+    assert np.array_equal(ev["seq"], np.repeat([0, 1, 2], 40))
+    assert np.array_equal(ev["n_raw"], ev["n_jets"] * ev["flag"])
+    flagged_pt = np.concatenate([b.columns["raw_jet_pt"] for b in batches])
+    assert ev["flag"].sum() > 0 and np.array_equal(rec.raw_jets()["pt"], flagged_pt)
+
+
+def test_layout_change_starts_a_new_segment(tmp_path: Path, card: dict) -> None:
+    import threading
+
+    import zmq
+    from encsink_support import AckCollector, addr, free_port
+
+    from consumer.sink import Sink, SinkConfig
+    from emulator.shutdown import StopFlag
+
+    rng = np.random.default_rng(6)
+    sink_p, ack_p = free_port(), free_port()
+    ctx = zmq.Context()
+    acks = AckCollector(ctx, ack_p)
+    push = ctx.socket(zmq.PUSH)
+    push.connect(addr(sink_p))
+    flag = StopFlag()
+    sink = Sink(SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=tmp_path, commit_ms=10), stop=flag)
+    thread = threading.Thread(target=sink.run, daemon=True)
+    thread.start()
+    try:
+        push.send_multipart(scored_frames(4, 0, np.array([3, 2]), rng, card, 0))
+        assert acks.wait_for({0}, 10)
+        frames = scored_frames(4, 1, np.array([1, 2]), rng, card, 2)
+        batch = wire.decode(frames)  # the same message without its raw_jet_m column: another layout
+        cols = {k: v for k, v in batch.columns.items() if k != "raw_jet_m"}
+        push.send_multipart(wire.encode(wire.KIND_SCORED, 4, 1, cols, t_send=batch.header["t_send"], rate_hz=1.0,
+                                        model=card["name"]))
+        assert acks.wait_for({1}, 10)
+    finally:
+        flag.set()
+        thread.join(10)
+        ctx.destroy(linger=0)
+    rec = open_recording(tmp_path)
+    assert [s.layout["raw_vars"] for s in rec.segments] == [["pt", "eta", "phi", "m"], ["pt", "eta", "phi"]]
+    assert len(rec) == 4
