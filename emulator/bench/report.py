@@ -34,6 +34,20 @@ def goal_table(results: dict) -> list[str]:
     return lines
 
 
+def breakdown_table(results: dict) -> list[str]:
+    rows = results.get("encoder_breakdown") or []
+    if not rows:
+        return []
+    steps = list(rows[0]["us_per_message"])
+    lines = ["| events/msg x msgs/batch | jets/batch | " + " | ".join(steps) + " | non-inference share |",
+             "|---|---:|" + "---:|" * len(steps) + "---:|"]
+    for r in rows:
+        lines.append(f"| {r['events_per_message']} x {r['messages_per_batch']} | {r['jets_per_batch']:.0f} | "
+                     + " | ".join(f"{r['us_per_message'][k]:.0f}" for k in steps)
+                     + f" | {r['non_inference_share']:.2f} |")
+    return ["## Encoder message path, CPU microseconds per message (no sockets)", "", *lines, ""]
+
+
 def markdown(results: dict) -> str:
     m = results.get("machine", {})
     model = results.get("model", {})
@@ -49,7 +63,8 @@ def markdown(results: dict) -> str:
            f"{model.get('macs_per_jet')} MACs per jet",
            f"- libraries: onnxruntime {m.get('onnxruntime')}, torch {m.get('torch')}, pyzmq {m.get('pyzmq')} "
            f"(libzmq {m.get('libzmq')}), numpy {m.get('numpy')}; runtime {_f(results.get('runtime_s'), '{:.0f}')} s",
-           "", "## Ratios", "", *ratio_table(results), "", "## Goals", "", *goal_table(results), ""]
+           "", "## Ratios", "", *ratio_table(results), "", "## Goals", "", *goal_table(results), "",
+           *breakdown_table(results)]
     if results.get("errors"):
         out += ["## Errors", "", *[f"- {e['step']}: {e['error']}" for e in results["errors"]], ""]
     if results.get("skipped"):
