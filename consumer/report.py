@@ -321,6 +321,11 @@ def section_anomaly(r: Mapping[str, Any], root: str) -> str:
         )
         + "<p>* fewer than 10 background events above the threshold.</p>"
     )
+    base = r.get("baseline_leading_pt", {})
+    if base:
+        rows = [[sig, b["auc_event"], b["tpr"]["0.01"]["tpr"], b["tpr"]["0.001"]["tpr"]] for sig, b in base.items()]
+        parts.append("<h3>baseline: leading-jet pT alone as the event score</h3>" +
+                     table(["signal", "AUC", "TPR@1e-2", "TPR@1e-3"], rows))
     rec = r.get("recommendation", {})
     if rec.get("model"):
         best = r["models"][rec["model"]]
