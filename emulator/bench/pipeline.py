@@ -136,6 +136,13 @@ def run_pipeline(cfg: PipelineConfig, timeout_s: float | None = None) -> dict:
         steady["cpu_seconds_by_stage"] = window.cpu_by_stage(series, t0)
         steady["jets_per_cpu_s"] = stats.ratio(steady["jets"], sum(steady["cpu_seconds_by_stage"].values()))
         steady.update(cpu_capacity(steady["cpu_seconds_by_stage"], steady["events"]))
+        from emulator.bench.cycles import clock_hz
+
+        total_cpu = sum(steady["cpu_seconds_by_stage"].values())
+        steady["cpu_s_per_jet_all_stages"] = stats.ratio(total_cpu, steady["jets"])
+        steady["cycles_per_jet_all_stages"] = (stats.cycles_from_cpu_seconds(total_cpu, clock_hz()[0]) / steady["jets"]
+                                               if steady["jets"] else None)
+        steady["cycle_method"] = "cpu_seconds_x_clock"
     result["steady_state"] = steady
     jets, send_s = prod.get("jets"), prod.get("send_duration_s")
     result["jets_per_s"] = stats.ratio(jets, send_s)
