@@ -14,8 +14,7 @@ import sys
 
 EXAMPLES = """
 aetrig report
-aetrig report --out report_full --background /work/data/qcd_test_50k.root \\
-  --large-background /work/data/qcd_test_200k.root
+aetrig report --out report_full --large-background '/work/data/test_bkg/qcd_test_200k_part*.root'
 aetrig report --signal myexotic=/data/exotic_*.root --tree CollectionTree --unit MeV \\
   --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt --branch-map eta=AntiKt4EMTopoJetsAuxDyn.eta --derive-e
 aetrig report --studies 3 --models AE_3D_200_ptetaphie wide_k6 --max-events 5000
