@@ -64,7 +64,8 @@ def _with_header(frames: list[bytes], **changes: object) -> list[bytes]:
     return [msgpack.packb(header), *frames[1:]]
 
 
-def _reason(frames: list[bytes], limits: wire.Limits = wire.Limits()) -> str:
+def _reason(frames: list[bytes], limits: wire.Limits | None = None) -> str:
+    limits = limits or wire.Limits()
     with pytest.raises(wire.WireError) as info:
         wire.validate(wire.decode(frames, limits), limits)
     return info.value.reason
