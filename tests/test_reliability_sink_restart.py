@@ -30,6 +30,9 @@ def test_kill9_sink_then_restart(pipeline: Pipeline) -> None:
                                  "--events-per-message", "200", "--resend-timeout", "1.0")
     pipeline.wait_for(lambda: pipeline.metric(sink, "aetrig_events_total", stage="sink") > 4000, 30,
                       "the sink to record events")
+    # freeze it first so that batches are surely in its buffers, unacknowledged, when it dies
+    sink.signal(signal.SIGSTOP)
+    time.sleep(0.5)
     sink.signal(signal.SIGKILL)
     assert sink.wait(10) == -signal.SIGKILL
     time.sleep(1.0)  # the producer keeps sending; nothing acknowledges meanwhile
