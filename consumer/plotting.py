@@ -219,7 +219,7 @@ def latent_pairs(latent: np.ndarray, out_dir: str, name: str = "latent_pairs", m
 def lines(series: Sequence[Mapping[str, object]], out_dir: str, name: str, xlabel: str, ylabel: str,
           logx: bool = False, logy: bool = False, extra: str = "", diagonal: bool = False,
           hlines: Sequence[float] = (), xticks: Sequence[str] | None = None,
-          ylim: tuple[float, float] | None = None) -> list[str]:
+          ylim: tuple[float, float] | None = None, legend_loc: str = "best") -> list[str]:
     """Curves given as [{"x", "y", "label", optional "yerr", "style"}] on one axis (``xticks``: categories)."""
     setup()
     import matplotlib.pyplot as plt
@@ -248,7 +248,7 @@ def lines(series: Sequence[Mapping[str, object]], out_dir: str, name: str, xlabe
         ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(loc="best")
+    ax.legend(loc=legend_loc, fontsize=9)
     label(ax, extra=extra)
     return save(fig, out_dir, name)
 

@@ -152,7 +152,8 @@ def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compressio
             series.append({"x": roc["fpr"][keep], "y": roc["tpr"][keep], "style": "k--", "label":
                            f"leading-jet pT alone (AUC {results['baseline_leading_pt'][sig]['auc_event']:.3f})"})
         figs += plotting.lines(series, out_dir, f"s3_roc_{sig}", "background efficiency (FPR, per event)",
-                               f"{sig} efficiency (TPR)", logx=True, extra=f"{sig} vs QCD, event score")
+                               f"{sig} efficiency (TPR)", logx=True, extra=f"{sig} vs QCD, event score",
+                               ylim=(0, 1.05), legend_loc="lower right")
     series = []
     for sig in signal_names:
         rows = models[best]["signals"][sig]["auc_vs_leading_pt"]

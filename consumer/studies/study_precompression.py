@@ -265,7 +265,9 @@ def plot_pareto(points: dict[str, list[dict]], out_dir: str, model_name: str) ->
         ax.set_xlim(floor / 3, 10)
         ax.set_xlabel(f"jet {var} residual core half-width (lossless at {floor:g})")
         ax.set_ylabel("compression ratio vs raw float32")
-        plotting.label(ax, extra=f"{model_name}; * = AE, black edge = Pareto front")
+        plotting.label(ax)
+        ax.text(0.97, 0.03, f"{model_name}; * = AE, black edge = Pareto front", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=9)
         paths += plotting.save(fig, out_dir, f"s2_pareto_{var}")
     return paths
 
