@@ -24,7 +24,14 @@ from encsink_support import (
     stop,
 )
 
-from consumer.recording import open_recording, read_seen, read_segment, segment_paths
+from consumer.recording import (
+    RecordingError,
+    open_recording,
+    read_seen,
+    read_segment,
+    recover_segments,
+    segment_paths,
+)
 from consumer.verify import verify_recording
 from models.card import load_model_dir
 
@@ -45,11 +52,19 @@ def make_batches(card: dict, n: int, events: int = 50, seed: int = 5) -> dict[in
     return out
 
 
-def recorded_seqs(out: Path) -> set[int]:
-    seqs: set[int] = set()
-    for path in segment_paths(out):
-        seqs.update(read_seen(read_segment(path))[1].tolist())
-    return seqs
+def recorded_seqs(out: Path, attempts: int = 1) -> set[int]:
+    """Seqs in the segment files; with attempts > 1, retried while a running sink is mid-commit."""
+    for attempt in range(attempts):
+        try:
+            seqs: set[int] = set()
+            for path in segment_paths(out):
+                seqs.update(read_seen(read_segment(path))[1].tolist())
+            return seqs
+        except RecordingError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
 
 
 class Harness:
@@ -86,7 +101,7 @@ def test_acks_follow_durable_commits_and_duplicates_are_reacked(tmp_path: Path, 
             h.acks.poll(0)
             # every ack that has arrived so far names only seqs already readable in the segment files
             if len(h.acks.ack_order) > checked_acks:
-                assert h.acks.acked <= recorded_seqs(h.out)
+                assert h.acks.acked <= recorded_seqs(h.out, attempts=5)
                 checked_acks = len(h.acks.ack_order)
         assert h.acks.wait_for(set(batches), timeout=20)
         assert h.acks.acked <= recorded_seqs(h.out)
@@ -140,7 +155,9 @@ def test_sigkill_after_commit_then_restart_records_everything_once(tmp_path: Pat
         h.acks.poll(50)
         acked_before = set(h.acks.acked)
         assert len(acked_before) >= 12
-        # the segment written by the killed sink is readable and holds every acknowledged batch
+        # the segment written by the killed sink is readable (after finishing or discarding a commit the
+        # kill may have interrupted, as the restarted sink does) and holds every acknowledged batch
+        recover_segments(h.out)
         on_disk = recorded_seqs(h.out)
         assert acked_before <= on_disk
         # restart on the same directory; a producer resends everything it has not seen acked
