@@ -163,3 +163,20 @@ def test_decode_cli_with_plots_joins_inputs(setup, tmp_path) -> None:
     inp = setup["jets"]["pt"][setup["order"]].astype(np.float64)
     rel = (dec - inp) / inp
     assert summary["stats"]["pt"]["mean"] == pytest.approx(rel.mean(), rel=1e-9)
+
+
+def test_decoded_file_reads_like_an_input_ntuple(setup, tmp_path) -> None:
+    from pathlib import Path
+
+    from producer.reader import ReaderSpec, read_chunks, resolve_variables
+
+    out = tmp_path / "decoded.root"
+    decode.decode_recording(setup["rec"], out, model_dir=setup["model"], progress=False)
+    spec = ReaderSpec(columns=VARS)
+    assert resolve_variables(Path(out), spec) == VARS
+    chunks = list(read_chunks([Path(out)], spec, VARS))
+    n_jets = np.concatenate([c.n_jets for c in chunks])
+    assert len(n_jets) == setup["n"] and int(n_jets.sum()) == len(setup["latent"])
+    pt = np.concatenate([c.jets["pt"] for c in chunks])
+    np.testing.assert_allclose(pt, setup["latent"].astype(np.float64) @ W[:, 0].astype(np.float64) + B[0],
+                               rtol=1e-5, atol=1e-4)
