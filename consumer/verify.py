@@ -20,6 +20,7 @@ from consumer.recording import (
     Segment,
     read_segment,
     read_segment_arrays,
+    recover_segments,
     segment_paths,
 )
 from consumer.segment_writer import EVENT_BRANCHES, FORMAT_VERSION
@@ -124,6 +125,11 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
     if not paths:
         problems.append(f"{directory}: no segment files under segments/")
         return result
+    try:
+        recovered = recover_segments(directory)  # a sink killed mid-commit: finish or discard that commit
+    except RecordingError as exc:
+        problems.append(str(exc))
+        return result
     seqs_by_run: dict[int, list[np.ndarray]] = defaultdict(list)
     event_ids_by_run: dict[int, list[np.ndarray]] = defaultdict(list)
     seq_segments: dict[tuple[int, int], list[str]] = defaultdict(list)
@@ -186,5 +192,6 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
         problems.append(f"{n_events} events recorded, {expect_events} expected ({source})")
     result.stats = {"directory": str(directory), "segments": len(paths), "bytes": n_bytes, "events": n_events,
                     "jets": n_jets, "flagged": n_flagged, "batches": n_batches, "runs": runs,
-                    "expected_events": expect_events, "expected_events_from": source if expect_events else None}
+                    "expected_events": expect_events, "expected_events_from": source if expect_events else None,
+                    "recovered_commits": recovered}
     return result

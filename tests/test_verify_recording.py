@@ -107,3 +107,20 @@ def test_empty_directory_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_verify_module_has_cli_contract() -> None:
     assert verify_command.EXAMPLES.strip().startswith("aetrig verify")
+
+
+def test_interrupted_commit_is_recovered_unless_a_sink_is_running(tmp_path: Path, card: dict) -> None:
+    from consumer.journaled_file import journal_path
+    from consumer.recording import lock_recording, unlock_recording
+
+    write_recording(tmp_path / "rec", card, [[0, 1]])
+    segment = tmp_path / "rec" / "segments" / segment_name(RUN, 0)
+    journal_path(segment).write_bytes(b"AETRIGJ1 torn journal of a killed sink")
+    fd = lock_recording(tmp_path / "rec")
+    try:
+        result = verify_recording(tmp_path / "rec")
+        assert not result.ok and "a running sink is writing this recording" in result.problems[0]
+    finally:
+        unlock_recording(fd)
+    result = verify_recording(tmp_path / "rec")
+    assert result.ok and result.stats["recovered_commits"] == {segment.name: "discarded"}
