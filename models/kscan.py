@@ -31,9 +31,10 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
     ks = [row["k"] for row in summary["scan"]]
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for name in summary["variables"]:
+    for i, name in enumerate(summary["variables"]):
         kind = summary["scan"][0]["core_half_width"][name]["kind"]
-        ax.plot(ks, [row["core_half_width"][name]["value"] for row in summary["scan"]], marker="o",
+        ax.plot(ks, [row["core_half_width"][name]["value"] for row in summary["scan"]], marker="os^"[i // 10],
+                ls="-" if i < 10 else "--", lw=2.5 if name == "pt" else 1.2,
                 label=f"{name} ({'rel.' if kind == 'relative' else 'abs.'})")
     ax.axhline(0.01, color="k", ls=":", lw=1, label="1% (pt target)")
     ax.set_yscale("log")
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from models.card import load_model_dir
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", nargs="+", required=True)
+    parser.add_argument("--input", nargs="+", default=[])
     parser.add_argument("--ks", default="2-12")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=2048)
@@ -59,11 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-events", type=int, default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="models/zoo/wide_kscan")
+    parser.add_argument("--plot-only", action="store_true", help="redraw OUT/kscan.png from OUT/kscan.json")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    if args.plot_only:
+        plot(json.loads((out / "kscan.json").read_text()), out / "kscan.png")
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                                "command": "python -m models.kscan " + " ".join(argv or sys.argv[1:]), "scan": []}
+    if not args.input:
+        parser.error("--input is required")
     for k in parse_ks(args.ks):
         with tempfile.TemporaryDirectory() as scratch:
             train_args = ["train", "--input", *args.input, "--variables", "all", "--model", "wide", "--latent", str(k),
