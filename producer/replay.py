@@ -32,6 +32,7 @@ STATUS_EVERY_S = 5.0
 BLOCKED_NOTICE_S = 1.0
 SINK_FULL_FRESH_S = 3.0  # a "full" ack counts this long (the sink repeats it every second while full)
 SINK_FULL_GRACE_S = 3.0  # how long a drain waits on a sink that reports it is out of space
+WAITING_NOTE_S = 10.0  # how often "waiting for a first encoder" is logged
 LATE_S = 0.005  # a batch sent this much behind its scheduled time counts as late
 
 
@@ -69,6 +70,7 @@ class Replayer:
         self._status_events = 0
         self.push: zmq.Socket | None = None
         self.acks: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
 
     # ---- sockets -------------------------------------------------------------------------
     def open(self) -> None:
@@ -80,10 +82,15 @@ class Replayer:
                 from emulator.curve import secure_socket
 
                 secure_socket(sock, self.cfg.curve_keys, "server")
+        # watch connections from before the bind on, so an encoder that connects at once is not missed
+        self._monitor = self.push.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self.push.bind(self.cfg.bind)
         self.acks.bind(self.cfg.ack_bind)
 
     def close(self) -> None:
+        if self._monitor is not None and not self._monitor.closed:
+            self.push.disable_monitor()
+            self._monitor.close(0)
         for sock in (self.push, self.acks):
             if sock is not None:
                 sock.close(0)
@@ -231,6 +238,24 @@ class Replayer:
         log(f"{self.produced} events, {rate:,.0f} events/s (declared {self.cfg.rate:g}), in flight "
             f"{len(self.window)}/{self.cfg.window}, resent {self.window.resent_batches}, dropped {self.dropped}")
 
+    def wait_for_consumer(self) -> None:
+        """Start the clock only once a first encoder has connected (no initial catch-up burst)."""
+        monitor = self._monitor
+        try:
+            start = last_note = time.monotonic()
+            while self.stop_reason is None:
+                if monitor.poll(100):
+                    monitor.recv_multipart()
+                    if time.monotonic() - start > 1.0:
+                        log(f"first consumer connected after {time.monotonic() - start:.1f} s; starting the clock")
+                    return
+                if time.monotonic() - last_note > WAITING_NOTE_S:
+                    last_note = time.monotonic()
+                    log(f"waiting for a first encoder to connect to {self.cfg.bind}")
+        finally:
+            self.push.disable_monitor()
+            monitor.close(0)
+
     # ---- the run -------------------------------------------------------------------------
     def _send_block(self, block: EventBlock, final: bool) -> EventBlock:
         """Send the batches of ``block`` that are complete; return the leftover events."""
@@ -251,6 +276,7 @@ class Replayer:
             self.open()
         source = prefetch(event_source(self.files, self.spec, self.variables, self.cfg.loops, self.cfg.max_events))
         first = next(source, None)  # read the first chunk before the clock starts
+        self.wait_for_consumer()
         self.t0 = self._last_status = time.monotonic()
         wall0 = time.time()
         pending: EventBlock | None = None

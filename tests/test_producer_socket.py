@@ -202,3 +202,19 @@ def test_ratecheck_tool_measures_the_producer_alone(tmp_path: Path) -> None:
     result = check_rate(5000.0, "poisson", 1.5, [str(tmp_path / "in.root")])
     assert result["received"] == result["produced"] > 5000
     assert abs(result["relative_error"]) < 0.1  # ~7500 Poisson arrivals over 1.5 s
+
+
+def test_clock_starts_when_the_first_consumer_connects(tmp_path: Path) -> None:
+    make_ntuple(tmp_path / "in.root", 1000)
+    proc, data, acks = _start(tmp_path, "--input", str(tmp_path / "in.root"), "--rate", "1000")
+    time.sleep(2.0)  # nobody listens yet: the producer must not fall behind its schedule meanwhile
+    ctx, pull, push = _sockets(data, acks)
+    try:
+        batches = _collect(proc, pull, push)
+    finally:
+        ctx.destroy(0)
+    assert proc.returncode == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert sum(b.n_events for b in batches) == report["produced"] == 1000
+    assert report["schedule_lag_s"]["max"] < 0.5  # no catch-up burst after the wait
+    assert abs(report["achieved_rate_hz"] / 1000 - 1) < 0.05
