@@ -300,9 +300,10 @@ def main(args: argparse.Namespace) -> int:
           f"events/s, decision p99 {summary['latency_seconds']['decision']['p99']}")
     if prod_report:
         bp = prod_report.get("backpressure", {})
-        print(f"  producer:  achieved {prod_report.get('achieved_rate_hz', 0):,.0f} Hz of "
-              f"{prod_report.get('declared_rate_hz', 0):g} Hz declared; held back by the window (backpressure) "
-              f"{bp.get('blocked_seconds', 0):.1f} s, resent {prod_report.get('batches_resent', 0)} batches")
+        achieved, declared = prod_report.get("achieved_rate_hz", 0), prod_report.get("declared_rate_hz", 0)
+        print(f"  producer:  achieved {achieved:,.0f} Hz of {declared:g} Hz declared; waited for a free window "
+              f"slot (acknowledgements, backpressure) {bp.get('blocked_seconds', 0):.1f} s in all; resent "
+              f"{prod_report.get('batches_resent', 0)} batches")
     print(f"  recording: {out}/segments   (check: aetrig verify {out})")
     print(f"  summary:   {out / 'summary.json'}")
     print(f"  run info:  {out / 'run.json'}   manifest: {out / 'manifest.json'}")
