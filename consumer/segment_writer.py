@@ -65,6 +65,19 @@ def jagged_record(counts: np.ndarray, fields: Mapping[str, np.ndarray]) -> ak.Ar
     return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), record))
 
 
+COMPRESSIONS = {"zlib": "ZLIB", "lz4": "LZ4", "zstd": "ZSTD", "lzma": "LZMA"}
+
+
+def parse_compression(text: str) -> Any:
+    """``none`` or ``ALGO:LEVEL`` (zlib, lz4, zstd, lzma) as an uproot compression setting."""
+    if text == "none":
+        return None
+    algo, _, level = text.partition(":")
+    if algo not in COMPRESSIONS or not level.isdigit():
+        raise ValueError(f"compression {text!r}: use none or one of {sorted(COMPRESSIONS)}:LEVEL, e.g. zstd:1")
+    return getattr(uproot, COMPRESSIONS[algo])(int(level))
+
+
 def fsync_directory(path: Path) -> None:
     """Make a new directory entry durable."""
     fd = os.open(path, os.O_RDONLY)
@@ -77,12 +90,13 @@ def fsync_directory(path: Path) -> None:
 class SegmentWriter:
     """Create a segment file, append committed chunks durably, close it."""
 
-    def __init__(self, path: str | Path, card_text: str, manifest_text: str, layout: Layout):
+    def __init__(self, path: str | Path, card_text: str, manifest_text: str, layout: Layout,
+                 compression: str = "zstd:1"):
         self.path = Path(path)
         self.layout = layout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.raw = JournaledFile(self.path)
-        self.file = uproot.create(self.raw)
+        self.file = uproot.create(self.raw, compression=parse_compression(compression))
         self.file["format_version"] = FORMAT_VERSION
         self.file["card"] = card_text
         self.file["manifest"] = manifest_text

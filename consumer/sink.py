@@ -20,7 +20,8 @@ Reliability (shared/design.md "Reliability model"):
 Report keys (``--report``): stage, recorded_events, recorded_jets, flagged_events,
 duplicates_discarded (events), duplicate_batches, batches (unique committed), commits, acks_sent,
 acks_dropped, rejected {reason: n}, rejected_messages, quarantine {...}, latency_seconds {decision,
-commit: {p50, p90, p99, p999, mean, max, events}}, files [...], bytes, backpressure {episodes,
+commit: {p50, p90, p99, p999, mean, max, events}}, commit_duration_seconds (per commit: extend, journal,
+fsync, ack), files [...], bytes, backpressure {episodes,
 full_at_exit, last_reason, max_bytes, uncommitted_events_at_exit, ...}, out, elapsed_seconds.
 """
 
@@ -93,6 +94,7 @@ class SinkConfig:
     curve_keys: Path | None = None
     limits: wire.Limits = field(default_factory=wire.Limits)
     max_pending_events: int | None = None
+    compression: str = "zstd:1"
 
 
 def model_identity(card: dict[str, Any] | None) -> tuple[str, str] | None:
@@ -151,6 +153,7 @@ class Sink:
                        "messages": 0, "reacked_batches": 0}
         self.decision = LatencyRecorder()
         self.commit_latency = LatencyRecorder()
+        self.commit_duration = LatencyRecorder()
         self.full_reason: str | None = None
         self.episodes: list[dict[str, Any]] = []
         self.next_retry = 0.0
@@ -322,7 +325,7 @@ class Sink:
             index = self.next_index[run_id]
             self.next_index[run_id] += 1
             path = self.seg_dir / segment_name(run_id, index)
-            writer = SegmentWriter(path, card_text, manifest_text, layout)
+            writer = SegmentWriter(path, card_text, manifest_text, layout, self.config.compression)
             self.writers[run_id] = writer
             self.files.append(str(path))
             log.info("opened segment %s", path.name)
@@ -344,6 +347,7 @@ class Sink:
             groups[(item.batch.run_id, batch_layout(item.batch, self.config.latent_dtype))].append(item)
         estimate = sum(chunk_nbytes([i.batch for i in items]) + COMMIT_OVERHEAD_BYTES for items in groups.values())
         estimate += SEGMENT_OVERHEAD_BYTES * len(groups)
+        t_start = time.perf_counter()
         try:
             self.check_space(estimate)
             if not self.write_entry_marks():
@@ -375,6 +379,7 @@ class Sink:
         self.pending_keys.clear()
         self.pending_events = 0
         self.counts["commits"] += 1
+        self.commit_duration.add(time.perf_counter() - t_start)
         self.bytes_gauge.set(self.recorded_bytes)
         if self.full_reason:
             self.leave_full()
@@ -509,6 +514,7 @@ class Sink:
             "rejected_messages": sum(self.rejected.values()),
             "quarantine": self.quarantine.summary(),
             "latency_seconds": {"decision": self.decision.percentiles(), "commit": self.commit_latency.percentiles()},
+            "commit_duration_seconds": {**self.commit_duration.percentiles(), "total": self.commit_duration.sum},
             "files": sorted(set(self.files)), "bytes": self.recorded_bytes_safe(),
             "damaged_segments": self.damaged,
             "backpressure": {"episodes": len(self.episodes), "full_at_exit": self.full_reason is not None,

@@ -47,11 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"reject events with more jets (default {limits.max_jets_per_event})")
     parser.add_argument("--max-message-bytes", type=int, default=limits.max_bytes,
                         help=f"reject larger messages (default {limits.max_bytes})")
+    parser.add_argument("--compression", default="zstd:1",
+                        help="segment compression: none or zlib|lz4|zstd|lzma:LEVEL (default zstd:1)")
     parser.add_argument("--max-pending-events", type=int, default=None,
                         help="uncommitted events held in memory before reading stops (default 4x --commit-events)")
 
 
 def main(args: argparse.Namespace) -> int:
+    from consumer.segment_writer import parse_compression
     from consumer.sink import Sink, SinkConfig
     from emulator.shutdown import StopFlag
     from emulator.wire import Limits
@@ -68,7 +71,12 @@ def main(args: argparse.Namespace) -> int:
         max_bytes=args.max_bytes, min_free_bytes=args.min_free_bytes, latent_dtype=args.latent_dtype,
         metrics_port=args.metrics_port, report=args.report, quarantine=args.quarantine, curve_keys=args.curve_keys,
         limits=Limits(max_jets_per_event=args.max_jets_per_event, max_bytes=args.max_message_bytes),
-        max_pending_events=args.max_pending_events)
+        max_pending_events=args.max_pending_events, compression=args.compression)
+    try:
+        parse_compression(args.compression)
+    except ValueError as exc:
+        print(f"aetrig sink: {exc}", file=sys.stderr)
+        return 2
     stop = StopFlag().install()
     try:
         sink = Sink(config, stop=stop)
