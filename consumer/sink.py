@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import zmq
 from prometheus_client import Counter, Gauge
 
@@ -57,6 +58,7 @@ from consumer.recording import (
 )
 from consumer.scored_chunk import batch_layout, chunk_from_batches, chunk_nbytes
 from consumer.segment_writer import Layout, SegmentWriter
+from consumer.seq_index import SeqSet
 from emulator import wire
 from emulator.latency_stats import LatencyRecorder, observe_many
 from emulator.metrics import Metrics, start_metrics
@@ -137,7 +139,7 @@ class Sink:
         self.quarantine = Quarantine(config.quarantine if config.quarantine is not None else self.out / "quarantine")
         self.max_pending = config.max_pending_events or max(4 * config.commit_events, 10000)
         self.rejected = dict.fromkeys(wire.REJECT_REASONS, 0)
-        self.committed: dict[int, set[int]] = defaultdict(set)
+        self.committed: dict[int, SeqSet] = defaultdict(SeqSet)
         self.pending: list[_Received] = []
         self.pending_keys: set[tuple[int, int]] = set()
         self.pending_events = 0
@@ -186,8 +188,9 @@ class Sink:
                 self.damaged.append(str(damaged / path.name))
                 log.error("segment %s is not readable and was moved to %s: %s", path.name, damaged, exc)
                 continue
-            for run, seq in set(zip(runs.tolist(), seqs.tolist(), strict=True)):
-                self.committed[run].add(seq)
+            for run in np.unique(runs).tolist():
+                for seq in np.unique(seqs[runs == run]).tolist():  # sorted: the SeqSet prefix grows
+                    self.committed[run].add(seq)
             if self.model is None and seg.card:
                 self.model, self.model_name = model_identity(seg.card), seg.card.get("name")
             self.closed_bytes += path.stat().st_size
