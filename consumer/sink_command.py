@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import zmq
+
     from consumer.segment_writer import parse_compression
     from consumer.sink import Sink, SinkConfig
     from emulator.shutdown import StopFlag
@@ -83,7 +85,11 @@ def main(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"aetrig sink: {exc}", file=sys.stderr)
         return 2
-    report = sink.run()
+    try:
+        report = sink.run()
+    except zmq.ZMQError as exc:
+        print(f"aetrig sink: cannot use {args.bind} / {args.ack_connect}: {exc}", file=sys.stderr)
+        return 2
     bp = report["backpressure"]
     logging.getLogger("aetrig.sink").info(
         "done: %d events recorded in %d files (%d bytes), %d duplicate events discarded, %d rejected, "

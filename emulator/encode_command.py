@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import zmq
+
     from emulator.encoder_service import EncoderConfig, EncoderService
     from emulator.shutdown import StopFlag
     from emulator.wire import Limits
@@ -79,7 +81,11 @@ def main(args: argparse.Namespace) -> int:
     except (ModelError, ValueError, OSError) as exc:
         print(f"aetrig encode: {exc}", file=sys.stderr)
         return 2
-    report = service.run()
+    try:
+        report = service.run()
+    except zmq.ZMQError as exc:
+        print(f"aetrig encode: cannot use {args.connect} / {args.sink}: {exc}", file=sys.stderr)
+        return 2
     logging.getLogger("aetrig.encode").info(
         "done: %d messages, %d events, %d flagged, %d rejected", report["messages"], report["events"],
         report["flagged"], report["rejected_messages"])
