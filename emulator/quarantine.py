@@ -2,7 +2,8 @@
 
 Each kept message is one file ``DIR/<reason>/<n>.msgpack`` holding a msgpack map
 ``{"reason", "detail", "time", "frames": [bytes, ...]}`` (re-read it with ``msgpack.unpackb``;
-``frames`` are exactly what arrived). Keeping stops at ``max_files`` files or ``max_bytes`` bytes;
+``frames`` are exactly what arrived). Keeping stops at ``max_files`` files or ``max_bytes`` bytes
+(and at 50 files for ``duplicate_seq``: resends of recorded batches are normal after a restart);
 after that rejected messages are still counted (``not_kept``) but no longer written.
 """
 
@@ -21,9 +22,13 @@ log = logging.getLogger(__name__)
 class Quarantine:
     """Count rejected messages by reason and keep their bytes under ``directory`` (None: count only)."""
 
-    def __init__(self, directory: str | Path | None, max_files: int = 2000, max_bytes: int = 256 << 20):
+    def __init__(self, directory: str | Path | None, max_files: int = 2000, max_bytes: int = 256 << 20,
+                 max_files_per_reason: dict[str, int] | None = None):
         self.directory = Path(directory) if directory is not None else None
         self.max_files, self.max_bytes = max_files, max_bytes
+        #: e.g. duplicate_seq: resends of recorded batches are normal after a restart; keep a few examples
+        self.max_files_per_reason = {"duplicate_seq": 50} if max_files_per_reason is None else max_files_per_reason
+        self.files_by_reason: dict[str, int] = {}
         self.messages = 0
         self.bytes_received = 0
         self.files_written = 0
@@ -41,7 +46,8 @@ class Quarantine:
         self.messages += 1
         self.bytes_received += size
         if (self.directory is None or self.files_written >= self.max_files
-                or self.bytes_written + size > self.max_bytes):
+                or self.bytes_written + size > self.max_bytes
+                or self.files_by_reason.get(reason, 0) >= self.max_files_per_reason.get(reason, self.max_files)):
             self.not_kept += 1
             return None
         self._counter += 1
@@ -55,6 +61,7 @@ class Quarantine:
             self.not_kept += 1
             return None
         self.files_written += 1
+        self.files_by_reason[reason] = self.files_by_reason.get(reason, 0) + 1
         self.bytes_written += size
         return path
 
