@@ -472,7 +472,8 @@ class Sink:
             while not self.stop:
                 can_read = self.pending_events < self.max_pending
                 if self.pending and not self.full_reason:
-                    wait_ms = max(0.0, self.config.commit_ms - (time.monotonic() - self.first_pending_at) * 1e3)
+                    waited_ms = (time.monotonic() - self.first_pending_at) * 1e3
+                    wait_ms = min(100.0, max(0.0, self.config.commit_ms - waited_ms))  # 100 ms: notice signals
                 else:
                     wait_ms = 100.0
                 if can_read and pull.poll(wait_ms, zmq.POLLIN):

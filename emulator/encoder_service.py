@@ -256,7 +256,8 @@ class EncoderService:
         try:
             while not self.stop:
                 if self.pending:
-                    wait_ms = max(0.0, self.config.max_wait_ms - (time.monotonic() - self.first_pending_at) * 1e3)
+                    waited_ms = (time.monotonic() - self.first_pending_at) * 1e3
+                    wait_ms = min(100.0, max(0.0, self.config.max_wait_ms - waited_ms))  # 100 ms: notice signals
                 else:
                     wait_ms = 100.0
                 if pull.poll(wait_ms, zmq.POLLIN):

@@ -1,0 +1,94 @@
+"""SIGTERM/SIGINT: the encoder stops reading, scores what it holds, sends it, writes its report, exits 0;
+the sink commits and acknowledges what it holds, closes its files, exits 0."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+from encsink_support import (
+    AckCollector,
+    addr,
+    events_frames,
+    free_port,
+    make_tiny_model,
+    read_report,
+    scored_frames,
+    start,
+    stop,
+)
+
+from consumer.verify import verify_recording
+from emulator import wire
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_encoder_drains_its_micro_batch_on_signal(tmp_path: Path, sig: int) -> None:
+    model = make_tiny_model(tmp_path / "model")
+    data_p, sink_p = free_port(), free_port()
+    ctx = zmq.Context()
+    data, sink = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+    data.bind(addr(data_p))
+    sink.bind(addr(sink_p))
+    enc = start("encode", "--model", str(model), "--connect", addr(data_p), "--sink", addr(sink_p),
+                "--max-wait-ms", "60000", "--max-batch-jets", "1000000", "--report", str(tmp_path / "enc.json"),
+                log=tmp_path / "enc.log")
+    rng = np.random.default_rng(1)
+    try:
+        for seq in range(5):
+            data.send_multipart(events_frames(2, seq, np.array([1, 2, 0]), rng, 3 * seq))
+        deadline = time.monotonic() + 20  # wait until the encoder holds them (it logs nothing per message)
+        while time.monotonic() < deadline:
+            if data.poll(0, zmq.POLLOUT) and not sink.poll(0) and (tmp_path / "enc.log").read_text().count("INFO"):
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert not sink.poll(200), "the micro-batch should still be waiting (max-wait 60 s)"
+        rc = stop(enc, sig)
+        got = []
+        while sink.poll(1000):
+            got.append(wire.decode(sink.recv_multipart()).seq)
+    finally:
+        ctx.destroy(linger=0)
+    assert rc == 0 and sorted(got) == list(range(5))
+    report = read_report(tmp_path / "enc.json")
+    assert report["events"] == 15 and report["stopped_by"] == signal.Signals(sig).name
+
+
+@pytest.mark.timeout(60)
+def test_sink_commits_what_it_holds_on_sigterm(tmp_path: Path) -> None:
+    from models.card import load_model_dir
+
+    card = load_model_dir(make_tiny_model(tmp_path / "model")).card
+    sink_p, ack_p = free_port(), free_port()
+    ctx = zmq.Context()
+    acks = AckCollector(ctx, ack_p)
+    push = ctx.socket(zmq.PUSH)
+    push.connect(addr(sink_p))
+    sink = start("sink", "--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(tmp_path / "rec"),
+                 "--commit-ms", "60000", "--commit-events", "1000000", "--report", str(tmp_path / "sink.json"),
+                 log=tmp_path / "sink.log")
+    rng = np.random.default_rng(2)
+    try:
+        for seq in range(6):
+            push.send_multipart(scored_frames(8, seq, np.array([2, 0, 1]), rng, card, 3 * seq))
+        deadline = time.monotonic() + 20
+        while "sink: bound" not in (tmp_path / "sink.log").read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        acks.poll(200)
+        assert not acks.acked, "nothing may be acknowledged before its commit"
+        rc = stop(sink)
+        assert acks.wait_for(set(range(6)), timeout=10)
+    finally:
+        ctx.destroy(linger=0)
+    assert rc == 0
+    report = json.loads((tmp_path / "sink.json").read_text())
+    assert report["recorded_events"] == 18 and report["commits"] == 1 and report["stopped_by"] == "SIGTERM"
+    assert verify_recording(tmp_path / "rec", expect_events=18).ok
