@@ -27,6 +27,7 @@ full_at_exit, last_reason, max_bytes, uncommitted_events_at_exit, ...}, out, ela
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -42,7 +43,7 @@ import numpy as np
 import zmq
 from prometheus_client import Counter, Gauge
 
-from consumer.journaled_file import recover
+from consumer.journaled_file import journal_path, recover
 from consumer.recording import (
     LOCK_NAME,
     SEGMENT_DIR,
@@ -99,11 +100,29 @@ class SinkConfig:
     compression: str = "zstd:1"
 
 
+def remove_unborn_segment(path: Path) -> None:
+    """Delete a segment whose creation failed (and its journal); it never held a committed entry."""
+    for victim in (path, journal_path(path)):
+        with contextlib.suppress(FileNotFoundError):
+            victim.unlink()
+
+
 def model_identity(card: dict[str, Any] | None) -> tuple[str, str] | None:
     """What makes two cards the same model: its name and the sha256 of its files."""
     if not card:
         return None
     return str(card.get("name")), json.dumps(card.get("files", {}), sort_keys=True)
+
+
+def check_scored_dtypes(batch: wire.Batch) -> None:
+    """The sink writes typed branches: floats where floats belong, flags 0 or 1 (WireError bad_column)."""
+    for name, col in batch.columns.items():
+        is_float_column = name in ("event_score", "jet_error", "jet_latent") or name.startswith("raw_jet_")
+        if is_float_column and col.dtype.kind != "f":
+            raise wire.WireError("bad_column", f"{name} has dtype {col.dtype.str}, expected a float")
+    flag = batch.columns["flag"]
+    if flag.dtype.str != "|u1" or (flag.size and int(flag.max()) > 1):
+        raise wire.WireError("bad_column", f"flag must be |u1 holding 0 or 1 (got {flag.dtype.str})")
 
 
 class Backpressure(Exception):
@@ -114,6 +133,7 @@ class Backpressure(Exception):
 class _Received:
     batch: wire.Batch
     t_received: float
+    frames: list[memoryview]
 
 
 class Sink:
@@ -260,6 +280,7 @@ class Sink:
             for name in ("card_json", "manifest_json"):
                 if name not in batch.columns:
                     raise wire.WireError("missing_column", f"scored message without {name}")
+            check_scored_dtypes(batch)
             card, identity = self.card_of(batch.columns["card_json"].tobytes())
             if batch.header.get("model", card.get("name")) != card.get("name"):
                 raise wire.WireError("wrong_model", f"header model {batch.header.get('model')!r} "
@@ -292,7 +313,7 @@ class Sink:
         observe_many(self.metrics.decision_latency, latency, batch.n_events)
         if not self.pending:
             self.first_pending_at = time.monotonic()
-        self.pending.append(_Received(batch, t_received))
+        self.pending.append(_Received(batch, t_received, frames))
         self.pending_keys.add(key)
         self.pending_events += batch.n_events
 
@@ -328,7 +349,13 @@ class Sink:
             index = self.next_index[run_id]
             self.next_index[run_id] += 1
             path = self.seg_dir / segment_name(run_id, index)
-            writer = SegmentWriter(path, card_text, manifest_text, layout, self.config.compression)
+            try:
+                writer = SegmentWriter(path, card_text, manifest_text, layout, self.config.compression)
+            except FileExistsError:
+                raise
+            except OSError:
+                remove_unborn_segment(path)  # it holds no data: do not leave an unreadable file behind
+                raise
             self.writers[run_id] = writer
             self.files.append(str(path))
             log.info("opened segment %s", path.name)
@@ -370,6 +397,11 @@ class Sink:
                     self.unmarked[writer.path] = writer.n_events
                     self.write_entry_marks()
                     raise
+                except Exception:  # a bug, or data uproot cannot write: never crash, isolate the culprit
+                    log.exception("a commit of %d batches failed; retrying them one by one", len(items))
+                    self.drop_writer(run_id)
+                    self.commit_one_by_one(run_id, layout, items, ack)
+                    continue
                 self.finish_group(run_id, items, ack)
         except Backpressure as exc:
             self.enter_full(str(exc), ack)
@@ -387,6 +419,33 @@ class Sink:
         if self.full_reason:
             self.leave_full()
         return True
+
+    def drop_writer(self, run_id: int) -> None:
+        """Forget a writer whose extend raised: nothing of that commit reached the file (it was staged)."""
+        writer = self.writers.pop(run_id, None)
+        if writer is not None:
+            writer.abandon()
+            self.closed_bytes += writer.path.stat().st_size
+
+    def commit_one_by_one(self, run_id: int, layout: Layout, items: list[_Received], ack: zmq.Socket | None) -> None:
+        """Commit batches singly; one that still cannot be written is rejected (internal_error) and kept."""
+        for item in items:
+            batch = item.batch
+            writer = self.writer_for(run_id, layout, batch.columns["card_json"].tobytes().decode(),
+                                     batch.columns["manifest_json"].tobytes().decode())
+            try:
+                writer.commit(chunk_from_batches([batch], layout))
+            except OSError:
+                raise
+            except Exception as exc:
+                self.drop_writer(run_id)
+                self.pending = [p for p in self.pending if p is not item]
+                self.pending_keys.discard((run_id, batch.seq))
+                self.pending_events -= batch.n_events
+                self.reject("internal_error", f"cannot write run {run_id:016x} seq {batch.seq}: "
+                            f"{type(exc).__name__}: {exc}", item.frames)
+                continue
+            self.finish_group(run_id, [item], ack)
 
     def write_entry_marks(self) -> bool:
         """Write the ``.entries`` mark of every segment abandoned after a failed write; True when none is left."""

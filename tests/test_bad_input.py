@@ -136,6 +136,8 @@ def sink_bad_messages(rng: np.random.Generator, card: dict, other_card: dict) ->
         ("bad card JSON", "bad_blob", _edit_column(g, "card_json", np.frombuffer(b"[1, 2]", "|u1"))),
         ("truncated frame", "size_mismatch", [*g[:3], g[3][:-1], *g[4:]]),
         ("missing score column", "missing_column", _drop_column(g, "event_score")),
+        ("flag that is not 0/1", "bad_column", _edit_column(g, "flag", np.array([2, 1, 0], np.uint8))),
+        ("integer scores", "bad_column", _edit_column(g, "event_score", np.array([1, 2, 0], np.uint32))),
     ]
 
 

@@ -114,3 +114,41 @@ def test_low_free_space_holds_commits_until_space_returns(tmp_path: Path) -> Non
     report = out["report"]
     assert report["backpressure"]["episodes"] == 1 and "disk full" in report["backpressure"]["last_reason"]
     assert report["recorded_events"] == 200 and verify_recording(tmp_path / "rec").ok
+
+
+@pytest.mark.timeout(60)
+def test_a_batch_that_cannot_be_written_is_isolated_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import consumer.sink as sink_module
+
+    card = load_model_dir(make_tiny_model(tmp_path / "model")).card
+    rng = np.random.default_rng(12)
+    real_chunk = sink_module.chunk_from_batches
+
+    def chunk_failing_on_seq_4(batches: list, layout: object) -> dict:  # the fault: one batch uproot cannot take
+        if any(b.seq == 4 for b in batches):
+            raise ValueError("simulated unwritable batch")
+        return real_chunk(batches, layout)
+
+    monkeypatch.setattr(sink_module, "chunk_from_batches", chunk_failing_on_seq_4)
+    sink_p, ack_p = free_port(), free_port()
+    ctx = zmq.Context()
+    acks = AckCollector(ctx, ack_p)
+    push = ctx.socket(zmq.PUSH)
+    push.connect(addr(sink_p))
+    config = SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=tmp_path / "rec", commit_ms=50,
+                        min_free_bytes=0)
+    _sink, thread, flag, out = _run_sink(config)
+    try:
+        for seq in range(10):
+            push.send_multipart(scored_frames(RUN, seq, np.array([2, 1]), rng, card, first_event_id=2 * seq))
+        assert acks.wait_for(set(range(10)) - {4}, timeout=15)
+        assert thread.is_alive()
+    finally:
+        flag.set()
+        thread.join(20)
+        ctx.destroy(linger=0)
+    report = out["report"]
+    assert report["rejected"] == {"internal_error": 1} and report["batches"] == 9 and 4 not in acks.acked
+    assert (tmp_path / "rec" / "quarantine" / "internal_error").is_dir()
+    result = verify_recording(tmp_path / "rec")
+    assert result.problems == [f"run {RUN:016x}: 1 missing seqs out of 0..9: 4"]
