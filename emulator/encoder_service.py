@@ -182,7 +182,17 @@ class EncoderService:
         pending, self.pending, self.pending_jets = self.pending, [], 0
         x, offsets = stack_inputs([p.batch for p in pending], self.variables)
         t0 = time.perf_counter()
-        latent, error = self.scorer.score(x)
+        try:
+            latent, error = self.scorer.score(x)
+        except Exception as exc:  # ONNX Runtime refused the input: find the message, keep the service up
+            if len(pending) == 1:
+                self.reject("internal_error", f"inference failed: {type(exc).__name__}: {exc}", pending[0].frames)
+                return
+            log.exception("inference on a micro-batch of %d messages failed; retrying them one by one", len(pending))
+            for item in pending:
+                self.pending, self.pending_jets = [item], item.batch.n_jets
+                self.run_micro_batch(push)
+            return
         dt = time.perf_counter() - t0
         self.metrics.inference_seconds.observe(dt)
         self.metrics.batch_jets.observe(len(x))

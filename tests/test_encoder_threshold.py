@@ -56,3 +56,33 @@ def test_start_up_errors_are_clear(model_dir: Path, tmp_path: Path, capsys: pyte
     assert module.main(parser.parse_args([*base, "--max-batch-jets", "0"])) == 2
     with pytest.raises(SystemExit):
         parser.parse_args([*base, "--fpr", "1e-3", "--threshold", "2"])  # one threshold choice only
+
+
+def test_inference_failure_rejects_only_the_culprit(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = service(model_dir, threshold=8.0)
+    real_score = svc.scorer.score
+
+    def score(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # the fault: ORT refuses rows with pt == 123
+        if (x[:, 0] == 123.0).any():
+            raise RuntimeError("simulated ONNX Runtime failure")
+        return real_score(x)
+
+    monkeypatch.setattr(svc.scorer, "score", score)
+    sent = []
+
+    class Push:
+        def send_multipart(self, frames: list, flags: int = 0, copy: bool = True) -> None:
+            sent.append(frames)
+
+    rng = np.random.default_rng(2)
+    for seq in range(4):
+        frames = events_frames(1, seq, np.array([2, 1]), rng, 2 * seq)
+        if seq == 2:
+            from emulator import wire
+
+            cols = dict(wire.decode(frames).columns)
+            cols["jet_pt"] = np.full(3, 123.0, np.float32)
+            frames = [bytes(f) for f in wire.encode("events", 1, 2, cols, t_send=1.0, rate_hz=1.0)]
+        svc.accept([memoryview(f) for f in frames])
+    svc.run_micro_batch(Push())
+    assert len(sent) == 3 and svc.rejected["internal_error"] == 1 and svc.counts["messages"] == 3
