@@ -103,16 +103,16 @@ def check_segment(seg: Segment, arrays: ak.Array, problems: list[str]) -> None:
         problems.append(f"{name}: flagged events but no raw_jet_* branches")
 
 
-def _summary_expectation(directory: Path) -> tuple[int | None, str | None]:
-    """events.produced from an `aetrig run` summary.json next to the recording, when there is one."""
+def _summary_expectation(directory: Path) -> tuple[int | None, int | None, str | None]:
+    """events.produced and batches.sent of an `aetrig run` summary.json next to the recording, if any."""
     for candidate in (directory / "summary.json", directory.parent / "summary.json"):
         if candidate.is_file():
             try:
-                produced = json.loads(candidate.read_text())["events"]["produced"]
-                return int(produced), str(candidate)
+                summary = json.loads(candidate.read_text())
+                return int(summary["events"]["produced"]), int(summary["batches"]["sent"]), str(candidate)
             except (ValueError, KeyError, TypeError):
-                return None, None
-    return None, None
+                return None, None, None
+    return None, None, None
 
 
 def verify_recording(directory: str | Path, expect_events: int | None = None,
@@ -183,15 +183,16 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
             problems.append(f"run {run_id:016x}: {len(dup_ids)} event_ids recorded more than once: "
                             f"{_ranges(dup_ids)}")
         runs[f"{run_id:016x}"] = {"batches": len(unique), "max_seq": top, "events": len(ids)}
+    source = "--expect-events/--expect-batches"
+    if use_summary and expect_events is None and expect_batches is None:
+        expect_events, expect_batches, source = _summary_expectation(directory)
     if expect_batches is not None and n_batches != expect_batches:
-        problems.append(f"{n_batches} batches recorded, {expect_batches} expected")
-    source = "--expect-events"
-    if expect_events is None and use_summary:
-        expect_events, source = _summary_expectation(directory)
+        problems.append(f"{n_batches} batches recorded, {expect_batches} expected ({source})")
     if expect_events is not None and n_events != expect_events:
         problems.append(f"{n_events} events recorded, {expect_events} expected ({source})")
     result.stats = {"directory": str(directory), "segments": len(paths), "bytes": n_bytes, "events": n_events,
                     "jets": n_jets, "flagged": n_flagged, "batches": n_batches, "runs": runs,
-                    "expected_events": expect_events, "expected_events_from": source if expect_events else None,
+                    "expected_events": expect_events, "expected_batches": expect_batches,
+                    "expected_from": source if expect_events is not None or expect_batches is not None else None,
                     "recovered_commits": recovered}
     return result

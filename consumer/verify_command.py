@@ -47,7 +47,8 @@ def main(args: argparse.Namespace) -> int:
     if result.ok:
         print(f"aetrig verify: {directory}: OK: {stats['events']} events, {stats['jets']} jets, "
               f"{stats['flagged']} flagged, {stats['batches']} batches in {len(stats['runs'])} run(s), "
-              f"{stats['segments']} segment file(s), {stats['bytes']} bytes")
+              f"{stats['segments']} segment file(s), {stats['bytes']} bytes"
+              + (f"; counts match {stats['expected_from']}" if stats.get("expected_from") else ""))
         return 0
     print(f"aetrig verify: {directory}: {len(result.problems)} problem(s):", file=sys.stderr)
     for problem in result.problems:

@@ -124,3 +124,18 @@ def test_interrupted_commit_is_recovered_unless_a_sink_is_running(tmp_path: Path
         unlock_recording(fd)
     result = verify_recording(tmp_path / "rec")
     assert result.ok and result.stats["recovered_commits"] == {segment.name: "discarded"}
+
+
+def test_counts_are_checked_against_a_run_summary(tmp_path: Path, card: dict,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    write_recording(tmp_path / "rec", card, [[0, 1, 2]])
+    (tmp_path / "summary.json").write_text(json.dumps({"events": {"produced": 30}, "batches": {"sent": 3}}))
+    code, text = run_cli(tmp_path / "rec", capsys)
+    assert code == 0 and "counts match" in text and "summary.json" in text
+    (tmp_path / "summary.json").write_text(json.dumps({"events": {"produced": 40}, "batches": {"sent": 4}}))
+    code, text = run_cli(tmp_path / "rec", capsys)
+    assert code == 1 and "30 events recorded, 40 expected" in text and "3 batches recorded, 4 expected" in text
+    code, _ = run_cli(tmp_path / "rec", capsys, "--no-summary")
+    assert code == 0
