@@ -259,7 +259,9 @@ class Sink:
         self.metrics.rejected.labels(reason=reason).inc()
         self.quarantined_bytes.inc(sum(len(f) for f in frames))
         self.quarantine.keep(reason, detail, frames)
-        log.warning("rejected message: %s: %s", reason, detail)
+        n = self.rejected[reason]
+        if n <= 10 or n & (n - 1) == 0:  # the first ten of each reason, then at powers of two
+            log.warning("rejected message (%s #%d): %s", reason, n, detail)
 
     def card_of(self, raw: bytes) -> tuple[dict[str, Any], tuple[str, str] | None]:
         """The parsed card and model identity of a card blob (parsed once per distinct blob)."""

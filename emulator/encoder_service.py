@@ -145,7 +145,9 @@ class EncoderService:
         self.rejected[reason] += 1
         self.metrics.rejected.labels(reason=reason).inc()
         self.quarantine.keep(reason, detail, frames)
-        log.warning("rejected message: %s: %s", reason, detail)
+        n = self.rejected[reason]
+        if n <= 10 or n & (n - 1) == 0:  # the first ten of each reason, then at powers of two
+            log.warning("rejected message (%s #%d): %s", reason, n, detail)
 
     def accept(self, frames: list[memoryview]) -> None:
         """Decode and validate one message and queue it for the next micro-batch (or reject it)."""
