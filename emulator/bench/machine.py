@@ -23,6 +23,22 @@ def cpu_flags() -> list[str]:
     return sorted(f for f in flags if f.startswith(("avx", "fma", "amx")))
 
 
+def git_state() -> dict | None:
+    """The commit the benchmark ran on and whether the work tree had uncommitted changes."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if rev.returncode != 0:
+        return None
+    return {"commit": rev.stdout.strip(), "uncommitted_changes": bool(dirty.stdout.strip())}
+
+
 def describe() -> dict:
     """Machine facts recorded in results.json (versions of the libraries that matter)."""
     import numpy
@@ -36,6 +52,7 @@ def describe() -> dict:
         "numpy": numpy.__version__, "onnxruntime": onnxruntime.__version__, "pyzmq": zmq.__version__,
         "libzmq": zmq.zmq_version(), "loadavg_start": list(os.getloadavg()),
     }
+    out["git"] = git_state()
     try:
         import torch
 

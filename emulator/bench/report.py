@@ -52,7 +52,8 @@ def markdown(results: dict) -> str:
     m = results.get("machine", {})
     model = results.get("model", {})
     out = [f"# aetrig bench results ({'quick' if results.get('quick') else 'full'})", "",
-           f"- command: `{results.get('command')}`",
+           f"- command: `{results.get('command')}` at commit {pick(m, 'git', 'commit')} "
+           f"(uncommitted changes in the tree: {pick(m, 'git', 'uncommitted_changes')})",
            f"- machine: {m.get('cpu')}, {m.get('cores')} cores, clock {_f(m.get('clock_hz'), '{:.4g}')} Hz "
            f"({m.get('clock_source')}), SIMD {', '.join(m.get('simd', []))}; kernel {m.get('kernel')}",
            f"- cycles: {m.get('cycle_method')}; measured Gemm peak "
