@@ -44,6 +44,7 @@ import zmq
 from prometheus_client import Counter, Gauge
 
 from consumer.journaled_file import journal_path, recover
+from consumer.receiver import Receiver
 from consumer.recording import (
     LOCK_NAME,
     SEGMENT_DIR,
@@ -272,9 +273,9 @@ class Sink:
             self._cards[raw] = (card, model_identity(card))
         return self._cards[raw]
 
-    def accept(self, frames: list[memoryview], ack: zmq.Socket | None) -> None:
+    def accept(self, frames: list[memoryview], ack: zmq.Socket | None, t_received: float | None = None) -> None:
         """Validate one scored message; queue it for the next commit, or discard/reject it."""
-        t_received = time.time()
+        t_received = time.time() if t_received is None else t_received
         self.counts["messages"] += 1
         try:
             batch = wire.validate(wire.decode(frames, self.config.limits, kinds=(wire.KIND_SCORED,)),
@@ -512,6 +513,7 @@ class Sink:
 
     # ---- main loop ---------------------------------------------------------------------------
     def receive_available(self, pull: zmq.Socket, ack: zmq.Socket | None, limit: int) -> int:
+        """Take queued messages from the socket without waiting (used after the receiver stopped)."""
         taken = 0
         while taken < limit and self.pending_events < self.max_pending:
             try:
@@ -521,40 +523,52 @@ class Sink:
             taken += 1
             self.accept([frame.buffer for frame in msg], ack)
             if self.pending_events >= self.config.commit_events:
-                break
+                self.commit(ack)
         return taken
+
+    def take_received(self, receiver: Receiver, ack: zmq.Socket | None, wait_s: float) -> None:
+        """Accept what the receiving thread holds, waiting up to ``wait_s`` for the first message."""
+        item = receiver.get(wait_s)
+        while item is not None:
+            self.accept(item[0], ack, t_received=item[1])
+            if self.pending_events >= self.config.commit_events or self.pending_events >= self.max_pending:
+                return
+            item = receiver.get(0)
 
     def run(self) -> dict[str, Any]:
         """Serve until stopped; return (and write) the report."""
         ctx, pull, ack = self._sockets()
         log.info("sink: bound %s, acks to %s, recording to %s (commit %d events / %g ms)", self.config.bind,
                  self.config.ack_connect, self.out, self.config.commit_events, self.config.commit_ms)
+        receiver = Receiver(pull, maxsize=HWM)
+        receiver.start()
         try:
             while not self.stop:
-                can_read = self.pending_events < self.max_pending
                 if self.pending and not self.full_reason:
                     waited_ms = (time.monotonic() - self.first_pending_at) * 1e3
                     wait_ms = min(100.0, max(0.0, self.config.commit_ms - waited_ms))  # 100 ms: notice signals
                 else:
                     wait_ms = 100.0
-                if can_read and pull.poll(wait_ms, zmq.POLLIN):
-                    self.receive_available(pull, ack, limit=HWM)
-                elif not can_read:
-                    time.sleep(0.05)
+                if self.pending_events < self.max_pending:
+                    self.take_received(receiver, ack, wait_ms / 1e3)
+                else:
+                    time.sleep(0.05)  # holding all we may: the receiver's queue fills, then ZeroMQ pushes back
                 if self.commit_due():
                     self.commit(ack)
                 if self.full_reason and time.monotonic() - self.last_full_ack >= RETRY_SECONDS:
                     self.send_full_ack(ack)
             log.info("stopping (%s): committing what is queued locally", self.stop.signal_name or "stop")
-            for _ in range(DRAIN_MESSAGES // HWM):
+            for frames, t_received in receiver.halt():
                 if self.pending_events >= self.max_pending:
-                    break
-                if not self.receive_available(pull, ack, limit=HWM):
-                    break
+                    break  # not acknowledged: the producer still holds these batches
+                self.accept(frames, ack, t_received=t_received)
                 if self.pending_events >= self.config.commit_events:
                     self.commit(ack)
+            self.receive_available(pull, ack, limit=DRAIN_MESSAGES)
             self.commit(ack)
         finally:
+            if receiver.is_alive():
+                receiver.halt()
             for run_id in list(self.writers):
                 try:
                     self.close_writer(run_id)
