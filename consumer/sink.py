@@ -593,7 +593,9 @@ class Sink:
             "rejected_messages": sum(self.rejected.values()),
             "quarantine": self.quarantine.summary(),
             "latency_seconds": {"decision": self.decision.percentiles(), "commit": self.commit_latency.percentiles()},
-            "commit_duration_seconds": {**self.commit_duration.percentiles(), "total": self.commit_duration.sum},
+            "commit_duration_seconds": {**{k: v for k, v in self.commit_duration.percentiles().items()
+                                           if k != "events"},
+                                        "commits": self.commit_duration.total, "total": self.commit_duration.sum},
             "files": sorted(set(self.files)), "bytes": self.recorded_bytes_safe(),
             "damaged_segments": self.damaged,
             "backpressure": {"episodes": len(self.episodes), "full_at_exit": self.full_reason is not None,
