@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep the raw frames of rejected messages under DIR/<reason>/ (default: count only)")
     parser.add_argument("--id", default=None, help="encoder name in headers, logs and report (default encoder-PID)")
     parser.add_argument("--curve-keys", type=Path, default=None, help="CurveZMQ key directory (encrypt both links)")
+    parser.add_argument("--drain-timeout", type=float, default=10.0,
+                        help="on SIGTERM, give up sending to an unresponsive sink after S seconds (default 10)")
     parser.add_argument("--max-jets-per-event", type=int, default=limits.max_jets_per_event,
                         help=f"reject events with more jets (default {limits.max_jets_per_event})")
     parser.add_argument("--max-message-bytes", type=int, default=limits.max_bytes,
@@ -72,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
         model=args.model, connect=args.connect, sink=args.sink, fpr=args.fpr, accept_rate=args.accept_rate,
         threshold=args.threshold, max_batch_jets=args.max_batch_jets, max_wait_ms=args.max_wait_ms,
         threads=args.threads, latent_dtype=args.latent_dtype, metrics_port=args.metrics_port, report=args.report,
-        quarantine=args.quarantine, curve_keys=args.curve_keys,
+        quarantine=args.quarantine, curve_keys=args.curve_keys, drain_timeout_s=args.drain_timeout,
         limits=Limits(max_jets_per_event=args.max_jets_per_event, max_bytes=args.max_message_bytes),
         **config_kwargs)
     stop = StopFlag().install()

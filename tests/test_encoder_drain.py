@@ -92,3 +92,27 @@ def test_sink_commits_what_it_holds_on_sigterm(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "sink.json").read_text())
     assert report["recorded_events"] == 18 and report["commits"] == 1 and report["stopped_by"] == "SIGTERM"
     assert verify_recording(tmp_path / "rec", expect_events=18).ok
+
+
+@pytest.mark.timeout(60)
+def test_encoder_without_a_sink_still_exits_on_sigterm(tmp_path: Path) -> None:
+    model = make_tiny_model(tmp_path / "model")
+    data_p, nobody = free_port(), free_port()
+    ctx = zmq.Context()
+    data = ctx.socket(zmq.PUSH)
+    data.bind(addr(data_p))
+    enc = start("encode", "--model", str(model), "--connect", addr(data_p), "--sink", addr(nobody),
+                "--drain-timeout", "1", "--report", str(tmp_path / "enc.json"), log=tmp_path / "enc.log")
+    rng = np.random.default_rng(3)
+    try:
+        data.sndtimeo = 20000
+        for seq in range(3):
+            data.send_multipart(events_frames(2, seq, np.array([1, 1]), rng, 2 * seq))
+        time.sleep(2.0)
+        t0 = time.monotonic()
+        rc = stop(enc)
+        took = time.monotonic() - t0
+    finally:
+        ctx.destroy(linger=0)
+    assert rc == 0 and took < 8  # queued messages are given up after --drain-timeout (the producer resends)
+    assert read_report(tmp_path / "enc.json")["stopped_by"] == "SIGTERM"
