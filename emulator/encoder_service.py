@@ -294,7 +294,8 @@ class EncoderService:
         return report
 
     def report(self) -> dict[str, Any]:
-        """The stage report (``--report``)."""
+        """The stage report (``--report``). ``messages``/``events``/``jets``/``flagged`` count scored
+        messages handed to the sink socket; delivery is confirmed only by the sink's acks to the producer."""
         elapsed = time.time() - self.started
         return {
             "stage": "encoder", "id": self.config.id, "model": self.model.name, "model_version": self.model.version,
