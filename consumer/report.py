@@ -326,6 +326,11 @@ def section_anomaly(r: Mapping[str, Any], root: str) -> str:
         rows = [[sig, b["auc_event"], b["tpr"]["0.01"]["tpr"], b["tpr"]["0.001"]["tpr"]] for sig, b in base.items()]
         parts.append("<h3>baseline: leading-jet pT alone as the event score</h3>" +
                      table(["signal", "AUC", "TPR@1e-2", "TPR@1e-3"], rows))
+    lv = r.get("leading_jet_variable_auc", {})
+    if lv:
+        names = list(next(iter(lv.values())))
+        parts.append("<h3>diagnostic: AUC of each leading-jet variable alone (&lt;0.5: signal lower)</h3>" +
+                     table(["signal", *names], [[sig, *[row.get(v) for v in names]] for sig, row in lv.items()]))
     rec = r.get("recommendation", {})
     if rec.get("model"):
         best = r["models"][rec["model"]]

@@ -75,6 +75,21 @@ def evaluate_model(model, background: Sample, signals: Mapping[str, Sample], lar
     return res, arrays
 
 
+def leading_variable_aucs(background: Sample, signals: Mapping[str, Sample]) -> dict[str, dict[str, float]]:
+    """AUC of each leading-jet variable used alone as the event score (events with >= 1 jet).
+
+    Values below 0.5 mean the signal sits lower; max(AUC, 1 - AUC) is the separation power. A
+    diagnostic of where the separation lies, not a trigger.
+    """
+    out: dict[str, dict[str, float]] = {}
+    lead_b = background.leading_mask
+    for name, s in signals.items():
+        lead_s = s.leading_mask
+        out[name] = {v: anomaly.auc(background.column(v)[lead_b], s.column(v)[lead_s])
+                     for v in background.variables if v in s.variables}
+    return out
+
+
 def recommend(per_model: Mapping[str, Any], signals: Sequence[str] = ("zprime", "darkshower")) -> dict[str, Any]:
     """The model with the largest worst-case per-event AUC over the given signals."""
     have = [s for s in signals if all(s in r["signals"] for r in per_model.values())]
@@ -118,6 +133,7 @@ def run(background: Sample, signals: Mapping[str, Sample], model_dirs: Sequence[
         n: {"auc_event": anomaly.auc(background.leading_pt(), s.leading_pt()),
             "tpr": {f"{f:g}": anomaly.tpr_at_fpr(background.leading_pt(), s.leading_pt(), f) for f in FPRS}}
         for n, s in signals.items()}
+    results["leading_jet_variable_auc"] = leading_variable_aucs(background, signals)
     results["recommendation"] = recommend(results["models"])
     best = results["recommendation"]["model"] or next(iter(results["models"]))
     results["figures"] += plots(results, arrays, best, compression_model, out_dir,
