@@ -280,6 +280,13 @@ def conclusion(results: Mapping[str, Any]) -> str:
             parts.append("For comparison, the leading-jet pT alone gives AUC " + ", ".join(
                 f"{s} {b['auc_event']:.3f}" for s, b in base.items()) + "; where the binned AUCs stay near 0.5 the "
                 "AE's separation comes mostly from the jet pT (the background sample has few high-pT events).")
+    lv = results.get("leading_jet_variable_auc", {})
+    if lv:
+        best_vars = []
+        for sig, row in lv.items():
+            v = max(row, key=lambda k: abs(row[k] - 0.5) if row[k] == row[k] else -1)
+            best_vars.append(f"{sig} {v} ({max(row[v], 1 - row[v]):.3f})")
+        parts.append("Best single leading-jet variable (separation max(AUC, 1-AUC)): " + ", ".join(best_vars) + ".")
     if results["skipped_models"]:
         parts.append(f"Skipped: {results['skipped_models']}.")
     return " ".join(parts)
