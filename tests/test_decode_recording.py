@@ -180,3 +180,29 @@ def test_decoded_file_reads_like_an_input_ntuple(setup, tmp_path) -> None:
     pt = np.concatenate([c.jets["pt"] for c in chunks])
     np.testing.assert_allclose(pt, setup["latent"].astype(np.float64) @ W[:, 0].astype(np.float64) + B[0],
                                rtol=1e-5, atol=1e-4)
+
+
+def test_decode_float16_latent_recording(setup, tmp_path) -> None:
+    """A recording whose sink stored latents as float16 bit patterns decodes from the float16 values."""
+    rec = tmp_path / "rec16"
+    for seg in sorted((setup["rec"] / "segments").iterdir()):
+        with uproot.open(seg) as f:
+            a = f["events"].arrays()
+            card, manifest = str(f["card"]), str(f["manifest"])
+        counts = ak.to_numpy(a["njet"]).astype(np.int64)
+        jet = {f"latent_{i}": ak.to_numpy(ak.flatten(a[f"jet_latent_{i}"])).astype(np.float16).view(np.uint16)
+               for i in range(K)}
+        jet["error"] = ak.to_numpy(ak.flatten(a["jet_error"]))
+        chunk = {c: ak.to_numpy(a[c]) for c in decode.EVENT_COLUMNS}
+        chunk["jet"] = jagged_record(counts, jet)
+        chunk["raw_jet"] = jagged_record(ak.to_numpy(a["nraw_jet"]).astype(np.int64),
+                                         {v: ak.to_numpy(ak.flatten(a[f"raw_jet_{v}"])) for v in VARS})
+        writer = SegmentWriter(rec / "segments" / seg.name, card, manifest, Layout(K, "float16-as-uint16", tuple(VARS)))
+        writer.commit(chunk)
+        writer.close()
+    out = tmp_path / "d16.root"
+    decode.decode_recording(rec, out, model_dir=setup["model"], progress=False)
+    with uproot.open(out) as f:
+        pt = ak.to_numpy(ak.flatten(f["events"]["jet_pt"].array()))
+    lat16 = setup["latent"].astype(np.float16).astype(np.float64)
+    np.testing.assert_allclose(pt, lat16 @ W[:, 0].astype(np.float64) + B[0], rtol=1e-5, atol=1e-4)
