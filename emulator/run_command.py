@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--input", nargs="+", metavar="FILE_OR_GLOB", help="ROOT input (default: bundled qcd sample)")
     g.add_argument("--model", type=Path, help="model directory (default: models/zoo/AE_3D_200_ptetaphie)")
     g.add_argument("--encoders", type=int, default=1, help="number of encoder processes (default 1)")
+    g.add_argument("--max-batch-jets", type=int, help="encoder: ONNX Runtime micro-batch cap in jets (encoder default)")
+    g.add_argument("--latent-dtype", choices=("float32", "float16"), help="encoder and sink: latent storage type")
     choice = g.add_mutually_exclusive_group()
     choice.add_argument("--fpr", type=float, help="background false-positive rate of the flag (encoder default 1e-3)")
     choice.add_argument("--accept-rate", type=float, metavar="HZ", help="flag this many events per second")
@@ -99,6 +101,8 @@ def _stages(args: argparse.Namespace, plan: dict[str, Any]) -> list:
         sink_args += ["--max-bytes", str(args.max_bytes)]
     if args.commit_ms is not None:
         sink_args += ["--commit-ms", str(args.commit_ms)]
+    if args.latent_dtype is not None:
+        sink_args += ["--latent-dtype", args.latent_dtype]
     curve = ["--curve-keys", str(args.curve_keys)] if args.curve_keys else []
     sink_args += curve
     stages = [StageProcess("sink", sink_args, logs / "sink.log", reports / "sink.json", m_sink)]
@@ -107,9 +111,9 @@ def _stages(args: argparse.Namespace, plan: dict[str, Any]) -> list:
         enc = ["encode", "--model", str(plan["model"]), "--connect", plan["data"], "--sink", plan["scored"],
                "--metrics-port", str(m_enc[i]), "--report", str(reports / f"{name}.json"), "--id", name,
                "--quarantine", str(out / "quarantine" / name)]
-        for flag in ("fpr", "accept_rate", "threshold"):
+        for flag in ("fpr", "accept_rate", "threshold", "max_batch_jets", "latent_dtype"):
             if getattr(args, flag) is not None:
-                enc += [f"--{flag.replace('_', '-')}", repr(getattr(args, flag))]
+                enc += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
         enc += curve
         stages.append(StageProcess(name, enc, logs / f"{name}.log", reports / f"{name}.json", m_enc[i]))
     loops = args.loops if args.loops is not None else (0 if args.duration or args.events else 1)
