@@ -63,13 +63,24 @@ def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray, threshol
     columns["jet_error"] = error.astype(np.float32, copy=False)
     columns["event_score"] = scores
     columns["flag"] = flag
-    jet_flag = np.repeat(flag.astype(bool), counts.astype(np.int64))
+    raw_index = flagged_jet_index(flag, counts)
     for var in batch.jet_variables():
-        columns[f"raw_jet_{var}"] = np.asarray(batch.columns[f"jet_{var}"])[jet_flag].astype(np.float32, copy=False)
+        columns[f"raw_jet_{var}"] = np.asarray(batch.columns[f"jet_{var}"])[raw_index].astype(np.float32, copy=False)
     if "manifest_json" in batch.columns:
         columns["manifest_json"] = batch.columns["manifest_json"]
     columns["card_json"] = card_blob
     return columns
+
+
+def flagged_jet_index(flag: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Indices of the jets of flagged events, in order (cheap: flagged events are rare)."""
+    events = np.flatnonzero(flag)
+    lengths = counts[events].astype(np.int64)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    starts = (np.cumsum(counts, dtype=np.int64) - counts)[events]
+    return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
 
 
 def split_rows(array: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:

@@ -138,3 +138,14 @@ def test_encoder_process_matches_in_process_onnxruntime(tmp_path: Path, model_na
     assert report["micro_batches"] < len(plan)  # messages were combined into shared inference calls
     assert 0 < report["flagged"] < n_events  # the flag comparison above saw both outcomes
     assert report["inference_jets"] == sum(int(p.sum()) for p in plan)
+
+
+def test_flagged_jet_index_equals_the_boolean_mask() -> None:
+    from emulator.microbatch import flagged_jet_index
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        counts = rng.integers(0, 6, rng.integers(0, 40)).astype(np.uint32)
+        flag = (rng.random(len(counts)) < 0.3).astype(np.uint8)
+        mask = np.repeat(flag.astype(bool), counts.astype(np.int64))
+        np.testing.assert_array_equal(flagged_jet_index(flag, counts), np.flatnonzero(mask))
