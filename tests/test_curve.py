@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 from collections.abc import Iterator
@@ -35,8 +36,10 @@ def _send_from(ctx: zmq.Context, addr: str, keys: Path | None, payload: bytes) -
     sock.linger = 0
     if keys is not None:
         secure_socket(sock, keys, "client")
+    sock.sndtimeo = 2000  # a refused handshake can leave no pipe to queue on: then send times out
     sock.connect(addr)
-    sock.send(payload, copy=True)  # queued until the handshake succeeds (never when refused)
+    with contextlib.suppress(zmq.Again):
+        sock.send(payload, copy=True)  # queued until the handshake succeeds (never when refused)
     return sock
 
 
