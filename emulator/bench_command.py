@@ -116,9 +116,11 @@ def main(args: argparse.Namespace) -> int:
         steps.discard("soak")
     if args.quick and not args.profile and args.only is None:
         steps.discard("profile")
+    from models.data import DataError
+
     try:
         bench = Bench(plan, steps, args.out, args.model, args.wide_model, args.input, quick=args.quick)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
+    except (FileNotFoundError, KeyError, ValueError, DataError) as exc:
         print(f"aetrig bench: {exc}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _interrupt)  # run the finally blocks that stop the stage processes

@@ -47,24 +47,13 @@ def load_sample(path: str | Path, variables: list[str], max_events: int | None =
     """Read ``jet_<var>`` for ``variables`` (and the jet counts) from a ROOT file of the input contract."""
     import uproot
 
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"benchmark sample {path} does not exist (generate it or pass --input)")
-    with uproot.open(path) as f:
-        if tree not in f:
-            raise KeyError(f"{path} has no TTree {tree!r}")
-        t = f[tree]
-        missing = [f"jet_{v}" for v in variables if f"jet_{v}" not in t]
-        if missing:
-            raise KeyError(f"{path}: missing branch(es) {', '.join(missing)} needed by the model")
-        stop = None if max_events is None else min(max_events, t.num_entries)
-        arrays = t.arrays([f"jet_{v}" for v in variables], entry_stop=stop, library="ak")
-        event_number = t["event_number"].array(entry_stop=stop, library="np").astype(np.uint64)
-    import awkward as ak
+    from models.data import load_file
 
-    counts = ak.to_numpy(ak.num(arrays[f"jet_{variables[0]}"])).astype(np.uint32)
-    columns = {v: ak.to_numpy(ak.flatten(arrays[f"jet_{v}"])).astype(np.float32) for v in variables}
-    return JetSample(path, counts, columns, event_number)
+    values, counts = load_file(path, variables, tree, max_events)
+    with uproot.open(path) as f:
+        event_number = f[tree]["event_number"].array(entry_stop=max_events, library="np").astype(np.uint64)
+    columns = {v: np.ascontiguousarray(values[:, i]) for i, v in enumerate(variables)}
+    return JetSample(Path(path), counts.astype(np.uint32), columns, event_number)
 
 
 def batches(x: np.ndarray, size: int, count: int) -> list[np.ndarray]:
