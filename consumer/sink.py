@@ -86,7 +86,7 @@ class SinkConfig:
     ack_connect: str | None
     out: Path
     commit_events: int = 50000
-    commit_ms: float = 200.0
+    commit_ms: float = 100.0
     rotate_events: int = 5_000_000
     rotate_seconds: float = 600.0
     max_bytes: int | None = None

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ack-connect", default=None, help="producer ack address to PUSH acks to, tcp://H:P")
     parser.add_argument("--out", required=True, type=Path, help="recording directory (segments/ under it)")
     parser.add_argument("--commit-events", type=int, default=50000, help="commit after this many events (50000)")
-    parser.add_argument("--commit-ms", type=float, default=200.0, help="commit at least this often (200 ms)")
+    parser.add_argument("--commit-ms", type=float, default=100.0, help="commit at least this often (100 ms)")
     parser.add_argument("--rotate-events", type=int, default=5_000_000, help="new segment after N events")
     parser.add_argument("--rotate-seconds", type=float, default=600.0, help="new segment after S seconds")
     parser.add_argument("--max-bytes", type=int, default=None,
