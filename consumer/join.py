@@ -7,7 +7,6 @@ across files, loops and generator jobs.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+
+from models.hashing import sha256_file
 
 
 class JoinError(RuntimeError):
@@ -62,14 +63,6 @@ def manifest_read_options(manifest: Mapping[str, object]) -> dict[str, object]:
         branch_map = dict(item.split("=", 1) for item in branch_map)
     return {"tree": settings.get("tree") or "events", "branch_map": dict(branch_map),
             "unit": settings.get("unit") or "GeV", "derive_e": bool(settings.get("derive_e", False))}
-
-
-def sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def resolve_path(path: str, search_dirs: Sequence[str] = ()) -> str:

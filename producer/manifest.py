@@ -7,7 +7,6 @@ so a recording can be traced back to its exact inputs. ``file_index`` on the wir
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -18,16 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from models.hashing import sha256_file
+
 MANIFEST_VERSION = 1
-
-
-def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def new_run_id() -> int:
