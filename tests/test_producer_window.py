@@ -60,7 +60,7 @@ def test_manifest_has_file_hashes_and_settings(tmp_path: Path) -> None:
     assert m["seed"] == 7 and m["settings"] == {"rate": 5.0} and m["start_time_utc"] == "1970-01-01T00:00:00Z"
     assert m["version"]
     json.dumps(m)
-    assert sha256_file(a, block=7) == m["files"][0]["sha256"]
+    assert sha256_file(a, chunk=7) == m["files"][0]["sha256"]
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
