@@ -14,6 +14,16 @@ def _figure():
     return plt
 
 
+def _finish(plt, fig, ax, path: Path, log_grid: bool) -> Path:
+    """Grid, legend, tight layout; save as PNG and close the figure."""
+    ax.grid(True, which="both" if log_grid else "major", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_all(results: dict, out: Path) -> list[Path]:
     """Write every plot the results support into ``out``; returns the files written."""
     written = []
@@ -46,13 +56,7 @@ def plot_throughput(results: dict, out: Path) -> Path | None:
                         va="bottom", fontsize=8)
     ax.set(xscale="log", yscale="log", xlabel="micro-batch (jets per ONNX Runtime call)", ylabel="jets / s (wall)",
            title=f"Throughput, one thread ({results.get('model', {}).get('name', '')})")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    path = out / "throughput.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, out / "throughput.png", log_grid=True)
 
 
 def plot_ratios(results: dict, out: Path) -> Path | None:
@@ -72,13 +76,7 @@ def plot_ratios(results: dict, out: Path) -> Path | None:
             ax.plot(xs, [d[x] for x in xs], "o-", label=label)
     ax.axhline(0.8, color="red", ls=":", label="goal: service >= 0.8 at >= 1024 jets")
     ax.set(xscale="log", xlabel="micro-batch (jets)", ylabel="ratio", title="Throughput relative to in-process ONNX")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    path = out / "ratios.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, out / "ratios.png", log_grid=True)
 
 
 def plot_ratescan(results: dict, out: Path) -> Path | None:
@@ -95,13 +93,7 @@ def plot_ratescan(results: dict, out: Path) -> Path | None:
     ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="achieved = requested")
     ax.set(xscale="log", yscale="log", xlabel="requested rate (events/s)", ylabel="achieved rate (events/s)",
            title="Producer rate accuracy (full pipeline)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    path = out / "ratescan.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, out / "ratescan.png", log_grid=True)
 
 
 def plot_latency(results: dict, out: Path) -> Path | None:
@@ -121,13 +113,7 @@ def plot_latency(results: dict, out: Path) -> Path | None:
         ax.axvline(curve["saturated_from_hz"], color="gray", ls="--", label="saturation")
     ax.set(xscale="log", yscale="log", xlabel="offered rate (events/s)", ylabel="latency (ms)",
            title="Latency under load (constant pattern)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    path = out / "latency.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, out / "latency.png", log_grid=True)
 
 
 def plot_soak(results: dict, out: Path) -> Path | None:
@@ -141,10 +127,4 @@ def plot_soak(results: dict, out: Path) -> Path | None:
         ax.plot(s["t"], [r / 2**20 for r in s["rss_bytes"]], label=key)
     ax.set(xlabel="time (s)", ylabel="resident memory (MiB)",
            title=f"Soak at {soak.get('rate_hz', 0):g} Hz: RSS per stage")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    path = out / "soak_rss.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, ax, out / "soak_rss.png", log_grid=False)
