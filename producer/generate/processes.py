@@ -14,10 +14,14 @@ COMMON: tuple[str, ...] = (
 #: Z_v (1.5 TeV) -> q_v q_v, dark QCD SU(3) with 2 dark flavours, Lambda_v = 10 GeV.
 #: Flavour-diagonal dark mesons (20 GeV) decay back to SM quarks; off-diagonal ones (9.99 GeV)
 #: are stable and invisible, so jets lose part of their energy (r_inv about 0.3-0.5).
+#: The Z_v line shape is cut to 1.2-1.8 TeV: Pythia's default mMin (100 GeV) let the parton
+#: luminosity pull 28% of the events far off shell, down to 100 GeV.
 DARKSHOWER: tuple[str, ...] = (
     "HiddenValley:ffbar2Zv = on",
     "4900023:m0 = 1500",
     "4900023:mWidth = 15",
+    "4900023:mMin = 1200",
+    "4900023:mMax = 1800",
     "4900023:onMode = off",
     "4900023:onIfAny = 4900101",
     "HiddenValley:Ngauge = 3",
