@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-pretrained": ("models.pretrained_command", "turn the published TLA weights into a model dir"),
     "train": ("models.train_command", "train an autoencoder with PyTorch and export it to ONNX"),
     "calibrate": ("models.calibrate_command", "recompute a model's anomaly thresholds on a background"),
+    "quantize": ("models.quantize_command", "int8 copy of a model (ONNX Runtime static quantisation, VNNI)"),
     "decode": ("consumer.decode_command", "decode a recorded latent stream back to jet variables"),
     "report": ("consumer.report_command", "run the three studies and write plots, tables and index.html"),
     "bench": ("emulator.bench_command", "benchmark in-process, service and pipeline throughput/latency"),
