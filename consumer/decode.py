@@ -54,12 +54,25 @@ class DecodeSummary:
         return dict(self.__dict__)
 
 
+def _require_jet_level(card: Mapping[str, Any], where: str | Path) -> None:
+    """Refuse an event-level model: its decoder rebuilds an event vector, not the recorded jets."""
+    from models.card import ModelError, check_level
+
+    try:
+        check_level(dict(card), "jet", where)
+    except ModelError as exc:
+        raise DecodeError(str(exc)) from exc
+
+
 def locate_model(card: Mapping[str, Any], model_dir: str | Path | None = None) -> Path:
-    """The model directory: ``model_dir`` if given, else ``models/zoo/<card name>``."""
+    """The model directory: ``model_dir`` if given, else ``models/zoo/<card name>``; per-jet models only."""
+    _require_jet_level(card, "the recording's model card")
     if model_dir is not None:
         path = Path(model_dir)
         if not (path / DECODER).is_file():
             raise DecodeError(f"{path}: no {DECODER} in the given model directory")
+        if (path / "card.json").is_file():
+            _require_jet_level(json.loads((path / "card.json").read_text()), path)
         return path
     from emulator.defaults import ZOO
 

@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consumer.studies.common import ReadOptions, Sample, bundled, clean, load_sample, write_json, zoo_models
+from consumer.studies.common import (
+    ReadOptions,
+    Sample,
+    bundled,
+    clean,
+    load_sample,
+    model_level,
+    write_json,
+    zoo_models,
+)
 
 #: where large generated samples live (outside git); override with AETRIG_DATA
 DATA_DIR = Path(os.environ.get("AETRIG_DATA", "/work/data"))
@@ -110,12 +119,16 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
     log(f"report: models {[Path(d).name for d in dirs]}")
     background = _load("qcd", cfg.background, cfg, cfg.max_events, log)
     results: dict[str, Any] = {"config": _config_dict(cfg, dirs), "studies": {}}
+    jet_dirs = [d for d in dirs if model_level(d) == "jet"]  # studies 1 and 2 reconstruct jets
+    if (1 in cfg.studies or 2 in cfg.studies) and not jet_dirs:
+        raise FileNotFoundError("studies 1 and 2 need at least one per-jet model; give --models DIR")
     if 1 in cfg.studies:
         others = {n: _load(n, f, cfg, cfg.max_events, log) for n, f in cfg.cross.items()}
         log("study 1: published vs retrained, cross-sample")
-        results["studies"]["generalisation"] = study_generalisation.run(background, others, dirs, fig_dir, PUBLISHED)
+        results["studies"]["generalisation"] = study_generalisation.run(background, others, jet_dirs, fig_dir,
+                                                                        PUBLISHED)
     if 2 in cfg.studies:
-        cm = pick_compression_model(dirs, cfg.compression_model)
+        cm = pick_compression_model(jet_dirs, cfg.compression_model)
         log(f"study 2: pre-compression, codecs and CPU with {Path(cm).name}")
         kwargs: dict[str, Any] = {}
         if cfg.quick:
@@ -135,7 +148,7 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
             else None
         )
         log("study 3: anomaly detection")
-        cm = Path(pick_compression_model(dirs, cfg.compression_model)).name
+        cm = Path(pick_compression_model(jet_dirs or dirs, cfg.compression_model)).name
         results["studies"]["anomaly"] = study_anomaly.run(
             background, signals, dirs, fig_dir, large, compression_model=cm
         )
@@ -306,6 +319,7 @@ def section_anomaly(r: Mapping[str, Any], root: str) -> str:
             rows.append(
                 [
                     m,
+                    mr.get("level", "jet"),
                     mr["latent_dim"],
                     s,
                     f"{row['auc_event']:.3f} ± {row['auc_event_err']:.3f}",
@@ -317,7 +331,8 @@ def section_anomaly(r: Mapping[str, Any], root: str) -> str:
             )
     parts.append(
         table(
-            ["model", "k", "signal", "AUC (event)", "AUC (jet)", "TPR@1e-2", "TPR@1e-3", "TPR@1e-4 (large bkg)"], rows
+            ["model", "level", "k", "signal", "AUC (event)", "AUC (jet)", "TPR@1e-2", "TPR@1e-3",
+             "TPR@1e-4 (large bkg)"], rows
         )
         + "<p>* fewer than 10 background events above the threshold.</p>"
     )
@@ -326,6 +341,11 @@ def section_anomaly(r: Mapping[str, Any], root: str) -> str:
         rows = [[sig, b["auc_event"], b["tpr"]["0.01"]["tpr"], b["tpr"]["0.001"]["tpr"]] for sig, b in base.items()]
         parts.append("<h3>baseline: leading-jet pT alone as the event score</h3>" +
                      table(["signal", "AUC", "TPR@1e-2", "TPR@1e-3"], rows))
+    ev = r.get("event_variable_auc", {})
+    if ev:
+        rows = [[sig, b["ht"], b["mht"], b["leading_pt"]] for sig, b in ev.items()]
+        parts.append("<h3>baseline: one event variable alone as the event score (AUC)</h3>" +
+                     table(["signal", "HT", "missing HT", "leading-jet pT"], rows))
     lv = r.get("leading_jet_variable_auc", {})
     if lv:
         names = list(next(iter(lv.values())))
@@ -344,6 +364,11 @@ def section_anomaly(r: Mapping[str, Any], root: str) -> str:
             f"<h3>AUC in leading-jet pT bins ({html.escape(rec['model'])})</h3>"
             + table(["signal", "pT [GeV]", "bkg events", "signal events", "AUC", "error"], rows)
         )
+        rows = [[s, f"{b['low']:.0f}-{b['high']:.0f}", b["n_background"], b["n_signal"], b["auc"], b["auc_err"]]
+                for s, row in best["signals"].items() for b in row.get("auc_vs_ht", [])]
+        if rows:
+            parts.append(f"<h3>AUC in HT bins ({html.escape(rec['model'])})</h3>"
+                         + table(["signal", "HT [GeV]", "bkg events", "signal events", "AUC", "error"], rows))
         rows = [[a["fpr"], a["threshold"], a["accept_rate_hz_at_100khz"]] for a in best["accept_rate_table"]]
         parts.append(
             "<h3>thresholds and accept rates at 100 kHz</h3>"
@@ -351,7 +376,8 @@ def section_anomaly(r: Mapping[str, Any], root: str) -> str:
         )
         for s, row in best["signals"].items():
             parts.append(
-                f"<h3>residuals on {html.escape(s)} jets ({html.escape(rec['model'])})</h3>"
+                f"<h3>residuals on {html.escape(s)} {'events' if best.get('level') == 'event' else 'jets'} "
+                f"({html.escape(rec['model'])})</h3>"
                 + table(RES_HEAD, residual_rows(row["signal_residuals"]))
             )
     parts.append(_figures(r["figures"], root))

@@ -1,4 +1,5 @@
-"""Autoencoder architectures: the thesis AE_3D_200, the published TLA network and a wide BatchNorm AE."""
+"""Autoencoder architectures: the thesis AE_3D_200, the published TLA network, a wide BatchNorm AE and the
+small event-level AE (same BatchNorm pattern, n-64-32-k)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-ARCHITECTURES = ("ae3d200", "tla", "wide")
+ARCHITECTURES = ("ae3d200", "tla", "wide", "event")
+#: architectures built as ``WideAE`` (Linear -> BatchNorm -> LeakyReLU)
+BATCHNORM_KINDS = ("wide", "event")
 
 
 class TanhAE(nn.Module):
@@ -78,20 +81,23 @@ def layer_sizes(kind: str, n_vars: int, latent: int | None = None) -> list[int]:
         return [n_vars, 200, 200, 20, latent or 3]
     if kind == "wide":
         return [n_vars, 200, 200, 200, latent or max(1, n_vars // 2)]
+    if kind == "event":
+        return [n_vars, 64, 32, latent or 2]
     raise ValueError(f"unknown architecture {kind!r}; choose from {ARCHITECTURES}")
 
 
 def build(kind: str, n_vars: int, latent: int | None = None) -> nn.Module:
     """Instantiate an architecture by name."""
     sizes = layer_sizes(kind, n_vars, latent)
-    return WideAE(sizes) if kind == "wide" else TanhAE(sizes)
+    return WideAE(sizes) if kind in BATCHNORM_KINDS else TanhAE(sizes)
 
 
 def describe(kind: str, model: nn.Module) -> dict[str, Any]:
     """The card's ``architecture`` entry."""
     sizes = model.sizes
     full = sizes + sizes[-2::-1]
-    activation = ("Linear->BatchNorm1d->LeakyReLU(0.01) per hidden layer, linear latent and output" if kind == "wide"
+    activation = ("Linear->BatchNorm1d->LeakyReLU(0.01) per hidden layer, linear latent and output"
+                  if kind in BATCHNORM_KINDS
                   else "tanh between hidden layers, linear latent, decoder applies tanh to the latent first, "
                        "linear output")
     return {"kind": kind, "layers": "-".join(str(s) for s in full), "latent_dim": sizes[-1], "activation": activation,

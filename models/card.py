@@ -5,6 +5,11 @@ A model directory holds ``encoder.onnx``, ``decoder.onnx``, ``scorer.onnx``, ``m
 ``card["files"]`` exists and has the recorded sha256 (unless ``verify=False``), and returns a
 ``ModelDir``. ``ModelDir.threshold`` turns a false-positive rate (or an accepted event rate at a
 given input rate) into a per-event error threshold using the card's ``per_event_curve``.
+
+A card's ``level`` says what the graphs take: ``jet`` (default; ``x`` [n_jets, n_vars], one error per
+jet) or ``event`` (``x`` [n_events, J, n_vars], the padded leading jets, one error per event; see
+models/event_features.py). Per-jet tools (the encoder service, calibrate, decode) load with the default
+``level="jet"`` and so refuse an event-level model with a clear error instead of feeding it jets.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from models.hashing import sha256_file
 CARD_NAME = "card.json"
 GRAPH_FILES = ("encoder.onnx", "decoder.onnx", "scorer.onnx")
 REQUIRED_KEYS = ("name", "version", "variables", "files", "normalisation", "architecture", "thresholds")
+LEVELS = ("jet", "event")
 
 
 class ModelError(Exception):
@@ -40,6 +46,7 @@ class ModelDir:
     encoder_path: Path
     decoder_path: Path
     name: str = field(default="")
+    level: str = field(default="jet")
 
     @property
     def version(self) -> int:
@@ -133,12 +140,41 @@ def verify_files(path: Path, card: dict[str, Any]) -> None:
                 "the file was changed after export — re-export the model or restore the file")
 
 
-def load_model_dir(path: str | Path, verify: bool = True) -> ModelDir:
-    """Load a model directory; with ``verify`` the sha256 of every listed file is checked."""
+def model_level(card: dict[str, Any]) -> str:
+    """``jet`` or ``event``: what one row of the model's input is (cards without ``level`` are per-jet)."""
+    level = str(card.get("level", "jet"))
+    if level not in LEVELS:
+        raise ModelError(f"model {card.get('name')!r}: unknown level {level!r} (known: {LEVELS})")
+    return level
+
+
+def check_level(card: dict[str, Any], wanted: str, path: str | Path = "") -> None:
+    """Raise ``ModelError`` unless the card's level is ``wanted`` (a per-jet tool must not feed an event model)."""
+    level = model_level(card)
+    if level == wanted:
+        return
+    if level == "event":
+        jets = card.get("event_input", {}).get("jets", "J")
+        raise ModelError(
+            f"{path or card.get('name')}: {card.get('name')!r} is an event-level model (input: the {jets} leading "
+            "jets of each event, output: one score per event); this tool works per jet and cannot use it. "
+            "Use a per-jet model (e.g. models/zoo/AE_3D_200_ptetaphie); event-level models are evaluated by "
+            "`aetrig report` (study 3)")
+    raise ModelError(f"{path or card.get('name')}: {card.get('name')!r} is a {level}-level model; "
+                     f"this tool needs a {wanted}-level model")
+
+
+def load_model_dir(path: str | Path, verify: bool = True, level: str | None = "jet") -> ModelDir:
+    """Load a model directory; with ``verify`` the sha256 of every listed file is checked.
+
+    ``level`` (``jet`` by default) is the kind of model the caller can use; ``None`` accepts any.
+    """
     path = Path(path)
     if not path.is_dir():
         raise ModelError(f"model directory {path} does not exist")
     card = read_card(path)
+    if level is not None:
+        check_level(card, level, path)
     if verify:
         verify_files(path, card)
     variables = card["variables"]
@@ -151,7 +187,7 @@ def load_model_dir(path: str | Path, verify: bool = True) -> ModelDir:
     return ModelDir(
         path=path, card=card, variables=names, units=units, latent_dim=latent_dim,
         scorer_path=path / "scorer.onnx", encoder_path=path / "encoder.onnx", decoder_path=path / "decoder.onnx",
-        name=str(card["name"]),
+        name=str(card["name"]), level=model_level(card),
     )
 
 

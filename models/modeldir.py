@@ -24,11 +24,11 @@ def load_checkpoint(model_dir: str | Path) -> tuple[Any, Normalisation, dict[str
     """Rebuild (network in eval mode, normalisation, config) from ``model.pt``."""
     import torch
 
-    from models.architectures import TanhAE, WideAE
+    from models.architectures import BATCHNORM_KINDS, TanhAE, WideAE
 
     blob = torch.load(Path(model_dir) / CHECKPOINT, weights_only=True, map_location="cpu")
     config = blob["config"]
-    net = WideAE(config["sizes"]) if config["kind"] == "wide" else TanhAE(config["sizes"])
+    net = WideAE(config["sizes"]) if config["kind"] in BATCHNORM_KINDS else TanhAE(config["sizes"])
     net.load_state_dict(blob["state_dict"])
     return net.eval(), Normalisation.from_card(config["normalisation"]), config
 
@@ -44,13 +44,15 @@ def export_model_files(out: str | Path, net: Any, kind: str, norm: Normalisation
     return out
 
 
-def write_full_card(out: str | Path, norm: Normalisation, card: dict[str, Any]) -> dict[str, Any]:
+def write_full_card(out: str | Path, norm: Normalisation, card: dict[str, Any],
+                    variables: list[str] | None = None) -> dict[str, Any]:
     """Write card.json: ``card`` supplies name, version, architecture, training, metrics, thresholds, source;
-    this fills ``variables``, ``normalisation`` and ``files`` (sha256 of the graphs and checkpoint)."""
+    this fills ``variables`` (the input variables: ``variables``, else the normalised ones), ``normalisation``
+    and ``files`` (sha256 of the graphs and checkpoint)."""
     out = Path(out)
     full = {
         "name": card["name"], "version": card.get("version", 1),
-        "variables": [{"name": v, "unit": unit_of(v)} for v in norm.variables],
+        "variables": [{"name": v, "unit": unit_of(v)} for v in (variables or norm.variables)],
         "files": {name: sha256_file(out / name) for name in (*GRAPH_FILES, CHECKPOINT)},
         "normalisation": norm.to_card(),
         **{k: v for k, v in card.items() if k not in ("name", "version")},

@@ -6,6 +6,10 @@ Adam minimises the MSE of the normalised vector with a one-cycle or plateau LR s
 stopping on the validation loss; a checkpoint is written after every epoch (--resume continues).
 The best-validation network is exported (encoder/decoder/scorer ONNX + model.pt) and card.json
 records the data hashes, training history, test-split residuals and thresholds on the test split.
+
+``--level event`` trains the event-level AE instead (models/event_train.py): its input is the
+event's leading ``--jets`` jets (zero-padded), turned into an event vector inside the graph, and its
+error is one anomaly score per event.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ aetrig train --input /work/data/qcd_train_200k.root --model ae3d200 --variables 
     --epochs 40 --batch-size 2048 --threads 2 --out models/zoo/AE_3D_200_ptetaphie
 aetrig train --input /work/data/qcd_train_200k.root --model wide --latent 6 --variables all --out models/zoo/wide_k6
 aetrig train --input a.root b.root --model tla --variables m,pt,phi,eta --out /tmp/tla --resume
+aetrig train --level event --input /work/data/qcd_train_200k.root --latent 2 --epochs 20 --batch-size 512 \
+    --out models/zoo/EVT_AE_k2
 """
 
 ALL_VARIABLES = ["pt", "eta", "phi", "m", "e", "nconst", "charged_frac", "em_frac", "width", "lead_frac", "n90",
@@ -32,6 +38,12 @@ ALL_VARIABLES = ["pt", "eta", "phi", "m", "e", "nconst", "charged_frac", "em_fra
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", nargs="+", required=True, help="ROOT file(s) of the input contract")
     parser.add_argument("--tree", default="events", help="TTree name (default events)")
+    parser.add_argument("--level", choices=["jet", "event"], default="jet",
+                        help="jet: one AE input per jet (default); event: the event-level AE on the leading jets "
+                             "(reads the jet variables of models.event_features.EVENT_VARIABLES; --variables, "
+                             "--model, --norm and --loss-weights do not apply)")
+    parser.add_argument("--jets", type=int, default=6, help="--level event: leading jets per event J (pad/truncate)")
+    parser.add_argument("--slots", type=int, default=4, help="--level event: leading jets with per-jet features")
     parser.add_argument("--variables", default="pt,eta,phi,e",
                         help="comma-separated jet variables in input order, or 'all' for the 13 generated ones")
     parser.add_argument("--model", choices=["ae3d200", "tla", "wide"], default="ae3d200", help="architecture")
@@ -95,6 +107,10 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "level", "jet") == "event":
+        from models.event_train import main_event
+
+        return main_event(args)
     import torch
 
     from models.architectures import build, describe

@@ -65,6 +65,13 @@ class Sample:
         mask[starts[self.counts > 0]] = True
         return mask
 
+    def ht(self) -> np.ndarray:
+        """Scalar sum of the jet pt per event (all jets; 0 for zero-jet events)."""
+        pt = self.column("pt").astype(np.float64)
+        out = np.zeros(self.n_events, dtype=np.float64)
+        np.add.at(out, np.repeat(np.arange(self.n_events), self.counts), pt)
+        return out
+
     def leading_pt(self) -> np.ndarray:
         """Leading-jet pt per event (0 for zero-jet events)."""
         out = np.zeros(self.n_events, dtype=np.float64)
@@ -125,10 +132,19 @@ def zoo_models(names: Sequence[str] | None = None) -> list[Path]:
     return dirs
 
 
-def load_model(path: str | Path):  # -> models.card.ModelDir
+def load_model(path: str | Path, level: str | None = "jet"):  # -> models.card.ModelDir
+    """A verified model directory; ``level`` jet (default) refuses event-level models, None accepts any."""
     from models.card import load_model_dir
 
-    return load_model_dir(path, verify=True)
+    return load_model_dir(path, verify=True, level=level)
+
+
+def model_level(path: str | Path) -> str:
+    """``jet`` or ``event`` from a model directory's card (without verifying its files)."""
+    from models.card import model_level as level_of
+    from models.card import read_card
+
+    return level_of(read_card(path))
 
 
 def run_model(model, x: np.ndarray, batch: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

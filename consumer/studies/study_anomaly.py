@@ -1,10 +1,14 @@
 """Study 3: anomalous signals against the QCD background, for every model and latent size.
 
-Per model (ONNX scorer, per-jet error = normalised MSE; event score = max over jets, 0 for a
-zero-jet event): per-jet and per-event error distributions, ROC and AUC (Hanley-McNeil error),
+Two model families: per-jet AEs (ONNX scorer, per-jet error = normalised MSE; event score = max
+over jets, 0 for a zero-jet event) and event-level AEs (card level "event": the scorer takes the
+event's leading J jets, padded, and returns one error per event = the event score; see
+models/event_features.py). Per model: error distributions, ROC and AUC (Hanley-McNeil error),
 TPR at FPR 1e-2 and 1e-3 on the background (1e-4 on a large background when given; errors from
-both sample sizes), AUC in bins of leading-jet pT, flag rate and accept rate at 100 kHz against
-threshold, residuals on signal jets, and the fidelity/sensitivity trade-off against latent size.
+both sample sizes), AUC in bins of leading-jet pT and of HT (is the model more than a pT or HT
+tagger?), flag rate and accept rate at 100 kHz against threshold, residuals on signal jets (event
+vector for event models), and the fidelity/sensitivity trade-off against latent size k: the
+residual width is the pt core half-width for per-jet AEs and the HT core half-width for event AEs.
 """
 
 from __future__ import annotations
@@ -20,13 +24,64 @@ from consumer.studies.common import Sample, load_model, residual_table, residual
 FPRS = (1e-2, 1e-3)
 LARGE_FPRS = (1e-2, 1e-3, 1e-4)
 PT_EDGES = (0.0, 150.0, 250.0, 400.0, 600.0, 900.0, 1400.0, 1.0e5)
+HT_EDGES = (0.0, 300.0, 500.0, 800.0, 1200.0, 1800.0, 1.0e5)
 INPUT_RATE_HZ = 100e3
 
 
-def scores(model, sample: Sample) -> dict[str, np.ndarray]:
+def scores(model, sample: Sample) -> dict[str, Any]:
+    """Per-jet (None for event models) and per-event scores, with the inputs and reconstructions."""
+    if model.level == "event":
+        return event_model_scores(model, sample)
     x = sample.take(model.variables)
     _, reco, err = run_model(model, x)
     return {"x": x, "reco": reco, "jet": err.astype(np.float64), "event": anomaly.event_scores(err, sample.counts)}
+
+
+def event_model_scores(model, sample: Sample) -> dict[str, Any]:
+    """An event-level model on the padded leading jets: ``x``/``reco`` are the event vector in and out."""
+    from models.event_features import event_features, padded_jets
+    from models.event_scoring import run_event_scorer
+
+    spec = model.card["event_input"]
+    x = padded_jets(sample.take(model.variables), sample.counts, int(spec["jets"]))
+    _, reco, err = run_event_scorer(model.scorer_path, x)
+    return {"x": event_features(x, int(spec["slots"]), model.variables), "reco": reco.astype(np.float64),
+            "jet": None, "event": err.astype(np.float64)}
+
+
+def residual_names(model) -> list[str]:
+    """What a model reconstructs: its jet variables, or the event vector's features."""
+    return list(model.card["event_input"]["features"]) if model.level == "event" else list(model.variables)
+
+
+def reconstruction_table(model, x: np.ndarray, reco: np.ndarray) -> dict[str, Any]:
+    """Residual statistics of the reconstruction; event models add ``ht`` (relative, from log10(HT + 1))."""
+    names = residual_names(model)
+    table = residual_table(names, x, reco)
+    if model.level == "event" and "log_ht" in names:
+        from models.metrics import residual_summary
+
+        i = names.index("log_ht")
+        ht_in, ht_out = 10 ** x[:, i] - 1, 10 ** reco[:, i] - 1
+        keep = ht_in > 0
+        table["ht"] = {"kind": "relative", **residual_summary((ht_out[keep] - ht_in[keep]) / ht_in[keep])}
+    return table
+
+
+def fidelity_width(model, table: Mapping[str, Any]) -> dict[str, Any]:
+    """The residual width on the trade-off plot: pt (per-jet AEs) or HT (event AEs) core half-width."""
+    var = "ht" if model.level == "event" else "pt"
+    return {"variable": var, "core_half_width": table.get(var, {}).get("core_half_width", float("nan"))}
+
+
+def event_sums(sample: Sample) -> dict[str, np.ndarray]:
+    """HT and missing HT (|vector sum of jet pt|) of every event, over all its jets."""
+    event = np.repeat(np.arange(sample.n_events), sample.counts)
+    pt, phi = sample.column("pt").astype(np.float64), sample.column("phi").astype(np.float64)
+    sums = {name: np.zeros(sample.n_events) for name in ("ht", "px", "py")}
+    for name, values in (("ht", pt), ("px", pt * np.cos(phi)), ("py", pt * np.sin(phi))):
+        np.add.at(sums[name], event, values)
+    return {"ht": sums["ht"], "mht": np.hypot(sums["px"], sums["py"])}
 
 
 def evaluate_model(model, background: Sample, signals: Mapping[str, Sample], large: Sample | None,
@@ -35,16 +90,23 @@ def evaluate_model(model, background: Sample, signals: Mapping[str, Sample], lar
     b = scores(model, background)
     arrays: dict[str, Any] = {"background": b, "signals": {}}
     arch = model.card.get("architecture", {})
-    res: dict[str, Any] = {"latent_dim": model.latent_dim, "variables": model.variables,
-                           "family": f"{arch.get('kind', 'ae')} on {len(model.variables)} variables",
-                           "background_residuals": residual_table(model.variables, b["x"], b["reco"]),
+    family = (f"event AE, {model.card['event_input']['jets']} jets, {len(residual_names(model))} features"
+              if model.level == "event" else f"{arch.get('kind', 'ae')} on {len(model.variables)} variables")
+    table = reconstruction_table(model, b["x"], b["reco"])
+    res: dict[str, Any] = {"latent_dim": model.latent_dim, "variables": model.variables, "level": model.level,
+                           "residual_variables": residual_names(model), "family": family,
+                           "background_residuals": table, "fidelity": fidelity_width(model, table),
                            "signals": {}}
+    ht_b = background.ht()
     lb = scores(model, large) if large is not None else None
     for name, s in signals.items():
         sg = scores(model, s)
         arrays["signals"][name] = sg
         row: dict[str, Any] = {}
         for level in ("event", "jet"):
+            if b[level] is None:  # event-level models have no per-jet score
+                row[f"auc_{level}"], row[f"auc_{level}_err"] = float("nan"), float("nan")
+                continue
             a = anomaly.auc(b[level], sg[level])
             row[f"auc_{level}"] = a
             row[f"auc_{level}_err"] = anomaly.auc_uncertainty(a, len(b[level]), len(sg[level]))
@@ -55,7 +117,8 @@ def evaluate_model(model, background: Sample, signals: Mapping[str, Sample], lar
             row["auc_event_large_background"] = anomaly.auc(lb["event"], sg["event"])
         row["auc_vs_leading_pt"] = anomaly.binned_auc(b["event"], sg["event"], background.leading_pt(),
                                                       s.leading_pt(), list(pt_edges))
-        row["signal_residuals"] = residual_table(model.variables, sg["x"], sg["reco"])
+        row["auc_vs_ht"] = anomaly.binned_auc(b["event"], sg["event"], ht_b, s.ht(), list(HT_EDGES))
+        row["signal_residuals"] = reconstruction_table(model, sg["x"], sg["reco"])
         row["n_events"] = s.n_events
         res["signals"][name] = row
     # flag rate against threshold on the background, with signal efficiencies
@@ -73,6 +136,17 @@ def evaluate_model(model, background: Sample, signals: Mapping[str, Sample], lar
         res["large_background"] = {"files": large.files, "n_events": large.n_events}
         arrays["large"] = lb
     return res, arrays
+
+
+def event_variable_aucs(background: Sample, signals: Mapping[str, Sample]) -> dict[str, dict[str, float]]:
+    """AUC of HT, missing HT and leading-jet pT used alone as the event score (the taggers to beat)."""
+    sums_b = event_sums(background)
+    out: dict[str, dict[str, float]] = {}
+    for name, s in signals.items():
+        sums_s = event_sums(s)
+        out[name] = {"ht": anomaly.auc(sums_b["ht"], sums_s["ht"]), "mht": anomaly.auc(sums_b["mht"], sums_s["mht"]),
+                     "leading_pt": anomaly.auc(background.leading_pt(), s.leading_pt())}
+    return out
 
 
 def leading_variable_aucs(background: Sample, signals: Mapping[str, Sample]) -> dict[str, dict[str, float]]:
@@ -116,7 +190,7 @@ def run(background: Sample, signals: Mapping[str, Sample], model_dirs: Sequence[
     arrays: dict[str, Any] = {}
     with Progress(len(model_dirs), "study 3: models", unit="models") as bar:
         for d in model_dirs:
-            model = load_model(d)
+            model = load_model(d, level=None)
             missing = [v for v in model.variables if v not in background.variables
                        or any(v not in s.variables for s in signals.values())]
             if missing:
@@ -134,26 +208,35 @@ def run(background: Sample, signals: Mapping[str, Sample], model_dirs: Sequence[
             "tpr": {f"{f:g}": anomaly.tpr_at_fpr(background.leading_pt(), s.leading_pt(), f) for f in FPRS}}
         for n, s in signals.items()}
     results["leading_jet_variable_auc"] = leading_variable_aucs(background, signals)
+    if all("phi" in smp.variables for smp in (background, *signals.values())):
+        results["event_variable_auc"] = event_variable_aucs(background, signals)
     results["recommendation"] = recommend(results["models"])
     best = results["recommendation"]["model"] or next(iter(results["models"]))
     results["figures"] += plots(results, arrays, best, compression_model, out_dir,
-                                {n: (background.leading_pt(), s.leading_pt()) for n, s in signals.items()})
+                                {n: (background.leading_pt(), s.leading_pt()) for n, s in signals.items()},
+                                {n: (background.ht(), s.ht()) for n, s in signals.items()})
     results["conclusion"] = conclusion(results)
     return results
 
 
 def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compression_model: str | None,
-          out_dir: str, pt_baseline: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> list[str]:
+          out_dir: str, pt_baseline: Mapping[str, tuple[np.ndarray, np.ndarray]],
+          ht_baseline: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> list[str]:
     figs: list[str] = []
+    ht_baseline = (ht_baseline or {}) if "event_variable_auc" in results else {}
     models = results["models"]
     signal_names = list(next(iter(models.values()))["signals"])
     a = arrays[best]
     for level in ("jet", "event"):
+        if a["background"][level] is None:
+            continue
         samples = {"QCD background": a["background"][level]}
         samples.update({n: s[level] for n, s in a["signals"].items()})
         samples = {k: np.maximum(v, 1e-9) for k, v in samples.items()}
         figs += plotting.histograms(samples, out_dir, f"s3_error_{level}_{best}",
-                                    f"{'per-jet error' if level == 'jet' else 'event score (max jet error)'}",
+                                    "per-jet error" if level == "jet" else "event score"
+                                    + (" (event AE error)" if models[best].get("level") == "event"
+                                       else " (max jet error)"),
                                     logx=True, extra=best)
     for sig in signal_names:
         series = []
@@ -162,6 +245,11 @@ def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compressio
             keep = roc["fpr"] > 0
             series.append({"x": roc["fpr"][keep], "y": roc["tpr"][keep],
                            "label": f"{name} (AUC {models[name]['signals'][sig]['auc_event']:.3f})"})
+        if sig in ht_baseline:
+            roc = anomaly.roc_curve(*ht_baseline[sig])
+            keep = roc["fpr"] > 0
+            series.append({"x": roc["fpr"][keep], "y": roc["tpr"][keep], "style": "k:", "label":
+                           f"HT alone (AUC {results['event_variable_auc'][sig]['ht']:.3f})"})
         if sig in pt_baseline:
             roc = anomaly.roc_curve(*pt_baseline[sig])
             keep = roc["fpr"] > 0
@@ -170,17 +258,20 @@ def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compressio
         figs += plotting.lines(series, out_dir, f"s3_roc_{sig}", "background efficiency (FPR, per event)",
                                f"{sig} efficiency (TPR)", logx=True, extra=f"{sig} vs QCD, event score",
                                ylim=(0, 1.05), legend_loc="lower right")
-    series = []
-    for sig in signal_names:
-        rows = models[best]["signals"][sig]["auc_vs_leading_pt"]
-        ok = [r for r in rows if r["auc"] == r["auc"]]
-        if ok:
-            series.append({"x": [0.5 * (r["low"] + min(r["high"], 3000)) for r in ok], "y": [r["auc"] for r in ok],
-                           "yerr": [r["auc_err"] for r in ok], "label": f"{sig} (inclusive "
-                           f"{models[best]['signals'][sig]['auc_event']:.3f})", "style": "o"})
-    if series:
-        figs += plotting.lines(series, out_dir, f"s3_auc_vs_leading_pt_{best}", "leading-jet pT [GeV]",
-                               "AUC in pT bin", logx=True, extra=best, hlines=(0.5,))
+    for key, stem, xlabel in (("auc_vs_leading_pt", "leading_pt", "leading-jet pT [GeV]"),
+                              ("auc_vs_ht", "ht", "HT (scalar sum of jet pT) [GeV]")):
+        series = []
+        for sig in signal_names:
+            rows = models[best]["signals"][sig].get(key, [])
+            ok = [r for r in rows if r["auc"] == r["auc"]]
+            if ok:
+                series.append({"x": [0.5 * (r["low"] + min(r["high"], 3000)) for r in ok],
+                               "y": [r["auc"] for r in ok], "yerr": [r["auc_err"] for r in ok],
+                               "label": f"{sig} (inclusive {models[best]['signals'][sig]['auc_event']:.3f})",
+                               "style": "o"})
+        if series:
+            figs += plotting.lines(series, out_dir, f"s3_auc_vs_{stem}_{best}", xlabel, "AUC in bin", logx=True,
+                                   extra=best, hlines=(0.5,))
     fr = models[best]["flag_rate"]
     series = [{"x": fr["threshold"], "y": fr["accept_rate_hz_at_100khz"], "label": "QCD accept rate [Hz] at 100 kHz"}]
     series += [{"x": fr["threshold"], "y": np.asarray(eff) * 1e5, "label": f"{n} efficiency x 1e5", "style": "--"}
@@ -191,22 +282,24 @@ def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compressio
         if name is None or name not in arrays:
             continue
         m_arr = arrays[name]
-        variables = models[name]["variables"]
-        var = "pt" if "pt" in variables else variables[0]
+        variables = models[name].get("residual_variables", models[name]["variables"])
+        var = next((v for v in ("pt", "log_ht") if v in variables), variables[0])
         i = variables.index(var)
         samples = {"QCD background": residual_values(var, m_arr["background"]["x"][:, i],
                                                      m_arr["background"]["reco"][:, i])}
         samples.update({n: residual_values(var, s["x"][:, i], s["reco"][:, i]) for n, s in m_arr["signals"].items()})
         width = max(plotting.core_half_width(v) for v in samples.values())
+        what = f"jet {var}" if models[name].get("level", "jet") == "jet" else f"event {var}"
         figs += plotting.histograms(samples, out_dir, f"s3_residual_{var}_signals_{name}",
-                                    f"jet {var} residual ({'relative' if var in ('pt', 'e', 'm') else 'absolute'})",
+                                    f"{what} residual ({'relative' if var in ('pt', 'e', 'm') else 'absolute'})",
                                     span=(-5 * width, 5 * width), extra=name)
     figs += tradeoff_plot(models, out_dir)
     return figs
 
 
 def tradeoff_plot(models: Mapping[str, Any], out_dir: str) -> list[str]:
-    """AUC and TPR@1e-2 against latent size k, with the pt residual width on a second axis."""
+    """AUC and TPR@1e-2 against latent size k per family, with the residual width (pt per jet, HT per event)
+    on a second axis."""
     plotting.setup()
     import matplotlib.pyplot as plt
 
@@ -227,9 +320,10 @@ def tradeoff_plot(models: Mapping[str, Any], out_dir: str) -> list[str]:
             ax.plot(ks, [models[n]["signals"][sig]["tpr"]["0.01"]["tpr"] for n in members],
                     marker=markers[fi % len(markers)], linestyle=":", color=colours[si % len(colours)],
                     fillstyle="none", label=f"TPR@FPR 1e-2 {sig} ({fam})")
-        widths = [models[n]["background_residuals"].get("pt", {}).get("core_half_width", np.nan) for n in members]
+        widths = [models[n].get("fidelity", {}).get("core_half_width", np.nan) for n in members]
+        var = models[members[0]].get("fidelity", {}).get("variable", "pt")
         ax2.plot(ks, widths, marker=markers[fi % len(markers)], linestyle="--", color="black",
-                 label=f"pt core half-width ({fam})")
+                 label=f"{'HT' if var == 'ht' else var} core half-width ({fam})")
     for n in names:
         ax.annotate(n, (models[n]["latent_dim"], 0.02), rotation=90, fontsize=7, va="bottom")
     ax.set_xlabel("latent size k")
@@ -237,10 +331,34 @@ def tradeoff_plot(models: Mapping[str, Any], out_dir: str) -> list[str]:
     ax.set_ylim(0, 1.05)
     ax.legend(loc="center left", fontsize=7)
     ax2.set_yscale("log")
-    ax2.set_ylabel("pt residual core half-width")
+    ax2.set_ylabel("residual core half-width (pt per jet / HT per event)")
     ax2.legend(loc="lower right", fontsize=8)
     plotting.label(ax, extra="fidelity vs sensitivity")
     return plotting.save(fig, out_dir, "s3_tradeoff_k")
+
+
+def _binned_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    ok = [r for r in rows if r["auc"] == r["auc"]]
+    return ", ".join(f"{r['low']:.0f}-{r['high']:.0f} GeV: {r['auc']:.2f}±{r['auc_err']:.2f}" for r in ok) or "none"
+
+
+def tagger_verdict(best: Mapping[str, Any], signals: Sequence[str]) -> str:
+    """Plain words on whether the model separates inside bins of leading-jet pT and of HT."""
+    words = []
+    for key, what in (("auc_vs_leading_pt", "leading-jet pT"), ("auc_vs_ht", "HT")):
+        values = [r["auc"] for s in signals for r in best["signals"][s].get(key, []) if r["auc"] == r["auc"]]
+        if not values:
+            continue
+        lo, hi = min(values), max(values)
+        if lo >= 0.6:
+            verdict = (f"it separates inside every populated {what} bin (AUC {lo:.2f}-{hi:.2f}): more than a "
+                       f"{what} tagger")
+        elif hi < 0.6:
+            verdict = f"inside {what} bins its AUC is only {lo:.2f}-{hi:.2f}: mostly a {what} tagger"
+        else:
+            verdict = f"inside {what} bins its AUC ranges {lo:.2f}-{hi:.2f}: partly more than a {what} tagger"
+        words.append(verdict)
+    return "; ".join(words)
 
 
 def conclusion(results: Mapping[str, Any]) -> str:
@@ -259,27 +377,46 @@ def conclusion(results: Mapping[str, Any]) -> str:
                 t4 = row["tpr_large_background"]["0.0001"]
                 bits[-1] += (f", TPR@1e-4 {t4['tpr']:.3f}±{t4['tpr_err']:.3f} on {t4['n_background']} background "
                              f"events" + ("" if t4["reliable"] else " (unreliable: <10 background events above)"))
-        width = r["background_residuals"].get("pt", {}).get("core_half_width")
-        parts.append(f"{name} (k={r['latent_dim']}" + (f", pt width {width:.3g}" if width is not None else "")
+        fid = r.get("fidelity", {})
+        width = fid.get("core_half_width")
+        label = "HT" if fid.get("variable") == "ht" else "pt"
+        parts.append(f"{name} ({r.get('level', 'jet')}-level, k={r['latent_dim']}"
+                     + (f", {label} width {width:.3g}" if width is not None and width == width else "")
                      + "): " + "; ".join(bits) + ".")
     if rec.get("model"):
-        aucs = ", ".join(f"{s} {a:.3f}" for s, a in rec["auc_event"].items())
         best = models[rec["model"]]
-        binned = []
-        for s in rec["signals"]:
-            rows = [r for r in best["signals"][s]["auc_vs_leading_pt"] if r["auc"] == r["auc"]]
-            if rows:
-                binned.append(f"{s} " + ", ".join(f"{r['low']:.0f}-{r['high']:.0f} GeV: {r['auc']:.2f}" for r in rows))
+        aucs = ", ".join(f"{s} {a:.3f}±{best['signals'][s]['auc_event_err']:.3f}" for s, a in rec["auc_event"].items())
         verdict = ("meets the goal of per-event AUC >= 0.95 for both" if rec["meets_goal"] else
-                   "does NOT reach the goal of per-event AUC >= 0.95 for both; it is the closest of the shipped models")
-        parts.append(f"Recommended anomaly model: {rec['model']} (largest worst-case AUC: {aucs}); it {verdict}.")
-        if binned:
-            parts.append("AUC in leading-jet pT bins: " + "; ".join(binned) + ".")
-        base = results.get("baseline_leading_pt", {})
+                   "does NOT reach the goal of per-event AUC >= 0.95 for both; it is the closest of the evaluated "
+                   "models")
+        parts.append(f"Recommended anomaly model: {rec['model']} ({best.get('level', 'jet')}-level, k="
+                     f"{best['latent_dim']}; largest worst-case AUC: {aucs}); it {verdict}. It was picked among the "
+                     "evaluated models by this AUC on the signal samples themselves.")
+        parts.append("AUC in leading-jet pT bins: " + "; ".join(
+            f"{s} {_binned_text(best['signals'][s]['auc_vs_leading_pt'])}" for s in rec["signals"]) + ".")
+        if all("auc_vs_ht" in best["signals"][s] for s in rec["signals"]):
+            parts.append("AUC in HT bins: " + "; ".join(
+                f"{s} {_binned_text(best['signals'][s]['auc_vs_ht'])}" for s in rec["signals"]) + ".")
+        words = tagger_verdict(best, rec["signals"])
+        if words:
+            parts.append(f"So {words} (bins need >= 20 events of each class; the QCD sample has few events at "
+                         "high pT/HT, so the highest bins are empty).")
+        base = results.get("event_variable_auc") or {}
         if base:
+            parts.append("Single event variables as the score, for comparison: " + "; ".join(
+                f"{s}: HT {b['ht']:.3f}, missing HT {b['mht']:.3f}, leading-jet pT {b['leading_pt']:.3f}"
+                for s, b in base.items()) + ".")
+        else:
             parts.append("For comparison, the leading-jet pT alone gives AUC " + ", ".join(
-                f"{s} {b['auc_event']:.3f}" for s, b in base.items()) + "; where the binned AUCs stay near 0.5 the "
-                "AE's separation comes mostly from the jet pT (the background sample has few high-pT events).")
+                f"{s} {b['auc_event']:.3f}" for s, b in results.get("baseline_leading_pt", {}).items()) + ".")
+        fams: dict[str, list[str]] = {}
+        for n, r in models.items():
+            fams.setdefault(r.get("level", "jet"), []).append(n)
+        for level, names in fams.items():
+            worst = {n: min(models[n]["signals"][s]["auc_event"] for s in rec["signals"]) for n in names}
+            ranked = sorted(names, key=lambda n: models[n]["latent_dim"])
+            parts.append(f"{level}-level models, worst-case AUC against k: " + ", ".join(
+                f"{n} k={models[n]['latent_dim']}: {worst[n]:.3f}" for n in ranked) + ".")
     lv = results.get("leading_jet_variable_auc", {})
     if lv:
         best_vars = []
