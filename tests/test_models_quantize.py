@@ -158,3 +158,22 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixt
                               name=None, tree="events", threads=1)
     assert main(args) == 1
     assert "aetrig quantize:" in capsys.readouterr().err
+
+
+def test_bench_counts_int8_macs_and_the_wide_goal_takes_the_cheapest_variant() -> None:
+    from emulator.bench import goals
+    from emulator.bench.flops import macs_by_precision
+
+    # 13-200-200-200-6 and back: 4 x 200x200 int8, 13x200 + 200x6 + 6x200 + 200x13 float32
+    assert macs_by_precision(FP32 / "scorer.onnx") == {"float32": 167_600, "int8": 0}
+    assert macs_by_precision(INT8 / "scorer.onnx") == {"float32": 7_600, "int8": 160_000}
+    int8_rows = [{"cycles_per_jet": 6_500.0, "inprocess_paired": {"cycles_per_jet": 4_700.0}},
+                 {"cycles_per_jet": 5_700.0, "inprocess_paired": {"cycles_per_jet": 4_900.0}}]
+    results = {"wide": {"name": "wide_k6", "by_batch": [{"cycles_per_jet": 12_000.0}, {"cycles_per_jet": 11_400.0}]},
+               "wide_variants": [{"name": "wide_k6_int8", "precision": "int8", "by_batch": int8_rows}]}
+    wide = goals.fill(results)["wide_cycles_per_jet_service"]
+    assert wide["model"] == "wide_k6_int8" and wide["precision"] == "int8" and wide["met"] is True
+    assert wide["measured"] == 5_700.0 and wide["ratio_to_38000"] == pytest.approx(0.15)
+    assert wide["inprocess_cycles_per_jet"] == 4_700.0
+    assert wide["by_model"]["wide_k6"]["cycles_per_jet"] == 11_400.0
+    assert wide["by_model"]["wide_k6"]["precision"] == "float32"

@@ -16,12 +16,32 @@ from typing import Any
 from emulator.bench import goals, stats
 from emulator.bench.cycles import clock_hz
 from emulator.bench.data import load_sample
-from emulator.bench.flops import gemm_peak, macs_per_jet
+from emulator.bench.flops import gemm_peak, int8_gemm_peak, macs_by_precision
 from emulator.bench.inprocess import bench_onnx, bench_torch, torch_scorer
 from emulator.bench.machine import describe
 from emulator.bench.pipeline import PipelineConfig, run_pipeline
 
 DEFAULT_WIDE = "wide_k6"
+#: suffixes of a wide model's variants measured next to it (same network, other precision)
+WIDE_VARIANT_SUFFIXES = ("_int8",)
+
+
+def wide_variants(path: Path) -> list[Path]:
+    """Model directories next to ``path`` named ``<name><suffix>`` (e.g. ``wide_k6_int8``) that exist."""
+    candidates = (path.with_name(path.name + suffix) for suffix in WIDE_VARIANT_SUFFIXES)
+    return [p for p in candidates if (p / "card.json").is_file()]
+
+
+def accuracy_cost(card: dict[str, Any]) -> dict[str, Any] | None:
+    """Residual core half-width of a quantised model over its float32 source, per variable (from its card)."""
+    metrics = card.get("metrics") or {}
+    mine = (metrics.get("background") or {}).get("all_jets")
+    source = (metrics.get("background_float32_source") or {}).get("all_jets")
+    if not mine or not source:
+        return None
+    ratios = {v: stats.ratio(mine[v]["core_half_width"], source[v]["core_half_width"]) for v in mine if v in source}
+    return {"core_half_width_ratio": ratios, "int8_vs_float32": metrics.get("int8_vs_float32"),
+            "sample_jets": (metrics.get("background") or {}).get("n_jets")}
 
 
 class DeadlinePassed(Exception):
@@ -122,12 +142,17 @@ class Bench:
         return r
 
     def describe_model(self, model) -> dict[str, Any]:
-        """Name, variables and the arithmetic floor: MACs per jet over the measured Gemm peak."""
-        macs = macs_per_jet(model.scorer_path)
-        peak = self.results["machine"]["gemm_peak"]["macs_per_cycle"]
+        """Name, variables and the arithmetic floor: MACs per jet over the measured Gemm peak of their precision."""
+        macs = macs_by_precision(model.scorer_path)
+        floor = macs["float32"] / self.results["machine"]["gemm_peak"]["macs_per_cycle"]
+        if macs["int8"]:
+            if "int8_gemm_peak" not in self.results["machine"]:
+                self.results["machine"]["int8_gemm_peak"] = int8_gemm_peak(self.hz, budget_s=0.5 if self.quick else 2.0)
+            floor += macs["int8"] / self.results["machine"]["int8_gemm_peak"]["macs_per_cycle"]
         return {"name": model.name, "path": str(model.path), "variables": model.variables,
-                "latent_dim": model.latent_dim, "version": model.version, "macs_per_jet": macs,
-                "cycles_per_jet_floor_at_gemm_peak": macs / peak}
+                "latent_dim": model.latent_dim, "version": model.version, "macs_per_jet": sum(macs.values()),
+                "macs_per_jet_by_precision": macs, "precision": model.card.get("precision", "float32"),
+                "cycles_per_jet_floor_at_gemm_peak": floor}
 
     def run_inprocess(self) -> None:
         x = self.sample(self.model.variables).matrix(self.model.variables)
@@ -200,6 +225,16 @@ class Bench:
         rows = [self._service(wide, size, max(1, round(size / s.jets_per_event)), "wide") for size in
                 self.plan.wide_sizes]
         self.results["wide"] = {**self.describe_model(wide), "by_batch": rows}
+        self.results["wide_variants"] = []
+        for path in wide_variants(self.wide_path):  # e.g. wide_k6_int8 next to wide_k6, measured on the same jets
+            try:
+                model = load_model_dir(path)
+                rows = [self._service(model, size, max(1, round(size / s.jets_per_event)), f"wide-{model.name}")
+                        for size in self.plan.wide_sizes]
+                self.results["wide_variants"].append({**self.describe_model(model), "by_batch": rows,
+                                                      "accuracy_vs_source": accuracy_cost(model.card)})
+            except Exception as exc:
+                self.error(f"wide variant {path.name}", exc)
 
     def run_pipeline_max(self) -> None:
         runs, variants = [], []
