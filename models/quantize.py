@@ -195,6 +195,7 @@ def quantize_scorer(scorer: str | Path, out: str | Path, calibration: np.ndarray
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if recipe.method not in METHODS:
         raise ModelError(f"unknown calibration method {recipe.method!r}; choose from {METHODS}")
@@ -216,9 +217,12 @@ def quantize_scorer(scorer: str | Path, out: str | Path, calibration: np.ndarray
     equalised = 0 if recipe.alpha is None else equalise_channels(model, calibration, nodes, recipe.alpha)
     methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                "entropy": CalibrationMethod.Entropy}
-    with tempfile.TemporaryDirectory(prefix="aetrig-quantize-") as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        onnx.save(model, str(prepared))
+    with tempfile.TemporaryDirectory(prefix="aetrig-quantize-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        prepared = tmp / "prepared.onnx"
+        onnx.save(model, str(tmp / "rewritten.onnx"))
+        # shape inference only (no graph optimisation, so the chosen node names stay valid)
+        quant_pre_process(str(tmp / "rewritten.onnx"), str(prepared), skip_optimization=True, skip_symbolic_shape=True)
         quantize_static(str(prepared), str(out), calibration_reader(calibration, "x"),
                         quant_format=QuantFormat.QDQ, nodes_to_quantize=nodes, per_channel=recipe.per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=False,
