@@ -15,6 +15,9 @@ import argparse
 import json
 import sys
 
+#: below this Spearman correlation of int8 and float32 per-jet errors the command warns
+RANK_WARNING = 0.9
+
 EXAMPLES = """
 aetrig quantize models/zoo/wide_k6 --out /tmp/wide_int8 --calibration producer/samples/qcd.root \\
     --background producer/samples/qcd.root
@@ -72,4 +75,9 @@ def main(args: argparse.Namespace) -> int:
     for var, s in m["background"]["all_jets"].items():
         ref = m["background_float32_source"]["all_jets"][var]["core_half_width"]
         print(f"  {var:<13} core half-width int8 {s['core_half_width']:.4g}  float32 {ref:.4g}")
+    rank = m["int8_vs_float32"]["error_rank_correlation"]
+    if rank < RANK_WARNING:
+        print(f"aetrig quantize: warning: the int8 error ranks jets unlike float32 (rank correlation {rank:.2f} < "
+              f"{RANK_WARNING}): quantisation noise is comparable to this model's reconstruction error, so its "
+              "anomaly scores change; compare AUCs before using it", file=sys.stderr)
     return 0
