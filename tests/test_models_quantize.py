@@ -177,3 +177,18 @@ def test_bench_counts_int8_macs_and_the_wide_goal_takes_the_cheapest_variant() -
     assert wide["inprocess_cycles_per_jet"] == 4_700.0
     assert wide["by_model"]["wide_k6"]["cycles_per_jet"] == 11_400.0
     assert wide["by_model"]["wide_k6"]["precision"] == "float32"
+
+
+def test_a_model_whose_error_int8_noise_reorders_gets_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from models.quantize_command import main
+
+    # AE_3D_200 reconstructs pt to 0.12%: int8 noise is of the size of its error, so the ranking changes
+    args = argparse.Namespace(model=str(ZOO / "AE_3D_200_ptetaphie"), out=str(tmp_path / "q"),
+                              calibration=[str(SAMPLE)], calibration_events=1500, background=[str(SAMPLE)],
+                              background_events=3000, method="minmax", percentile=99.99, min_features=64,
+                              per_tensor=False, alpha=1.0, no_equalise=False, name=None, tree="events", threads=1)
+    assert main(args) == 0
+    card = json.loads((tmp_path / "q" / "card.json").read_text())
+    assert card["quantization"]["quantised_nodes"] and card["quantization"]["channel_equalisation"]["pairs"] == 0
+    assert card["metrics"]["int8_vs_float32"]["error_rank_correlation"] < 0.9
+    assert "warning: the int8 error ranks jets unlike float32" in capsys.readouterr().err
