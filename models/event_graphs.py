@@ -1,8 +1,9 @@
 """Torch modules of the event-level models: the event vector in the graph, and the three exported graphs.
 
 ``EventFeatures`` computes the numbers of ``models.event_features.event_features`` (float32) from
-the padded jets ``x`` [N, J, V] (GeV). The event AE standardises that vector with the training-set
-mean and standard deviation (``models.torch_normalisation``), so every graph takes physical units:
+the padded jets ``x`` [N, J, V] (GeV), empty slots taking the fitted fill values. The event AE
+standardises that vector with the training-set mean and standard deviation
+(``models.torch_normalisation``), so every graph takes physical units:
 
 - scorer: ``x`` -> ``latent`` [N, k], ``reconstruction`` [N, n_features] (event vector), ``error``
   [N] = mean over features of w_i (out_i - y_i)^2 in the standardised space, the event's anomaly
@@ -16,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from models.event_features import DEFAULT_SLOTS, EVENT_VARIABLES
+from models.event_features import DEFAULT_SLOTS, EVENT_VARIABLES, SLOT_FEATURES
 from models.normalisation import Normalisation
 from models.onnx_export import export_graph
 from models.torch_normalisation import Denormalise, Normalise
@@ -29,13 +31,19 @@ from models.torch_normalisation import Denormalise, Normalise
 class EventFeatures(nn.Module):
     """[N, J, V] jets (GeV, zero-padded, pt = 0 marks a missing jet) -> [N, n_features] event vector."""
 
-    def __init__(self, slots: int = DEFAULT_SLOTS, variables: Sequence[str] = EVENT_VARIABLES):
+    def __init__(self, slots: int = DEFAULT_SLOTS, variables: Sequence[str] = EVENT_VARIABLES,
+                 fill: Any = None):
         super().__init__()
         missing = [v for v in EVENT_VARIABLES if v not in variables]
         if missing:
             raise ValueError(f"event features need jet variables {missing} (have {list(variables)})")
         self.slots = slots
         self.index = {v: list(variables).index(v) for v in EVENT_VARIABLES}
+        fill_t = torch.zeros(slots, len(SLOT_FEATURES)) if fill is None else torch.tensor(
+            [list(map(float, row)) for row in fill], dtype=torch.float32)
+        if fill_t.shape != (slots, len(SLOT_FEATURES)):
+            raise ValueError(f"fill must be [{slots}, {len(SLOT_FEATURES)}], got {tuple(fill_t.shape)}")
+        self.register_buffer("fill", fill_t)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         col = {v: x[:, :, i] for v, i in self.index.items()}
@@ -58,17 +66,18 @@ class EventFeatures(nn.Module):
                 torch.log10(m.sum(dim=1) + 1), torch.log10(m_all + 1), max_cos]
         per_slot = [torch.log10(pt + 1), torch.log10(m + 1), m / torch.clamp(pt, min=1.0), col["width"] * mask,
                     col["tau21"] * mask, col["tau32"] * mask, cos]
-        block = torch.stack([f[:, :self.slots] for f in per_slot], dim=2).reshape(x.shape[0], -1)
-        return torch.cat([torch.stack(glob, dim=1), block], dim=1)
+        block = torch.stack([f[:, :self.slots] for f in per_slot], dim=2)
+        block = torch.where(mask[:, :self.slots, None] > 0, block, self.fill[None])
+        return torch.cat([torch.stack(glob, dim=1), block.reshape(x.shape[0], -1)], dim=1)
 
 
 class EventScorerGraph(nn.Module):
     """``x`` [N, J, V] -> ``latent``, ``reconstruction`` (event vector), ``error`` (weighted per-event MSE)."""
 
     def __init__(self, net: nn.Module, norm: Normalisation, slots: int, variables: Sequence[str],
-                 weights: Sequence[float] | None = None):
+                 weights: Sequence[float] | None = None, fill: Any = None):
         super().__init__()
-        self.features = EventFeatures(slots, variables)
+        self.features = EventFeatures(slots, variables, fill)
         self.net, self.normalise, self.denormalise = net, Normalise(norm), Denormalise(norm)
         n = len(norm.transforms)
         w = torch.ones(n) if weights is None else torch.tensor(list(weights), dtype=torch.float32)
@@ -86,9 +95,9 @@ class EventScorerGraph(nn.Module):
 class EventEncoderGraph(nn.Module):
     """``x`` [N, J, V] -> ``latent``."""
 
-    def __init__(self, net: nn.Module, norm: Normalisation, slots: int, variables: Sequence[str]):
+    def __init__(self, net: nn.Module, norm: Normalisation, slots: int, variables: Sequence[str], fill: Any = None):
         super().__init__()
-        self.features, self.net, self.normalise = EventFeatures(slots, variables), net, Normalise(norm)
+        self.features, self.net, self.normalise = EventFeatures(slots, variables, fill), net, Normalise(norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.encode(self.normalise(self.features(x)))
@@ -113,15 +122,16 @@ def residual_weights(net: nn.Module, y: torch.Tensor, floor: float = 1e-6) -> li
 
 
 def export_event_graphs(net: nn.Module, norm: Normalisation, out_dir: str | Path, n_jets: int, slots: int,
-                        variables: Sequence[str], weights: Sequence[float] | None = None) -> list[Path]:
+                        variables: Sequence[str], weights: Sequence[float] | None = None,
+                        fill: Any = None) -> list[Path]:
     """Write ``scorer.onnx``, ``encoder.onnx`` and ``decoder.onnx`` (opset of models.onnx_export, batch axis N)."""
     net = net.eval()
     out_dir = Path(out_dir)
     x = torch.ones(8, n_jets, len(variables), dtype=torch.float32)
     z = torch.ones(8, int(net.sizes[-1]), dtype=torch.float32)
-    jobs = [("scorer.onnx", EventScorerGraph(net, norm, slots, variables, weights), x, ["x"],
+    jobs = [("scorer.onnx", EventScorerGraph(net, norm, slots, variables, weights, fill), x, ["x"],
              ["latent", "reconstruction", "error"]),
-            ("encoder.onnx", EventEncoderGraph(net, norm, slots, variables), x, ["x"], ["latent"]),
+            ("encoder.onnx", EventEncoderGraph(net, norm, slots, variables, fill), x, ["x"], ["latent"]),
             ("decoder.onnx", EventDecoderGraph(net, norm), z, ["latent"], ["reconstruction"])]
     paths = []
     for filename, module, example, inputs, outputs in jobs:

@@ -51,7 +51,9 @@ def evaluate(model_dir: Path, background: Any, signals: dict[str, Any], large: A
     def score(sample: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x = padded_jets(sample.values, sample.counts, int(spec["jets"]))
         _, reco, err = run_event_scorer(model.scorer_path, x)
-        return err.astype(np.float64), event_features(x, int(spec["slots"])), reco.astype(np.float64)
+        fill = np.asarray(spec["empty_slot_fill"])
+        return err.astype(np.float64), event_features(x, int(spec["slots"]), model.variables, fill), \
+            reco.astype(np.float64)
 
     b, f_b, r_b = score(background)
     names = list(spec["features"])

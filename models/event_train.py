@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from models.event_features import EVENT_VARIABLES, event_features, feature_names, padded_jets
+from models.event_features import EVENT_VARIABLES, event_features, feature_names, fit_empty_slot_fill, padded_jets
 
 LEVEL = "event"
 
@@ -93,7 +93,8 @@ def main_event(args: argparse.Namespace) -> int:
         print("aetrig train: a split has no events; give more events", file=sys.stderr)
         return 2
     padded = {name: padded_jets(p.values, p.counts, args.jets) for name, p in parts.items()}
-    feats = {name: event_features(x, args.slots, variables) for name, x in padded.items()}
+    fill = fit_empty_slot_fill(event_features(padded["train"], args.slots, variables), args.slots)
+    feats = {name: event_features(x, args.slots, variables, fill) for name, x in padded.items()}
     counts = {name: {"events": p.n_events, "jets": len(p.values)} for name, p in parts.items()}
     print(f"data: {sample.n_events} events; split {counts}; event vector of {len(names)} features", file=sys.stderr)
     norm = fit_standard(names, feats["train"])
@@ -116,9 +117,10 @@ def main_event(args: argparse.Namespace) -> int:
         return 130
     wall = time.perf_counter() - t0
     weights = residual_weights(net, torch.from_numpy(y_val))
-    export_event_graphs(net, norm, out, args.jets, args.slots, variables, weights)
+    export_event_graphs(net, norm, out, args.jets, args.slots, variables, weights, fill)
     save_checkpoint(out / CHECKPOINT, net, LEVEL, norm, {"level": LEVEL, "jets": args.jets, "slots": args.slots,
-                                                         "variables": variables, "score_weights": weights})
+                                                         "variables": variables, "score_weights": weights,
+                                                         "empty_slot_fill": fill.tolist()})
     _, reco, error = run_event_scorer(out / "scorer.onnx", padded["test"], threads=args.threads)
     f_test = feats["test"]
     y_test, y_reco = norm.forward(f_test), norm.forward(reco.astype(np.float64))
@@ -135,6 +137,9 @@ def main_event(args: argparse.Namespace) -> int:
             "truncation": "events with more than J jets keep their J leading (highest-pt) jets",
             "zero_jet_events": "scored like any event (the vector of an empty event); never dropped",
             "features": names, "features_doc": "models/event_features.py",
+            "empty_slot_fill": fill.tolist(),
+            "empty_slot_fill_doc": "[slots][slot features]: training-split mean of each slot's features over "
+                                   "events that have that jet; an empty slot takes these values",
             "helper": "models.event_features.padded_jets(values, counts, J)",
         },
         "architecture": describe(LEVEL, net),

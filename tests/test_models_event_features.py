@@ -12,9 +12,11 @@ import pytest
 from models.event_features import (
     DEFAULT_JETS,
     EVENT_VARIABLES,
+    SLOT_FEATURES,
     event_features,
     event_features_from_flat,
     feature_names,
+    fit_empty_slot_fill,
     padded_jets,
 )
 
@@ -53,8 +55,16 @@ def test_padding_zero_jet_and_many_jet_events() -> None:
         assert not x[e, kept:].any()  # zero padding (pt = 0)
     f = event_features(x)
     assert f.shape == (6, len(feature_names())) and np.isfinite(f).all()
-    # a zero-jet event gives the fixed empty-event vector: every entry 0
+    # a zero-jet event gives the fixed empty-event vector: every entry 0 without fill ...
     assert not f[0].any() and not f[3].any()
+    # ... and the globals 0 plus the fill values in every slot with it; present jets keep their values
+    fill = np.arange(1.0, 1.0 + 4 * len(SLOT_FEATURES)).reshape(4, len(SLOT_FEATURES))
+    ff = event_features(x, fill=fill)
+    n_glob = len(feature_names()) - fill.size
+    np.testing.assert_array_equal(ff[0], np.concatenate([np.zeros(n_glob), fill.ravel()]))
+    np.testing.assert_array_equal(ff[1, :n_glob + 2 * len(SLOT_FEATURES)], f[1, :n_glob + 2 * len(SLOT_FEATURES)])
+    np.testing.assert_array_equal(ff[1, n_glob + 2 * len(SLOT_FEATURES):], fill[2:].ravel())
+    np.testing.assert_array_equal(ff[2], f[2])
     # a 30-jet event is truncated: its vector equals that of its 6 leading jets alone
     lead6 = values[starts[2]:starts[2] + DEFAULT_JETS]
     np.testing.assert_allclose(f[2], event_features_from_flat(lead6, np.array([6]))[0], rtol=1e-12)
@@ -98,8 +108,10 @@ def test_numpy_torch_onnx_agree_on_real_events(real_x: np.ndarray, tmp_path: Pat
     from models.event_graphs import EventFeatures
     from models.onnx_export import export_graph
 
-    ref = event_features(real_x)
-    module = EventFeatures().eval()
+    fill = fit_empty_slot_fill(event_features(real_x))
+    assert fill.shape == (4, len(SLOT_FEATURES)) and fill[:, 0].min() > np.log10(21)
+    ref = event_features(real_x, fill=fill)
+    module = EventFeatures(fill=fill).eval()
     with torch.no_grad():
         got_t = module(torch.from_numpy(real_x)).numpy().astype(np.float64)
     export_graph(module, torch.from_numpy(real_x[:8]), tmp_path / "f.onnx", ["x"], ["features"])

@@ -69,15 +69,18 @@ def test_onnx_torch_numpy_scores_agree_on_real_events(event_model: Path) -> None
     net, norm, config = load_checkpoint(event_model)
     assert config["level"] == "event" and config["jets"] == 6
     x = _real_events()
+    fill = np.asarray(config["empty_slot_fill"])
+    assert fill.shape == (4, 7) and np.allclose(fill, model.card["event_input"]["empty_slot_fill"])
+    assert fill[:, 0].min() > np.log10(21)  # the fill of log10(pt + 1) is a real jet's, above threshold
     latent_o, reco_o, err_o = run_event_scorer(model.scorer_path, x)
     with torch.no_grad():
         xt = torch.from_numpy(x)
         latent_t, reco_t, err_t = (t.numpy() for t in EventScorerGraph(net, norm, 4, model.variables,
-                                                                         config["score_weights"])(xt))
-        enc_t = EventEncoderGraph(net, norm, 4, model.variables)(xt).numpy()
+                                                                         config["score_weights"], fill)(xt))
+        enc_t = EventEncoderGraph(net, norm, 4, model.variables, fill)(xt).numpy()
         dec_t = EventDecoderGraph(net, norm)(torch.from_numpy(enc_t)).numpy()
         # numpy twin of the features, standardised in float64, through the torch network
-        y = norm.forward(event_features(x, 4, model.variables))
+        y = norm.forward(event_features(x, 4, model.variables, fill))
         out = net.decode(net.encode(torch.from_numpy(y.astype(np.float32)))).numpy().astype(np.float64)
     weights = np.asarray(model.card["score"]["inverse_residual_variance"])
     err_np = np.mean((out - y) ** 2 * weights, axis=1)

@@ -47,8 +47,8 @@ def test_shipped_event_model_parity_and_card(name: str) -> None:
     with torch.no_grad():
         xt = torch.from_numpy(x)
         ref = [t.numpy() for t in EventScorerGraph(net, norm, spec["slots"], model.variables,
-                                                   config["score_weights"])(xt)]
-        enc = EventEncoderGraph(net, norm, spec["slots"], model.variables)(xt).numpy()
+                                                   config["score_weights"], config["empty_slot_fill"])(xt)]
+        enc = EventEncoderGraph(net, norm, spec["slots"], model.variables, config["empty_slot_fill"])(xt).numpy()
         dec = EventDecoderGraph(net, norm)(torch.from_numpy(enc)).numpy()
     def run(path: Path, feed: dict) -> list[np.ndarray]:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)

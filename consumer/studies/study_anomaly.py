@@ -45,7 +45,9 @@ def event_model_scores(model, sample: Sample) -> dict[str, Any]:
     spec = model.card["event_input"]
     x = padded_jets(sample.take(model.variables), sample.counts, int(spec["jets"]))
     _, reco, err = run_event_scorer(model.scorer_path, x)
-    return {"x": event_features(x, int(spec["slots"]), model.variables), "reco": reco.astype(np.float64),
+    fill = spec.get("empty_slot_fill")
+    return {"x": event_features(x, int(spec["slots"]), model.variables, None if fill is None else np.asarray(fill)),
+            "reco": reco.astype(np.float64),
             "jet": None, "event": err.astype(np.float64)}
 
 
@@ -298,42 +300,45 @@ def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compressio
 
 
 def tradeoff_plot(models: Mapping[str, Any], out_dir: str) -> list[str]:
-    """AUC and TPR@1e-2 against latent size k per family, with the residual width (pt per jet, HT per event)
-    on a second axis."""
+    """AUC and TPR@1e-2 against latent size k per model family (zprime and darkshower when present), with the
+    residual width (pt core half-width per jet, HT per event) on a second y axis of the same plot."""
     plotting.setup()
     import matplotlib.pyplot as plt
 
     names = sorted(models, key=lambda n: (models[n]["latent_dim"], n))
-    fig, ax = plt.subplots(figsize=(9, 6))
-    signal_names = list(models[names[0]]["signals"])
+    fig, ax = plt.subplots(figsize=(10, 7))
+    available = list(models[names[0]]["signals"])
+    signal_names = [s for s in ("zprime", "darkshower") if s in available] or available
     families: dict[str, list[str]] = {}
     for n in names:
         families.setdefault(models[n].get("family", n), []).append(n)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = {"zprime": "tab:blue", "darkshower": "tab:red"}
     markers = "osD^vP*X"
     ax2 = ax.twinx()
     for fi, (fam, members) in enumerate(families.items()):
         ks = [models[n]["latent_dim"] for n in members]
+        marker = markers[fi % len(markers)]
         for si, sig in enumerate(signal_names):
-            ax.plot(ks, [models[n]["signals"][sig]["auc_event"] for n in members], marker=markers[fi % len(markers)],
-                    linestyle="-", color=colours[si % len(colours)], label=f"AUC {sig} ({fam})")
-            ax.plot(ks, [models[n]["signals"][sig]["tpr"]["0.01"]["tpr"] for n in members],
-                    marker=markers[fi % len(markers)], linestyle=":", color=colours[si % len(colours)],
-                    fillstyle="none", label=f"TPR@FPR 1e-2 {sig} ({fam})")
+            colour = colours.get(sig, f"C{si + 2}")
+            ax.plot(ks, [models[n]["signals"][sig]["auc_event"] for n in members], marker=marker, linestyle="-",
+                    color=colour, label=f"AUC {sig} ({fam})")
+            ax.plot(ks, [models[n]["signals"][sig]["tpr"]["0.01"]["tpr"] for n in members], marker=marker,
+                    linestyle=":", color=colour, fillstyle="none", label=f"TPR@FPR 1e-2 {sig} ({fam})")
         widths = [models[n].get("fidelity", {}).get("core_half_width", np.nan) for n in members]
         var = models[members[0]].get("fidelity", {}).get("variable", "pt")
-        ax2.plot(ks, widths, marker=markers[fi % len(markers)], linestyle="--", color="black",
+        ax2.plot(ks, widths, marker=marker, linestyle="--", color="black", alpha=0.6,
                  label=f"{'HT' if var == 'ht' else var} core half-width ({fam})")
-    for n in names:
-        ax.annotate(n, (models[n]["latent_dim"], 0.02), rotation=90, fontsize=7, va="bottom")
+    ax.axhline(0.95, color="grey", linestyle="-.", lw=1, label="AUC goal 0.95")
     ax.set_xlabel("latent size k")
-    ax.set_ylabel("AUC / TPR (per event)")
+    ax.set_ylabel("AUC / TPR at FPR 1e-2 (per event)")
     ax.set_ylim(0, 1.05)
-    ax.legend(loc="center left", fontsize=7)
     ax2.set_yscale("log")
     ax2.set_ylabel("residual core half-width (pt per jet / HT per event)")
-    ax2.legend(loc="lower right", fontsize=8)
-    plotting.label(ax, extra="fidelity vs sensitivity")
+    handles = ax.get_legend_handles_labels()
+    handles2 = ax2.get_legend_handles_labels()
+    fig.legend(handles[0] + handles2[0], handles[1] + handles2[1], loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=2, fontsize=8)
+    plotting.label(ax, extra="fidelity vs sensitivity, per-jet and event-level AEs")
     return plotting.save(fig, out_dir, "s3_tradeoff_k")
 
 
