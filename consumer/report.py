@@ -323,7 +323,7 @@ def section_anomaly(r: Mapping[str, Any], root: str) -> str:
                     mr["latent_dim"],
                     s,
                     f"{row['auc_event']:.3f} ± {row['auc_event_err']:.3f}",
-                    f"{row['auc_jet']:.3f}",
+                    "-" if row["auc_jet"] != row["auc_jet"] else f"{row['auc_jet']:.3f}",  # NaN: event-level model
                     f"{t2['tpr']:.3f} ± {t2['tpr_err']:.3f}",
                     f"{t3['tpr']:.3f} ± {t3['tpr_err']:.3f}" + ("" if t3["reliable"] else " *"),
                     (f"{t4['tpr']:.3f} ± {t4['tpr_err']:.3f}" + ("" if t4["reliable"] else " *")) if t4 else "-",

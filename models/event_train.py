@@ -77,6 +77,13 @@ def main_event(args: argparse.Namespace) -> int:
 
     variables = list(EVENT_VARIABLES)
     names = feature_names(args.slots)
+    ignored = [flag for flag, given in (("--variables", args.variables != "pt,eta,phi,e"),
+                                        ("--model", args.model != "ae3d200"), ("--norm", args.norm != "custom"),
+                                        ("--loss-weights", bool(args.loss_weights))) if given]
+    if ignored:
+        print(f"aetrig train: {', '.join(ignored)} do(es) not apply to --level event (it reads {variables}, "
+              "standardises the event vector and uses the event architecture)", file=sys.stderr)
+        return 2
     try:
         if args.slots > args.jets or args.jets < 1:
             raise ValueError(f"need 1 <= --slots ({args.slots}) <= --jets ({args.jets})")

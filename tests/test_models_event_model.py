@@ -94,6 +94,27 @@ def test_onnx_torch_numpy_scores_agree_on_real_events(event_model: Path) -> None
     assert np.corrcoef(err_o, err_np)[0, 1] > 0.9999
 
 
+def test_zero_jet_and_many_jet_events_pass_the_scorer(event_model: Path) -> None:
+    from models.event_features import padded_jets
+    from models.event_scoring import score_flat_events
+
+    model = load_model_dir(event_model, level="event")
+    rng = np.random.default_rng(8)
+    counts = np.array([0, 30, 1, 0, 6])
+    n = int(counts.sum())
+    values = np.stack([rng.uniform(21, 400, n), rng.uniform(-4, 4, n), rng.uniform(-3, 3, n), rng.uniform(1, 80, n),
+                       rng.uniform(0, 0.3, n), rng.uniform(0.1, 1, n), rng.uniform(0.1, 1, n)], axis=1)
+    latent, _, err = score_flat_events(model.scorer_path, values, counts, 6)
+    assert err.shape == (5,) and np.isfinite(err).all() and np.isfinite(latent).all()
+    assert err[0] == err[3]  # every zero-jet event has the same (empty-event) score
+    # the 30-jet event scores as its 6 leading jets alone (truncation)
+    alone = score_flat_events(model.scorer_path, values[0:6], np.array([6]), 6)[2]  # event 1 starts at jet 0
+    assert err[1] == pytest.approx(float(alone[0]), rel=1e-6)
+    assert padded_jets(values, counts).shape == (5, 6, 7)
+    assert cli.main(["train", "--level", "event", "--input", str(SAMPLES / "qcd.root"), "--variables", "pt,eta",
+                     "--out", str(event_model.parent / "nope")]) == 2
+
+
 def test_per_jet_tools_refuse_an_event_model(event_model: Path, tmp_path: Path) -> None:
     from consumer.decode import DecodeError, locate_model
 
