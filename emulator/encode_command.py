@@ -35,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch-jets", type=int, default=4096, help="jets per inference call (default 4096)")
     parser.add_argument("--max-wait-ms", type=float, default=2.0,
                         help="longest a message waits for its micro-batch to fill (default 2 ms)")
+    parser.add_argument("--min-batch-jets", type=int, default=512,
+                        help="run a micro-batch of at least this many jets at once when no further message is "
+                             "queued, instead of waiting --max-wait-ms (default 512)")
+    parser.add_argument("--inference-chunk-jets", type=int, default=2048,
+                        help="score a micro-batch in ONNX Runtime calls of at most this many jets (default 2048: "
+                             "larger calls cost more per jet once their activations leave the CPU cache)")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
     parser.add_argument("--latent-dtype", choices=("float32", "float16"), default="float32",
                         help="dtype of jet_latent on the wire (default float32)")
@@ -62,7 +68,8 @@ def main(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format=f"%(asctime)s aetrig encode[{args.id or 'encoder'}] %(levelname)s %(message)s")
-    for name, value in (("--max-batch-jets", args.max_batch_jets), ("--threads", args.threads)):
+    for name, value in (("--max-batch-jets", args.max_batch_jets), ("--min-batch-jets", args.min_batch_jets),
+                        ("--inference-chunk-jets", args.inference_chunk_jets), ("--threads", args.threads)):
         if value < 1:
             print(f"aetrig encode: {name} must be >= 1, got {value}", file=sys.stderr)
             return 2
@@ -73,6 +80,7 @@ def main(args: argparse.Namespace) -> int:
     config = EncoderConfig(
         model=args.model, connect=args.connect, sink=args.sink, fpr=args.fpr, accept_rate=args.accept_rate,
         threshold=args.threshold, max_batch_jets=args.max_batch_jets, max_wait_ms=args.max_wait_ms,
+        min_batch_jets=args.min_batch_jets, inference_chunk_jets=args.inference_chunk_jets,
         threads=args.threads, latent_dtype=args.latent_dtype, metrics_port=args.metrics_port, report=args.report,
         quarantine=args.quarantine, curve_keys=args.curve_keys, drain_timeout_s=args.drain_timeout,
         limits=Limits(max_jets_per_event=args.max_jets_per_event, max_bytes=args.max_message_bytes),

@@ -3,15 +3,21 @@
 Flow per message: ``wire.decode`` + ``wire.validate`` (kind ``events``), the model's variables
 picked by name (``jet_<var>``; a stream lacking one is rejected as ``missing_variable``), the
 threshold resolved, then the message waits in a micro-batch. A micro-batch runs when it holds
-``max_batch_jets`` jets or its first message has waited ``max_wait_ms``; its results are split
-back per message and each becomes one scored message (emulator/microbatch.py). Bad messages are
-counted by reason and quarantined; the service keeps running. SIGTERM/SIGINT: stop reading,
-score what is already queued locally, send it, write the report, exit 0.
+``max_batch_jets`` jets, or when no further message is queued and it holds at least
+``min_batch_jets`` (waiting longer would only add latency: inference cost per jet is flat from a
+few hundred jets on), or when its first message has waited ``max_wait_ms``. ONNX Runtime scores
+it in near-equal calls of at most ``inference_chunk_jets`` (per-jet cost rises above ~2048 jets,
+when the activations leave the cache). Its results are split back per message and each becomes
+one scored message (emulator/microbatch.py). While messages are queued they are taken without a
+poll() per message. Bad messages are counted by reason and quarantined; the service keeps
+running. SIGTERM/SIGINT: stop reading, score what is already queued locally, send it, write the
+report, exit 0.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -28,6 +34,7 @@ from emulator.onnx_scorer import OnnxScorer
 from emulator.quarantine import Quarantine
 from emulator.shutdown import StopFlag
 from emulator.stage_report import write_report
+from emulator.zmq_frames import recv_frames, send_frames
 
 log = logging.getLogger("aetrig.encode")
 
@@ -47,6 +54,8 @@ class EncoderConfig:
     threshold: float | None = None
     max_batch_jets: int = 4096
     max_wait_ms: float = 2.0
+    min_batch_jets: int = 512
+    inference_chunk_jets: int = 2048
     threads: int = 1
     latent_dtype: str = "float32"
     metrics_port: int | None = None
@@ -94,7 +103,7 @@ class ThresholdPolicy:
 class _Pending:
     batch: wire.Batch
     threshold: float
-    frames: list[memoryview]
+    frames: list[bytes]
 
 
 class EncoderService:
@@ -109,7 +118,7 @@ class EncoderService:
         self.variables = list(self.model.variables)
         self.policy = ThresholdPolicy(self.model, config.fpr, config.accept_rate, config.threshold)
         self.scorer = OnnxScorer(self.model.scorer_path, self.model.latent_dim, threads=config.threads,
-                                 max_rows=max(config.max_batch_jets, 16384))
+                                 max_rows=config.inference_chunk_jets)
         self.card_blob = wire.blob_column(self.model.card_json.encode())
         self.latent_dtype = np.dtype(config.latent_dtype).newbyteorder("<")
         self.metrics = metrics or start_metrics(config.metrics_port)
@@ -119,11 +128,13 @@ class EncoderService:
         self.counts = {"messages": 0, "events": 0, "jets": 0, "flagged": 0, "micro_batches": 0, "unsent_messages": 0}
         self.rejected = dict.fromkeys(wire.REJECT_REASONS, 0)
         self.inference_seconds = 0.0
+        self.inference_cpu_seconds = 0.0  # CPU time of the calling thread in ONNX Runtime (it runs there)
         self.inference_jets = 0
         self.pending: list[_Pending] = []
         self.pending_jets = 0
         self.first_pending_at = 0.0
         self.started = time.time()
+        self.cpu_at_start = time.process_time()  # reset when serving starts: start-up CPU is not serving cost
         self._drain_deadline: float | None = None
 
     # ---- sockets -------------------------------------------------------------------------
@@ -141,7 +152,7 @@ class EncoderService:
         return ctx, pull, push
 
     # ---- message handling ----------------------------------------------------------------
-    def reject(self, reason: str, detail: str, frames: list[memoryview]) -> None:
+    def reject(self, reason: str, detail: str, frames: list[bytes]) -> None:
         self.rejected[reason] += 1
         self.metrics.rejected.labels(reason=reason).inc()
         self.quarantine.keep(reason, detail, frames)
@@ -149,7 +160,7 @@ class EncoderService:
         if n <= 10 or n & (n - 1) == 0:  # the first ten of each reason, then at powers of two
             log.warning("rejected message (%s #%d): %s", reason, n, detail)
 
-    def accept(self, frames: list[memoryview]) -> None:
+    def accept(self, frames: list[bytes]) -> None:
         """Decode and validate one message and queue it for the next micro-batch (or reject it)."""
         try:
             batch = wire.validate(wire.decode(frames, self.config.limits, kinds=(wire.KIND_EVENTS,)),
@@ -173,17 +184,29 @@ class EncoderService:
         self.pending.append(_Pending(batch, threshold, frames))
         self.pending_jets += batch.n_jets
 
-    def due(self) -> bool:
+    def due(self, queue_empty: bool = False) -> bool:
+        """Whether the pending micro-batch should run now (``queue_empty``: no further message is waiting)."""
         if not self.pending:
             return False
-        waited = time.monotonic() - self.first_pending_at
-        return self.pending_jets >= self.config.max_batch_jets or waited * 1e3 >= self.config.max_wait_ms
+        if self.pending_jets >= self.config.max_batch_jets:
+            return True
+        if queue_empty and self.pending_jets >= min(self.config.min_batch_jets, self.config.max_batch_jets):
+            return True
+        return (time.monotonic() - self.first_pending_at) * 1e3 >= self.config.max_wait_ms
+
+    def poll_timeout_ms(self) -> int:
+        """How long to wait for the next message: the rest of the pending batch's wait, else 100 ms (to notice
+        signals). Rounded up: ZeroMQ takes whole milliseconds and truncating to 0 would spin."""
+        if not self.pending:
+            return 100
+        waited_ms = (time.monotonic() - self.first_pending_at) * 1e3
+        return min(100, math.ceil(max(0.0, self.config.max_wait_ms - waited_ms)))
 
     def run_micro_batch(self, push: zmq.Socket) -> None:
         """Score every pending message in one inference call and send one scored message each."""
         pending, self.pending, self.pending_jets = self.pending, [], 0
         x, offsets = stack_inputs([p.batch for p in pending], self.variables)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             latent, error = self.scorer.score(x)
         except Exception as exc:  # ONNX Runtime refused the input: find the message, keep the service up
@@ -196,6 +219,7 @@ class EncoderService:
                 self.run_micro_batch(push)
             return
         dt = time.perf_counter() - t0
+        self.inference_cpu_seconds += time.thread_time() - c0
         self.metrics.inference_seconds.observe(dt)
         self.metrics.batch_jets.observe(len(x))
         self.inference_seconds += dt
@@ -235,7 +259,7 @@ class EncoderService:
         """Send, waiting while the sink is slow (backpressure); after a stop, give up at the drain deadline."""
         while True:
             try:
-                push.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+                send_frames(push, frames, zmq.NOBLOCK)
                 return True
             except zmq.Again:
                 if self.stop:
@@ -247,39 +271,39 @@ class EncoderService:
                 push.poll(100, zmq.POLLOUT)
 
     # ---- main loop -----------------------------------------------------------------------
-    def receive_available(self, pull: zmq.Socket, limit: int) -> int:
-        """Take queued messages without waiting, up to the micro-batch size or ``limit`` messages."""
+    def receive_available(self, pull: zmq.Socket, limit: int) -> tuple[int, bool]:
+        """Take queued messages without waiting, up to the micro-batch size or ``limit`` messages.
+
+        Returns (messages taken, whether the socket was found empty)."""
         taken = 0
         while taken < limit and self.pending_jets < self.config.max_batch_jets:
             try:
-                msg = pull.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = recv_frames(pull, zmq.NOBLOCK)
             except zmq.Again:
-                break
+                return taken, True
             taken += 1
-            self.accept([frame.buffer for frame in msg])
-        return taken
+            self.accept(frames)
+        return taken, False
 
     def run(self) -> dict[str, Any]:
         """Serve until stopped; return (and write) the report."""
         ctx, pull, push = self._sockets()
+        self.cpu_at_start = time.process_time()
         log.info("encoder %s: model %s (%s), threshold %s, %d thread(s), connected to %s -> %s",
                  self.config.id, self.model.name, self.variables, self.policy.source, self.config.threads,
                  self.config.connect, self.config.sink)
         try:
+            queue_empty = True
             while not self.stop:
-                if self.pending:
-                    waited_ms = (time.monotonic() - self.first_pending_at) * 1e3
-                    wait_ms = min(100.0, max(0.0, self.config.max_wait_ms - waited_ms))  # 100 ms: notice signals
-                else:
-                    wait_ms = 100.0
-                if pull.poll(wait_ms, zmq.POLLIN):
-                    self.receive_available(pull, limit=HWM)
-                if self.due():
+                # poll only when the socket was found empty; while messages are queued, take them directly
+                if not queue_empty or pull.poll(self.poll_timeout_ms(), zmq.POLLIN):
+                    _, queue_empty = self.receive_available(pull, limit=HWM)
+                if self.due(queue_empty):
                     self.run_micro_batch(push)
             log.info("stopping (%s): scoring what is queued locally", self.stop.signal_name or "stop")
             drained = 0
             while drained < DRAIN_MESSAGES:
-                got = self.receive_available(pull, limit=DRAIN_MESSAGES - drained)
+                got, _ = self.receive_available(pull, limit=DRAIN_MESSAGES - drained)
                 if self.pending:
                     self.run_micro_batch(push)
                 if not got:
@@ -297,6 +321,7 @@ class EncoderService:
         """The stage report (``--report``). ``messages``/``events``/``jets``/``flagged`` count scored
         messages handed to the sink socket; delivery is confirmed only by the sink's acks to the producer."""
         elapsed = time.time() - self.started
+        serving_cpu = time.process_time() - self.cpu_at_start
         return {
             "stage": "encoder", "id": self.config.id, "model": self.model.name, "model_version": self.model.version,
             "variables": self.variables, "threshold_source": self.policy.source,
@@ -305,7 +330,11 @@ class EncoderService:
             "rejected_messages": sum(self.rejected.values()), "quarantine": self.quarantine.summary(),
             "inference_seconds": self.inference_seconds, "inference_jets": self.inference_jets,
             "inference_jets_per_s": self.inference_jets / self.inference_seconds if self.inference_seconds else None,
+            "inference_cpu_seconds": self.inference_cpu_seconds, "serving_cpu_seconds": serving_cpu,
+            "non_inference_cpu_us_per_message": ((serving_cpu - self.inference_cpu_seconds) / self.counts["messages"]
+                                                 * 1e6 if self.counts["messages"] else None),
             "elapsed_seconds": elapsed, "threads": self.config.threads, "latent_dtype": self.config.latent_dtype,
             "max_batch_jets": self.config.max_batch_jets, "max_wait_ms": self.config.max_wait_ms,
+            "min_batch_jets": self.config.min_batch_jets, "inference_chunk_jets": self.config.inference_chunk_jets,
             "stopped_by": self.stop.signal_name,
         }

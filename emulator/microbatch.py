@@ -12,6 +12,9 @@ import numpy as np
 
 from emulator.wire import EVENT_ID_COLUMNS, Batch
 
+_NO_JETS = np.empty(0, dtype=np.float32)  # the raw copy of a message without flagged events (read-only)
+_NO_JETS.flags.writeable = False
+
 
 def stack_inputs(batches: Sequence[Batch], variables: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Model input ``x`` [J_total, n_vars] float32 from ``jet_<var>`` of each batch, and jet offsets.
@@ -31,14 +34,11 @@ def stack_inputs(batches: Sequence[Batch], variables: Sequence[str]) -> tuple[np
 
 def event_scores(jet_error: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Per-event score = max of the per-jet errors of the event; 0 for an event without jets."""
-    counts = np.asarray(counts, dtype=np.int64)
-    scores = np.zeros(len(counts), dtype=np.float32)
-    nonempty = counts > 0
-    if nonempty.any():
-        starts = np.cumsum(counts) - counts
-        # reduceat over the starts of non-empty events only: each segment then runs exactly to the
-        # next non-empty event's first jet, because the empty events in between hold no jets.
-        scores[nonempty] = np.maximum.reduceat(np.asarray(jet_error, dtype=np.float32), starts[nonempty])
+    counts = np.asarray(counts)
+    scores = np.full(len(counts), -np.inf, dtype=np.float32)
+    # one unbuffered maximum per jet into its event's slot: cheaper than reduceat's per-segment work
+    np.maximum.at(scores, np.repeat(np.arange(len(counts)), counts), np.asarray(jet_error, dtype=np.float32))
+    scores[counts == 0] = 0.0
     return scores
 
 
@@ -65,7 +65,8 @@ def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray, threshol
     columns["flag"] = flag
     raw_index = flagged_jet_index(flag, counts)
     for var in batch.jet_variables():
-        columns[f"raw_jet_{var}"] = np.asarray(batch.columns[f"jet_{var}"])[raw_index].astype(np.float32, copy=False)
+        columns[f"raw_jet_{var}"] = (np.asarray(batch.columns[f"jet_{var}"])[raw_index].astype(np.float32, copy=False)
+                                     if len(raw_index) else _NO_JETS)
     if "manifest_json" in batch.columns:
         columns["manifest_json"] = batch.columns["manifest_json"]
     columns["card_json"] = card_blob
@@ -75,12 +76,12 @@ def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray, threshol
 def flagged_jet_index(flag: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Indices of the jets of flagged events, in order (cheap: flagged events are rare)."""
     events = np.flatnonzero(flag)
-    lengths = counts[events].astype(np.int64)
-    total = int(lengths.sum())
-    if total == 0:
+    if not len(events):
         return np.empty(0, dtype=np.int64)
-    starts = (np.cumsum(counts, dtype=np.int64) - counts)[events]
-    return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+    lengths = counts[events].astype(np.int64)
+    firsts = np.cumsum(counts, dtype=np.int64)[events] - lengths  # first jet of each flagged event
+    ends = np.cumsum(lengths)  # end of each flagged event's run in the output
+    return np.arange(int(ends[-1])) + np.repeat(firsts - (ends - lengths), lengths)
 
 
 def split_rows(array: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:

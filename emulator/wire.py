@@ -27,7 +27,6 @@ is one of :data:`REJECT_REASONS`, the label values of ``aetrig_rejected_messages
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -145,10 +144,11 @@ def encode(kind: str, run_id: int, seq: int, columns: Mapping[str, np.ndarray], 
     counts = columns["n_jets"]
     cols, frames = [], []
     for name, array in columns.items():
-        array = np.ascontiguousarray(array)
-        dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
-        array = array.astype(dtype, copy=False)
-        cols.append([name, dtype.str, list(array.shape)])
+        if type(array) is not np.ndarray or not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)
+        if array.dtype.byteorder == ">":
+            array = array.astype(array.dtype.newbyteorder("<"))
+        cols.append([name, array.dtype.str, list(array.shape)])
         frames.append(memoryview(array).cast("B") if array.size else b"")
     header = {"v": SCHEMA_VERSION, "kind": kind, "run_id": int(run_id), "seq": int(seq),
               "n_events": len(counts), "n_jets": int(counts.sum(dtype=np.uint64)),
@@ -170,6 +170,23 @@ def _check_header(header: Any) -> dict[str, Any]:
     if header["n_events"] < 0 or header["n_jets"] < 0:
         raise WireError("bad_header", "negative n_events or n_jets")
     return header
+
+
+#: The numpy dtype of every allowed dtype string (built once: np.dtype() per column costs time).
+_DTYPES = {name: np.dtype(name) for name in ALLOWED_DTYPES}
+
+
+def _column_descriptor(desc: Any) -> tuple[str, np.dtype | None, list[int]]:
+    """(name, numpy dtype or None if not allowed, shape) of a ``[name, dtype, shape]`` column descriptor.
+
+    Raises WireError("bad_column") when the descriptor is malformed (exact types: msgpack makes plain
+    lists, strings and ints; a bool is not a size)."""
+    if type(desc) is list and len(desc) == 3:
+        name, dtype, shape = desc
+        if (type(name) is str and name and type(dtype) is str and type(shape) is list
+                and all(type(d) is int and d >= 0 for d in shape)):
+            return name, _DTYPES.get(dtype), shape
+    raise WireError("bad_column", f"malformed column descriptor {desc!r:.80}")
 
 
 def decode(frames: Sequence[bytes | memoryview], limits: Limits = Limits(),
@@ -194,22 +211,21 @@ def decode(frames: Sequence[bytes | memoryview], limits: Limits = Limits(),
         raise WireError("frame_count", f"{len(frames)} frames for {len(cols)} columns")
     columns: dict[str, np.ndarray] = {}
     for desc, frame in zip(cols, frames[1:], strict=True):
-        if (not isinstance(desc, list) or len(desc) != 3 or not isinstance(desc[0], str) or not desc[0]
-                or not isinstance(desc[1], str) or not isinstance(desc[2], list)
-                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in desc[2])):
-            raise WireError("bad_column", f"malformed column descriptor {desc!r:.80}")
-        name, dtype, shape = desc
+        name, dt, shape = _column_descriptor(desc)
         if name in columns:
             raise WireError("bad_column", f"duplicate column {name!r}")
-        if dtype not in ALLOWED_DTYPES:
-            raise WireError("unknown_dtype", f"column {name!r} has dtype {dtype!r}")
-        if len(shape) not in (1, 2):
+        if dt is None:
+            raise WireError("unknown_dtype", f"column {name!r} has dtype {desc[1]!r}")
+        if len(shape) == 1:
+            expected = shape[0] * dt.itemsize
+        elif len(shape) == 2:
+            expected = shape[0] * shape[1] * dt.itemsize
+        else:
             raise WireError("bad_column", f"column {name!r} has rank {len(shape)}")
-        dt = np.dtype(dtype)
-        expected = math.prod(shape) * dt.itemsize
         if len(frame) != expected:
             raise WireError("size_mismatch", f"column {name!r}: {len(frame)} bytes, header says {expected}")
-        columns[name] = np.frombuffer(frame, dtype=dt).reshape(shape)
+        array = np.frombuffer(frame, dtype=dt)
+        columns[name] = array if len(shape) == 1 else array.reshape(shape)
     return Batch(header, columns)
 
 

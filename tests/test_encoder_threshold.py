@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zmq
 from encsink_support import events_frames, make_tiny_model
 
 from emulator.cli import build_parser
@@ -68,12 +69,10 @@ def test_inference_failure_rejects_only_the_culprit(model_dir: Path, monkeypatch
         return real_score(x)
 
     monkeypatch.setattr(svc.scorer, "score", score)
-    sent = []
-
-    class Push:
-        def send_multipart(self, frames: list, flags: int = 0, copy: bool = True) -> None:
-            sent.append(frames)
-
+    ctx = zmq.Context()
+    pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    pull.bind("inproc://scored")
+    push.connect("inproc://scored")
     rng = np.random.default_rng(2)
     for seq in range(4):
         frames = events_frames(1, seq, np.array([2, 1]), rng, 2 * seq)
@@ -84,5 +83,11 @@ def test_inference_failure_rejects_only_the_culprit(model_dir: Path, monkeypatch
             cols["jet_pt"] = np.full(3, 123.0, np.float32)
             frames = [bytes(f) for f in wire.encode("events", 1, 2, cols, t_send=1.0, rate_hz=1.0)]
         svc.accept([memoryview(f) for f in frames])
-    svc.run_micro_batch(Push())
+    svc.run_micro_batch(push)
+    sent = []
+    while pull.poll(200):
+        sent.append(pull.recv_multipart())
+    push.close(0)
+    pull.close(0)
+    ctx.term()
     assert len(sent) == 3 and svc.rejected["internal_error"] == 1 and svc.counts["messages"] == 3
