@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +72,8 @@ def main_event(args: argparse.Namespace) -> int:
     from models.event_scoring import run_event_scorer
     from models.modeldir import CHECKPOINT, save_checkpoint, write_full_card
     from models.normalisation import fit_standard
-    from models.train import CHECKPOINT_NAME, TrainConfig, train
+    from models.train import CHECKPOINT_NAME, TrainConfig
+    from models.train_command import train_with_cli_errors
 
     variables = list(EVENT_VARIABLES)
     names = feature_names(args.slots)
@@ -111,18 +111,11 @@ def main_event(args: argparse.Namespace) -> int:
                          weight_decay=args.weight_decay, schedule=args.schedule, patience=args.patience,
                          seed=args.seed, threads=args.threads, variables=names)
     torch.manual_seed(args.seed)
-    net = build(LEVEL, len(names), args.latent)
     out = Path(args.out)
-    t0 = time.perf_counter()
-    try:
-        net, state = train(net, y_train, y_val, config, out, resume=args.resume, progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"aetrig train: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with the same command plus --resume (checkpoint in {out})", file=sys.stderr)
-        return 130
-    wall = time.perf_counter() - t0
+    trained = train_with_cli_errors(build(LEVEL, len(names), args.latent), y_train, y_val, config, out, args)
+    if isinstance(trained, int):
+        return trained
+    net, state, wall = trained
     weights = residual_weights(net, torch.from_numpy(y_val))
     export_event_graphs(net, norm, out, args.jets, args.slots, variables, weights, fill)
     save_checkpoint(out / CHECKPOINT, net, LEVEL, norm, {"level": LEVEL, "jets": args.jets, "slots": args.slots,

@@ -18,6 +18,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,6 +107,24 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join([*parts, "--out", args.out])
 
 
+def train_with_cli_errors(net: Any, y_train: np.ndarray, y_val: np.ndarray, config: Any, out: Path,
+                          args: argparse.Namespace) -> tuple[Any, Any, float] | int:
+    """Run models.train.train as the CLI does: (net, state, wall seconds), or the exit code after a clear
+    message (2 for bad data or a bad checkpoint, 130 on Ctrl-C with the --resume hint)."""
+    from models.train import train
+
+    t0 = time.perf_counter()
+    try:
+        net, state = train(net, y_train, y_val, config, out, resume=args.resume, progress=not args.no_progress)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"aetrig train: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with the same command plus --resume (checkpoint in {out})", file=sys.stderr)
+        return 130
+    return net, state, time.perf_counter() - t0
+
+
 def main(args: argparse.Namespace) -> int:
     if getattr(args, "level", "jet") == "event":
         from models.event_train import main_event
@@ -120,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     from models.modeldir import export_model_files, write_full_card
     from models.normalisation import fit
     from models.thresholds import threshold_table
-    from models.train import CHECKPOINT_NAME, TrainConfig, train
+    from models.train import CHECKPOINT_NAME, TrainConfig
 
     try:
         variables = parse_variables(args.variables)
@@ -150,18 +169,12 @@ def main(args: argparse.Namespace) -> int:
                          lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, patience=args.patience,
                          seed=args.seed, threads=args.threads, variables=variables, loss_weights=weights)
     torch.manual_seed(args.seed)
-    net = build(args.model, len(variables), args.latent)
     out = Path(args.out)
-    t0 = time.perf_counter()
-    try:
-        net, state = train(net, y_train, y_val, config, out, resume=args.resume, progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"aetrig train: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with the same command plus --resume (checkpoint in {out})", file=sys.stderr)
-        return 130
-    wall = time.perf_counter() - t0
+    trained = train_with_cli_errors(build(args.model, len(variables), args.latent), y_train, y_val, config, out,
+                                    args)
+    if isinstance(trained, int):
+        return trained
+    net, state, wall = trained
     export_model_files(out, net, args.model, norm)
     test = parts["test"]
     _, reco, error = run_scorer(out / "scorer.onnx", test.values, threads=args.threads)

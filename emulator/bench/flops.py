@@ -51,46 +51,50 @@ def macs_per_cycle(macs: int, cycles_per_jet: float | None) -> float | None:
     return macs / cycles_per_jet
 
 
-def gemm_peak(clock_hz: float, size: int = 256, rows: int = 4096, budget_s: float = 1.0) -> dict[str, float]:
-    """Measured float32 MACs per CPU second (and per cycle) of one plain Gemm in ONNX Runtime on one thread.
-
-    A ceiling for any MLP on this core: a model of M MACs per jet cannot go below M / peak cycles per jet.
-    """
+def _measured_macs_rate(nodes: list, inits: list, clock_hz: float, size: int, rows: int,
+                        budget_s: float) -> dict[str, float]:
+    """MACs per CPU second (and per cycle) of a one-Gemm graph ``x [N, size] -> y [N, size]`` built from
+    ``nodes`` and ``inits``, run on ``rows`` random rows for ``budget_s`` (at least 3 calls), one thread."""
     import time
 
     import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
     from emulator.bench.inprocess import ort_session
 
-    rng = np.random.default_rng(0)
-    w = numpy_helper.from_array(rng.standard_normal((size, size)).astype(np.float32), "w")
-    graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"])], "gemm",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", size])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", size])], [w])
+    graph = helper.make_graph(nodes, "gemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", size])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     sess = ort_session(model.SerializeToString())
-    x = rng.standard_normal((rows, size)).astype(np.float32)
+    x = np.random.default_rng(1).standard_normal((rows, size)).astype(np.float32)
     sess.run(None, {"x": x})
     n, cpu0, wall0 = 0, time.process_time(), time.perf_counter()
     while time.perf_counter() - wall0 < budget_s or n < 3:
         sess.run(None, {"x": x})
         n += 1
-    cpu = time.process_time() - cpu0
-    macs_per_s = n * rows * size * size / cpu
-    return {"macs_per_cpu_s": macs_per_s, "macs_per_cycle": macs_per_s / clock_hz, "gemm": f"{rows}x{size}x{size}"}
+    macs_per_s = n * rows * size * size / (time.process_time() - cpu0)
+    return {"macs_per_cpu_s": macs_per_s, "macs_per_cycle": macs_per_s / clock_hz}
+
+
+def gemm_peak(clock_hz: float, size: int = 256, rows: int = 4096, budget_s: float = 1.0) -> dict[str, float]:
+    """Measured float32 MACs per CPU second (and per cycle) of one plain Gemm in ONNX Runtime on one thread.
+
+    A ceiling for any MLP on this core: a model of M MACs per jet cannot go below M / peak cycles per jet.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((size, size)).astype(np.float32), "w")
+    rate = _measured_macs_rate([helper.make_node("Gemm", ["x", "w"], ["y"])], [w], clock_hz, size, rows, budget_s)
+    return {**rate, "gemm": f"{rows}x{size}x{size}"}
 
 
 def int8_gemm_peak(clock_hz: float, size: int = 256, rows: int = 4096, budget_s: float = 1.0) -> dict[str, float]:
     """Measured int8 MACs per CPU second (and per cycle) of one QDQ Gemm (uint8 input x int8 weight, float32
     output, fused to QGemm: VNNI where the CPU has it) in ONNX Runtime on one thread; the int8 ceiling."""
-    import time
-
     import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
-    from emulator.bench.inprocess import ort_session
+    from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(rng.integers(-127, 128, (size, size)).astype(np.int8), "wq"),
@@ -102,18 +106,5 @@ def int8_gemm_peak(clock_hz: float, size: int = 256, rows: int = 4096, budget_s:
              helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
              helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], axis=0),
              helper.make_node("Gemm", ["xd", "wd"], ["y"], transB=1)]
-    graph = helper.make_graph(nodes, "qgemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", size])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", size])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    sess = ort_session(model.SerializeToString())
-    x = rng.standard_normal((rows, size)).astype(np.float32)
-    sess.run(None, {"x": x})
-    n, cpu0, wall0 = 0, time.process_time(), time.perf_counter()
-    while time.perf_counter() - wall0 < budget_s or n < 3:
-        sess.run(None, {"x": x})
-        n += 1
-    cpu = time.process_time() - cpu0
-    macs_per_s = n * rows * size * size / cpu
-    return {"macs_per_cpu_s": macs_per_s, "macs_per_cycle": macs_per_s / clock_hz,
-            "gemm": f"{rows}x{size}x{size} uint8 x int8 (QDQ -> QGemm, includes quantising the float32 input)"}
+    rate = _measured_macs_rate(nodes, inits, clock_hz, size, rows, budget_s)
+    return {**rate, "gemm": f"{rows}x{size}x{size} uint8 x int8 (QDQ -> QGemm, includes quantising the float32 input)"}
