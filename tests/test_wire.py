@@ -7,7 +7,7 @@ import time
 import msgpack
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from emulator import wire
@@ -154,3 +154,55 @@ def test_ack_round_trip_and_garbage() -> None:
         wire.decode_ack(b"\x00\x01")
     with pytest.raises(wire.WireError):
         wire.decode_ack(msgpack.packb({"v": 1, "kind": "ack", "run_id": 1, "seqs": ["x"]}))
+
+
+def _reference_column_reason(cols: list, frames: list[bytes]) -> str | None:
+    """The per-column checks of decode written plainly (the rejection reason, or None when all pass)."""
+    seen = set()
+    for desc, frame in zip(cols, frames, strict=True):
+        if (not isinstance(desc, list) or len(desc) != 3 or not isinstance(desc[0], str) or not desc[0]
+                or not isinstance(desc[1], str) or not isinstance(desc[2], list)
+                or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in desc[2])):
+            return "bad_column"
+        name, dtype, shape = desc
+        if name in seen:
+            return "bad_column"
+        seen.add(name)
+        if dtype not in wire.ALLOWED_DTYPES:
+            return "unknown_dtype"
+        if len(shape) not in (1, 2):
+            return "bad_column"
+        if len(frame) != int(np.prod(shape)) * np.dtype(dtype).itemsize:
+            return "size_mismatch"
+    return None
+
+
+_descriptor = st.one_of(
+    st.tuples(st.sampled_from(["jet_a", "jet_b", "", "jet_a"]), st.sampled_from(["<f4", "<u8", "|u1", "<c8", ">f4"]),
+              st.lists(st.one_of(st.integers(-1, 4), st.booleans()), max_size=3)).map(list),
+    st.sampled_from([None, "x", ["jet_c", "<f4"], ["jet_d", "<f4", 3], [7, "<f4", [1]]]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_descriptor, st.integers(0, 40)), min_size=1, max_size=4))
+@example([(["jet_a", "|u1", [3]], 3), (["jet_b", "<f4", [2, 1]], 8), (["jet_c", "<u8", [0]], 0)])
+def test_decode_column_checks_equal_the_plain_rules(spec: list) -> None:
+    counts = np.array([1], "<u4")
+    base = _frames(_events([1]))
+    header = msgpack.unpackb(base[0])
+    extra_cols = [desc for desc, _ in spec]
+    extra_frames = [bytes(n) for _, n in spec]
+    header["cols"] = header["cols"] + extra_cols
+    frames = [msgpack.packb(header), *base[1:], *extra_frames]
+    want = _reference_column_reason(header["cols"], frames[1:])
+    try:
+        batch = wire.decode(frames)
+    except wire.WireError as exc:
+        assert exc.reason == want
+        return
+    assert want is None
+    assert batch.columns["n_jets"].tolist() == counts.tolist()
+    for desc, frame in zip(extra_cols, extra_frames, strict=True):
+        col = batch.columns[desc[0]]
+        assert col.shape == tuple(desc[2]) and col.dtype == np.dtype(desc[1]) and col.tobytes() == frame
