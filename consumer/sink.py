@@ -62,6 +62,7 @@ from consumer.scored_chunk import batch_layout, chunk_from_batches, chunk_nbytes
 from consumer.segment_writer import Layout, SegmentWriter
 from consumer.seq_index import SeqSet
 from emulator import wire
+from emulator.heap import freeze_startup_heap
 from emulator.latency_stats import LatencyRecorder, observe_many
 from emulator.metrics import Metrics, start_metrics
 from emulator.quarantine import Quarantine
@@ -540,6 +541,7 @@ class Sink:
         ctx, pull, ack = self._sockets()
         log.info("sink: bound %s, acks to %s, recording to %s (commit %d events / %g ms)", self.config.bind,
                  self.config.ack_connect, self.out, self.config.commit_events, self.config.commit_ms)
+        freeze_startup_heap()
         receiver = Receiver(pull, maxsize=HWM)
         receiver.start()
         try:

@@ -28,6 +28,7 @@ import numpy as np
 import zmq
 
 from emulator import wire
+from emulator.heap import freeze_startup_heap
 from emulator.metrics import Metrics, start_metrics
 from emulator.microbatch import rows_finite, scored_columns, stack_inputs
 from emulator.onnx_scorer import OnnxScorer
@@ -288,6 +289,7 @@ class EncoderService:
     def run(self) -> dict[str, Any]:
         """Serve until stopped; return (and write) the report."""
         ctx, pull, push = self._sockets()
+        freeze_startup_heap()
         self.cpu_at_start = time.process_time()
         log.info("encoder %s: model %s (%s), threshold %s, %d thread(s), connected to %s -> %s",
                  self.config.id, self.model.name, self.variables, self.policy.source, self.config.threads,

@@ -20,6 +20,7 @@ import numpy as np
 import zmq
 
 from emulator import wire
+from emulator.heap import freeze_startup_heap
 from emulator.metrics import Metrics
 from producer.config import ProducerConfig
 from producer.framing import EventBlock, batch_bounds, message_columns
@@ -277,6 +278,7 @@ class Replayer:
         source = prefetch(event_source(self.files, self.spec, self.variables, self.cfg.loops, self.cfg.max_events))
         first = next(source, None)  # read the first chunk before the clock starts
         self.wait_for_consumer()
+        freeze_startup_heap()
         self.t0 = self._last_status = time.monotonic()
         wall0 = time.time()
         pending: EventBlock | None = None
