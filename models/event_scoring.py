@@ -6,18 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from models.evaluate import scorer_session
 from models.event_features import padded_jets
 
 
 def run_event_scorer(scorer_path: str | Path, x: np.ndarray, batch: int = 32768,
                      threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(latent [N, k], reconstructed event vector [N, n_features], error [N]) for ``x`` [N, J, V] in GeV."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(scorer_path), options, providers=["CPUExecutionProvider"])
+    session = scorer_session(scorer_path, threads)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 3:
         raise ValueError(f"event scorer input must be [N, J, V], got shape {x.shape}")

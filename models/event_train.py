@@ -67,13 +67,13 @@ def main_event(args: argparse.Namespace) -> int:
     import torch
 
     from models.architectures import build, describe
-    from models.data import DataError, load_jets, split_events
+    from models.data import DataError
     from models.event_graphs import export_event_graphs, residual_weights
     from models.event_scoring import run_event_scorer
     from models.modeldir import CHECKPOINT, save_checkpoint, write_full_card
     from models.normalisation import fit_standard
     from models.train import CHECKPOINT_NAME, TrainConfig
-    from models.train_command import train_with_cli_errors
+    from models.train_command import load_and_split, train_with_cli_errors
 
     variables = list(EVENT_VARIABLES)
     names = feature_names(args.slots)
@@ -87,15 +87,10 @@ def main_event(args: argparse.Namespace) -> int:
     try:
         if args.slots > args.jets or args.jets < 1:
             raise ValueError(f"need 1 <= --slots ({args.slots}) <= --jets ({args.jets})")
-        fractions = tuple(float(f) for f in args.split.split(","))
-        if len(fractions) != 3:
-            raise ValueError("--split needs three fractions")
-        sample = load_jets(args.input, variables, tree=args.tree, max_events=args.max_events)
-        masks = split_events(sample, fractions, seed=args.seed)  # type: ignore[arg-type]
+        sample, parts = load_and_split(args, variables)
     except (ValueError, DataError) as exc:
         print(f"aetrig train: {exc}", file=sys.stderr)
         return 2
-    parts = {name: sample.select_events(mask) for name, mask in masks.items()}
     if min(p.n_events for p in parts.values()) == 0:
         print("aetrig train: a split has no events; give more events", file=sys.stderr)
         return 2
@@ -150,7 +145,8 @@ def main_event(args: argparse.Namespace) -> int:
         "training": {
             "command": event_command_line(args),
             "data": {"files": sample.files, "n_events": sample.n_events, "n_jets": len(sample.values),
-                     "split": {"fractions": list(fractions), "by": "hash of (file sha256, entry, seed)", **counts}},
+                     "split": {"fractions": [float(f) for f in args.split.split(",")],
+                               "by": "hash of (file sha256, entry, seed)", **counts}},
             "config": {k: v for k, v in vars(config).items() if k != "variables"},
             "optimizer": "Adam", "loss": "MSE of the standardised event vector",
             "epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_val_loss": state.best_val,

@@ -107,6 +107,19 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join([*parts, "--out", args.out])
 
 
+def load_and_split(args: argparse.Namespace, variables: list[str]) -> tuple[Any, dict[str, Any]]:
+    """Read ``variables`` of --input (--tree, --max-events) and split its events by --split and --seed:
+    (sample, {"train"|"val"|"test": part}). Raises ValueError or models.data.DataError with a clear message."""
+    from models.data import load_jets, split_events
+
+    fractions = tuple(float(f) for f in args.split.split(","))
+    if len(fractions) != 3:
+        raise ValueError("--split needs three fractions")
+    sample = load_jets(args.input, variables, tree=args.tree, max_events=args.max_events)
+    masks = split_events(sample, fractions, seed=args.seed)  # type: ignore[arg-type]
+    return sample, {name: sample.select_events(mask) for name, mask in masks.items()}
+
+
 def train_with_cli_errors(net: Any, y_train: np.ndarray, y_val: np.ndarray, config: Any, out: Path,
                           args: argparse.Namespace) -> tuple[Any, Any, float] | int:
     """Run models.train.train as the CLI does: (net, state, wall seconds), or the exit code after a clear
@@ -133,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from models.architectures import build, describe
-    from models.data import DataError, load_jets, split_events
+    from models.data import DataError
     from models.evaluate import run_scorer
     from models.metrics import format_stats, residual_stats
     from models.modeldir import export_model_files, write_full_card
@@ -144,15 +157,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         variables = parse_variables(args.variables)
         weights = parse_weights(args.loss_weights, variables)
-        fractions = tuple(float(f) for f in args.split.split(","))
-        if len(fractions) != 3:
-            raise ValueError("--split needs three fractions")
-        sample = load_jets(args.input, variables, tree=args.tree, max_events=args.max_events)
-        masks = split_events(sample, fractions, seed=args.seed)  # type: ignore[arg-type]
+        sample, parts = load_and_split(args, variables)
     except (ValueError, DataError) as exc:
         print(f"aetrig train: {exc}", file=sys.stderr)
         return 2
-    parts = {name: sample.select_events(mask) for name, mask in masks.items()}
     counts = {name: {"events": part.n_events, "jets": len(part.values)} for name, part in parts.items()}
     print(f"data: {sample.n_events} events, {len(sample.values)} jets; split {counts}", file=sys.stderr)
     if min(c["jets"] for c in counts.values()) == 0:
@@ -197,7 +205,8 @@ def main(args: argparse.Namespace) -> int:
         "training": {
             "command": command_line(args),
             "data": {"files": sample.files, "n_events": sample.n_events, "n_jets": len(sample.values),
-                     "split": {"fractions": list(fractions), "by": "hash of (file sha256, entry, seed)", **counts}},
+                     "split": {"fractions": [float(f) for f in args.split.split(",")],
+                               "by": "hash of (file sha256, entry, seed)", **counts}},
             "config": {k: v for k, v in vars(config).items() if k != "variables"},
             "optimizer": "Adam",
             "loss": "MSE on the normalised vector" + (" (per-variable weights in config)" if weights else ""),
