@@ -3,6 +3,7 @@ message builders, free ports, stage processes and a fake producer's sockets (127
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +208,33 @@ class AckCollector:
         while not seqs <= self.acked and time.monotonic() < deadline:
             self.poll(100)
         return seqs <= self.acked
+
+
+@contextlib.contextmanager
+def sink_in_thread(out: Path, **options: Any) -> Iterator[tuple[zmq.Socket, AckCollector]]:
+    """A real consumer.sink.Sink recording to ``out`` in a thread on free loopback ports (``options``:
+    more SinkConfig fields); yields (a PUSH socket connected to it, an AckCollector on its ack address)
+    and stops, joins and closes everything on exit."""
+    import threading
+
+    from consumer.sink import Sink, SinkConfig
+    from emulator.shutdown import StopFlag
+
+    sink_p, ack_p = free_port(), free_port()
+    ctx = zmq.Context()
+    acks = AckCollector(ctx, ack_p)
+    push = ctx.socket(zmq.PUSH)
+    push.connect(addr(sink_p))
+    flag = StopFlag()
+    sink = Sink(SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=out, **options), stop=flag)
+    thread = threading.Thread(target=sink.run, daemon=True)
+    thread.start()
+    try:
+        yield push, acks
+    finally:
+        flag.set()
+        thread.join(10)
+        ctx.destroy(linger=0)
 
 
 def read_report(path: Path) -> dict[str, Any]:

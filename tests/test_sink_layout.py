@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uproot
-from encsink_support import LATENT_DIM, make_tiny_model, scored_frames
+from encsink_support import LATENT_DIM, make_tiny_model, scored_frames, sink_in_thread
 
 from consumer.recording import open_recording, segment_name
 from consumer.scored_chunk import batch_layout, chunk_from_batches
@@ -52,25 +52,8 @@ def test_latent_raw_and_identity_round_trip(tmp_path: Path, card: dict, storage:
 
 
 def test_layout_change_starts_a_new_segment(tmp_path: Path, card: dict) -> None:
-    import threading
-
-    import zmq
-    from encsink_support import AckCollector, addr, free_port
-
-    from consumer.sink import Sink, SinkConfig
-    from emulator.shutdown import StopFlag
-
     rng = np.random.default_rng(6)
-    sink_p, ack_p = free_port(), free_port()
-    ctx = zmq.Context()
-    acks = AckCollector(ctx, ack_p)
-    push = ctx.socket(zmq.PUSH)
-    push.connect(addr(sink_p))
-    flag = StopFlag()
-    sink = Sink(SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=tmp_path, commit_ms=10), stop=flag)
-    thread = threading.Thread(target=sink.run, daemon=True)
-    thread.start()
-    try:
+    with sink_in_thread(tmp_path, commit_ms=10) as (push, acks):
         push.send_multipart(scored_frames(4, 0, np.array([3, 2]), rng, card, 0))
         assert acks.wait_for({0}, 10)
         frames = scored_frames(4, 1, np.array([1, 2]), rng, card, 2)
@@ -79,46 +62,22 @@ def test_layout_change_starts_a_new_segment(tmp_path: Path, card: dict) -> None:
         push.send_multipart(wire.encode(wire.KIND_SCORED, 4, 1, cols, t_send=batch.header["t_send"], rate_hz=1.0,
                                         model=card["name"]))
         assert acks.wait_for({1}, 10)
-    finally:
-        flag.set()
-        thread.join(10)
-        ctx.destroy(linger=0)
     rec = open_recording(tmp_path)
     assert [s.layout["raw_vars"] for s in rec.segments] == [["pt", "eta", "phi", "m"], ["pt", "eta", "phi"]]
     assert len(rec) == 4
 
 
 def test_rotation_by_seconds(tmp_path: Path, card: dict) -> None:
-    import threading
     import time
 
-    import zmq
-    from encsink_support import AckCollector, addr, free_port
-
-    from consumer.sink import Sink, SinkConfig
     from consumer.verify import verify_recording
-    from emulator.shutdown import StopFlag
 
     rng = np.random.default_rng(9)
-    sink_p, ack_p = free_port(), free_port()
-    ctx = zmq.Context()
-    acks = AckCollector(ctx, ack_p)
-    push = ctx.socket(zmq.PUSH)
-    push.connect(addr(sink_p))
-    flag = StopFlag()
-    sink = Sink(SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=tmp_path, commit_ms=20,
-                           rotate_seconds=0.4), stop=flag)
-    thread = threading.Thread(target=sink.run, daemon=True)
-    thread.start()
-    try:
+    with sink_in_thread(tmp_path, commit_ms=20, rotate_seconds=0.4) as (push, acks):
         for seq in range(12):
             push.send_multipart(scored_frames(6, seq, np.array([1, 2]), rng, card, 2 * seq))
             time.sleep(0.1)
         assert acks.wait_for(set(range(12)), 10)
-    finally:
-        flag.set()
-        thread.join(10)
-        ctx.destroy(linger=0)
     rec = open_recording(tmp_path)
     assert len(rec.segments) >= 2 and len(rec) == 24
     assert verify_recording(tmp_path).ok
