@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--loops", type=int,
                    help="passes over the input, 0 = forever (default: forever with --duration/--events, else 1)")
     g.add_argument("--events-per-message", type=int, default=RUN_EVENTS_PER_MESSAGE,
-                   help=f"producer: most events per message (default {RUN_EVENTS_PER_MESSAGE}; below about 400 kHz "
-                        "the producer's 5 ms --max-delay-ms closes messages first)")
+                   help=f"producer: most events per message (default {RUN_EVENTS_PER_MESSAGE}; below about 680 kHz "
+                        "the producer's 3 ms --max-delay-ms closes messages first)")
     g.add_argument("--window", type=int, help="producer: unacknowledged batches in flight (producer default)")
     g.add_argument("--curve-keys", type=Path, metavar="DIR",
                    help="CurveZMQ key directory: encrypt and authenticate every link (see emulator/curve.py)")

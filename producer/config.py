@@ -35,7 +35,7 @@ class ProducerConfig:
     train_ms: float = 8.0  # bunch-train pattern: burst length ...
     gap_ms: float = 2.0  # ... and gap (duty 0.8, like the LHC's 2808 of 3564 filled bunch slots)
     events_per_message: int = 1024
-    max_delay_ms: float = 5.0
+    max_delay_ms: float = 3.0
     loops: int = 1  # 0 = forever
     max_events: int = 0  # 0 = no limit
     duration: float = 0.0  # seconds, 0 = no limit
