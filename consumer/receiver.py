@@ -14,7 +14,9 @@ import time
 
 import zmq
 
-Item = tuple[list[memoryview], float]
+from emulator.zmq_frames import recv_frames
+
+Item = tuple[list[bytes], float]
 
 
 class Receiver(threading.Thread):
@@ -32,10 +34,9 @@ class Receiver(threading.Thread):
             if not self.sock.poll(50, zmq.POLLIN):
                 continue
             try:
-                msg = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                item = (recv_frames(self.sock, zmq.NOBLOCK), time.time())
             except zmq.Again:
                 continue
-            item = ([frame.buffer for frame in msg], time.time())
             while True:
                 try:
                     self.queue.put(item, timeout=0.05)

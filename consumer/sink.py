@@ -68,6 +68,7 @@ from emulator.metrics import Metrics, start_metrics
 from emulator.quarantine import Quarantine
 from emulator.shutdown import StopFlag
 from emulator.stage_report import write_report
+from emulator.zmq_frames import recv_frames
 
 log = logging.getLogger("aetrig.sink")
 
@@ -135,7 +136,7 @@ class Backpressure(Exception):
 class _Received:
     batch: wire.Batch
     t_received: float
-    frames: list[memoryview]
+    frames: list[bytes]
 
 
 class Sink:
@@ -256,7 +257,7 @@ class Sink:
             self.counts["acks_dropped"] += 1
 
     # ---- messages ---------------------------------------------------------------------------
-    def reject(self, reason: str, detail: str, frames: list[memoryview]) -> None:
+    def reject(self, reason: str, detail: str, frames: list[bytes]) -> None:
         self.rejected[reason] += 1
         self.metrics.rejected.labels(reason=reason).inc()
         self.quarantined_bytes.inc(sum(len(f) for f in frames))
@@ -274,7 +275,7 @@ class Sink:
             self._cards[raw] = (card, model_identity(card))
         return self._cards[raw]
 
-    def accept(self, frames: list[memoryview], ack: zmq.Socket | None, t_received: float | None = None) -> None:
+    def accept(self, frames: list[bytes], ack: zmq.Socket | None, t_received: float | None = None) -> None:
         """Validate one scored message; queue it for the next commit, or discard/reject it."""
         t_received = time.time() if t_received is None else t_received
         self.counts["messages"] += 1
@@ -518,11 +519,11 @@ class Sink:
         taken = 0
         while taken < limit and self.pending_events < self.max_pending:
             try:
-                msg = pull.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = recv_frames(pull, zmq.NOBLOCK)
             except zmq.Again:
                 break
             taken += 1
-            self.accept([frame.buffer for frame in msg], ack)
+            self.accept(frames, ack)
             if self.pending_events >= self.config.commit_events:
                 self.commit(ack)
         return taken

@@ -22,6 +22,7 @@ import zmq
 from emulator import wire
 from emulator.heap import freeze_startup_heap
 from emulator.metrics import Metrics
+from emulator.zmq_frames import send_frames
 from producer.config import ProducerConfig
 from producer.framing import EventBlock, batch_bounds, message_columns
 from producer.rate import Schedule
@@ -142,7 +143,7 @@ class Replayer:
             return
         for item in due:
             try:
-                self.push.send_multipart(item.frames, flags=zmq.NOBLOCK, copy=True)
+                send_frames(self.push, item.frames, zmq.NOBLOCK)
             except zmq.Again:
                 return  # no peer can take it now; retried on the next service
             self.window.mark_resent(item, now)
@@ -176,7 +177,7 @@ class Replayer:
         """Send a new batch, waiting while no peer can take it; False if stopped meanwhile."""
         while True:
             try:
-                self.push.send_multipart(frames, flags=zmq.NOBLOCK, copy=True)
+                send_frames(self.push, frames, zmq.NOBLOCK)
                 return True
             except zmq.Again:
                 if self.stop_reason is not None:
