@@ -65,12 +65,20 @@ class Sample:
         mask[starts[self.counts > 0]] = True
         return mask
 
+    def per_event_sum(self, jet_values: np.ndarray) -> np.ndarray:
+        """Sum of a per-jet quantity over each event's jets (float64; 0 for zero-jet events)."""
+        out = np.zeros(self.n_events, dtype=np.float64)
+        np.add.at(out, np.repeat(np.arange(self.n_events), self.counts), jet_values)
+        return out
+
     def ht(self) -> np.ndarray:
         """Scalar sum of the jet pt per event (all jets; 0 for zero-jet events)."""
-        pt = self.column("pt").astype(np.float64)
-        out = np.zeros(self.n_events, dtype=np.float64)
-        np.add.at(out, np.repeat(np.arange(self.n_events), self.counts), pt)
-        return out
+        return self.per_event_sum(self.column("pt").astype(np.float64))
+
+    def mht(self) -> np.ndarray:
+        """Missing HT per event: |vector sum of the jet pt| over all its jets (0 for zero-jet events)."""
+        pt, phi = self.column("pt").astype(np.float64), self.column("phi").astype(np.float64)
+        return np.hypot(self.per_event_sum(pt * np.cos(phi)), self.per_event_sum(pt * np.sin(phi)))
 
     def leading_pt(self) -> np.ndarray:
         """Leading-jet pt per event (0 for zero-jet events)."""

@@ -76,16 +76,6 @@ def fidelity_width(model, table: Mapping[str, Any]) -> dict[str, Any]:
     return {"variable": var, "core_half_width": table.get(var, {}).get("core_half_width", float("nan"))}
 
 
-def event_sums(sample: Sample) -> dict[str, np.ndarray]:
-    """HT and missing HT (|vector sum of jet pt|) of every event, over all its jets."""
-    event = np.repeat(np.arange(sample.n_events), sample.counts)
-    pt, phi = sample.column("pt").astype(np.float64), sample.column("phi").astype(np.float64)
-    sums = {name: np.zeros(sample.n_events) for name in ("ht", "px", "py")}
-    for name, values in (("ht", pt), ("px", pt * np.cos(phi)), ("py", pt * np.sin(phi))):
-        np.add.at(sums[name], event, values)
-    return {"ht": sums["ht"], "mht": np.hypot(sums["px"], sums["py"])}
-
-
 def evaluate_model(model, background: Sample, signals: Mapping[str, Sample], large: Sample | None,
                    pt_edges: Sequence[float]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Numbers for one model, and the raw score arrays (for plots)."""
@@ -142,12 +132,11 @@ def evaluate_model(model, background: Sample, signals: Mapping[str, Sample], lar
 
 def event_variable_aucs(background: Sample, signals: Mapping[str, Sample]) -> dict[str, dict[str, float]]:
     """AUC of HT, missing HT and leading-jet pT used alone as the event score (the taggers to beat)."""
-    sums_b = event_sums(background)
+    ht_b, mht_b, lead_b = background.ht(), background.mht(), background.leading_pt()
     out: dict[str, dict[str, float]] = {}
     for name, s in signals.items():
-        sums_s = event_sums(s)
-        out[name] = {"ht": anomaly.auc(sums_b["ht"], sums_s["ht"]), "mht": anomaly.auc(sums_b["mht"], sums_s["mht"]),
-                     "leading_pt": anomaly.auc(background.leading_pt(), s.leading_pt())}
+        out[name] = {"ht": anomaly.auc(ht_b, s.ht()), "mht": anomaly.auc(mht_b, s.mht()),
+                     "leading_pt": anomaly.auc(lead_b, s.leading_pt())}
     return out
 
 
