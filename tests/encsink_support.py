@@ -210,11 +210,19 @@ class AckCollector:
         return seqs <= self.acked
 
 
+class SinkHarness:
+    """What :func:`sink_in_thread` yields: the running ``sink`` and its ``thread``, a ``push`` socket
+    connected to it, an ``acks`` collector on its ack address, and (after exit) its ``report``."""
+
+    def __init__(self, sink: Any, thread: Any, push: zmq.Socket, acks: AckCollector):
+        self.sink, self.thread, self.push, self.acks = sink, thread, push, acks
+        self.report: dict[str, Any] = {}
+
+
 @contextlib.contextmanager
-def sink_in_thread(out: Path, **options: Any) -> Iterator[tuple[zmq.Socket, AckCollector]]:
+def sink_in_thread(out: Path, **options: Any) -> Iterator[SinkHarness]:
     """A real consumer.sink.Sink recording to ``out`` in a thread on free loopback ports (``options``:
-    more SinkConfig fields); yields (a PUSH socket connected to it, an AckCollector on its ack address)
-    and stops, joins and closes everything on exit."""
+    more SinkConfig fields); stopped, joined and its sockets closed on exit, its report kept."""
     import threading
 
     from consumer.sink import Sink, SinkConfig
@@ -227,13 +235,14 @@ def sink_in_thread(out: Path, **options: Any) -> Iterator[tuple[zmq.Socket, AckC
     push.connect(addr(sink_p))
     flag = StopFlag()
     sink = Sink(SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=out, **options), stop=flag)
-    thread = threading.Thread(target=sink.run, daemon=True)
-    thread.start()
+    harness = SinkHarness(sink, None, push, acks)
+    harness.thread = threading.Thread(target=lambda: harness.report.update(sink.run()), daemon=True)
+    harness.thread.start()
     try:
-        yield push, acks
+        yield harness
     finally:
         flag.set()
-        thread.join(10)
+        harness.thread.join(20)
         ctx.destroy(linger=0)
 
 

@@ -5,32 +5,19 @@ report the episode, keep running, and record every batch exactly once when space
 from __future__ import annotations
 
 import errno
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import zmq
-from encsink_support import AckCollector, addr, free_port, make_tiny_model, scored_frames
+from encsink_support import make_tiny_model, scored_frames, sink_in_thread
 
 import consumer.journaled_file as journaled_file
 from consumer.recording import entries_mark_path, open_recording, segment_paths
-from consumer.sink import Sink, SinkConfig
 from consumer.verify import verify_recording
-from emulator.shutdown import StopFlag
 from models.card import load_model_dir
 
 RUN = 0x5151
-
-
-def _run_sink(config: SinkConfig) -> tuple[Sink, threading.Thread, StopFlag, dict]:
-    flag = StopFlag()
-    sink = Sink(config, stop=flag)
-    out: dict = {}
-    thread = threading.Thread(target=lambda: out.update(report=sink.run()), daemon=True)
-    thread.start()
-    return sink, thread, flag, out
 
 
 @pytest.mark.timeout(60)
@@ -51,29 +38,17 @@ def test_enospc_mid_commit_is_backpressure_and_nothing_is_lost_or_doubled(tmp_pa
         real_apply(fd, writes)
 
     monkeypatch.setattr(journaled_file, "_apply", failing_apply)
-    sink_p, ack_p = free_port(), free_port()
-    ctx = zmq.Context()
-    acks = AckCollector(ctx, ack_p)
-    push = ctx.socket(zmq.PUSH)
-    push.connect(addr(sink_p))
-    config = SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=tmp_path / "rec", commit_events=100,
-                        commit_ms=20, min_free_bytes=0)
-    _sink, thread, flag, out = _run_sink(config)
-    try:
+    with sink_in_thread(tmp_path / "rec", commit_events=100, commit_ms=20, min_free_bytes=0) as h:
         for seq in range(30):
-            push.send_multipart(batches[seq])
+            h.push.send_multipart(batches[seq])
             time.sleep(0.01)
         deadline = time.monotonic() + 10
-        while acks.full_acks == 0 and time.monotonic() < deadline:
-            acks.poll(50)
-        assert acks.full_acks >= 1 and calls["failed"] == 1
+        while h.acks.full_acks == 0 and time.monotonic() < deadline:
+            h.acks.poll(50)
+        assert h.acks.full_acks >= 1 and calls["failed"] == 1
         # space is back (the fault fired once): the sink retries on its own and acks everything
-        assert acks.wait_for(set(range(30)), timeout=15), sorted(set(range(30)) - acks.acked)
-    finally:
-        flag.set()
-        thread.join(20)
-        ctx.destroy(linger=0)
-    report = out["report"]
+        assert h.acks.wait_for(set(range(30)), timeout=15), sorted(set(range(30)) - h.acks.acked)
+    report = h.report
     assert report["backpressure"]["episodes"] == 1 and not report["backpressure"]["full_at_exit"]
     assert "ENOSPC" in report["backpressure"]["last_reason"]
     assert report["recorded_events"] == sum(len(np.frombuffer(b[1], "<u4")) for b in batches.values())
@@ -89,29 +64,18 @@ def test_enospc_mid_commit_is_backpressure_and_nothing_is_lost_or_doubled(tmp_pa
 def test_low_free_space_holds_commits_until_space_returns(tmp_path: Path) -> None:
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
     rng = np.random.default_rng(8)
-    sink_p, ack_p = free_port(), free_port()
-    ctx = zmq.Context()
-    acks = AckCollector(ctx, ack_p)
-    push = ctx.socket(zmq.PUSH)
-    push.connect(addr(sink_p))
-    config = SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=tmp_path / "rec", commit_events=50,
-                        commit_ms=20, min_free_bytes=1 << 62)  # more free space than any disk has
-    sink, thread, flag, out = _run_sink(config)
-    try:
+    # min_free_bytes: more free space than any disk has
+    with sink_in_thread(tmp_path / "rec", commit_events=50, commit_ms=20, min_free_bytes=1 << 62) as h:
         for seq in range(10):
-            push.send_multipart(scored_frames(RUN, seq, rng.integers(0, 4, 20), rng, card, first_event_id=20 * seq))
+            h.push.send_multipart(scored_frames(RUN, seq, rng.integers(0, 4, 20), rng, card, first_event_id=20 * seq))
         deadline = time.monotonic() + 10
-        while acks.full_acks < 2 and time.monotonic() < deadline:
-            acks.poll(50)
-        assert acks.full_acks >= 2 and not acks.acked and not segment_paths(tmp_path / "rec")
-        assert thread.is_alive()
-        sink.config.min_free_bytes = 0  # space freed
-        assert acks.wait_for(set(range(10)), timeout=10)
-    finally:
-        flag.set()
-        thread.join(20)
-        ctx.destroy(linger=0)
-    report = out["report"]
+        while h.acks.full_acks < 2 and time.monotonic() < deadline:
+            h.acks.poll(50)
+        assert h.acks.full_acks >= 2 and not h.acks.acked and not segment_paths(tmp_path / "rec")
+        assert h.thread.is_alive()
+        h.sink.config.min_free_bytes = 0  # space freed
+        assert h.acks.wait_for(set(range(10)), timeout=10)
+    report = h.report
     assert report["backpressure"]["episodes"] == 1 and "disk full" in report["backpressure"]["last_reason"]
     assert report["recorded_events"] == 200 and verify_recording(tmp_path / "rec").ok
 
@@ -130,25 +94,13 @@ def test_a_batch_that_cannot_be_written_is_isolated_not_fatal(tmp_path: Path, mo
         return real_chunk(batches, layout)
 
     monkeypatch.setattr(sink_module, "chunk_from_batches", chunk_failing_on_seq_4)
-    sink_p, ack_p = free_port(), free_port()
-    ctx = zmq.Context()
-    acks = AckCollector(ctx, ack_p)
-    push = ctx.socket(zmq.PUSH)
-    push.connect(addr(sink_p))
-    config = SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=tmp_path / "rec", commit_ms=50,
-                        min_free_bytes=0)
-    _sink, thread, flag, out = _run_sink(config)
-    try:
+    with sink_in_thread(tmp_path / "rec", commit_ms=50, min_free_bytes=0) as h:
         for seq in range(10):
-            push.send_multipart(scored_frames(RUN, seq, np.array([2, 1]), rng, card, first_event_id=2 * seq))
-        assert acks.wait_for(set(range(10)) - {4}, timeout=15)
-        assert thread.is_alive()
-    finally:
-        flag.set()
-        thread.join(20)
-        ctx.destroy(linger=0)
-    report = out["report"]
-    assert report["rejected"] == {"internal_error": 1} and report["batches"] == 9 and 4 not in acks.acked
+            h.push.send_multipart(scored_frames(RUN, seq, np.array([2, 1]), rng, card, first_event_id=2 * seq))
+        assert h.acks.wait_for(set(range(10)) - {4}, timeout=15)
+        assert h.thread.is_alive()
+    report = h.report
+    assert report["rejected"] == {"internal_error": 1} and report["batches"] == 9 and 4 not in h.acks.acked
     assert (tmp_path / "rec" / "quarantine" / "internal_error").is_dir()
     result = verify_recording(tmp_path / "rec")
     assert result.problems == [f"run {RUN:016x}: 1 missing seqs out of 0..9: 4"]

@@ -53,15 +53,15 @@ def test_latent_raw_and_identity_round_trip(tmp_path: Path, card: dict, storage:
 
 def test_layout_change_starts_a_new_segment(tmp_path: Path, card: dict) -> None:
     rng = np.random.default_rng(6)
-    with sink_in_thread(tmp_path, commit_ms=10) as (push, acks):
-        push.send_multipart(scored_frames(4, 0, np.array([3, 2]), rng, card, 0))
-        assert acks.wait_for({0}, 10)
+    with sink_in_thread(tmp_path, commit_ms=10) as sink:
+        sink.push.send_multipart(scored_frames(4, 0, np.array([3, 2]), rng, card, 0))
+        assert sink.acks.wait_for({0}, 10)
         frames = scored_frames(4, 1, np.array([1, 2]), rng, card, 2)
         batch = wire.decode(frames)  # the same message without its raw_jet_m column: another layout
         cols = {k: v for k, v in batch.columns.items() if k != "raw_jet_m"}
-        push.send_multipart(wire.encode(wire.KIND_SCORED, 4, 1, cols, t_send=batch.header["t_send"], rate_hz=1.0,
+        sink.push.send_multipart(wire.encode(wire.KIND_SCORED, 4, 1, cols, t_send=batch.header["t_send"], rate_hz=1.0,
                                         model=card["name"]))
-        assert acks.wait_for({1}, 10)
+        assert sink.acks.wait_for({1}, 10)
     rec = open_recording(tmp_path)
     assert [s.layout["raw_vars"] for s in rec.segments] == [["pt", "eta", "phi", "m"], ["pt", "eta", "phi"]]
     assert len(rec) == 4
@@ -73,11 +73,11 @@ def test_rotation_by_seconds(tmp_path: Path, card: dict) -> None:
     from consumer.verify import verify_recording
 
     rng = np.random.default_rng(9)
-    with sink_in_thread(tmp_path, commit_ms=20, rotate_seconds=0.4) as (push, acks):
+    with sink_in_thread(tmp_path, commit_ms=20, rotate_seconds=0.4) as sink:
         for seq in range(12):
-            push.send_multipart(scored_frames(6, seq, np.array([1, 2]), rng, card, 2 * seq))
+            sink.push.send_multipart(scored_frames(6, seq, np.array([1, 2]), rng, card, 2 * seq))
             time.sleep(0.1)
-        assert acks.wait_for(set(range(12)), 10)
+        assert sink.acks.wait_for(set(range(12)), 10)
     rec = open_recording(tmp_path)
     assert len(rec.segments) >= 2 and len(rec) == 24
     assert verify_recording(tmp_path).ok
