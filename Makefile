@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.aetrig-installed
 
-.PHONY: demo test lint venv clean
+.PHONY: demo test lint venv clean system-packages
 
 venv: $(STAMP)
 
@@ -21,7 +21,25 @@ demo: $(STAMP)
 	$(BIN)/aetrig verify runs/demo
 	$(BIN)/aetrig decode runs/demo --out runs/demo/decoded.root --plots runs/demo/plots
 
-test: $(STAMP)
+# Debian packages the tests run for real: prometheus (+ promtool) and iproute2 (network namespaces).
+# Installed here when missing and we are root with apt-get; otherwise one line says how, before any test.
+SYSTEM_BINARIES = prometheus promtool ip
+SYSTEM_PACKAGES = prometheus iproute2
+
+system-packages:
+	@missing=""; for b in $(SYSTEM_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make: installing Debian packages $(SYSTEM_PACKAGES) (missing:$$missing)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null || exit 1; \
+	  else \
+	    echo "make: the tests need$$missing: install them with 'sudo apt-get install -y $(SYSTEM_PACKAGES)', then rerun"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test: $(STAMP) system-packages
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

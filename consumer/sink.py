@@ -1,7 +1,7 @@
 """The sink: PULL scored messages, validate, drop duplicates, write ROOT segments in group commits,
 acknowledge what each commit made durable.
 
-Reliability (shared/design.md "Reliability model"):
+Reliability (docs/design.md "Reliability model"):
 
 * Every message is ``wire.decode`` + ``wire.validate``d (kind ``scored``), its model checked
   against the recording's (``wrong_model``) and its blobs required. Bad messages are counted by

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the metric contract (shared/design.md), one registry per process.
+"""Prometheus metrics of the metric contract (docs/design.md), one registry per process.
 
 Every stage calls :func:`start_metrics` once; labelled counters are pre-created for every known
 label value so that they read 0 instead of being absent.

@@ -1,6 +1,6 @@
 """The run summary: merge the stages' --report JSONs and the recording into ``summary.json``.
 
-The keys are exactly those of shared/design.md "Run summary":
+The keys are exactly those of docs/design.md "Run summary":
 
 * ``events``: produced (unique events sent, resends not counted), encoded (events the encoders
   that reported scored, re-encoded resends included), recorded (unique event ids of the run in

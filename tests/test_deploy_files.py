@@ -249,7 +249,7 @@ def test_k8s_has_encoder_deployment_autoscaler_sink_volume_producer_job_and_serv
 def test_compose_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
-        pytest.skip("promtool not installed (it comes with Debian's prometheus package, see .ci/run)")
+        pytest.fail("promtool not installed: it comes with Debian's prometheus package, which `make test` installs")
     result = subprocess.run([promtool, "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,4 +1,4 @@
-"""The metric contract of shared/design.md, read back from the exposition text a scraper sees."""
+"""The metric contract of docs/design.md, read back from the exposition text a scraper sees."""
 
 from __future__ import annotations
 

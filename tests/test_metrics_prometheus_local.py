@@ -24,9 +24,9 @@ def test_scrape_config_lists_every_target_once_per_second(tmp_path: Path) -> Non
     got = {c["labels"]["instance"]: c["targets"][0] for c in job["static_configs"]}
     assert got == TARGETS
     promtool = shutil.which("promtool")
-    if promtool:  # Debian's prometheus package ships it; the integration test runs the real server anyway
-        check = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True, timeout=30)
-        assert check.returncode == 0, check.stdout + check.stderr
+    assert promtool, "promtool not installed: it comes with Debian's prometheus package, which `make test` installs"
+    check = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 @pytest.mark.parametrize("bad", [{}, {"sink": "127.0.0.1"}, {"sink": "127.0.0.1:port"}])
@@ -46,7 +46,7 @@ def test_missing_binary_gives_the_install_hint(tmp_path: Path, monkeypatch: pyte
 
 def test_a_prometheus_that_cannot_start_is_an_error_with_its_log(tmp_path: Path) -> None:
     if prometheus_local.find_prometheus() is None:
-        pytest.skip("prometheus not installed (CI installs it; the integration test then fails loudly)")
+        pytest.fail(prometheus_local.INSTALL_HINT + " (`make test` installs it; this test must run)")
     config = tmp_path / "broken.yml"
     config.write_text("scrape_configs: [{job_name: x, static_configs: [{targets: 7}]}]\n")
     with pytest.raises(RuntimeError, match="prometheus exited"):
