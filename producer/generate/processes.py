@@ -56,11 +56,57 @@ ZPRIME: tuple[str, ...] = (
     "PhaseSpace:mHatMin = 1000",
 )
 
+#: SM ttH (gg, qqbar -> t tbar H; LO, Pythia's slow 2 -> 3 phase space), H (125 GeV) -> b bbar only,
+#: tops decay in all modes: one of the signals on which CMS quotes the AXOL1TL trigger.
+TTH: tuple[str, ...] = (
+    "HiggsSM:gg2Httbar = on",
+    "HiggsSM:qqbar2Httbar = on",
+    "25:onMode = off",
+    "25:onIfMatch = 5 -5",
+)
+
+#: NOT SM HH (Pythia 8 has no gg -> HH): a resonant spin-0 X -> h h -> 4b, like the radion benchmark
+#: of the CMS X -> HH searches. X is the second 2HDM scalar H2 = 35 (Higgs:useBSM, which also switches
+#: the SM Higgs processes off), made by gg fusion, at 1 TeV with a forced narrow width (10 GeV) and its
+#: line shape cut to 0.9-1.1 TeV, decaying only to h h; h = H1 = 25 (125 GeV, SM-like default couplings)
+#: decays only to b bbar. The forced width rescales the branching ratios, so Pythia's cross section is
+#: meaningless here.
+HH4B: tuple[str, ...] = (
+    "Higgs:useBSM = on",
+    "HiggsBSM:gg2H2 = on",
+    "35:m0 = 1000",
+    "35:mWidth = 10",
+    "35:doForceWidth = on",
+    "35:mMin = 900",
+    "35:mMax = 1100",
+    "35:onMode = off",
+    "35:onIfMatch = 25 25",
+    "25:onMode = off",
+    "25:onIfMatch = 5 -5",
+)
+
+#: Low-mass Z' (500 GeV, SM-like couplings, width about 15 GeV, pure Z') -> q qbar (d, u, s, c, b; no top):
+#: a dijet resonance whose HT (median about 400 GeV in the toy detector) sits right at the L1 HT thresholds
+#: of a few hundred GeV, where QCD is orders of magnitude larger, so HT alone cannot single it out.
+#: mHat is cut to 400-600 GeV (without the cut 5% of the events lie outside, some down to 35 GeV).
+ZPRIME500: tuple[str, ...] = (
+    "NewGaugeBoson:ffbar2gmZZprime = on",
+    "Zprime:gmZmode = 3",
+    "32:m0 = 500",
+    "32:onMode = off",
+    "32:onIfAny = 1 2 3 4 5",
+    "PhaseSpace:mHatMin = 400",
+    "PhaseSpace:mHatMax = 600",
+)
+
 PROCESSES: dict[str, tuple[str, ...]] = {
     "qcd": ("HardQCD:all = on",),
     "ttbar": ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on"),
     "zprime": ZPRIME,
     "darkshower": DARKSHOWER,
+    "tth": TTH,
+    "hh4b": HH4B,
+    "zprime500": ZPRIME500,
     "custom": (),  # nothing switched on: give the process with --pythia
 }
 
@@ -69,6 +115,9 @@ DESCRIPTIONS: dict[str, str] = {
     "ttbar": "SM top pair production (gg, qqbar -> ttbar), all decays",
     "zprime": "Z' (2 TeV) -> ttbar, boosted top jets",
     "darkshower": "hidden valley Z_v (1.5 TeV) -> dark quarks, dark shower, semi-visible jets",
+    "tth": "SM ttH, H -> b bbar, tops in all decay modes",
+    "hh4b": "resonant X(1 TeV) -> hh -> 4b (spin-0 H2 of Higgs:useBSM, narrow), not SM HH",
+    "zprime500": "low-mass Z' (500 GeV) -> q qbar (no top): dijet resonance at the L1 HT thresholds",
     "custom": "nothing preset: switch a process on with --pythia",
 }
 
