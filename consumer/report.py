@@ -24,18 +24,17 @@ from consumer.studies.common import (
     zoo_models,
 )
 
-#: where large generated samples live (outside git); override with AETRIG_DATA
-DATA_DIR = Path(os.environ.get("AETRIG_DATA", "/work/data"))
 DEFAULT_SIGNALS = ("zprime", "darkshower", "ttbar")
-DEFAULT_CROSS = {"qcd_ptmin300": "qcd_ptmin300.root", "qcd_8tev": "qcd_8tev.root"}
-DEFAULT_LARGE_BACKGROUND = "qcd_test_50k.root"
 COMPRESSION_MODELS = ("AE_3D_200_ptetaphie", "AE_3D_200_mptphieta", "TLA_4D_leading")
 PUBLISHED = "TLA_4D_leading"
 
 
 @dataclass
 class ReportConfig:
-    """What the report runs on; defaults = bundled samples and every model in models/zoo."""
+    """What the report runs on; defaults = bundled samples and every model in models/zoo.
+
+    Larger samples (cross samples, the large background) are used only when given explicitly.
+    """
 
     out: str = "report"
     background: list[str] = field(default_factory=lambda: [str(bundled("qcd"))])
@@ -55,12 +54,8 @@ class ReportConfig:
     def resolve_defaults(self) -> None:
         if not self.signals:
             self.signals = {n: [str(bundled(n))] for n in DEFAULT_SIGNALS if bundled(n).is_file()}
-        if not self.cross:
-            self.cross = {n: [str(DATA_DIR / f)] for n, f in DEFAULT_CROSS.items() if (DATA_DIR / f).is_file()}
-            if "ttbar" in self.signals:
-                self.cross["ttbar"] = self.signals["ttbar"]
-        if self.large_background is None and (DATA_DIR / DEFAULT_LARGE_BACKGROUND).is_file():
-            self.large_background = [str(DATA_DIR / DEFAULT_LARGE_BACKGROUND)]
+        if not self.cross and "ttbar" in self.signals:
+            self.cross = {"ttbar": self.signals["ttbar"]}
 
 
 def model_dirs(names: Sequence[str] | None) -> list[str]:

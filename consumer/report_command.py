@@ -1,10 +1,10 @@
 """Run the three studies (generalisation, pre-compression + codecs + CPU, anomaly detection) and write a report.
 
-Defaults: the bundled samples (producer/samples: qcd background; zprime, darkshower, ttbar signals),
-every model under models/zoo, cross-sample files and a large background from $AETRIG_DATA
-(default /work/data) when present. Writes --out DIR/index.html (every plot and table, a
-conclusion per study) and DIR/results.json (every number). User ROOT files take the producer's
-reading options (--tree, --branch-map, --unit, --derive-e).
+Defaults: the bundled samples (producer/samples: qcd background; zprime, darkshower, ttbar signals;
+ttbar also as the study 1 cross sample) and every model under models/zoo. Larger samples are used only
+when given: --cross-sample, --large-background (or --generate-large-background). Writes
+--out DIR/index.html (every plot and table, a conclusion per study) and DIR/results.json (every
+number). User ROOT files take the producer's reading options (--tree, --branch-map, --unit, --derive-e).
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import sys
 
 EXAMPLES = """
 aetrig report
-aetrig report --out report_full --large-background '/work/data/test_bkg/qcd_test_200k_part*.root'
+aetrig generate --process qcd --events 50000 --seed 902 --jobs 2 --out data/qcd_test_50k.root
+aetrig generate --process qcd --pthat-min 300 --events 20000 --seed 903 --jobs 2 --out data/qcd_ptmin300.root
+aetrig report --out report_full --large-background data/qcd_test_50k.root \\
+  --cross-sample qcd_ptmin300=data/qcd_ptmin300.root
 aetrig report --signal myexotic=/data/exotic_*.root --tree CollectionTree --unit MeV \\
   --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt --branch-map eta=AntiKt4EMTopoJetsAuxDyn.eta --derive-e
 aetrig report --studies 3 --models AE_3D_200_ptetaphie wide_k6 --max-events 5000
@@ -37,14 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME=FILES",
-        help="study 1 evaluation sample (repeatable; default $AETRIG_DATA qcd_ptmin300, qcd_8tev "
-        "if present, and ttbar)",
+        help="study 1 evaluation sample (repeatable; default the bundled ttbar), "
+        "e.g. qcd_ptmin300=data/qcd_ptmin300.root",
     )
     parser.add_argument(
         "--large-background",
         nargs="+",
         metavar="FILE",
-        help="large background for TPR at FPR 1e-4 (default $AETRIG_DATA/qcd_test_50k.root if present)",
+        help="large background for TPR at FPR 1e-4 (default none: that row is left out), "
+        "e.g. data/qcd_test_50k.root",
     )
     parser.add_argument("--generate-large-background", type=int, default=0, metavar="N",
                         help="generate N QCD events (aetrig generate, seed --generate-seed) as the large background")

@@ -1,14 +1,20 @@
 """Latent-size scan of the event-level AE: anomaly sensitivity and reconstruction fidelity against k.
 
-Run as ``python -m models.event_kscan --ks 1,2,3,4,6,8,12 --seeds 0,1,2 --out models/zoo/EVT_kscan``
-(defaults: training file /work/data/qcd_train_200k.root, test background producer/samples/qcd.root,
-signals zprime and darkshower from producer/samples, large background for FPR 1e-4 from
-/work/data/test_bkg). Each (k, seed) is trained with ``aetrig train --level event`` into a scratch
-folder on background only, then scored on the test background and the signals: per-event AUC
-(Hanley-McNeil error), TPR at FPR 1e-2 and 1e-3 (1e-4 on the large background), and the fidelity of
-the event vector on the test background (HT core half-width, mean standardised core half-width,
-mean error). ``--ship K ...`` copies the seed-0 models of those k into ``models/zoo/EVT_AE_k<K>``.
-Writes ``kscan.json`` and ``kscan.png`` to ``--out``.
+Example (the training and large-background files are generated first; none ships with the project)::
+
+    aetrig generate --process qcd --events 200000 --seed 901 --jobs 2 --out data/qcd_train_200k.root
+    aetrig generate --process qcd --events 50000 --seed 902 --jobs 2 --out data/qcd_test_50k.root
+    python -m models.event_kscan --input data/qcd_train_200k.root --large-background data/qcd_test_50k.root \\
+        --ks 1,2,3,4,6,8,12 --seeds 0,1,2 --out models/zoo/EVT_kscan
+
+``--input`` (QCD training files) is required unless ``--plot-only``; defaults: test background
+producer/samples/qcd.root, signals zprime and darkshower from producer/samples, no large background
+(give ``--large-background`` for TPR at FPR 1e-4). Each (k, seed) is trained with
+``aetrig train --level event`` into a scratch folder on background only, then scored on the test
+background and the signals: per-event AUC (Hanley-McNeil error), TPR at FPR 1e-2 and 1e-3 (1e-4 on
+the large background), and the fidelity of the event vector on the test background (HT core
+half-width, mean standardised core half-width, mean error). ``--ship K ...`` copies the seed-0
+models of those k into ``models/zoo/EVT_AE_k<K>``. Writes ``kscan.json`` and ``kscan.png`` to ``--out``.
 """
 
 from __future__ import annotations
@@ -147,10 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     from models.hashing import sha256_file
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", nargs="+", default=["/work/data/qcd_train_200k.root"])
+    parser.add_argument("--input", nargs="+", default=None,
+                        help="QCD training ROOT file(s), e.g. data/qcd_train_200k.root (not the test background)")
     parser.add_argument("--background", nargs="+", default=[str(SAMPLES / "qcd.root")])
-    parser.add_argument("--large-background", default="/work/data/test_bkg/qcd_test_200k_part*.root",
-                        help="glob of a large background for TPR at FPR 1e-4 ('' to skip)")
+    parser.add_argument("--large-background", default="",
+                        help="glob of a large background for TPR at FPR 1e-4, e.g. 'data/test_bkg/qcd_*.root' "
+                             "(default: none, 1e-4 is skipped)")
     parser.add_argument("--ks", default="1,2,3,4,6,8,12")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=20)
@@ -166,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot_only:
         plot(json.loads((out / "kscan.json").read_text()), out / "kscan.png")
         return 0
+    if not args.input:
+        parser.error("--input FILE [FILE ...] is required (QCD training files, e.g. data/qcd_train_200k.root)")
     ks = [int(k) for k in args.ks.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     background = _sample(args.background)

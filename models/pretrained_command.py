@@ -15,12 +15,13 @@ from pathlib import Path
 
 EXAMPLES = """
 aetrig import-pretrained
-aetrig import-pretrained --pretrained ../shared/pretrained/4D_TLA_leading.pth --out models/zoo/TLA_4D_leading
+aetrig import-pretrained --pretrained models/pretrained/4D_TLA_leading.pth --out models/zoo/TLA_4D_leading
 aetrig import-pretrained --background producer/samples/qcd.root --out /tmp/tla
 """
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PRETRAINED = "../shared/pretrained"
+#: the published weights shipped inside the package (models/pretrained/, see its README.md)
+DEFAULT_PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "4D_TLA_leading.pth"
 DEFAULT_OUT = "models/zoo/TLA_4D_leading"
 DEFAULT_BACKGROUND = "producer/samples/qcd.root"
 
@@ -44,7 +45,8 @@ def command_line(args: argparse.Namespace) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrained", default=None,
-                        help=f"weights file or folder holding it (default {DEFAULT_PRETRAINED} from the repo root)")
+                        help="weights file or folder holding it (default: models/pretrained/4D_TLA_leading.pth, "
+                             "shipped in the package)")
     parser.add_argument("--out", default=None, help=f"model directory to write (default {DEFAULT_OUT})")
     parser.add_argument("--background", nargs="+", default=None,
                         help=f"background ROOT file(s) for residuals and thresholds (default {DEFAULT_BACKGROUND})")
@@ -62,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
     from models.pretrained import TLA_VARIABLES, evaluate_on_background, load_tla_network, resolve_weights, source_entry
     from models.thresholds import threshold_table
 
-    weights = Path(args.pretrained) if args.pretrained else repo_path(DEFAULT_PRETRAINED)
+    weights = Path(args.pretrained) if args.pretrained else DEFAULT_PRETRAINED
     out = Path(args.out) if args.out else repo_path(DEFAULT_OUT)
     backgrounds = [Path(p) for p in args.background] if args.background else [repo_path(DEFAULT_BACKGROUND)]
     try:

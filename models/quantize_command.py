@@ -21,7 +21,8 @@ RANK_WARNING = 0.9
 EXAMPLES = """
 aetrig quantize models/zoo/wide_k6 --out /tmp/wide_int8 --calibration producer/samples/qcd.root \\
     --background producer/samples/qcd.root
-aetrig quantize models/zoo/wide_k6 --out /tmp/wide_pct --calibration /work/data/qcd_train_200k.root \\
+aetrig generate --process qcd --events 200000 --seed 901 --jobs 2 --out data/qcd_train_200k.root
+aetrig quantize models/zoo/wide_k6 --out /tmp/wide_pct --calibration data/qcd_train_200k.root \\
     --background producer/samples/qcd.root --method percentile --percentile 99.99 --no-equalise
 """
 

@@ -24,11 +24,12 @@ import numpy as np
 
 EXAMPLES = """
 aetrig train --input producer/samples/qcd.root --model ae3d200 --variables pt,eta,phi,e --epochs 5 --out /tmp/ae
-aetrig train --input /work/data/qcd_train_200k.root --model ae3d200 --variables pt,eta,phi,e --norm custom \\
+aetrig generate --process qcd --events 200000 --seed 901 --jobs 2 --out data/qcd_train_200k.root
+aetrig train --input data/qcd_train_200k.root --model ae3d200 --variables pt,eta,phi,e --norm custom \\
     --epochs 40 --batch-size 2048 --threads 2 --out models/zoo/AE_3D_200_ptetaphie
-aetrig train --input /work/data/qcd_train_200k.root --model wide --latent 6 --variables all --out models/zoo/wide_k6
+aetrig train --input data/qcd_train_200k.root --model wide --latent 6 --variables all --out models/zoo/wide_k6
 aetrig train --input a.root b.root --model tla --variables m,pt,phi,eta --out /tmp/tla --resume
-aetrig train --level event --input /work/data/qcd_train_200k.root --latent 2 --epochs 20 --batch-size 512 \
+aetrig train --level event --input data/qcd_train_200k.root --latent 2 --epochs 20 --batch-size 512 \\
     --out models/zoo/EVT_AE_k2
 """
 

@@ -37,7 +37,7 @@ def test_shipped_event_model_parity_and_card(name: str) -> None:
     model = load_model_dir(ZOO / name, level="event")
     card = model.card
     spec = card["event_input"]
-    assert "/work/data/qcd_train_200k.root" in card["training"]["command"]
+    assert "qcd_train_200k.root" in card["training"]["command"]  # the recorded command's path is history
     assert card["training"]["data"]["files"][0]["name"] == "qcd_train_200k.root"
     assert card["thresholds"]["per_event"][1]["fpr"] == 0.01 and card["thresholds"]["per_event"][1]["reliable"]
     net, norm, config = load_checkpoint(model.path)

@@ -15,7 +15,7 @@ from models.card import ModelError, load_model_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "producer" / "samples" / "qcd.root"
-PRETRAINED = REPO.parent / "shared" / "pretrained" / "4D_TLA_leading.pth"
+PRETRAINED = REPO / "models" / "pretrained" / "4D_TLA_leading.pth"  # shipped with the package
 N_EVENTS = 1500
 
 
@@ -94,9 +94,11 @@ def test_train_reports_missing_branch(tmp_path: Path, capsys: pytest.CaptureFixt
 
 @pytest.mark.torch
 def test_import_pretrained_and_calibrate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from models.pretrained_command import DEFAULT_PRETRAINED
+
+    assert DEFAULT_PRETRAINED == PRETRAINED and PRETRAINED.is_file(), "the default is the shipped file"
     out = tmp_path / "tla"
-    assert cli.main(["import-pretrained", "--pretrained", str(PRETRAINED), "--background", str(SAMPLE),
-                     "--out", str(out)]) == 0
+    assert cli.main(["import-pretrained", "--background", str(SAMPLE), "--out", str(out)]) == 0  # default weights
     text = capsys.readouterr().out
     assert "leading jets" in text and "all jets" in text
     model = load_model_dir(out)

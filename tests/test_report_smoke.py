@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +48,14 @@ def test_report_smoke(tmp_path) -> None:
         assert (out / rel).is_file()
         if rel.endswith(".png"):
             assert rel in html
+
+
+def test_report_defaults_are_the_bundled_samples_only() -> None:
+    """Without flags the report uses what ships: no cross samples or large background from elsewhere."""
+    from consumer.report import ReportConfig
+
+    cfg = ReportConfig()
+    cfg.resolve_defaults()
+    shipped = [cfg.background, *cfg.signals.values(), *cfg.cross.values()]
+    assert all(Path(f).parent == SAMPLES_DIR for files in shipped for f in files)
+    assert set(cfg.cross) == {"ttbar"} and cfg.large_background is None

@@ -20,7 +20,7 @@ from producer.generate.processes import DESCRIPTIONS, PROCESSES, minbias_setting
 EXAMPLES = """
 aetrig generate --process qcd --events 1000 --seed 1 --out qcd.root
 aetrig generate --process zprime --events 2000 --seed 103 --jobs 2 --out producer/samples/zprime.root
-aetrig generate --process qcd --pthat-min 300 --ecm 8000 --events 20000 --seed 903 --out /work/data/qcd_300.root
+aetrig generate --process qcd --pthat-min 300 --ecm 8000 --events 20000 --seed 903 --out data/qcd_300.root
 aetrig generate --process qcd --pileup 20 --events 500 --seed 5 --out qcd_pu20.root
 aetrig generate --process custom --pythia "WeakSingleBoson:ffbar2W = on" --events 1000 --seed 7 --out w.root
 """
