@@ -109,9 +109,11 @@ def test_decode_matches_independent_onnxruntime_and_copies_raw_exactly(setup, tm
     session = ort.InferenceSession(str(setup["model"] / "decoder.onnx"), providers=["CPUExecutionProvider"])
     ref = session.run(None, {"latent": lat})[0]
     algebra = lat.astype(np.float64) @ W.astype(np.float64) + B
+    # decode runs per segment, this session on all rows at once: float32 sums may differ by a few ulps of their terms
+    ulps = 4 * np.finfo(np.float32).eps * (np.abs(lat) @ np.abs(W) + np.abs(B))
     for i, v in enumerate(VARS):
         got = ak.to_numpy(ak.flatten(t[f"jet_{v}"]))
-        np.testing.assert_array_equal(got, ref[:, i])
+        assert np.all(np.abs(got - ref[:, i]) <= ulps[:, i]), f"jet_{v}: decode differs from one ORT session"
         np.testing.assert_allclose(got, algebra[:, i], rtol=1e-5, atol=1e-4)
     # identity and raw pass-through
     np.testing.assert_array_equal(ak.to_numpy(t["entry"]), setup["entry"])

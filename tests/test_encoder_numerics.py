@@ -124,9 +124,13 @@ def test_encoder_process_matches_in_process_onnxruntime(tmp_path: Path, model_na
         np.testing.assert_allclose(out.columns["jet_error"], error.reshape(-1), rtol=1e-5, atol=1e-7)
         want_scores = loop_scores(error.reshape(-1), counts)
         np.testing.assert_allclose(out.columns["event_score"], want_scores, rtol=1e-5, atol=1e-7)
+        got_flag = out.columns["flag"].astype(bool)
         want_flag = (want_scores > threshold) & (counts > 0)
-        assert np.array_equal(out.columns["flag"].astype(bool), want_flag)
-        jet_of_flagged = np.repeat(want_flag, counts)
+        # scores agree to ~1e-5 only (other batch composition): judge flags where the score is clear of the threshold
+        clear = np.abs(want_scores - threshold) > 1e-4 * abs(threshold)
+        assert np.array_equal(got_flag[clear], want_flag[clear])
+        assert not got_flag[counts == 0].any()
+        jet_of_flagged = np.repeat(got_flag, counts)  # raw jets follow the encoder's own flags, bit for bit
         for var in ("pt", "eta", "phi", "m", "e"):
             assert np.array_equal(out.columns[f"raw_jet_{var}"], src.columns[f"jet_{var}"][jet_of_flagged])
         assert json.loads(out.columns["card_json"].tobytes())["name"] == model.name

@@ -106,10 +106,11 @@ def test_zero_jet_and_many_jet_events_pass_the_scorer(event_model: Path) -> None
                        rng.uniform(0, 0.3, n), rng.uniform(0.1, 1, n), rng.uniform(0.1, 1, n)], axis=1)
     latent, _, err = score_flat_events(model.scorer_path, values, counts, 6)
     assert err.shape == (5,) and np.isfinite(err).all() and np.isfinite(latent).all()
-    assert err[0] == err[3]  # every zero-jet event has the same (empty-event) score
+    # float32 scores of rows in other places of a batch (or in another batch) agree only to the last bits
+    assert err[0] == pytest.approx(float(err[3]), rel=1e-5)  # every zero-jet event has the empty-event score
     # the 30-jet event scores as its 6 leading jets alone (truncation)
     alone = score_flat_events(model.scorer_path, values[0:6], np.array([6]), 6)[2]  # event 1 starts at jet 0
-    assert err[1] == pytest.approx(float(alone[0]), rel=1e-6)
+    assert err[1] == pytest.approx(float(alone[0]), rel=1e-5)
     assert padded_jets(values, counts).shape == (5, 6, 7)
     assert cli.main(["train", "--level", "event", "--input", str(SAMPLES / "qcd.root"), "--variables", "pt,eta",
                      "--out", str(event_model.parent / "nope")]) == 2
