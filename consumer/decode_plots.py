@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
 
 from emulator.defaults import REPO
+
+if TYPE_CHECKING:
+    from consumer.plotting import Origin
 
 
 def read_decoded(path: str | Path, max_events: int | None = None) -> tuple[ak.Array, dict[str, Any], dict[str, Any]]:
@@ -51,6 +54,18 @@ def join_decoded(events: ak.Array, manifests: dict[str, Any], variables: list[st
     return joined[np.argsort(np.concatenate(where), kind="stable")]
 
 
+def input_origin(manifests: dict[str, Any], search_dirs: list[str]) -> Origin | None:
+    """Generator and √s of the runs' input files (their ROOT metadata) for the plot label; None if unknown."""
+    from consumer import plotting
+    from consumer.join import JoinError, manifest_inputs, resolve_path
+
+    try:
+        paths = [resolve_path(f.path, search_dirs) for m in manifests.values() for f in manifest_inputs(m)]
+    except JoinError:
+        return None
+    return plotting.origin_of_files(paths)
+
+
 def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str | Path | None = None,
                max_events: int | None = 200_000) -> dict[str, Any]:
     """Make the standard plots; return {"plots": [...], "stats": {...}, "raw_passthrough": {...}}."""
@@ -77,6 +92,7 @@ def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str
                          f"({n_dec[bad]} vs {n_in[bad]}): the input files changed or the join is wrong")
     model = str(card.get("name", "model"))
     extra = f"{model}, {len(events)} events, {int(n_dec.sum())} jets"
+    origin = input_origin(manifests, search)
     plots: list[str] = []
     stats: dict[str, Any] = {}
     residual_cols: dict[str, np.ndarray] = {}
@@ -84,8 +100,9 @@ def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str
     inputs = {v: ak.to_numpy(ak.flatten(joined[v])).astype(np.float64) for v in variables}
     decoded = {v: ak.to_numpy(ak.flatten(events[f"jet_{v}"])).astype(np.float64) for v in variables}
     for v in variables:
-        plots += plotting.input_vs_decoded(inputs[v], decoded[v], v, units[v], out_dir, extra=extra)
-        paths, _ = plotting.residual_histograms(inputs[v], decoded[v], v, units[v], out_dir, extra=extra)
+        plots += plotting.input_vs_decoded(inputs[v], decoded[v], v, units[v], out_dir, extra=extra, origin=origin)
+        paths, _ = plotting.residual_histograms(inputs[v], decoded[v], v, units[v], out_dir, extra=extra,
+                                                origin=origin)
         plots += paths
         kind = "relative" if v in RELATIVE_VARIABLES else "absolute"
         if kind == "relative":
@@ -95,13 +112,14 @@ def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str
             res = decoded[v] - inputs[v]
         residual_cols[v] = res
         stats[v] = {"kind": kind, **residual_summary(res[np.isfinite(res)])}
-    paths, matrix = plotting.correlation_matrix({v: r[positive] for v, r in residual_cols.items()}, out_dir)
+    paths, matrix = plotting.correlation_matrix({v: r[positive] for v, r in residual_cols.items()}, out_dir,
+                                                extra=extra, origin=origin)
     plots += paths
     latent_names = sorted((f for f in events.fields if f.startswith("jet_latent_")),
                           key=lambda s: int(s.rsplit("_", 1)[1]))
     if latent_names:
         latent = np.stack([ak.to_numpy(ak.flatten(events[n])) for n in latent_names], axis=1)
-        plots += plotting.latent_pairs(latent, out_dir)
+        plots += plotting.latent_pairs(latent, out_dir, extra=extra, origin=origin)
     raw_check = raw_passthrough(events, joined, raw_vars)
     result = {"decoded": str(decoded_path), "model": model, "n_events": len(events), "n_jets": int(n_dec.sum()),
               "stats": stats, "residual_correlation": {"variables": variables, "matrix": matrix.tolist()},

@@ -1,26 +1,98 @@
-"""Publication-style plots (matplotlib + mplhep ATLAS style), each saved as PNG and PDF.
+"""Publication-style plots (plain matplotlib), each saved as PNG and PDF, with the project's one label.
 
 Standard decode plots: per variable input vs decoded with a ratio panel; residual (decoded -
 input) and response ((decoded - input) / input, where meaningful) histograms with mean, RMS and
 core half-width printed; the residual correlation matrix; the latent space in pairs. Plus the
-generic line/histogram helpers the studies use.
+generic line/histogram helpers the studies use, and :func:`label`, the label every figure the
+project makes carries (decode, report, bench, k-scans): the samples are Pythia 8 events through a
+toy calorimeter, not any experiment's simulation, so no experiment's label is used.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 #: variables for which (decoded - input) / input is not meaningful (values cross zero)
 NO_RESPONSE = frozenset({"eta", "phi"})
+#: the label of every figure; the sample part says where the events come from
+PROJECT = "aetrig"
+GENERATED = "Pythia 8 + toy detector"
+EXTERNAL = "external sample"
+#: said in the legend of every histogram whose first and last bins hold the under- and overflow
+OVERFLOW_NOTE = "edge bins include under/overflow"
 _STYLE_SET = False
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a figure's events come from: all from ``aetrig generate`` or not, and the recorded √s (GeV)."""
+
+    generated: bool = True
+    ecm_gev: tuple[float, ...] = ()
+
+
+def label_text(origin: Origin | None = None) -> str:
+    """"aetrig · Pythia 8 + toy detector" (or "external sample"), with ", √s = 13 TeV" when recorded."""
+    origin = origin or Origin()
+    text = f"{PROJECT} · {GENERATED if origin.generated else EXTERNAL}"
+    if origin.ecm_gev:
+        text += ", √s = " + ", ".join(f"{e / 1000:g}" for e in sorted(set(origin.ecm_gev))) + " TeV"
+    return text
+
+
+@functools.lru_cache(maxsize=256)
+def _file_metadata(path: str, mtime_ns: int, size: int) -> dict | None:
+    """The ``metadata`` JSON an aetrig ROOT file carries, or None (cached per path, mtime and size)."""
+    import uproot
+
+    try:
+        with uproot.open(path) as f:
+            meta = json.loads(str(f["metadata"])) if "metadata" in f else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def origin_of_files(paths: Iterable[str | os.PathLike]) -> Origin | None:
+    """The :class:`Origin` of ROOT input files from their ``aetrig generate`` metadata; None if unreadable.
+
+    ``generated`` holds when every file records the Pythia generator and the detector; ``ecm_gev``
+    lists the distinct √s when every generated file records it (else empty: never guessed).
+    """
+    metas = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            return None
+        metas.append(_file_metadata(os.fspath(p), st.st_mtime_ns, st.st_size))
+    if not metas:
+        return None
+    generated = all(m is not None and str((m.get("generator") or {}).get("name", "")).lower() == "pythia"
+                    and "detector" in m for m in metas)
+    ecm = [m.get("ecm_gev") for m in metas if m is not None]
+    known = generated and all(isinstance(e, (int, float)) and e > 0 for e in ecm)
+    return Origin(generated, tuple(sorted({float(e) for e in ecm})) if known else ())
+
+
+def merge_origins(*origins: Origin | None) -> Origin | None:
+    """One :class:`Origin` for a figure that shows several samples (None if any is unknown)."""
+    if not origins or any(o is None for o in origins):
+        return None
+    known = [o for o in origins if o is not None]
+    ecm = () if any(not o.ecm_gev for o in known) else tuple(sorted({e for o in known for e in o.ecm_gev}))
+    return Origin(all(o.generated for o in known), ecm)
+
+
 def setup() -> None:
-    """Non-interactive backend and the ATLAS style (once)."""
+    """Non-interactive backend and a neutral style: ticks inside on all four sides (once)."""
     global _STYLE_SET
     if _STYLE_SET:
         return
@@ -28,25 +100,20 @@ def setup() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import mplhep
 
-    plt.style.use(mplhep.style.ATLAS)
-    plt.rcParams.update({"figure.figsize": (7, 5.5), "font.size": 13, "axes.labelsize": 14,
-                         "legend.fontsize": 11, "savefig.dpi": 110,
-                         "axes.formatter.limits": (-4, 6)})
+    plt.rcParams.update({"figure.figsize": (7, 5.5), "font.size": 12, "axes.labelsize": 13,
+                         "axes.titlesize": 10, "legend.fontsize": 10, "legend.framealpha": 0.85,
+                         "legend.edgecolor": "0.85",
+                         "savefig.dpi": 110, "axes.formatter.limits": (-4, 6),
+                         "xtick.direction": "in", "ytick.direction": "in", "xtick.top": True, "ytick.right": True,
+                         "xtick.minor.visible": True, "ytick.minor.visible": True})
     _STYLE_SET = True
 
 
-def label(ax, text: str = "Internal", extra: str = "") -> None:
-    """The ATLAS-style experiment label, with an extra line (e.g. sample and model)."""
-    import mplhep
-
-    try:
-        mplhep.atlas.label(text, data=False, ax=ax, loc=0, rlabel="")
-    except Exception:  # label placement varies between mplhep versions: fall back to plain text
-        ax.text(0.03, 0.95, f"ATLAS-style Simulation {text}", transform=ax.transAxes, va="top", fontsize=12)
-    if extra:
-        ax.text(0.03, 0.86, extra, transform=ax.transAxes, va="top", fontsize=10)
+def label(ax, extra: str = "", origin: Origin | None = None) -> None:
+    """Stamp the project label (:func:`label_text`) above ``ax``, left-aligned, with an ``extra`` line."""
+    text = label_text(origin)
+    ax.set_title(f"{text}\n{extra}" if extra else text, loc="left", fontsize=10)
 
 
 def save(fig, out_dir: str, name: str) -> list[str]:
@@ -107,7 +174,7 @@ def _axis_label(var: str, unit: str) -> str:
 
 
 def input_vs_decoded(inp: np.ndarray, dec: np.ndarray, var: str, unit: str, out_dir: str,
-                     extra: str = "", name: str | None = None) -> list[str]:
+                     extra: str = "", name: str | None = None, origin: Origin | None = None) -> list[str]:
     """Input and decoded distributions of one variable, with a decoded/input ratio panel."""
     setup()
     import matplotlib.pyplot as plt
@@ -122,8 +189,8 @@ def input_vs_decoded(inp: np.ndarray, dec: np.ndarray, var: str, unit: str, out_
     ax.stairs(h_de, edges, label="decoded", color="tab:red", linewidth=1.5, linestyle="--")
     ax.set_ylabel("jets / bin")
     ax.set_yscale("log" if h_in.max() > 50 * max(1, np.median(h_in[h_in > 0]) if (h_in > 0).any() else 1) else "linear")
-    ax.legend(loc="upper right")
-    label(ax, extra=extra)
+    ax.legend(loc="upper right", title="0.5-99.5% quantile range", title_fontsize=9)
+    label(ax, extra=extra, origin=origin)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(h_in > 0, h_de / h_in, np.nan)
         err = np.where(h_in > 0, ratio * np.sqrt(1 / np.maximum(h_de, 1) + 1 / np.maximum(h_in, 1)), np.nan)
@@ -140,34 +207,43 @@ def _stat_text(s: Mapping[str, float]) -> str:
 
 
 def residual_histograms(inp: np.ndarray, dec: np.ndarray, var: str, unit: str, out_dir: str,
-                        extra: str = "") -> tuple[list[str], dict[str, dict[str, float]]]:
-    """Residual (and response where meaningful) histograms with statistics; returns paths and stats."""
+                        extra: str = "", origin: Origin | None = None
+                        ) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """Residual (and response where meaningful) histograms with statistics; returns paths and stats.
+
+    The range is the median ± 5 core half-widths; the edge bins hold the under- and overflow (the
+    legend says so), the statistics are of all finite values.
+    """
     setup()
     import matplotlib.pyplot as plt
 
     inp = np.asarray(inp, dtype=np.float64)
     dec = np.asarray(dec, dtype=np.float64)
-    quantities = {"residual": (dec - inp, f"decoded - input ({unit})" if unit else "decoded - input")}
+    quantities = {"residual": (dec - inp, f"decoded - input [{unit}]" if unit else "decoded - input")}
     if var not in NO_RESPONSE:
         quantities["response"] = (response(inp, dec), "(decoded - input) / input")
     stats: dict[str, dict[str, float]] = {}
-    fig, axes = plt.subplots(1, len(quantities), figsize=(7 * len(quantities), 5.5))
-    axes = np.atleast_1d(axes)
-    for ax, (kind, (values, xlabel)) in zip(axes, quantities.items(), strict=True):
+    fig, axes = plt.subplots(1, len(quantities), figsize=(7 * len(quantities), 5.5), squeeze=False,
+                             layout="constrained")
+    for n, (ax, (kind, (values, xlabel))) in enumerate(zip(axes[0], quantities.items(), strict=True)):
         s = summary(values)
         stats[kind] = s
         centre, width = (np.median(values), 5 * max(s["core_half_width"], 1e-12)) if values.size else (0, 1)
         edges = np.linspace(centre - width, centre + width, 81)
-        ax.hist(np.clip(values, edges[0], edges[-1]), bins=edges, histtype="step", color="tab:blue", linewidth=1.5)
+        ax.hist(np.clip(values, edges[0], edges[-1]), bins=edges, histtype="step", color="tab:blue", linewidth=1.5,
+                label=f"jets ({OVERFLOW_NOTE})")
         ax.set_xlabel(f"jet {var}: {xlabel}")
         ax.set_ylabel("jets / bin")
-        ax.text(0.97, 0.95, _stat_text(s), transform=ax.transAxes, ha="right", va="top", fontsize=10)
-        label(ax, extra=extra)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # headroom for the legend above the peak
+        ax.legend(loc="upper right", title=_stat_text(s), title_fontsize=9, fontsize=9, alignment="right")
+        if n == 0:
+            label(ax, extra=extra, origin=origin)
     return save(fig, out_dir, f"residual_{var}"), stats
 
 
 def correlation_matrix(residuals: Mapping[str, np.ndarray], out_dir: str, name: str = "residual_correlation",
-                       title: str = "residual correlation") -> tuple[list[str], np.ndarray]:
+                       title: str = "residual correlation", extra: str = "",
+                       origin: Origin | None = None) -> tuple[list[str], np.ndarray]:
     """Pearson correlation matrix of the residuals of all variables."""
     setup()
     import matplotlib.pyplot as plt
@@ -175,23 +251,32 @@ def correlation_matrix(residuals: Mapping[str, np.ndarray], out_dir: str, name: 
     names = list(residuals)
     matrix = np.corrcoef(np.vstack([np.asarray(residuals[n], dtype=np.float64) for n in names]))
     matrix = np.nan_to_num(matrix)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(names) + 2, 0.7 * len(names) + 2))
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(names) + 3, 0.7 * len(names) + 2.5))
     im = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
     ax.set_yticks(range(len(names)), names)
     ax.minorticks_off()
+    ax.tick_params(top=False, right=False)
     if len(names) <= 14:
         for i, j in itertools.product(range(len(names)), repeat=2):
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8)
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if abs(matrix[i, j]) > 0.6 else "black")
     fig.colorbar(im, ax=ax, label=title)
+    label(ax, extra=extra, origin=origin)
     return save(fig, out_dir, name), matrix
 
 
-def latent_pairs(latent: np.ndarray, out_dir: str, name: str = "latent_pairs", max_dims: int = 6) -> list[str]:
-    """Corner plot of the latent coordinates: 1D histograms on the diagonal, 2D below."""
+def latent_pairs(latent: np.ndarray, out_dir: str, name: str = "latent_pairs", max_dims: int = 6,
+                 extra: str = "", origin: Origin | None = None) -> list[str]:
+    """Corner plot of the latent coordinates: 1D histograms on the diagonal, 2D below.
+
+    Tick labels only on the outer row and column, at most four per axis, the outermost pruned so
+    neighbouring panels' labels never touch; the range is each coordinate's 0.5-99.5% quantiles.
+    """
     setup()
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
+    from matplotlib.ticker import MaxNLocator
 
     z = np.asarray(latent, dtype=np.float64)[:, :max_dims]
     k = z.shape[1]
@@ -204,22 +289,33 @@ def latent_pairs(latent: np.ndarray, out_dir: str, name: str = "latent_pairs", m
             continue
         if i == j:
             ax.hist(z[:, i], bins=50, range=ranges[i], histtype="step", color="tab:blue")
+            ax.set_xlim(*ranges[i])
             ax.set_yticks([])
+            ax.tick_params(axis="y", which="both", left=False, right=False)
         else:
             ax.hist2d(z[:, j], z[:, i], bins=50, range=[ranges[j], ranges[i]], norm=LogNorm(), cmap="viridis")
+            ax.yaxis.set_major_locator(MaxNLocator(4, prune="both"))
+        ax.xaxis.set_major_locator(MaxNLocator(4, prune="both"))
+        ax.tick_params(labelsize=8)
         if i == k - 1:
             ax.set_xlabel(f"z{j}")
+        else:
+            ax.tick_params(labelbottom=False)
         if j == 0 and i > 0:
             ax.set_ylabel(f"z{i}")
-        ax.tick_params(labelsize=8)
+        elif i != j:
+            ax.tick_params(labelleft=False)
     fig.subplots_adjust(hspace=0.08, wspace=0.08)
+    label(axes[0, 0], extra=f"{extra}\nlatent coordinates, 0.5-99.5% quantile range" if extra
+          else "latent coordinates, 0.5-99.5% quantile range", origin=origin)
     return save(fig, out_dir, name)
 
 
 def lines(series: Sequence[Mapping[str, object]], out_dir: str, name: str, xlabel: str, ylabel: str,
           logx: bool = False, logy: bool = False, extra: str = "", diagonal: bool = False,
           hlines: Sequence[float] = (), xticks: Sequence[str] | None = None,
-          ylim: tuple[float, float] | None = None, legend_loc: str = "best") -> list[str]:
+          ylim: tuple[float, float] | None = None, legend_loc: str = "best",
+          origin: Origin | None = None) -> list[str]:
     """Curves given as [{"x", "y", "label", optional "yerr", "style"}] on one axis (``xticks``: categories)."""
     setup()
     import matplotlib.pyplot as plt
@@ -241,22 +337,27 @@ def lines(series: Sequence[Mapping[str, object]], out_dir: str, name: str, xlabe
     ax.set_xscale("log" if logx else "linear")
     ax.set_yscale("log" if logy else "linear")
     if xticks is not None:
+        from matplotlib.ticker import NullLocator
+
         ax.set_xticks(range(len(xticks)), list(xticks))
-        ax.minorticks_off()
+        ax.xaxis.set_minor_locator(NullLocator())  # categories: no minor x ticks (a log y axis keeps its own)
         ax.set_xlim(-0.5, len(xticks) - 0.5)
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(loc=legend_loc, fontsize=9)
-    label(ax, extra=extra)
+    label(ax, extra=extra, origin=origin)
     return save(fig, out_dir, name)
 
 
 def histograms(samples: Mapping[str, np.ndarray], out_dir: str, name: str, xlabel: str, bins: int = 60,
                logx: bool = False, logy: bool = True, density: bool = True, extra: str = "",
-               span: tuple[float, float] | None = None) -> list[str]:
-    """Overlaid normalised step histograms of several samples on a common binning (``span`` = x range)."""
+               span: tuple[float, float] | None = None, origin: Origin | None = None) -> list[str]:
+    """Overlaid normalised step histograms of several samples on a common binning (``span`` = x range).
+
+    Values outside the range go into the edge bins; the legend says so.
+    """
     setup()
     import matplotlib.pyplot as plt
 
@@ -280,6 +381,6 @@ def histograms(samples: Mapping[str, np.ndarray], out_dir: str, name: str, xlabe
     ax.set_yscale("log" if logy else "linear")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("normalised" if density else "entries")
-    ax.legend(loc="best")
-    label(ax, extra=extra)
+    ax.legend(loc="best", title=OVERFLOW_NOTE, title_fontsize=9)
+    label(ax, extra=extra, origin=origin)
     return save(fig, out_dir, name)

@@ -139,8 +139,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     ax2.set_ylabel("residual core half-width")
     ax.legend(loc="lower left", fontsize=7)
     ax2.legend(loc="lower right", fontsize=7)
-    ax.set_title(f"event AE k-scan: {len(summary['seeds'])} seeds, {summary['epochs']} epochs, trained on QCD only",
-                 fontsize=10)
+    from consumer.plotting import label
+
+    label(ax, extra=f"event AE k-scan: {len(summary['seeds'])} seeds, {summary['epochs']} epochs, trained on QCD only")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

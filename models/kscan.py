@@ -40,7 +40,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("latent size k")
     ax.set_ylabel("core half-width of residual (16-84% / 2)")
-    ax.set_title(f"wide AE {len(summary['variables'])}-200-200-200-k: test split, {summary['epochs']} epochs each")
+    from consumer.plotting import label
+
+    label(ax, extra=f"wide AE {len(summary['variables'])}-200-200-200-k: test split, {summary['epochs']} epochs each")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

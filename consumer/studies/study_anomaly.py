@@ -203,16 +203,19 @@ def run(background: Sample, signals: Mapping[str, Sample], model_dirs: Sequence[
         results["event_variable_auc"] = event_variable_aucs(background, signals)
     results["recommendation"] = recommend(results["models"])
     best = results["recommendation"]["model"] or next(iter(results["models"]))
+    origin = plotting.merge_origins(*(plotting.origin_of_files(smp.files) for smp in (background, *signals.values())))
     results["figures"] += plots(results, arrays, best, compression_model, out_dir,
                                 {n: (background.leading_pt(), s.leading_pt()) for n, s in signals.items()},
-                                {n: (background.ht(), s.ht()) for n, s in signals.items()})
+                                {n: (background.ht(), s.ht()) for n, s in signals.items()}, origin=origin)
     results["conclusion"] = conclusion(results)
     return results
 
 
 def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compression_model: str | None,
           out_dir: str, pt_baseline: Mapping[str, tuple[np.ndarray, np.ndarray]],
-          ht_baseline: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> list[str]:
+          ht_baseline: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+          origin: plotting.Origin | None = None) -> list[str]:
+    """Every study-3 figure; ``origin`` (generator, √s of the samples) goes into each figure's label."""
     figs: list[str] = []
     ht_baseline = (ht_baseline or {}) if "event_variable_auc" in results else {}
     models = results["models"]
@@ -228,7 +231,7 @@ def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compressio
                                     "per-jet error" if level == "jet" else "event score"
                                     + (" (event AE error)" if models[best].get("level") == "event"
                                        else " (max jet error)"),
-                                    logx=True, extra=best)
+                                    logx=True, extra=best, origin=origin)
     for sig in signal_names:
         series = []
         for name, m_arr in arrays.items():
@@ -248,7 +251,7 @@ def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compressio
                            f"leading-jet pT alone (AUC {results['baseline_leading_pt'][sig]['auc_event']:.3f})"})
         figs += plotting.lines(series, out_dir, f"s3_roc_{sig}", "background efficiency (FPR, per event)",
                                f"{sig} efficiency (TPR)", logx=True, extra=f"{sig} vs QCD, event score",
-                               ylim=(0, 1.05), legend_loc="lower right")
+                               ylim=(0, 1.05), legend_loc="lower right", origin=origin)
     for key, stem, xlabel in (("auc_vs_leading_pt", "leading_pt", "leading-jet pT [GeV]"),
                               ("auc_vs_ht", "ht", "HT (scalar sum of jet pT) [GeV]")):
         series = []
@@ -262,13 +265,13 @@ def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compressio
                                "style": "o"})
         if series:
             figs += plotting.lines(series, out_dir, f"s3_auc_vs_{stem}_{best}", xlabel, "AUC in bin", logx=True,
-                                   extra=best, hlines=(0.5,))
+                                   extra=best, hlines=(0.5,), origin=origin)
     fr = models[best]["flag_rate"]
     series = [{"x": fr["threshold"], "y": fr["accept_rate_hz_at_100khz"], "label": "QCD accept rate [Hz] at 100 kHz"}]
     series += [{"x": fr["threshold"], "y": np.asarray(eff) * 1e5, "label": f"{n} efficiency x 1e5", "style": "--"}
                for n, eff in fr["signal_efficiency"].items()]
     figs += plotting.lines(series, out_dir, f"s3_flag_rate_{best}", "threshold on event score",
-                           "rate [Hz] / efficiency x 1e5", logx=True, logy=True, extra=best)
+                           "rate [Hz] / efficiency x 1e5", logx=True, logy=True, extra=best, origin=origin)
     for name in dict.fromkeys([best, compression_model]):
         if name is None or name not in arrays:
             continue
@@ -283,12 +286,12 @@ def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compressio
         what = f"jet {var}" if models[name].get("level", "jet") == "jet" else f"event {var}"
         figs += plotting.histograms(samples, out_dir, f"s3_residual_{var}_signals_{name}",
                                     f"{what} residual ({'relative' if var in ('pt', 'e', 'm') else 'absolute'})",
-                                    span=(-5 * width, 5 * width), extra=name)
-    figs += tradeoff_plot(models, out_dir)
+                                    span=(-5 * width, 5 * width), extra=name, origin=origin)
+    figs += tradeoff_plot(models, out_dir, origin)
     return figs
 
 
-def tradeoff_plot(models: Mapping[str, Any], out_dir: str) -> list[str]:
+def tradeoff_plot(models: Mapping[str, Any], out_dir: str, origin: plotting.Origin | None = None) -> list[str]:
     """AUC and TPR@1e-2 against latent size k per model family (zprime and darkshower when present), with the
     residual width (pt core half-width per jet, HT per event) on a second y axis of the same plot."""
     plotting.setup()
@@ -327,7 +330,7 @@ def tradeoff_plot(models: Mapping[str, Any], out_dir: str) -> list[str]:
     handles2 = ax2.get_legend_handles_labels()
     fig.legend(handles[0] + handles2[0], handles[1] + handles2[1], loc="upper center", bbox_to_anchor=(0.5, 0.0),
                ncol=2, fontsize=8)
-    plotting.label(ax, extra="fidelity vs sensitivity, per-jet and event-level AEs")
+    plotting.label(ax, extra="fidelity vs sensitivity, per-jet and event-level AEs", origin=origin)
     return plotting.save(fig, out_dir, "s3_tradeoff_k")
 
 

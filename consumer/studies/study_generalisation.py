@@ -41,6 +41,7 @@ def run(reference: Sample, others: Mapping[str, Sample], model_dirs: Sequence[st
                                                  for k, s in others.items()},
                                "models": {}, "same_jets": {}, "cross_sample": {}, "figures": []}
     evaluated: dict[str, dict[str, Any]] = {}
+    ref_origin = plotting.origin_of_files(reference.files)
     for m in models:
         results["models"][m.name] = {"variables": m.variables, "latent_dim": m.latent_dim,
                                      "training": {k: m.card.get("training", {}).get(k) for k in
@@ -61,10 +62,11 @@ def run(reference: Sample, others: Mapping[str, Sample], model_dirs: Sequence[st
         xlabel = f"jet {var}: " + ("|out - in| / in" if kind == "relative" else "|out - in|")
         results["figures"] += plotting.histograms({k: np.abs(v) for k, v in values.items()}, out_dir,
                                                   f"s1_residual_{var}", xlabel, bins=80, logx=True, logy=False,
-                                                  span=(1e-6, 10.0),
+                                                  span=(1e-6, 10.0), origin=ref_origin,
                                                   extra=f"{reference.name}: same {reference.n_jets} jets")
     # cross-sample degradation
     samples = {reference.name: reference, **others}
+    all_origin = plotting.merge_origins(ref_origin, *(plotting.origin_of_files(s.files) for s in others.values()))
     for m in models:
         per_sample: dict[str, Any] = {}
         for name, s in samples.items():
@@ -85,7 +87,7 @@ def run(reference: Sample, others: Mapping[str, Sample], model_dirs: Sequence[st
                    "label": v, "style": "o-"} for v in m.variables if v in SHOWN]
         fig = plotting.lines(series, out_dir, f"s1_cross_sample_{m.name}", "evaluation sample",
                              "residual core half-width", logy=True, extra=f"{m.name} (trained on QCD)",
-                             xticks=names)
+                             xticks=names, origin=all_origin)
         results["figures"] += fig
     results["conclusion"] = conclusion(results, reference.name, published)
     return results

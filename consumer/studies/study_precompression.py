@@ -245,29 +245,47 @@ def pareto_front(pts: list[dict]) -> list[str]:
     return front
 
 
-def plot_pareto(points: dict[str, list[dict]], out_dir: str, model_name: str) -> list[str]:
+_AE_COLOURS = ("tab:red", "tab:orange", "tab:purple", "tab:pink", "tab:brown", "darkred", "goldenrod")
+_RAW_COLOURS = ("tab:blue", "tab:cyan", "tab:green", "tab:olive", "navy", "teal", "tab:gray")
+
+
+def plot_pareto(points: dict[str, list[dict]], out_dir: str, model_name: str,
+                origin: plotting.Origin | None = None) -> list[str]:
+    """Compression ratio against residual width per configuration, one legend entry per point (no inline text)."""
     plotting.setup()
     import matplotlib.pyplot as plt
 
     paths = []
     floor = 1e-8
     for var, pts in points.items():
-        fig, ax = plt.subplots()
+        fig, ax = plt.subplots(figsize=(11, 5.5))
         front = set(pareto_front(pts))
+        n_ae = n_raw = 0
+        front_xy = []
         for p in pts:
             w = max(p["core_half_width"], floor) if p["core_half_width"] == p["core_half_width"] else floor
-            marker = "*" if p["ae"] else ("s" if p["core_half_width"] == 0 else "o")
-            ax.scatter(w, p["compression_ratio"], marker=marker, s=90 if p["ae"] else 45,
-                       color="tab:red" if p["ae"] else "tab:blue", edgecolor="black" if p["config"] in front else None)
-            ax.annotate(f"{p['config']} [{p['codec']}]", (w, p["compression_ratio"]), fontsize=7,
-                        xytext=(4, 2), textcoords="offset points")
+            if p["ae"]:  # AE: reddish stars and crosses; raw: bluish squares and circles (distinct per point)
+                marker, colour = "*PXDv^<>"[n_ae % 8], _AE_COLOURS[n_ae % len(_AE_COLOURS)]
+                n_ae += 1
+            else:
+                marker, colour = "sohpd<>^"[n_raw % 8], _RAW_COLOURS[n_raw % len(_RAW_COLOURS)]
+                n_raw += 1
+            on_front = p["config"] in front
+            ax.scatter(w, p["compression_ratio"], marker=marker, s=130 if p["ae"] else 60, color=colour,
+                       edgecolor="black" if on_front else "none", linewidth=1.2, alpha=0.9, zorder=3,
+                       label=f"{p['config']} [{p['codec']}]" + (" (Pareto)" if on_front else ""))
+            if on_front:
+                front_xy.append((w, p["compression_ratio"]))
+        front_xy.sort()
+        ax.plot([x for x, _ in front_xy], [y for _, y in front_xy], ":", color="black", lw=1, zorder=2,
+                label="Pareto front")
         ax.set_xscale("log")
         ax.set_xlim(floor / 3, 10)
-        ax.set_xlabel(f"jet {var} residual core half-width (lossless at {floor:g})")
+        ax.set_xlabel(f"jet {var} residual core half-width (lossless drawn at {floor:g})")
         ax.set_ylabel("compression ratio vs raw float32")
-        plotting.label(ax)
-        ax.text(0.97, 0.03, f"{model_name}; * = AE, black edge = Pareto front", transform=ax.transAxes,
-                ha="right", va="bottom", fontsize=9)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="configuration [best codec]",
+                  title_fontsize=9)
+        plotting.label(ax, extra=f"{model_name}; black edge = Pareto front", origin=origin)
         paths += plotting.save(fig, out_dir, f"s2_pareto_{var}")
     return paths
 
@@ -290,10 +308,11 @@ def run(sample: Sample, model_dir: str, out_dir: str, fprs: Sequence[float] = (1
     codec_names = [c.name for c in codec_list]
     results["pareto"] = pareto_points(results["fidelity"], results["disk"], codec_names)
     results["pareto_front"] = {v: pareto_front(p) for v, p in results["pareto"].items()}
-    figs = plot_pareto(results["pareto"], out_dir, model.name)
-    figs += plot_fidelity(results["fidelity"], model.variables, out_dir, model.name)
-    figs += plot_bytes(results["disk"], out_dir, model.name)
-    figs += plot_cpu(results["cpu"], out_dir, model.name)
+    origin = plotting.origin_of_files(sample.files)
+    figs = plot_pareto(results["pareto"], out_dir, model.name, origin)
+    figs += plot_fidelity(results["fidelity"], model.variables, out_dir, model.name, origin)
+    figs += plot_bytes(results["disk"], out_dir, model.name, origin)
+    figs += plot_cpu(results["cpu"], out_dir, model.name, origin)
     results["figures"] = figs
     results["conclusion"] = conclusion(results)
     return results
@@ -303,7 +322,8 @@ def _width(table: dict[str, Any], var: str) -> float:
     return float(table[var]["core_half_width"])
 
 
-def plot_fidelity(fid: dict[str, Any], names: list[str], out_dir: str, model_name: str) -> list[str]:
+def plot_fidelity(fid: dict[str, Any], names: list[str], out_dir: str, model_name: str,
+                  origin: plotting.Origin | None = None) -> list[str]:
     paths = []
     schemes = list(fid["inputs"])
     xs = np.arange(len(schemes))
@@ -319,11 +339,13 @@ def plot_fidelity(fid: dict[str, Any], names: list[str], out_dir: str, model_nam
              "label": "AE, latent stored as (x axis)", "style": "^:"},
         ]
         paths += plotting.lines(series, out_dir, f"s2_fidelity_{var}", "storage precision",
-                                f"jet {var} residual core half-width", logy=True, extra=model_name, xticks=schemes)
+                                f"jet {var} residual core half-width", logy=True, extra=model_name, xticks=schemes,
+                                origin=origin)
     return paths
 
 
-def plot_bytes(disk: dict[str, Any], out_dir: str, model_name: str) -> list[str]:
+def plot_bytes(disk: dict[str, Any], out_dir: str, model_name: str,
+               origin: plotting.Origin | None = None) -> list[str]:
     plotting.setup()
     import matplotlib.pyplot as plt
 
@@ -338,18 +360,20 @@ def plot_bytes(disk: dict[str, Any], out_dir: str, model_name: str) -> list[str]
     ax.minorticks_off()
     ax.set_ylabel("bytes / event on disk")
     ax.legend(ncol=4, fontsize=8)
-    plotting.label(ax, extra=f"{model_name}, {disk['n_events']} events")
+    plotting.label(ax, extra=f"{model_name}, {disk['n_events']} events", origin=origin)
     return plotting.save(fig, out_dir, "s2_bytes_per_event")
 
 
-def plot_cpu(cpu: dict[str, Any], out_dir: str, model_name: str) -> list[str]:
+def plot_cpu(cpu: dict[str, Any], out_dir: str, model_name: str,
+             origin: plotting.Origin | None = None) -> list[str]:
     rows = cpu["rows"]
     keep = [k for k in rows if k in ("encode", "decode", "scorer", "round mantissa m10") or (k.endswith("compress")
             and any(s in k for s in ("zlib-6", "lz4-1", "zstd-5", "lzma-1")))]
     series = [{"x": [int(b) for b in rows[k]], "y": [v["cycles_per_jet"] for v in rows[k].values()], "label": k,
                "style": "o-" if k in ("encode", "decode", "scorer") else "s--"} for k in keep]
     return plotting.lines(series, out_dir, "s2_cpu_cycles_per_jet", "batch size [jets]", "CPU cycles / jet",
-                          logx=True, logy=True, extra=f"{model_name}, 1 thread, {cpu['clock_mhz']:.0f} MHz")
+                          logx=True, logy=True, extra=f"{model_name}, 1 thread, {cpu['clock_mhz']:.0f} MHz",
+                          origin=origin)
 
 
 def conclusion(r: dict[str, Any]) -> str:

@@ -1,8 +1,14 @@
-"""Plots of a results.json: throughput and ratios against micro-batch, rate scan, latency under load, soak RSS."""
+"""Plots of a results.json: throughput and ratios against micro-batch, rate scan, latency under load, soak RSS.
+
+Each carries the project label (``consumer.plotting.label``) with the benchmark sample's generator and
+√s when its file is at hand, and the plot's title as the second line.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from consumer import plotting
 
 
 def _figure():
@@ -14,10 +20,17 @@ def _figure():
     return plt
 
 
-def _finish(plt, fig, ax, path: Path, log_grid: bool) -> Path:
-    """Grid, legend, tight layout; save as PNG and close the figure."""
+def _origin(results: dict) -> plotting.Origin | None:
+    """Generator and √s of the benchmark sample (its ROOT metadata), None when the file is not here."""
+    path = (results.get("sample") or {}).get("path")
+    return plotting.origin_of_files([path]) if path else None
+
+
+def _finish(plt, fig, ax, path: Path, log_grid: bool, results: dict, title: str) -> Path:
+    """Grid, legend, the project label with ``title``, tight layout; save as PNG and close the figure."""
     ax.grid(True, which="both" if log_grid else "major", alpha=0.3)
     ax.legend(fontsize=8)
+    plotting.label(ax, extra=title, origin=_origin(results))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -54,9 +67,9 @@ def plot_throughput(results: dict, out: Path) -> Path | None:
             ax.axhline(jps, ls="--", lw=1, color="gray" if p["encoders"] == 1 else "black")
             ax.annotate(f"pipeline, {p['encoders']} encoder(s)", (0.02, jps), xycoords=("axes fraction", "data"),
                         va="bottom", fontsize=8)
-    ax.set(xscale="log", yscale="log", xlabel="micro-batch (jets per ONNX Runtime call)", ylabel="jets / s (wall)",
-           title=f"Throughput, one thread ({results.get('model', {}).get('name', '')})")
-    return _finish(plt, fig, ax, out / "throughput.png", log_grid=True)
+    ax.set(xscale="log", yscale="log", xlabel="micro-batch (jets per ONNX Runtime call)", ylabel="jets / s (wall)")
+    return _finish(plt, fig, ax, out / "throughput.png", True, results,
+                   f"Throughput, one thread ({results.get('model', {}).get('name', '')})")
 
 
 def plot_ratios(results: dict, out: Path) -> Path | None:
@@ -75,8 +88,9 @@ def plot_ratios(results: dict, out: Path) -> Path | None:
             xs = sorted(d)
             ax.plot(xs, [d[x] for x in xs], "o-", label=label)
     ax.axhline(0.8, color="red", ls=":", label="goal: service >= 0.8 at >= 1024 jets")
-    ax.set(xscale="log", xlabel="micro-batch (jets)", ylabel="ratio", title="Throughput relative to in-process ONNX")
-    return _finish(plt, fig, ax, out / "ratios.png", log_grid=True)
+    ax.set(xscale="log", xlabel="micro-batch (jets)", ylabel="ratio")
+    return _finish(plt, fig, ax, out / "ratios.png", True, results,
+                   "Throughput relative to in-process ONNX")
 
 
 def plot_ratescan(results: dict, out: Path) -> Path | None:
@@ -91,9 +105,9 @@ def plot_ratescan(results: dict, out: Path) -> Path | None:
     lo = min(p["requested_hz"] for p in points)
     hi = max(p["requested_hz"] for p in points)
     ax.plot([lo, hi], [lo, hi], "k:", lw=1, label="achieved = requested")
-    ax.set(xscale="log", yscale="log", xlabel="requested rate (events/s)", ylabel="achieved rate (events/s)",
-           title="Producer rate accuracy (full pipeline)")
-    return _finish(plt, fig, ax, out / "ratescan.png", log_grid=True)
+    ax.set(xscale="log", yscale="log", xlabel="requested rate (events/s)", ylabel="achieved rate (events/s)")
+    return _finish(plt, fig, ax, out / "ratescan.png", True, results,
+                   "Producer rate accuracy (full pipeline)")
 
 
 def plot_latency(results: dict, out: Path) -> Path | None:
@@ -111,9 +125,9 @@ def plot_latency(results: dict, out: Path) -> Path | None:
     ax.plot([1e5], [250], "rv")
     if curve.get("saturated_from_hz"):
         ax.axvline(curve["saturated_from_hz"], color="gray", ls="--", label="saturation")
-    ax.set(xscale="log", yscale="log", xlabel="offered rate (events/s)", ylabel="latency (ms)",
-           title="Latency under load (constant pattern)")
-    return _finish(plt, fig, ax, out / "latency.png", log_grid=True)
+    ax.set(xscale="log", yscale="log", xlabel="offered rate (events/s)", ylabel="latency (ms)")
+    return _finish(plt, fig, ax, out / "latency.png", True, results,
+                   "Latency under load (constant pattern)")
 
 
 def plot_soak(results: dict, out: Path) -> Path | None:
@@ -125,6 +139,6 @@ def plot_soak(results: dict, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, s in sorted(series.items()):
         ax.plot(s["t"], [r / 2**20 for r in s["rss_bytes"]], label=key)
-    ax.set(xlabel="time (s)", ylabel="resident memory (MiB)",
-           title=f"Soak at {soak.get('rate_hz', 0):g} Hz: RSS per stage")
-    return _finish(plt, fig, ax, out / "soak_rss.png", log_grid=False)
+    ax.set(xlabel="time (s)", ylabel="resident memory (MiB)")
+    return _finish(plt, fig, ax, out / "soak_rss.png", False, results,
+                   f"Soak at {soak.get('rate_hz', 0):g} Hz: RSS per stage")
