@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from emulator import defaults
-    from emulator.metrics import start_metrics
+    from emulator.runtime import defaults
+    from emulator.runtime.metrics import start_metrics
     from producer import config
     from producer.manifest import build_manifest, new_run_id, write_manifest
     from producer.reader import ReaderError, ReaderSpec, expand_inputs, resolve_variables

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from models.hashing import sha256_file
+from models.runtime.hashing import sha256_file
 
 MANIFEST_VERSION = 1
 

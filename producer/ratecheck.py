@@ -23,8 +23,8 @@ from typing import Any
 import msgpack
 import zmq
 
-from emulator import wire
-from emulator.stage_process import aetrig_command, free_port
+from emulator.run.stage_process import aetrig_command, free_port
+from emulator.runtime import wire
 
 
 def check_rate(rate: float, pattern: str, duration: float, inputs: list[str]) -> dict[str, Any]:

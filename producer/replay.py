@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import zmq
 
-from emulator import wire
-from emulator.heap import freeze_startup_heap
-from emulator.metrics import Metrics
-from emulator.zmq_frames import send_frames
+from emulator.runtime import wire
+from emulator.runtime.heap import freeze_startup_heap
+from emulator.runtime.metrics import Metrics
+from emulator.runtime.zmq_frames import send_frames
 from producer.config import ProducerConfig
 from producer.framing import EventBlock, batch_bounds, message_columns
 from producer.rate import Schedule
@@ -81,7 +81,7 @@ class Replayer:
         for sock in (self.push, self.acks):
             sock.setsockopt(zmq.LINGER, 0)
             if self.cfg.curve_keys:
-                from emulator.curve import secure_socket
+                from emulator.runtime.curvezmq import secure_socket
 
                 secure_socket(sock, self.cfg.curve_keys, "server")
         # watch connections from before the bind on, so an encoder that connects at once is not missed
@@ -97,7 +97,7 @@ class Replayer:
             if sock is not None:
                 sock.close(0)
         if self.cfg.curve_keys:
-            from emulator.curve import stop_authenticators
+            from emulator.runtime.curvezmq import stop_authenticators
 
             stop_authenticators(self.ctx)
 

@@ -20,8 +20,8 @@ import msgpack
 import numpy as np
 import zmq
 
-from emulator import wire
-from models.hashing import sha256_file
+from emulator.runtime import wire
+from models.runtime.hashing import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 AETRIG = [sys.executable, "-m", "emulator.cli"]
@@ -49,7 +49,7 @@ def tiny_forward(x: np.ndarray, w: dict[str, np.ndarray]) -> tuple[np.ndarray, n
 
 def make_tiny_model(directory: Path, name: str = "tiny_test", seed: int = 7,
                     thresholds: tuple[float, float] = (7.7, 12.0)) -> Path:
-    """Write scorer/encoder/decoder.onnx and a card.json that models.card.load_model_dir accepts."""
+    """Write scorer/encoder/decoder.onnx and a card.json that models.runtime.card.load_model_dir accepts."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -121,7 +121,7 @@ def events_frames(run_id: int, seq: int, counts: np.ndarray, rng: np.random.Gene
 def scored_frames(run_id: int, seq: int, counts: np.ndarray, rng: np.random.Generator, card: dict[str, Any],
                   first_event_id: int = 0, threshold: float = 7.7) -> list[bytes]:
     """A valid scored message as an encoder would send it (tiny model numerics, computed in numpy)."""
-    from emulator.microbatch import scored_columns
+    from emulator.encoder.microbatch import scored_columns
 
     batch = wire.decode(events_frames(run_id, seq, counts, rng, first_event_id))
     x = np.stack([batch.columns[f"jet_{v}"] for v in VARIABLES], axis=1) if batch.n_jets else np.zeros((0, 4))
@@ -221,12 +221,12 @@ class SinkHarness:
 
 @contextlib.contextmanager
 def sink_in_thread(out: Path, **options: Any) -> Iterator[SinkHarness]:
-    """A real consumer.sink.Sink recording to ``out`` in a thread on free loopback ports (``options``:
+    """A real consumer.sink.service.Sink recording to ``out`` in a thread on free loopback ports (``options``:
     more SinkConfig fields); stopped, joined and its sockets closed on exit, its report kept."""
     import threading
 
-    from consumer.sink import Sink, SinkConfig
-    from emulator.shutdown import StopFlag
+    from consumer.sink.service import Sink, SinkConfig
+    from emulator.runtime.shutdown import StopFlag
 
     sink_p, ack_p = free_port(), free_port()
     ctx = zmq.Context()

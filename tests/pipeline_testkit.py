@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from emulator import defaults
-from emulator.live_status import scrape, value
-from emulator.stage_process import StageProcess, free_port, terminate_all
-from emulator.summary import recording_counts
+from emulator.run.live_status import scrape, value
+from emulator.run.stage_process import StageProcess, free_port, terminate_all
+from emulator.run.summary import recording_counts
+from emulator.runtime import defaults
 
 READY_S = 60.0
 

@@ -31,9 +31,9 @@ from encsink_support import (
     stop,
 )
 
-from consumer.recording import open_recording
-from consumer.verify import verify_recording
-from emulator import wire
+from consumer.offline.verify import verify_recording
+from emulator.runtime import wire
+from emulator.runtime.recording import open_recording
 
 MAX_JETS_PER_EVENT = 100
 MAX_MESSAGE_BYTES = 1_000_000
@@ -146,7 +146,7 @@ def test_bad_input_is_rejected_counted_quarantined_and_valid_traffic_recorded(tm
     rng = np.random.default_rng(2024)
     model = make_tiny_model(tmp_path / "model")
     card = json.loads((model / "card.json").read_text())
-    from models.card import load_model_dir
+    from models.runtime.card import load_model_dir
 
     card = load_model_dir(model).card
     other_card = {**card, "name": "someone_else"}

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator import defaults
-from emulator.bench_command import QUICK, write_results
+from emulator.bench.command import QUICK, write_results
+from emulator.runtime import defaults
 
 pytestmark = pytest.mark.timeout(120)
 

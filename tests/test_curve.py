@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from emulator.curve import CurveError, allowed_client_keys, generate_keys, secure_socket, stop_authenticators
+from emulator.runtime.curvezmq import CurveError, allowed_client_keys, generate_keys, secure_socket, stop_authenticators
 
 REFUSAL_WAIT_MS = 1500
 

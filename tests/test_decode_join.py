@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import uproot
 
-from consumer.join import JoinError, join_inputs, sha256_file
-from consumer.rootwrite import create_tree
+from consumer.offline.join import JoinError, join_inputs, sha256_file
+from consumer.offline.rootwrite import create_tree
 
 
 def write_input(path, pt_offset: float, n: int = 50) -> None:

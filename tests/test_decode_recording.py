@@ -14,11 +14,11 @@ import pytest
 import uproot
 from onnx import TensorProto, helper, numpy_helper
 
-from consumer import decode, decode_command
-from consumer.recording import segment_name
-from consumer.rootwrite import create_tree
-from consumer.segment_writer import Layout, SegmentWriter, jagged_record
-from models.hashing import sha256_file
+from consumer.offline import decode, decode_command
+from consumer.offline.rootwrite import create_tree
+from consumer.sink.segment_writer import SegmentWriter
+from emulator.runtime.recording import Layout, jagged_record, segment_name
+from models.runtime.hashing import sha256_file
 
 VARS = ["pt", "eta", "phi"]
 K = 2

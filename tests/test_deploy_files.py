@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emulator import cli, dashboard
-from emulator.metrics import METRICS_HOST_ENV
+from emulator import cli
+from emulator.ops import dashboard
+from emulator.runtime.metrics import METRICS_HOST_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -127,7 +128,7 @@ def test_dockerfile_installs_the_package_and_runs_aetrig() -> None:
 def test_committed_dashboard_is_the_generated_one() -> None:
     committed = (DEPLOY / "grafana" / "dashboards" / "aetrig.json").read_text()
     assert committed == dashboard.dashboard_text(), \
-        "regenerate: python -m emulator.dashboard deploy/grafana/dashboards/aetrig.json"
+        "regenerate: python -m emulator.ops.dashboard deploy/grafana/dashboards/aetrig.json"
 
 
 def test_dashboard_uses_the_provisioned_datasource_and_contract_metrics() -> None:

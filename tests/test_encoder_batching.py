@@ -18,9 +18,9 @@ from encsink_support import events_frames, make_tiny_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.encoder_service import EncoderConfig, EncoderService
-from emulator.onnx_scorer import OnnxScorer, chunk_bounds
-from emulator.zmq_frames import recv_frames, send_frames
+from emulator.encoder.service import EncoderConfig, EncoderService
+from emulator.runtime.onnx_scorer import OnnxScorer, chunk_bounds
+from emulator.runtime.zmq_frames import recv_frames, send_frames
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_chunk_bounds_fewest_near_equal_chunks(n_rows: int, max_rows: int) -> No
 
 
 def test_chunked_scoring_equals_one_call(model_dir: Path) -> None:
-    from models.card import load_model_dir
+    from models.runtime.card import load_model_dir
 
     model = load_model_dir(model_dir)
     x = np.random.default_rng(5).uniform(1, 50, (1001, len(model.variables))).astype(np.float32)

@@ -23,8 +23,8 @@ from encsink_support import (
     stop,
 )
 
-from consumer.verify import verify_recording
-from emulator import wire
+from consumer.offline.verify import verify_recording
+from emulator.runtime import wire
 
 
 @pytest.mark.timeout(60)
@@ -63,7 +63,7 @@ def test_encoder_drains_its_micro_batch_on_signal(tmp_path: Path, sig: int) -> N
 
 @pytest.mark.timeout(60)
 def test_sink_commits_what_it_holds_on_sigterm(tmp_path: Path) -> None:
-    from models.card import load_model_dir
+    from models.runtime.card import load_model_dir
 
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
     sink_p, ack_p = free_port(), free_port()

@@ -20,9 +20,9 @@ from encsink_support import ROOT, addr, events_frames, free_port, make_tiny_mode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator import wire
-from emulator.microbatch import event_scores, flag_events, stack_inputs
-from models.card import load_model_dir
+from emulator.encoder.microbatch import event_scores, flag_events, stack_inputs
+from emulator.runtime import wire
+from models.runtime.card import load_model_dir
 
 
 def loop_scores(error: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -145,7 +145,7 @@ def test_encoder_process_matches_in_process_onnxruntime(tmp_path: Path, model_na
 
 
 def test_flagged_jet_index_equals_the_boolean_mask() -> None:
-    from emulator.microbatch import flagged_jet_index
+    from emulator.encoder.microbatch import flagged_jet_index
 
     rng = np.random.default_rng(5)
     for _ in range(200):

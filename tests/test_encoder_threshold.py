@@ -12,8 +12,8 @@ import zmq
 from encsink_support import events_frames, make_tiny_model
 
 from emulator.cli import build_parser
-from emulator.encoder_service import EncoderConfig, EncoderService
-from models.card import load_model_dir
+from emulator.encoder.service import EncoderConfig, EncoderService
+from models.runtime.card import load_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_inference_failure_rejects_only_the_culprit(model_dir: Path, monkeypatch
     for seq in range(4):
         frames = events_frames(1, seq, np.array([2, 1]), rng, 2 * seq)
         if seq == 2:
-            from emulator import wire
+            from emulator.runtime import wire
 
             cols = dict(wire.decode(frames).columns)
             cols["jet_pt"] = np.full(3, 123.0, np.float32)

@@ -2,7 +2,7 @@
 
 import gc
 
-from emulator.heap import freeze_startup_heap
+from emulator.runtime.heap import freeze_startup_heap
 
 
 class Node:

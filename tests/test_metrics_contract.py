@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from emulator.metrics import make_metrics, start_metrics
-from emulator.wire import REJECT_REASONS
+from emulator.runtime.metrics import make_metrics, start_metrics
+from emulator.runtime.wire import REJECT_REASONS
 
 STAGES = ("producer", "encoder", "sink")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emulator import prometheus_local
-from emulator.prometheus_local import launch_prometheus, write_scrape_config
+from emulator.ops import prometheus_local
+from emulator.ops.prometheus_local import launch_prometheus, write_scrape_config
 
 TARGETS = {"producer": "127.0.0.1:9100", "encoder-0": "127.0.0.1:9102", "sink": "127.0.0.1:9101"}
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.card import ModelError, load_model_dir, write_card
-from models.hashing import sha256_file
-from models.thresholds import dense_curve, event_scores, threshold_rows, threshold_table
+from models.runtime.card import ModelError, load_model_dir, write_card
+from models.runtime.hashing import sha256_file
+from models.runtime.thresholds import dense_curve, event_scores, threshold_rows, threshold_table
 
 
 def _fake_dir(tmp_path: Path, scores: np.ndarray) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.event_features import (
+from models.runtime.event_features import (
     DEFAULT_JETS,
     EVENT_VARIABLES,
     SLOT_FEATURES,
@@ -26,7 +26,7 @@ V = list(EVENT_VARIABLES)
 
 
 def _events(name: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    from models.data import load_jets
+    from models.runtime.data import load_jets
 
     s = load_jets([SAMPLES / f"{name}.root"], V, max_events=n)
     return s.values, s.counts
@@ -105,8 +105,8 @@ def test_numpy_torch_onnx_agree_on_real_events(real_x: np.ndarray, tmp_path: Pat
     import onnxruntime as ort
     import torch
 
-    from models.event_graphs import EventFeatures
-    from models.onnx_export import export_graph
+    from models.training.event_graphs import EventFeatures
+    from models.training.onnx_export import export_graph
 
     fill = fit_empty_slot_fill(event_features(real_x))
     assert fill.shape == (4, len(SLOT_FEATURES)) and fill[:, 0].min() > np.log10(21)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from emulator import cli
-from models.card import ModelError, load_model_dir
+from models.runtime.card import ModelError, load_model_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "producer" / "samples"
@@ -29,8 +29,8 @@ def event_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _real_events(n: int = 800) -> np.ndarray:
-    from models.data import load_jets
-    from models.event_features import EVENT_VARIABLES, padded_jets
+    from models.runtime.data import load_jets
+    from models.runtime.event_features import EVENT_VARIABLES, padded_jets
 
     parts = []
     for name in ("qcd", "zprime", "darkshower"):
@@ -60,10 +60,10 @@ def test_card_describes_an_event_model(event_model: Path) -> None:
 def test_onnx_torch_numpy_scores_agree_on_real_events(event_model: Path) -> None:
     import torch
 
-    from models.event_features import event_features
-    from models.event_graphs import EventDecoderGraph, EventEncoderGraph, EventScorerGraph
-    from models.event_scoring import run_event_scorer
-    from models.modeldir import load_checkpoint
+    from models.runtime.event_features import event_features
+    from models.runtime.event_scoring import run_event_scorer
+    from models.training.event_graphs import EventDecoderGraph, EventEncoderGraph, EventScorerGraph
+    from models.training.modeldir import load_checkpoint
 
     model = load_model_dir(event_model, level="event")
     net, norm, config = load_checkpoint(event_model)
@@ -95,8 +95,8 @@ def test_onnx_torch_numpy_scores_agree_on_real_events(event_model: Path) -> None
 
 
 def test_zero_jet_and_many_jet_events_pass_the_scorer(event_model: Path) -> None:
-    from models.event_features import padded_jets
-    from models.event_scoring import score_flat_events
+    from models.runtime.event_features import padded_jets
+    from models.runtime.event_scoring import score_flat_events
 
     model = load_model_dir(event_model, level="event")
     rng = np.random.default_rng(8)
@@ -117,7 +117,7 @@ def test_zero_jet_and_many_jet_events_pass_the_scorer(event_model: Path) -> None
 
 
 def test_per_jet_tools_refuse_an_event_model(event_model: Path, tmp_path: Path) -> None:
-    from consumer.decode import DecodeError, locate_model
+    from consumer.offline.decode import DecodeError, locate_model
 
     with pytest.raises(ModelError, match="event-level model"):
         load_model_dir(event_model)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.card import ModelError, load_model_dir
+from models.runtime.card import ModelError, load_model_dir
 
 REPO = Path(__file__).resolve().parent.parent
 ZOO = REPO / "models" / "zoo"
@@ -27,10 +27,10 @@ def test_shipped_event_model_parity_and_card(name: str) -> None:
     import onnxruntime as ort
     import torch
 
-    from models.data import load_jets
-    from models.event_features import padded_jets
-    from models.event_graphs import EventDecoderGraph, EventEncoderGraph, EventScorerGraph
-    from models.modeldir import load_checkpoint
+    from models.runtime.data import load_jets
+    from models.runtime.event_features import padded_jets
+    from models.training.event_graphs import EventDecoderGraph, EventEncoderGraph, EventScorerGraph
+    from models.training.modeldir import load_checkpoint
 
     with pytest.raises(ModelError, match="event-level"):
         load_model_dir(ZOO / name)

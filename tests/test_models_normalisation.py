@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.normalisation import CUSTOM_LOG_OFFSETS, fit, tla_normalisation
+from models.runtime.normalisation import CUSTOM_LOG_OFFSETS, fit, tla_normalisation
 
 NAMES = ["pt", "eta", "phi", "m", "e", "nconst", "charged_frac", "width", "n90", "tau21"]
 EPS32 = float(np.finfo(np.float32).eps)
@@ -98,7 +98,7 @@ def test_standard_stores_training_mean_and_std() -> None:
 def test_torch_modules_match_numpy(scheme: str) -> None:
     import torch
 
-    from models.torch_normalisation import Denormalise, Normalise
+    from models.training.torch_normalisation import Denormalise, Normalise
 
     rng = np.random.default_rng(5)
     if scheme == "tla":

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.card import ModelError, load_model_dir
+from models.runtime.card import ModelError, load_model_dir
 
 REPO = Path(__file__).resolve().parent.parent
 ZOO = REPO / "models" / "zoo"
@@ -26,7 +26,7 @@ N_JETS = 10_000
 
 
 def _sample_jets(variables: list[str]) -> np.ndarray:
-    from models.data import load_jets
+    from models.runtime.data import load_jets
 
     sample = load_jets([SAMPLE], variables, max_events=6000)
     assert len(sample.values) >= N_JETS, f"{SAMPLE} has too few jets for the parity test"
@@ -58,8 +58,8 @@ def test_models_are_shipped() -> None:
 def test_onnx_matches_torch_on_real_jets(name: str) -> None:
     import torch
 
-    from models.graphs import DecoderGraph, EncoderGraph, ScorerGraph
-    from models.modeldir import load_checkpoint
+    from models.training.graphs import DecoderGraph, EncoderGraph, ScorerGraph
+    from models.training.modeldir import load_checkpoint
 
     model = load_model_dir(ZOO / name)
     net, norm, _ = load_checkpoint(model.path)

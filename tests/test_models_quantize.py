@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.card import ModelError, load_model_dir
-from models.hashing import sha256_file
-from models.normalisation import Normalisation
+from models.runtime.card import ModelError, load_model_dir
+from models.runtime.hashing import sha256_file
+from models.runtime.normalisation import Normalisation
 
 REPO = Path(__file__).resolve().parent.parent
 ZOO = REPO / "models" / "zoo"
@@ -24,7 +24,7 @@ N_JETS = 10_000
 
 @pytest.fixture(scope="module")
 def jets() -> np.ndarray:
-    from models.data import load_jets
+    from models.runtime.data import load_jets
 
     values = load_jets([SAMPLE], load_model_dir(FP32).variables, max_events=4000).values
     assert len(values) >= N_JETS
@@ -92,7 +92,7 @@ def test_card_hashes_verify_and_a_changed_graph_is_refused(tmp_path: Path) -> No
 def test_batchnorm_folding_and_channel_equalisation_are_exact_in_float32(jets: np.ndarray) -> None:
     import onnx
 
-    from models.quantize import equalise_channels, fold_batchnorm, hidden_gemms
+    from models.training.quantize import equalise_channels, fold_batchnorm, hidden_gemms
 
     model = onnx.load(str(FP32 / "scorer.onnx"))
     assert fold_batchnorm(model) == 6
@@ -109,7 +109,7 @@ def test_batchnorm_folding_and_channel_equalisation_are_exact_in_float32(jets: n
 
 
 def test_quantize_command_writes_a_loadable_int8_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from models.quantize_command import main
+    from models.training.quantize_command import main
 
     out = tmp_path / "q"
     args = argparse.Namespace(model=str(FP32), out=str(out), calibration=[str(SAMPLE)], calibration_events=1500,
@@ -132,8 +132,8 @@ def test_quantize_command_writes_a_loadable_int8_model(tmp_path: Path, capsys: p
 
 
 def test_bad_inputs_give_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from models.quantize import Recipe, quantize_model
-    from models.quantize_command import main
+    from models.training.quantize import Recipe, quantize_model
+    from models.training.quantize_command import main
 
     with pytest.raises(ModelError, match="does not exist"):
         quantize_model(tmp_path / "nope", tmp_path / "o1", [SAMPLE], [SAMPLE])
@@ -180,7 +180,7 @@ def test_bench_counts_int8_macs_and_the_wide_goal_takes_the_cheapest_variant() -
 
 
 def test_a_model_whose_error_int8_noise_reorders_gets_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from models.quantize_command import main
+    from models.training.quantize_command import main
 
     # AE_3D_200 reconstructs pt to 0.12%: int8 noise is of the size of its error, so the ranking changes
     args = argparse.Namespace(model=str(ZOO / "AE_3D_200_ptetaphie"), out=str(tmp_path / "q"),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from emulator import cli
-from models.card import ModelError, load_model_dir
+from models.runtime.card import ModelError, load_model_dir
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "producer" / "samples" / "qcd.root"
@@ -25,7 +25,7 @@ def _train(out: Path, *extra: str) -> int:
 
 
 def test_splits_are_disjoint_complete_and_stable() -> None:
-    from models.data import load_jets, split_events
+    from models.runtime.data import load_jets, split_events
 
     small = load_jets([SAMPLE], ["pt"], max_events=1000)
     big = load_jets([SAMPLE], ["pt"], max_events=3000)
@@ -66,8 +66,8 @@ def test_train_decreases_loss_is_deterministic_and_exports(tmp_path: Path) -> No
 def test_resume_continues_exactly(tmp_path: Path) -> None:
     import torch
 
-    from models.architectures import build
-    from models.train import TrainConfig, train
+    from models.training.architectures import build
+    from models.training.train import TrainConfig, train
 
     rng = np.random.default_rng(0)
     y = rng.normal(size=(3000, 4)).astype(np.float32)
@@ -94,7 +94,7 @@ def test_train_reports_missing_branch(tmp_path: Path, capsys: pytest.CaptureFixt
 
 @pytest.mark.torch
 def test_import_pretrained_and_calibrate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from models.pretrained_command import DEFAULT_PRETRAINED
+    from models.training.pretrained_command import DEFAULT_PRETRAINED
 
     assert DEFAULT_PRETRAINED == PRETRAINED and PRETRAINED.is_file(), "the default is the shipped file"
     out = tmp_path / "tla"
@@ -124,7 +124,7 @@ def test_tampered_weights_are_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     assert cli.main(["import-pretrained", "--pretrained", str(tmp_path), "--background", str(SAMPLE),
                      "--out", str(tmp_path / "o")]) == 1
     assert "is not the published" in capsys.readouterr().err
-    from models.pretrained import load_tla_network
+    from models.training.pretrained import load_tla_network
 
     with pytest.raises(ModelError, match="refusing to load"):
         load_tla_network(bad)

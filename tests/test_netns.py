@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from emulator import defaults
-from emulator.curve import generate_keys
-from emulator.summary import recording_counts
+from emulator.run.summary import recording_counts
+from emulator.runtime import defaults
+from emulator.runtime.curvezmq import generate_keys
 
 STAGES = ("producer", "encoder-a", "encoder-b", "sink")
 METRICS_PORT = 9100

@@ -1,4 +1,4 @@
-"""Every figure the project makes carries the one neutral label (consumer.plotting.label), never ATLAS's."""
+"""Every figure the project makes carries the one neutral label (emulator.runtime.plotting.label), never ATLAS's."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from consumer import plotting
-from emulator.defaults import SAMPLES_DIR
+from emulator.runtime import plotting
+from emulator.runtime.defaults import SAMPLES_DIR
 
 LABEL = "aetrig · Pythia 8 + toy detector"
 
@@ -84,7 +84,7 @@ def test_decode_and_study_figures_carry_the_label(tmp_path: Path, figure_texts) 
 
 
 def test_pareto_has_no_inline_point_labels(tmp_path: Path, figure_texts) -> None:
-    from consumer.studies.study_precompression import plot_pareto
+    from consumer.offline.studies.study_precompression import plot_pareto
 
     pts = [{"config": f"cfg{i}", "codec": "zlib-6", "compression_ratio": 1.4 + 0.01 * i, "core_half_width": 1e-3,
             "ae": i % 2 == 0, "bytes_per_event": 10.0} for i in range(6)]
@@ -96,7 +96,7 @@ def test_pareto_has_no_inline_point_labels(tmp_path: Path, figure_texts) -> None
 
 def test_bench_and_kscan_figures_carry_the_label(tmp_path: Path, figure_texts) -> None:
     from emulator.bench.plots import plot_all
-    from models.kscan import plot
+    from models.training.kscan import plot
 
     results = {"sample": {"path": str(SAMPLES_DIR / "qcd.root")},
                "ratescan": [{"pattern": "constant", "requested_hz": 1e3, "achieved_hz": 990.0},

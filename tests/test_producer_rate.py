@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emulator import wire
+from emulator.runtime import wire
 from producer.framing import EventBlock, batch_bounds, message_columns
 from producer.rate import Schedule, constant_times, live_to_wall
 

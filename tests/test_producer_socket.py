@@ -13,7 +13,7 @@ import numpy as np
 import zmq
 from producer_testdata import free_port, make_ntuple
 
-from emulator import wire
+from emulator.runtime import wire
 
 TIMEOUT_S = 30.0
 
@@ -152,7 +152,7 @@ def test_missing_branch_exits_2_naming_it(tmp_path: Path) -> None:
 
 
 def test_curve_keys_encrypt_and_authenticate_both_producer_sockets(tmp_path: Path) -> None:
-    from emulator.curve import generate_keys, secure_socket
+    from emulator.runtime.curvezmq import generate_keys, secure_socket
 
     keys = generate_keys(tmp_path / "keys")
     make_ntuple(tmp_path / "in.root", 500)

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emulator.dashboard import RATE, panel_queries
-from emulator.prometheus_local import INSTALL_HINT, find_prometheus, query, wait_for_targets
+from emulator.ops.dashboard import RATE, panel_queries
+from emulator.ops.prometheus_local import INSTALL_HINT, find_prometheus, query, wait_for_targets
 
 RUN_SECONDS = 20
 RATE_HZ = 2000

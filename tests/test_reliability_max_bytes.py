@@ -11,7 +11,7 @@ import pytest
 from pipeline_testkit import Pipeline
 from producer_testdata import make_ntuple
 
-from emulator.summary import recording_counts
+from emulator.run.summary import recording_counts
 
 N_EVENTS = 40000
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from emulator.cli import main as cli_main
-from emulator.defaults import SAMPLES_DIR, ZOO
+from emulator.runtime.defaults import SAMPLES_DIR, ZOO
 
 MODEL = ZOO / "TLA_4D_leading"
 
@@ -52,7 +52,7 @@ def test_report_smoke(tmp_path) -> None:
 
 def test_report_defaults_are_the_bundled_samples_only() -> None:
     """Without flags the report uses what ships: no cross samples or large background from elsewhere."""
-    from consumer.report import ReportConfig
+    from consumer.offline.report import ReportConfig
 
     cfg = ReportConfig()
     cfg.resolve_defaults()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emulator import cli, run_command
+from emulator import cli
+from emulator.run import command as run_command
 
 
 def _stage_args(tmp_path: Path, *argv: str) -> dict[str, list[str]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from producer_testdata import make_ntuple
 
-from emulator.stage_process import pid_alive
+from emulator.run.stage_process import pid_alive
 
 
 def _run(tmp_path: Path, *extra: str) -> subprocess.Popen:

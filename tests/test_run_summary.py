@@ -11,9 +11,9 @@ import pytest
 from producer_testdata import free_port
 from prometheus_client import start_http_server
 
-from emulator.live_status import LiveStatus, buckets, histogram_quantile, scrape, value
-from emulator.metrics import LATENCY_BUCKETS, make_metrics
-from emulator.summary import merge
+from emulator.run.live_status import LiveStatus, buckets, histogram_quantile, scrape, value
+from emulator.run.summary import merge
+from emulator.runtime.metrics import LATENCY_BUCKETS, make_metrics
 
 DESIGN_KEYS = {
     "events": {"produced", "encoded", "recorded", "flagged", "dropped", "lost", "duplicates_discarded",

@@ -24,7 +24,8 @@ from encsink_support import (
     stop,
 )
 
-from consumer.recording import (
+from consumer.offline.verify import verify_recording
+from emulator.runtime.recording import (
     RecordingError,
     open_recording,
     read_seen,
@@ -32,8 +33,7 @@ from consumer.recording import (
     recover_segments,
     segment_paths,
 )
-from consumer.verify import verify_recording
-from models.card import load_model_dir
+from models.runtime.card import load_model_dir
 
 RUN = 0xABCDEF
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from encsink_support import make_tiny_model, scored_frames, sink_in_thread
 
-import consumer.journaled_file as journaled_file
-from consumer.recording import entries_mark_path, open_recording, segment_paths
-from consumer.verify import verify_recording
-from models.card import load_model_dir
+import emulator.runtime.journaled_file as journaled_file
+from consumer.offline.verify import verify_recording
+from emulator.runtime.recording import entries_mark_path, open_recording, segment_paths
+from models.runtime.card import load_model_dir
 
 RUN = 0x5151
 
@@ -82,7 +82,7 @@ def test_low_free_space_holds_commits_until_space_returns(tmp_path: Path) -> Non
 
 @pytest.mark.timeout(60)
 def test_a_batch_that_cannot_be_written_is_isolated_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import consumer.sink as sink_module
+    import consumer.sink.service as sink_module
 
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
     rng = np.random.default_rng(12)

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import consumer.journaled_file as jf
-from consumer.recording import read_seen, read_segment, segment_name
-from consumer.scored_chunk import batch_layout, chunk_from_batches
-from consumer.segment_writer import SegmentWriter
-from emulator import wire
+import emulator.runtime.journaled_file as jf
+from consumer.sink.scored_chunk import batch_layout, chunk_from_batches
+from consumer.sink.segment_writer import SegmentWriter
+from emulator.runtime import wire
+from emulator.runtime.recording import read_seen, read_segment, segment_name
 
 WRITES = st.lists(st.tuples(st.integers(0, 300), st.binary(min_size=1, max_size=40)), min_size=1, max_size=20)
 
@@ -64,7 +64,7 @@ def test_segment_killed_mid_commit_recovers_to_a_whole_commit(tmp_path: Path, mo
                                                               fraction: float) -> None:
     from encsink_support import make_tiny_model, scored_frames
 
-    from models.card import load_model_dir
+    from models.runtime.card import load_model_dir
 
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
     rng = np.random.default_rng(3)

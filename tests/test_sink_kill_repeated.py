@@ -14,9 +14,9 @@ import pytest
 import zmq
 from encsink_support import AckCollector, addr, free_port, make_tiny_model, scored_frames, start, stop
 
-from consumer.recording import read_seen, read_segment, recover_segments, segment_paths
-from consumer.verify import verify_recording
-from models.card import load_model_dir
+from consumer.offline.verify import verify_recording
+from emulator.runtime.recording import read_seen, read_segment, recover_segments, segment_paths
+from models.runtime.card import load_model_dir
 
 RUN = 0xC0FFEE
 N_BATCHES, EVENTS = 150, 200

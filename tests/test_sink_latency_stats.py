@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
-from emulator.latency_stats import PERCENTILES, LatencyRecorder, observe_many
-from emulator.metrics import LATENCY_BUCKETS
+from emulator.runtime.latency_stats import PERCENTILES, LatencyRecorder, observe_many
+from emulator.runtime.metrics import LATENCY_BUCKETS
 
 
 @settings(max_examples=100, deadline=None)

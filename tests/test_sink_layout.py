@@ -10,11 +10,11 @@ import pytest
 import uproot
 from encsink_support import LATENT_DIM, make_tiny_model, scored_frames, sink_in_thread
 
-from consumer.recording import open_recording, segment_name
-from consumer.scored_chunk import batch_layout, chunk_from_batches
-from consumer.segment_writer import SegmentWriter
-from emulator import wire
-from models.card import load_model_dir
+from consumer.sink.scored_chunk import batch_layout, chunk_from_batches
+from consumer.sink.segment_writer import SegmentWriter
+from emulator.runtime import wire
+from emulator.runtime.recording import open_recording, segment_name
+from models.runtime.card import load_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_layout_change_starts_a_new_segment(tmp_path: Path, card: dict) -> None:
 def test_rotation_by_seconds(tmp_path: Path, card: dict) -> None:
     import time
 
-    from consumer.verify import verify_recording
+    from consumer.offline.verify import verify_recording
 
     rng = np.random.default_rng(9)
     with sink_in_thread(tmp_path, commit_ms=20, rotate_seconds=0.4) as sink:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.seq_index import SeqSet
+from consumer.sink.seq_index import SeqSet
 
 
 @settings(max_examples=300, deadline=None)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from consumer import anomaly
+from models.runtime import anomaly
 
 
 def test_auc_two_gaussians_matches_analytic() -> None:

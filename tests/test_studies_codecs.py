@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer import codecs
+from consumer.offline import codecs
 
 
 def reference_reduce(x: np.ndarray, n_bits: int, mode: str) -> np.ndarray:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from consumer import codecs
-from consumer.studies.study_precompression import pareto_front, storage_columns
+from consumer.offline import codecs
+from consumer.offline.studies.study_precompression import pareto_front, storage_columns
 
 
 def test_storage_columns_bit_patterns_round_trip() -> None:

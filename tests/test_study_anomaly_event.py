@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumer import anomaly
-from consumer.studies import study_anomaly
-from consumer.studies.common import load_sample
+from consumer.offline.studies import study_anomaly
+from consumer.offline.studies.common import load_sample
+from models.runtime import anomaly
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "producer" / "samples"
@@ -48,9 +48,9 @@ def test_event_models_are_evaluated_like_jet_models(study: tuple[dict, dict]) ->
 
 def test_event_scores_match_the_scorer_run_independently(study: tuple[dict, dict]) -> None:
     """The study's AUC equals one recomputed from the ONNX scorer on padded jets of the same events."""
-    from models.card import load_model_dir
-    from models.event_features import padded_jets
-    from models.event_scoring import run_event_scorer
+    from models.runtime.card import load_model_dir
+    from models.runtime.event_features import padded_jets
+    from models.runtime.event_scoring import run_event_scorer
 
     res, ctx = study
     model = load_model_dir(EVENT_MODELS[0], level="event")

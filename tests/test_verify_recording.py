@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from encsink_support import make_tiny_model, scored_frames
 
-from consumer import verify_command
-from consumer.recording import segment_name
-from consumer.scored_chunk import batch_layout, chunk_from_batches
-from consumer.segment_writer import SegmentWriter
-from consumer.verify import verify_recording
-from emulator import wire
+from consumer.offline import verify_command
+from consumer.offline.verify import verify_recording
+from consumer.sink.scored_chunk import batch_layout, chunk_from_batches
+from consumer.sink.segment_writer import SegmentWriter
 from emulator.cli import build_parser
-from models.card import load_model_dir
+from emulator.runtime import wire
+from emulator.runtime.recording import segment_name
+from models.runtime.card import load_model_dir
 
 RUN = 0x77
 
@@ -110,8 +110,8 @@ def test_verify_module_has_cli_contract() -> None:
 
 
 def test_interrupted_commit_is_recovered_unless_a_sink_is_running(tmp_path: Path, card: dict) -> None:
-    from consumer.journaled_file import journal_path
-    from consumer.recording import lock_recording, unlock_recording
+    from emulator.runtime.journaled_file import journal_path
+    from emulator.runtime.recording import lock_recording, unlock_recording
 
     write_recording(tmp_path / "rec", card, [[0, 1]])
     segment = tmp_path / "rec" / "segments" / segment_name(RUN, 0)

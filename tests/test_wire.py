@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from emulator import wire
+from emulator.runtime import wire
 
 
 def _events(counts: list[int], seed: int = 0) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import msgpack
 import numpy as np
 
-from emulator import wire
+from emulator.runtime import wire
 
 
 @dataclass
@@ -47,7 +47,7 @@ def load_sample(path: str | Path, variables: list[str], max_events: int | None =
     """Read ``jet_<var>`` for ``variables`` (and the jet counts) from a ROOT file of the input contract."""
     import uproot
 
-    from models.data import load_file
+    from models.runtime.data import load_file
 
     values, counts = load_file(path, variables, tree, max_events)
     with uproot.open(path) as f:

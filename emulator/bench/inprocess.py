@@ -77,8 +77,8 @@ def bench_onnx(scorer: str | Path, x: np.ndarray, sizes: tuple[int, ...], budget
 
 def torch_scorer(model_dir: str | Path):
     """The model's ScorerGraph (normalisation + network + error) rebuilt from ``model.pt`` in eager mode."""
-    from models.graphs import ScorerGraph
-    from models.modeldir import load_checkpoint
+    from models.training.graphs import ScorerGraph
+    from models.training.modeldir import load_checkpoint
 
     net, norm, _ = load_checkpoint(model_dir)
     return ScorerGraph(net, norm).eval()

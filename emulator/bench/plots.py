@@ -1,6 +1,6 @@
 """Plots of a results.json: throughput and ratios against micro-batch, rate scan, latency under load, soak RSS.
 
-Each carries the project label (``consumer.plotting.label``) with the benchmark sample's generator and
+Each carries the project label (``emulator.runtime.plotting.label``) with the benchmark sample's generator and
 √s when its file is at hand, and the plot's title as the second line.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from consumer import plotting
+from emulator.runtime import plotting
 
 
 def _figure():

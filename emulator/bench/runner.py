@@ -53,8 +53,8 @@ class Bench:
 
     def __init__(self, plan: Any, steps: set[str], out: Path, model: Path | None, wide_model: Path | None,
                  sample: Path | None, quick: bool):
-        from emulator import defaults
-        from models.card import ModelError, load_model_dir
+        from emulator.runtime import defaults
+        from models.runtime.card import ModelError, load_model_dir
 
         self.plan, self.steps, self.out, self.quick = plan, steps, Path(out), quick
         self.sample_path = Path(sample) if sample else defaults.default_input()
@@ -218,7 +218,7 @@ class Bench:
         self.results.setdefault("service", {})["by_events_per_message"] = rows
 
     def run_wide(self) -> None:
-        from models.card import load_model_dir
+        from models.runtime.card import load_model_dir
 
         wide = load_model_dir(self.wide_path)
         s = self.sample(wide.variables)

@@ -185,7 +185,7 @@ def main(args: argparse.Namespace) -> int:
     if problem:
         print(f"aetrig generate: error: {problem}", file=sys.stderr)
         return 2
-    from emulator.progress import Progress
+    from emulator.runtime.progress import Progress
     from producer.generate.worker import GenerateError
     from producer.generate.writer import NtupleWriter
 

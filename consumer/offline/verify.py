@@ -1,0 +1,199 @@
+"""Checks of a recording: every file readable, every seq present, no duplicate, counts consistent.
+
+:func:`verify_recording` returns a :class:`VerifyResult` whose ``problems`` list says, one line
+each, what is wrong (empty when the recording is good), and ``stats`` with what was checked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from emulator.runtime.recording import (
+    EVENT_BRANCHES,
+    FORMAT_VERSION,
+    RecordingError,
+    Segment,
+    read_segment,
+    read_segment_arrays,
+    recover_segments,
+    segment_paths,
+)
+
+MAX_LISTED = 20
+
+
+@dataclass
+class VerifyResult:
+    problems: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _ranges(values: np.ndarray) -> str:
+    """Compact text of sorted integers: '3, 7-9, 12' (at most MAX_LISTED items)."""
+    values = np.asarray(values, dtype=np.int64)
+    if not len(values):
+        return ""
+    breaks = np.flatnonzero(np.diff(values) != 1)
+    starts = np.concatenate([[values[0]], values[breaks + 1]])
+    ends = np.concatenate([values[breaks], [values[-1]]])
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in zip(starts, ends, strict=True)]
+    more = f" ... (+{len(parts) - MAX_LISTED} more ranges)" if len(parts) > MAX_LISTED else ""
+    return ", ".join(parts[:MAX_LISTED]) + more
+
+
+def check_segment(seg: Segment, arrays: ak.Array, problems: list[str]) -> None:
+    """Consistency inside one segment: names, branches, counts, scores, flags, finiteness."""
+    name = seg.path.name
+    if seg.format_version != FORMAT_VERSION:
+        problems.append(f"{name}: format_version {seg.format_version!r}, expected {FORMAT_VERSION!r}")
+    for key, value in (("card", seg.card), ("manifest", seg.manifest), ("layout", seg.layout)):
+        if not value:
+            problems.append(f"{name}: no {key} object in the file")
+    if not seg.layout or not len(arrays):
+        return
+    fields = set(arrays.fields)
+    k = seg.latent_dim
+    wanted = [*EVENT_BRANCHES, "njet", "jet_error", *(f"jet_latent_{i}" for i in range(k))]
+    missing = [b for b in wanted if b not in fields]
+    if missing:
+        problems.append(f"{name}: missing branches {missing}")
+        return
+    run_ids = np.asarray(arrays["run_id"])
+    if len(run_ids) and not (run_ids == seg.run_id).all():
+        problems.append(f"{name}: holds events of run(s) {sorted(set(run_ids.tolist()) - {seg.run_id})} "
+                        f"besides its own run {seg.run_id:016x}")
+    njet = np.asarray(arrays["njet"]).astype(np.int64)
+    error = arrays["jet_error"]
+    flat_error = np.asarray(ak.flatten(error, axis=None))
+    if not np.array_equal(np.asarray(ak.num(error, axis=1)), njet):
+        problems.append(f"{name}: jet_error counts disagree with njet")
+    flag = np.asarray(arrays["flag"]).astype(bool)
+    score = np.asarray(arrays["event_score"])
+    for branch in ("event_score", "jet_error"):
+        values = score if branch == "event_score" else flat_error
+        if not np.isfinite(values).all():
+            problems.append(f"{name}: {branch} holds NaN or inf")
+    expected = np.zeros(len(njet), np.float32)
+    nonempty = njet > 0
+    if nonempty.any():
+        starts = (np.cumsum(njet) - njet)[nonempty]
+        expected[nonempty] = np.maximum.reduceat(flat_error, starts)
+    bad = np.flatnonzero(~np.isclose(score, expected, rtol=1e-6, atol=0))
+    if len(bad):
+        problems.append(f"{name}: event_score != max(jet_error) for {len(bad)} events (first entry {bad[0]})")
+    if (flag & ~nonempty).any():
+        problems.append(f"{name}: {int((flag & ~nonempty).sum())} zero-jet events are flagged")
+    if "nraw_jet" in fields:
+        nraw = np.asarray(arrays["nraw_jet"]).astype(np.int64)
+        bad_raw = np.flatnonzero(nraw != njet * flag)
+        if len(bad_raw):
+            problems.append(f"{name}: {len(bad_raw)} events whose raw jet count is not njet for flagged "
+                            f"/ 0 for unflagged (first entry {bad_raw[0]})")
+    elif flag.any():
+        problems.append(f"{name}: flagged events but no raw_jet_* branches")
+
+
+def _summary_expectation(directory: Path) -> tuple[int | None, int | None, str | None]:
+    """events.produced and batches.sent of an `aetrig run` summary.json next to the recording, if any."""
+    for candidate in (directory / "summary.json", directory.parent / "summary.json"):
+        if candidate.is_file():
+            try:
+                summary = json.loads(candidate.read_text())
+                return int(summary["events"]["produced"]), int(summary["batches"]["sent"]), str(candidate)
+            except (ValueError, KeyError, TypeError):
+                return None, None, None
+    return None, None, None
+
+
+def verify_recording(directory: str | Path, expect_events: int | None = None,
+                     expect_batches: int | None = None, use_summary: bool = True) -> VerifyResult:
+    """Check a recording directory; see the module docstring."""
+    directory = Path(directory)
+    result = VerifyResult()
+    problems = result.problems
+    paths = segment_paths(directory)
+    if not paths:
+        problems.append(f"{directory}: no segment files under segments/")
+        return result
+    try:
+        recovered = recover_segments(directory)  # a sink killed mid-commit: finish or discard that commit
+    except RecordingError as exc:
+        problems.append(str(exc))
+        return result
+    seqs_by_run: dict[int, list[np.ndarray]] = defaultdict(list)
+    event_ids_by_run: dict[int, list[np.ndarray]] = defaultdict(list)
+    seq_segments: dict[tuple[int, int], list[str]] = defaultdict(list)
+    identities: set[tuple[str, str]] = set()
+    n_events = n_jets = n_flagged = n_bytes = 0
+    for path in paths:
+        n_bytes += path.stat().st_size
+        try:
+            seg = read_segment(path)
+            arrays = read_segment_arrays(seg)
+        except RecordingError as exc:
+            problems.append(f"{path.name}: unreadable: {exc}")
+            continue
+        if seg.card:
+            identities.add((str(seg.card.get("name")), json.dumps(seg.card.get("files", {}), sort_keys=True)))
+        check_segment(seg, arrays, problems)
+        if not len(arrays) or "seq" not in arrays.fields:
+            continue
+        seq = np.asarray(arrays["seq"]).astype(np.int64)
+        run = np.asarray(arrays["run_id"])
+        for run_id in np.unique(run).tolist():
+            sel = run == run_id
+            unique_seqs = np.unique(seq[sel])
+            seqs_by_run[run_id].append(unique_seqs)
+            for s in unique_seqs.tolist():
+                seq_segments[(run_id, s)].append(path.name)
+            event_ids_by_run[run_id].append(np.asarray(arrays["event_id"])[sel])
+        n_events += len(arrays)
+        n_jets += int(np.asarray(arrays["njet"]).sum())
+        n_flagged += int(np.asarray(arrays["flag"]).astype(bool).sum())
+    if len(identities) > 1:
+        problems.append(f"segments hold {len(identities)} different models: {sorted(i[0] for i in identities)}")
+    n_batches = 0
+    runs = {}
+    for run_id in sorted(seqs_by_run):
+        all_seqs = np.concatenate(seqs_by_run[run_id])
+        unique, counts = np.unique(all_seqs, return_counts=True)
+        n_batches += len(unique)
+        twice = unique[counts > 1]
+        if len(twice):
+            where = seq_segments[(run_id, int(twice[0]))]
+            problems.append(f"run {run_id:016x}: {len(twice)} batches recorded more than once: seq "
+                            f"{_ranges(twice)} (seq {int(twice[0])} in {where})")
+        top = int(unique[-1])
+        missing = np.setdiff1d(np.arange(top + 1), unique)
+        if len(missing):
+            problems.append(f"run {run_id:016x}: {len(missing)} missing seqs out of 0..{top}: {_ranges(missing)}")
+        ids = np.sort(np.concatenate(event_ids_by_run[run_id]))
+        dup_ids = np.unique(ids[1:][ids[1:] == ids[:-1]])
+        if len(dup_ids):
+            problems.append(f"run {run_id:016x}: {len(dup_ids)} event_ids recorded more than once: "
+                            f"{_ranges(dup_ids)}")
+        runs[f"{run_id:016x}"] = {"batches": len(unique), "max_seq": top, "events": len(ids)}
+    source = "--expect-events/--expect-batches"
+    if use_summary and expect_events is None and expect_batches is None:
+        expect_events, expect_batches, source = _summary_expectation(directory)
+    if expect_batches is not None and n_batches != expect_batches:
+        problems.append(f"{n_batches} batches recorded, {expect_batches} expected ({source})")
+    if expect_events is not None and n_events != expect_events:
+        problems.append(f"{n_events} events recorded, {expect_events} expected ({source})")
+    result.stats = {"directory": str(directory), "segments": len(paths), "bytes": n_bytes, "events": n_events,
+                    "jets": n_jets, "flagged": n_flagged, "batches": n_batches, "runs": runs,
+                    "expected_events": expect_events, "expected_batches": expect_batches,
+                    "expected_from": source if expect_events is not None or expect_batches is not None else None,
+                    "recovered_commits": recovered}
+    return result

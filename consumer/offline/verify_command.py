@@ -1,0 +1,56 @@
+"""Verify a recording: every segment readable, every seq of every run present (0..max), no batch
+or (run_id, event_id) recorded twice, counts consistent (jets, raw copies of flagged events, scores
+= max jet error). Exits 0 when the recording is good, 1 with the list of problems otherwise.
+
+When an `aetrig run` summary.json sits in DIR or its parent, the recorded event count is also
+compared with its events.produced (or give --expect-events).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXAMPLES = """
+aetrig verify runs/demo/recording
+aetrig verify /data/rec --expect-events 1000000 --json verify.json
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", type=Path, help="recording directory (the sink's --out) or a run directory")
+    parser.add_argument("--expect-events", type=int, default=None, help="the number of events that must be there")
+    parser.add_argument("--expect-batches", type=int, default=None, help="the number of batches that must be there")
+    parser.add_argument("--no-summary", action="store_true", help="ignore a summary.json next to the recording")
+    parser.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")
+
+
+def _recording_dir(path: Path) -> Path:
+    """Accept the recording itself, or a run directory holding one recording sub-directory."""
+    if (path / "segments").is_dir():
+        return path
+    candidates = [p.parent for p in sorted(path.glob("*/segments")) if p.is_dir()]
+    return candidates[0] if len(candidates) == 1 else path
+
+
+def main(args: argparse.Namespace) -> int:
+    from consumer.offline.verify import verify_recording
+
+    directory = _recording_dir(args.dir)
+    result = verify_recording(directory, expect_events=args.expect_events, expect_batches=args.expect_batches,
+                              use_summary=not args.no_summary)
+    stats = result.stats
+    if args.json:
+        args.json.write_text(json.dumps({"ok": result.ok, "problems": result.problems, "stats": stats}, indent=1))
+    if result.ok:
+        print(f"aetrig verify: {directory}: OK: {stats['events']} events, {stats['jets']} jets, "
+              f"{stats['flagged']} flagged, {stats['batches']} batches in {len(stats['runs'])} run(s), "
+              f"{stats['segments']} segment file(s), {stats['bytes']} bytes"
+              + (f"; counts match {stats['expected_from']}" if stats.get("expected_from") else ""))
+        return 0
+    print(f"aetrig verify: {directory}: {len(result.problems)} problem(s):", file=sys.stderr)
+    for problem in result.problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 1

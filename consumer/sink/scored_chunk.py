@@ -1,0 +1,54 @@
+"""Turn validated scored messages into one chunk of branches for a segment commit (pure numpy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from emulator.runtime.recording import EVENT_BRANCHES, LATENT_STORAGE, Layout, jagged_record
+from emulator.runtime.wire import Batch
+
+
+def batch_layout(batch: Batch, latent_dtype: str) -> Layout:
+    """The segment layout a scored message needs (latent size, storage, raw variables)."""
+    raw_vars = tuple(name[len("raw_jet_"):] for name in batch.columns if name.startswith("raw_jet_"))
+    return Layout(int(batch.columns["jet_latent"].shape[1]), LATENT_STORAGE[latent_dtype], raw_vars)
+
+
+def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, Any]:
+    """Branches (numpy per-event, awkward jagged per-jet) for all events of ``batches``, in order."""
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([b.columns[name] for b in batches])
+
+    n_events = [b.n_events for b in batches]
+    chunk: dict[str, Any] = {
+        "run_id": np.repeat(np.array([b.run_id for b in batches], np.uint64), n_events),
+        "seq": np.repeat(np.array([b.seq for b in batches], np.uint64), n_events),
+    }
+    for name in EVENT_BRANCHES:
+        if name not in chunk:
+            chunk[name] = cat(name).astype(EVENT_BRANCHES[name], copy=False)
+    counts = cat("n_jets").astype(np.int64)
+    latent = cat("jet_latent")
+    if layout.latent_storage == "float16-as-uint16":
+        latent = latent.astype(np.float16).view(np.uint16)
+    else:
+        latent = latent.astype(np.float32)
+    jet_fields = {f"latent_{i}": latent[:, i] for i in range(layout.latent_dim)}
+    jet_fields["error"] = cat("jet_error").astype(np.float32, copy=False)
+    chunk["jet"] = jagged_record(counts, jet_fields)
+    raw_counts = counts * chunk["flag"].astype(bool)
+    raw_fields = {}
+    for var in layout.raw_vars:
+        parts = [b.columns.get(f"raw_jet_{var}", np.zeros(0, np.float32)) for b in batches]
+        raw_fields[var] = np.concatenate(parts).astype(np.float32, copy=False)
+    if raw_fields:
+        chunk["raw_jet"] = jagged_record(raw_counts, raw_fields)
+    return chunk
+
+
+def chunk_nbytes(batches: Sequence[Batch]) -> int:
+    """Uncompressed bytes of the columns that go into a commit (the size estimate for --max-bytes)."""
+    return sum(col.nbytes for b in batches for name, col in b.columns.items() if not name.endswith("_json"))

@@ -1,0 +1,112 @@
+"""One ROOT segment of a recording, written with uproot in durable group commits.
+
+Layout of a segment (documented for readers in emulator/runtime/recording.py):
+
+* TObjStrings ``format_version``, ``card`` (model card JSON), ``manifest`` (run manifest JSON) and
+  ``layout`` (JSON: latent_dim, latent_storage, raw variables).
+* TTree ``events``: per-event branches ``run_id seq event_id file_index entry event_number
+  event_score flag``; per-jet jagged branches ``jet_latent_0 .. jet_latent_{k-1}`` and
+  ``jet_error`` sharing the counter ``njet``; jagged ``raw_jet_<var>`` sharing the counter
+  ``nraw_jet`` (the event's jets when flagged, empty otherwise).
+* The latent is stored as k jagged branches (one per latent dimension) because uproot cannot
+  write jagged arrays with a fixed inner dimension. ``latent_storage`` is ``float32``, or
+  ``float16-as-uint16`` (IEEE half-precision bit patterns in uint16 branches, since ROOT has no
+  16-bit float type; read them back with ``.view(numpy.float16)``).
+
+``SegmentWriter.commit`` does uproot ``extend`` into a :class:`~emulator.runtime.journaled_file.JournaledFile`
+and commits it (journal + fsync, apply + fsync): when it returns, the entries are durable, and a
+kill at any instant leaves a file that :func:`~emulator.runtime.journaled_file.recover` turns into the state
+of the last completed commit. Rotation happens at commit boundaries.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import uproot
+
+from emulator.runtime.journaled_file import JournaledFile
+from emulator.runtime.recording import FORMAT_VERSION, TREE, Layout
+
+COMPRESSIONS = {"zlib": "ZLIB", "lz4": "LZ4", "zstd": "ZSTD", "lzma": "LZMA"}
+
+
+def parse_compression(text: str) -> Any:
+    """``none`` or ``ALGO:LEVEL`` (zlib, lz4, zstd, lzma) as an uproot compression setting."""
+    if text == "none":
+        return None
+    algo, _, level = text.partition(":")
+    if algo not in COMPRESSIONS or not level.isdigit():
+        raise ValueError(f"compression {text!r}: use none or one of {sorted(COMPRESSIONS)}:LEVEL, e.g. zstd:1")
+    return getattr(uproot, COMPRESSIONS[algo])(int(level))
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a new directory entry durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SegmentWriter:
+    """Create a segment file, append committed chunks durably, close it."""
+
+    def __init__(self, path: str | Path, card_text: str, manifest_text: str, layout: Layout,
+                 compression: str = "zstd:1"):
+        self.path = Path(path)
+        self.layout = layout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.raw = JournaledFile(self.path)
+        self.file = uproot.create(self.raw, compression=parse_compression(compression))
+        self.file["format_version"] = FORMAT_VERSION
+        self.file["card"] = card_text
+        self.file["manifest"] = manifest_text
+        self.file["layout"] = layout.to_json()
+        self.tree: Any = None
+        self.n_events = 0
+        self.commits = 0
+        self.created = time.monotonic()
+        self._sync()
+        fsync_directory(self.path.parent)
+
+    def _sync(self) -> None:
+        self.file.file.sink.flush()
+        self.raw.commit()
+
+    @property
+    def size(self) -> int:
+        return os.stat(self.path).st_size
+
+    @property
+    def age(self) -> float:
+        return time.monotonic() - self.created
+
+    def commit(self, chunk: Mapping[str, Any]) -> None:
+        """Append ``chunk`` (branch name -> numpy / awkward array) and make it durable."""
+        if self.tree is None:
+            types = {name: (value.type.content if isinstance(value, ak.Array) else value.dtype)
+                     for name, value in chunk.items()}
+            self.tree = self.file.mktree(TREE, types, counter_name=lambda counted: f"n{counted}",
+                                         field_name=lambda outer, inner: f"{outer}_{inner}")
+        self.tree.extend(dict(chunk))
+        self._sync()
+        n = len(chunk["run_id"])
+        self.n_events += n
+        self.commits += 1
+
+    def abandon(self) -> None:
+        """Stop using a segment after a failed write; its last commit is finished or discarded by
+        :func:`emulator.runtime.journaled_file.recover` later. Nothing more is written to it here."""
+        self.raw.abandon()
+
+    def close(self) -> None:
+        """Close the file (uproot writes its final directory; the journal commits it)."""
+        if not self.file.closed:
+            self.file.close()

@@ -1,0 +1,94 @@
+"""Pure numerics of the encoder: gather jets of several messages, per-event scores, scored columns.
+
+No I/O here: the service (emulator/encoder/service.py) feeds decoded batches in and sends the
+columns these functions build.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from emulator.runtime.wire import EVENT_ID_COLUMNS, Batch
+
+_NO_JETS = np.empty(0, dtype=np.float32)  # the raw copy of a message without flagged events (read-only)
+_NO_JETS.flags.writeable = False
+
+
+def stack_inputs(batches: Sequence[Batch], variables: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Model input ``x`` [J_total, n_vars] float32 from ``jet_<var>`` of each batch, and jet offsets.
+
+    ``offsets[i]:offsets[i+1]`` are the rows of batch ``i``.
+    """
+    sizes = np.array([b.n_jets for b in batches], dtype=np.int64)
+    offsets = np.zeros(len(batches) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    x = np.empty((int(offsets[-1]), len(variables)), dtype=np.float32)
+    for i, batch in enumerate(batches):
+        lo, hi = offsets[i], offsets[i + 1]
+        for j, var in enumerate(variables):
+            x[lo:hi, j] = batch.columns[f"jet_{var}"]
+    return x, offsets
+
+
+def event_scores(jet_error: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per-event score = max of the per-jet errors of the event; 0 for an event without jets."""
+    counts = np.asarray(counts)
+    scores = np.full(len(counts), -np.inf, dtype=np.float32)
+    # one unbuffered maximum per jet into its event's slot: cheaper than reduceat's per-segment work
+    np.maximum.at(scores, np.repeat(np.arange(len(counts)), counts), np.asarray(jet_error, dtype=np.float32))
+    scores[counts == 0] = 0.0
+    return scores
+
+
+def flag_events(scores: np.ndarray, counts: np.ndarray, threshold: float) -> np.ndarray:
+    """Flag (u1) = score > threshold; an event without jets is never flagged."""
+    return ((scores > threshold) & (np.asarray(counts) > 0)).astype(np.uint8)
+
+
+def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray, threshold: float,
+                   latent_dtype: str, card_blob: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of the scored message for one events message (wire contract, KIND_SCORED).
+
+    Identity columns are passed through, ``jet_latent``/``jet_error`` added, ``event_score`` and
+    ``flag`` computed, and every ``jet_<var>`` that arrived is copied as ``raw_jet_<var>`` for the
+    jets of flagged events. ``manifest_json`` is passed through, ``card_json`` added.
+    """
+    counts = batch.columns["n_jets"]
+    scores = event_scores(error, counts)
+    flag = flag_events(scores, counts, threshold)
+    columns: dict[str, np.ndarray] = {name: batch.columns[name] for name in EVENT_ID_COLUMNS}
+    columns["jet_latent"] = latent.astype(latent_dtype, copy=False)
+    columns["jet_error"] = error.astype(np.float32, copy=False)
+    columns["event_score"] = scores
+    columns["flag"] = flag
+    raw_index = flagged_jet_index(flag, counts)
+    for var in batch.jet_variables():
+        columns[f"raw_jet_{var}"] = (np.asarray(batch.columns[f"jet_{var}"])[raw_index].astype(np.float32, copy=False)
+                                     if len(raw_index) else _NO_JETS)
+    if "manifest_json" in batch.columns:
+        columns["manifest_json"] = batch.columns["manifest_json"]
+    columns["card_json"] = card_blob
+    return columns
+
+
+def flagged_jet_index(flag: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Indices of the jets of flagged events, in order (cheap: flagged events are rare)."""
+    events = np.flatnonzero(flag)
+    if not len(events):
+        return np.empty(0, dtype=np.int64)
+    lengths = counts[events].astype(np.int64)
+    firsts = np.cumsum(counts, dtype=np.int64)[events] - lengths  # first jet of each flagged event
+    ends = np.cumsum(lengths)  # end of each flagged event's run in the output
+    return np.arange(int(ends[-1])) + np.repeat(firsts - (ends - lengths), lengths)
+
+
+def split_rows(array: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    """Views of ``array`` rows per batch, by the offsets of :func:`stack_inputs`."""
+    return [array[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def rows_finite(arrays: Mapping[str, np.ndarray]) -> bool:
+    """True when every value of every array is finite."""
+    return all(np.isfinite(a).all() for a in arrays.values() if a.size)

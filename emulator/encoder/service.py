@@ -1,0 +1,342 @@
+"""The encoder service: PULL events messages, run ONNX Runtime in micro-batches, PUSH scored messages.
+
+Flow per message: ``wire.decode`` + ``wire.validate`` (kind ``events``), the model's variables
+picked by name (``jet_<var>``; a stream lacking one is rejected as ``missing_variable``), the
+threshold resolved, then the message waits in a micro-batch. A micro-batch runs when it holds
+``max_batch_jets`` jets, or when no further message is queued and it holds at least
+``min_batch_jets`` (waiting longer would only add latency: inference cost per jet is flat from a
+few hundred jets on), or when its first message has waited ``max_wait_ms``. ONNX Runtime scores
+it in near-equal calls of at most ``inference_chunk_jets`` (per-jet cost rises above ~2048 jets,
+when the activations leave the cache). Its results are split back per message and each becomes
+one scored message (emulator/encoder/microbatch.py). While messages are queued they are taken without a
+poll() per message. Bad messages are counted by reason and quarantined; the service keeps
+running. SIGTERM/SIGINT: stop reading, score what is already queued locally, send it, write the
+report, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zmq
+
+from emulator.encoder.microbatch import rows_finite, scored_columns, stack_inputs
+from emulator.runtime import wire
+from emulator.runtime.heap import freeze_startup_heap
+from emulator.runtime.metrics import Metrics, start_metrics
+from emulator.runtime.onnx_scorer import OnnxScorer
+from emulator.runtime.quarantine import Quarantine
+from emulator.runtime.shutdown import StopFlag
+from emulator.runtime.stage_report import write_report
+from emulator.runtime.zmq_frames import recv_frames, send_frames
+
+log = logging.getLogger("aetrig.encode")
+
+HWM = 200
+DRAIN_MESSAGES = 2000
+
+
+@dataclass
+class EncoderConfig:
+    """Everything `aetrig encode` takes (see emulator/encoder/command.py for the flags)."""
+
+    model: Path
+    connect: str
+    sink: str
+    fpr: float | None = None
+    accept_rate: float | None = None
+    threshold: float | None = None
+    max_batch_jets: int = 4096
+    max_wait_ms: float = 2.0
+    min_batch_jets: int = 512
+    inference_chunk_jets: int = 2048
+    threads: int = 1
+    latent_dtype: str = "float32"
+    metrics_port: int | None = None
+    report: Path | None = None
+    quarantine: Path | None = None
+    id: str = field(default_factory=lambda: f"encoder-{os.getpid()}")
+    curve_keys: Path | None = None
+    limits: wire.Limits = field(default_factory=wire.Limits)
+    drain_timeout_s: float = 10.0
+
+
+class ThresholdPolicy:
+    """The per-event threshold: fixed (``--threshold``/``--fpr``) or per declared input rate."""
+
+    def __init__(self, model: Any, fpr: float | None, accept_rate: float | None, threshold: float | None):
+        self.model, self.accept_rate = model, accept_rate
+        self.by_rate: dict[float, float] = {}
+        if threshold is not None:
+            self.fixed: float | None = float(threshold)
+            self.source = f"--threshold {threshold:g}"
+        elif accept_rate is not None:
+            self.fixed = None
+            self.source = f"--accept-rate {accept_rate:g} Hz at the producer's declared rate"
+        else:
+            fpr = 1e-3 if fpr is None else fpr
+            self.fixed = float(model.threshold(fpr=fpr))  # ModelError here is a start-up error
+            self.source = f"--fpr {fpr:g} from the card's per_event_curve"
+
+    def for_rate(self, rate_hz: float) -> float:
+        """Threshold for a message declaring ``rate_hz``; raises WireError('no_threshold')."""
+        if self.fixed is not None:
+            return self.fixed
+        if rate_hz not in self.by_rate:
+            from models.runtime.card import ModelError
+
+            try:
+                self.by_rate[rate_hz] = float(self.model.threshold(accept_rate=self.accept_rate, input_rate=rate_hz))
+            except ModelError as exc:
+                raise wire.WireError("no_threshold", str(exc)) from None
+            log.info("threshold %.6g for declared input rate %g Hz", self.by_rate[rate_hz], rate_hz)
+        return self.by_rate[rate_hz]
+
+
+@dataclass
+class _Pending:
+    batch: wire.Batch
+    threshold: float
+    frames: list[bytes]
+
+
+class EncoderService:
+    """One encoder process: sockets, ONNX session, micro-batching, metrics and the final report."""
+
+    def __init__(self, config: EncoderConfig, stop: StopFlag | None = None, metrics: Metrics | None = None):
+        from models.runtime.card import load_model_dir
+
+        self.config = config
+        self.stop = stop if stop is not None else StopFlag()
+        self.model = load_model_dir(config.model, verify=True)
+        self.variables = list(self.model.variables)
+        self.policy = ThresholdPolicy(self.model, config.fpr, config.accept_rate, config.threshold)
+        self.scorer = OnnxScorer(self.model.scorer_path, self.model.latent_dim, threads=config.threads,
+                                 max_rows=config.inference_chunk_jets)
+        self.card_blob = wire.blob_column(self.model.card_json.encode())
+        self.latent_dtype = np.dtype(config.latent_dtype).newbyteorder("<")
+        self.metrics = metrics or start_metrics(config.metrics_port)
+        self.events_counter = self.metrics.events.labels(stage="encoder")
+        self.jets_counter = self.metrics.jets.labels(stage="encoder")
+        self.quarantine = Quarantine(config.quarantine)
+        self.counts = {"messages": 0, "events": 0, "jets": 0, "flagged": 0, "micro_batches": 0, "unsent_messages": 0}
+        self.rejected = dict.fromkeys(wire.REJECT_REASONS, 0)
+        self.inference_seconds = 0.0
+        self.inference_cpu_seconds = 0.0  # CPU time of the calling thread in ONNX Runtime (it runs there)
+        self.inference_jets = 0
+        self.pending: list[_Pending] = []
+        self.pending_jets = 0
+        self.first_pending_at = 0.0
+        self.started = time.time()
+        self.cpu_at_start = time.process_time()  # reset when serving starts: start-up CPU is not serving cost
+        self._drain_deadline: float | None = None
+
+    # ---- sockets -------------------------------------------------------------------------
+    def _sockets(self) -> tuple[zmq.Context, zmq.Socket, zmq.Socket]:
+        ctx = zmq.Context()
+        pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+        pull.rcvhwm, push.sndhwm = HWM, HWM
+        if self.config.curve_keys:
+            from emulator.runtime.curvezmq import secure_socket
+
+            secure_socket(pull, self.config.curve_keys, "client")
+            secure_socket(push, self.config.curve_keys, "client")
+        pull.connect(self.config.connect)
+        push.connect(self.config.sink)
+        return ctx, pull, push
+
+    # ---- message handling ----------------------------------------------------------------
+    def reject(self, reason: str, detail: str, frames: list[bytes]) -> None:
+        self.rejected[reason] += 1
+        self.metrics.rejected.labels(reason=reason).inc()
+        self.quarantine.keep(reason, detail, frames)
+        n = self.rejected[reason]
+        if n <= 10 or n & (n - 1) == 0:  # the first ten of each reason, then at powers of two
+            log.warning("rejected message (%s #%d): %s", reason, n, detail)
+
+    def accept(self, frames: list[bytes]) -> None:
+        """Decode and validate one message and queue it for the next micro-batch (or reject it)."""
+        try:
+            batch = wire.validate(wire.decode(frames, self.config.limits, kinds=(wire.KIND_EVENTS,)),
+                                  self.config.limits)
+            missing = [v for v in self.variables if f"jet_{v}" not in batch.columns]
+            if missing:
+                raise wire.WireError("missing_variable", f"stream lacks jet_{missing[0]} needed by model "
+                                     f"{self.model.name!r} (has {batch.jet_variables()})")
+            if "manifest_json" not in batch.columns:
+                raise wire.WireError("missing_column", "events message without manifest_json")
+            threshold = self.policy.for_rate(float(batch.header["rate_hz"]))
+        except wire.WireError as exc:
+            self.reject(exc.reason, exc.detail, frames)
+            return
+        except Exception as exc:  # a bug must not stop the service: count and keep the message
+            log.exception("internal error while decoding a message")
+            self.reject("internal_error", f"{type(exc).__name__}: {exc}", frames)
+            return
+        if not self.pending:
+            self.first_pending_at = time.monotonic()
+        self.pending.append(_Pending(batch, threshold, frames))
+        self.pending_jets += batch.n_jets
+
+    def due(self, queue_empty: bool = False) -> bool:
+        """Whether the pending micro-batch should run now (``queue_empty``: no further message is waiting)."""
+        if not self.pending:
+            return False
+        if self.pending_jets >= self.config.max_batch_jets:
+            return True
+        if queue_empty and self.pending_jets >= min(self.config.min_batch_jets, self.config.max_batch_jets):
+            return True
+        return (time.monotonic() - self.first_pending_at) * 1e3 >= self.config.max_wait_ms
+
+    def poll_timeout_ms(self) -> int:
+        """How long to wait for the next message: the rest of the pending batch's wait, else 100 ms (to notice
+        signals). Rounded up: ZeroMQ takes whole milliseconds and truncating to 0 would spin."""
+        if not self.pending:
+            return 100
+        waited_ms = (time.monotonic() - self.first_pending_at) * 1e3
+        return min(100, math.ceil(max(0.0, self.config.max_wait_ms - waited_ms)))
+
+    def run_micro_batch(self, push: zmq.Socket) -> None:
+        """Score every pending message in one inference call and send one scored message each."""
+        pending, self.pending, self.pending_jets = self.pending, [], 0
+        x, offsets = stack_inputs([p.batch for p in pending], self.variables)
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            latent, error = self.scorer.score(x)
+        except Exception as exc:  # ONNX Runtime refused the input: find the message, keep the service up
+            if len(pending) == 1:
+                self.reject("internal_error", f"inference failed: {type(exc).__name__}: {exc}", pending[0].frames)
+                return
+            log.exception("inference on a micro-batch of %d messages failed; retrying them one by one", len(pending))
+            for item in pending:
+                self.pending, self.pending_jets = [item], item.batch.n_jets
+                self.run_micro_batch(push)
+            return
+        dt = time.perf_counter() - t0
+        self.inference_cpu_seconds += time.thread_time() - c0
+        self.metrics.inference_seconds.observe(dt)
+        self.metrics.batch_jets.observe(len(x))
+        self.inference_seconds += dt
+        self.inference_jets += len(x)
+        self.counts["micro_batches"] += 1
+        all_finite = rows_finite({"latent": latent, "error": error})
+        for i, item in enumerate(pending):
+            lo, hi = offsets[i], offsets[i + 1]
+            lat, err = latent[lo:hi], error[lo:hi]
+            if not all_finite and not rows_finite({"latent": lat, "error": err}):
+                self.reject("non_finite", "model output holds NaN or inf (input outside the model's domain)",
+                            item.frames)
+                continue
+            try:
+                columns = scored_columns(item.batch, lat, err, item.threshold, self.latent_dtype.str, self.card_blob)
+                header = item.batch.header
+                frames = wire.encode(wire.KIND_SCORED, header["run_id"], header["seq"], columns,
+                                     t_send=header["t_send"], rate_hz=header["rate_hz"], t_encoded=time.time(),
+                                     threshold=item.threshold, model=self.model.name, encoder=self.config.id)
+            except Exception as exc:
+                log.exception("internal error while building a scored message")
+                self.reject("internal_error", f"{type(exc).__name__}: {exc}", item.frames)
+                continue
+            if not self.send(push, frames):
+                self.counts["unsent_messages"] += 1
+                continue
+            n_flagged = int(columns["flag"].sum())
+            self.counts["messages"] += 1
+            self.counts["events"] += item.batch.n_events
+            self.counts["jets"] += item.batch.n_jets
+            self.counts["flagged"] += n_flagged
+            self.events_counter.inc(item.batch.n_events)
+            self.jets_counter.inc(item.batch.n_jets)
+            self.metrics.anomalies.inc(n_flagged)
+
+    def send(self, push: zmq.Socket, frames: list[Any]) -> bool:
+        """Send, waiting while the sink is slow (backpressure); after a stop, give up at the drain deadline."""
+        while True:
+            try:
+                send_frames(push, frames, zmq.NOBLOCK)
+                return True
+            except zmq.Again:
+                if self.stop:
+                    if self._drain_deadline is None:
+                        self._drain_deadline = time.monotonic() + self.config.drain_timeout_s
+                    if time.monotonic() > self._drain_deadline:
+                        log.error("sink does not take messages: giving up on one scored message at shutdown")
+                        return False
+                push.poll(100, zmq.POLLOUT)
+
+    # ---- main loop -----------------------------------------------------------------------
+    def receive_available(self, pull: zmq.Socket, limit: int) -> tuple[int, bool]:
+        """Take queued messages without waiting, up to the micro-batch size or ``limit`` messages.
+
+        Returns (messages taken, whether the socket was found empty)."""
+        taken = 0
+        while taken < limit and self.pending_jets < self.config.max_batch_jets:
+            try:
+                frames = recv_frames(pull, zmq.NOBLOCK)
+            except zmq.Again:
+                return taken, True
+            taken += 1
+            self.accept(frames)
+        return taken, False
+
+    def run(self) -> dict[str, Any]:
+        """Serve until stopped; return (and write) the report."""
+        ctx, pull, push = self._sockets()
+        freeze_startup_heap()
+        self.cpu_at_start = time.process_time()
+        log.info("encoder %s: model %s (%s), threshold %s, %d thread(s), connected to %s -> %s",
+                 self.config.id, self.model.name, self.variables, self.policy.source, self.config.threads,
+                 self.config.connect, self.config.sink)
+        try:
+            queue_empty = True
+            while not self.stop:
+                # poll only when the socket was found empty; while messages are queued, take them directly
+                if not queue_empty or pull.poll(self.poll_timeout_ms(), zmq.POLLIN):
+                    _, queue_empty = self.receive_available(pull, limit=HWM)
+                if self.due(queue_empty):
+                    self.run_micro_batch(push)
+            log.info("stopping (%s): scoring what is queued locally", self.stop.signal_name or "stop")
+            drained = 0
+            while drained < DRAIN_MESSAGES:
+                got, _ = self.receive_available(pull, limit=DRAIN_MESSAGES - drained)
+                if self.pending:
+                    self.run_micro_batch(push)
+                if not got:
+                    break
+                drained += got
+        finally:
+            pull.close(linger=0)
+            push.close(linger=int(self.config.drain_timeout_s * 1000))
+            ctx.term()
+        report = self.report()
+        write_report(self.config.report, report)
+        return report
+
+    def report(self) -> dict[str, Any]:
+        """The stage report (``--report``). ``messages``/``events``/``jets``/``flagged`` count scored
+        messages handed to the sink socket; delivery is confirmed only by the sink's acks to the producer."""
+        elapsed = time.time() - self.started
+        serving_cpu = time.process_time() - self.cpu_at_start
+        return {
+            "stage": "encoder", "id": self.config.id, "model": self.model.name, "model_version": self.model.version,
+            "variables": self.variables, "threshold_source": self.policy.source,
+            "threshold": self.policy.fixed, "thresholds_by_rate": {str(k): v for k, v in self.policy.by_rate.items()},
+            **self.counts, "rejected": {k: v for k, v in self.rejected.items() if v},
+            "rejected_messages": sum(self.rejected.values()), "quarantine": self.quarantine.summary(),
+            "inference_seconds": self.inference_seconds, "inference_jets": self.inference_jets,
+            "inference_jets_per_s": self.inference_jets / self.inference_seconds if self.inference_seconds else None,
+            "inference_cpu_seconds": self.inference_cpu_seconds, "serving_cpu_seconds": serving_cpu,
+            "non_inference_cpu_us_per_message": ((serving_cpu - self.inference_cpu_seconds) / self.counts["messages"]
+                                                 * 1e6 if self.counts["messages"] else None),
+            "elapsed_seconds": elapsed, "threads": self.config.threads, "latent_dtype": self.config.latent_dtype,
+            "max_batch_jets": self.config.max_batch_jets, "max_wait_ms": self.config.max_wait_ms,
+            "min_batch_jets": self.config.min_batch_jets, "inference_chunk_jets": self.config.inference_chunk_jets,
+            "stopped_by": self.stop.signal_name,
+        }

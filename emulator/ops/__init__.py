@@ -1,0 +1,1 @@
+"""Operations tools: the Grafana dashboard definition, a local Prometheus, CurveZMQ keys."""

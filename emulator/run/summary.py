@@ -1,0 +1,84 @@
+"""The run summary: merge the stages' --report JSONs and the recording into ``summary.json``.
+
+The keys are exactly those of docs/design.md "Run summary":
+
+* ``events``: produced (unique events sent, resends not counted), encoded (events the encoders
+  that reported scored, re-encoded resends included), recorded (unique event ids of the run in
+  the recording), flagged (recorded events with flag 1), dropped (deadtime drops, every stage),
+  lost (event ids the producer sent that the recording lacks), duplicates_discarded (events the
+  sink discarded as already recorded), duplicates_recorded (event ids recorded more than once);
+* ``batches``: sent, resent (producer);
+* ``rejected``: messages by reason, summed over the stages (only non-zero reasons);
+* ``throughput_events_per_s``: recorded events per second of the producer's sending time;
+* ``latency_seconds``: decision and commit, each p50, p90, p99, p999 (per event, from the sink).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PERCENTILE_KEYS = ("p50", "p90", "p99", "p999")
+
+
+def recording_counts(directory: str | Path, run_id: int | None, produced: int | None) -> dict[str, int]:
+    """recorded, flagged, duplicates_recorded and lost for ``run_id`` from the recording itself."""
+    from emulator.runtime.recording import RecordingError, open_recording
+
+    try:
+        rec = open_recording(directory)
+    except RecordingError:
+        return {"recorded": 0, "flagged": 0, "duplicates_recorded": 0, "lost": int(produced or 0)}
+    ids, flags = [], []
+    for _, arrays in rec.iter_arrays(["run_id", "event_id", "flag"]):
+        mine = np.ones(len(arrays), bool) if run_id is None else np.asarray(arrays["run_id"]) == np.uint64(run_id)
+        ids.append(np.asarray(arrays["event_id"])[mine])
+        flags.append(np.asarray(arrays["flag"])[mine])
+    all_ids = np.concatenate(ids) if ids else np.zeros(0, np.uint64)
+    all_flags = np.concatenate(flags) if flags else np.zeros(0, np.uint8)
+    unique, first = np.unique(all_ids, return_index=True)
+    lost = 0
+    if produced is not None:
+        lost = int(produced - np.count_nonzero(unique < np.uint64(produced)))
+    return {"recorded": len(unique), "flagged": int(np.count_nonzero(all_flags[first])),
+            "duplicates_recorded": len(all_ids) - len(unique), "lost": lost}
+
+
+def _percentiles(block: Mapping[str, Any] | None) -> dict[str, float | None]:
+    block = block or {}
+    return {k: block.get(k) for k in PERCENTILE_KEYS}
+
+
+def merge(producer: Mapping[str, Any] | None, encoders: Sequence[Mapping[str, Any]], sink: Mapping[str, Any] | None,
+          recorded: Mapping[str, int]) -> dict[str, Any]:
+    """The summary dict from the stage reports (any may be missing: a killed stage writes none)."""
+    producer, sink = producer or {}, sink or {}
+    rejected: dict[str, int] = {}
+    for report in [producer, *encoders, sink]:
+        for reason, n in (report.get("rejected") or {}).items():
+            if n:
+                rejected[reason] = rejected.get(reason, 0) + int(n)
+    dropped = int(producer.get("dropped", 0)) + sum(int(e.get("dropped", 0)) for e in encoders) \
+        + int(sink.get("dropped", 0))
+    sending = float(producer.get("duration_s") or 0.0)
+    latency = sink.get("latency_seconds") or {}
+    return {
+        "events": {
+            "produced": int(producer.get("produced", 0)),
+            "encoded": sum(int(e.get("events", 0)) for e in encoders),
+            "recorded": int(recorded["recorded"]),
+            "flagged": int(recorded["flagged"]),
+            "dropped": dropped,
+            "lost": int(recorded["lost"]),
+            "duplicates_discarded": int(sink.get("duplicates_discarded", 0)),
+            "duplicates_recorded": int(recorded["duplicates_recorded"]),
+        },
+        "batches": {"sent": int(producer.get("batches_sent", 0)), "resent": int(producer.get("batches_resent", 0))},
+        "rejected": rejected,
+        "throughput_events_per_s": recorded["recorded"] / sending if sending > 0 else 0.0,
+        "latency_seconds": {"decision": _percentiles(latency.get("decision")),
+                            "commit": _percentiles(latency.get("commit"))},
+    }

@@ -1,0 +1,31 @@
+"""Default paths of the bundled sample and the default streaming model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES_DIR = REPO / "producer" / "samples"
+DEFAULT_SAMPLE = SAMPLES_DIR / "qcd.root"
+ZOO = REPO / "models" / "zoo"
+DEFAULT_MODEL = ZOO / "AE_3D_200_ptetaphie"
+FALLBACK_MODEL = ZOO / "TLA_4D_leading"
+
+
+def default_input() -> Path:
+    """The bundled background sample; a clear error when it has not been generated yet."""
+    if not DEFAULT_SAMPLE.is_file():
+        raise FileNotFoundError(f"bundled sample {DEFAULT_SAMPLE} is missing; give --input FILE")
+    return DEFAULT_SAMPLE
+
+
+def default_model(announce: bool = True) -> Path:
+    """The default streaming model dir, falling back to the imported TLA network while it is untrained."""
+    for path in (DEFAULT_MODEL, FALLBACK_MODEL):
+        if (path / "card.json").is_file():
+            if announce:
+                note = "" if path == DEFAULT_MODEL else f" ({DEFAULT_MODEL.name} not there yet)"
+                print(f"aetrig: using model {path}{note}", file=sys.stderr)
+            return path
+    raise FileNotFoundError(f"no default model: neither {DEFAULT_MODEL} nor {FALLBACK_MODEL} exists; give --model DIR")

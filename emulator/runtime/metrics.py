@@ -1,0 +1,88 @@
+"""Prometheus metrics of the metric contract (docs/design.md), one registry per process.
+
+Every stage calls :func:`start_metrics` once; labelled counters are pre-created for every known
+label value so that they read 0 instead of being absent.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.process_collector import ProcessCollector
+
+from emulator.runtime.wire import REJECT_REASONS
+
+STAGES = ("producer", "encoder", "sink")
+#: environment variable with the address /metrics binds to (deploy files set 0.0.0.0)
+METRICS_HOST_ENV = "AETRIG_METRICS_HOST"
+
+#: 10 microseconds to 10 seconds, roughly 1-2.5-5 per decade, finer between 5 and 25 ms and 100 and
+#: 250 ms, where the decision (10 ms) and commit (250 ms) latency goals sit, so p99 read from the
+#: histogram is not a coarse interpolation there.
+LATENCY_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 7.5e-3, 1e-2, 1.5e-2, 2e-2,
+                   2.5e-2, 5e-2, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_JET_BUCKETS = (1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry
+    events: Counter
+    jets: Counter
+    anomalies: Counter
+    rejected: Counter
+    dropped: Counter
+    lost: Counter
+    duplicates: Counter
+    inference_seconds: Histogram
+    decision_latency: Histogram
+    commit_latency: Histogram
+    batch_jets: Histogram
+    inflight_batches: Gauge
+
+
+def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
+    """Create the contract's metrics in ``registry`` (a fresh one by default), labels pre-created."""
+    reg = registry or CollectorRegistry()
+    ProcessCollector(registry=reg)
+    m = Metrics(
+        registry=reg,
+        events=Counter("aetrig_events", "Events handled, by stage", ["stage"], registry=reg),
+        jets=Counter("aetrig_jets", "Jets handled, by stage", ["stage"], registry=reg),
+        anomalies=Counter("aetrig_anomalies", "Events flagged as anomalous", registry=reg),
+        rejected=Counter("aetrig_rejected_messages", "Messages rejected, by reason", ["reason"], registry=reg),
+        dropped=Counter("aetrig_dropped_events", "Events dropped on overload (deadtime), by stage",
+                        ["stage"], registry=reg),
+        lost=Counter("aetrig_lost_events", "Events known to be lost", registry=reg),
+        duplicates=Counter("aetrig_duplicate_events", "Duplicate events discarded", registry=reg),
+        inference_seconds=Histogram("aetrig_inference_seconds", "ONNX Runtime time per micro-batch",
+                                    buckets=LATENCY_BUCKETS, registry=reg),
+        decision_latency=Histogram("aetrig_decision_latency_seconds",
+                                   "Producer send to latent and flag at the sink, per event",
+                                   buckets=LATENCY_BUCKETS, registry=reg),
+        commit_latency=Histogram("aetrig_commit_latency_seconds", "Producer send to durable commit, per event",
+                                 buckets=LATENCY_BUCKETS, registry=reg),
+        batch_jets=Histogram("aetrig_batch_jets", "Jets per batch", buckets=BATCH_JET_BUCKETS, registry=reg),
+        inflight_batches=Gauge("aetrig_inflight_batches", "Unacknowledged batches in the producer window",
+                               registry=reg),
+    )
+    for stage in STAGES:
+        m.events.labels(stage=stage)
+        m.jets.labels(stage=stage)
+        m.dropped.labels(stage=stage)
+    for reason in REJECT_REASONS:
+        m.rejected.labels(reason=reason)
+    return m
+
+
+def start_metrics(port: int | None, host: str | None = None) -> Metrics:
+    """Create the metrics and, when ``port`` is given (0 = none), serve them on http://host:port/metrics.
+
+    ``host`` defaults to $AETRIG_METRICS_HOST, else 127.0.0.1 (containers set 0.0.0.0 to be scraped).
+    """
+    metrics = make_metrics()
+    if port:
+        start_http_server(port, addr=host or os.environ.get(METRICS_HOST_ENV, "127.0.0.1"), registry=metrics.registry)
+    return metrics

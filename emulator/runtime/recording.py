@@ -1,0 +1,330 @@
+"""Read API for a recording written by `aetrig sink` (used by verify, decode and report).
+
+A recording directory holds ``segments/<run_id as 16 hex digits>-<NNNNNN>.root``; the segment
+layout is described in consumer/sink/segment_writer.py. In short, tree ``events`` has per-event
+branches ``run_id seq event_id file_index entry event_number event_score flag``, per-jet jagged
+branches ``jet_latent_0..jet_latent_{k-1}`` and ``jet_error`` (counter ``njet``) and jagged
+``raw_jet_<var>`` for flagged events (counter ``nraw_jet``); TObjStrings ``format_version``,
+``card``, ``manifest`` and ``layout``.
+
+Typical use::
+
+    rec = open_recording("runs/demo/recording")
+    ev = rec.events()            # dict of numpy per-event arrays (run_id, seq, ..., n_jets, n_raw)
+    latent = rec.latent()        # [total jets, k] float32, jets in event order
+    error = rec.jet_error()      # [total jets] float32
+    raw = rec.raw_jets()         # {var: flat float32 array over flagged events' jets}
+    rec.card, rec.manifests      # model card, {run_id: manifest}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from emulator.runtime.journaled_file import journal_path, recover
+
+#: The segment layout (written by consumer/sink/segment_writer.py, read here).
+FORMAT_VERSION = "aetrig-recording-1"
+TREE = "events"
+EVENT_BRANCHES = {"run_id": "<u8", "seq": "<u8", "event_id": "<u8", "file_index": "<u4", "entry": "<u8",
+                  "event_number": "<u8", "event_score": "<f4", "flag": "|u1"}
+LATENT_STORAGE = {"float32": "float32", "float16": "float16-as-uint16"}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the per-jet branches of a segment look like; a change of layout starts a new segment."""
+
+    latent_dim: int
+    latent_storage: str
+    raw_vars: tuple[str, ...]
+
+    def to_json(self) -> str:
+        return json.dumps({"latent_dim": self.latent_dim, "latent_storage": self.latent_storage,
+                           "raw_vars": list(self.raw_vars), "latent_branches": "jet_latent_<i>",
+                           "counters": {"jet": "njet", "raw_jet": "nraw_jet"}}, sort_keys=True)
+
+
+def jagged_record(counts: np.ndarray, fields: Mapping[str, np.ndarray]) -> ak.Array:
+    """An awkward ``var * {field: dtype}`` array from per-event counts and flat per-jet arrays."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    contents = [ak.contents.NumpyArray(np.ascontiguousarray(v)) for v in fields.values()]
+    record = ak.contents.RecordArray(contents, list(fields), length=int(offsets[-1]))
+    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), record))
+
+
+SEGMENT_DIR = "segments"
+SEGMENT_RE = re.compile(r"^(?P<run>[0-9a-f]{16})-(?P<index>\d{6})\.root$")
+
+
+class RecordingError(Exception):
+    """A recording directory or segment that cannot be read as one."""
+
+
+def segment_name(run_id: int, index: int) -> str:
+    return f"{run_id:016x}-{index:06d}.root"
+
+
+def segment_paths(directory: str | Path) -> list[Path]:
+    """Segment files of a recording, sorted by run and index (other files are ignored)."""
+    seg_dir = Path(directory) / SEGMENT_DIR
+    if not seg_dir.is_dir():
+        return []
+    return sorted(p for p in seg_dir.iterdir() if SEGMENT_RE.match(p.name))
+
+
+def parse_segment_name(path: Path) -> tuple[int, int]:
+    match = SEGMENT_RE.match(path.name)
+    if not match:
+        raise RecordingError(f"{path.name} is not a segment name (<16 hex>-<6 digits>.root)")
+    return int(match["run"], 16), int(match["index"])
+
+
+LOCK_NAME = ".sink.lock"
+
+
+def lock_recording(directory: str | Path, blocking: bool = False) -> int | None:
+    """Take the recording's writer lock (flock on DIR/.sink.lock); the fd to keep, or None if held.
+
+    A running sink holds it for its lifetime, so that no second sink writes the same directory and
+    readers never repair a segment that is being written.
+    """
+    import fcntl
+
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def unlock_recording(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
+def pending_journals(directory: str | Path) -> list[Path]:
+    """Segments whose last commit journal is still there (a writer running, or killed mid-commit)."""
+    return [p for p in segment_paths(directory) if journal_path(p).exists() and journal_path(p).stat().st_size]
+
+
+def recover_segments(directory: str | Path) -> dict[str, str]:
+    """Finish or discard the interrupted last commit of every segment (only when no sink runs).
+
+    Returns {segment name: 'replayed' | 'discarded'}; raises RecordingError when a sink holds the lock.
+    """
+    todo = pending_journals(directory)
+    if not todo:
+        return {}
+    fd = lock_recording(directory)
+    if fd is None:
+        raise RecordingError(f"{directory}: a running sink is writing this recording ({len(todo)} segment(s) "
+                             "mid-commit); read it after the sink stops")
+    try:
+        return {p.name: recover(p) for p in todo}
+    finally:
+        unlock_recording(fd)
+
+
+ENTRIES_MARK_SUFFIX = ".entries"
+
+
+def entries_mark_path(path: Path) -> Path:
+    """``<segment>.root.entries``: written only when a write into the segment failed (e.g. ENOSPC);
+    it holds the number of leading entries that were durable and acknowledged. Readers stop there."""
+    return path.with_name(path.name + ENTRIES_MARK_SUFFIX)
+
+
+def write_entries_mark(path: Path, n_entries: int) -> None:
+    """Durably write the entries mark of a segment (temporary file, fsync, rename, fsync dir)."""
+    mark = entries_mark_path(path)
+    tmp = mark.with_name(mark.name + ".tmp")
+    with open(tmp, "w") as out:
+        out.write(f"{int(n_entries)}\n")
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, mark)
+    fd = os.open(mark.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _text(file: Any, key: str) -> str | None:
+    if key not in file:
+        return None
+    value = file[key]
+    return str(value)
+
+
+@dataclass
+class Segment:
+    """Metadata of one segment file."""
+
+    path: Path
+    run_id: int
+    index: int
+    n_entries: int
+    format_version: str | None
+    card: dict[str, Any] | None
+    manifest: dict[str, Any] | None
+    layout: dict[str, Any] | None
+    branches: list[str] = field(default_factory=list)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.layout["latent_dim"]) if self.layout else 0
+
+
+def read_segment(path: str | Path) -> Segment:
+    """Open a segment and read its metadata; raises RecordingError when it is not readable."""
+    path = Path(path)
+    run_id, index = parse_segment_name(path)
+    try:
+        with uproot.open(path) as file:
+            version = _text(file, "format_version")
+            card, manifest, layout = (_text(file, k) for k in ("card", "manifest", "layout"))
+            n_entries, branches = 0, []
+            if TREE in file:
+                tree = file[TREE]
+                n_entries, branches = int(tree.num_entries), list(tree.keys())
+        mark = entries_mark_path(path)
+        if mark.exists():
+            n_entries = min(n_entries, int(mark.read_text().strip()))
+    except Exception as exc:
+        raise RecordingError(f"{path}: not readable: {type(exc).__name__}: {exc}") from exc
+    try:
+        parsed = [json.loads(t) if t is not None else None for t in (card, manifest, layout)]
+    except json.JSONDecodeError as exc:
+        raise RecordingError(f"{path}: card/manifest/layout is not JSON: {exc}") from exc
+    return Segment(path, run_id, index, n_entries, version, *parsed, branches=branches)
+
+
+def read_segment_arrays(segment: Segment, branches: Sequence[str] | None = None) -> ak.Array:
+    """The ``events`` tree of a segment as an awkward array (all branches, or the ones named)."""
+    if segment.n_entries == 0:
+        return ak.Array([])
+    try:
+        with uproot.open(segment.path) as file:
+            return file[TREE].arrays(list(branches) if branches is not None else None, library="ak",
+                                     entry_stop=segment.n_entries)
+    except Exception as exc:
+        raise RecordingError(f"{segment.path}: cannot read arrays: {type(exc).__name__}: {exc}") from exc
+
+
+def read_seen(segment: Segment) -> tuple[np.ndarray, np.ndarray]:
+    """(run_id, seq) per event of a segment: the sink's dedup index source."""
+    if segment.n_entries == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    arrays = read_segment_arrays(segment, ["run_id", "seq"])
+    return np.asarray(arrays["run_id"]), np.asarray(arrays["seq"])
+
+
+def latent_from_arrays(arrays: ak.Array, latent_dim: int, storage: str) -> np.ndarray:
+    """[jets, k] float32 latent matrix from the k jagged ``jet_latent_<i>`` branches."""
+    columns = [np.asarray(ak.flatten(arrays[f"jet_latent_{i}"], axis=None)) for i in range(latent_dim)]
+    if not columns:
+        return np.zeros((0, 0), np.float32)
+    latent = np.stack(columns, axis=1)
+    if storage == "float16-as-uint16":
+        latent = latent.view(np.float16)
+    return latent.astype(np.float32)
+
+
+class Recording:
+    """All segments of a recording directory, read lazily and concatenated in (run, index) order."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.recovered = recover_segments(self.directory)
+        paths = segment_paths(self.directory)
+        if not paths:
+            raise RecordingError(f"{self.directory}: no segments under {SEGMENT_DIR}/")
+        self.segments = [read_segment(p) for p in paths]
+        for seg in self.segments:
+            if seg.format_version != FORMAT_VERSION:
+                raise RecordingError(f"{seg.path}: format_version {seg.format_version!r}, expected {FORMAT_VERSION!r}")
+        self.card: dict[str, Any] | None = next((s.card for s in self.segments if s.card), None)
+        self.manifests: dict[int, dict[str, Any]] = {}
+        for seg in self.segments:
+            if seg.manifest is not None:
+                self.manifests.setdefault(seg.run_id, seg.manifest)
+
+    def __len__(self) -> int:
+        return sum(s.n_entries for s in self.segments)
+
+    @property
+    def latent_dim(self) -> int:
+        return max((s.latent_dim for s in self.segments), default=0)
+
+    @property
+    def raw_vars(self) -> list[str]:
+        names: list[str] = []
+        for seg in self.segments:
+            for var in (seg.layout or {}).get("raw_vars", []):
+                if var not in names:
+                    names.append(var)
+        return names
+
+    def iter_arrays(self, branches: Sequence[str] | None = None) -> Iterator[tuple[Segment, ak.Array]]:
+        """(segment, its events as awkward array) for each non-empty segment."""
+        for seg in self.segments:
+            if seg.n_entries:
+                yield seg, read_segment_arrays(seg, branches)
+
+    @cached_property
+    def _all(self) -> list[tuple[Segment, ak.Array]]:
+        return list(self.iter_arrays())
+
+    def events(self) -> dict[str, np.ndarray]:
+        """Per-event numpy columns over all segments, plus ``n_jets`` and ``n_raw`` counts."""
+        out: dict[str, list[np.ndarray]] = {name: [] for name in [*EVENT_BRANCHES, "n_jets", "n_raw"]}
+        for _, arrays in self._all:
+            for name in EVENT_BRANCHES:
+                out[name].append(np.asarray(arrays[name]))
+            out["n_jets"].append(np.asarray(arrays["njet"]).astype(np.int64))
+            n_raw = arrays["nraw_jet"] if "nraw_jet" in arrays.fields else np.zeros(len(arrays), np.int64)
+            out["n_raw"].append(np.asarray(n_raw).astype(np.int64))
+        return {name: (np.concatenate(parts) if parts else np.zeros(0, np.dtype(EVENT_BRANCHES.get(name, "<i8"))))
+                for name, parts in out.items()}
+
+    def latent(self) -> np.ndarray:
+        """[total jets, k] float32 latent, jets in event order."""
+        parts = [latent_from_arrays(a, s.latent_dim, s.layout["latent_storage"]) for s, a in self._all]
+        return np.concatenate(parts) if parts else np.zeros((0, self.latent_dim), np.float32)
+
+    def jet_error(self) -> np.ndarray:
+        parts = [np.asarray(ak.flatten(a["jet_error"], axis=None)) for _, a in self._all]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+    def raw_jets(self) -> dict[str, np.ndarray]:
+        """Raw per-jet columns of the flagged events: {var: flat float32 array}."""
+        out: dict[str, list[np.ndarray]] = {var: [] for var in self.raw_vars}
+        for _, arrays in self._all:
+            for var in out:
+                name = f"raw_jet_{var}"
+                if name in arrays.fields:
+                    out[var].append(np.asarray(ak.flatten(arrays[name], axis=None)))
+        return {var: (np.concatenate(p) if p else np.zeros(0, np.float32)) for var, p in out.items()}
+
+
+def open_recording(directory: str | Path) -> Recording:
+    """Open a recording directory (raises RecordingError with a clear message)."""
+    return Recording(directory)

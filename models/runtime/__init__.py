@@ -1,0 +1,2 @@
+"""The model-directory runtime (no torch): cards, thresholds, hashes, numpy normalisation and
+features, ONNX Runtime evaluation, residual metrics, sample loading, calibration."""
