@@ -23,8 +23,9 @@ from typing import Any
 import msgpack
 import zmq
 
-from emulator.run.stage_process import aetrig_command, free_port
+from emulator.run.stage_process import aetrig_command
 from emulator.runtime import wire
+from emulator.runtime.ports import free_port
 
 
 def check_rate(rate: float, pattern: str, duration: float, inputs: list[str]) -> dict[str, Any]:

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from emulator.run.live_status import scrape, value
-from emulator.run.stage_process import StageProcess, free_port, terminate_all
+from emulator.run.stage_process import StageProcess, terminate_all
 from emulator.run.summary import recording_counts
 from emulator.runtime import defaults
+from emulator.runtime.ports import free_port
 
 READY_S = 60.0
 

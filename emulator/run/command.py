@@ -85,7 +85,7 @@ class _Stop:
 
 def _plan(args: argparse.Namespace, out: Path, model: Path, inputs: list[str]) -> dict[str, Any]:
     """Addresses and ports for one start attempt."""
-    from emulator.run.stage_process import free_port
+    from emulator.runtime.ports import free_port
 
     base = args.metrics_base_port
     n = args.encoders
@@ -184,7 +184,7 @@ def _start_prometheus(args: argparse.Namespace, stages: list, out: Path) -> Any:
         print("aetrig run: --prometheus needs emulator/ops/prometheus_local.py, which is not installed yet",
               file=sys.stderr)
         return None
-    from emulator.run.stage_process import free_port, port_is_free
+    from emulator.runtime.ports import free_port, port_is_free
 
     targets = {s.name: f"127.0.0.1:{s.metrics_port}" for s in stages}
     config = write_scrape_config(targets, out / "prometheus" / "prometheus.yml")

@@ -1,4 +1,4 @@
-"""Stage processes for `aetrig run`: free loopback ports, launching, readiness, stopping.
+"""Stage processes for `aetrig run`: launching, readiness, stopping.
 
 Each stage is a separate ``aetrig <stage> ...`` process (visible in ``ps``) in its own process
 group, so a Ctrl-C on the terminal reaches only `aetrig run`, which then stops the stages in
@@ -11,7 +11,6 @@ import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,29 +20,6 @@ from pathlib import Path
 from typing import IO, Any
 
 _PR_SET_PDEATHSIG = 1
-_taken: set[int] = set()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free now (the OS picks it); never the same twice in this process."""
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if port not in _taken:
-            _taken.add(port)
-            return port
-    raise RuntimeError("no free port found")
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether ``port`` can be bound on ``host`` right now."""
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def aetrig_command(stage: str) -> list[str]:
