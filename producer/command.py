@@ -4,6 +4,8 @@ Reads the input in chunks with uproot, numbers every event (run_id, event_id, fi
 entry, event_number), packs events into messages by count and by maximum delay, and sends them
 on a PUSH socket. The sink's acknowledgements free a bounded window of in-flight batches;
 unacknowledged batches are resent. Every flag has a config-file key of the same name (--config).
+--input-format physlite|nanoaod|aetrig presets the tree, unit and branches; Cartesian jets
+(--branch-map px=.. py=.. pz=.. e=..) get pt, eta, phi, m derived, jets with pt = 0 dropped.
 SIGINT/SIGTERM stops reading, drains the window, writes the report and exits 0.
 """
 
@@ -18,6 +20,10 @@ from pathlib import Path
 EXAMPLES = """
 aetrig produce --rate 10000 --duration 30
 aetrig produce --input 'data/*.root' --rate 50000 --pattern trains --loops 0 --report producer.json
+aetrig produce --input producer/samples/physlite_example.root --input-format physlite --columns pt,eta,phi,e
+aetrig produce --input producer/samples/nanoaod_example.root --input-format nanoaod
+aetrig produce --input 'nano/*.root' --input-format nanoaod --branch-map pt=Jet_pt_nom m=Jet_mass_nom
+aetrig produce --input producer/samples/cms_opendata_example.root --branch-map px=Jet_Px py=Jet_Py pz=Jet_Pz e=Jet_E
 aetrig produce --input atlas.root --tree CollectionTree --unit MeV --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt \\
     eta=AntiKt4EMTopoJetsAuxDyn.eta phi=AntiKt4EMTopoJetsAuxDyn.phi m=AntiKt4EMTopoJetsAuxDyn.m \\
     event_number=EventInfoAuxDyn.eventNumber --columns pt,eta,phi,e --derive-e
@@ -44,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
         inputs = cfg.input or [str(defaults.default_input())]
         files = expand_inputs(inputs)
         spec = ReaderSpec(tree=cfg.tree, branch_map=cfg.branch_map, unit=cfg.unit, columns=cfg.columns,
-                          derive_e=cfg.derive_e, step_size=cfg.step_size)
+                          derive_e=cfg.derive_e, step_size=cfg.step_size, input_format=cfg.input_format)
         variables = resolve_variables(files[0], spec)
         for path in files[1:]:
             if resolve_variables(path, spec) != variables and cfg.columns is None:

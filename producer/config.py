@@ -2,7 +2,9 @@
 
 Every long flag of ``aetrig produce`` has a config-file key of the same name (dashes or
 underscores both accepted). A ``--config FILE`` (TOML or JSON) sets values; flags given on the
-command line override it; :data:`DEFAULTS` fills the rest.
+command line override it; :data:`DEFAULTS` fills the rest. An ``input_format`` preset
+(:mod:`producer.formats`) fills ``tree``, ``unit`` and ``branch_map`` entries not given explicitly,
+so a resolved config always holds the effective reading settings.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 import tomllib
 
+from producer.formats import DEFAULT_FORMAT, FORMATS, apply_format, get_format
+
 PATTERNS = ("constant", "poisson", "trains")
 UNITS = ("GeV", "MeV")
 
@@ -24,6 +28,7 @@ class ProducerConfig:
     """All producer settings; the field defaults are THE defaults."""
 
     input: list[str] = field(default_factory=list)
+    input_format: str = DEFAULT_FORMAT  # preset of tree, unit and branch map (producer.formats)
     tree: str = "events"
     branch_map: dict[str, str] = field(default_factory=dict)
     unit: str = "GeV"
@@ -102,11 +107,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("input")
     g.add_argument("--input", nargs="+", metavar="FILE_OR_GLOB",
                    help="ROOT files or globs (default: the bundled background sample)")
-    g.add_argument("--tree", help=f"TTree name (default {d.tree})")
+    g.add_argument("--input-format", metavar="NAME",
+                   help=f"preset of tree, unit and branches: {', '.join(FORMATS)} (default {d.input_format}); "
+                        "--tree, --unit and --branch-map entries override it")
+    g.add_argument("--tree", help=f"TTree name (default {d.tree}, or the input format's)")
     g.add_argument("--branch-map", nargs="+", metavar="VAR=BRANCH",
-                   help="map a variable (or event_number) to a branch, e.g. pt=AntiKt4EMTopoJetsAuxDyn.pt")
-    g.add_argument("--unit", choices=UNITS, help="energy unit of the input; MeV is converted to GeV (default GeV)")
-    g.add_argument("--columns", help="comma-separated per-jet variables to send (default: every jet_* branch)")
+                   help="map a variable (or event_number) to a branch, e.g. pt=AntiKt4EMTopoJetsAuxDyn.pt; "
+                        "px=.. py=.. pz=.. e=.. reads Cartesian jets and derives pt, eta, phi, m")
+    g.add_argument("--unit", choices=UNITS,
+                   help="energy unit of the input; MeV is converted to GeV (default GeV, or the input format's)")
+    g.add_argument("--columns", help="comma-separated per-jet variables to send (default: every mapped and jet_* "
+                                     "variable, completed to pt,eta,phi,m,e when the input holds a four-vector)")
     g.add_argument("--derive-e", action="store_const", const=True,
                    help="compute e from pt, eta, m (also done when e is requested but absent)")
     g.add_argument("--step-size", type=int, help=f"events per uproot read chunk (default {d.step_size})")
@@ -157,6 +168,10 @@ def resolve(args: argparse.Namespace) -> ProducerConfig:
         values["branch_map"] = _parse_branch_map(values["branch_map"])
     if "columns" in values:
         values["columns"] = _parse_columns(values["columns"])
+    if "input_format" in values:
+        get_format(values["input_format"])  # the same check as check(), before the preset is used
+        values["tree"], values["unit"], values["branch_map"] = apply_format(
+            values["input_format"], values.get("tree"), values.get("unit"), values.get("branch_map"))
     if isinstance(values.get("run_id"), str):
         values["run_id"] = int(values["run_id"], 0)
     cfg = ProducerConfig(**values)
@@ -166,6 +181,7 @@ def resolve(args: argparse.Namespace) -> ProducerConfig:
 
 def check(cfg: ProducerConfig) -> None:
     """Raise ValueError with a clear message for settings that cannot work."""
+    get_format(cfg.input_format)
     if cfg.unit not in UNITS:
         raise ValueError(f"unit must be one of {UNITS}, got {cfg.unit!r}")
     if cfg.pattern not in PATTERNS:
