@@ -14,7 +14,3 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
             digest.update(block)
     return digest.hexdigest()
 
-
-def sha256_bytes(data: bytes) -> str:
-    """Hex sha256 of an in-memory byte string."""
-    return hashlib.sha256(data).hexdigest()
