@@ -7,12 +7,11 @@ training-split mean and standard deviation, and a small BatchNorm AE (n-64-32-k-
 reconstruct it (plain MSE). The exported graphs take the padded jets [N, J, V] in GeV; the scorer's
 ``error`` is the per-event anomaly score: the squared residuals weighted by 1 / (their variance on
 the background validation split), averaged over features (models/training/event_graphs.py). Thresholds are
-per event on the test split.
+per event on the test split. ``train_event_model(options)`` is the entry (via train_command.train_model).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,23 +25,9 @@ from models.runtime.event_features import (
     fit_empty_slot_fill,
     padded_jets,
 )
+from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split
 
 LEVEL = "event"
-
-
-def event_command_line(args: argparse.Namespace) -> str:
-    """The training command reconstructed from the parsed options (stored in the card)."""
-    parts = ["aetrig train --level event", "--input", *args.input, "--jets", str(args.jets), "--slots", str(args.slots)]
-    if args.latent is not None:
-        parts += ["--latent", str(args.latent)]
-    parts += ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-              "--schedule", args.schedule, "--patience", str(args.patience), "--seed", str(args.seed),
-              "--split", args.split, "--threads", str(args.threads)]
-    if args.weight_decay:
-        parts += ["--weight-decay", str(args.weight_decay)]
-    if args.max_events is not None:
-        parts += ["--max-events", str(args.max_events)]
-    return " ".join([*parts, "--out", args.out])
 
 
 def fidelity(names: list[str], f_in: np.ndarray, f_out: np.ndarray, y_in: np.ndarray,
@@ -69,60 +54,54 @@ def event_threshold_table(scores: np.ndarray, sample: dict[str, Any]) -> dict[st
             "per_jet": [], "per_event": threshold_rows(scores), "per_event_curve": dense_curve(scores)}
 
 
-def main_event(args: argparse.Namespace) -> int:
+def train_event_model(options: TrainOptions) -> dict[str, Any]:
+    """Train, export and evaluate one event-level model into ``options.out``; returns its card.
+    Raises TrainError with a clear message (also for per-jet options that do not apply)."""
     import torch
 
-    from models.runtime.data import DataError
     from models.runtime.event_scoring import run_event_scorer
     from models.runtime.normalisation import fit_standard
     from models.training.architectures import build, describe
     from models.training.event_graphs import export_event_graphs, residual_weights
     from models.training.modeldir import CHECKPOINT, save_checkpoint, write_full_card
     from models.training.train import CHECKPOINT_NAME, TrainConfig
-    from models.training.train_command import load_and_split, train_with_cli_errors
 
+    if options.level != LEVEL:
+        raise TrainError(f"train_event_model needs level={LEVEL!r}, got {options.level!r}")
     variables = list(EVENT_VARIABLES)
-    names = feature_names(args.slots)
-    ignored = [flag for flag, given in (("--variables", args.variables != "pt,eta,phi,e"),
-                                        ("--model", args.model != "ae3d200"), ("--norm", args.norm != "custom"),
-                                        ("--loss-weights", bool(args.loss_weights))) if given]
+    d = TrainOptions
+    ignored = [flag for flag, given in (("--variables", options.variables != d.variables),
+                                        ("--model", options.model != d.model), ("--norm", options.norm != d.norm),
+                                        ("--loss-weights", bool(options.loss_weights))) if given]
     if ignored:
-        print(f"aetrig train: {', '.join(ignored)} do(es) not apply to --level event (it reads {variables}, "
-              "standardises the event vector and uses the event architecture)", file=sys.stderr)
-        return 2
-    try:
-        if args.slots > args.jets or args.jets < 1:
-            raise ValueError(f"need 1 <= --slots ({args.slots}) <= --jets ({args.jets})")
-        sample, parts = load_and_split(args, variables)
-    except (ValueError, DataError) as exc:
-        print(f"aetrig train: {exc}", file=sys.stderr)
-        return 2
+        raise TrainError(f"{', '.join(ignored)} do(es) not apply to --level event (it reads {variables}, "
+                         "standardises the event vector and uses the event architecture)")
+    if options.slots > options.jets or options.jets < 1:
+        raise TrainError(f"need 1 <= --slots ({options.slots}) <= --jets ({options.jets})")
+    names = feature_names(options.slots)
+    sample, parts = load_and_split(options, variables)
     if min(p.n_events for p in parts.values()) == 0:
-        print("aetrig train: a split has no events; give more events", file=sys.stderr)
-        return 2
-    padded = {name: padded_jets(p.values, p.counts, args.jets) for name, p in parts.items()}
-    fill = fit_empty_slot_fill(event_features(padded["train"], args.slots, variables), args.slots)
-    feats = {name: event_features(x, args.slots, variables, fill) for name, x in padded.items()}
+        raise TrainError("a split has no events; give more events")
+    padded = {name: padded_jets(p.values, p.counts, options.jets) for name, p in parts.items()}
+    fill = fit_empty_slot_fill(event_features(padded["train"], options.slots, variables), options.slots)
+    feats = {name: event_features(x, options.slots, variables, fill) for name, x in padded.items()}
     counts = {name: {"events": p.n_events, "jets": len(p.values)} for name, p in parts.items()}
     print(f"data: {sample.n_events} events; split {counts}; event vector of {len(names)} features", file=sys.stderr)
     norm = fit_standard(names, feats["train"])
     y_train = norm.forward(feats["train"]).astype(np.float32)
     y_val = norm.forward(feats["val"]).astype(np.float32)
-    config = TrainConfig(kind=LEVEL, latent=args.latent, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         weight_decay=args.weight_decay, schedule=args.schedule, patience=args.patience,
-                         seed=args.seed, threads=args.threads, variables=names)
-    torch.manual_seed(args.seed)
-    out = Path(args.out)
-    trained = train_with_cli_errors(build(LEVEL, len(names), args.latent), y_train, y_val, config, out, args)
-    if isinstance(trained, int):
-        return trained
-    net, state, wall = trained
+    config = TrainConfig(kind=LEVEL, latent=options.latent, epochs=options.epochs, batch_size=options.batch_size,
+                         lr=options.lr, weight_decay=options.weight_decay, schedule=options.schedule,
+                         patience=options.patience, seed=options.seed, threads=options.threads, variables=names)
+    torch.manual_seed(options.seed)
+    out = Path(options.out)
+    net, state, wall = fit_network(build(LEVEL, len(names), options.latent), y_train, y_val, config, options)
     weights = residual_weights(net, torch.from_numpy(y_val))
-    export_event_graphs(net, norm, out, args.jets, args.slots, variables, weights, fill)
-    save_checkpoint(out / CHECKPOINT, net, LEVEL, norm, {"level": LEVEL, "jets": args.jets, "slots": args.slots,
+    export_event_graphs(net, norm, out, options.jets, options.slots, variables, weights, fill)
+    save_checkpoint(out / CHECKPOINT, net, LEVEL, norm, {"level": LEVEL, "jets": options.jets, "slots": options.slots,
                                                          "variables": variables, "score_weights": weights,
                                                          "empty_slot_fill": fill.tolist()})
-    _, reco, error = run_event_scorer(out / "scorer.onnx", padded["test"], threads=args.threads)
+    _, reco, error = run_event_scorer(out / "scorer.onnx", padded["test"], threads=options.threads)
     f_test = feats["test"]
     y_test, y_reco = norm.forward(f_test), norm.forward(reco.astype(np.float64))
     metrics = {"test_split": {
@@ -130,9 +109,9 @@ def main_event(args: argparse.Namespace) -> int:
         "normalised_mse_per_feature": dict(zip(names, np.mean((y_reco - y_test) ** 2, axis=0).tolist(), strict=True)),
         "fidelity": fidelity(names, f_test, reco.astype(np.float64), y_test, y_reco)}}
     card = {
-        "name": args.name or out.name, "version": 1, "level": LEVEL,
+        "name": options.name or out.name, "version": 1, "level": LEVEL,
         "event_input": {
-            "shape": "[N, J, V] float32, GeV", "jets": args.jets, "slots": args.slots,
+            "shape": "[N, J, V] float32, GeV", "jets": options.jets, "slots": options.slots,
             "variables": [{"name": v, "unit": "GeV" if v in ("pt", "m") else ""} for v in variables],
             "padding": "events with fewer than J jets are zero-padded (padded jets have pt = 0; real jets pt > 20 GeV)",
             "truncation": "events with more than J jets keep their J leading (highest-pt) jets",
@@ -149,9 +128,9 @@ def main_event(args: argparse.Namespace) -> int:
                   "fitted_on": "validation split of the training data (background only)",
                   "inverse_residual_variance": weights},
         "training": {
-            "command": event_command_line(args),
+            "command": options.command_line(),
             "data": {"files": sample.files, "n_events": sample.n_events, "n_jets": len(sample.values),
-                     "split": {"fractions": [float(f) for f in args.split.split(",")],
+                     "split": {"fractions": list(options.fractions()),
                                "by": "hash of (file sha256, entry, seed)", **counts}},
             "config": {k: v for k, v in vars(config).items() if k != "variables"},
             "optimizer": "Adam", "loss": "MSE of the standardised event vector",
@@ -163,12 +142,12 @@ def main_event(args: argparse.Namespace) -> int:
         "thresholds": event_threshold_table(error, {"files": sample.files, "split": "test"}),
         "source": None,
     }
-    write_full_card(out, norm, card, variables=variables)
-    if not args.keep_checkpoint:
+    full = write_full_card(out, norm, card, variables=variables)
+    if not options.keep_checkpoint:
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)
     fid = metrics["test_split"]["fidelity"]
     print(f"wrote {out}: best epoch {state.best_epoch}/{state.epoch}, val loss {state.best_val:.4g}, "
           f"{state.seconds:.0f} s training; test: mean error {np.mean(error):.4g}, HT core half-width "
           f"{fid['ht_relative']['core_half_width']:.4g}, mean standardised core half-width "
           f"{fid['mean_core_half_width_standardised']:.4g}")
-    return 0
+    return full

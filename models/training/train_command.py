@@ -10,17 +10,21 @@ records the data hashes, training history, test-split residuals and thresholds o
 ``--level event`` trains the event-level AE instead (models/training/event_train.py): its input is the
 event's leading ``--jets`` jets (zero-padded), turned into an event vector inside the graph, and its
 error is one anomaly score per event.
+
+Programs (the k-scans) call ``train_model(TrainOptions(...))``, the function ``main`` calls, not the CLI.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from models.training.event_train import train_event_model
+from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split
 
 EXAMPLES = """
 aetrig train --input producer/samples/qcd.root --model ae3d200 --variables pt,eta,phi,e --epochs 5 --out /tmp/ae
@@ -38,33 +42,36 @@ ALL_VARIABLES = ["pt", "eta", "phi", "m", "e", "nconst", "charged_frac", "em_fra
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = TrainOptions  # the defaults live on the options dataclass
     parser.add_argument("--input", nargs="+", required=True, help="ROOT file(s) of the input contract")
-    parser.add_argument("--tree", default="events", help="TTree name (default events)")
-    parser.add_argument("--level", choices=["jet", "event"], default="jet",
+    parser.add_argument("--tree", default=d.tree, help=f"TTree name (default {d.tree})")
+    parser.add_argument("--level", choices=["jet", "event"], default=d.level,
                         help="jet: one AE input per jet (default); event: the event-level AE on the leading jets "
                              "(reads the jet variables of models.runtime.event_features.EVENT_VARIABLES; --variables, "
                              "--model, --norm and --loss-weights do not apply)")
-    parser.add_argument("--jets", type=int, default=6, help="--level event: leading jets per event J (pad/truncate)")
-    parser.add_argument("--slots", type=int, default=4, help="--level event: leading jets with per-jet features")
-    parser.add_argument("--variables", default="pt,eta,phi,e",
+    parser.add_argument("--jets", type=int, default=d.jets,
+                        help="--level event: leading jets per event J (pad/truncate)")
+    parser.add_argument("--slots", type=int, default=d.slots, help="--level event: leading jets with per-jet features")
+    parser.add_argument("--variables", default=d.variables,
                         help="comma-separated jet variables in input order, or 'all' for the 13 generated ones")
-    parser.add_argument("--model", choices=["ae3d200", "tla", "wide"], default="ae3d200", help="architecture")
-    parser.add_argument("--latent", type=int, default=None, help="latent size k (default 3; wide: n/2)")
-    parser.add_argument("--norm", choices=["standard", "custom", "tla"], default="custom", help="normalisation")
-    parser.add_argument("--epochs", type=int, default=30, help="maximum number of epochs")
-    parser.add_argument("--batch-size", type=int, default=2048)
-    parser.add_argument("--lr", type=float, default=3e-3, help="(peak) learning rate")
-    parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--schedule", choices=["onecycle", "plateau"], default="onecycle")
-    parser.add_argument("--patience", type=int, default=10, help="early stopping: epochs without validation gain")
-    parser.add_argument("--loss-weights", default=None,
+    parser.add_argument("--model", choices=["ae3d200", "tla", "wide"], default=d.model, help="architecture")
+    parser.add_argument("--latent", type=int, default=d.latent, help="latent size k (default 3; wide: n/2)")
+    parser.add_argument("--norm", choices=["standard", "custom", "tla"], default=d.norm, help="normalisation")
+    parser.add_argument("--epochs", type=int, default=d.epochs, help="maximum number of epochs")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr, help="(peak) learning rate")
+    parser.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    parser.add_argument("--schedule", choices=["onecycle", "plateau"], default=d.schedule)
+    parser.add_argument("--patience", type=int, default=d.patience,
+                        help="early stopping: epochs without validation gain")
+    parser.add_argument("--loss-weights", default=d.loss_weights,
                         help="per-variable loss weights VAR=W,... (others 1; normalised to mean 1). The scorer's "
                              "error stays the unweighted MSE")
-    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and the split")
-    parser.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test event fractions")
-    parser.add_argument("--max-events", type=int, default=None, help="read at most N events per file")
-    parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads")
-    parser.add_argument("--name", default=None, help="model name in the card (default: the --out folder name)")
+    parser.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, shuffling and the split")
+    parser.add_argument("--split", default=d.split, help="train,val,test event fractions")
+    parser.add_argument("--max-events", type=int, default=d.max_events, help="read at most N events per file")
+    parser.add_argument("--threads", type=int, default=d.threads, help="torch and ONNX Runtime threads")
+    parser.add_argument("--name", default=d.name, help="model name in the card (default: the --out folder name)")
     parser.add_argument("--out", required=True, help="model directory to write")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     parser.add_argument("--keep-checkpoint", action="store_true", help="keep OUT/checkpoint.pt after export")
@@ -72,9 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_variables(text: str) -> list[str]:
+    """'pt,eta' -> ['pt', 'eta']; 'all' -> ALL_VARIABLES. Raises TrainError for an empty list or repeats."""
     names = ALL_VARIABLES if text == "all" else [v.strip() for v in text.split(",") if v.strip()]
     if not names or len(set(names)) != len(names):
-        raise ValueError(f"--variables must list distinct names, got {text!r}")
+        raise TrainError(f"--variables must list distinct names, got {text!r}")
     return names
 
 
@@ -86,67 +94,35 @@ def parse_weights(text: str | None, variables: list[str]) -> list[float] | None:
     for item in text.split(","):
         name, _, value = item.partition("=")
         if name.strip() not in weights or not value:
-            raise ValueError(f"--loss-weights: {item!r} is not VAR=W with VAR one of {variables}")
-        weights[name.strip()] = float(value)
+            raise TrainError(f"--loss-weights: {item!r} is not VAR=W with VAR one of {variables}")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise TrainError(f"--loss-weights: {item!r} is not VAR=W with W a number") from None
     return list(weights.values())
 
 
-def command_line(args: argparse.Namespace) -> str:
-    """The training command reconstructed from the parsed options (stored in the card)."""
-    parts = ["aetrig train", "--input", *args.input, "--variables", args.variables, "--model", args.model]
-    if args.latent is not None:
-        parts += ["--latent", str(args.latent)]
-    parts += ["--norm", args.norm, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-              "--lr", str(args.lr), "--schedule", args.schedule, "--patience", str(args.patience),
-              "--seed", str(args.seed), "--split", args.split, "--threads", str(args.threads)]
-    if args.loss_weights:
-        parts += ["--loss-weights", args.loss_weights]
-    if args.weight_decay:
-        parts += ["--weight-decay", str(args.weight_decay)]
-    if args.max_events is not None:
-        parts += ["--max-events", str(args.max_events)]
-    return " ".join([*parts, "--out", args.out])
-
-
-def load_and_split(args: argparse.Namespace, variables: list[str]) -> tuple[Any, dict[str, Any]]:
-    """Read ``variables`` of --input (--tree, --max-events) and split its events by --split and --seed:
-    (sample, {"train"|"val"|"test": part}). Raises ValueError or models.runtime.data.DataError with a clear message."""
-    from models.runtime.data import load_jets, split_events
-
-    fractions = tuple(float(f) for f in args.split.split(","))
-    if len(fractions) != 3:
-        raise ValueError("--split needs three fractions")
-    sample = load_jets(args.input, variables, tree=args.tree, max_events=args.max_events)
-    masks = split_events(sample, fractions, seed=args.seed)  # type: ignore[arg-type]
-    return sample, {name: sample.select_events(mask) for name, mask in masks.items()}
-
-
-def train_with_cli_errors(net: Any, y_train: np.ndarray, y_val: np.ndarray, config: Any, out: Path,
-                          args: argparse.Namespace) -> tuple[Any, Any, float] | int:
-    """Run models.training.train.train as the CLI does: (net, state, wall seconds), or the exit code after a clear
-    message (2 for bad data or a bad checkpoint, 130 on Ctrl-C with the --resume hint)."""
-    from models.training.train import train
-
-    t0 = time.perf_counter()
+def main(args: argparse.Namespace) -> int:
+    """``aetrig train``: train_model on the parsed options; a TrainError is printed and exits 2, Ctrl-C 130."""
     try:
-        net, state = train(net, y_train, y_val, config, out, resume=args.resume, progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as exc:
+        train_model(TrainOptions.from_namespace(args))
+    except TrainError as exc:
         print(f"aetrig train: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with the same command plus --resume (checkpoint in {out})", file=sys.stderr)
         return 130
-    return net, state, time.perf_counter() - t0
+    return 0
 
 
-def main(args: argparse.Namespace) -> int:
-    if getattr(args, "level", "jet") == "event":
-        from models.training.event_train import main_event
+def train_model(options: TrainOptions) -> dict[str, Any]:
+    """Train, export and evaluate one model into ``options.out``; returns its card (as written to card.json).
 
-        return main_event(args)
+    ``options.level == "event"`` trains the event-level AE (models.training.event_train.train_event_model).
+    Raises TrainError with a clear message for bad data, options or checkpoints."""
+    if options.level == "event":
+        return train_event_model(options)
     import torch
 
-    from models.runtime.data import DataError
     from models.runtime.evaluate import run_scorer
     from models.runtime.normalisation import fit
     from models.runtime.residuals import format_stats, residual_stats
@@ -155,38 +131,30 @@ def main(args: argparse.Namespace) -> int:
     from models.training.modeldir import export_model_files, write_full_card
     from models.training.train import CHECKPOINT_NAME, TrainConfig
 
-    try:
-        variables = parse_variables(args.variables)
-        weights = parse_weights(args.loss_weights, variables)
-        sample, parts = load_and_split(args, variables)
-    except (ValueError, DataError) as exc:
-        print(f"aetrig train: {exc}", file=sys.stderr)
-        return 2
+    variables = parse_variables(options.variables)
+    weights = parse_weights(options.loss_weights, variables)
+    sample, parts = load_and_split(options, variables)
     counts = {name: {"events": part.n_events, "jets": len(part.values)} for name, part in parts.items()}
     print(f"data: {sample.n_events} events, {len(sample.values)} jets; split {counts}", file=sys.stderr)
     if min(c["jets"] for c in counts.values()) == 0:
-        print("aetrig train: a split has no jets; give more events", file=sys.stderr)
-        return 2
+        raise TrainError("a split has no jets; give more events")
     try:
-        norm = fit(args.norm, variables, parts["train"].values.astype(np.float64))
+        norm = fit(options.norm, variables, parts["train"].values.astype(np.float64))
     except ValueError as exc:
-        print(f"aetrig train: {exc}", file=sys.stderr)
-        return 2
+        raise TrainError(str(exc)) from exc
     y_train = norm.forward(parts["train"].values.astype(np.float64)).astype(np.float32)
     y_val = norm.forward(parts["val"].values.astype(np.float64)).astype(np.float32)
-    config = TrainConfig(kind=args.model, latent=args.latent, epochs=args.epochs, batch_size=args.batch_size,
-                         lr=args.lr, weight_decay=args.weight_decay, schedule=args.schedule, patience=args.patience,
-                         seed=args.seed, threads=args.threads, variables=variables, loss_weights=weights)
-    torch.manual_seed(args.seed)
-    out = Path(args.out)
-    trained = train_with_cli_errors(build(args.model, len(variables), args.latent), y_train, y_val, config, out,
-                                    args)
-    if isinstance(trained, int):
-        return trained
-    net, state, wall = trained
-    export_model_files(out, net, args.model, norm)
+    config = TrainConfig(kind=options.model, latent=options.latent, epochs=options.epochs,
+                         batch_size=options.batch_size, lr=options.lr, weight_decay=options.weight_decay,
+                         schedule=options.schedule, patience=options.patience, seed=options.seed,
+                         threads=options.threads, variables=variables, loss_weights=weights)
+    torch.manual_seed(options.seed)
+    out = Path(options.out)
+    net, state, wall = fit_network(build(options.model, len(variables), options.latent), y_train, y_val, config,
+                                   options)
+    export_model_files(out, net, options.model, norm)
     test = parts["test"]
-    _, reco, error = run_scorer(out / "scorer.onnx", test.values, threads=args.threads)
+    _, reco, error = run_scorer(out / "scorer.onnx", test.values, threads=options.threads)
     leading = test.jet_rank == 0
     y_test = norm.forward(test.values.astype(np.float64))
     y_reco = norm.forward(reco.astype(np.float64))
@@ -201,12 +169,12 @@ def main(args: argparse.Namespace) -> int:
         },
     }
     card = {
-        "name": args.name or out.name, "version": 1,
-        "architecture": describe(args.model, net),
+        "name": options.name or out.name, "version": 1,
+        "architecture": describe(options.model, net),
         "training": {
-            "command": command_line(args),
+            "command": options.command_line(),
             "data": {"files": sample.files, "n_events": sample.n_events, "n_jets": len(sample.values),
-                     "split": {"fractions": [float(f) for f in args.split.split(",")],
+                     "split": {"fractions": list(options.fractions()),
                                "by": "hash of (file sha256, entry, seed)", **counts}},
             "config": {k: v for k, v in vars(config).items() if k != "variables"},
             "optimizer": "Adam",
@@ -219,12 +187,11 @@ def main(args: argparse.Namespace) -> int:
         "thresholds": threshold_table(error, test.counts, {"files": sample.files, "split": "test"}),
         "source": None,
     }
-    write_full_card(out, norm, card)
-    if not args.keep_checkpoint:
+    full = write_full_card(out, norm, card)
+    if not options.keep_checkpoint:
         (out / CHECKPOINT_NAME).unlink(missing_ok=True)
     print(f"wrote {out}: best epoch {state.best_epoch}/{state.epoch}, val loss {state.best_val:.4g}, "
           f"{state.seconds:.0f} s training")
     print("test split, all jets:")
     print(format_stats(metrics["test_split"]["all_jets"]))
-    return 0
-
+    return full

@@ -1,0 +1,124 @@
+"""What one training run needs, shared by the per-jet (train_command) and event-level (event_train) trainings.
+
+``TrainOptions`` holds the options of ``aetrig train`` as typed fields (the CLI fills it from its parsed
+arguments; the k-scans build it directly) and reconstructs the equivalent command text for the card.
+``TrainError`` is a clear, user-facing failure (bad data, options or checkpoint): the CLI prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class TrainError(Exception):
+    """A training run cannot proceed: missing data or branch, bad option, unusable checkpoint."""
+
+
+@dataclass
+class TrainOptions:
+    """The options of one ``aetrig train`` run (field names and defaults are the CLI's, dashes as underscores)."""
+
+    input: list[str]
+    out: str
+    tree: str = "events"
+    level: str = "jet"
+    jets: int = 6
+    slots: int = 4
+    variables: str = "pt,eta,phi,e"
+    model: str = "ae3d200"
+    latent: int | None = None
+    norm: str = "custom"
+    epochs: int = 30
+    batch_size: int = 2048
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    schedule: str = "onecycle"
+    patience: int = 10
+    loss_weights: str | None = None
+    seed: int = 0
+    split: str = "0.8,0.1,0.1"
+    max_events: int | None = None
+    threads: int = 1
+    name: str | None = None
+    resume: bool = False
+    keep_checkpoint: bool = False
+    progress: bool = True
+
+    @classmethod
+    def from_namespace(cls, args: argparse.Namespace) -> TrainOptions:
+        """The options of parsed ``aetrig train`` arguments (``--no-progress`` becomes ``progress=False``)."""
+        given = vars(args)
+        names = {f.name for f in dataclasses.fields(cls)} - {"progress"}
+        return cls(**{n: given[n] for n in names if n in given}, progress=not given.get("no_progress", False))
+
+    def command_line(self) -> str:
+        """The equivalent ``aetrig train`` command (stored in the card for provenance)."""
+        if self.level == "event":
+            parts = ["aetrig train --level event", "--input", *self.input, "--jets", str(self.jets),
+                     "--slots", str(self.slots)]
+        else:
+            parts = ["aetrig train", "--input", *self.input, "--variables", self.variables, "--model", self.model]
+        if self.latent is not None:
+            parts += ["--latent", str(self.latent)]
+        if self.level != "event":
+            parts += ["--norm", self.norm]
+        parts += ["--epochs", str(self.epochs), "--batch-size", str(self.batch_size), "--lr", str(self.lr),
+                  "--schedule", self.schedule, "--patience", str(self.patience), "--seed", str(self.seed),
+                  "--split", self.split, "--threads", str(self.threads)]
+        if self.loss_weights and self.level != "event":
+            parts += ["--loss-weights", self.loss_weights]
+        if self.weight_decay:
+            parts += ["--weight-decay", str(self.weight_decay)]
+        if self.max_events is not None:
+            parts += ["--max-events", str(self.max_events)]
+        return " ".join([*parts, "--out", self.out])
+
+    def fractions(self) -> tuple[float, float, float]:
+        """--split as (train, val, test) fractions."""
+        try:
+            fractions = tuple(float(f) for f in self.split.split(","))
+        except ValueError:
+            fractions = ()
+        if len(fractions) != 3:
+            raise TrainError(f"--split needs three comma-separated fractions, got {self.split!r}")
+        return fractions  # type: ignore[return-value]
+
+
+def load_and_split(options: TrainOptions, variables: list[str]) -> tuple[Any, dict[str, Any]]:
+    """Read ``variables`` of the input files and split their events by --split and --seed:
+    (sample, {"train"|"val"|"test": part}). Raises TrainError with a clear message."""
+    from models.runtime.data import DataError, load_jets, split_events
+
+    fractions = options.fractions()
+    try:
+        sample = load_jets(options.input, variables, tree=options.tree, max_events=options.max_events)
+        masks = split_events(sample, fractions, seed=options.seed)
+    except (ValueError, DataError) as exc:
+        raise TrainError(str(exc)) from exc
+    return sample, {name: sample.select_events(mask) for name, mask in masks.items()}
+
+
+def fit_network(net: Any, y_train: np.ndarray, y_val: np.ndarray, config: Any,
+                options: TrainOptions) -> tuple[Any, Any, float]:
+    """Run models.training.train.train into ``options.out``: (best network, state, wall seconds).
+    A bad checkpoint or configuration raises TrainError; Ctrl-C prints the --resume hint and propagates."""
+    from models.training.train import train
+
+    out = Path(options.out)
+    t0 = time.perf_counter()
+    try:
+        net, state = train(net, y_train, y_val, config, out, resume=options.resume, progress=options.progress)
+    except (FileNotFoundError, ValueError) as exc:
+        raise TrainError(str(exc)) from exc
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with the same command plus --resume (checkpoint in {out})", file=sys.stderr)
+        raise
+    return net, state, time.perf_counter() - t0
