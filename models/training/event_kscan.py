@@ -9,8 +9,10 @@ Example (the training and large-background files are generated first; none ships
 
 ``--input`` (QCD training files) is required unless ``--plot-only``; defaults: test background
 producer/samples/qcd.root, signals zprime and darkshower from producer/samples, no large background
-(give ``--large-background`` for TPR at FPR 1e-4). Each (k, seed) is trained with
-``aetrig train --level event`` into a scratch folder on background only, then scored on the test
+(give ``--large-background`` for TPR at FPR 1e-4). ``--ks`` and ``--seeds`` take comma-separated
+integers and inclusive ranges (``1,2,4-8``; models.training.kscan.parse_int_list). Each (k, seed) is
+trained by models.training.train_command.train_model (the function behind ``aetrig train --level event``;
+the card records that command) into a scratch folder on background only, then scored on the test
 background and the signals: per-event AUC (Hanley-McNeil error), TPR at FPR 1e-2 and 1e-3 (1e-4 on
 the large background), and the fidelity of the event vector on the test background (HT core
 half-width, mean standardised core half-width, mean error). ``--ship K ...`` copies the seed-0
@@ -148,10 +150,11 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from emulator import cli
     from emulator.runtime.progress import Progress
-    from models.runtime.card import load_model_dir
     from models.runtime.hashing import sha256_file
+    from models.training.kscan import INT_LIST_HELP, parse_int_list
+    from models.training.train_command import train_model
+    from models.training.train_options import TrainError, TrainOptions
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", nargs="+", default=None,
@@ -160,11 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-background", default="",
                         help="glob of a large background for TPR at FPR 1e-4, e.g. 'data/test_bkg/qcd_*.root' "
                              "(default: none, 1e-4 is skipped)")
-    parser.add_argument("--ks", default="1,2,3,4,6,8,12")
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--ks", default="1,2,3,4,6,8,12", help=f"latent sizes k: {INT_LIST_HELP} "
+                                                               "(default 1,2,3,4,6,8,12)")
+    parser.add_argument("--seeds", default="0,1,2", help=f"training seeds: {INT_LIST_HELP} (default 0,1,2)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--max-events", type=int, default=None, help="read at most N training events per file")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ship", nargs="*", type=int, default=[], help="copy the seed-0 models of these k to the zoo")
     parser.add_argument("--zoo", default=str(REPO / "models" / "zoo"))
@@ -177,8 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.input:
         parser.error("--input FILE [FILE ...] is required (QCD training files, e.g. data/qcd_train_200k.root)")
-    ks = [int(k) for k in args.ks.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")]
+    try:
+        ks, seeds = parse_int_list(args.ks, minimum=1), parse_int_list(args.seeds)
+    except ValueError as exc:
+        parser.error(f"--ks/--seeds: {exc}")
     background = _sample(args.background)
     signals = {n: _sample([str(SAMPLES / f"{n}.root")]) for n in SIGNALS}
     large_paths = sorted(glob.glob(args.large_background)) if args.large_background else []
@@ -200,13 +207,15 @@ def main(argv: list[str] | None = None) -> int:
                     else Path(args.zoo) / f"EVT_AE_k{k}"
                 if target.exists():
                     shutil.rmtree(target)
-                code = cli.main(["train", "--level", "event", "--input", *args.input, "--latent", str(k),
-                                 "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr",
-                                 str(args.lr), "--seed", str(seed), "--threads", str(args.threads), "--no-progress",
-                                 "--name", f"EVT_AE_k{k}", "--out", str(target)])
-                if code != 0:
-                    return code
-                card = load_model_dir(target, level="event").card
+                options = TrainOptions(input=list(args.input), out=str(target), level="event", latent=k,
+                                       epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
+                                       threads=args.threads, max_events=args.max_events, name=f"EVT_AE_k{k}",
+                                       progress=False)
+                try:
+                    card = train_model(options)
+                except TrainError as exc:
+                    print(f"event_kscan: k={k} seed={seed}: {exc}", file=sys.stderr)
+                    return 2
                 row = evaluate(target, background, signals, large)
                 row.update(seed=seed, best_val_loss=card["training"]["best_val_loss"],
                            train_seconds=card["training"]["train_seconds"], train_command=card["training"]["command"])

@@ -1,8 +1,10 @@
 """Scan the wide AE's latent size k: per-variable core half-widths on the test split against k.
 
 Run as ``python -m models.training.kscan --input FILE --ks 2-12 --epochs 8 --out models/zoo/wide_kscan``.
-Each k is trained with ``aetrig train --model wide --latent k --variables all`` into a scratch
-folder; only the summary ``kscan.json`` and the plot ``kscan.png`` are written to ``--out``.
+``--ks`` takes comma-separated integers and inclusive ranges (``2-12``, ``1,2,4-8``; parse_int_list).
+Each k is trained by models.training.train_command.train_model (the function behind
+``aetrig train --model wide --latent k --variables all``; the card records that command) into a
+scratch folder; only the summary ``kscan.json`` and the plot ``kscan.png`` are written to ``--out``.
 """
 
 from __future__ import annotations
@@ -14,13 +16,28 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+#: help of every option parsed by parse_int_list (--ks here and in event_kscan, event_kscan's --seeds)
+INT_LIST_HELP = "comma-separated integers and inclusive ranges, e.g. '2-12' or '1,2,4-8'"
 
-def parse_ks(text: str) -> list[int]:
-    """'2-12' or '2,4,6' -> list of ints."""
-    if "-" in text:
-        lo, hi = (int(v) for v in text.split("-"))
-        return list(range(lo, hi + 1))
-    return [int(v) for v in text.split(",")]
+
+def parse_int_list(text: str, minimum: int = 0) -> list[int]:
+    """'1,2,4-8' -> [1, 2, 4, 5, 6, 7, 8]: items are integers or inclusive ranges LO-HI, in the order given.
+    Raises ValueError for an empty or malformed item, a descending range, a repeat or a value below ``minimum``."""
+    values: list[int] = []
+    for item in text.split(","):
+        lo, dash, hi = item.strip().partition("-")
+        try:
+            first, last = int(lo), int(hi if dash else lo)
+        except ValueError:
+            raise ValueError(f"{item.strip()!r} in {text!r} is not an integer or a range LO-HI") from None
+        if last < first:
+            raise ValueError(f"range {item.strip()!r} in {text!r} is descending")
+        values += range(first, last + 1)
+    if min(values) < minimum:
+        raise ValueError(f"{text!r}: values must be >= {minimum}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{text!r} repeats a value")
+    return values
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
@@ -50,16 +67,16 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from emulator import cli
-    from models.runtime.card import load_model_dir
+    from models.training.train_command import train_model
+    from models.training.train_options import TrainError, TrainOptions
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input", nargs="+", default=[])
-    parser.add_argument("--ks", default="2-12")
+    parser.add_argument("--input", nargs="+", default=[], help="training ROOT file(s) (required unless --plot-only)")
+    parser.add_argument("--ks", default="2-12", help=f"latent sizes k: {INT_LIST_HELP} (default 2-12)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--max-events", type=int, default=None)
+    parser.add_argument("--max-events", type=int, default=None, help="read at most N events per file")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="models/zoo/wide_kscan")
     parser.add_argument("--plot-only", action="store_true", help="redraw OUT/kscan.png from OUT/kscan.json")
@@ -68,23 +85,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot_only:
         plot(json.loads((out / "kscan.json").read_text()), out / "kscan.png")
         return 0
+    if not args.input:
+        parser.error("--input is required")
+    try:
+        ks = parse_int_list(args.ks, minimum=1)
+    except ValueError as exc:
+        parser.error(f"--ks: {exc}")
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                                "command": "python -m models.training.kscan " + " ".join(argv or sys.argv[1:]),
                                "scan": []}
-    if not args.input:
-        parser.error("--input is required")
-    for k in parse_ks(args.ks):
+    for k in ks:
         with tempfile.TemporaryDirectory() as scratch:
-            train_args = ["train", "--input", *args.input, "--variables", "all", "--model", "wide", "--latent", str(k),
-                          "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-                          "--threads", str(args.threads), "--no-progress", "--out", str(Path(scratch) / f"k{k}")]
-            if args.max_events:
-                train_args += ["--max-events", str(args.max_events)]
-            code = cli.main(train_args)
-            if code != 0:
-                return code
-            card = load_model_dir(Path(scratch) / f"k{k}").card
+            options = TrainOptions(input=list(args.input), out=str(Path(scratch) / f"k{k}"), variables="all",
+                                   model="wide", latent=k, epochs=args.epochs, batch_size=args.batch_size,
+                                   lr=args.lr, threads=args.threads, max_events=args.max_events, progress=False)
+            try:
+                card = train_model(options)
+            except TrainError as exc:
+                print(f"kscan: k={k}: {exc}", file=sys.stderr)
+                return 2
         stats = card["metrics"]["test_split"]["all_jets"]
         summary["variables"] = list(stats)
         summary["scan"].append({
