@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from docs_commands import aetrig_commands, check_aetrig, section
 
 from emulator import cli
 from emulator.ops import dashboard
@@ -89,17 +89,7 @@ def test_there_are_invocations_for_every_stage() -> None:
 
 @pytest.mark.parametrize("where,argv,env", _invocations(), ids=lambda v: v if isinstance(v, str) else "")
 def test_every_aetrig_invocation_parses(where: str, argv: list[str], env: dict[str, str]) -> None:
-    command = argv[0]
-    assert command in cli.COMMANDS, f"{where}: `aetrig {command}` does not exist"
-    parser, _ = cli.build_parser(command)
-    for token in argv[1:]:
-        if token.startswith("--"):
-            flag = token.split("=", 1)[0]
-            assert flag in parser._option_string_actions, f"{where}: `aetrig {command}` has no flag {flag}"
-    try:
-        parser.parse_args(argv[1:])
-    except SystemExit as exit_:
-        pytest.fail(f"{where}: `aetrig {' '.join(argv)}` does not parse (exit {exit_.code})")
+    check_aetrig(argv, where)
     # paths inside the image point at files of this repository
     for token in argv:
         if token.startswith(IMAGE_ROOT):
@@ -256,23 +246,12 @@ def test_compose_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_readme_live_and_scale_commands_parse() -> None:
-    text = (REPO / "README.md").read_text()
-    commands = []
-    for section in ("live", "scale"):
-        body = re.search(rf"<!-- section: {section} -->(.*?)<!-- /section: {section} -->", text, re.S).group(1)
-        for block in re.findall(r"```bash\n(.*?)```", body, re.S):
-            for line in block.splitlines():
-                for part in line.split("&&"):
-                    part = part.split("#", 1)[0].strip()
-                    if part.startswith("aetrig "):
-                        commands.append(shlex.split(part)[1:])
+def test_operations_live_and_scale_commands_parse() -> None:
+    """The live-metrics and scale-out commands of docs/operations.md run as written."""
+    text = (REPO / "docs" / "operations.md").read_text()
+    commands = [argv for name in ("live", "scale") for argv in aetrig_commands(section(text, name))]
     assert {c[0] for c in commands} >= {"run", "keys"}, commands
     for argv in commands:
-        parser, _ = cli.build_parser(argv[0])
-        try:
-            args = parser.parse_args(argv[1:])
-        except SystemExit:
-            pytest.fail(f"README: `aetrig {' '.join(argv)}` does not parse")
+        args = check_aetrig(argv, "docs/operations.md")
         if argv[0] == "run":
             assert args.prometheus
