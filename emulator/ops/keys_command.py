@@ -4,7 +4,7 @@ Writes DIR/server.key + server.key_secret (binding side: producer, sink) and DIR
 client.key_secret (connecting side: encoders, the sink's acknowledgements), plus one
 client-NAME pair per --client NAME. Servers accept only the public keys DIR/client*.key.
 Existing key files are kept unless --force. The same DIR, mounted on every host (for example
-as a Kubernetes Secret), secures all links; see README "Scale out".
+as a Kubernetes Secret), secures all links; see docs/operations.md "Scale out".
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A simple calorimeter: visible particles summed into eta-phi towers, then Gaussian energy smearing.
 
-Numbers (``DetectorParams`` defaults, all documented in the README):
+Numbers (``DetectorParams`` defaults, all documented in docs/samples.md):
 - towers 0.1 x 0.1 in eta x phi: 98 eta bins over |eta| < 4.9, 63 phi bins of 2pi/63 (0.0997);
 - EM part (photons, electrons; so also pi0 photons): sigma/E = 10%/sqrt(E/GeV) (+) 0.7%;
 - HAD part (all other visible particles): sigma/E = 50%/sqrt(E/GeV) (+) 3%; (+) = in quadrature;

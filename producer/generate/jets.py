@@ -61,7 +61,7 @@ def cluster(towers: Towers, n_events: int, params: JetParams) -> tuple[np.ndarra
     import fastjet
     import fastjet._swig
 
-    fastjet._swig.ClusterSequence.set_fastjet_banner_stream(None)  # cited in the README and metadata instead
+    fastjet._swig.ClusterSequence.set_fastjet_banner_stream(None)  # cited in docs/samples.md and the metadata instead
     counts = np.bincount(towers.event, minlength=n_events)
     pt = towers.pt
     px, py, pz = pt * np.cos(towers.phi), pt * np.sin(towers.phi), pt * np.sinh(towers.eta)
