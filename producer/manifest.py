@@ -7,7 +7,6 @@ so a recording can be traced back to its exact inputs. ``file_index`` on the wir
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import secrets
@@ -17,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from emulator.runtime.atomic import write_json_atomic
 from models.runtime.hashing import sha256_file
 
 MANIFEST_VERSION = 1
@@ -51,7 +51,4 @@ def build_manifest(run_id: int, files: Sequence[str | Path], settings: Mapping[s
 
 
 def write_manifest(manifest: Mapping[str, Any], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return path
+    return write_json_atomic(path, manifest, indent=2, sort_keys=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import awkward as ak
 import numpy as np
 
+from emulator.runtime.atomic import write_json_atomic
 from emulator.runtime.defaults import REPO
 
 if TYPE_CHECKING:
@@ -124,8 +125,7 @@ def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str
     result = {"decoded": str(decoded_path), "model": model, "n_events": len(events), "n_jets": int(n_dec.sum()),
               "stats": stats, "residual_correlation": {"variables": variables, "matrix": matrix.tolist()},
               "raw_passthrough": raw_check, "plots": plots}
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(result, f, indent=1)
+    write_json_atomic(os.path.join(out_dir, "summary.json"), result)
     return result
 
 

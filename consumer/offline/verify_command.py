@@ -9,7 +9,6 @@ compared with its events.produced (or give --expect-events).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -37,13 +36,14 @@ def _recording_dir(path: Path) -> Path:
 
 def main(args: argparse.Namespace) -> int:
     from consumer.offline.verify import verify_recording
+    from emulator.runtime.atomic import write_json_atomic
 
     directory = _recording_dir(args.dir)
     result = verify_recording(directory, expect_events=args.expect_events, expect_batches=args.expect_batches,
                               use_summary=not args.no_summary)
     stats = result.stats
     if args.json:
-        args.json.write_text(json.dumps({"ok": result.ok, "problems": result.problems, "stats": stats}, indent=1))
+        write_json_atomic(args.json, {"ok": result.ok, "problems": result.problems, "stats": stats})
     if result.ok:
         print(f"aetrig verify: {directory}: OK: {stats['events']} events, {stats['jets']} jets, "
               f"{stats['flagged']} flagged, {stats['batches']} batches in {len(stats['runs'])} run(s), "

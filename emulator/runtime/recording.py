@@ -32,6 +32,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from emulator.runtime.atomic import write_text_atomic
 from emulator.runtime.journaled_file import journal_path, recover
 
 #: The segment layout (written by consumer/sink/segment_writer.py, read here).
@@ -152,19 +153,8 @@ def entries_mark_path(path: Path) -> Path:
 
 
 def write_entries_mark(path: Path, n_entries: int) -> None:
-    """Durably write the entries mark of a segment (temporary file, fsync, rename, fsync dir)."""
-    mark = entries_mark_path(path)
-    tmp = mark.with_name(mark.name + ".tmp")
-    with open(tmp, "w") as out:
-        out.write(f"{int(n_entries)}\n")
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, mark)
-    fd = os.open(mark.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Durably write the entries mark of a segment (atomically: temporary file, fsync, rename, fsync dir)."""
+    write_text_atomic(entries_mark_path(path), f"{int(n_entries)}\n")
 
 
 def _text(file: Any, key: str) -> str | None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from emulator.runtime.atomic import write_json_atomic
 from emulator.runtime.defaults import SAMPLES_DIR, ZOO
 
 #: the 13 generated per-jet variables (input contract)
@@ -196,9 +195,8 @@ def clean(obj: Any) -> Any:
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    os.makedirs(os.path.dirname(str(path)) or ".", exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(clean(data), f, indent=1)
+    """Write ``data`` as JSON (non-finite numbers as null; atomically) to ``path``."""
+    write_json_atomic(path, clean(data))
 
 
 def perf_cycles_supported() -> bool:
