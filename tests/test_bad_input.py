@@ -235,6 +235,9 @@ def test_bad_input_is_rejected_counted_quarantined_and_valid_traffic_recorded(tm
     assert enc_report["rejected"] == dict(expected_enc)
     assert sink_report["rejected"] == dict(expected_sink)
     assert len(set(expected_enc) | set(expected_sink)) >= 15 and len(enc_bad) + len(sink_bad) + 1 >= 20
+    # the bytes of every rejected message, counted on /metrics by both stages
+    assert metric_value(enc_text, "aetrig_quarantined_bytes_total") == enc_report["quarantine"]["bytes"] > 0
+    assert metric_value(sink_text, "aetrig_quarantined_bytes_total") == sink_report["quarantine"]["bytes"] > 0
     # bytes quarantined, one file per rejected message, in a directory per reason
     for qdir, expected, report in ((tmp_path / "q_enc", expected_enc, enc_report),
                                    (tmp_path / "q_sink", expected_sink, sink_report)):

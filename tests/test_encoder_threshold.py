@@ -43,8 +43,8 @@ def test_accept_rate_uses_each_messages_declared_rate(model_dir: Path) -> None:
     # a producer declaring no rate (as fast as possible) gives no threshold: counted, quarantined, not flagged blindly
     svc.accept([memoryview(f) for f in events_frames(1, 9, np.array([1]), rng, 50, rate_hz=0.0)])
     svc.accept([memoryview(f) for f in events_frames(1, 10, np.array([1]), rng, 51, rate_hz=5.0)])  # fpr 2 > 1
-    assert svc.rejected["no_threshold"] == 2 and len(svc.pending) == 3
-    assert svc.quarantine.messages == 2
+    assert svc.rejections.by_reason["no_threshold"] == 2 and len(svc.pending) == 3
+    assert svc.rejections.quarantine.messages == 2
 
 
 def test_start_up_errors_are_clear(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,4 +90,4 @@ def test_inference_failure_rejects_only_the_culprit(model_dir: Path, monkeypatch
     push.close(0)
     pull.close(0)
     ctx.term()
-    assert len(sent) == 3 and svc.rejected["internal_error"] == 1 and svc.counts["messages"] == 3
+    assert len(sent) == 3 and svc.rejections.by_reason["internal_error"] == 1 and svc.counts["messages"] == 3

@@ -22,6 +22,7 @@ CONTRACT = {
     "aetrig_jets": ("counter", {"stage"}),
     "aetrig_anomalies": ("counter", set()),
     "aetrig_rejected_messages": ("counter", {"reason"}),
+    "aetrig_quarantined_bytes": ("counter", set()),
     "aetrig_dropped_events": ("counter", {"stage"}),
     "aetrig_lost_events": ("counter", set()),
     "aetrig_duplicate_events": ("counter", set()),
@@ -69,7 +70,7 @@ def test_labelled_counters_are_precreated_at_zero(exposition: str) -> None:
     for family in ("aetrig_events", "aetrig_jets", "aetrig_dropped_events"):
         assert values(family, "stage") == dict.fromkeys(STAGES, 0.0), family
     assert values("aetrig_rejected_messages", "reason") == dict.fromkeys(REJECT_REASONS, 0.0)
-    for family in ("aetrig_anomalies", "aetrig_lost_events", "aetrig_duplicate_events"):
+    for family in ("aetrig_anomalies", "aetrig_lost_events", "aetrig_duplicate_events", "aetrig_quarantined_bytes"):
         assert [s.value for s in families[family].samples if s.name.endswith("_total")] == [0.0], family
 
 

@@ -35,7 +35,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ import numpy as np
 import zmq
 from prometheus_client import Counter, Gauge
 
+from consumer.sink.config import SinkConfig
 from consumer.sink.receiver import Receiver
 from consumer.sink.scored_chunk import batch_layout, chunk_from_batches, chunk_nbytes
 from consumer.sink.segment_writer import SegmentWriter
@@ -67,6 +68,7 @@ from emulator.runtime.recording import (
     unlock_recording,
     write_entries_mark,
 )
+from emulator.runtime.rejections import Rejections
 from emulator.runtime.shutdown import StopFlag
 from emulator.runtime.stage_report import write_report
 from emulator.runtime.zmq_frames import recv_frames
@@ -79,29 +81,6 @@ RETRY_SECONDS = 1.0
 #: Bytes a commit may add beyond its raw column bytes (baskets, TTree metadata rewrite, keys).
 COMMIT_OVERHEAD_BYTES = 256 << 10
 SEGMENT_OVERHEAD_BYTES = 64 << 10
-
-
-@dataclass
-class SinkConfig:
-    """Everything `aetrig sink` takes (see consumer/sink/command.py for the flags)."""
-
-    bind: str
-    ack_connect: str | None
-    out: Path
-    commit_events: int = 50000
-    commit_ms: float = 100.0
-    rotate_events: int = 5_000_000
-    rotate_seconds: float = 600.0
-    max_bytes: int | None = None
-    min_free_bytes: int = 64 << 20
-    latent_dtype: str = "float32"
-    metrics_port: int | None = None
-    report: Path | None = None
-    quarantine: Path | None = None
-    curve_keys: Path | None = None
-    limits: wire.Limits = field(default_factory=wire.Limits)
-    max_pending_events: int | None = None
-    compression: str = "zstd:1"
 
 
 def remove_unborn_segment(path: Path) -> None:
@@ -159,10 +138,9 @@ class Sink:
         self.full_episodes = Counter("aetrig_sink_backpressure_episodes", "Times the sink became full",
                                      registry=reg)
         self.bytes_gauge = Gauge("aetrig_sink_recorded_bytes", "Bytes of the recording's segments", registry=reg)
-        self.quarantined_bytes = Counter("aetrig_quarantined_bytes", "Bytes of rejected messages", registry=reg)
-        self.quarantine = Quarantine(config.quarantine if config.quarantine is not None else self.out / "quarantine")
+        self.rejections = Rejections(self.metrics, Quarantine(
+            config.quarantine if config.quarantine is not None else self.out / "quarantine"), log)
         self.max_pending = config.max_pending_events or max(4 * config.commit_events, 10000)
-        self.rejected = dict.fromkeys(wire.REJECT_REASONS, 0)
         self.committed: dict[int, SeqSet] = defaultdict(SeqSet)
         self.pending: list[_Received] = []
         self.pending_keys: set[tuple[int, int]] = set()
@@ -258,15 +236,6 @@ class Sink:
             self.counts["acks_dropped"] += 1
 
     # ---- messages ---------------------------------------------------------------------------
-    def reject(self, reason: str, detail: str, frames: list[bytes]) -> None:
-        self.rejected[reason] += 1
-        self.metrics.rejected.labels(reason=reason).inc()
-        self.quarantined_bytes.inc(sum(len(f) for f in frames))
-        self.quarantine.keep(reason, detail, frames)
-        n = self.rejected[reason]
-        if n <= 10 or n & (n - 1) == 0:  # the first ten of each reason, then at powers of two
-            log.warning("rejected message (%s #%d): %s", reason, n, detail)
-
     def card_of(self, raw: bytes) -> tuple[dict[str, Any], tuple[str, str] | None]:
         """The parsed card and model identity of a card blob (parsed once per distinct blob)."""
         if raw not in self._cards:
@@ -295,19 +264,19 @@ class Sink:
                 raise wire.WireError("wrong_model", f"scored by model {card.get('name')!r}; this recording "
                                      f"holds {self.model_name!r} (same name needs the same file sha256s)")
         except wire.WireError as exc:
-            self.reject(exc.reason, exc.detail, frames)
+            self.rejections.reject(exc.reason, exc.detail, frames)
             return
         except Exception as exc:
             log.exception("internal error while validating a message")
-            self.reject("internal_error", f"{type(exc).__name__}: {exc}", frames)
+            self.rejections.reject("internal_error", f"{type(exc).__name__}: {exc}", frames)
             return
         key = (batch.run_id, batch.seq)
         if batch.seq in self.committed.get(batch.run_id, ()) or key in self.pending_keys:
             self.counts["duplicates_discarded"] += batch.n_events
             self.counts["duplicate_batches"] += 1
             self.metrics.duplicates.inc(batch.n_events)
-            self.reject("duplicate_seq", f"run {batch.run_id:016x} seq {batch.seq} already "
-                        f"{'committed' if key not in self.pending_keys else 'pending'}", frames)
+            self.rejections.reject("duplicate_seq", f"run {batch.run_id:016x} seq {batch.seq} already "
+                                   f"{'committed' if key not in self.pending_keys else 'pending'}", frames)
             if key not in self.pending_keys:
                 self.send_ack(ack, batch.run_id, [batch.seq])
                 self.counts["reacked_batches"] += 1
@@ -448,8 +417,8 @@ class Sink:
                 self.pending = [p for p in self.pending if p is not item]
                 self.pending_keys.discard((run_id, batch.seq))
                 self.pending_events -= batch.n_events
-                self.reject("internal_error", f"cannot write run {run_id:016x} seq {batch.seq}: "
-                            f"{type(exc).__name__}: {exc}", item.frames)
+                self.rejections.reject("internal_error", f"cannot write run {run_id:016x} seq {batch.seq}: "
+                                       f"{type(exc).__name__}: {exc}", item.frames)
                 continue
             self.finish_group(run_id, [item], ack)
 
@@ -593,9 +562,7 @@ class Sink:
         return {
             "stage": "sink", "out": str(self.out), **self.counts,
             "resumed_from": existing,
-            "rejected": {k: v for k, v in self.rejected.items() if v},
-            "rejected_messages": sum(self.rejected.values()),
-            "quarantine": self.quarantine.summary(),
+            **self.rejections.report(),
             "latency_seconds": {"decision": self.decision.percentiles(), "commit": self.commit_latency.percentiles()},
             "commit_duration_seconds": {**{k: v for k, v in self.commit_duration.percentiles().items()
                                            if k != "events"},

@@ -18,21 +18,21 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import zmq
 
+from emulator.encoder.config import DEFAULT_FPR, EncoderConfig
 from emulator.encoder.microbatch import rows_finite, scored_columns, stack_inputs
 from emulator.runtime import wire
 from emulator.runtime.heap import freeze_startup_heap
 from emulator.runtime.metrics import Metrics, start_metrics
 from emulator.runtime.onnx_scorer import OnnxScorer
 from emulator.runtime.quarantine import Quarantine
+from emulator.runtime.rejections import Rejections
 from emulator.runtime.shutdown import StopFlag
 from emulator.runtime.stage_report import write_report
 from emulator.runtime.zmq_frames import recv_frames, send_frames
@@ -41,31 +41,6 @@ log = logging.getLogger("aetrig.encode")
 
 HWM = 200
 DRAIN_MESSAGES = 2000
-
-
-@dataclass
-class EncoderConfig:
-    """Everything `aetrig encode` takes (see emulator/encoder/command.py for the flags)."""
-
-    model: Path
-    connect: str
-    sink: str
-    fpr: float | None = None
-    accept_rate: float | None = None
-    threshold: float | None = None
-    max_batch_jets: int = 4096
-    max_wait_ms: float = 2.0
-    min_batch_jets: int = 512
-    inference_chunk_jets: int = 2048
-    threads: int = 1
-    latent_dtype: str = "float32"
-    metrics_port: int | None = None
-    report: Path | None = None
-    quarantine: Path | None = None
-    id: str = field(default_factory=lambda: f"encoder-{os.getpid()}")
-    curve_keys: Path | None = None
-    limits: wire.Limits = field(default_factory=wire.Limits)
-    drain_timeout_s: float = 10.0
 
 
 class ThresholdPolicy:
@@ -81,7 +56,7 @@ class ThresholdPolicy:
             self.fixed = None
             self.source = f"--accept-rate {accept_rate:g} Hz at the producer's declared rate"
         else:
-            fpr = 1e-3 if fpr is None else fpr
+            fpr = DEFAULT_FPR if fpr is None else fpr
             self.fixed = float(model.threshold(fpr=fpr))  # ModelError here is a start-up error
             self.source = f"--fpr {fpr:g} from the card's per_event_curve"
 
@@ -125,9 +100,8 @@ class EncoderService:
         self.metrics = metrics or start_metrics(config.metrics_port)
         self.events_counter = self.metrics.events.labels(stage="encoder")
         self.jets_counter = self.metrics.jets.labels(stage="encoder")
-        self.quarantine = Quarantine(config.quarantine)
+        self.rejections = Rejections(self.metrics, Quarantine(config.quarantine), log)
         self.counts = {"messages": 0, "events": 0, "jets": 0, "flagged": 0, "micro_batches": 0, "unsent_messages": 0}
-        self.rejected = dict.fromkeys(wire.REJECT_REASONS, 0)
         self.inference_seconds = 0.0
         self.inference_cpu_seconds = 0.0  # CPU time of the calling thread in ONNX Runtime (it runs there)
         self.inference_jets = 0
@@ -153,14 +127,6 @@ class EncoderService:
         return ctx, pull, push
 
     # ---- message handling ----------------------------------------------------------------
-    def reject(self, reason: str, detail: str, frames: list[bytes]) -> None:
-        self.rejected[reason] += 1
-        self.metrics.rejected.labels(reason=reason).inc()
-        self.quarantine.keep(reason, detail, frames)
-        n = self.rejected[reason]
-        if n <= 10 or n & (n - 1) == 0:  # the first ten of each reason, then at powers of two
-            log.warning("rejected message (%s #%d): %s", reason, n, detail)
-
     def accept(self, frames: list[bytes]) -> None:
         """Decode and validate one message and queue it for the next micro-batch (or reject it)."""
         try:
@@ -174,11 +140,11 @@ class EncoderService:
                 raise wire.WireError("missing_column", "events message without manifest_json")
             threshold = self.policy.for_rate(float(batch.header["rate_hz"]))
         except wire.WireError as exc:
-            self.reject(exc.reason, exc.detail, frames)
+            self.rejections.reject(exc.reason, exc.detail, frames)
             return
         except Exception as exc:  # a bug must not stop the service: count and keep the message
             log.exception("internal error while decoding a message")
-            self.reject("internal_error", f"{type(exc).__name__}: {exc}", frames)
+            self.rejections.reject("internal_error", f"{type(exc).__name__}: {exc}", frames)
             return
         if not self.pending:
             self.first_pending_at = time.monotonic()
@@ -212,7 +178,8 @@ class EncoderService:
             latent, error = self.scorer.score(x)
         except Exception as exc:  # ONNX Runtime refused the input: find the message, keep the service up
             if len(pending) == 1:
-                self.reject("internal_error", f"inference failed: {type(exc).__name__}: {exc}", pending[0].frames)
+                self.rejections.reject("internal_error", f"inference failed: {type(exc).__name__}: {exc}",
+                                       pending[0].frames)
                 return
             log.exception("inference on a micro-batch of %d messages failed; retrying them one by one", len(pending))
             for item in pending:
@@ -231,8 +198,8 @@ class EncoderService:
             lo, hi = offsets[i], offsets[i + 1]
             lat, err = latent[lo:hi], error[lo:hi]
             if not all_finite and not rows_finite({"latent": lat, "error": err}):
-                self.reject("non_finite", "model output holds NaN or inf (input outside the model's domain)",
-                            item.frames)
+                self.rejections.reject("non_finite", "model output holds NaN or inf (input outside the model's "
+                                       "domain)", item.frames)
                 continue
             try:
                 columns = scored_columns(item.batch, lat, err, item.threshold, self.latent_dtype.str, self.card_blob)
@@ -242,7 +209,7 @@ class EncoderService:
                                      threshold=item.threshold, model=self.model.name, encoder=self.config.id)
             except Exception as exc:
                 log.exception("internal error while building a scored message")
-                self.reject("internal_error", f"{type(exc).__name__}: {exc}", item.frames)
+                self.rejections.reject("internal_error", f"{type(exc).__name__}: {exc}", item.frames)
                 continue
             if not self.send(push, frames):
                 self.counts["unsent_messages"] += 1
@@ -328,8 +295,7 @@ class EncoderService:
             "stage": "encoder", "id": self.config.id, "model": self.model.name, "model_version": self.model.version,
             "variables": self.variables, "threshold_source": self.policy.source,
             "threshold": self.policy.fixed, "thresholds_by_rate": {str(k): v for k, v in self.policy.by_rate.items()},
-            **self.counts, "rejected": {k: v for k, v in self.rejected.items() if v},
-            "rejected_messages": sum(self.rejected.values()), "quarantine": self.quarantine.summary(),
+            **self.counts, **self.rejections.report(),
             "inference_seconds": self.inference_seconds, "inference_jets": self.inference_jets,
             "inference_jets_per_s": self.inference_jets / self.inference_seconds if self.inference_seconds else None,
             "inference_cpu_seconds": self.inference_cpu_seconds, "serving_cpu_seconds": serving_cpu,

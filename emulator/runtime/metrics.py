@@ -33,6 +33,7 @@ class Metrics:
     jets: Counter
     anomalies: Counter
     rejected: Counter
+    quarantined_bytes: Counter
     dropped: Counter
     lost: Counter
     duplicates: Counter
@@ -53,6 +54,8 @@ def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         jets=Counter("aetrig_jets", "Jets handled, by stage", ["stage"], registry=reg),
         anomalies=Counter("aetrig_anomalies", "Events flagged as anomalous", registry=reg),
         rejected=Counter("aetrig_rejected_messages", "Messages rejected, by reason", ["reason"], registry=reg),
+        quarantined_bytes=Counter("aetrig_quarantined_bytes", "Bytes of rejected messages (kept or not)",
+                                  registry=reg),
         dropped=Counter("aetrig_dropped_events", "Events dropped on overload (deadtime), by stage",
                         ["stage"], registry=reg),
         lost=Counter("aetrig_lost_events", "Events known to be lost", registry=reg),
