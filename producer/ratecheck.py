@@ -23,8 +23,9 @@ from typing import Any
 import msgpack
 import zmq
 
-from emulator.run.stage_process import aetrig_command
 from emulator.runtime import wire
+from emulator.runtime.atomic import write_json_atomic
+from emulator.runtime.child_process import aetrig_command
 from emulator.runtime.ports import free_port
 
 
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{pattern:>8} {rate:>10,.0f} Hz declared: achieved {r['achieved_hz']:>12,.1f} Hz ({err}), "
                   f"{r['produced']} events, max schedule lag {r['schedule_lag_s']['max'] * 1e3:.1f} ms", flush=True)
     if args.out:
-        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        write_json_atomic(args.out, results, indent=2)
     return 0
 
 

@@ -7,7 +7,6 @@ order. On Linux each child also gets SIGTERM if `aetrig run` itself dies.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -19,23 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-_PR_SET_PDEATHSIG = 1
-
-
-def aetrig_command(stage: str) -> list[str]:
-    """The command prefix for a stage: the installed ``aetrig`` script, else ``python -m emulator.cli``."""
-    script = Path(sys.executable).with_name("aetrig")
-    if script.is_file():
-        return [sys.executable, str(script), stage]
-    return [sys.executable, "-m", "emulator.cli", stage]
-
-
-def _child_setup() -> None:  # pragma: no cover - runs in the child
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+from emulator.runtime.child_process import aetrig_command, die_with_parent
 
 
 @dataclass
@@ -66,7 +49,7 @@ class StageProcess:
         self._log.write(("$ " + " ".join(cmd) + "\n").encode())
         self._log.flush()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                                     process_group=0, preexec_fn=_child_setup if sys.platform == "linux" else None)
+                                     process_group=0, preexec_fn=die_with_parent)
         self.started_at = time.monotonic()
 
     @property
