@@ -114,23 +114,13 @@ def test_parse_perf_and_cpuinfo() -> None:
     assert parse_cpuinfo_mhz("nothing") is None
 
 
-def test_histogram_quantile_interpolates_inside_the_bucket() -> None:
-    les = [0.001, 0.01, 0.1, float("inf")]
-    cum = [50, 90, 100, 100]
-    assert stats.histogram_quantile(les, cum, 0.5) == pytest.approx(0.001)
-    assert stats.histogram_quantile(les, cum, 0.7) == pytest.approx(0.001 + 0.009 * 20 / 40)
-    assert stats.histogram_quantile(les, cum, 0.99) == pytest.approx(0.01 + 0.09 * 9 / 10)
-    assert stats.histogram_quantile(les, [0, 0, 0, 0], 0.5) is None
-    # everything beyond the last finite edge: the edge is the answer
-    assert stats.histogram_quantile([0.1, float("inf")], [0, 10], 0.5) == 0.1
-
-
 def test_histogram_window_subtracts_the_first_scrape() -> None:
     name = "aetrig_decision_latency_seconds"
-    before = {f"{name}_bucket{{le=0.005}}": 100.0, f"{name}_bucket{{le=0.01}}": 100.0,
-              f"{name}_bucket{{le=+Inf}}": 200.0}
-    after = {f"{name}_bucket{{le=0.005}}": 1100.0, f"{name}_bucket{{le=0.01}}": 1200.0,
-             f"{name}_bucket{{le=+Inf}}": 1300.0}
+
+    def scrape(counts: tuple[float, float, float]) -> dict:
+        return {(f"{name}_bucket", (("le", le),)): c for le, c in zip(("0.005", "0.01", "+Inf"), counts, strict=True)}
+
+    before, after = scrape((100.0, 100.0, 200.0)), scrape((1100.0, 1200.0, 1300.0))
     w = stats.histogram_window(before, after, name)
     # the window gained 1000 events <= 5 ms and 100 in (5, 10] ms: p50 inside the first bucket, p99 <= 10 ms
     assert w["n"] == 1100.0

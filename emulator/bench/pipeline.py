@@ -15,6 +15,7 @@ from pathlib import Path
 
 from emulator.bench import procs, stats
 from emulator.bench.cycles import children, cmdline, cpu_seconds, rss_bytes
+from emulator.runtime import prom_text
 
 STAGE_WORDS = {"produce": "producer", "encode": "encoder", "sink": "sink"}
 LATENCY_HISTOGRAMS = {"decision": "aetrig_decision_latency_seconds", "commit": "aetrig_commit_latency_seconds"}
@@ -161,8 +162,8 @@ class SinkWindow:
         self.run_json, self.warmup_s = run_json, warmup_s
         self.url: str | None = None
         self.t_up: float | None = None
-        self.first: dict | None = None
-        self.last: dict | None = None
+        self.first: prom_text.Samples | None = None
+        self.last: prom_text.Samples | None = None
         self.t_first = self.t_last = 0.0
 
     def tick(self) -> None:
@@ -176,7 +177,7 @@ class SinkWindow:
         if now - self.t_up < self.warmup_s:
             return
         try:
-            snap = procs.scrape(self.url, timeout=1.0)
+            snap = prom_text.scrape(self.url, timeout=1.0)
         except OSError:
             return
         if self.first is None:
@@ -192,8 +193,8 @@ class SinkWindow:
         for key, name in LATENCY_HISTOGRAMS.items():
             out[f"{key}_latency_s"] = stats.histogram_window(self.first, self.last, name)
         for unit in ("events", "jets"):
-            key = f"aetrig_{unit}_total{{stage=sink}}"
-            out[unit] = self.last.get(key, 0.0) - self.first.get(key, 0.0)
+            key = f"aetrig_{unit}_total"
+            out[unit] = prom_text.value(self.last, key, stage="sink") - prom_text.value(self.first, key, stage="sink")
         out["events_per_s"] = stats.ratio(out["events"], out["window_s"])
         out["jets_per_s"] = stats.ratio(out["jets"], out["window_s"])
         return out

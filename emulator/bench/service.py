@@ -21,6 +21,8 @@ import zmq
 from emulator.bench import procs, stats
 from emulator.bench.cycles import CpuWindow
 from emulator.bench.data import JetSample, Message, event_messages, frames_for
+from emulator.runtime import prom_text
+from emulator.runtime.ports import free_port
 
 
 @dataclass
@@ -65,10 +67,6 @@ class Feeder(threading.Thread):
             self.sent_jets += msg.n_jets
 
 
-def _metric(snapshot: dict[str, float], name: str) -> float:
-    return float(snapshot.get(name, 0.0))
-
-
 def _header(frames: list) -> dict:
     return msgpack.unpackb(frames[0].bytes if hasattr(frames[0], "bytes") else frames[0])
 
@@ -84,7 +82,7 @@ def bench_service(cfg: ServiceConfig, sample: JetSample, variables: list[str]) -
     pull.setsockopt(zmq.LINGER, 0)
     data_port = push.bind_to_random_port("tcp://127.0.0.1")
     sink_port = pull.bind_to_random_port("tcp://127.0.0.1")
-    metrics_port = procs.free_port()
+    metrics_port = free_port()
     tag = f"b{cfg.max_batch_jets}-e{cfg.events_per_message}"
     report_path = cfg.log_dir / f"encoder-{tag}.json"
     args = ["encode", "--model", str(cfg.model_dir), "--connect", f"tcp://127.0.0.1:{data_port}",
@@ -137,7 +135,7 @@ def _measure(cfg: ServiceConfig, proc, pull: zmq.Socket, metrics_port: int) -> d
         _check_alive(proc, cfg)
         _receive(pull, tally)
     cpu = CpuWindow(proc.pid, cfg.use_perf)
-    m0 = procs.scrape(metrics_port)
+    m0 = prom_text.scrape(metrics_port)
     profiler = None
     if cfg.profile:
         from emulator.bench.profile import Profiler
@@ -152,7 +150,7 @@ def _measure(cfg: ServiceConfig, proc, pull: zmq.Socket, metrics_port: int) -> d
         _receive(pull, tally)
     wall = time.perf_counter() - t0
     cpu_res = cpu.stop()
-    m1 = procs.scrape(metrics_port)
+    m1 = prom_text.scrape(metrics_port)
     profile = profiler.finish() if profiler else None
     return {"profile": profile, "tally": tally, "start": start, "wall_s": wall, "cpu": cpu_res, "m0": m0, "m1": m1,
             "events_window": tally["events"] - start["events"], "jets_window": tally["jets"] - start["jets"]}
@@ -177,10 +175,10 @@ def _summarise(cfg: ServiceConfig, window: dict, feeder: Feeder, received_events
     cpu = window["cpu"]
     tp = stats.throughput(jets, wall, cpu["cpu_seconds"])
     m0, m1 = window["m0"], window["m1"]
-    d = {k: _metric(m1, k) - _metric(m0, k) for k in
+    d = {k: prom_text.value(m1, k) - prom_text.value(m0, k) for k in
          ("aetrig_inference_seconds_sum", "aetrig_inference_seconds_count", "aetrig_batch_jets_sum",
           "aetrig_batch_jets_count")}
-    rejected = sum(v for k, v in m1.items() if k.startswith("aetrig_rejected_messages_total"))
+    rejected = prom_text.value(m1, "aetrig_rejected_messages_total")
     lat_from = window["start"]["latency"]
     lat = window["tally"]["latency"][lat_from:]
     w = window["tally"]["weights"][lat_from:]

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from emulator.runtime.prom_text import Samples, bucket_increase, histogram_quantile
+
 #: Percentiles reported for every latency distribution, by their key in results.json.
 LATENCY_PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 
@@ -133,40 +135,12 @@ def saturation(offered: Sequence[float], achieved: Sequence[float], tolerance: f
     return best
 
 
-def histogram_quantile(upper_bounds: Sequence[float], cumulative: Sequence[float], q: float) -> float | None:
-    """Quantile ``q`` (0..1) of a Prometheus histogram from its cumulative bucket counts.
-
-    Linear interpolation inside the bucket that holds the quantile, as PromQL's histogram_quantile
-    does (lower edge 0 for the first bucket; the +Inf bucket answers with the last finite edge).
-    None when the histogram is empty.
-    """
-    pairs = sorted(zip(upper_bounds, cumulative, strict=True))
-    if not pairs or pairs[-1][1] <= 0:
-        return None
-    total = pairs[-1][1]
-    rank = q * total
-    prev_le, prev_count = 0.0, 0.0
-    for le, count in pairs:
-        if count >= rank and count > prev_count:
-            if math.isinf(le):
-                return prev_le
-            return prev_le + (le - prev_le) * (rank - prev_count) / (count - prev_count)
-        prev_le, prev_count = le, count
-    return prev_le
-
-
-def histogram_window(before: Mapping[str, float], after: Mapping[str, float], name: str) -> dict[str, float | None]:
+def histogram_window(before: Samples, after: Samples, name: str) -> dict[str, float | None]:
     """p50/p90/p99/p999 and count of the observations a histogram gained between two scrapes."""
-    prefix = f"{name}_bucket{{le="
-    les, counts = [], []
-    for key, value in after.items():
-        if key.startswith(prefix):
-            le = float(key[len(prefix):-1])
-            les.append(le)
-            counts.append(value - before.get(key, 0.0))
-    out: dict[str, float | None] = {k: histogram_quantile(les, counts, p / 100) if les else None
+    gained = bucket_increase(before, after, name)
+    out: dict[str, float | None] = {k: histogram_quantile(p / 100, gained) if gained else None
                                     for k, p in LATENCY_PERCENTILES.items()}
-    out["n"] = max(counts) if counts else 0.0
+    out["n"] = max((count for _, count in gained), default=0.0)
     return out
 
 

@@ -6,64 +6,19 @@ the sink's histogram bucket deltas), anomaly rate, in-flight batches and CPU per
 
 from __future__ import annotations
 
-import math
 import time
-import urllib.request
 from collections.abc import Mapping
 
-from prometheus_client.parser import text_string_to_metric_families
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+from emulator.runtime import prom_text
+from emulator.runtime.prom_text import Samples, buckets, histogram_quantile, value
 
 
 def scrape(url: str, timeout: float = 0.5) -> Samples | None:
-    """All samples of one /metrics endpoint as {(name, sorted labels): value}; None if unreachable."""
+    """All samples of one /metrics endpoint; None while it is unreachable."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            text = resp.read().decode()
+        return prom_text.scrape(url, timeout)
     except OSError:
         return None
-    out: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = float(s.value)
-    return out
-
-
-def value(samples: Samples | None, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels`` (0 when absent)."""
-    if not samples:
-        return 0.0
-    want = set(labels.items())
-    return sum(v for (n, lab), v in samples.items() if n == name and want <= set(lab))
-
-
-def buckets(samples: Samples | None, name: str) -> list[tuple[float, float]]:
-    """Cumulative histogram buckets [(upper bound, count)] of ``name`` sorted by bound."""
-    if not samples:
-        return []
-    out = []
-    for (n, lab), v in samples.items():
-        if n == name + "_bucket":
-            le = dict(lab)["le"]
-            out.append((math.inf if le in ("+Inf", "inf") else float(le), v))
-    return sorted(out)
-
-
-def histogram_quantile(q: float, cumulative: list[tuple[float, float]]) -> float | None:
-    """Prometheus-style quantile with linear interpolation inside the bucket (None when empty)."""
-    if not cumulative or cumulative[-1][1] <= 0:
-        return None
-    rank = q * cumulative[-1][1]
-    lower_bound, lower_count = 0.0, 0.0
-    for bound, count in cumulative:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower_bound
-            span = count - lower_count
-            return lower_bound + (bound - lower_bound) * ((rank - lower_count) / span if span > 0 else 1.0)
-        lower_bound, lower_count = bound, count
-    return lower_bound
 
 
 def _fmt_seconds(x: float | None) -> str:
