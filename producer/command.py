@@ -12,10 +12,7 @@ SIGINT/SIGTERM stops reading, drains the window, writes the report and exits 0.
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
-from pathlib import Path
 
 EXAMPLES = """
 aetrig produce --rate 10000 --duration 30
@@ -40,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from emulator.runtime import defaults
     from emulator.runtime.metrics import start_metrics
+    from emulator.runtime.shutdown import on_stop_signals, restore_signals
     from producer import config
     from producer.manifest import build_manifest, new_run_id, write_manifest
     from producer.reader import ReaderError, ReaderSpec, expand_inputs, resolve_variables
@@ -72,10 +70,7 @@ def main(args: argparse.Namespace) -> int:
         replayer.close()
         return 3
 
-    def on_signal(signum: int, _frame: object) -> None:
-        replayer.request_stop(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = on_stop_signals(replayer.request_stop)
     log(f"run {run_id:016x}: {len(files)} file(s), variables {','.join(variables)}, rate {cfg.rate:g} Hz "
         f"{cfg.pattern}, data {cfg.bind}, acks {cfg.ack_bind}")
     try:
@@ -88,15 +83,13 @@ def main(args: argparse.Namespace) -> int:
         return 2
     finally:
         replayer.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore_signals(previous)
     _write_report(cfg.report, report)
     return 0
 
 
 def _write_report(path: str | None, report: dict) -> None:
+    from emulator.runtime.stage_report import write_report
+
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(path).with_suffix(".tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-        tmp.replace(path)
+        write_report(path, report)

@@ -14,14 +14,15 @@ speeds vary between machines and with other load on them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from emulator.runtime.atomic import write_json_atomic
+from emulator.runtime.shutdown import on_stop_signals
 
 EXAMPLES = """
 aetrig bench --quick
@@ -123,7 +124,7 @@ def main(args: argparse.Namespace) -> int:
     except (FileNotFoundError, KeyError, ValueError, DataError) as exc:
         print(f"aetrig bench: {exc}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _interrupt)  # run the finally blocks that stop the stage processes
+    on_stop_signals(_interrupt)  # run the finally blocks that stop the stage processes
     t0 = time.monotonic()
     results = bench.run(command="aetrig bench " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else []))
     results["plan"] = asdict(plan)
@@ -147,8 +148,8 @@ def main(args: argparse.Namespace) -> int:
     return 1 if results["errors"] else 0
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _interrupt(signal_name: str) -> None:
+    raise KeyboardInterrupt(signal_name)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -162,12 +163,8 @@ def _jsonable(obj: Any) -> Any:
 
 
 def write_results(results: dict, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1, default=_jsonable, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    """Write ``out/results.json`` (atomically); return its path."""
+    return write_json_atomic(out / "results.json", results, default=_jsonable, allow_nan=False)
 
 
 def _fmt(value: Any, scale: float = 1.0, unit: str = "") -> str:

@@ -13,7 +13,6 @@ OUT/segments/. Exit 0 on success, 1 if a stage failed, 3 if events were lost or 
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
@@ -79,8 +78,8 @@ class _Stop:
     def __init__(self) -> None:
         self.reason: str | None = None
 
-    def __call__(self, signum: int, _frame: object) -> None:
-        self.reason = self.reason or signal.Signals(signum).name
+    def __call__(self, signal_name: str) -> None:
+        self.reason = self.reason or signal_name
 
 
 def _plan(args: argparse.Namespace, out: Path, model: Path, inputs: list[str]) -> dict[str, Any]:
@@ -163,9 +162,9 @@ def _start(stages: list, stop: _Stop) -> tuple[bool, bool]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+    from emulator.runtime.atomic import write_json_atomic
+
+    write_json_atomic(path, data, indent=2)
 
 
 def _run_info(stages: list, plan: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -241,6 +240,7 @@ def main(args: argparse.Namespace) -> int:
     from emulator.run.stage_process import terminate_all
     from emulator.run.summary import merge, recording_counts
     from emulator.runtime import defaults
+    from emulator.runtime.shutdown import on_stop_signals, restore_signals
 
     if args.encoders < 1:
         print("aetrig run: --encoders must be >= 1", file=sys.stderr)
@@ -257,7 +257,7 @@ def main(args: argparse.Namespace) -> int:
     for old in (out / "reports").glob("*.json"):
         old.unlink()  # reports of an earlier run in the same directory would be merged otherwise
     stop = _Stop()
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = on_stop_signals(stop)
     stages: list = []
     prometheus = None
     try:
@@ -289,8 +289,7 @@ def main(args: argparse.Namespace) -> int:
         if prometheus is not None:
             prometheus.terminate()
             prometheus.wait(10)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        restore_signals(previous)
     reports = {s.name: s.report() for s in stages}
     prod_report = reports.get("producer")
     run_id = prod_report.get("run_id") if prod_report else None
