@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quantize": ("models.training.quantize_command", "int8 copy of a model (ONNX Runtime static quantisation, VNNI)"),
     "decode": ("consumer.offline.decode_command", "decode a recorded latent stream back to jet variables"),
     "report": ("consumer.offline.report_command", "run the three studies and write plots, tables and index.html"),
+    "evaluate": ("consumer.offline.evaluate_command", "anomaly models vs HT and leading-jet-pT triggers at equal rate"),
     "bench": ("emulator.bench.command", "benchmark in-process, service and pipeline throughput/latency"),
     "keys": ("emulator.ops.keys_command", "create CurveZMQ key pairs for encrypted cross-host links"),
 }

@@ -1,0 +1,245 @@
+"""Judge anomaly models against an HT and a leading-jet-pT trigger at the same rate.
+
+For each signal, at each FPR on the background (default 1e-2, 1e-3, 1e-4, 1e-5) and as a rate in Hz
+at each input rate (default 100 kHz and 1 MHz): the TPR of every anomaly score, the TPR of an HT
+trigger and of a leading-jet-pT trigger each at the same FPR, and the pure TPR (flagged by the
+model and by neither simple trigger); AUC overall and inside HT bins. Anomaly scores: per-jet models
+give the max per-jet error, event-level models their event AE error and, from encoder.onnx alone,
+an AXOL1TL-style latent score (sum of squared latent coordinates standardised with the background's
+mean and sigma; event models only). --recording adds the event scores a recording holds, joined to
+the input files through its run manifest, as one more row. HT = scalar sum of the pT of jets with
+pT > 30 GeV and |eta| < 2.5 (--jet-min-pt, --jet-max-eta); leading-jet pT = the largest pT among
+those jets. Rows with fewer than 10 background events above a threshold are marked unreliable.
+
+The background is what the rates are fractions of: with the bundled QCD (pT-hat > 100 GeV) a rate
+in Hz is a fraction of that stream, not of zero-bias collisions. Defaults: background
+producer/samples/qcd.root, signals zprime, darkshower, ttbar, models AE_3D_200_ptetaphie and
+EVT_AE_k1. Prints the table; --out DIR writes evaluate.json, evaluate.md and the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXAMPLES = """
+aetrig evaluate --out eval
+aetrig evaluate --background /work/data/qcd_train_200k.root --signal zprime=producer/samples/zprime.root \\
+  --model EVT_AE_k1 EVT_AE_k4 AE_3D_200_ptetaphie --out eval_200k
+aetrig run --input producer/samples/qcd.root producer/samples/zprime.root --rate 20000 --loops 1 --out runs/mix
+aetrig evaluate --recording runs/mix --recording-model AE_3D_200_ptetaphie --signal zprime=producer/samples/zprime.root
+aetrig evaluate --signal myexotic=/data/exotic_*.root --tree CollectionTree --unit MeV --derive-e \\
+  --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt --branch-map eta=AntiKt4EMTopoJetsAuxDyn.eta
+"""
+
+DEFAULT_EVENT_MODEL = "EVT_AE_k1"
+DEFAULT_SIGNALS = ("zprime", "darkshower", "ttbar")
+
+
+class EvaluateError(Exception):
+    """Bad input to `aetrig evaluate`, with a message for the user."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("samples")
+    g.add_argument("--background", nargs="+", metavar="FILE", help="background ROOT files (default bundled qcd.root)")
+    g.add_argument("--signal", action="append", default=[], metavar="NAME=FILES",
+                   help="signal sample, files comma-separated or a glob (repeatable; default bundled zprime, "
+                        "darkshower, ttbar)")
+    g.add_argument("--max-events", type=int, default=None, help="read at most N events per sample")
+    g.add_argument("--tree", default="events", help="TTree name (default events)")
+    g.add_argument("--branch-map", action="append", default=[], metavar="VAR=BRANCH",
+                   help="branch of a jet variable (repeatable)")
+    g.add_argument("--unit", choices=("GeV", "MeV"), default="GeV", help="energy unit of the files")
+    g.add_argument("--derive-e", action="store_true", help="compute E from pt, eta, m")
+    g = parser.add_argument_group("scores")
+    g.add_argument("--model", nargs="+", action="extend", metavar="NAME_OR_DIR",
+                   help="model dirs or names under models/zoo (default AE_3D_200_ptetaphie and EVT_AE_k1)")
+    g.add_argument("--recording", action="append", default=[], metavar="DIR",
+                   help="also evaluate the event scores recorded in DIR (run dir or recording dir; repeatable, "
+                        "one model)")
+    g.add_argument("--recording-model", metavar="NAME_OR_DIR",
+                   help="the model the recording must have been made with (error if its card differs)")
+    g = parser.add_argument_group("operating points and triggers")
+    g.add_argument("--fpr", nargs="+", type=float, default=None, help="background FPRs (default 1e-2 1e-3 1e-4 1e-5)")
+    g.add_argument("--input-rate", nargs="+", type=float, default=None, metavar="HZ",
+                   help="input rates for the rate in Hz (default 100000 1000000)")
+    g.add_argument("--jet-min-pt", type=float, default=30.0, help="jets of HT and leading-jet pT: pT > this [GeV]")
+    g.add_argument("--jet-max-eta", type=float, default=2.5, help="jets of HT and leading-jet pT: |eta| < this")
+    g = parser.add_argument_group("output")
+    g.add_argument("--out", default=None, metavar="DIR", help="write evaluate.json, evaluate.md and figures here")
+    g.add_argument("--no-plots", action="store_true", help="with --out: numbers and tables only")
+
+
+def _signals(items: list[str]) -> dict[str, list[str]]:
+    from consumer.offline.studies.common import bundled
+
+    if not items:
+        return {n: [str(bundled(n))] for n in DEFAULT_SIGNALS}
+    out: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, files = item.partition("=")
+        if not sep or not name or not files:
+            raise EvaluateError(f"--signal expects NAME=FILES, got {item!r}")
+        out[name] = [f for f in files.split(",") if f]
+    return out
+
+
+def _read_options(args: argparse.Namespace):  # -> ReadOptions
+    from consumer.offline.studies.common import ReadOptions
+
+    branch_map = {}
+    for item in args.branch_map:
+        var, sep, branch = item.partition("=")
+        if not sep:
+            raise EvaluateError(f"--branch-map expects VAR=BRANCH, got {item!r}")
+        branch_map[var] = branch
+    return ReadOptions(args.tree, branch_map, args.unit, args.derive_e)
+
+
+def _load(name: str, files: list[str], args: argparse.Namespace):  # -> Sample
+    from consumer.offline.studies.common import load_sample
+    from producer.reader import ReaderError
+
+    for f in files:
+        if not any(c in f for c in "*?[") and not os.path.isfile(f):
+            raise EvaluateError(f"{name}: file {f} does not exist")
+    try:
+        return load_sample(name, files, None, _read_options(args), args.max_events)
+    except (ReaderError, OSError, ValueError) as exc:
+        raise EvaluateError(f"{name}: cannot read {files}: {exc}") from exc
+
+
+def _models(names: list[str] | None) -> list:
+    from consumer.offline.report import model_dirs
+    from consumer.offline.studies.common import load_model
+    from emulator.runtime.defaults import ZOO, default_model
+    from models.runtime.card import ModelError
+
+    if names is None:
+        names = [str(default_model(announce=False)), str(ZOO / DEFAULT_EVENT_MODEL)]
+    try:
+        return [load_model(d, level=None) for d in model_dirs(names)]
+    except (FileNotFoundError, ModelError) as exc:
+        raise EvaluateError(str(exc)) from exc
+
+
+def _check_variables(model, samples) -> None:
+    for s in samples:
+        missing = [v for v in model.variables if v not in s.variables]
+        if missing:
+            raise EvaluateError(f"model {model.name} needs jet variables {missing} that sample {s.name} "
+                                f"({', '.join(s.files)}) lacks (it has {s.variables}); map them with --branch-map "
+                                "or choose another --model")
+
+
+def score_sets(models: list, background, signals, progress: bool = True) -> list:
+    """ScoreSets of each model (max per-jet error or event AE error) and, for event models, the latent score."""
+    from consumer.offline.evaluate import ScoreSet, latent_set
+    from consumer.offline.studies.study_anomaly import scores
+    from emulator.runtime.progress import Progress
+
+    samples = [background, *signals.values()]
+    steps = sum(len(samples) * (2 if m.level == "event" else 1) for m in models)
+    sets = []
+    with Progress(steps if progress else None, "evaluate: scoring", unit="samples") as bar:
+        for m in models:
+            per = {}
+            for s in samples:
+                per[s.name] = scores(m, s)["event"]
+                bar.update(1, model=m.name, sample=s.name)
+            sets.append(ScoreSet(m.name, m.level, m.name, per[background.name], {n: per[n] for n in signals}))
+            if m.level == "event":
+                sets.append(latent_set(m, background, signals))
+                bar.update(len(samples), model=f"{m.name} latent")
+    return sets
+
+
+def _recording(args: argparse.Namespace, background, signals):  # -> ScoreSet | None
+    """The recording row, checked against --recording-model when given."""
+    from consumer.offline.decode_command import resolve_recording
+    from consumer.offline.evaluate_recording import recording_set
+    from consumer.offline.join import JoinError
+    from emulator.runtime.recording import RecordingError
+
+    if not args.recording:
+        if args.recording_model:
+            raise EvaluateError("--recording-model needs --recording DIR")
+        return None
+    dirs = [resolve_recording(d) for d in args.recording]
+    for d in dirs:
+        if not os.path.isdir(d):
+            raise EvaluateError(f"recording {d} does not exist")
+    model = _models([args.recording_model])[0] if args.recording_model else None
+    try:
+        return recording_set(dirs, background, signals, model, tree=args.tree)
+    except (RecordingError, JoinError, ValueError, KeyError) as exc:
+        raise EvaluateError(str(exc)) from exc
+
+
+def evaluate(args: argparse.Namespace) -> tuple[dict, list[str]]:
+    """Run the comparison from parsed arguments; return the results and the files written."""
+    from consumer.offline import evaluate as ev
+    from consumer.offline.evaluate_recording import agreement, card_identity
+    from consumer.offline.studies.common import bundled
+    from models.runtime import trigger_menu as tm
+
+    background = _load("background", args.background or [str(bundled("qcd"))], args)
+    signals = {n: _load(n, f, args) for n, f in _signals(args.signal).items()}
+    for s in (background, *signals.values()):
+        if not {"pt", "eta"} <= set(s.variables):
+            raise EvaluateError(f"sample {s.name} lacks jet pt/eta: the HT and leading-jet-pT triggers need them")
+    models = _models(args.model)
+    for m in models:
+        _check_variables(m, [background, *signals.values()])
+    rec = _recording(args, background, signals)  # before the models run: a wrong recording fails fast
+    sets = score_sets(models, background, signals)
+    if rec is not None:
+        offline = {st.model: st for st in sets if st.kind in ("jet", "event")}
+        same = [m for m in models if m.name in offline
+                and card_identity(m.card) == card_identity({"name": rec.model, "files": rec.extra["card_files"]})]
+        if same:
+            rec.extra["agreement_with_offline"] = {"model": same[0].name, **agreement(rec, offline[same[0].name])}
+        elif any(m.name == rec.model for m in models):
+            rec.note += ("; the --model of that name has other graphs (sha256) than the recording's card: it is not "
+                         "the model the recording was made with")
+        sets.append(rec)
+    selection = tm.JetSelection(args.jet_min_pt, args.jet_max_eta)
+    inputs = ev.menu_inputs(sets, background, signals, selection)
+    results = ev.compare(sets, inputs, background, signals, selection, tuple(args.fpr or tm.FPRS),
+                         tuple(args.input_rate or tm.INPUT_RATES_HZ))
+    if rec is not None and "agreement_with_offline" in rec.extra:
+        a = rec.extra["agreement_with_offline"]
+        results["notes"].append(f"recorded scores vs {a['model']} run offline on the same {a['n_events']} events: "
+                                f"max |difference| {a['max_abs_difference']:.3g} "
+                                f"(relative {a['max_rel_difference']:.3g})")
+    written: list[str] = []
+    if args.out:
+        written += ev.write_outputs(results, args.out)
+        if not args.no_plots:
+            from consumer.offline import evaluate_plots
+            from emulator.runtime import plotting
+
+            origin = plotting.merge_origins(*(plotting.origin_of_files(s.files)
+                                              for s in (background, *signals.values())))
+            fig_dir = os.path.join(args.out, "figures")
+            written += evaluate_plots.roc_figures(inputs, results, fig_dir, "evaluate", origin=origin)
+            written += evaluate_plots.pure_figures(inputs, results, fig_dir, "evaluate", origin=origin)
+    return results, written
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        results, written = evaluate(args)
+    except EvaluateError as exc:
+        print(f"aetrig evaluate: {exc}", file=sys.stderr)
+        return 2
+    from consumer.offline.evaluate import render
+
+    print(render(results))
+    if written:
+        print(f"evaluate: wrote {', '.join(str(Path(p)) for p in written if not p.endswith('.pdf'))} "
+              "(figures also as PDF)")
+    return 0
