@@ -9,6 +9,10 @@ both sample sizes), AUC in bins of leading-jet pT and of HT (is the model more t
 tagger?), flag rate and accept rate at 100 kHz against threshold, residuals on signal jets (event
 vector for event models), and the fidelity/sensitivity trade-off against latent size k: the
 residual width is the pt core half-width for per-jet AEs and the HT core half-width for event AEs.
+Last, every model (and the AXOL1TL-style latent score of each event model) against an HT and a
+leading-jet-pT trigger at the same rate, at FPR 1e-2 .. 1e-5 (consumer/offline/evaluate.py, the
+layer `aetrig evaluate` uses; on the large background when given): ``trigger_menu`` in the results,
+a table file and two figures per signal.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ import numpy as np
 
 from consumer.offline.studies.common import Sample, load_model, residual_table, residual_values, run_model
 from emulator.runtime import plotting
-from models.runtime import anomaly
+from models.runtime import anomaly, trigger_menu
 
 FPRS = (1e-2, 1e-3)
 LARGE_FPRS = (1e-2, 1e-3, 1e-4)
 PT_EDGES = (0.0, 150.0, 250.0, 400.0, 600.0, 900.0, 1400.0, 1.0e5)
-HT_EDGES = (0.0, 300.0, 500.0, 800.0, 1200.0, 1800.0, 1.0e5)
+HT_EDGES = trigger_menu.HT_EDGES
 INPUT_RATE_HZ = 100e3
 
 
@@ -180,6 +184,7 @@ def run(background: Sample, signals: Mapping[str, Sample], model_dirs: Sequence[
                                                 for k, s in signals.items()},
                                "input_rate_hz": INPUT_RATE_HZ, "models": {}, "skipped_models": {}, "figures": []}
     arrays: dict[str, Any] = {}
+    loaded: dict[str, Any] = {}
     with Progress(len(model_dirs), "study 3: models", unit="models") as bar:
         for d in model_dirs:
             model = load_model(d, level=None)
@@ -191,6 +196,7 @@ def run(background: Sample, signals: Mapping[str, Sample], model_dirs: Sequence[
                 continue
             results["models"][model.name], arrays[model.name] = evaluate_model(
                 model, background, signals, large_background, pt_edges)
+            loaded[model.name] = model
             bar.update(1, model=model.name)
     if not results["models"]:
         results["conclusion"] = "No model could be evaluated: " + str(results["skipped_models"])
@@ -208,8 +214,55 @@ def run(background: Sample, signals: Mapping[str, Sample], model_dirs: Sequence[
     results["figures"] += plots(results, arrays, best, compression_model, out_dir,
                                 {n: (background.leading_pt(), s.leading_pt()) for n, s in signals.items()},
                                 {n: (background.ht(), s.ht()) for n, s in signals.items()}, origin=origin)
+    menu, figures = trigger_comparison(loaded, arrays, large_background or background, signals, out_dir,
+                                       [best, compression_model or best], origin)
+    results["trigger_menu"] = menu
+    results["figures"] += figures
     results["conclusion"] = conclusion(results)
     return results
+
+
+def trigger_comparison(models: Mapping[str, Any], arrays: Mapping[str, Any], background: Sample,
+                       signals: Mapping[str, Sample], out_dir: str, plotted: Sequence[str],
+                       origin: plotting.Origin | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Every model, and each event model's latent score, against the HT and leading-jet-pT triggers at equal
+    rate on ``background`` (the large one when given); the ``plotted`` models (and their latent scores) are
+    drawn. Writes s3_trigger_menu.md next to the figures; returns the numbers and the figure paths."""
+    from consumer.offline import evaluate, evaluate_plots
+
+    sets = []
+    for name, model in models.items():
+        a = arrays[name]
+        b = a["large"] if "large" in a else a["background"]
+        sets.append(evaluate.ScoreSet(name, model.level, name, b["event"],
+                                      {n: s["event"] for n, s in a["signals"].items()}))
+        if model.level == "event":
+            sets.append(evaluate.latent_set(model, background, signals))
+    selection = trigger_menu.JetSelection()
+    inputs = evaluate.menu_inputs(sets, background, signals, selection)
+    menu = evaluate.compare(sets, inputs, background, signals, selection)
+    names = [n for p in dict.fromkeys(plotted) for n in (p, f"{p} latent") if n in menu["models"]]
+    menu["table_file"] = evaluate.write_outputs(menu, out_dir, "s3_trigger_menu")[1]
+    figures = evaluate_plots.roc_figures(inputs, menu, out_dir, "s3_menu", names, origin)
+    figures += evaluate_plots.pure_figures(inputs, menu, out_dir, "s3_menu", names, origin=origin)
+    return menu, figures
+
+
+def menu_text(menu: Mapping[str, Any], names: Sequence[str], fprs: Sequence[str] = ("0.01", "0.001")) -> str:
+    """One sentence per model: TPR vs HT / leading-jet-pT TPR and pure TPR at equal FPR, per signal."""
+    parts = []
+    for name in names:
+        m = menu["models"].get(name)
+        if not m:
+            continue
+        bits = [f"{sig} " + ", ".join(f"@{f}: {r['tpr']:.3f} vs HT {r['ht_tpr']:.3f} / lead-pT "
+                                      f"{r['lead_pt_tpr']:.3f}, pure {r['pure_tpr']:.3f}"
+                                      + ("" if r["reliable"] else " (unreliable)")
+                                      for f in fprs if (r := row["fpr"].get(f)))
+                for sig, row in m["signals"].items()]
+        parts.append(f"{name}: " + "; ".join(bits))
+    return ("At equal rate against HT and leading-jet-pT triggers (" + menu["selection"]["description"]
+            + f"; TPR vs HT TPR / lead-pT TPR, pure = model only; {menu['stream_note']}): " + ". ".join(parts) + ".")
 
 
 def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compression_model: str | None,
@@ -436,6 +489,10 @@ def conclusion(results: Mapping[str, Any]) -> str:
             v = max(row, key=lambda k: abs(row[k] - 0.5) if row[k] == row[k] else -1)
             best_vars.append(f"{sig} {v} ({max(row[v], 1 - row[v]):.3f})")
         parts.append("Best single leading-jet variable (separation max(AUC, 1-AUC)): " + ", ".join(best_vars) + ".")
+    menu = results.get("trigger_menu")
+    if menu and rec.get("model"):
+        shown = [n for p in (rec["model"],) for n in (p, f"{p} latent")]
+        parts.append(menu_text(menu, shown))
     if results["skipped_models"]:
         parts.append(f"Skipped: {results['skipped_models']}.")
     return " ".join(parts)
