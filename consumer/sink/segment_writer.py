@@ -30,6 +30,7 @@ from typing import Any
 import awkward as ak
 import uproot
 
+from emulator.runtime.atomic import fsync_directory
 from emulator.runtime.journaled_file import JournaledFile
 from emulator.runtime.recording import FORMAT_VERSION, TREE, Layout
 
@@ -44,15 +45,6 @@ def parse_compression(text: str) -> Any:
     if algo not in COMPRESSIONS or not level.isdigit():
         raise ValueError(f"compression {text!r}: use none or one of {sorted(COMPRESSIONS)}:LEVEL, e.g. zstd:1")
     return getattr(uproot, COMPRESSIONS[algo])(int(level))
-
-
-def fsync_directory(path: Path) -> None:
-    """Make a new directory entry durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SegmentWriter:

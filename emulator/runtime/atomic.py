@@ -27,12 +27,17 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fd = os.open(path.parent, os.O_RDONLY)
+    fsync_directory(path.parent)
+    return path
+
+
+def fsync_directory(path: str | Path) -> None:
+    """Make the entries of directory ``path`` (a new or renamed file) durable."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-    return path
 
 
 def write_json_atomic(path: str | Path, data: Any, *, indent: int = 1, sort_keys: bool = False,
