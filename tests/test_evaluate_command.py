@@ -63,7 +63,8 @@ def test_default_models_rows_and_reliability(evaluated) -> None:
 def test_table_files_and_figures(evaluated) -> None:
     _res, out, text = evaluated
     md = (out / "evaluate.md").read_text()
-    for words in ("| signal | model | FPR |", "pure TPR", "NO (<10 bkg)", "not zero-bias", "AUC in HT bins"):
+    for words in ("| signal | model | FPR |", "pure TPR", "pure bkg rate@100kHz [Hz]", "NO (<10 bkg)",
+                  "not zero-bias", "AUC in HT bins", ">= 10 background events above threshold"):
         assert words in md
     assert "<" + "table" not in md
     assert "EVT_AE_k1 latent" in text and "reliable" in text and "not zero-bias" in text

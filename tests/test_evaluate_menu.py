@@ -51,6 +51,7 @@ def test_compare_at_fpr_matches_hand_counting(constructed) -> None:
     pure_b = sum(1 for m, h, lp in zip(b.model, b.ht, b.lead_pt, strict=True) if m > 989 and h <= 9890 and lp <= 989.5)
     assert r["pure_fpr"] == pytest.approx(pure_b / 1000)
     assert r["pure_rate_hz"]["100kHz"] == pytest.approx(pure_b / 1000 * 1e5)
+    assert r["tpr_err_background"] >= 0
 
 
 def test_rows_below_ten_background_events_are_unreliable(constructed) -> None:

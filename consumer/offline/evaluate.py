@@ -122,8 +122,10 @@ def compare(sets: Sequence[ScoreSet], inputs: Mapping[str, Mapping[str, Any]], b
                       "ht": f"scalar sum of the pT of {selection.describe()}",
                       "lead_pt": f"largest pT among {selection.describe()} (0 if none)"},
         "rule": "flag if score > threshold; each trigger's threshold from the background at the FPR; pure = "
-                "flagged by the model and by neither the HT nor the leading-jet-pT trigger; TPR intervals are "
-                f"68% Wilson; reliable = each trigger has >= {min_background} background events above threshold",
+                "flagged by the model and by neither the HT nor the leading-jet-pT trigger (pure bkg rate: the same on "
+                "the background, the rate the model adds to the two); TPR intervals are 68% Wilson from the signal "
+                "count (the background-count spread of the threshold is tpr_err_background in the JSON); "
+                f"reliable = each trigger has >= {min_background} background events above threshold",
         "fprs": list(fprs), "input_rates_hz": list(input_rates), "min_background": min_background,
         "background": {"name": background.name, "files": background.files, "n_events": background.n_events},
         "signals": {n: {"files": s.files, "n_events": s.n_events} for n, s in signals.items()},
@@ -161,14 +163,14 @@ def menu_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the main table: signal x model x FPR."""
     rates = [tm.rate_key(r) for r in results["input_rates_hz"]]
     headers = ["signal", "model", "FPR", *(f"rate@{k} [Hz]" for k in rates), "bkg pass", "TPR [68% CI]",
-               "HT TPR", "lead-pT TPR", "pure TPR [68% CI]", "reliable"]
+               "HT TPR", "lead-pT TPR", "pure TPR [68% CI]", f"pure bkg rate@{rates[0]} [Hz]", "reliable"]
     rows = []
     for sig in results["signals"]:
         for name, m in results["models"].items():
             for fkey, r in m["signals"].get(sig, {}).get("fpr", {}).items():
                 rows.append([sig, name, fkey, *(_hz(r["rate_hz"][k]) for k in rates),
                              f"{r['n_background_pass']}/{r['n_background']}", _tpr(r), f"{r['ht_tpr']:.3f}",
-                             f"{r['lead_pt_tpr']:.3f}", _tpr(r, "pure_"),
+                             f"{r['lead_pt_tpr']:.3f}", _tpr(r, "pure_"), _hz(r["pure_rate_hz"][rates[0]]),
                              "yes" if r["reliable"] else f"NO (<{results['min_background']} bkg)"])
     return headers, rows
 

@@ -3,8 +3,9 @@
 For each false-positive rate (FPR) on the background, every trigger gets its own threshold from
 the background (``anomaly.threshold_at_fpr``; flag = score > threshold, as everywhere), so the
 anomaly score, the HT trigger and the leading-jet-pT trigger each accept the same fraction of the
-background. Per FPR: the model's TPR (68% Wilson interval), the HT and leading-jet-pT TPRs at that
-FPR, and the *pure* TPR: signal flagged by the model and by neither simple trigger. A row is
+background. Per FPR: the model's TPR (68% Wilson interval from the signal count; the spread
+from the background count behind the threshold is ``tpr_err_background``), the HT and
+leading-jet-pT TPRs at that FPR, and the *pure* TPR: signal flagged by the model and by neither simple trigger. A row is
 reliable when each of the three triggers has at least ``MIN_BACKGROUND`` background events above
 its threshold (FPR 1e-5 needs >= 1 M background events).
 
@@ -125,6 +126,7 @@ def compare_at_fpr(background: TriggerScores, signal: TriggerScores, fpr: float,
         "rate_hz": {rate_key(r): fpr * r for r in input_rates},
         "threshold": m["threshold"], "n_background_pass": n_pass["model"], "fpr_achieved": m["fpr_achieved"],
         "tpr": m["tpr"], "tpr_low": m["tpr_wilson_low"], "tpr_high": m["tpr_wilson_high"],
+        "tpr_err_background": m["tpr_err_background"],
         "n_signal_pass": int(ps["model"].sum()),
         "pure_tpr": k_pure / n_s if n_s else float("nan"), "pure_tpr_low": pure_lo, "pure_tpr_high": pure_hi,
         "n_signal_pure": k_pure, "pure_fpr": float(pure_b.mean()) if n_b else float("nan"),
