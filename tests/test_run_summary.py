@@ -30,7 +30,7 @@ def test_merge_has_exactly_the_design_keys_and_sums_stages() -> None:
             "latency_seconds": {"decision": {"p50": 0.001, "p90": 0.002, "p99": 0.005, "p999": 0.01, "mean": 1},
                                 "commit": {"p50": 0.1, "p90": 0.2, "p99": 0.3, "p999": 0.4}}}
     s = merge(producer, encoders, sink, {"recorded": 1000, "flagged": 3, "duplicates_recorded": 0, "lost": 0})
-    assert set(s) == {"events", "batches", "rejected", "throughput_events_per_s", "latency_seconds"}
+    assert set(s) == {"events", "batches", "rejected", "throughput_events_per_s", "latency_seconds", "restarts"}
     assert set(s["events"]) == DESIGN_KEYS["events"] and set(s["batches"]) == DESIGN_KEYS["batches"]
     assert s["events"] == {"produced": 1000, "encoded": 1100, "recorded": 1000, "flagged": 3, "dropped": 5,
                            "lost": 0, "duplicates_discarded": 100, "duplicates_recorded": 0}

@@ -7,7 +7,8 @@ read from the stages' /metrics. The run stops after --duration, --events, the en
 or Ctrl-C/SIGTERM: the producer is stopped first (it drains its window of unacknowledged
 batches), then the encoders and the sink. The stage reports and the recording are merged into
 OUT/summary.json; logs are in OUT/logs/, stage reports in OUT/reports/, the recording in
-OUT/segments/. Exit 0 on success, 1 if a stage failed, 3 if events were lost or recorded twice.
+OUT/segments/. An encoder or the sink that dies is started again (emulator/run/restarts.py).
+Exit 0 on success, 1 if a stage failed, 3 if events were lost or recorded twice.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from emulator.run import restarts
 
 EXAMPLES = """
 aetrig run --duration 20 --rate 50000 --encoders 2 --out runs/demo
@@ -72,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--prometheus-port", type=int, default=9090,
                    help="port of that Prometheus (default 9090, or a free port when 9090 is taken)")
     g.add_argument("--status-interval", type=float, default=1.0, help="seconds between status lines (0 = none)")
+    restarts.add_arguments(parser)
 
 
 class _Stop:
@@ -194,12 +198,12 @@ def _start_prometheus(args: argparse.Namespace, stages: list, out: Path) -> Any:
     return proc
 
 
-def _monitor(stages: list, stop: _Stop, args: argparse.Namespace) -> list[str]:
-    """Print the status line until the producer exits or a stop is requested; returns failure notes."""
+def _monitor(stages: list, stop: _Stop, args: argparse.Namespace, supervisor: restarts.Supervisor) -> list[str]:
+    """Print the status line until the producer exits or a stop is requested, restarting dead stages
+    (emulator/run/restarts.py); returns failure notes."""
     from emulator.run.live_status import LiveStatus
 
-    producer, sink = stages[-1], stages[0]
-    encoders = stages[1:-1]
+    producer = stages[-1]
     status = LiveStatus({s.name: s.metrics_url for s in stages if s.metrics_url})
     tty = sys.stdout.isatty()
     failures: list[str] = []
@@ -207,28 +211,17 @@ def _monitor(stages: list, stop: _Stop, args: argparse.Namespace) -> list[str]:
     # a safety net in case the producer does not stop on its own
     limit = (args.duration + 120.0) if args.duration else None
     t0 = time.monotonic()
-    reported_dead: set[str] = set()
+    next_line = t0 + interval
     status.line()
     while stop.reason is None:
-        if producer.wait(interval) is not None:
+        if producer.wait(supervisor.wait_s(next_line - time.monotonic())) is not None:
             break
-        if args.status_interval > 0:
+        if args.status_interval > 0 and time.monotonic() >= next_line - 0.01:
             line = f"[{time.monotonic() - t0:6.1f}s] {status.line()}"
             print(("\r" + line + "\033[K") if tty else line, end="" if tty else "\n", flush=True)
-        for enc in encoders:
-            if not enc.alive() and enc.name not in reported_dead:
-                reported_dead.add(enc.name)
-                left = sum(e.alive() for e in encoders)
-                note = f"{enc.name} exited with code {enc.returncode} ({left} encoder(s) left)"
-                failures.append(note)
-                print(f"\naetrig run: WARNING: {note}; see {enc.log_path}", file=sys.stderr)
-                if left == 0:
-                    stop.reason = "no encoder left"
-        if not sink.alive():
-            failures.append(f"sink exited with code {sink.returncode}")
-            print(f"\naetrig run: ERROR: sink exited with code {sink.returncode}; see {sink.log_path}",
-                  file=sys.stderr)
-            stop.reason = "sink failed"
+        if time.monotonic() >= next_line - 0.01:
+            next_line = time.monotonic() + interval
+        failures += supervisor.poll(stop)
         if limit is not None and time.monotonic() - t0 > limit:
             stop.reason = "duration safety limit"
     if tty and args.status_interval > 0:
@@ -238,7 +231,7 @@ def _monitor(stages: list, stop: _Stop, args: argparse.Namespace) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     from emulator.run.stage_process import terminate_all
-    from emulator.run.summary import merge, recording_counts
+    from emulator.run.summary import combine_sink_reports, merge, recording_counts
     from emulator.runtime import defaults
     from emulator.runtime.shutdown import on_stop_signals, restore_signals
 
@@ -276,7 +269,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"aetrig run: {len(stages)} stages up (pids "
               + ", ".join(f"{s.name}={s.pid}" for s in stages) + f"); output in {out}", file=sys.stderr)
         prometheus = _start_prometheus(args, stages, out)
-        failures = _monitor(stages, stop, args)
+        supervisor = restarts.Supervisor.from_args(args, stages[:-1], on_restart=lambda: _write_json(
+            out / "run.json", _run_info(stages, plan, {"restarts": supervisor.restarts})))
+        failures = _monitor(stages, stop, args, supervisor)
+        awaiting_restart = supervisor.close()
         producer, sink = stages[-1], stages[0]
         codes = {producer.name: producer.stop(STAGE_STOP_TIMEOUT_S + 30.0)}
         for enc in stages[1:-1]:
@@ -294,14 +290,15 @@ def main(args: argparse.Namespace) -> int:
     prod_report = reports.get("producer")
     run_id = prod_report.get("run_id") if prod_report else None
     counts = recording_counts(out, run_id, prod_report.get("produced") if prod_report else None)
-    summary = merge(prod_report, [r for n, r in reports.items() if n.startswith("encoder") and r],
-                    reports.get("sink"), counts)
+    summary = merge(prod_report, [r for s in stages[1:-1] for r in supervisor.reports(s.name)],
+                    combine_sink_reports(supervisor.reports("sink")), counts, supervisor.restarts)
     _write_json(out / "summary.json", summary)
-    failed = [f"{n} exited with code {c}" for n, c in codes.items() if c != 0] + failures
-    failed += [f"{n} wrote no report" for n, r in reports.items() if r is None and f"{n} exited" not in str(failed)]
+    failed = [f"{n} exited with code {c}" for n, c in codes.items() if c != 0 and n not in awaiting_restart] + failures
+    failed += [f"{n} wrote no report" for n, r in reports.items()
+               if r is None and n not in awaiting_restart and f"{n} exited" not in str(failed)]
     _write_json(out / "run.json", _run_info(stages, plan, {
         "stop_reason": stop.reason or (prod_report or {}).get("stop_reason"), "exit_codes": codes,
-        "failures": failed, "run_id": run_id,
+        "failures": failed, "run_id": run_id, "restarts": supervisor.restarts,
         "achieved_rate_hz": (prod_report or {}).get("achieved_rate_hz")}))
     ev = summary["events"]
     print(f"aetrig run: stopped ({stop.reason or (prod_report or {}).get('stop_reason')}): produced {ev['produced']}, "

@@ -47,7 +47,8 @@ class LiveStatus:
             for n in names:
                 if cur.get(n) is None or prev.get(n) is None:
                     continue
-                total += value(cur[n], metric, **labels) - value(prev.get(n), metric, **labels)
+                now_v, old_v = value(cur[n], metric, **labels), value(prev.get(n), metric, **labels)
+                total += now_v - old_v if now_v >= old_v else now_v  # a restarted stage counts from 0 again
             return total / dt if dt > 0 else 0.0
 
         sink = next((n for n in cur if n.startswith("sink")), None)
@@ -60,6 +61,8 @@ class LiveStatus:
             now_b = buckets(cur[sink], "aetrig_decision_latency_seconds")
             old_b = dict(buckets(prev.get(sink), "aetrig_decision_latency_seconds"))
             delta = [(b, c - old_b.get(b, 0.0)) for b, c in now_b]
+            if now_b and now_b[-1][1] < old_b.get(now_b[-1][0], 0.0):
+                delta = now_b  # the sink was restarted: its histogram counts from 0 again
             latency = (f"{_fmt_seconds(histogram_quantile(0.5, delta))}/"
                        f"{_fmt_seconds(histogram_quantile(0.99, delta))}")
         inflight = value(cur.get("producer"), "aetrig_inflight_batches")

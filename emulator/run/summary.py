@@ -10,7 +10,11 @@ The keys are exactly those of docs/design.md "Run summary":
 * ``batches``: sent, resent (producer);
 * ``rejected``: messages by reason, summed over the stages (only non-zero reasons);
 * ``throughput_events_per_s``: recorded events per second of the producer's sending time;
-* ``latency_seconds``: decision and commit, each p50, p90, p99, p999 (per event, from the sink).
+* ``latency_seconds``: decision and commit, each p50, p90, p99, p999 (per event, from the sink);
+* ``restarts``: restarts of each supervised stage (sink, encoders) by `aetrig run`.
+
+A restarted stage leaves one report per instance (killed ones none): the encoders' are all merged,
+the sink's combined by ``combine_sink_reports``.
 """
 
 from __future__ import annotations
@@ -52,8 +56,23 @@ def _percentiles(block: Mapping[str, Any] | None) -> dict[str, float | None]:
     return {k: block.get(k) for k in PERCENTILE_KEYS}
 
 
+def combine_sink_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """One sink report from those of its successive instances: counts and rejections summed, latency
+    percentiles from the instance that recorded the most events (percentiles do not add)."""
+    if not reports:
+        return None
+    rejected: dict[str, int] = {}
+    for r in reports:
+        for reason, n in (r.get("rejected") or {}).items():
+            rejected[reason] = rejected.get(reason, 0) + int(n)
+    busiest = max(reports, key=lambda r: int(r.get("recorded_events", 0)))
+    return {"duplicates_discarded": sum(int(r.get("duplicates_discarded", 0)) for r in reports),
+            "dropped": sum(int(r.get("dropped", 0)) for r in reports), "rejected": rejected,
+            "latency_seconds": busiest.get("latency_seconds") or {}}
+
+
 def merge(producer: Mapping[str, Any] | None, encoders: Sequence[Mapping[str, Any]], sink: Mapping[str, Any] | None,
-          recorded: Mapping[str, int]) -> dict[str, Any]:
+          recorded: Mapping[str, int], restarts: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The summary dict from the stage reports (any may be missing: a killed stage writes none)."""
     producer, sink = producer or {}, sink or {}
     rejected: dict[str, int] = {}
@@ -81,4 +100,5 @@ def merge(producer: Mapping[str, Any] | None, encoders: Sequence[Mapping[str, An
         "throughput_events_per_s": recorded["recorded"] / sending if sending > 0 else 0.0,
         "latency_seconds": {"decision": _percentiles(latency.get("decision")),
                             "commit": _percentiles(latency.get("commit"))},
+        "restarts": {name: int(n) for name, n in (restarts or {}).items()},
     }
