@@ -13,6 +13,7 @@ from emulator.runtime.defaults import SAMPLES_DIR, ZOO
 MODEL = ZOO / "TLA_4D_leading"
 
 
+@pytest.mark.slow
 def test_report_smoke(tmp_path) -> None:
     out = tmp_path / "rep"
     code = cli_main(["report", "--out", str(out), "--quick", "--max-events", "600", "--models", str(MODEL),
@@ -42,7 +43,7 @@ def test_report_smoke(tmp_path) -> None:
     assert row["auc_vs_leading_pt"] and ano["recommendation"]["model"] == "TLA_4D_leading"
     assert ano["models"]["TLA_4D_leading"]["accept_rate_table"][0]["accept_rate_hz_at_100khz"] == pytest.approx(1000)
     html = (out / "index.html").read_text()
-    for name in ("Study 1", "Study 2", "Study 3", "results.json"):
+    for name in ("Study 1", "Study 2", "Study 3", "results.json", "against the HT and leading-jet-pT triggers"):
         assert name in html
     for rel in [p for paths in results["figures"].values() for p in paths]:
         assert (out / rel).is_file()

@@ -99,7 +99,12 @@ def generate_background(n_events: int, seed: int, out_dir: str, jobs: int = 2) -
 
 def run_report(cfg: ReportConfig) -> dict[str, Any]:
     """Run the selected studies, write the report, return the results dict."""
-    from consumer.offline.studies import study_anomaly, study_generalisation, study_precompression
+    from consumer.offline.studies import (
+        rate_distortion_text,
+        study_anomaly,
+        study_generalisation,
+        study_precompression,
+    )
 
     os.makedirs(cfg.out, exist_ok=True)
     if cfg.generate_large:
@@ -133,8 +138,12 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
                 "codec_list": [parse_codec(c) for c in ("none", "zlib-6", "lz4-1", "zstd-5")],
                 "batch_sizes": (16, 1024),
                 "cpu_jets": 4096,
+                "rd_quick": True,
             }
-        results["studies"]["precompression"] = study_precompression.run(background, cm, fig_dir, **kwargs)
+        others = {n: _load(n, f, cfg, cfg.max_events, log) for n, f in cfg.cross.items()}  # not trained on
+        results["studies"]["precompression"] = study_precompression.run(background, cm, fig_dir, others=others,
+                                                                        rd_models=jet_dirs, log=log, **kwargs)
+        rate_distortion_text.write_tables(results["studies"]["precompression"]["rate_distortion"], cfg.out)
     if 3 in cfg.studies:
         signals = {n: _load(n, f, cfg, cfg.max_events, log) for n, f in cfg.signals.items()}
         large = (
@@ -300,8 +309,22 @@ def section_precompression(r: Mapping[str, Any], root: str) -> str:
         f"{cpu['clock_mhz']:.0f} MHz from {html.escape(cpu['clock_source'])})</h3>"
         + table(["step \\ batch size", *batches], rows)
     )
+    parts.append(section_rate_distortion(r["rate_distortion"]))
     parts.append(_figures(r["figures"], root))
     return "\n".join(parts)
+
+
+def section_rate_distortion(rd: Mapping[str, Any]) -> str:
+    """Study 2's codec-vs-AE comparison: conclusion and the summary table (full table in the .md/.json)."""
+    from consumer.offline.studies import rate_distortion_text
+
+    return (
+        "<h3>bytes per jet against residual width: every codec, every AE "
+        f"(blocks of {rd['block_events']} events = {html.escape(rd['block_definition'])}; "
+        '<a href="s2_rate_distortion.md">full table</a>, <a href="s2_rate_distortion.json">JSON</a>)</h3>'
+        f"<p class=concl>{html.escape(rd['conclusion'])}</p>"
+        + table(rate_distortion_text.HEADERS, rate_distortion_text.rows(rd, summary_only=True))
+    )
 
 
 def section_anomaly(r: Mapping[str, Any], root: str) -> str:
@@ -331,6 +354,13 @@ def section_anomaly(r: Mapping[str, Any], root: str) -> str:
         )
         + "<p>* fewer than 10 background events above the threshold.</p>"
     )
+    menu = r.get("trigger_menu")
+    if menu:
+        from consumer.offline.evaluate import menu_rows
+
+        headers, rows = menu_rows(menu)
+        parts.append("<h3>at equal rate against the HT and leading-jet-pT triggers (pure TPR: taken by the model "
+                     "and by neither simple trigger)</h3>" + table(headers, rows))
     base = r.get("baseline_leading_pt", {})
     if base:
         rows = [[sig, b["auc_event"], b["tpr"]["0.01"]["tpr"], b["tpr"]["0.001"]["tpr"]] for sig, b in base.items()]
