@@ -35,27 +35,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from emulator.runtime import defaults
     from emulator.runtime.metrics import start_metrics
     from emulator.runtime.shutdown import on_stop_signals, restore_signals
     from producer import config
+    from producer.inputs import open_inputs
     from producer.manifest import build_manifest, new_run_id, write_manifest
-    from producer.reader import ReaderError, ReaderSpec, expand_inputs, resolve_variables
     from producer.replay import Replayer, log
 
     try:
         cfg = config.resolve(args)
-        inputs = cfg.input or [str(defaults.default_input())]
-        files = expand_inputs(inputs)
-        spec = ReaderSpec(tree=cfg.tree, branch_map=cfg.branch_map, unit=cfg.unit, columns=cfg.columns,
-                          derive_e=cfg.derive_e, step_size=cfg.step_size, input_format=cfg.input_format)
-        variables = resolve_variables(files[0], spec)
-        for path in files[1:]:
-            if resolve_variables(path, spec) != variables and cfg.columns is None:
-                raise ReaderError(f"{path}: its jet_* branches differ from {files[0]}; give --columns")
+        inputs = open_inputs(cfg)
     except (ValueError, OSError) as err:
         print(f"aetrig produce: error: {err}", file=sys.stderr)
         return 2
+    files, spec, variables = inputs.files, inputs.spec, inputs.variables
     run_id = cfg.run_id if cfg.run_id is not None else new_run_id()
     settings = cfg.as_dict() | {"input": [str(p) for p in files]}
     manifest = build_manifest(run_id, files, settings, cfg.seed, variables)

@@ -35,7 +35,7 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ import numpy as np
 import zmq
 from prometheus_client import Counter, Gauge
 
+from consumer.sink.config import SinkConfig
 from consumer.sink.receiver import Receiver
 from consumer.sink.scored_chunk import batch_layout, chunk_from_batches, chunk_nbytes
 from consumer.sink.segment_writer import SegmentWriter
@@ -80,29 +81,6 @@ RETRY_SECONDS = 1.0
 #: Bytes a commit may add beyond its raw column bytes (baskets, TTree metadata rewrite, keys).
 COMMIT_OVERHEAD_BYTES = 256 << 10
 SEGMENT_OVERHEAD_BYTES = 64 << 10
-
-
-@dataclass
-class SinkConfig:
-    """Everything `aetrig sink` takes (see consumer/sink/command.py for the flags)."""
-
-    bind: str
-    ack_connect: str | None
-    out: Path
-    commit_events: int = 50000
-    commit_ms: float = 100.0
-    rotate_events: int = 5_000_000
-    rotate_seconds: float = 600.0
-    max_bytes: int | None = None
-    min_free_bytes: int = 64 << 20
-    latent_dtype: str = "float32"
-    metrics_port: int | None = None
-    report: Path | None = None
-    quarantine: Path | None = None
-    curve_keys: Path | None = None
-    limits: wire.Limits = field(default_factory=wire.Limits)
-    max_pending_events: int | None = None
-    compression: str = "zstd:1"
 
 
 def remove_unborn_segment(path: Path) -> None:

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import zmq
 
+from emulator.encoder.config import DEFAULT_FPR, EncoderConfig
 from emulator.encoder.microbatch import rows_finite, scored_columns, stack_inputs
 from emulator.runtime import wire
 from emulator.runtime.heap import freeze_startup_heap
@@ -44,31 +43,6 @@ HWM = 200
 DRAIN_MESSAGES = 2000
 
 
-@dataclass
-class EncoderConfig:
-    """Everything `aetrig encode` takes (see emulator/encoder/command.py for the flags)."""
-
-    model: Path
-    connect: str
-    sink: str
-    fpr: float | None = None
-    accept_rate: float | None = None
-    threshold: float | None = None
-    max_batch_jets: int = 4096
-    max_wait_ms: float = 2.0
-    min_batch_jets: int = 512
-    inference_chunk_jets: int = 2048
-    threads: int = 1
-    latent_dtype: str = "float32"
-    metrics_port: int | None = None
-    report: Path | None = None
-    quarantine: Path | None = None
-    id: str = field(default_factory=lambda: f"encoder-{os.getpid()}")
-    curve_keys: Path | None = None
-    limits: wire.Limits = field(default_factory=wire.Limits)
-    drain_timeout_s: float = 10.0
-
-
 class ThresholdPolicy:
     """The per-event threshold: fixed (``--threshold``/``--fpr``) or per declared input rate."""
 
@@ -82,7 +56,7 @@ class ThresholdPolicy:
             self.fixed = None
             self.source = f"--accept-rate {accept_rate:g} Hz at the producer's declared rate"
         else:
-            fpr = 1e-3 if fpr is None else fpr
+            fpr = DEFAULT_FPR if fpr is None else fpr
             self.fixed = float(model.threshold(fpr=fpr))  # ModelError here is a start-up error
             self.source = f"--fpr {fpr:g} from the card's per_event_curve"
 

@@ -45,6 +45,8 @@ EVENT_ID_COLUMNS = {"n_jets": "<u4", "event_id": "<u8", "file_index": "<u4", "en
                     "event_number": "<u8"}
 SCORED_EVENT_COLUMNS = {"event_score": "<f4", "flag": "|u1"}
 BLOB_COLUMNS = ("manifest_json", "card_json")
+#: The dtypes jet_latent may have in a scored message (<f4, <f2), by name; the sink stores the same choices.
+LATENT_DTYPES = ("float32", "float16")
 
 #: Every reason a receiver may reject a message for; metrics pre-create one counter per reason.
 REJECT_REASONS = (
