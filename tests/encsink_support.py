@@ -1,5 +1,5 @@
 """Shared helpers of the encoder/sink/verify/bad-input tests: a real tiny ONNX model directory,
-message builders, free ports, stage processes and a fake producer's sockets (127.0.0.1 only)."""
+message builders, stage processes and a fake producer's sockets (127.0.0.1 only)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import numpy as np
 import zmq
 
 from emulator.runtime import wire
+from emulator.runtime.ports import free_port
 from models.runtime.hashing import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,12 +140,6 @@ def replace_header(frames: list[bytes], **changes: Any) -> list[bytes]:
 
 
 # ---- processes and sockets ---------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def addr(port: int) -> str:
     return f"tcp://127.0.0.1:{port}"
 

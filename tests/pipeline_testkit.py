@@ -6,10 +6,11 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from waiting import wait_until
 
 from emulator.run.live_status import scrape, value
 from emulator.run.stage_process import StageProcess, terminate_all
@@ -57,12 +58,7 @@ class Pipeline:
         return value(scrape(process.metrics_url), name, **labels)
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        wait_until(condition, timeout, what=what)
 
     def finish(self, producer: StageProcess, timeout: float = 90.0) -> dict[str, Any]:
         """Wait for the producer to end by itself, then SIGTERM the rest; the producer report."""

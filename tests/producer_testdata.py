@@ -40,11 +40,3 @@ def make_ntuple(path: Path, n_events: int, seed: int = 101, *, tree: str = "even
         f[tree] = branches
     return {"n_jets": counts.astype(np.uint32), "event_number": event_number, **cols}
 
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

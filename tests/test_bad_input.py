@@ -20,7 +20,6 @@ from encsink_support import (
     AckCollector,
     addr,
     events_frames,
-    free_port,
     make_tiny_model,
     metric_value,
     read_report,
@@ -142,7 +141,7 @@ def sink_bad_messages(rng: np.random.Generator, card: dict, other_card: dict) ->
 
 
 @pytest.mark.timeout(120)
-def test_bad_input_is_rejected_counted_quarantined_and_valid_traffic_recorded(tmp_path: Path) -> None:
+def test_bad_input_is_rejected_counted_quarantined_and_valid_traffic_recorded(tmp_path: Path, free_port) -> None:
     rng = np.random.default_rng(2024)
     model = make_tiny_model(tmp_path / "model")
     card = json.loads((model / "card.json").read_text())

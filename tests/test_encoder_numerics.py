@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import zmq
-from encsink_support import ROOT, addr, events_frames, free_port, make_tiny_model, read_report, start, stop
+from encsink_support import ROOT, addr, events_frames, make_tiny_model, read_report, start, stop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,7 +57,7 @@ def test_stack_inputs_orders_columns_by_model_variables() -> None:
 @pytest.mark.parametrize("model_name,latent_dtype,mode", [("tiny", "float32", "threshold"),
                                                           ("TLA_4D_leading", "float16", "accept-rate")])
 def test_encoder_process_matches_in_process_onnxruntime(tmp_path: Path, model_name: str, latent_dtype: str,
-                                                         mode: str) -> None:
+                                                         mode: str, free_port) -> None:
     model_dir = make_tiny_model(tmp_path / "tiny") if model_name == "tiny" else ROOT / "models/zoo" / model_name
     model = load_model_dir(model_dir)
     rng = np.random.default_rng(11)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import socket
 import urllib.request
 
 import pytest
@@ -113,15 +112,9 @@ def test_process_collector_is_present(exposition: str) -> None:
     assert 1e6 < rss < 1e11
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_start_metrics_serves_http_on_the_configured_host(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_start_metrics_serves_http_on_the_configured_host(monkeypatch: pytest.MonkeyPatch, free_port) -> None:
     monkeypatch.setenv("AETRIG_METRICS_HOST", "127.0.0.1")
-    port = _free_port()
+    port = free_port()
     metrics = start_metrics(port)
     metrics.jets.labels(stage="sink").inc(42)
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import zmq
-from producer_testdata import free_port, make_ntuple
+from producer_testdata import make_ntuple
 
 from emulator.runtime import wire
+from emulator.runtime.ports import free_port
 
 TIMEOUT_S = 30.0
 

@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-from producer_testdata import free_port
 from prometheus_client import start_http_server
 
 from emulator.run.live_status import LiveStatus, buckets, histogram_quantile, scrape, value
@@ -60,7 +59,7 @@ def test_histogram_quantile_matches_interpolated_numpy() -> None:
     assert histogram_quantile(0.5, []) is None
 
 
-def test_live_status_reads_real_metrics_endpoints() -> None:
+def test_live_status_reads_real_metrics_endpoints(free_port) -> None:
     regs = {name: make_metrics() for name in ("producer", "encoder-0", "sink")}
     urls = {}
     for name, m in regs.items():
@@ -79,7 +78,7 @@ def test_live_status_reads_real_metrics_endpoints() -> None:
     for _ in range(100):
         regs["sink"].decision_latency.observe(0.003)
     regs["producer"].inflight_batches.set(7)
-    time.sleep(0.5)
+    time.sleep(0.5)  # the interval the live rate is measured over (a duration, not a wait)
     line = status.line()
     dt_rate = float(line.split("in ")[1].split("/s")[0].replace(",", ""))
     assert 5000 / 1.5 < dt_rate < 5000 / 0.45

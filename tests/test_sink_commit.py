@@ -14,7 +14,6 @@ import zmq
 from encsink_support import (
     AckCollector,
     addr,
-    free_port,
     make_tiny_model,
     metric_value,
     read_report,
@@ -25,6 +24,7 @@ from encsink_support import (
 )
 
 from consumer.offline.verify import verify_recording
+from emulator.runtime.ports import free_port
 from emulator.runtime.recording import (
     RecordingError,
     open_recording,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from encsink_support import make_tiny_model, scored_frames, sink_in_thread
+from encsink_support import make_tiny_model, scored_frames
 
 import emulator.runtime.journaled_file as journaled_file
 from consumer.offline.verify import verify_recording
@@ -22,7 +22,8 @@ RUN = 0x5151
 
 @pytest.mark.timeout(60)
 def test_enospc_mid_commit_is_backpressure_and_nothing_is_lost_or_doubled(tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          sink_in_thread) -> None:
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
     rng = np.random.default_rng(4)
     batches = {s: scored_frames(RUN, s, rng.integers(0, 5, 40), rng, card, first_event_id=40 * s) for s in range(30)}
@@ -61,7 +62,7 @@ def test_enospc_mid_commit_is_backpressure_and_nothing_is_lost_or_doubled(tmp_pa
 
 
 @pytest.mark.timeout(60)
-def test_low_free_space_holds_commits_until_space_returns(tmp_path: Path) -> None:
+def test_low_free_space_holds_commits_until_space_returns(tmp_path: Path, sink_in_thread) -> None:
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
     rng = np.random.default_rng(8)
     # min_free_bytes: more free space than any disk has
@@ -81,7 +82,8 @@ def test_low_free_space_holds_commits_until_space_returns(tmp_path: Path) -> Non
 
 
 @pytest.mark.timeout(60)
-def test_a_batch_that_cannot_be_written_is_isolated_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_batch_that_cannot_be_written_is_isolated_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              sink_in_thread) -> None:
     import consumer.sink.service as sink_module
 
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uproot
-from encsink_support import LATENT_DIM, make_tiny_model, scored_frames, sink_in_thread
+from encsink_support import LATENT_DIM, make_tiny_model, scored_frames
 
 from consumer.sink.scored_chunk import batch_layout, chunk_from_batches
 from consumer.sink.segment_writer import SegmentWriter
@@ -51,7 +51,7 @@ def test_latent_raw_and_identity_round_trip(tmp_path: Path, card: dict, storage:
     assert ev["flag"].sum() > 0 and np.array_equal(rec.raw_jets()["pt"], flagged_pt)
 
 
-def test_layout_change_starts_a_new_segment(tmp_path: Path, card: dict) -> None:
+def test_layout_change_starts_a_new_segment(tmp_path: Path, card: dict, sink_in_thread) -> None:
     rng = np.random.default_rng(6)
     with sink_in_thread(tmp_path, commit_ms=10) as sink:
         sink.push.send_multipart(scored_frames(4, 0, np.array([3, 2]), rng, card, 0))
@@ -67,7 +67,7 @@ def test_layout_change_starts_a_new_segment(tmp_path: Path, card: dict) -> None:
     assert len(rec) == 4
 
 
-def test_rotation_by_seconds(tmp_path: Path, card: dict) -> None:
+def test_rotation_by_seconds(tmp_path: Path, card: dict, sink_in_thread) -> None:
     import time
 
     from consumer.offline.verify import verify_recording

@@ -1,0 +1,64 @@
+"""Shared fixtures: free ports, a sink in a thread, a pipeline of real stage processes.
+
+The logic lives in the helper modules (emulator.runtime.ports, encsink_support, pipeline_testkit,
+producer_testdata, waiting); this file only hands it to tests as fixtures, with the clean-up.
+Long integration tests carry ``@pytest.mark.slow``: ``make test-fast`` (``pytest -m "not slow"``) skips them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from emulator.runtime import ports
+
+if TYPE_CHECKING:  # imported where used: a run of light tests does not pay for uproot, zmq and onnx
+    from encsink_support import SinkHarness
+    from pipeline_testkit import Pipeline
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """``free_port()``: a free loopback TCP port, never the same twice in the session (emulator.runtime.ports)."""
+    return ports.free_port
+
+
+@pytest.fixture
+def sink_in_thread(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[SinkHarness]]:
+    """``with sink_in_thread(out=tmp_path / "rec", **sink_config) as h``: encsink_support.sink_in_thread, a real
+    Sink in a thread on free ports; stopped and joined when the block ends, ``h.report`` filled then."""
+
+    def start(out: Path | None = None, **options: Any) -> contextlib.AbstractContextManager[SinkHarness]:
+        import encsink_support
+
+        return encsink_support.sink_in_thread(tmp_path / "rec" if out is None else out, **options)
+
+    return start
+
+
+@pytest.fixture
+def running_pipeline(tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
+    """``running_pipeline(input_file | events=, seed=, work=, model=)``: a pipeline_testkit.Pipeline in ``work``
+    (default tmp_path) reading ``input_file`` or a fresh ``events``-event ntuple written there; its stages are
+    started by the test (``.sink()``, ``.encoder(name)``, ``.producer(...)``) and killed at teardown."""
+    from pipeline_testkit import Pipeline
+    from producer_testdata import make_ntuple
+
+    made: list[Pipeline] = []
+
+    def make(input_file: Path | None = None, *, events: int = 6000, seed: int = 101, work: Path | None = None,
+             model: Path | None = None) -> Pipeline:
+        work = tmp_path if work is None else work
+        if input_file is None:
+            input_file = work / "in.root"
+            make_ntuple(input_file, events, seed=seed)
+        made.append(Pipeline(work, input_file, model))
+        return made[-1]
+
+    yield make
+    for pipeline in made:
+        pipeline.close()
