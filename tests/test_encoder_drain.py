@@ -15,13 +15,15 @@ from encsink_support import (
     AckCollector,
     addr,
     events_frames,
-    free_port,
     make_tiny_model,
+    metric_value,
     read_report,
     scored_frames,
+    scrape,
     start,
     stop,
 )
+from waiting import wait_until
 
 from consumer.offline.verify import verify_recording
 from emulator.runtime import wire
@@ -29,26 +31,25 @@ from emulator.runtime import wire
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_encoder_drains_its_micro_batch_on_signal(tmp_path: Path, sig: int) -> None:
+def test_encoder_drains_its_micro_batch_on_signal(tmp_path: Path, sig: int, free_port) -> None:
     model = make_tiny_model(tmp_path / "model")
-    data_p, sink_p = free_port(), free_port()
+    data_p, sink_p, metrics_p = free_port(), free_port(), free_port()
     ctx = zmq.Context()
     data, sink = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
     data.bind(addr(data_p))
     sink.bind(addr(sink_p))
     enc = start("encode", "--model", str(model), "--connect", addr(data_p), "--sink", addr(sink_p),
                 "--max-wait-ms", "60000", "--max-batch-jets", "1000000", "--report", str(tmp_path / "enc.json"),
-                log=tmp_path / "enc.log")
+                "--metrics-port", str(metrics_p), log=tmp_path / "enc.log")
     rng = np.random.default_rng(1)
     try:
         for seq in range(5):
             data.send_multipart(events_frames(2, seq, np.array([1, 2, 0]), rng, 3 * seq))
-        deadline = time.monotonic() + 20  # wait until the encoder holds them (it logs nothing per message)
-        while time.monotonic() < deadline:
-            if data.poll(0, zmq.POLLOUT) and not sink.poll(0) and (tmp_path / "enc.log").read_text().count("INFO"):
-                break
-            time.sleep(0.1)
-        time.sleep(1.0)
+        # then a message the encoder rejects (it lacks jet_m): once it is counted, the encoder has taken the
+        # five before it (one peer, in order) into its micro-batch (it logs and counts nothing per message)
+        data.send_multipart(events_frames(2, 5, np.array([1]), rng, 15, variables=("pt", "eta", "phi")))
+        wait_until(lambda: metric_value(scrape(metrics_p), "aetrig_rejected_messages_total",
+                                        reason="missing_variable") == 1, 20, what="the encoder to take the messages")
         assert not sink.poll(200), "the micro-batch should still be waiting (max-wait 60 s)"
         rc = stop(enc, sig)
         got = []
@@ -59,29 +60,29 @@ def test_encoder_drains_its_micro_batch_on_signal(tmp_path: Path, sig: int) -> N
     assert rc == 0 and sorted(got) == list(range(5))
     report = read_report(tmp_path / "enc.json")
     assert report["events"] == 15 and report["stopped_by"] == signal.Signals(sig).name
+    assert report["rejected"] == {"missing_variable": 1}
 
 
 @pytest.mark.timeout(60)
-def test_sink_commits_what_it_holds_on_sigterm(tmp_path: Path) -> None:
+def test_sink_commits_what_it_holds_on_sigterm(tmp_path: Path, free_port) -> None:
     from models.runtime.card import load_model_dir
 
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
-    sink_p, ack_p = free_port(), free_port()
+    sink_p, ack_p, metrics_p = free_port(), free_port(), free_port()
     ctx = zmq.Context()
     acks = AckCollector(ctx, ack_p)
     push = ctx.socket(zmq.PUSH)
     push.connect(addr(sink_p))
     sink = start("sink", "--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(tmp_path / "rec"),
                  "--commit-ms", "60000", "--commit-events", "1000000", "--report", str(tmp_path / "sink.json"),
-                 log=tmp_path / "sink.log")
+                 "--metrics-port", str(metrics_p), log=tmp_path / "sink.log")
     rng = np.random.default_rng(2)
     try:
         for seq in range(6):
             push.send_multipart(scored_frames(8, seq, np.array([2, 0, 1]), rng, card, 3 * seq))
-        deadline = time.monotonic() + 20
-        while "sink: bound" not in (tmp_path / "sink.log").read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1.0)
+        # the sink holds all 18 events: their decision latency is observed on receipt, before any commit
+        wait_until(lambda: metric_value(scrape(metrics_p, timeout=20), "aetrig_decision_latency_seconds_count")
+                   == 18, 20, what="the sink to receive the 18 events")
         acks.poll(200)
         assert not acks.acked, "nothing may be acknowledged before its commit"
         rc = stop(sink)
@@ -95,20 +96,23 @@ def test_sink_commits_what_it_holds_on_sigterm(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_encoder_without_a_sink_still_exits_on_sigterm(tmp_path: Path) -> None:
+def test_encoder_without_a_sink_still_exits_on_sigterm(tmp_path: Path, free_port) -> None:
     model = make_tiny_model(tmp_path / "model")
-    data_p, nobody = free_port(), free_port()
+    data_p, nobody, metrics_p = free_port(), free_port(), free_port()
     ctx = zmq.Context()
     data = ctx.socket(zmq.PUSH)
     data.bind(addr(data_p))
     enc = start("encode", "--model", str(model), "--connect", addr(data_p), "--sink", addr(nobody),
-                "--drain-timeout", "1", "--report", str(tmp_path / "enc.json"), log=tmp_path / "enc.log")
+                "--drain-timeout", "1", "--report", str(tmp_path / "enc.json"), "--metrics-port", str(metrics_p),
+                log=tmp_path / "enc.log")
     rng = np.random.default_rng(3)
     try:
         data.sndtimeo = 20000
         for seq in range(3):
             data.send_multipart(events_frames(2, seq, np.array([1, 1]), rng, 2 * seq))
-        time.sleep(2.0)
+        # all six events scored and queued for the absent sink (counted once handed to the socket)
+        wait_until(lambda: metric_value(scrape(metrics_p), "aetrig_events_total", stage="encoder") == 6, 20,
+                   what="the encoder to score and queue the events")
         t0 = time.monotonic()
         rc = stop(enc)
         took = time.monotonic() - t0

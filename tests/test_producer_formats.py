@@ -254,23 +254,19 @@ def test_unequal_counts_across_jet_branches_are_a_clear_error(tmp_path: Path) ->
 # --- end to end: produce -> encode -> sink -> decode ----------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_examples_stream_record_and_decode(tmp_path: Path) -> None:
-    from pipeline_testkit import Pipeline
-
+def test_examples_stream_record_and_decode(tmp_path: Path, running_pipeline) -> None:
     from consumer.offline.join import join_inputs
     from emulator.runtime.recording import Recording
 
     for name, flags in EXAMPLES.items():
         work = tmp_path / name.split("_example")[0]
         work.mkdir()
-        pipeline = Pipeline(work, SAMPLES / name)
-        try:
-            pipeline.sink()
-            pipeline.encoder("enc0")
-            report = pipeline.finish(pipeline.producer("--rate", "0", *flags))
-        finally:
-            pipeline.close()
+        pipeline = running_pipeline(SAMPLES / name, work=work)
+        pipeline.sink()
+        pipeline.encoder("enc0")
+        report = pipeline.finish(pipeline.producer("--rate", "0", *flags))
         assert report["produced"] == 300 and report["unacked_events"] == 0
         assert pipeline.counts(300)["recorded"] == 300
         decoded = work / "decoded.root"

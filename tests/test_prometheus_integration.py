@@ -12,7 +12,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from waiting import wait_until
 
 from emulator.ops.dashboard import RATE, panel_queries
 from emulator.ops.prometheus_local import INSTALL_HINT, find_prometheus, query, wait_for_targets
@@ -31,12 +31,6 @@ RATE_HZ = 2000
 RATE_WINDOW = "10s"
 PROMETHEUS_LINE = re.compile(r"Prometheus on (http://127\.0\.0\.1:\d+)")
 AETRIG = Path(sys.executable).with_name("aetrig")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _keda_queries() -> list[tuple[str, str]]:
@@ -76,13 +70,31 @@ def _stop_group(proc: subprocess.Popen) -> None:
     proc.wait(10)
 
 
+def _answers(url: str) -> tuple[list[str], dict[tuple[str, str], list[str]]]:
+    """Which of the dashboard's panel queries and the autoscaler's (deploy/k8s) queries return no series; and
+    the panels' values."""
+    empty, values = [], {}
+    for title, expr in panel_queries():
+        promql = expr.replace(RATE, RATE_WINDOW)
+        result = query(url, promql)
+        if not result:
+            empty.append(f"panel {title!r}: query {promql!r} returned no series")
+        values[(title, promql)] = [r["value"][1] for r in result]
+    # the autoscaler's queries (deploy/k8s) work on the same labels
+    for name, promql in _keda_queries():
+        if not query(url, promql):
+            empty.append(f"KEDA trigger {name!r}: query {promql!r} returned no series")
+    return empty, values
+
+
+@pytest.mark.slow
 @pytest.mark.timeout(90)
-def test_every_panel_query_returns_a_series(tmp_path: Path) -> None:
+def test_every_panel_query_returns_a_series(tmp_path: Path, free_port) -> None:
     if find_prometheus() is None:
         pytest.fail(INSTALL_HINT + " (this test must run; CI installs it in .ci/run)")
     out = tmp_path / "run"
     cmd = [str(AETRIG), "run", "--duration", str(RUN_SECONDS), "--rate", str(RATE_HZ), "--encoders", "1",
-           "--prometheus", "--prometheus-port", str(_free_port()), "--status-interval", "0", "--out", str(out)]
+           "--prometheus", "--prometheus-port", str(free_port()), "--status-interval", "0", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     lines: queue.Queue = queue.Queue()
@@ -93,23 +105,15 @@ def test_every_panel_query_returns_a_series(tmp_path: Path) -> None:
         stages = [s["name"] for s in json.loads((out / "run.json").read_text())["stages"]]
         wait_for_targets(url, stages, timeout=25)
         # Let data flow through all stages and at least two scrapes land inside the rate window.
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not query(url, 'sum(aetrig_events_total{stage="sink"}) > 0'):
-            time.sleep(0.5)
-        time.sleep(3)
+        wait_until(lambda: query(url, 'sum(aetrig_events_total{stage="sink"}) > 0'), 20, interval=0.5,
+                   what="the sink's events on Prometheus")
 
-        empty, values = [], {}
-        for title, expr in panel_queries():
-            promql = expr.replace(RATE, RATE_WINDOW)
-            result = query(url, promql)
-            if not result:
-                empty.append(f"panel {title!r}: query {promql!r} returned no series")
-            values[(title, promql)] = [r["value"][1] for r in result]
-        # the autoscaler's queries (deploy/k8s) work on the same labels
-        for name, promql in _keda_queries():
-            if not query(url, promql):
-                empty.append(f"KEDA trigger {name!r}: query {promql!r} returned no series")
-        assert not empty, "\n".join(empty)
+        def every_query_answers() -> dict[tuple[str, str], list[str]] | None:
+            empty, values = _answers(url)
+            return None if empty else values
+
+        values = wait_until(every_query_answers, 10, interval=0.5,
+                            what=lambda: "every query to return a series:\n" + "\n".join(_answers(url)[0]))
 
         # The series carry a live run, not only pre-created zeros.
         for stage in ("producer", "encoder", "sink"):

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import signal
-import time
-from pathlib import Path
 
 import pytest
 from pipeline_testkit import Pipeline
-from producer_testdata import make_ntuple
 
 N_EVENTS = 24000
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path):
-    make_ntuple(tmp_path / "in.root", 6000, seed=131)
-    p = Pipeline(tmp_path, tmp_path / "in.root")
-    yield p
-    p.close()
+def pipeline(running_pipeline) -> Pipeline:
+    return running_pipeline(events=6000, seed=131)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_kill9_one_of_two_encoders(pipeline: Pipeline) -> None:
     pipeline.sink()
@@ -32,7 +27,9 @@ def test_kill9_one_of_two_encoders(pipeline: Pipeline) -> None:
                       "enc1 to score events")
     # freeze enc1 so that batches pile up in its queue, then kill it: those batches are lost in flight
     enc1.signal(signal.SIGSTOP)
-    time.sleep(0.5)
+    frozen_at = pipeline.metric(producer, "aetrig_events_total", stage="producer")
+    pipeline.wait_for(lambda: pipeline.metric(producer, "aetrig_events_total", stage="producer") >= frozen_at + 1000,
+                      30, "1000 more events sent, round-robin: half of their batches to the frozen encoder")
     enc1.signal(signal.SIGKILL)
     assert enc1.wait(10) == -signal.SIGKILL
     report = pipeline.finish(producer)

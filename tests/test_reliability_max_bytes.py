@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import signal
-from pathlib import Path
 
 import pytest
 from pipeline_testkit import Pipeline
-from producer_testdata import make_ntuple
 
 from emulator.run.summary import recording_counts
 
@@ -17,13 +15,11 @@ N_EVENTS = 40000
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path):
-    make_ntuple(tmp_path / "in.root", 10000, seed=133)
-    p = Pipeline(tmp_path, tmp_path / "in.root")
-    yield p
-    p.close()
+def pipeline(running_pipeline) -> Pipeline:
+    return running_pipeline(events=10000, seed=133)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_max_bytes_is_backpressure_not_loss(pipeline: Pipeline) -> None:
     sink = pipeline.sink("sink", "--max-bytes", "1500000")

@@ -4,38 +4,44 @@ from __future__ import annotations
 
 import json
 import signal
-import time
-from pathlib import Path
 
 import pytest
 from pipeline_testkit import Pipeline
-from producer_testdata import make_ntuple
+
+from emulator.run.stage_process import StageProcess
 
 N_EVENTS = 24000
+WINDOW = 64
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path):
-    make_ntuple(tmp_path / "in.root", 6000, seed=132)
-    p = Pipeline(tmp_path, tmp_path / "in.root")
-    yield p
-    p.close()
+def pipeline(running_pipeline) -> Pipeline:
+    return running_pipeline(events=6000, seed=132)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_kill9_sink_then_restart(pipeline: Pipeline) -> None:
     sink = pipeline.sink()
-    pipeline.encoder("enc0")
+    encoder = pipeline.encoder("enc0")
     producer = pipeline.producer("--rate", "4000", "--loops", "0", "--max-events", str(N_EVENTS),
-                                 "--events-per-message", "200", "--resend-timeout", "1.0")
+                                 "--events-per-message", "200", "--resend-timeout", "1.0", "--window", str(WINDOW))
     pipeline.wait_for(lambda: pipeline.metric(sink, "aetrig_events_total", stage="sink") > 4000, 30,
                       "the sink to record events")
+
+    def sent(stage: StageProcess, name: str) -> float:
+        return pipeline.metric(stage, "aetrig_events_total", stage=name)
+
     # freeze it first so that batches are surely in its buffers, unacknowledged, when it dies
     sink.signal(signal.SIGSTOP)
-    time.sleep(0.5)
+    frozen_at = sent(encoder, "encoder")
+    pipeline.wait_for(lambda: sent(encoder, "encoder") >= frozen_at + 200, 30,
+                      "more batches scored and sent to the frozen sink")
     sink.signal(signal.SIGKILL)
     assert sink.wait(10) == -signal.SIGKILL
-    time.sleep(1.0)  # the producer keeps sending; nothing acknowledges meanwhile
+    # the producer keeps sending; nothing acknowledges meanwhile, until its window is full
+    pipeline.wait_for(lambda: pipeline.metric(producer, "aetrig_inflight_batches") >= WINDOW, 30,
+                      "the producer's window to fill while no sink runs")
     restarted = pipeline.sink("sink2")
     report = pipeline.finish(producer)
     assert restarted.returncode == 0

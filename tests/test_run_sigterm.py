@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from producer_testdata import make_ntuple
+from waiting import wait_until
 
+from emulator.run.live_status import scrape, value
 from emulator.run.stage_process import pid_alive
 
 
@@ -31,9 +33,14 @@ def test_sigterm_to_run_drains_and_summarises(tmp_path: Path) -> None:
         while not run_json.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
         assert run_json.exists(), proc.communicate(timeout=5)
-        pids = {s["name"]: s["pid"] for s in json.loads(run_json.read_text())["stages"]}
+        stages = json.loads(run_json.read_text())["stages"]
+        pids = {s["name"]: s["pid"] for s in stages}
         assert set(pids) == {"sink", "encoder-0", "producer"} and all(pid_alive(p) for p in pids.values())
-        time.sleep(3.0)
+        # streaming, past the end of the 5000-event input: the sink has committed more than one pass of it
+        sink_url = next(s["metrics"] for s in stages if s["name"] == "sink")
+        wait_until(lambda: proc.poll() is not None  # (a run that ended by itself fails below, with its output)
+                   or value(scrape(sink_url), "aetrig_events_total", stage="sink") > 5000, 60,
+                   what="the sink to record more than 5000 events")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=90)
     finally:
