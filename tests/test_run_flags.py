@@ -6,13 +6,14 @@ from pathlib import Path
 
 from emulator import cli
 from emulator.run import command as run_command
+from emulator.run import settings as run_settings
 
 
 def _stage_args(tmp_path: Path, *argv: str) -> dict[str, list[str]]:
     parser, _ = cli.build_parser("run")
-    args = parser.parse_args(["--encoders", "2", *argv])
-    plan = run_command._plan(args, tmp_path, tmp_path / "model", ["in.root"])
-    return {stage.name: stage.args for stage in run_command._stages(args, plan)}
+    settings = run_settings.resolve(parser.parse_args(["--encoders", "2", *argv]))
+    plan = run_command._plan(settings, tmp_path, tmp_path / "model", ["in.root"])
+    return {stage.name: stage.args for stage in run_command._stages(settings, plan)}
 
 
 def test_encoder_and_sink_options_reach_their_stages(tmp_path: Path) -> None:

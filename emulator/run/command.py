@@ -8,6 +8,9 @@ or Ctrl-C/SIGTERM: the producer is stopped first (it drains its window of unackn
 batches), then the encoders and the sink. The stage reports and the recording are merged into
 OUT/summary.json; logs are in OUT/logs/, stage reports in OUT/reports/, the recording in
 OUT/segments/. An encoder or the sink that dies is started again (emulator/run/restarts.py).
+Every stage setting the run does not set itself is a flag here, derived from the stage's config,
+and a key of the stage's table in --config FILE (emulator/run/settings.py); the producer sends the
+model's variables unless --columns is given, and an input without them fails before any stage starts.
 Exit 0 on success, 1 if a stage failed, 3 if events were lost or recorded twice.
 """
 
@@ -21,60 +24,25 @@ from pathlib import Path
 from typing import Any
 
 from emulator.run import restarts
+from emulator.run import settings as run_settings
 
 EXAMPLES = """
 aetrig run --duration 20 --rate 50000 --encoders 2 --out runs/demo
 aetrig run --events 100000 --rate 0 --out runs/fast
 aetrig run --input 'data/*.root' --model models/zoo/TLA_4D_leading --pattern trains --accept-rate 100 --duration 60
 aetrig run --duration 30 --max-bytes 20000000 --drop-on-overload --prometheus --out runs/deadtime
-"""
+aetrig run --input producer/samples/nanoaod_example.root --input-format nanoaod --events 300 --rate 0
+aetrig run --config run.toml --duration 30
+""" + "\n" + run_settings.CONFIG_EXAMPLE
 
-#: Events per message for the pipeline `aetrig run` starts: at the highest rates the per-message work of
-#: every stage (decode, validate, frames, commits) dominates, and 2048 sustains about 8 % more events/s
-#: than 1024 with zero loss on 2 cores; at 100 kHz the 10 ms delay limit closes messages at ~1000 events.
-RUN_EVENTS_PER_MESSAGE = 2048
 START_ATTEMPTS = 3
 READY_TIMEOUT_S = 90.0
 STAGE_STOP_TIMEOUT_S = 30.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("what to run")
-    g.add_argument("--input", nargs="+", metavar="FILE_OR_GLOB", help="ROOT input (default: bundled qcd sample)")
-    g.add_argument("--model", type=Path, help="model directory (default: models/zoo/AE_3D_200_ptetaphie)")
-    g.add_argument("--encoders", type=int, default=1, help="number of encoder processes (default 1)")
-    g.add_argument("--max-batch-jets", type=int, help="encoder: ONNX Runtime micro-batch cap in jets (encoder default)")
-    g.add_argument("--latent-dtype", choices=("float32", "float16"), help="encoder and sink: latent storage type")
-    choice = g.add_mutually_exclusive_group()
-    choice.add_argument("--fpr", type=float, help="background false-positive rate of the flag (encoder default 1e-3)")
-    choice.add_argument("--accept-rate", type=float, metavar="HZ", help="flag this many events per second")
-    choice.add_argument("--threshold", type=float, help="explicit per-event anomaly threshold")
-    g = parser.add_argument_group("rate and stop")
-    g.add_argument("--rate", type=float, default=10000.0, help="mean event rate in Hz, 0 = max (default 10000)")
-    g.add_argument("--pattern", choices=("constant", "poisson", "trains"), default="constant")
-    g.add_argument("--duration", type=float, help="stop after this many seconds")
-    g.add_argument("--events", type=int, help="stop after this many events")
-    g.add_argument("--loops", type=int,
-                   help="passes over the input, 0 = forever (default: forever with --duration/--events, else 1)")
-    g.add_argument("--events-per-message", type=int, default=RUN_EVENTS_PER_MESSAGE,
-                   help=f"producer: most events per message (default {RUN_EVENTS_PER_MESSAGE}; below about 680 kHz "
-                        "the producer's 3 ms --max-delay-ms closes messages first)")
-    g.add_argument("--window", type=int, help="producer: unacknowledged batches in flight (producer default)")
-    g.add_argument("--curve-keys", type=Path, metavar="DIR",
-                   help="CurveZMQ key directory: encrypt and authenticate every link "
-                        "(see emulator/runtime/curvezmq.py)")
-    g.add_argument("--drop-on-overload", action="store_true",
-                   help="trigger-emulation deadtime: drop and count events instead of waiting")
-    g = parser.add_argument_group("outputs")
-    g.add_argument("--out", type=Path, help="run directory (default runs/<UTC time>)")
-    g.add_argument("--max-bytes", type=int, help="sink retention limit in bytes: reaching it is backpressure")
-    g.add_argument("--commit-ms", type=float, help="sink group-commit interval (sink default)")
-    g.add_argument("--metrics-base-port", type=int,
-                   help="producer /metrics on P, sink on P+1, encoders on P+2.. (default: free ports)")
-    g.add_argument("--prometheus", action="store_true", help="also start a local Prometheus scraping the stages")
-    g.add_argument("--prometheus-port", type=int, default=9090,
-                   help="port of that Prometheus (default 9090, or a free port when 9090 is taken)")
-    g.add_argument("--status-interval", type=float, default=1.0, help="seconds between status lines (0 = none)")
+    """The run's own flags and every stage setting it passes on (emulator/run/settings.py)."""
+    run_settings.add_arguments(parser)
     restarts.add_arguments(parser)
 
 
@@ -86,12 +54,12 @@ class _Stop:
         self.reason = self.reason or signal_name
 
 
-def _plan(args: argparse.Namespace, out: Path, model: Path, inputs: list[str]) -> dict[str, Any]:
+def _plan(settings: run_settings.RunSettings, out: Path, model: Path, inputs: list[str]) -> dict[str, Any]:
     """Addresses and ports for one start attempt."""
     from emulator.runtime.ports import free_port
 
-    base = args.metrics_base_port
-    n = args.encoders
+    base = settings.run.metrics_base_port
+    n = settings.run.encoders
     metrics = ([base, base + 1, *range(base + 2, base + 2 + n)] if base
                else [free_port() for _ in range(2 + n)])
     return {"data": f"tcp://127.0.0.1:{free_port()}", "acks": f"tcp://127.0.0.1:{free_port()}",
@@ -99,49 +67,24 @@ def _plan(args: argparse.Namespace, out: Path, model: Path, inputs: list[str]) -
             "inputs": inputs}
 
 
-def _stages(args: argparse.Namespace, plan: dict[str, Any]) -> list:
+def _stages(settings: run_settings.RunSettings, plan: dict[str, Any]) -> list:
+    """The stage processes of one start attempt; each command line is checked by its stage's validator."""
     from emulator.run.stage_process import StageProcess
 
     out: Path = plan["out"]
     logs, reports = out / "logs", out / "reports"
     m_prod, m_sink, *m_enc = plan["metrics"]
-    sink_args = ["sink", "--bind", plan["scored"], "--ack-connect", plan["acks"], "--out", str(out),
-                 "--metrics-port", str(m_sink), "--report", str(reports / "sink.json")]
-    if args.max_bytes is not None:
-        sink_args += ["--max-bytes", str(args.max_bytes)]
-    if args.commit_ms is not None:
-        sink_args += ["--commit-ms", str(args.commit_ms)]
-    if args.latent_dtype is not None:
-        sink_args += ["--latent-dtype", args.latent_dtype]
-    curve = ["--curve-keys", str(args.curve_keys)] if args.curve_keys else []
-    sink_args += curve
-    stages = [StageProcess("sink", sink_args, logs / "sink.log", reports / "sink.json", m_sink)]
-    for i in range(args.encoders):
+    sink = settings.argv("sink", bind=plan["scored"], ack_connect=plan["acks"], out=out, metrics_port=m_sink,
+                         report=reports / "sink.json")
+    stages = [StageProcess("sink", sink, logs / "sink.log", reports / "sink.json", m_sink)]
+    for i in range(settings.run.encoders):
         name = f"encoder-{i}"
-        enc = ["encode", "--model", str(plan["model"]), "--connect", plan["data"], "--sink", plan["scored"],
-               "--metrics-port", str(m_enc[i]), "--report", str(reports / f"{name}.json"), "--id", name,
-               "--quarantine", str(out / "quarantine" / name)]
-        for flag in ("fpr", "accept_rate", "threshold", "max_batch_jets", "latent_dtype"):
-            if getattr(args, flag) is not None:
-                enc += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        enc += curve
+        enc = settings.argv("encoder", model=plan["model"], connect=plan["data"], sink=plan["scored"],
+                            metrics_port=m_enc[i], report=reports / f"{name}.json", id=name,
+                            quarantine=out / "quarantine" / name)
         stages.append(StageProcess(name, enc, logs / f"{name}.log", reports / f"{name}.json", m_enc[i]))
-    loops = args.loops if args.loops is not None else (0 if args.duration or args.events else 1)
-    prod = ["produce", "--input", *plan["inputs"], "--bind", plan["data"], "--ack-bind", plan["acks"],
-            "--rate", repr(args.rate), "--pattern", args.pattern, "--loops", str(loops),
-            "--metrics-port", str(m_prod), "--report", str(reports / "producer.json"),
-            "--manifest-out", str(out / "manifest.json")]
-    if args.duration:
-        prod += ["--duration", repr(args.duration)]
-    if args.events:
-        prod += ["--max-events", str(args.events)]
-    if args.events_per_message:
-        prod += ["--events-per-message", str(args.events_per_message)]
-    if args.window:
-        prod += ["--window", str(args.window)]
-    if args.drop_on_overload:
-        prod += ["--drop-on-overload"]
-    prod += curve
+    prod = settings.argv("producer", input=plan["inputs"], bind=plan["data"], ack_bind=plan["acks"],
+                         metrics_port=m_prod, report=reports / "producer.json", manifest_out=out / "manifest.json")
     stages.append(StageProcess("producer", prod, logs / "producer.log", reports / "producer.json", m_prod))
     return stages
 
@@ -178,7 +121,7 @@ def _run_info(stages: list, plan: dict[str, Any], extra: dict[str, Any] | None =
             "model": str(plan["model"]), "inputs": plan["inputs"], **(extra or {})}
 
 
-def _start_prometheus(args: argparse.Namespace, stages: list, out: Path) -> Any:
+def _start_prometheus(args: run_settings.RunConfig, stages: list, out: Path) -> Any:
     if not args.prometheus:
         return None
     try:
@@ -198,7 +141,8 @@ def _start_prometheus(args: argparse.Namespace, stages: list, out: Path) -> Any:
     return proc
 
 
-def _monitor(stages: list, stop: _Stop, args: argparse.Namespace, supervisor: restarts.Supervisor) -> list[str]:
+def _monitor(stages: list, stop: _Stop, settings: run_settings.RunSettings,
+             supervisor: restarts.Supervisor) -> list[str]:
     """Print the status line until the producer exits or a stop is requested, restarting dead stages
     (emulator/run/restarts.py); returns failure notes."""
     from emulator.run.live_status import LiveStatus
@@ -207,16 +151,17 @@ def _monitor(stages: list, stop: _Stop, args: argparse.Namespace, supervisor: re
     status = LiveStatus({s.name: s.metrics_url for s in stages if s.metrics_url})
     tty = sys.stdout.isatty()
     failures: list[str] = []
-    interval = args.status_interval if args.status_interval > 0 else 1.0
+    show = settings.run.status_interval > 0
+    interval = settings.run.status_interval if show else 1.0
     # a safety net in case the producer does not stop on its own
-    limit = (args.duration + 120.0) if args.duration else None
+    limit = (settings.duration + 120.0) if settings.duration else None
     t0 = time.monotonic()
     next_line = t0 + interval
     status.line()
     while stop.reason is None:
         if producer.wait(supervisor.wait_s(next_line - time.monotonic())) is not None:
             break
-        if args.status_interval > 0 and time.monotonic() >= next_line - 0.01:
+        if show and time.monotonic() >= next_line - 0.01:
             line = f"[{time.monotonic() - t0:6.1f}s] {status.line()}"
             print(("\r" + line + "\033[K") if tty else line, end="" if tty else "\n", flush=True)
         if time.monotonic() >= next_line - 0.01:
@@ -224,7 +169,7 @@ def _monitor(stages: list, stop: _Stop, args: argparse.Namespace, supervisor: re
         failures += supervisor.poll(stop)
         if limit is not None and time.monotonic() - t0 > limit:
             stop.reason = "duration safety limit"
-    if tty and args.status_interval > 0:
+    if tty and show:
         print()
     return failures
 
@@ -232,31 +177,31 @@ def _monitor(stages: list, stop: _Stop, args: argparse.Namespace, supervisor: re
 def main(args: argparse.Namespace) -> int:
     from emulator.run.stage_process import terminate_all
     from emulator.run.summary import combine_sink_reports, merge, recording_counts
-    from emulator.runtime import defaults
     from emulator.runtime.shutdown import on_stop_signals, restore_signals
+    from producer.inputs import open_inputs
 
-    if args.encoders < 1:
-        print("aetrig run: --encoders must be >= 1", file=sys.stderr)
-        return 2
     try:
-        model = (args.model or defaults.default_model()).resolve()
-        inputs = args.input or [str(defaults.default_input())]
-    except FileNotFoundError as err:
-        print(f"aetrig run: {err}", file=sys.stderr)
+        settings = run_settings.resolve(args)
+        model, inputs = settings.complete()
+        out = (settings.run.out or Path("runs") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())).resolve()
+        plan = _plan(settings, out, model, inputs)
+        stages = _stages(settings, plan)  # every stage's settings checked before any process starts
+        open_inputs(settings.config("producer"))  # the producer's start-up check: files, tree, branches
+    except (ValueError, OSError) as err:
+        print(f"aetrig run: error: {err}", file=sys.stderr)
         return 2
-    out = (args.out or Path("runs") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())).resolve()
     (out / "logs").mkdir(parents=True, exist_ok=True)
     (out / "reports").mkdir(parents=True, exist_ok=True)
     for old in (out / "reports").glob("*.json"):
         old.unlink()  # reports of an earlier run in the same directory would be merged otherwise
     stop = _Stop()
     previous = on_stop_signals(stop)
-    stages: list = []
     prometheus = None
     try:
         for attempt in range(1, START_ATTEMPTS + 1):
-            plan = _plan(args, out, model, inputs)
-            stages = _stages(args, plan)
+            if attempt > 1:
+                plan = _plan(settings, out, model, inputs)
+                stages = _stages(settings, plan)
             started, retry = _start(stages, stop)
             if started:
                 break
@@ -268,10 +213,10 @@ def main(args: argparse.Namespace) -> int:
         _write_json(out / "run.json", _run_info(stages, plan))
         print(f"aetrig run: {len(stages)} stages up (pids "
               + ", ".join(f"{s.name}={s.pid}" for s in stages) + f"); output in {out}", file=sys.stderr)
-        prometheus = _start_prometheus(args, stages, out)
+        prometheus = _start_prometheus(settings.run, stages, out)
         supervisor = restarts.Supervisor.from_args(args, stages[:-1], on_restart=lambda: _write_json(
             out / "run.json", _run_info(stages, plan, {"restarts": supervisor.restarts})))
-        failures = _monitor(stages, stop, args, supervisor)
+        failures = _monitor(stages, stop, settings, supervisor)
         awaiting_restart = supervisor.close()
         producer, sink = stages[-1], stages[0]
         codes = {producer.name: producer.stop(STAGE_STOP_TIMEOUT_S + 30.0)}
