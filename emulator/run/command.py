@@ -9,8 +9,9 @@ batches), then the encoders and the sink. The stage reports and the recording ar
 OUT/summary.json; logs are in OUT/logs/, stage reports in OUT/reports/, the recording in
 OUT/segments/. An encoder or the sink that dies is started again (emulator/run/restarts.py).
 Every stage setting the run does not set itself is a flag here, derived from the stage's config,
-and a key of the stage's table in --config FILE (emulator/run/settings.py); the producer sends the
-model's variables unless --columns is given, and an input without them fails before any stage starts.
+and a key of the stage's table in --config FILE (emulator/run/settings.py); without --columns the
+producer sends every per-jet variable of the input plus any model variable it can derive, and an input
+that lacks one of the model's variables fails before any stage starts.
 Exit 0 on success, 1 if a stage failed, 3 if events were lost or recorded twice.
 """
 

@@ -117,7 +117,7 @@ OVERRIDES: dict[tuple[str, str], Override] = {
         "closes messages first)"),
     ("producer", "max_events"): Override(flags=("--events", "--max-events")),
     ("producer", "loops"): Override(default_text="forever with --duration or --events, else 1"),
-    ("producer", "columns"): Override(default_text="the model's variables"),
+    ("producer", "columns"): Override(default_text="every per-jet variable of the input, plus the model's"),
     ("encoder", "model"): Override(default_text=f"{defaults.DEFAULT_MODEL.relative_to(defaults.REPO)}"),
 }
 
@@ -188,17 +188,30 @@ class RunSettings:
 
     def complete(self) -> tuple[Path, list[str]]:
         """Fill in the start-up defaults and return (model, inputs): the default model and input
-        (FileNotFoundError), and the model's variables as the producer's columns, so that an input lacking
-        one fails at start-up with the producer's missing-branch error. A model directory without a
+        (FileNotFoundError). Without --columns the producer sends every per-jet variable of the input (so
+        the raw copy of a flagged event keeps them all); a model variable the input lacks is added to the
+        columns, so that the producer derives it (e from pt, eta, m; pt, eta, phi, m from px, py, pz, e) or
+        the run fails at start-up with the producer's missing-branch error. A model directory without a
         readable card is left to the encoder, which reports it as a stage that cannot start."""
         from models.runtime.card import ModelError, read_card
+        from producer.inputs import open_inputs
 
         encoder, producer = self.stages["encoder"], self.stages["producer"]
         encoder["model"] = Path(encoder.get("model") or defaults.default_model()).resolve()
         producer["input"] = producer.get("input") or [str(defaults.default_input())]
         if producer.get("columns") is None:
+            needed: list[str] = []
             with contextlib.suppress(ModelError, KeyError, TypeError):
-                producer["columns"] = [str(v["name"]) for v in read_card(encoder["model"])["variables"]]
+                needed = [str(v["name"]) for v in read_card(encoder["model"])["variables"]]
+            try:
+                sent = open_inputs(self.config("producer")).variables
+            except ValueError:
+                if not needed:
+                    raise
+                sent = []  # e.g. no jet_* branches: asking for the model's variables names the missing branch
+            missing = [v for v in needed if v not in sent]
+            if missing:
+                producer["columns"] = [*sent, *missing]
         return encoder["model"], producer["input"]
 
     def values(self, stage: str, **owned: Any) -> dict[str, Any]:
