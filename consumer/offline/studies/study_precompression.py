@@ -19,12 +19,13 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from consumer.offline import codecs
+from consumer.offline.pareto import pareto_mask
 from consumer.offline.studies.common import (
     Sample,
     cpu_mhz,
@@ -33,6 +34,7 @@ from consumer.offline.studies.common import (
     residual_table,
     run_model,
 )
+from consumer.offline.studies.timing import timed
 from emulator.runtime import plotting
 
 INPUT_SCHEMES = ("float32", "m16", "m12", "m10", "float16", "m8", "bfloat16", "m5", "m3")
@@ -151,14 +153,6 @@ def disk_sizes(model, sample: Sample, x: np.ndarray, fprs: Sequence[float], code
     return out
 
 
-def _timed(fn, *args, repeat: int = 1) -> tuple[float, float]:
-    """(process CPU seconds, wall seconds) of ``repeat`` calls."""
-    c0, w0 = time.process_time(), time.perf_counter()
-    for _ in range(repeat):
-        fn(*args)
-    return time.process_time() - c0, time.perf_counter() - w0
-
-
 def cpu_cost(model, x: np.ndarray, batch_sizes: Sequence[int], codec_list: Sequence[codecs.Codec],
              n_jets: int = 16384) -> dict[str, Any]:
     """Part E: us and cycles per jet for encode, decode, scorer, mantissa rounding and each codec."""
@@ -193,19 +187,19 @@ def cpu_cost(model, x: np.ndarray, batch_sizes: Sequence[int], codec_list: Seque
                 for c in chunks:
                     sess.run(None, {inp: c})
 
-            cpu, wall = _timed(go)
+            cpu, wall = timed(go)
             record(name, batch, cpu, wall, jets)
         raw = [c.tobytes() for c in (x[i:i + batch] for i in range(0, jets, batch))]
-        cpu, wall = _timed(lambda b=batch, j=jets: [codecs.reduce_mantissa(x[i:i + b], 10) for i in range(0, j, b)])
+        cpu, wall = timed(lambda b=batch, j=jets: [codecs.reduce_mantissa(x[i:i + b], 10) for i in range(0, j, b)])
         record("round mantissa m10", batch, cpu, wall, jets)
         for codec in codec_list:
             if codec.algorithm == "none":
                 continue
             comp = codec.uproot()
             packed = [comp.compress(b) for b in raw]
-            cpu, wall = _timed(lambda comp=comp, raw=raw: [comp.compress(b) for b in raw])
+            cpu, wall = timed(lambda comp=comp, raw=raw: [comp.compress(b) for b in raw])
             record(f"{codec.name} compress", batch, cpu, wall, jets)
-            cpu, wall = _timed(lambda comp=comp, packed=packed, raw=raw: [comp.decompress(p, len(b))
+            cpu, wall = timed(lambda comp=comp, packed=packed, raw=raw: [comp.decompress(p, len(b))
                                                                  for p, b in zip(packed, raw, strict=True)])
             record(f"{codec.name} decompress", batch, cpu, wall, jets)
     perf = perf_cycles_supported()
@@ -243,14 +237,8 @@ def pareto_points(fid: dict[str, Any], sizes: dict[str, Any], codec_names: Seque
 
 def pareto_front(pts: list[dict]) -> list[str]:
     """Configs not beaten by another in both width (smaller) and compression ratio (larger)."""
-    front = []
-    for p in pts:
-        w, r = p["core_half_width"], p["compression_ratio"]
-        beaten = any(q["core_half_width"] <= w and q["compression_ratio"] >= r
-                     and (q["core_half_width"] < w or q["compression_ratio"] > r) for q in pts)
-        if not beaten:
-            front.append(p["config"])
-    return front
+    mask = pareto_mask(np.array([[p["core_half_width"], -p["compression_ratio"]] for p in pts]).reshape(-1, 2))
+    return [p["config"] for p, keep in zip(pts, mask, strict=True) if keep]
 
 
 _AE_COLOURS = ("tab:red", "tab:orange", "tab:purple", "tab:pink", "tab:brown", "darkred", "goldenrod")
@@ -300,8 +288,14 @@ def plot_pareto(points: dict[str, list[dict]], out_dir: str, model_name: str,
 
 def run(sample: Sample, model_dir: str, out_dir: str, fprs: Sequence[float] = (1e-2, 1e-3),
         codec_list: Sequence[codecs.Codec] = codecs.DEFAULT_CODECS,
-        batch_sizes: Sequence[int] = BATCH_SIZES, cpu_jets: int = 16384) -> dict[str, Any]:
-    """Run study 2 for one model on one sample."""
+        batch_sizes: Sequence[int] = BATCH_SIZES, cpu_jets: int = 16384,
+        others: Mapping[str, Sample] | None = None, rd_models: Sequence[str] | None = None,
+        rd_quick: bool = False, log=None) -> dict[str, Any]:
+    """Run study 2 for one model on one sample, and the rate-distortion comparison.
+
+    The rate-distortion part (:mod:`rate_distortion`) runs every codec and every model of ``rd_models``
+    (default: this model) on ``sample`` and on each of ``others`` (e.g. a sample the models were not
+    trained on)."""
     from emulator.runtime.progress import Progress
 
     model = load_model(model_dir)
@@ -321,8 +315,15 @@ def run(sample: Sample, model_dir: str, out_dir: str, fprs: Sequence[float] = (1
     figs += plot_fidelity(results["fidelity"], model.variables, out_dir, model.name, origin)
     figs += plot_bytes(results["disk"], out_dir, model.name, origin)
     figs += plot_cpu(results["cpu"], out_dir, model.name, origin)
+    from consumer.offline.studies import rate_distortion, rate_distortion_plot, rate_distortion_text
+
+    samples = [sample, *(others or {}).values()]
+    rd = rate_distortion.run(samples, list(rd_models or [model_dir]), quick=rd_quick, log=log)
+    rd["conclusion"] = rate_distortion_text.conclusion(rd)
+    figs += rate_distortion_plot.plot_all(rd, out_dir, {s.name: plotting.origin_of_files(s.files) for s in samples})
+    results["rate_distortion"] = rd
     results["figures"] = figs
-    results["conclusion"] = conclusion(results)
+    results["conclusion"] = conclusion(results) + " Rate-distortion: " + rd["conclusion"]
     return results
 
 
