@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.aetrig-installed
 
-.PHONY: demo test lint venv clean system-packages
+.PHONY: demo test test-fast lint venv clean system-packages
 
 venv: $(STAMP)
 
@@ -39,9 +39,14 @@ system-packages:
 	  fi; \
 	fi
 
+# Everything, the long integration tests (@pytest.mark.slow) included.
 test: $(STAMP) system-packages
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+# The edit loop: all but the slow tests, in under a minute (one short end-to-end `aetrig run` stays in).
+test-fast: $(STAMP) system-packages
+	$(BIN)/pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

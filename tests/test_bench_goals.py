@@ -101,6 +101,7 @@ def test_stage_of_argv() -> None:
     assert stage_of(["bash", "-c", "true"]) is None
 
 
+@pytest.mark.slow
 def test_plots_from_synthetic_results(tmp_path: Path) -> None:
     from emulator.bench.plots import plot_all
 

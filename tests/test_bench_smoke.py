@@ -14,6 +14,7 @@ from emulator.runtime import defaults
 pytestmark = pytest.mark.timeout(120)
 
 
+@pytest.mark.slow
 def test_quick_pieces_on_a_tiny_budget(tmp_path: Path) -> None:
     from dataclasses import replace
 

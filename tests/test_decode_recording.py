@@ -147,6 +147,7 @@ def test_decode_refuses_mismatching_decoder_unless_forced(setup, tmp_path, capsy
     assert decode_command.main(ns) == 1
 
 
+@pytest.mark.slow
 def test_decode_cli_with_plots_joins_inputs(setup, tmp_path) -> None:
     plots = tmp_path / "plots"
     ns = argparse.Namespace(recording=str(setup["rec"].parent), out=str(tmp_path / "d.root"), model=str(setup["model"]),

@@ -36,6 +36,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str
     return json.loads((out / "evaluate.json").read_text()), out, buf.getvalue()
 
 
+@pytest.mark.slow
 def test_default_models_rows_and_reliability(evaluated) -> None:
     res, _out, _text = evaluated
     assert set(res["models"]) == {"AE_3D_200_ptetaphie", "EVT_AE_k1", "EVT_AE_k1 latent"}
@@ -60,6 +61,7 @@ def test_default_models_rows_and_reliability(evaluated) -> None:
     assert res["selection"]["description"] == "jets pT > 30 GeV, |eta| < 2.5"
 
 
+@pytest.mark.slow
 def test_table_files_and_figures(evaluated) -> None:
     _res, out, text = evaluated
     md = (out / "evaluate.md").read_text()

@@ -13,6 +13,7 @@ from emulator.runtime.defaults import SAMPLES_DIR, ZOO
 JET, EVENT = ZOO / "AE_3D_200_ptetaphie", ZOO / "EVT_AE_k1"
 
 
+@pytest.mark.slow
 def test_study_adds_the_trigger_table_and_figures(tmp_path: Path) -> None:
     bkg = load_sample("qcd", [SAMPLES_DIR / "qcd.root"], max_events=3000)
     signals = {n: load_sample(n, [SAMPLES_DIR / f"{n}.root"], max_events=1000) for n in ("zprime", "darkshower")}

@@ -37,6 +37,7 @@ def qcd_file(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_input_contract(qcd_file):
     import uproot
 
@@ -68,6 +69,7 @@ def test_input_contract(qcd_file):
     assert len({s["pythia"] for s in meta["worker_seeds"]}) == 2
 
 
+@pytest.mark.slow
 def test_same_seed_and_jobs_reproduce_identical_arrays(tmp_path, qcd_file):
     code, again = generate(tmp_path, "again.root", "--events", "60", "--seed", "11", "--chunk-events", "20",
                            "--jobs", "2")
@@ -84,6 +86,7 @@ def test_same_seed_and_jobs_reproduce_identical_arrays(tmp_path, qcd_file):
     assert not np.array_equal(np.concatenate(c["jet_pt"]), np.concatenate(a["jet_pt"][:20]))
 
 
+@pytest.mark.slow
 def test_pileup_overlay_adds_constituents(tmp_path):
     base = ["--events", "10", "--seed", "21", "--process", "qcd"]
     assert generate(tmp_path, "nopu.root", *base)[0] == 0
@@ -135,6 +138,7 @@ def test_writer_refuses_non_finite_values(tmp_path):
         writer.write(np.arange(2, dtype=np.uint64), np.array([1, 1]), columns)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("process", ["ttbar", "zprime", "darkshower"])
 def test_signal_processes_initialise_and_write(tmp_path, process):
     code, out = generate(tmp_path, f"{process}.root", "--process", process, "--events", "4", "--seed", "31")

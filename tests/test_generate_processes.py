@@ -7,6 +7,8 @@ from producer.generate.processes import process_settings, seed_settings
 
 pythia8 = pytest.importorskip("pythia8mc")
 
+pytestmark = pytest.mark.slow  # Pythia initialisations, one per hard process
+
 
 def hard_processes(process: str, n_events: int, capfd: pytest.CaptureFixture[str]):
     """Yield the hard-process record of ``n_events`` events (no shower, no hadrons); no setting rejected."""

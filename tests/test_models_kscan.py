@@ -60,6 +60,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[TrainOptions]:
     return calls
 
 
+@pytest.mark.slow
 @pytest.mark.torch
 def test_kscan_trains_through_train_model(tmp_path: Path, spy: list[TrainOptions]) -> None:
     from models.training import kscan
@@ -75,6 +76,7 @@ def test_kscan_trains_through_train_model(tmp_path: Path, spy: list[TrainOptions
     assert "pt" in summary["variables"] and (out / "kscan.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 @pytest.mark.torch
 def test_event_kscan_trains_through_train_model(tmp_path: Path, spy: list[TrainOptions]) -> None:
     from models.training import event_kscan

@@ -114,6 +114,7 @@ def _wait_ready(net: StarNetwork, stage: str, proc: subprocess.Popen, log: Path,
     pytest.fail(f"{stage} not serving /metrics after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_stages_in_separate_namespaces_record_every_event_once(tmp_path: Path) -> None:
     t0 = time.monotonic()

@@ -67,6 +67,7 @@ def test_origin_of_files(tmp_path: Path) -> None:
     assert plotting.merge_origins(plotting.origin_of_files([qcd]), None) is None
 
 
+@pytest.mark.slow
 def test_decode_and_study_figures_carry_the_label(tmp_path: Path, figure_texts) -> None:
     rng = np.random.default_rng(1)
     origin = plotting.origin_of_files([SAMPLES_DIR / "qcd.root"])
@@ -94,6 +95,7 @@ def test_pareto_has_no_inline_point_labels(tmp_path: Path, figure_texts) -> None
     assert sum("cfg0 [zlib-6]" in t for t in texts) == 1
 
 
+@pytest.mark.slow
 def test_bench_and_kscan_figures_carry_the_label(tmp_path: Path, figure_texts) -> None:
     from emulator.bench.plots import plot_all
     from models.training.kscan import plot

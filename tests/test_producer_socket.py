@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import zmq
 from producer_testdata import make_ntuple
 
@@ -175,6 +176,7 @@ def test_curve_keys_encrypt_and_authenticate_both_producer_sockets(tmp_path: Pat
     assert sum(b.n_events for b in batches) == 500 and report["drained"] and report["batches_resent"] == 0
 
 
+@pytest.mark.slow
 def test_achieved_rate_holds_the_declared_rate(tmp_path: Path) -> None:
     make_ntuple(tmp_path / "in.root", 20000, seed=125)
     proc, data, acks = _start(tmp_path, "--input", str(tmp_path / "in.root"), "--rate", "20000", "--loops", "0",
@@ -196,6 +198,7 @@ def test_achieved_rate_holds_the_declared_rate(tmp_path: Path) -> None:
     np.testing.assert_array_equal(entries, np.tile(np.arange(20000), 3))
 
 
+@pytest.mark.slow
 def test_ratecheck_tool_measures_the_producer_alone(tmp_path: Path) -> None:
     from producer.ratecheck import check_rate
 
@@ -205,6 +208,7 @@ def test_ratecheck_tool_measures_the_producer_alone(tmp_path: Path) -> None:
     assert abs(result["relative_error"]) < 0.1  # ~7500 Poisson arrivals over 1.5 s
 
 
+@pytest.mark.slow
 def test_clock_starts_when_the_first_consumer_connects(tmp_path: Path) -> None:
     make_ntuple(tmp_path / "in.root", 1000)
     proc, data, acks = _start(tmp_path, "--input", str(tmp_path / "in.root"), "--rate", "1000")

@@ -23,6 +23,7 @@ def _run(tmp_path: Path, *extra: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_sigterm_to_run_drains_and_summarises(tmp_path: Path) -> None:
     make_ntuple(tmp_path / "in.root", 5000, seed=141)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from encsink_support import AckCollector, addr, free_port, make_tiny_model, scored_frames, start, stop
+from encsink_support import AckCollector, addr, make_tiny_model, scored_frames, start, stop
 
 from consumer.offline.verify import verify_recording
 from emulator.runtime.recording import read_seen, read_segment, recover_segments, segment_paths
@@ -30,8 +30,9 @@ def on_disk(out: Path) -> set[int]:
     return seqs
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_repeated_sigkill_never_loses_an_acknowledged_batch(tmp_path: Path) -> None:
+def test_repeated_sigkill_never_loses_an_acknowledged_batch(tmp_path: Path, free_port) -> None:
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
     rng = np.random.default_rng(21)
     batches = {s: scored_frames(RUN, s, rng.integers(0, 6, EVENTS), rng, card, first_event_id=EVENTS * s)

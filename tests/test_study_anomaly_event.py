@@ -19,6 +19,8 @@ ZOO = REPO / "models" / "zoo"
 EVENT_MODELS = sorted(p for p in ZOO.glob("EVT_AE_k*") if (p / "card.json").is_file())
 JET_MODEL = ZOO / "AE_3D_200_ptetaphie"
 
+pytestmark = pytest.mark.slow  # the study and `aetrig report` run on the bundled samples
+
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
