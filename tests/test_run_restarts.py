@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from producer_testdata import make_ntuple
+from waiting import wait_until
 
 from emulator.run.live_status import scrape, value
 from emulator.run.restarts import Supervisor, backoff_s, describe_exit, instance_report_path, with_report
@@ -94,11 +95,12 @@ def _wait_started(proc: subprocess.Popen, run_dir: Path, timeout: float = 90.0) 
     return _stages(run_dir)
 
 
+def _sent(stage: dict, label: str) -> float:
+    return value(scrape(stage["metrics"]), "aetrig_events_total", stage=label)
+
+
 def _wait_recorded(sink: dict, events: float, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while value(scrape(sink["metrics"]), "aetrig_events_total", stage="sink") < events:
-        assert time.monotonic() < deadline, f"the sink did not record {events} events in {timeout} s"
-        time.sleep(0.2)
+    wait_until(lambda: _sent(sink, "sink") >= events, timeout, interval=0.2, what=f"the sink to record {events} events")
 
 
 def _kill_mid_run(tmp_path: Path, victim: str, *inputs: str) -> tuple[int, dict, dict, str]:
@@ -110,9 +112,13 @@ def _kill_mid_run(tmp_path: Path, victim: str, *inputs: str) -> tuple[int, dict,
         stages = _wait_started(proc, run_dir)
         _wait_recorded(stages["sink"], 3000)
         old_pid = stages[victim]["pid"]
-        # freeze it first so that it surely holds unacknowledged batches when it dies, then kill -9
+        # freeze it first so that it surely holds unacknowledged batches when it dies (the stage upstream has
+        # sent it more), then kill -9
+        upstream, label = {"encoder-0": ("producer", "producer"), "sink": ("encoder-0", "encoder")}[victim]
         os.kill(old_pid, signal.SIGSTOP)
-        time.sleep(0.5)
+        frozen_at = _sent(stages[upstream], label)
+        wait_until(lambda: _sent(stages[upstream], label) >= frozen_at + 200, 30, interval=0.05,
+                   what=f"{upstream} to send 200 more events to the frozen {victim}")
         os.kill(old_pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=150)
     finally:
