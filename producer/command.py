@@ -37,11 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from emulator.runtime.metrics import start_metrics
     from emulator.runtime.shutdown import on_stop_signals, restore_signals
+    from emulator.runtime.stage_log import EXIT_CANNOT_START, stage_logger
     from producer import config
     from producer.inputs import open_inputs
     from producer.manifest import build_manifest, new_run_id, write_manifest
-    from producer.replay import Replayer, log
+    from producer.replay import Replayer
 
+    log = stage_logger("produce")
     try:
         cfg = config.resolve(args)
         inputs = open_inputs(cfg)
@@ -61,10 +63,10 @@ def main(args: argparse.Namespace) -> int:
     except Exception as err:  # zmq.ZMQError (address in use) or a curve key problem
         print(f"aetrig produce: error: cannot bind {cfg.bind} / {cfg.ack_bind}: {err}", file=sys.stderr)
         replayer.close()
-        return 3
+        return EXIT_CANNOT_START
 
     previous = on_stop_signals(replayer.request_stop)
-    log(f"run {run_id:016x}: {len(files)} file(s), variables {','.join(variables)}, rate {cfg.rate:g} Hz "
+    log.info(f"run {run_id:016x}: {len(files)} file(s), variables {','.join(variables)}, rate {cfg.rate:g} Hz "
         f"{cfg.pattern}, data {cfg.bind}, acks {cfg.ack_bind}")
     try:
         report = replayer.run()

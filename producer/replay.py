@@ -10,7 +10,7 @@ it is full the loop waits (or, with ``drop_on_overload``, drops and counts the b
 from __future__ import annotations
 
 import itertools
-import sys
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,8 +38,7 @@ WAITING_NOTE_S = 10.0  # how often "waiting for a first encoder" is logged
 LATE_S = 0.005  # a batch sent this much behind its scheduled time counts as late
 
 
-def log(msg: str) -> None:
-    print(f"produce: {msg}", file=sys.stderr, flush=True)
+log = logging.getLogger("aetrig.produce")
 
 
 class Replayer:
@@ -119,10 +118,10 @@ class Replayer:
         self.window.ack(seqs, time.monotonic())
         if full and not self.sink_full:
             self.sink_full_reports += 1
-            log(f"BACKPRESSURE: the sink reports it is out of space (disk full or --max-bytes); it stops "
+            log.info(f"BACKPRESSURE: the sink reports it is out of space (disk full or --max-bytes); it stops "
                 f"acknowledging and the producer holds its window ({len(self.window)}/{self.cfg.window} batches)")
         elif not full and self.sink_full:
-            log("backpressure released: the sink acknowledges again")
+            log.info("backpressure released: the sink acknowledges again")
         self.sink_full = full
         if full:
             self.sink_full_at = time.monotonic()
@@ -148,7 +147,7 @@ class Replayer:
                 return  # no peer can take it now; retried on the next service
             self.window.mark_resent(item, now)
 
-    def service(self, timeout_s: float) -> None:
+    def poll_acks_and_resend(self, timeout_s: float) -> None:
         """Wait up to ``timeout_s`` for acks, handle all that arrived, resend what is due."""
         if self.acks.poll(max(0, int(timeout_s * 1000))):
             while True:
@@ -168,7 +167,7 @@ class Replayer:
             if left <= 0:
                 return
             if left > 0.002:
-                self.service(min(left - 0.001, 0.05))
+                self.poll_acks_and_resend(min(left - 0.001, 0.05))
             else:
                 time.sleep(left)
 
@@ -182,7 +181,7 @@ class Replayer:
             except zmq.Again:
                 if self.stop_reason is not None:
                     return False
-                self.service(0.01)
+                self.poll_acks_and_resend(0.01)
 
     def send_batch(self, block: EventBlock, send_at: float) -> None:
         """Pace, apply flow control, and send one batch (or drop it in deadtime mode)."""
@@ -199,12 +198,12 @@ class Replayer:
             start = time.monotonic()
             noticed = False
             while self.window.full and self.stop_reason is None:
-                self.service(0.02)
+                self.poll_acks_and_resend(0.02)
                 if self.cfg.duration and time.monotonic() - self.t0 > self.cfg.duration:
                     self.request_stop("duration")
                 if not noticed and time.monotonic() - start > BLOCKED_NOTICE_S:
                     noticed = True
-                    log(f"backpressure: window full ({self.cfg.window} batches unacknowledged) for "
+                    log.info(f"backpressure: window full ({self.cfg.window} batches unacknowledged) for "
                         f"{BLOCKED_NOTICE_S:g} s, waiting for the sink")
             self.blocked_seconds += time.monotonic() - start
             if self.stop_reason is not None:
@@ -237,7 +236,7 @@ class Replayer:
         dt = now - self._last_status
         rate = (self.produced - self._status_events) / dt if dt > 0 else 0.0
         self._last_status, self._status_events = now, self.produced
-        log(f"{self.produced} events, {rate:,.0f} events/s (declared {self.cfg.rate:g}), in flight "
+        log.info(f"{self.produced} events, {rate:,.0f} events/s (declared {self.cfg.rate:g}), in flight "
             f"{len(self.window)}/{self.cfg.window}, resent {self.window.resent_batches}, dropped {self.dropped}")
 
     def wait_for_consumer(self) -> None:
@@ -249,11 +248,11 @@ class Replayer:
                 if monitor.poll(100):
                     monitor.recv_multipart()
                     if time.monotonic() - start > 1.0:
-                        log(f"first consumer connected after {time.monotonic() - start:.1f} s; starting the clock")
+                        log.info(f"first consumer connected after {time.monotonic() - start:.1f} s; starting the clock")
                     return
                 if time.monotonic() - last_note > WAITING_NOTE_S:
                     last_note = time.monotonic()
-                    log(f"waiting for a first encoder to connect to {self.cfg.bind}")
+                    log.info(f"waiting for a first encoder to connect to {self.cfg.bind}")
         finally:
             self.push.disable_monitor()
             monitor.close(0)
@@ -300,7 +299,7 @@ class Replayer:
         t_stop = time.monotonic()
         drained = self.drain()
         report = self.report(t_stop, time.monotonic(), wall0, drained)
-        log(f"stopped ({self.stop_reason}): {self.produced} events in {self.seq} batches, achieved "
+        log.info(f"stopped ({self.stop_reason}): {self.produced} events in {self.seq} batches, achieved "
             f"{report['achieved_rate_hz']:,.1f} Hz, resent {report['batches_resent']}, dropped {self.dropped}, "
             f"unacknowledged {report['unacked_events']}")
         return report
@@ -309,20 +308,20 @@ class Replayer:
         """Wait up to drain_timeout for every in-flight batch to be acknowledged (resending as needed)."""
         deadline = time.monotonic() + self.cfg.drain_timeout
         if len(self.window):
-            log(f"draining {len(self.window)} in-flight batches (up to {self.cfg.drain_timeout:g} s)")
+            log.info(f"draining {len(self.window)} in-flight batches (up to {self.cfg.drain_timeout:g} s)")
         full_since: float | None = None
         while len(self.window) and time.monotonic() < deadline:
-            self.service(0.02)
+            self.poll_acks_and_resend(0.02)
             if self.sink_full_now:  # out of space: waiting the whole drain timeout would not help
                 full_since = full_since or time.monotonic()
                 if time.monotonic() - full_since > SINK_FULL_GRACE_S:
-                    log(f"the sink is out of space: giving up the drain after {SINK_FULL_GRACE_S:g} s")
+                    log.info(f"the sink is out of space: giving up the drain after {SINK_FULL_GRACE_S:g} s")
                     break
             else:
                 full_since = None
         self.metrics.inflight_batches.set(len(self.window))
         if len(self.window):
-            log(f"WARNING: {len(self.window)} batches ({self.window.events_in_flight} events) still "
+            log.warning(f"{len(self.window)} batches ({self.window.events_in_flight} events) still "
                 f"unacknowledged after {self.cfg.drain_timeout:g} s")
         return not len(self.window)
 

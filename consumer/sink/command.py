@@ -33,9 +33,9 @@ def main(args: argparse.Namespace) -> int:
     from consumer.sink.config import SCHEMA
     from consumer.sink.service import Sink
     from emulator.runtime.shutdown import StopFlag
+    from emulator.runtime.stage_log import stage_logger
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s aetrig sink %(levelname)s %(message)s")
+    stage_logger("sink")
     try:
         config = SCHEMA.resolve(args)
     except ValueError as exc:

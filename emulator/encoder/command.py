@@ -10,7 +10,6 @@ Every flag is also a config-file key (--config FILE, TOML or JSON; emulator/enco
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 EXAMPLES = """
@@ -32,6 +31,7 @@ def main(args: argparse.Namespace) -> int:
     from emulator.encoder.config import SCHEMA
     from emulator.encoder.service import EncoderService
     from emulator.runtime.shutdown import StopFlag
+    from emulator.runtime.stage_log import stage_logger
     from models.runtime.card import ModelError
 
     try:
@@ -39,8 +39,7 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"aetrig encode: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format=f"%(asctime)s aetrig encode[{config.id}] %(levelname)s %(message)s")
+    log = stage_logger("encode", config.id)
     stop = StopFlag().install()
     try:
         service = EncoderService(config, stop=stop)
@@ -52,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     except zmq.ZMQError as exc:
         print(f"aetrig encode: cannot use {config.connect} / {config.sink}: {exc}", file=sys.stderr)
         return 2
-    logging.getLogger("aetrig.encode").info(
+    log.info(
         "done: %d messages, %d events, %d flagged, %d rejected", report["messages"], report["events"],
         report["flagged"], report["rejected_messages"])
     return 0
