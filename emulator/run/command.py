@@ -125,12 +125,7 @@ def _run_info(stages: list, plan: dict[str, Any], extra: dict[str, Any] | None =
 def _start_prometheus(args: run_settings.RunConfig, stages: list, out: Path) -> Any:
     if not args.prometheus:
         return None
-    try:
-        from emulator.ops.prometheus_local import launch_prometheus, write_scrape_config
-    except ImportError:
-        print("aetrig run: --prometheus needs emulator/ops/prometheus_local.py, which is not installed yet",
-              file=sys.stderr)
-        return None
+    from emulator.ops.prometheus_local import launch_prometheus, write_scrape_config
     from emulator.runtime.ports import free_port, port_is_free
 
     targets = {s.name: f"127.0.0.1:{s.metrics_port}" for s in stages}
