@@ -23,10 +23,6 @@ _TRAILER = struct.Struct("<QI8s")  # entry count, crc32 of everything before, ma
 JOURNAL_SUFFIX = ".journal"
 
 
-class JournalError(Exception):
-    """A journal that is present but cannot be replayed."""
-
-
 def journal_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(path.name + JOURNAL_SUFFIX)

@@ -70,8 +70,3 @@ class Quarantine:
         return {"directory": str(self.directory) if self.directory else None, "messages": self.messages,
                 "bytes": self.bytes_received, "files": self.files_written, "bytes_kept": self.bytes_written,
                 "not_kept": self.not_kept}
-
-
-def read_quarantined(path: str | Path) -> dict[str, object]:
-    """Load one quarantine file: its reason, detail, time and the original frames."""
-    return msgpack.unpackb(Path(path).read_bytes(), raw=False)
