@@ -18,8 +18,8 @@ from emulator.runtime import plotting
 
 _FAMILY_STYLE = {"SZ3": ("o", "tab:blue"), "ZFP": ("s", "tab:green"), "BitRound": ("^", "tab:purple"),
                  "Quantize": ("v", "tab:olive"), "round+zstd-19": ("D", "tab:cyan"), "round+lzma-9": ("P", "tab:brown")}
-_LOSSLESS_MARKERS = "Xh8p<>d"
-_AE_MARKERS = "*HpX8<>"
+_LOSSLESS_MARKERS = "x+1234|"
+_AE_MARKERS = "*XHd8<>"
 _STORAGE_COLOURS = {"float32": "darkred", "float16": "red", "bfloat16": "lightsalmon"}
 
 
@@ -28,8 +28,8 @@ def _style(p: Mapping[str, Any], lossless_index: Mapping[str, int], model_index:
         return {"marker": _AE_MARKERS[model_index[p["model"]] % len(_AE_MARKERS)],
                 "color": _STORAGE_COLOURS.get(p["storage"], "red"), "s": 170, "zorder": 5}
     if p["kind"] == "lossless":
-        return {"marker": _LOSSLESS_MARKERS[lossless_index[p["family"]] % len(_LOSSLESS_MARKERS)], "color": "0.45",
-                "s": 60, "zorder": 4}
+        return {"marker": _LOSSLESS_MARKERS[lossless_index[p["family"]] % len(_LOSSLESS_MARKERS)], "color": "0.35",
+                "s": 60, "linewidths": 1.5, "zorder": 4}
     marker, colour = _FAMILY_STYLE.get(p["family"], ("o", "black"))
     if p["kind"] == "matched":  # hollow: the codec tuned to one AE's accuracy
         return {"marker": marker, "facecolor": "none", "color": colour, "s": 70, "linewidths": 1.4, "zorder": 4}
@@ -40,6 +40,17 @@ def _floor(points: Sequence[Mapping[str, Any]], variables: Sequence[str]) -> flo
     """Where zero widths (lossless) are drawn: a decade below the smallest non-zero width."""
     ws = [rd.width(p, v) for p in points for v in variables if rd.width(p, v) > 0]
     return 10.0 ** (np.floor(np.log10(min(ws))) - 1) if ws else 1e-6
+
+
+def _plain_log_y(ax) -> None:
+    """Log y axis with plain numbers (2, 3, 5, 10, 20 ...) instead of 2 x 10^0."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.yaxis.set_minor_locator(LogLocator(base=10, subs=(1.5, 4.0, 6.0, 7.0, 8.0, 9.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda _v, _pos: ""))
 
 
 def plot_set(points: Sequence[Mapping[str, Any]], variables: Sequence[str], out_dir: str, name: str, title: str,
@@ -71,14 +82,16 @@ def plot_set(points: Sequence[Mapping[str, Any]], variables: Sequence[str], out_
         front = [i for i, p in enumerate(points) if p["pareto_2d"][var]]
         for i, p in enumerate(points):
             style = _style(p, lossless_index, model_index)
-            if i in front and p["kind"] != "matched":
+            if i in front and p["kind"] == "lossless":  # line markers have no edge: black instead of grey
+                style.update(color="black")
+            elif i in front and p["kind"] != "matched":
                 style.update(edgecolor="black", linewidths=1.1)
             ax.scatter(w[i], y[i], **style)
         front.sort(key=lambda i: w[i])
         ax.step(w[front], y[front], where="post", ls="--", color="black", lw=0.9, zorder=2)
         ax.axvline(rd.GOAL_LIMITS[var], color="0.3", ls=":", lw=1.2)
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        _plain_log_y(ax)
         kind = "relative" if var in ("pt", "m", "e") else "absolute"
         ax.set_xlabel(f"jet {var} core half-width ({kind})")
         ax.set_ylabel("bytes / jet")
@@ -87,14 +100,15 @@ def plot_set(points: Sequence[Mapping[str, Any]], variables: Sequence[str], out_
     for i, p in enumerate(points):
         cost.scatter(cycles[i], y[i], **_style(p, lossless_index, model_index))
     cost.set_xscale("log")
-    cost.set_yscale("log")
+    _plain_log_y(cost)
     cost.set_xlabel("CPU cycles / jet (compress + decompress, 1 thread)")
     cost.set_ylabel("bytes / jet")
     for ax in flat[n_panels:]:
         ax.axis("off")
     handles = [Line2D([], [], marker=m, color=c, ls="-", lw=1, label=f) for f, (m, c) in _FAMILY_STYLE.items()]
     handles += [Line2D([], [], marker=_LOSSLESS_MARKERS[i % len(_LOSSLESS_MARKERS)], color="0.45", ls="none",
-                       markersize=8, label=f"{f} (lossless)") for f, i in lossless_index.items()]
+                       markersize=8, markeredgewidth=1.5, label=f"{f} (lossless)") for f, i in lossless_index.items()]
+    handles += [Line2D([], [], ls="none", label=f"(lossless: width 0, drawn at {floor:g})")]
     handles += [Line2D([], [], marker=_AE_MARKERS[i % len(_AE_MARKERS)], color="darkred", ls="none", markersize=12,
                        label=f"AE {m}") for m, i in model_index.items()]
     handles += [Line2D([], [], marker="o", color=c, ls="none", markersize=9, label=f"AE latent {s}")
@@ -119,7 +133,7 @@ def plot_all(result: Mapping[str, Any], out_dir: str, origins: Mapping[str, plot
             tag = key.replace(",", "_") if len(st["variables"]) <= 5 else f"{len(st['variables'])}vars"
             title = (f"{sample}: {sr['n_events']} events, {sr['n_jets']} jets, {sr['n_blocks']} block(s); "
                      f"variables {key if len(key) < 40 else str(len(st['variables'])) + ' jet variables'}; "
-                     f"AE model bytes over {result['headline_events']:.0e} events")
+                     f"AE model bytes over {result['headline_events'] / 1e6:g} M events")
             paths += plot_set(st["points"], st["variables"], out_dir, f"s2_rate_distortion_{sample}_{tag}", title,
                               origins.get(sample))
     return paths

@@ -154,6 +154,39 @@ def headline(result: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def summary(result: Mapping[str, Any]) -> str:
+    """Short form for study 2's conclusion: the goal verdict, then per model (its smallest AE point) where it
+    wins and where it loses against SZ3, ZFP and BitRound at its own accuracy, and its CPU cost."""
+    parts = headline(result)
+    for sample, sr in result["samples"].items():
+        for st in sr["sets"].values():
+            pts = {p["config"]: p for p in st["points"]}
+            best: dict[str, tuple[str, Mapping[str, Any]]] = {}
+            for label, a in st["comparison"]["ae"].items():
+                m = pts[label]["model"]
+                if m not in best or a["bytes_per_jet"] < best[m][1]["bytes_per_jet"]:
+                    best[m] = (label, a)
+            for label, a in best.values():
+                win = [f"{f} {m['bytes_ratio_codec_over_ae']:.2f}x" for f in rd.GOAL_FAMILIES
+                       if (m := a["matched_accuracy"].get(f)) and m["bytes_ratio_codec_over_ae"] > 1.0]
+                lose = [f"{f} {1 / m['bytes_ratio_codec_over_ae']:.2f}x" for f in rd.GOAL_FAMILIES
+                        if (m := a["matched_accuracy"].get(f)) and m["bytes_ratio_codec_over_ae"] <= 1.0]
+                sz3 = a["matched_accuracy"].get("SZ3")
+                cyc = pts[label]["cpu"]["cycles_per_jet"]
+                sz3_cyc = pts[sz3["config"]]["cpu"]["cycles_per_jet"] if sz3 else None
+                parts.append(
+                    f"{sample}, {label} ({a['bytes_per_jet']:.2f} B/jet, "
+                    + ("within" if a["meets_goal"] else "outside") + " the goal widths): at its own accuracy it wins "
+                    + (f"against {', '.join(win)} (codec bytes / AE bytes)" if win else "against none of SZ3, ZFP, "
+                       "BitRound") + " and loses " + (f"to {', '.join(lose)} (AE bytes / codec bytes)" if lose else
+                                                      "to none") + f"; it costs {cyc:.0f} cycles/jet"
+                    + (f" against SZ3's {sz3_cyc:.0f}" if sz3_cyc else "")
+                    + f" (networks: scorer {pts[label]['cpu']['scorer_cycles_per_jet']:.0f} + decoder "
+                    f"{pts[label]['cpu']['decoder_cycles_per_jet']:.0f}, the rest its lossless codec); "
+                    f"{100 * pts[label]['flagged_fraction']:.2g} % of the events are flagged and stored raw.")
+    return " ".join(parts)
+
+
 def conclusion(result: Mapping[str, Any]) -> str:
     """Plain words: where the AE wins and where it loses, with the goal's margin or shortfall in numbers."""
     parts = ["Goal: an AE with pt/e/m core <= 1 % and eta/phi core <= 0.01 at once, fewer bytes than the cheapest SZ3, "

@@ -12,6 +12,9 @@
 - CPU cost per jet (process CPU time; cycles = CPU seconds x the clock in /proc/cpuinfo, since
   perf cycle counters are not available in this VM) for encode, decode and each codec at several
   batch sizes.
+- Rate-distortion (:mod:`rate_distortion`): SZ3, ZFP, BitRound, Quantize, rounding + zstd/lzma and
+  the lossless codecs against every per-jet AE, bytes per jet against core half-width and CPU cycles,
+  on the background and on each cross sample (one the models were not trained on).
 """
 
 from __future__ import annotations
@@ -323,7 +326,8 @@ def run(sample: Sample, model_dir: str, out_dir: str, fprs: Sequence[float] = (1
     figs += rate_distortion_plot.plot_all(rd, out_dir, {s.name: plotting.origin_of_files(s.files) for s in samples})
     results["rate_distortion"] = rd
     results["figures"] = figs
-    results["conclusion"] = conclusion(results) + " Rate-distortion: " + rd["conclusion"]
+    results["conclusion"] = conclusion(results) + " Rate-distortion (codecs against every AE): " + \
+        rate_distortion_text.summary(rd)
     return results
 
 
