@@ -124,6 +124,9 @@ def sink_bad_messages(rng: np.random.Generator, card: dict, other_card: dict) ->
     err = _column(g, "jet_error")
     err[0] = np.nan
     lat = _column(g, "jet_latent")
+    no_threshold = msgpack.unpackb(g[0])
+    del no_threshold["threshold"]
+    other_anomaly = wire.blob_column(json.dumps({**card, "name": "another_flagger"}, sort_keys=True).encode())
     return [
         ("random bytes", "bad_header", [rng.bytes(100)]),
         ("events message to the sink", "unknown_kind", events_frames(SINK_RUN, 501, np.array([1]), rng)),
@@ -137,6 +140,10 @@ def sink_bad_messages(rng: np.random.Generator, card: dict, other_card: dict) ->
         ("missing score column", "missing_column", _drop_column(g, "event_score")),
         ("flag that is not 0/1", "bad_column", _edit_column(g, "flag", np.array([2, 1, 0], np.uint8))),
         ("integer scores", "bad_column", _edit_column(g, "event_score", np.array([1, 2, 0], np.uint32))),
+        ("flagged by another anomaly model", "wrong_model", _edit_column(g, "anomaly_card_json", other_anomaly)),
+        ("header anomaly model disagrees with its card", "wrong_model", replace_header(g, anomaly_model="x")),
+        ("missing anomaly card", "missing_column", _drop_column(g, "anomaly_card_json")),
+        ("no threshold in the header", "bad_header", [msgpack.packb(no_threshold), *g[1:]]),
     ]
 
 

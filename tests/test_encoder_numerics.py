@@ -108,7 +108,7 @@ def test_encoder_process_matches_in_process_onnxruntime(tmp_path: Path, model_na
         src = sent[seq]
         assert out.kind == wire.KIND_SCORED and out.run_id == 7
         assert out.header["t_send"] == src.header["t_send"] and out.header["model"] == model.name
-        assert out.header["threshold"] == pytest.approx(threshold, rel=1e-12)
+        assert out.header["threshold"] == float(np.float32(threshold))  # the float32 value the flags used
         for name in ("n_jets", "event_id", "file_index", "entry", "event_number"):
             assert np.array_equal(out.columns[name], src.columns[name])
         x = np.stack([src.columns[f"jet_{v}"] for v in model.variables], axis=1).astype(np.float32)
@@ -134,6 +134,9 @@ def test_encoder_process_matches_in_process_onnxruntime(tmp_path: Path, model_na
         for var in ("pt", "eta", "phi", "m", "e"):
             assert np.array_equal(out.columns[f"raw_jet_{var}"], src.columns[f"jet_{var}"][jet_of_flagged])
         assert json.loads(out.columns["card_json"].tobytes())["name"] == model.name
+        # the stream lacks the default event model's variables: per-jet scoring, its card is the model's own
+        assert out.columns["anomaly_card_json"].tobytes() == out.columns["card_json"].tobytes()
+        assert out.header["anomaly_model"] == model.name
         assert out.columns["manifest_json"].tobytes() == src.columns["manifest_json"].tobytes()
     report = read_report(tmp_path / "enc.json")
     n_events = sum(len(p) for p in plan)
@@ -142,6 +145,7 @@ def test_encoder_process_matches_in_process_onnxruntime(tmp_path: Path, model_na
     assert report["micro_batches"] < len(plan)  # messages were combined into shared inference calls
     assert 0 < report["flagged"] < n_events  # the flag comparison above saw both outcomes
     assert report["inference_jets"] == sum(int(p.sum()) for p in plan)
+    assert report["anomaly"]["level"] == "jet" and "fallback: stream lacks jet_width" in report["anomaly"]["scoring"]
 
 
 def test_flagged_jet_index_equals_the_boolean_mask() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from encsink_support import events_frames, make_tiny_model
+from encsink_support import ROOT, events_frames, make_tiny_model
 
 from emulator.cli import build_parser
 from emulator.encoder.service import EncoderConfig, EncoderService
@@ -27,9 +27,18 @@ def service(model_dir: Path, **kw: object) -> EncoderService:
 
 def test_fpr_default_and_explicit(model_dir: Path) -> None:
     card = load_model_dir(model_dir)
-    assert service(model_dir).policy.fixed == pytest.approx(card.threshold(fpr=1e-3))
-    assert service(model_dir, fpr=1e-2).policy.fixed == pytest.approx(card.threshold(fpr=1e-2))
+    assert service(model_dir, anomaly_model="none").policy.fixed == pytest.approx(card.threshold(fpr=1e-3))
+    assert service(model_dir, anomaly_model="none", fpr=1e-2).policy.fixed == pytest.approx(card.threshold(fpr=1e-2))
     assert service(model_dir, threshold=3.5).policy.fixed == 3.5
+
+
+def test_thresholds_come_from_the_anomaly_models_card(model_dir: Path) -> None:
+    """--fpr reads the event model's per-event curve; rounded to float32, the precision of the scores."""
+    event = load_model_dir(ROOT / "models/zoo/EVT_AE_k1", level="event")
+    for kw in ({}, {"anomaly_model": str(event.path)}):
+        svc = service(model_dir, fpr=1e-2, **kw)
+        assert svc.policy.fixed == float(np.float32(event.threshold(fpr=1e-2)))
+        assert svc.policy.model.name == "EVT_AE_k1"
 
 
 def test_accept_rate_uses_each_messages_declared_rate(model_dir: Path) -> None:

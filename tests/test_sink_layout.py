@@ -60,11 +60,14 @@ def test_layout_change_starts_a_new_segment(tmp_path: Path, card: dict, sink_in_
         batch = wire.decode(frames)  # the same message without its raw_jet_m column: another layout
         cols = {k: v for k, v in batch.columns.items() if k != "raw_jet_m"}
         sink.push.send_multipart(wire.encode(wire.KIND_SCORED, 4, 1, cols, t_send=batch.header["t_send"], rate_hz=1.0,
-                                        model=card["name"]))
+                                        model=card["name"], threshold=batch.header["threshold"]))
         assert sink.acks.wait_for({1}, 10)
     rec = open_recording(tmp_path)
     assert [s.layout["raw_vars"] for s in rec.segments] == [["pt", "eta", "phi", "m"], ["pt", "eta", "phi"]]
     assert len(rec) == 4
+    # every segment says which model flagged (TObjString anomaly_card) and the threshold of each event
+    assert all(s.format_version == "aetrig-recording-2" and s.anomaly_card == card for s in rec.segments)
+    assert (rec.events()["event_threshold"] == np.float32(7.7)).all()
 
 
 def test_rotation_by_seconds(tmp_path: Path, card: dict, sink_in_thread) -> None:

@@ -1,14 +1,16 @@
 """`aetrig verify` on recordings written with the real segment writer: a good one passes; a missing
-seq, a batch recorded twice, a duplicate event id, a wrong score and an unreadable file each fail
-with a clear message and exit code 1."""
+seq, a batch recorded twice, a duplicate event id, a wrong score, a flag that disagrees with the
+recorded threshold and an unreadable file each fail with a clear message and exit code 1. Format-1
+segments (the old layout: no anomaly_card, no event_threshold) are still read and checked."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from encsink_support import make_tiny_model, scored_frames
+from encsink_support import ROOT, events_frames, make_tiny_model, scored_frames
 
 from consumer.offline import verify_command
 from consumer.offline.verify import verify_recording
@@ -16,7 +18,13 @@ from consumer.sink.scored_chunk import batch_layout, chunk_from_batches
 from consumer.sink.segment_writer import SegmentWriter
 from emulator.cli import build_parser
 from emulator.runtime import wire
-from emulator.runtime.recording import segment_name
+from emulator.runtime.recording import (
+    FORMAT_VERSION,
+    FORMAT_VERSION_1,
+    THRESHOLD_BRANCH,
+    open_recording,
+    segment_name,
+)
 from models.runtime.card import load_model_dir
 
 RUN = 0x77
@@ -28,7 +36,7 @@ def card(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def write_recording(out: Path, card: dict, segments: list[list[int]], event_ids: dict[int, int] | None = None,
-                    tamper: str | None = None) -> None:
+                    tamper: str | None = None, version: str = FORMAT_VERSION) -> None:
     """Write segments holding the given seqs (10 events each, event ids 10*seq.. unless overridden)."""
     rng = np.random.default_rng(1)
     for index, seqs in enumerate(segments):
@@ -38,10 +46,17 @@ def write_recording(out: Path, card: dict, segments: list[list[int]], event_ids:
         layout = batch_layout(batches[0], "float32")
         writer = SegmentWriter(out / "segments" / segment_name(RUN, index), "{}" if tamper == "card" else
                                batches[0].columns["card_json"].tobytes().decode(),
-                               batches[0].columns["manifest_json"].tobytes().decode(), layout)
+                               batches[0].columns["manifest_json"].tobytes().decode(), layout,
+                               anomaly_card_text=batches[0].columns["anomaly_card_json"].tobytes().decode(),
+                               format_version=version)
         chunk = chunk_from_batches(batches, layout)
+        if version == FORMAT_VERSION_1:
+            del chunk[THRESHOLD_BRANCH]  # the old layout had no threshold branch
         if tamper == "score":
             chunk["event_score"] = chunk["event_score"] + np.float32(1.0)
+        if tamper == "flag":
+            chunk["flag"] = chunk["flag"].copy()
+            chunk["flag"][np.flatnonzero(chunk["flag"] == 0)[:2]] = 1
         writer.commit(chunk)
         writer.close()
 
@@ -62,6 +77,64 @@ def test_good_recording_passes(tmp_path: Path, card: dict, capsys: pytest.Captur
     assert code == 0 and "OK: 60 events" in text
     code, _ = run_cli(tmp_path, capsys)  # a run directory holding the recording works too
     assert code == 0
+
+
+def test_format_1_recording_is_still_read_and_checked(tmp_path: Path, card: dict) -> None:
+    write_recording(tmp_path / "rec", card, [[0, 1], [2]], version=FORMAT_VERSION_1)
+    result = verify_recording(tmp_path / "rec", expect_events=30)
+    assert result.ok, result.problems
+    assert result.stats["format_versions"] == [FORMAT_VERSION_1] and not result.stats["flags_checked_against_threshold"]
+    rec = open_recording(tmp_path / "rec")
+    assert rec.anomaly_card == rec.card and rec.card["name"] == "tiny_test"  # per-jet max error of its model
+    assert np.isnan(rec.events()[THRESHOLD_BRANCH]).all()
+    write_recording(tmp_path / "bad", card, [[0, 1]], tamper="score", version=FORMAT_VERSION_1)
+    assert any("event_score != max(jet_error)" in p for p in verify_recording(tmp_path / "bad").problems)
+
+
+def test_flags_are_checked_against_the_recorded_threshold(tmp_path: Path, card: dict,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    write_recording(tmp_path / "rec", card, [[0, 1, 2]])
+    rec = open_recording(tmp_path / "rec")
+    ev = rec.events()
+    assert np.array_equal(ev["flag"].astype(bool), (ev["event_score"] > ev[THRESHOLD_BRANCH]) & (ev["n_jets"] > 0))
+    assert (ev[THRESHOLD_BRANCH] == np.float32(7.7)).all() and rec.anomaly_card["name"] == "tiny_test"
+    write_recording(tmp_path / "bad", card, [[0, 1]], tamper="flag")
+    code, text = run_cli(tmp_path / "bad", capsys)
+    assert code == 1 and "flags disagree with event_score > event_threshold of anomaly model 'tiny_test'" in text
+
+
+def test_event_level_flags_include_zero_jet_events(tmp_path: Path, card: dict) -> None:
+    """An event-level anomaly card: no max-jet-error rule, zero-jet events flagged when above the threshold."""
+    from emulator.encoder.microbatch import scored_columns
+    from models.runtime.card import load_model_dir as load
+
+    event_card = load(ROOT / "models/zoo/EVT_AE_k1", level="event")
+    blob = wire.blob_column(event_card.card_json.encode())
+    rng = np.random.default_rng(2)
+    counts = np.array([0, 3, 0, 2, 1, 0])
+    batch = wire.decode(events_frames(RUN, 0, counts, rng))
+    score = np.array([9.0, 1.0, 0.5, 7.0, 2.0, 6.5], np.float32)
+    cols = scored_columns(batch, np.zeros((int(counts.sum()), 3), np.float32), np.ones(int(counts.sum()), np.float32),
+                          6.0, "<f4", wire.blob_column(json.dumps(card, sort_keys=True).encode()), event_score=score,
+                          anomaly_blob=blob)
+    assert cols["flag"].tolist() == [1, 0, 0, 1, 0, 1]
+    scored = wire.validate(wire.decode([bytes(f) for f in wire.encode(
+        wire.KIND_SCORED, RUN, 0, cols, t_send=0.0, rate_hz=1.0, threshold=6.0)]))
+    layout = batch_layout(scored, "float32")
+    for name, tamper in (("rec", False), ("bad", True)):
+        writer = SegmentWriter(tmp_path / name / "segments" / segment_name(RUN, 0), json.dumps(card),
+                               scored.columns["manifest_json"].tobytes().decode(), layout,
+                               anomaly_card_text=event_card.card_json)
+        chunk = chunk_from_batches([scored], layout)
+        if tamper:
+            chunk["flag"] = np.zeros_like(chunk["flag"])
+        writer.commit(chunk)
+        writer.close()
+    result = verify_recording(tmp_path / "rec")
+    assert result.ok, result.problems
+    assert result.stats["anomaly_models"] == ["EVT_AE_k1"]
+    bad = verify_recording(tmp_path / "bad")
+    assert any("3 flags disagree" in p and "'EVT_AE_k1'" in p for p in bad.problems), bad.problems
 
 
 def test_missing_seq_fails_clearly(tmp_path: Path, card: dict, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,11 +6,13 @@ differs from the recorded one is refused unless ``force`` (then a warning is pri
 
 Output (``decoded.root``), readable like any input ntuple:
 
-* TTree ``events``: ``run_id seq event_id file_index entry event_number event_score flag``;
+* TTree ``events``: ``run_id seq event_id file_index entry event_number event_score flag
+  event_threshold`` (NaN for format-1 segments);
   jagged ``jet_<var>`` for each model variable (decoded, GeV), ``jet_error`` and
   ``jet_latent_<i>`` sharing the counter ``njet``; jagged ``raw_jet_<var>`` (flagged events'
   raw columns, copied bit for bit; empty otherwise) sharing ``nraw_jet``.
-* TObjStrings ``card`` and ``manifest`` (as recorded) and ``metadata`` (JSON: what decoded it).
+* TObjStrings ``card``, ``anomaly_card`` (the model that scored and flagged, as recorded; format 1:
+  the card) and ``manifest`` and ``metadata`` (JSON: what decoded it, which anomaly model flagged).
 """
 
 from __future__ import annotations
@@ -133,7 +135,13 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
 
     from consumer.offline.rootwrite import create_tree
     from emulator.runtime.progress import Progress
-    from emulator.runtime.recording import RecordingError, jagged_record, latent_from_arrays, open_recording
+    from emulator.runtime.recording import (
+        THRESHOLD_BRANCH,
+        RecordingError,
+        jagged_record,
+        latent_from_arrays,
+        open_recording,
+    )
 
     try:
         rec = open_recording(recording_dir)
@@ -154,11 +162,14 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     metadata = {"tool": "aetrig decode", "recording": str(recording_dir), "model_dir": str(model_path),
                 "decoder_sha256": actual, "recorded_decoder_sha256": recorded, "forced": actual != recorded,
-                "variables": variables, "latent_dim": latent_dim}
+                "variables": variables, "latent_dim": latent_dim,
+                "anomaly_model": (rec.anomaly_card or {}).get("name"),
+                "anomaly_level": (rec.anomaly_card or {}).get("level", "jet")}
     manifests = {f"{run:016x}": m for run, m in rec.manifests.items()}
     tree = None
     with uproot.recreate(out) as f, Progress(len(rec), "decode", unit="events") as bar:
         f["card"] = json.dumps(card, sort_keys=True)
+        f["anomaly_card"] = json.dumps(rec.anomaly_card or card, sort_keys=True)
         f["manifest"] = json.dumps(next(iter(rec.manifests.values()), {}), sort_keys=True)
         f["manifests"] = json.dumps(manifests, sort_keys=True)
         for seg, arrays in _iter_recorded(rec):
@@ -170,6 +181,8 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
                 raise DecodeError(f"decoder outputs {reco.shape[1]} variables, the recorded card names "
                                   f"{len(variables)}")
             branches: dict[str, Any] = {c: np.asarray(arrays[c]) for c in EVENT_COLUMNS}
+            branches[THRESHOLD_BRANCH] = (np.asarray(arrays[THRESHOLD_BRANCH]) if THRESHOLD_BRANCH in arrays.fields
+                                          else np.full(len(arrays), np.nan, np.float32))
             jet_fields = {v: np.ascontiguousarray(reco[:, i]) for i, v in enumerate(variables)}
             jet_fields["error"] = np.asarray(ak.flatten(arrays["jet_error"], axis=None)).astype(np.float32)
             for i in range(latent_dim):

@@ -7,7 +7,8 @@ model and by neither simple trigger); AUC overall and inside HT bins. Anomaly sc
 give the max per-jet error, event-level models their event AE error and, from encoder.onnx alone,
 an AXOL1TL-style latent score (sum of squared latent coordinates standardised with the background's
 mean and sigma; event models only). --recording adds the event scores a recording holds, joined to
-the input files through its run manifest, as one more row. HT = scalar sum of the pT of jets with
+the input files through its run manifest, as one more row, named by the recording's anomaly card
+(the model that scored and flagged its events). HT = scalar sum of the pT of jets with
 pT > 30 GeV and |eta| < 2.5 (--jet-min-pt, --jet-max-eta); leading-jet pT = the largest pT among
 those jets. Rows with fewer than 10 background events above a threshold are marked unreliable.
 
@@ -29,7 +30,7 @@ aetrig evaluate --out eval
 aetrig evaluate --background /work/data/qcd_train_200k.root --signal zprime=producer/samples/zprime.root \\
   --model EVT_AE_k1 EVT_AE_k4 AE_3D_200_ptetaphie --out eval_200k
 aetrig run --input producer/samples/qcd.root producer/samples/zprime.root --rate 20000 --loops 1 --out runs/mix
-aetrig evaluate --recording runs/mix --recording-model AE_3D_200_ptetaphie --signal zprime=producer/samples/zprime.root
+aetrig evaluate --recording runs/mix --recording-model EVT_AE_k1 --signal zprime=producer/samples/zprime.root
 aetrig evaluate --signal myexotic=/data/exotic_*.root --tree CollectionTree --unit MeV --derive-e \\
   --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt --branch-map eta=AntiKt4EMTopoJetsAuxDyn.eta
 """
@@ -61,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="also evaluate the event scores recorded in DIR (run dir or recording dir; repeatable, "
                         "one model)")
     g.add_argument("--recording-model", metavar="NAME_OR_DIR",
-                   help="the model the recording must have been made with (error if its card differs)")
+                   help="the model that must have scored the recording's events (error if its anomaly card "
+                        "differs)")
     g = parser.add_argument_group("operating points and triggers")
     g.add_argument("--fpr", nargs="+", type=float, default=None, help="background FPRs (default 1e-2 1e-3 1e-4 1e-5)")
     g.add_argument("--input-rate", nargs="+", type=float, default=None, metavar="HZ",
@@ -137,7 +139,7 @@ def _check_variables(model, samples) -> None:
 
 def score_sets(models: list, background, signals, progress: bool = True) -> list:
     """ScoreSets of each model (max per-jet error or event AE error) and, for event models, the latent score."""
-    from consumer.offline.evaluate import ScoreSet, latent_set
+    from consumer.offline.evaluate import ScoreSet, latent_set, model_score
     from consumer.offline.studies.study_anomaly import scores
     from emulator.runtime.progress import Progress
 
@@ -148,9 +150,10 @@ def score_sets(models: list, background, signals, progress: bool = True) -> list
         for m in models:
             per = {}
             for s in samples:
-                per[s.name] = scores(m, s)["event"]
+                per[s.name] = model_score(m, s, scores(m, s)["event"])
                 bar.update(1, model=m.name, sample=s.name)
-            sets.append(ScoreSet(m.name, m.level, m.name, per[background.name], {n: per[n] for n in signals}))
+            note = "score = the card's score_transform (HT-conditional p-value)" if "score_transform" in m.card else ""
+            sets.append(ScoreSet(m.name, m.level, m.name, per[background.name], {n: per[n] for n in signals}, note))
             if m.level == "event":
                 sets.append(latent_set(m, background, signals))
                 bar.update(len(samples), model=f"{m.name} latent")

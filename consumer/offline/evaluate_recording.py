@@ -4,7 +4,9 @@ The recording's ``event_score`` per event is placed on the evaluated samples thr
 manifest: ``file_index`` names an input file (matched to a sample file by its sha256, or by its
 resolved path when the manifest has no sha256) and ``entry`` is the event in it. Events of files
 that are not among the samples are counted and left out; an event recorded more than once (a run
-that looped over its input) is used once. The card of the recording names the model.
+that looped over its input) is used once. The recording's anomaly card (the model that scored and
+flagged the events: an event-level model, or for per-jet scoring and format-1 recordings the
+compression model) names the model.
 """
 
 from __future__ import annotations
@@ -74,13 +76,13 @@ def recording_set(directories: Sequence[str], background: Sample, signals: Mappi
         raise RecordingMismatch(f"a signal is named like the background ({background.name!r})")
     recs = [open_recording(d) for d in directories]
     for d, rec in zip(directories, recs, strict=True):
-        if not rec.card:
+        if not rec.anomaly_card:
             raise RecordingMismatch(f"recording {d} carries no model card")
-    ids = {card_identity(rec.card) for rec in recs}
+    ids = {card_identity(rec.anomaly_card) for rec in recs}
     if len(ids) > 1:
         raise RecordingMismatch(f"recordings {list(directories)} were made with different models "
                                 f"{sorted(i[0] for i in ids)}; give them one at a time")
-    card = recs[0].card
+    card = recs[0].anomaly_card
     if model is not None:
         check_model(card, model, f"recording {directories[0]}")
     by_sha, by_path = _file_table(samples, tree)

@@ -1,5 +1,10 @@
 """Checks of a recording: every file readable, every seq present, no duplicate, counts consistent.
 
+Scores and flags are checked against the model that flagged (the segment's ``anomaly_card``; format 1:
+its ``card``): flag == (event_score > event_threshold) in float32 (format 2); with per-jet scoring
+(a ``jet``-level anomaly card) also event_score == max jet_error and zero-jet events never flagged;
+an event-level model scores zero-jet events too and flags them by the same rule.
+
 :func:`verify_recording` returns a :class:`VerifyResult` whose ``problems`` list says, one line
 each, what is wrong (empty when the recording is good), and ``stats`` with what was checked.
 """
@@ -18,6 +23,8 @@ import numpy as np
 from emulator.runtime.recording import (
     EVENT_BRANCHES,
     FORMAT_VERSION,
+    READABLE_VERSIONS,
+    THRESHOLD_BRANCH,
     RecordingError,
     Segment,
     read_segment,
@@ -27,6 +34,11 @@ from emulator.runtime.recording import (
 )
 
 MAX_LISTED = 20
+
+
+def _identity(card: dict[str, Any]) -> tuple[str, str]:
+    """A model's name and the sha256 of its files (what makes two cards the same model)."""
+    return str(card.get("name")), json.dumps(card.get("files", {}), sort_keys=True)
 
 
 @dataclass
@@ -55,16 +67,19 @@ def _ranges(values: np.ndarray) -> str:
 def check_segment(seg: Segment, arrays: ak.Array, problems: list[str]) -> None:
     """Consistency inside one segment: names, branches, counts, scores, flags, finiteness."""
     name = seg.path.name
-    if seg.format_version != FORMAT_VERSION:
-        problems.append(f"{name}: format_version {seg.format_version!r}, expected {FORMAT_VERSION!r}")
-    for key, value in (("card", seg.card), ("manifest", seg.manifest), ("layout", seg.layout)):
+    if seg.format_version not in READABLE_VERSIONS:
+        problems.append(f"{name}: format_version {seg.format_version!r}, expected one of {READABLE_VERSIONS}")
+    v2 = seg.format_version == FORMAT_VERSION
+    objects = [("card", seg.card), ("manifest", seg.manifest), ("layout", seg.layout)]
+    for key, value in objects + ([("anomaly_card", seg.anomaly_card)] if v2 else []):
         if not value:
             problems.append(f"{name}: no {key} object in the file")
     if not seg.layout or not len(arrays):
         return
     fields = set(arrays.fields)
     k = seg.latent_dim
-    wanted = [*EVENT_BRANCHES, "njet", "jet_error", *(f"jet_latent_{i}" for i in range(k))]
+    wanted = [*EVENT_BRANCHES, *([THRESHOLD_BRANCH] if v2 else []), "njet", "jet_error",
+              *(f"jet_latent_{i}" for i in range(k))]
     missing = [b for b in wanted if b not in fields]
     if missing:
         problems.append(f"{name}: missing branches {missing}")
@@ -84,16 +99,22 @@ def check_segment(seg: Segment, arrays: ak.Array, problems: list[str]) -> None:
         values = score if branch == "event_score" else flat_error
         if not np.isfinite(values).all():
             problems.append(f"{name}: {branch} holds NaN or inf")
-    expected = np.zeros(len(njet), np.float32)
     nonempty = njet > 0
-    if nonempty.any():
-        starts = (np.cumsum(njet) - njet)[nonempty]
-        expected[nonempty] = np.maximum.reduceat(flat_error, starts)
-    bad = np.flatnonzero(~np.isclose(score, expected, rtol=1e-6, atol=0))
-    if len(bad):
-        problems.append(f"{name}: event_score != max(jet_error) for {len(bad)} events (first entry {bad[0]})")
-    if (flag & ~nonempty).any():
-        problems.append(f"{name}: {int((flag & ~nonempty).sum())} zero-jet events are flagged")
+    card = seg.scoring_card or {}
+    per_jet = str(card.get("level", "jet")) == "jet"
+    if per_jet:
+        expected = np.zeros(len(njet), np.float32)
+        if nonempty.any():
+            starts = (np.cumsum(njet) - njet)[nonempty]
+            expected[nonempty] = np.maximum.reduceat(flat_error, starts)
+        bad = np.flatnonzero(~np.isclose(score, expected, rtol=1e-6, atol=0))
+        if len(bad):
+            problems.append(f"{name}: event_score != max(jet_error) for {len(bad)} events (first entry {bad[0]})")
+        if (flag & ~nonempty).any():
+            problems.append(f"{name}: {int((flag & ~nonempty).sum())} zero-jet events are flagged")
+    if v2 and THRESHOLD_BRANCH in fields:
+        check_flags(name, card, score.astype(np.float32), np.asarray(arrays[THRESHOLD_BRANCH]), flag, nonempty,
+                    per_jet, problems)
     if "nraw_jet" in fields:
         nraw = np.asarray(arrays["nraw_jet"]).astype(np.int64)
         bad_raw = np.flatnonzero(nraw != njet * flag)
@@ -102,6 +123,22 @@ def check_segment(seg: Segment, arrays: ak.Array, problems: list[str]) -> None:
                             f"/ 0 for unflagged (first entry {bad_raw[0]})")
     elif flag.any():
         problems.append(f"{name}: flagged events but no raw_jet_* branches")
+
+
+def check_flags(name: str, card: dict[str, Any], score: np.ndarray, threshold: np.ndarray, flag: np.ndarray,
+                nonempty: np.ndarray, per_jet: bool, problems: list[str]) -> None:
+    """flag == (event_score > event_threshold) in float32; per-jet scoring never flags a zero-jet event."""
+    if not np.isfinite(threshold).all():
+        problems.append(f"{name}: {THRESHOLD_BRANCH} holds NaN or inf")
+        return
+    expected = score > threshold.astype(np.float32)
+    if per_jet:
+        expected &= nonempty
+    bad = np.flatnonzero(expected != flag)
+    if len(bad):
+        problems.append(f"{name}: {len(bad)} flags disagree with event_score > {THRESHOLD_BRANCH} of anomaly model "
+                        f"{card.get('name')!r} (first entry {bad[0]}: score {score[bad[0]]:.7g}, threshold "
+                        f"{threshold[bad[0]]:.7g}, flag {int(flag[bad[0]])})")
 
 
 def _summary_expectation(directory: Path) -> tuple[int | None, int | None, str | None]:
@@ -135,6 +172,8 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
     event_ids_by_run: dict[int, list[np.ndarray]] = defaultdict(list)
     seq_segments: dict[tuple[int, int], list[str]] = defaultdict(list)
     identities: set[tuple[str, str]] = set()
+    anomaly_identities: set[tuple[str, str]] = set()
+    versions: set[str | None] = set()
     n_events = n_jets = n_flagged = n_bytes = 0
     for path in paths:
         n_bytes += path.stat().st_size
@@ -145,7 +184,10 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
             problems.append(f"{path.name}: unreadable: {exc}")
             continue
         if seg.card:
-            identities.add((str(seg.card.get("name")), json.dumps(seg.card.get("files", {}), sort_keys=True)))
+            identities.add(_identity(seg.card))
+        if seg.scoring_card:
+            anomaly_identities.add(_identity(seg.scoring_card))
+        versions.add(seg.format_version)
         check_segment(seg, arrays, problems)
         if not len(arrays) or "seq" not in arrays.fields:
             continue
@@ -163,6 +205,9 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
         n_flagged += int(np.asarray(arrays["flag"]).astype(bool).sum())
     if len(identities) > 1:
         problems.append(f"segments hold {len(identities)} different models: {sorted(i[0] for i in identities)}")
+    if len(anomaly_identities) > 1:
+        problems.append(f"segments were flagged by {len(anomaly_identities)} different anomaly models: "
+                        f"{sorted(i[0] for i in anomaly_identities)}")
     n_batches = 0
     runs = {}
     for run_id in sorted(seqs_by_run):
@@ -195,5 +240,7 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
                     "jets": n_jets, "flagged": n_flagged, "batches": n_batches, "runs": runs,
                     "expected_events": expect_events, "expected_batches": expect_batches,
                     "expected_from": source if expect_events is not None or expect_batches is not None else None,
-                    "recovered_commits": recovered}
+                    "recovered_commits": recovered, "format_versions": sorted(v for v in versions if v),
+                    "anomaly_models": sorted(i[0] for i in anomaly_identities),
+                    "flags_checked_against_threshold": FORMAT_VERSION in versions}
     return result

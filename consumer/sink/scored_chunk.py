@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from emulator.runtime.recording import EVENT_BRANCHES, LATENT_STORAGE, Layout, jagged_record
+from emulator.runtime.recording import EVENT_BRANCHES, LATENT_STORAGE, THRESHOLD_BRANCH, Layout, jagged_record
 from emulator.runtime.wire import Batch
 
 
@@ -30,6 +30,8 @@ def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, An
     for name in EVENT_BRANCHES:
         if name not in chunk:
             chunk[name] = cat(name).astype(EVENT_BRANCHES[name], copy=False)
+    # the float32 threshold each message's flags were computed with, per event (zstd makes it ~free)
+    chunk[THRESHOLD_BRANCH] = np.repeat(np.array([b.header["threshold"] for b in batches], np.float32), n_events)
     counts = cat("n_jets").astype(np.int64)
     latent = cat("jet_latent")
     if layout.latent_storage == "float16-as-uint16":

@@ -2,10 +2,11 @@
 
 Layout of a segment (documented for readers in emulator/runtime/recording.py):
 
-* TObjStrings ``format_version``, ``card`` (model card JSON), ``manifest`` (run manifest JSON) and
-  ``layout`` (JSON: latent_dim, latent_storage, raw variables).
+* TObjStrings ``format_version`` (``aetrig-recording-2``), ``card`` (model card JSON), ``manifest``
+  (run manifest JSON), ``layout`` (JSON: latent_dim, latent_storage, raw variables) and
+  ``anomaly_card`` (the card of the model whose score and flag the events carry).
 * TTree ``events``: per-event branches ``run_id seq event_id file_index entry event_number
-  event_score flag``; per-jet jagged branches ``jet_latent_0 .. jet_latent_{k-1}`` and
+  event_score flag event_threshold``; per-jet jagged branches ``jet_latent_0 .. jet_latent_{k-1}`` and
   ``jet_error`` sharing the counter ``njet``; jagged ``raw_jet_<var>`` sharing the counter
   ``nraw_jet`` (the event's jets when flagged, empty otherwise).
 * The latent is stored as k jagged branches (one per latent dimension) because uproot cannot
@@ -32,7 +33,7 @@ import uproot
 
 from emulator.runtime.atomic import fsync_directory
 from emulator.runtime.journaled_file import JournaledFile
-from emulator.runtime.recording import FORMAT_VERSION, TREE, Layout
+from emulator.runtime.recording import FORMAT_VERSION, FORMAT_VERSION_1, TREE, Layout
 
 COMPRESSIONS = {"zlib": "ZLIB", "lz4": "LZ4", "zstd": "ZSTD", "lzma": "LZMA"}
 
@@ -51,16 +52,22 @@ class SegmentWriter:
     """Create a segment file, append committed chunks durably, close it."""
 
     def __init__(self, path: str | Path, card_text: str, manifest_text: str, layout: Layout,
-                 compression: str = "zstd:1"):
+                 compression: str = "zstd:1", anomaly_card_text: str | None = None,
+                 format_version: str = FORMAT_VERSION):
+        """``format_version`` FORMAT_VERSION_1 writes the old layout (no ``anomaly_card``; tests of old readers)."""
+        if format_version not in (FORMAT_VERSION, FORMAT_VERSION_1):
+            raise ValueError(f"cannot write format {format_version!r}")
         self.path = Path(path)
         self.layout = layout
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.raw = JournaledFile(self.path)
         self.file = uproot.create(self.raw, compression=parse_compression(compression))
-        self.file["format_version"] = FORMAT_VERSION
+        self.file["format_version"] = format_version
         self.file["card"] = card_text
         self.file["manifest"] = manifest_text
         self.file["layout"] = layout.to_json()
+        if anomaly_card_text is not None and format_version != FORMAT_VERSION_1:
+            self.file["anomaly_card"] = anomaly_card_text
         self.tree: Any = None
         self.n_events = 0
         self.commits = 0

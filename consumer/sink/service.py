@@ -3,8 +3,9 @@ acknowledge what each commit made durable.
 
 Reliability (docs/design.md "Reliability model"):
 
-* Every message is ``wire.decode`` + ``wire.validate``d (kind ``scored``), its model checked
-  against the recording's (``wrong_model``) and its blobs required. Bad messages are counted by
+* Every message is ``wire.decode`` + ``wire.validate``d (kind ``scored``), its compression model and
+  its anomaly model (the card that scored and flagged its events) checked against the recording's
+  (``wrong_model``), its blobs and its header ``threshold`` required. Bad messages are counted by
   reason, quarantined under ``--quarantine`` (default OUT/quarantine) and never stop the sink.
 * Dedup by (run_id, seq): the seen set is rebuilt from the committed segments at start, so a
   resend after a sink restart is discarded too. A duplicate of a committed batch is re-acked (its
@@ -152,6 +153,7 @@ class Sink:
         self.files: list[str] = []
         self.model: tuple[str, str] | None = None
         self.model_name: str | None = None
+        self.anomaly: tuple[str, str] | None = None  # identity of the card that flags the recording's events
         self.counts = {"recorded_events": 0, "recorded_jets": 0, "flagged_events": 0, "duplicates_discarded": 0,
                        "duplicate_batches": 0, "batches": 0, "commits": 0, "acks_sent": 0, "acks_dropped": 0,
                        "messages": 0, "reacked_batches": 0}
@@ -195,14 +197,16 @@ class Sink:
                     self.committed[run].add(seq)
             if self.model is None and seg.card:
                 self.model, self.model_name = model_identity(seg.card), seg.card.get("name")
+            if self.anomaly is None and seg.scoring_card:
+                self.anomaly = model_identity(seg.scoring_card)
             self.closed_bytes += path.stat().st_size
             self.files.append(str(path))
             events += seg.n_entries
             segments += 1
         batches = sum(len(s) for s in self.committed.values())
         if segments:
-            log.info("resuming: %d segments, %d events, %d batches already committed (model %s)",
-                     segments, events, batches, self.model_name)
+            log.info("resuming: %d segments, %d events, %d batches already committed (model %s, anomaly model %s)",
+                     segments, events, batches, self.model_name, self.anomaly[0] if self.anomaly else None)
         return {"segments": segments, "events": events, "batches": batches}
 
     # ---- sockets ----------------------------------------------------------------------------
@@ -252,17 +256,26 @@ class Sink:
         try:
             batch = wire.validate(wire.decode(frames, self.config.limits, kinds=(wire.KIND_SCORED,)),
                                   self.config.limits)
-            for name in ("card_json", "manifest_json"):
+            for name in ("card_json", "anomaly_card_json", "manifest_json"):
                 if name not in batch.columns:
                     raise wire.WireError("missing_column", f"scored message without {name}")
+            threshold = batch.header.get("threshold")
+            if not isinstance(threshold, int | float) or isinstance(threshold, bool):
+                raise wire.WireError("bad_header", "scored message without a numeric threshold")
             check_scored_dtypes(batch)
             card, identity = self.card_of(batch.columns["card_json"].tobytes())
-            if batch.header.get("model", card.get("name")) != card.get("name"):
-                raise wire.WireError("wrong_model", f"header model {batch.header.get('model')!r} "
-                                     f"disagrees with its card {card.get('name')!r}")
+            anomaly, anomaly_identity = self.card_of(batch.columns["anomaly_card_json"].tobytes())
+            for key, what, blob in (("model", "its card", card), ("anomaly_model", "its anomaly card", anomaly)):
+                if batch.header.get(key, blob.get("name")) != blob.get("name"):
+                    raise wire.WireError("wrong_model", f"header {key} {batch.header.get(key)!r} "
+                                         f"disagrees with {what} {blob.get('name')!r}")
             if self.model is not None and identity != self.model:
                 raise wire.WireError("wrong_model", f"scored by model {card.get('name')!r}; this recording "
                                      f"holds {self.model_name!r} (same name needs the same file sha256s)")
+            if self.anomaly is not None and anomaly_identity != self.anomaly:
+                raise wire.WireError("wrong_model", f"flagged by anomaly model {anomaly.get('name')!r}; this "
+                                     f"recording's events are flagged by {self.anomaly[0]!r} (same name needs the "
+                                     "same file sha256s)")
         except wire.WireError as exc:
             self.rejections.reject(exc.reason, exc.detail, frames)
             return
@@ -283,6 +296,8 @@ class Sink:
             return
         if self.model is None:
             self.model, self.model_name = identity, card.get("name")
+        if self.anomaly is None:
+            self.anomaly = anomaly_identity
         latency = t_received - float(batch.header["t_send"])
         self.decision.add(latency, batch.n_events)
         observe_many(self.metrics.decision_latency, latency, batch.n_events)
@@ -313,7 +328,7 @@ class Sink:
             raise Backpressure(f"disk full: {free} bytes free, commit needs {estimate} + reserve "
                                f"{self.config.min_free_bytes}")
 
-    def writer_for(self, run_id: int, layout: Layout, card_text: str, manifest_text: str) -> SegmentWriter:
+    def writer_for(self, run_id: int, layout: Layout, first: wire.Batch) -> SegmentWriter:
         """The open segment of this run, rotated by events/seconds/layout; a new one when needed."""
         writer = self.writers.get(run_id)
         if writer is not None and (writer.layout != layout or writer.n_events >= self.config.rotate_events
@@ -325,7 +340,10 @@ class Sink:
             self.next_index[run_id] += 1
             path = self.seg_dir / segment_name(run_id, index)
             try:
-                writer = SegmentWriter(path, card_text, manifest_text, layout, self.config.compression)
+                texts = {name: first.columns[f"{name}_json"].tobytes().decode()
+                         for name in ("card", "manifest", "anomaly_card")}
+                writer = SegmentWriter(path, texts["card"], texts["manifest"], layout, self.config.compression,
+                                       anomaly_card_text=texts["anomaly_card"])
             except FileExistsError:
                 raise
             except OSError:
@@ -358,9 +376,7 @@ class Sink:
             if not self.write_entry_marks():
                 raise Backpressure("cannot yet mark the valid entries of a segment broken by a failed write")
             for (run_id, layout), items in groups.items():
-                first = items[0].batch
-                writer = self.writer_for(run_id, layout, first.columns["card_json"].tobytes().decode(),
-                                         first.columns["manifest_json"].tobytes().decode())
+                writer = self.writer_for(run_id, layout, items[0].batch)
                 try:
                     writer.commit(chunk_from_batches([i.batch for i in items], layout))
                 except OSError:
@@ -406,8 +422,7 @@ class Sink:
         """Commit batches singly; one that still cannot be written is rejected (internal_error) and kept."""
         for item in items:
             batch = item.batch
-            writer = self.writer_for(run_id, layout, batch.columns["card_json"].tobytes().decode(),
-                                     batch.columns["manifest_json"].tobytes().decode())
+            writer = self.writer_for(run_id, layout, batch)
             try:
                 writer.commit(chunk_from_batches([batch], layout))
             except OSError:
@@ -575,7 +590,7 @@ class Sink:
                              "uncommitted_events_at_exit": self.pending_events,
                              "uncommitted_batches_at_exit": len(self.pending)},
             "elapsed_seconds": time.time() - self.started, "stopped_by": self.stop.signal_name,
-            "model": self.model_name,
+            "model": self.model_name, "anomaly_model": self.anomaly[0] if self.anomaly else None,
         }
 
     def recorded_bytes_safe(self) -> int:

@@ -1,8 +1,11 @@
 """Encoder service: pull events from the producer, run the model's scorer.onnx with ONNX Runtime in
 micro-batches, push per-jet latents and errors, per-event scores and anomaly flags to the sink.
 
-The threshold comes from the model card: --fpr (default 1e-3), --accept-rate (flagged events per
-second at the input rate the producer declares), or an explicit --threshold. Bad messages are
+The per-event score and flag come from the anomaly model (--anomaly-model DIR: an event-level model;
+default models/zoo/EVT_AE_k1 when the stream carries its variables, else the compression model's
+per-jet max error, announced in the log and the report; 'none': per-jet max error). The threshold
+comes from the anomaly model's card: --fpr (default 1e-3), --accept-rate (flagged events per second
+at the input rate the producer declares), or an explicit --threshold. Bad messages are
 counted by reason on /metrics and in the --report JSON, and quarantined under --quarantine DIR.
 Every flag is also a config-file key (--config FILE, TOML or JSON; emulator/encoder/config.py).
 """
@@ -14,6 +17,8 @@ import sys
 
 EXAMPLES = """
 aetrig encode --model models/zoo/TLA_4D_leading --connect tcp://127.0.0.1:5555 --sink tcp://127.0.0.1:5556
+aetrig encode --model models/zoo/AE_3D_200_ptetaphie --anomaly-model models/zoo/EVT_AE_k4 \\
+  --connect tcp://127.0.0.1:5555 --sink tcp://127.0.0.1:5556 --fpr 1e-4
 aetrig encode --model models/zoo/AE_3D_200_ptetaphie --connect tcp://10.0.0.5:5555 --sink tcp://10.0.0.6:5556 \\
   --accept-rate 100 --threads 2 --metrics-port 9102 --report enc.json --quarantine quarantine/enc0 --id enc0
 """

@@ -27,11 +27,17 @@ class EncoderConfig:
     model: Path = option(help="model directory (card.json + scorer.onnx)", metavar="DIR")
     connect: str = option(help="producer data address to PULL from, tcp://H:P", metavar="ADDR")
     sink: str = option(help="sink address to PUSH scored messages to, tcp://H:P", metavar="ADDR")
-    fpr: float | None = option(None, "background false-positive rate of the per-event flag", group=_FLAG,
+    anomaly_model: str | None = option(
+        None, "event-level model that scores and flags each event (its card gives --fpr/--accept-rate thresholds); "
+        "'none': the compression model's per-jet max error", metavar="DIR|none",
+        default_text="models/zoo/EVT_AE_k1 when the stream has its variables, else per-jet max error (announced)")
+    fpr: float | None = option(None, "background false-positive rate of the per-event flag (from the anomaly "
+                               "model's card)", group=_FLAG,
                                exclusive="threshold", default_text=f"{DEFAULT_FPR:g}")
     accept_rate: float | None = option(None, "flag this many events/s at the producer's declared input rate",
                                        metavar="HZ", group=_FLAG, exclusive="threshold")
-    threshold: float | None = option(None, "explicit per-event error threshold", group=_FLAG, exclusive="threshold")
+    threshold: float | None = option(None, "explicit per-event anomaly-score threshold", group=_FLAG,
+                                     exclusive="threshold")
     max_batch_jets: int = option(4096, "jets per inference call", group=_BATCH)
     max_wait_ms: float = option(2.0, "longest a message waits for its micro-batch to fill, in ms", group=_BATCH)
     min_batch_jets: int = option(512, "run a micro-batch of at least this many jets at once when no further "
@@ -72,6 +78,8 @@ def check(cfg: EncoderConfig) -> None:
                                        ("--threshold", cfg.threshold)) if value is not None]
     if len(chosen) > 1:
         raise ValueError(f"give one of --fpr, --accept-rate and --threshold, not {' and '.join(chosen)}")
+    if cfg.anomaly_model is not None and not str(cfg.anomaly_model).strip():
+        raise ValueError("--anomaly-model must be a model directory or 'none'")
     if cfg.latent_dtype not in wire.LATENT_DTYPES:
         raise ValueError(f"--latent-dtype must be one of {wire.LATENT_DTYPES}, got {cfg.latent_dtype!r}")
 

@@ -1,5 +1,9 @@
 """Pure numerics of the encoder: gather jets of several messages, per-event scores, scored columns.
 
+Flags compare float32 scores with the float32 threshold. Per-jet scoring (max per-jet error) never
+flags an event without jets (its score is 0 by definition); an event-level model scores every event,
+zero-jet events included, and flags it when its score is above the threshold (the card's rule).
+
 No I/O here: the service (emulator/encoder/service.py) feeds decoded batches in and sends the
 columns these functions build.
 """
@@ -42,22 +46,44 @@ def event_scores(jet_error: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return scores
 
 
-def flag_events(scores: np.ndarray, counts: np.ndarray, threshold: float) -> np.ndarray:
-    """Flag (u1) = score > threshold; an event without jets is never flagged."""
-    return ((scores > threshold) & (np.asarray(counts) > 0)).astype(np.uint8)
+def flag_events(scores: np.ndarray, counts: np.ndarray, threshold: float, flag_empty: bool = False) -> np.ndarray:
+    """Flag (u1) = score > threshold in float32; an event without jets only when ``flag_empty`` (event models)."""
+    above = np.asarray(scores, dtype=np.float32) > np.float32(threshold)
+    return (above if flag_empty else above & (np.asarray(counts) > 0)).astype(np.uint8)
+
+
+def event_offsets(batches: Sequence[Batch]) -> np.ndarray:
+    """``offsets[i]:offsets[i+1]`` are the events of batch ``i`` in the stacked events."""
+    offsets = np.zeros(len(batches) + 1, dtype=np.int64)
+    np.cumsum([b.n_events for b in batches], out=offsets[1:])
+    return offsets
+
+
+def stack_counts(batches: Sequence[Batch]) -> np.ndarray:
+    """Per-event jet counts of all events of ``batches``, in order (int64)."""
+    if not batches:
+        return np.zeros(0, np.int64)
+    return np.concatenate([b.columns["n_jets"] for b in batches]).astype(np.int64)
 
 
 def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray, threshold: float,
-                   latent_dtype: str, card_blob: np.ndarray) -> dict[str, np.ndarray]:
+                   latent_dtype: str, card_blob: np.ndarray, event_score: np.ndarray | None = None,
+                   anomaly_blob: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The columns of the scored message for one events message (wire contract, KIND_SCORED).
 
     Identity columns are passed through, ``jet_latent``/``jet_error`` added, ``event_score`` and
     ``flag`` computed, and every ``jet_<var>`` that arrived is copied as ``raw_jet_<var>`` for the
-    jets of flagged events. ``manifest_json`` is passed through, ``card_json`` added.
+    jets of flagged events. ``manifest_json`` is passed through, ``card_json`` added. ``event_score``
+    given: the event-level anomaly model's scores (``anomaly_blob`` its card); not given: the max
+    per-jet error, and the anomaly card is the compression model's (``anomaly_blob`` defaults to it).
     """
     counts = batch.columns["n_jets"]
-    scores = event_scores(error, counts)
-    flag = flag_events(scores, counts, threshold)
+    if event_score is None:
+        scores = event_scores(error, counts)
+        flag = flag_events(scores, counts, threshold)
+    else:
+        scores = np.asarray(event_score, dtype=np.float32)
+        flag = flag_events(scores, counts, threshold, flag_empty=True)
     columns: dict[str, np.ndarray] = {name: batch.columns[name] for name in EVENT_ID_COLUMNS}
     columns["jet_latent"] = latent.astype(latent_dtype, copy=False)
     columns["jet_error"] = error.astype(np.float32, copy=False)
@@ -70,6 +96,7 @@ def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray, threshol
     if "manifest_json" in batch.columns:
         columns["manifest_json"] = batch.columns["manifest_json"]
     columns["card_json"] = card_blob
+    columns["anomaly_card_json"] = card_blob if anomaly_blob is None else anomaly_blob
     return columns
 
 

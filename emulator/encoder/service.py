@@ -2,16 +2,19 @@
 
 Flow per message: ``wire.decode`` + ``wire.validate`` (kind ``events``), the model's variables
 picked by name (``jet_<var>``; a stream lacking one is rejected as ``missing_variable``), the
-threshold resolved, then the message waits in a micro-batch. A micro-batch runs when it holds
-``max_batch_jets`` jets, or when no further message is queued and it holds at least
-``min_batch_jets`` (waiting longer would only add latency: inference cost per jet is flat from a
-few hundred jets on), or when its first message has waited ``max_wait_ms``. ONNX Runtime scores
-it in near-equal calls of at most ``inference_chunk_jets`` (per-jet cost rises above ~2048 jets,
-when the activations leave the cache). Its results are split back per message and each becomes
-one scored message (emulator/encoder/microbatch.py). While messages are queued they are taken without a
-poll() per message. Bad messages are counted by reason and quarantined; the service keeps
-running. SIGTERM/SIGINT: stop reading, score what is already queued locally, send it, write the
-report, exit 0.
+anomaly scoring chosen (emulator/encoder/anomaly.py: an event-level model, by default the shipped
+one when the stream has its variables, or per-jet max error) and its threshold resolved, then the
+message waits in a micro-batch. A micro-batch runs when it holds ``max_batch_jets`` jets, or when
+no further message is queued and it holds at least ``min_batch_jets`` (waiting longer would only
+add latency: inference cost per jet is flat from a few hundred jets on), or when its first message
+has waited ``max_wait_ms``. ONNX Runtime scores it in near-equal calls of at most
+``inference_chunk_jets`` (per-jet cost rises above ~2048 jets, when the activations leave the
+cache); an event-level anomaly model then scores the micro-batch's events in one call too (both
+sessions are loaded and warmed up at start). Its results are split back per message and each
+becomes one scored message (emulator/encoder/microbatch.py). While messages are queued they are
+taken without a poll() per message. Bad messages are counted by reason and quarantined; the
+service keeps running. SIGTERM/SIGINT: stop reading, score what is already queued locally, send
+it, write the report, exit 0.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from typing import Any
 import numpy as np
 import zmq
 
-from emulator.encoder.config import DEFAULT_FPR, EncoderConfig
-from emulator.encoder.microbatch import rows_finite, scored_columns, stack_inputs
+from emulator.encoder.anomaly import AnomalyChoice, Scoring
+from emulator.encoder.config import EncoderConfig
+from emulator.encoder.microbatch import event_offsets, rows_finite, scored_columns, stack_counts, stack_inputs
 from emulator.runtime import wire
 from emulator.runtime.heap import freeze_startup_heap
 from emulator.runtime.metrics import Metrics, start_metrics
@@ -43,43 +47,12 @@ HWM = 200
 DRAIN_MESSAGES = 2000
 
 
-class ThresholdPolicy:
-    """The per-event threshold: fixed (``--threshold``/``--fpr``) or per declared input rate."""
-
-    def __init__(self, model: Any, fpr: float | None, accept_rate: float | None, threshold: float | None):
-        self.model, self.accept_rate = model, accept_rate
-        self.by_rate: dict[float, float] = {}
-        if threshold is not None:
-            self.fixed: float | None = float(threshold)
-            self.source = f"--threshold {threshold:g}"
-        elif accept_rate is not None:
-            self.fixed = None
-            self.source = f"--accept-rate {accept_rate:g} Hz at the producer's declared rate"
-        else:
-            fpr = DEFAULT_FPR if fpr is None else fpr
-            self.fixed = float(model.threshold(fpr=fpr))  # ModelError here is a start-up error
-            self.source = f"--fpr {fpr:g} from the card's per_event_curve"
-
-    def for_rate(self, rate_hz: float) -> float:
-        """Threshold for a message declaring ``rate_hz``; raises WireError('no_threshold')."""
-        if self.fixed is not None:
-            return self.fixed
-        if rate_hz not in self.by_rate:
-            from models.runtime.card import ModelError
-
-            try:
-                self.by_rate[rate_hz] = float(self.model.threshold(accept_rate=self.accept_rate, input_rate=rate_hz))
-            except ModelError as exc:
-                raise wire.WireError("no_threshold", str(exc)) from None
-            log.info("threshold %.6g for declared input rate %g Hz", self.by_rate[rate_hz], rate_hz)
-        return self.by_rate[rate_hz]
-
-
 @dataclass
 class _Pending:
     batch: wire.Batch
     threshold: float
     frames: list[bytes]
+    scoring: Scoring
 
 
 class EncoderService:
@@ -92,10 +65,10 @@ class EncoderService:
         self.stop = stop if stop is not None else StopFlag()
         self.model = load_model_dir(config.model, verify=True)
         self.variables = list(self.model.variables)
-        self.policy = ThresholdPolicy(self.model, config.fpr, config.accept_rate, config.threshold)
         self.scorer = OnnxScorer(self.model.scorer_path, self.model.latent_dim, threads=config.threads,
                                  max_rows=config.inference_chunk_jets)
         self.card_blob = wire.blob_column(self.model.card_json.encode())
+        self.anomaly = AnomalyChoice(config, self.model)  # loads and warms up the event model's session too
         self.latent_dtype = np.dtype(config.latent_dtype).newbyteorder("<")
         self.metrics = metrics or start_metrics(config.metrics_port)
         self.events_counter = self.metrics.events.labels(stage="encoder")
@@ -105,12 +78,19 @@ class EncoderService:
         self.inference_seconds = 0.0
         self.inference_cpu_seconds = 0.0  # CPU time of the calling thread in ONNX Runtime (it runs there)
         self.inference_jets = 0
+        self.anomaly_seconds = 0.0  # of inference_seconds: the event-level anomaly model's share
+        self.anomaly_events = 0
         self.pending: list[_Pending] = []
         self.pending_jets = 0
         self.first_pending_at = 0.0
         self.started = time.time()
         self.cpu_at_start = time.process_time()  # reset when serving starts: start-up CPU is not serving cost
         self._drain_deadline: float | None = None
+
+    @property
+    def policy(self) -> Any:
+        """The threshold policy of the anomaly scoring in use (emulator/encoder/threshold_policy.py)."""
+        return self.anomaly.current.policy
 
     # ---- sockets -------------------------------------------------------------------------
     def _sockets(self) -> tuple[zmq.Context, zmq.Socket, zmq.Socket]:
@@ -138,7 +118,8 @@ class EncoderService:
                                      f"{self.model.name!r} (has {batch.jet_variables()})")
             if "manifest_json" not in batch.columns:
                 raise wire.WireError("missing_column", "events message without manifest_json")
-            threshold = self.policy.for_rate(float(batch.header["rate_hz"]))
+            scoring = self.anomaly.choose(batch)
+            threshold = scoring.policy.for_rate(float(batch.header["rate_hz"]))
         except wire.WireError as exc:
             self.rejections.reject(exc.reason, exc.detail, frames)
             return
@@ -148,7 +129,7 @@ class EncoderService:
             return
         if not self.pending:
             self.first_pending_at = time.monotonic()
-        self.pending.append(_Pending(batch, threshold, frames))
+        self.pending.append(_Pending(batch, threshold, frames, scoring))
         self.pending_jets += batch.n_jets
 
     def due(self, queue_empty: bool = False) -> bool:
@@ -170,12 +151,17 @@ class EncoderService:
         return min(100, math.ceil(max(0.0, self.config.max_wait_ms - waited_ms)))
 
     def run_micro_batch(self, push: zmq.Socket) -> None:
-        """Score every pending message in one inference call and send one scored message each."""
+        """Score every pending message in one inference call per model and send one scored message each."""
         pending, self.pending, self.pending_jets = self.pending, [], 0
-        x, offsets = stack_inputs([p.batch for p in pending], self.variables)
+        batches = [p.batch for p in pending]
+        x, offsets = stack_inputs(batches, self.variables)
+        scoring = self.anomaly.active  # chosen on the first accepted message, the same for every message after
+        by_event = scoring is not None and scoring.level == "event"
         t0, c0 = time.perf_counter(), time.thread_time()
         try:
             latent, error = self.scorer.score(x)
+            t1 = time.perf_counter()
+            event_score = scoring.score_events(batches, stack_counts(batches)) if by_event else None
         except Exception as exc:  # ONNX Runtime refused the input: find the message, keep the service up
             if len(pending) == 1:
                 self.rejections.reject("internal_error", f"inference failed: {type(exc).__name__}: {exc}",
@@ -192,21 +178,30 @@ class EncoderService:
         self.metrics.batch_jets.observe(len(x))
         self.inference_seconds += dt
         self.inference_jets += len(x)
+        if event_score is not None:
+            self.anomaly_seconds += time.perf_counter() - t1
+            self.anomaly_events += len(event_score)
         self.counts["micro_batches"] += 1
-        all_finite = rows_finite({"latent": latent, "error": error})
+        outputs = {"latent": latent, "error": error, **({"event_score": event_score} if by_event else {})}
+        all_finite = rows_finite(outputs)
+        ev_offsets = event_offsets(batches) if by_event else None
         for i, item in enumerate(pending):
             lo, hi = offsets[i], offsets[i + 1]
             lat, err = latent[lo:hi], error[lo:hi]
-            if not all_finite and not rows_finite({"latent": lat, "error": err}):
+            ev = event_score[ev_offsets[i]:ev_offsets[i + 1]] if ev_offsets is not None else None
+            if not all_finite and not rows_finite({"latent": lat, "error": err,
+                                                   **({"event_score": ev} if ev is not None else {})}):
                 self.rejections.reject("non_finite", "model output holds NaN or inf (input outside the model's "
                                        "domain)", item.frames)
                 continue
             try:
-                columns = scored_columns(item.batch, lat, err, item.threshold, self.latent_dtype.str, self.card_blob)
+                columns = scored_columns(item.batch, lat, err, item.threshold, self.latent_dtype.str, self.card_blob,
+                                         event_score=ev, anomaly_blob=item.scoring.blob)
                 header = item.batch.header
                 frames = wire.encode(wire.KIND_SCORED, header["run_id"], header["seq"], columns,
                                      t_send=header["t_send"], rate_hz=header["rate_hz"], t_encoded=time.time(),
-                                     threshold=item.threshold, model=self.model.name, encoder=self.config.id)
+                                     threshold=item.threshold, model=self.model.name,
+                                     anomaly_model=item.scoring.model.name, encoder=self.config.id)
             except Exception as exc:
                 log.exception("internal error while building a scored message")
                 self.rejections.reject("internal_error", f"{type(exc).__name__}: {exc}", item.frames)
@@ -258,8 +253,8 @@ class EncoderService:
         ctx, pull, push = self._sockets()
         freeze_startup_heap()
         self.cpu_at_start = time.process_time()
-        log.info("encoder %s: model %s (%s), threshold %s, %d thread(s), connected to %s -> %s",
-                 self.config.id, self.model.name, self.variables, self.policy.source, self.config.threads,
+        log.info("encoder %s: model %s (%s), %s, %d thread(s), connected to %s -> %s",
+                 self.config.id, self.model.name, self.variables, self.anomaly.start_up_text(), self.config.threads,
                  self.config.connect, self.config.sink)
         try:
             queue_empty = True
@@ -293,8 +288,8 @@ class EncoderService:
         serving_cpu = time.process_time() - self.cpu_at_start
         return {
             "stage": "encoder", "id": self.config.id, "model": self.model.name, "model_version": self.model.version,
-            "variables": self.variables, "threshold_source": self.policy.source,
-            "threshold": self.policy.fixed, "thresholds_by_rate": {str(k): v for k, v in self.policy.by_rate.items()},
+            "variables": self.variables, **self.policy.report(), "anomaly": self.anomaly.report(),
+            "anomaly_inference_seconds": self.anomaly_seconds, "anomaly_events": self.anomaly_events,
             **self.counts, **self.rejections.report(),
             "inference_seconds": self.inference_seconds, "inference_jets": self.inference_jets,
             "inference_jets_per_s": self.inference_jets / self.inference_seconds if self.inference_seconds else None,

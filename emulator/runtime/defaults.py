@@ -1,4 +1,4 @@
-"""Default paths of the bundled sample and the default streaming model."""
+"""Default paths of the bundled sample, the default streaming model and the default anomaly model."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ DEFAULT_SAMPLE = SAMPLES_DIR / "qcd.root"
 ZOO = REPO / "models" / "zoo"
 DEFAULT_MODEL = ZOO / "AE_3D_200_ptetaphie"
 FALLBACK_MODEL = ZOO / "TLA_4D_leading"
+#: the event-level model that flags events in the stream whenever the stream carries its variables
+DEFAULT_ANOMALY_MODEL = ZOO / "EVT_AE_k1"
 
 
 def default_input() -> Path:
@@ -29,3 +31,8 @@ def default_model(announce: bool = True) -> Path:
                 print(f"aetrig: using model {path}{note}", file=sys.stderr)
             return path
     raise FileNotFoundError(f"no default model: neither {DEFAULT_MODEL} nor {FALLBACK_MODEL} exists; give --model DIR")
+
+
+def default_anomaly_model() -> Path | None:
+    """The shipped event-level anomaly model dir, or None when it is not there (per-jet scoring then)."""
+    return DEFAULT_ANOMALY_MODEL if (DEFAULT_ANOMALY_MODEL / "card.json").is_file() else None

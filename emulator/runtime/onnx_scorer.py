@@ -1,4 +1,6 @@
-"""ONNX Runtime session on a model's ``scorer.onnx``: x [N, n_vars] -> latent [N, k], error [N].
+"""ONNX Runtime session on a model's ``scorer.onnx``: x [N, ...] -> latent [N, k], error [N].
+
+Per-jet models take ``x`` [N jets, n_vars], event-level models [N events, J, V]; rows are the first axis.
 
 Threads are set explicitly (intra-op ``threads``, inter-op 1) and spinning is off, so an idle
 encoder does not burn a core.
@@ -58,13 +60,13 @@ class OnnxScorer:
         """One call at the largest chunk size (at most 8192 rows), so ONNX Runtime's memory arena
         reaches its working size at start-up instead of stepping up mid-run (seen as a 4 MiB resident
         memory step in the soak) and the first real message does not pay for it."""
-        n_vars = input_shape[-1] if input_shape else None
-        if isinstance(n_vars, int) and n_vars > 0:
-            self.session.run(["latent", "error"], {self.input_name: np.ones((min(self.max_rows, 8192), n_vars),
+        row = list(input_shape[1:]) if input_shape else []
+        if row and all(isinstance(d, int) and d > 0 for d in row):
+            self.session.run(["latent", "error"], {self.input_name: np.ones((min(self.max_rows, 8192), *row),
                                                                              np.float32)})
 
     def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Latent [N, k] float32 and per-jet error [N] float32 for input rows ``x`` [N, n_vars]."""
+        """Latent [N, k] float32 and error [N] float32 (per jet or per event) for input rows ``x`` [N, ...]."""
         if len(x) == 0:
             return np.zeros((0, self.latent_dim), np.float32), np.zeros(0, np.float32)
         if len(x) <= self.max_rows:

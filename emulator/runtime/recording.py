@@ -2,10 +2,14 @@
 
 A recording directory holds ``segments/<run_id as 16 hex digits>-<NNNNNN>.root``; the segment
 layout is described in consumer/sink/segment_writer.py. In short, tree ``events`` has per-event
-branches ``run_id seq event_id file_index entry event_number event_score flag``, per-jet jagged
-branches ``jet_latent_0..jet_latent_{k-1}`` and ``jet_error`` (counter ``njet``) and jagged
-``raw_jet_<var>`` for flagged events (counter ``nraw_jet``); TObjStrings ``format_version``,
-``card``, ``manifest`` and ``layout``.
+branches ``run_id seq event_id file_index entry event_number event_score flag`` and (format 2)
+``event_threshold``, per-jet jagged branches ``jet_latent_0..jet_latent_{k-1}`` and ``jet_error``
+(counter ``njet``) and jagged ``raw_jet_<var>`` for flagged events (counter ``nraw_jet``);
+TObjStrings ``format_version``, ``card``, ``manifest``, ``layout`` and (format 2) ``anomaly_card``.
+
+Format 1 (``aetrig-recording-1``) segments are still read: they lack ``event_threshold`` (read as
+NaN) and ``anomaly_card`` (their events were flagged by the per-jet max error of ``card``'s model,
+so ``Segment.scoring_card`` is ``card``).
 
 Typical use::
 
@@ -15,6 +19,7 @@ Typical use::
     error = rec.jet_error()      # [total jets] float32
     raw = rec.raw_jets()         # {var: flat float32 array over flagged events' jets}
     rec.card, rec.manifests      # model card, {run_id: manifest}
+    rec.anomaly_card             # card of the model that scored and flagged the events
 """
 
 from __future__ import annotations
@@ -36,10 +41,16 @@ from emulator.runtime.atomic import write_text_atomic
 from emulator.runtime.journaled_file import journal_path, recover
 
 #: The segment layout (written by consumer/sink/segment_writer.py, read here).
-FORMAT_VERSION = "aetrig-recording-1"
+FORMAT_VERSION = "aetrig-recording-2"
+FORMAT_VERSION_1 = "aetrig-recording-1"
+#: every format readers accept (format 1: no event_threshold branch, no anomaly_card)
+READABLE_VERSIONS = (FORMAT_VERSION_1, FORMAT_VERSION)
 TREE = "events"
+#: per-event branches of every format
 EVENT_BRANCHES = {"run_id": "<u8", "seq": "<u8", "event_id": "<u8", "file_index": "<u4", "entry": "<u8",
                   "event_number": "<u8", "event_score": "<f4", "flag": "|u1"}
+#: per-event threshold the flag was computed with (flag = event_score > event_threshold, float32); format 2
+THRESHOLD_BRANCH = "event_threshold"
 LATENT_STORAGE = {"float32": "float32", "float16": "float16-as-uint16"}
 
 
@@ -177,10 +188,16 @@ class Segment:
     manifest: dict[str, Any] | None
     layout: dict[str, Any] | None
     branches: list[str] = field(default_factory=list)
+    anomaly_card: dict[str, Any] | None = None
 
     @property
     def latent_dim(self) -> int:
         return int(self.layout["latent_dim"]) if self.layout else 0
+
+    @property
+    def scoring_card(self) -> dict[str, Any] | None:
+        """The card of the model that scored and flagged the events (format 1: the compression model's)."""
+        return self.anomaly_card if self.anomaly_card is not None else self.card
 
 
 def read_segment(path: str | Path) -> Segment:
@@ -190,7 +207,8 @@ def read_segment(path: str | Path) -> Segment:
     try:
         with uproot.open(path) as file:
             version = _text(file, "format_version")
-            card, manifest, layout = (_text(file, k) for k in ("card", "manifest", "layout"))
+            card, manifest, layout, anomaly = (_text(file, k) for k in ("card", "manifest", "layout",
+                                                                         "anomaly_card"))
             n_entries, branches = 0, []
             if TREE in file:
                 tree = file[TREE]
@@ -201,10 +219,10 @@ def read_segment(path: str | Path) -> Segment:
     except Exception as exc:
         raise RecordingError(f"{path}: not readable: {type(exc).__name__}: {exc}") from exc
     try:
-        parsed = [json.loads(t) if t is not None else None for t in (card, manifest, layout)]
+        parsed = [json.loads(t) if t is not None else None for t in (card, manifest, layout, anomaly)]
     except json.JSONDecodeError as exc:
-        raise RecordingError(f"{path}: card/manifest/layout is not JSON: {exc}") from exc
-    return Segment(path, run_id, index, n_entries, version, *parsed, branches=branches)
+        raise RecordingError(f"{path}: card/manifest/layout/anomaly_card is not JSON: {exc}") from exc
+    return Segment(path, run_id, index, n_entries, version, *parsed[:3], branches=branches, anomaly_card=parsed[3])
 
 
 def read_segment_arrays(segment: Segment, branches: Sequence[str] | None = None) -> ak.Array:
@@ -249,9 +267,12 @@ class Recording:
             raise RecordingError(f"{self.directory}: no segments under {SEGMENT_DIR}/")
         self.segments = [read_segment(p) for p in paths]
         for seg in self.segments:
-            if seg.format_version != FORMAT_VERSION:
-                raise RecordingError(f"{seg.path}: format_version {seg.format_version!r}, expected {FORMAT_VERSION!r}")
+            if seg.format_version not in READABLE_VERSIONS:
+                raise RecordingError(f"{seg.path}: format_version {seg.format_version!r}, expected one of "
+                                     f"{READABLE_VERSIONS}")
         self.card: dict[str, Any] | None = next((s.card for s in self.segments if s.card), None)
+        self.anomaly_card: dict[str, Any] | None = next((s.scoring_card for s in self.segments if s.scoring_card),
+                                                        None)
         self.manifests: dict[int, dict[str, Any]] = {}
         for seg in self.segments:
             if seg.manifest is not None:
@@ -284,15 +305,20 @@ class Recording:
         return list(self.iter_arrays())
 
     def events(self) -> dict[str, np.ndarray]:
-        """Per-event numpy columns over all segments, plus ``n_jets`` and ``n_raw`` counts."""
-        out: dict[str, list[np.ndarray]] = {name: [] for name in [*EVENT_BRANCHES, "n_jets", "n_raw"]}
+        """Per-event numpy columns over all segments, plus ``n_jets`` and ``n_raw`` counts and
+        ``event_threshold`` (NaN for format-1 segments)."""
+        out: dict[str, list[np.ndarray]] = {name: [] for name in [*EVENT_BRANCHES, THRESHOLD_BRANCH, "n_jets",
+                                                                  "n_raw"]}
         for _, arrays in self._all:
             for name in EVENT_BRANCHES:
                 out[name].append(np.asarray(arrays[name]))
+            out[THRESHOLD_BRANCH].append(np.asarray(arrays[THRESHOLD_BRANCH]) if THRESHOLD_BRANCH in arrays.fields
+                                         else np.full(len(arrays), np.nan, np.float32))
             out["n_jets"].append(np.asarray(arrays["njet"]).astype(np.int64))
             n_raw = arrays["nraw_jet"] if "nraw_jet" in arrays.fields else np.zeros(len(arrays), np.int64)
             out["n_raw"].append(np.asarray(n_raw).astype(np.int64))
-        return {name: (np.concatenate(parts) if parts else np.zeros(0, np.dtype(EVENT_BRANCHES.get(name, "<i8"))))
+        dtypes = {**EVENT_BRANCHES, THRESHOLD_BRANCH: "<f4"}
+        return {name: (np.concatenate(parts) if parts else np.zeros(0, np.dtype(dtypes.get(name, "<i8"))))
                 for name, parts in out.items()}
 
     def latent(self) -> np.ndarray:

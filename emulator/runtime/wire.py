@@ -17,7 +17,11 @@ Column conventions (shapes in units of events E, jets J, flagged-event jets F, l
 * jet level (J): ``jet_<var>`` <f4 (GeV for energies); on scored messages ``jet_latent``
   (J, k) <f4 or <f2 and ``jet_error`` <f4.
 * flagged raw copy (F): ``raw_jet_<var>`` <f4, the jets of the events whose flag is 1, in order.
-* blobs (bytes, shape [nbytes], <u1): ``manifest_json`` (run manifest), ``card_json`` (model card).
+* blobs (bytes, shape [nbytes], <u1): ``manifest_json`` (run manifest), ``card_json`` (model card);
+  on scored messages ``anomaly_card_json``: the card of the model whose score and flag the events
+  carry (an event-level model, or the compression model itself for per-jet max error). Scored
+  headers add ``threshold`` (the float32 value the flags were computed with), ``model`` and
+  ``anomaly_model`` (card names).
 
 ``decode`` checks structure (header, frame count, dtypes, sizes) and ``validate`` checks meaning
 (shapes against counts, limits, finite values). Both raise :class:`WireError` whose ``reason``
@@ -44,7 +48,7 @@ ALLOWED_DTYPES = frozenset({"<f2", "<f4", "<f8", "|u1", "<u4", "<u8", "<i4", "<i
 EVENT_ID_COLUMNS = {"n_jets": "<u4", "event_id": "<u8", "file_index": "<u4", "entry": "<u8",
                     "event_number": "<u8"}
 SCORED_EVENT_COLUMNS = {"event_score": "<f4", "flag": "|u1"}
-BLOB_COLUMNS = ("manifest_json", "card_json")
+BLOB_COLUMNS = ("manifest_json", "card_json", "anomaly_card_json")
 #: The dtypes jet_latent may have in a scored message (<f4, <f2), by name; the sink stores the same choices.
 LATENT_DTYPES = ("float32", "float16")
 
@@ -62,8 +66,8 @@ REJECT_REASONS = (
     "missing_variable",   # the stream lacks a variable the model needs (encoder)
     "limit_exceeded",     # events, jets per event, jets per message or bytes beyond the limits
     "non_finite",         # NaN or inf in a float column
-    "bad_blob",           # manifest_json / card_json not valid JSON objects
-    "wrong_model",        # scored by a model other than the one this recording holds (sink)
+    "bad_blob",           # manifest_json / card_json / anomaly_card_json not valid JSON objects
+    "wrong_model",        # scored or flagged by a model other than the one this recording holds (sink)
     "duplicate_seq",      # the same (run_id, seq) arrived again within one message stream
     "no_threshold",       # the encoder cannot derive a threshold for this message (e.g. --accept-rate, no rate)
     "internal_error",     # an unexpected exception while handling a message (bug: counted, kept)
@@ -124,7 +128,7 @@ class Batch:
         return [n[len(prefix):] for n in self.columns if n.startswith(prefix) and n not in skip]
 
     def blob(self, name: str) -> dict[str, Any] | None:
-        """Parse a JSON blob column (``manifest_json`` or ``card_json``), or None if absent."""
+        """Parse a JSON blob column (``manifest_json``, ``card_json``, ``anomaly_card_json``), or None if absent."""
         if name not in self.columns:
             return None
         return json.loads(self.columns[name].tobytes())

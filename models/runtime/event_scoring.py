@@ -1,8 +1,15 @@
-"""Run an event-level model's scorer graph with ONNX Runtime on padded jets, or on flat jets + counts."""
+"""Run an event-level model's scorer graph with ONNX Runtime on padded jets, or on flat jets + counts.
+
+:func:`anomaly_score` is the one place that turns the scorer's outputs into the event's anomaly score
+(the encoder service and the offline tools both call it): the error itself, or, when the card has a
+``score_transform`` block, that transform of it (models/runtime/score_transform.py, imported only then).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,3 +40,34 @@ def score_flat_events(scorer_path: str | Path, values: np.ndarray, counts: np.nd
                       threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``run_event_scorer`` on flat jets [n_jets_total, V] with per-event counts (padded/truncated to ``n_jets``)."""
     return run_event_scorer(scorer_path, padded_jets(values, counts, n_jets), threads=threads)
+
+
+def has_score_transform(card: Mapping[str, Any]) -> bool:
+    """Whether the card's anomaly score is a ``score_transform`` of the scorer's error."""
+    return "score_transform" in card
+
+
+def anomaly_score(card: Mapping[str, Any], error: np.ndarray, latent: np.ndarray | None, pt: np.ndarray,
+                  eta: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per-event anomaly score [N] float32 of an event-level model: its ``error``, or the card's score_transform.
+
+    ``pt``/``eta`` are all jets of the events (flat, per-event ``counts``), not only the model's J leading
+    ones: the transform bins in the trigger menu's HT. Without the block they are not used.
+    """
+    if not has_score_transform(card):
+        return np.asarray(error, dtype=np.float32).reshape(-1)
+    from models.runtime import score_transform  # the card needs it: its absence is a clear ImportError
+
+    block = score_transform.transform_block(card)
+    raw = score_transform.raw_score(block, np.asarray(error).reshape(-1), latent)
+    return score_transform.apply(card, raw, score_transform.event_ht(block, pt, eta, counts)).astype(np.float32)
+
+
+def event_anomaly_scores(model: Any, columns: Mapping[str, np.ndarray], counts: np.ndarray,
+                         threads: int = 1) -> np.ndarray:
+    """Offline twin of the encoder's event scoring: the anomaly score per event of an event-level ``model``
+    (a ModelDir) on flat per-jet ``columns`` {var: [n_jets_total]} (every jet of each event) + ``counts``."""
+    values = np.stack([np.asarray(columns[v], dtype=np.float32) for v in model.variables], axis=1)
+    latent, _, error = score_flat_events(model.scorer_path, values, counts, int(model.card["event_input"]["jets"]),
+                                         threads)
+    return anomaly_score(model.card, error, latent, columns.get("pt"), columns.get("eta"), counts)

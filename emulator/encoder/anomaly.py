@@ -1,0 +1,187 @@
+"""Which model gives each event its anomaly score and flag in the encoder.
+
+``--anomaly-model`` chooses:
+
+* a directory: that event-level model (card ``level: event``). Each micro-batch packs the jets of its
+  events into the model's [events, J, V] input with ``padded_jets`` and runs its scorer; the score is
+  ``models.runtime.event_scoring.anomaly_score`` (the error, or the card's ``score_transform``). A
+  message lacking one of its variables is rejected as ``missing_variable``;
+* ``none``: the compression model's per-jet max error (what the encoder did before event models);
+* unset (default): the shipped event model (``emulator.runtime.defaults.default_anomaly_model``) when
+  the first message carries its variables, else per-jet max error. The choice is made once per
+  process, on the first message, logged, and in the report (``anomaly``): never silent.
+
+The card hash is the sha256 of the card's canonical JSON (``ModelDir.card_json``: sorted keys, no
+spaces), the exact bytes of the ``anomaly_card_json`` blob and of the segment's ``anomaly_card``
+TObjString; the card holds the sha256 of every graph, so the hash pins the graphs and the thresholds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emulator.encoder.config import EncoderConfig
+from emulator.encoder.microbatch import stack_inputs
+from emulator.encoder.threshold_policy import ThresholdPolicy
+from emulator.runtime import wire
+from emulator.runtime.defaults import default_anomaly_model
+from emulator.runtime.onnx_scorer import OnnxScorer
+
+log = logging.getLogger("aetrig.encode")
+
+NONE = "none"
+PER_JET = "per-jet max error"
+
+
+def card_sha256(model: Any) -> str:
+    """sha256 of the card's canonical JSON (the bytes of the card blob a scored message carries)."""
+    return hashlib.sha256(model.card_json.encode()).hexdigest()
+
+
+def missing_variables(variables: Sequence[str], batch: wire.Batch) -> list[str]:
+    """The ``jet_<var>`` columns of ``variables`` that the message lacks."""
+    return [v for v in variables if f"jet_{v}" not in batch.columns]
+
+
+@dataclass
+class Scoring:
+    """One way of scoring events: an event-level model, or the per-jet max error of the compression model."""
+
+    model: Any  # models.runtime.card.ModelDir
+    level: str  # "event" or "jet"
+    policy: ThresholdPolicy
+    scorer: OnnxScorer | None = None
+    jets: int = 0
+    blob: np.ndarray = field(init=False)
+    sha256: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.blob = wire.blob_column(self.model.card_json.encode())
+        self.sha256 = card_sha256(self.model)
+
+    @property
+    def variables(self) -> list[str]:
+        return list(self.model.variables)
+
+    @property
+    def description(self) -> str:
+        if self.level == "event":
+            return f"event-level model {self.model.name}"
+        return f"{PER_JET} of {self.model.name}"
+
+    def score_events(self, batches: Sequence[wire.Batch], counts: np.ndarray) -> np.ndarray:
+        """Anomaly score [events] float32 of the events of ``batches`` (event-level scoring only)."""
+        from models.runtime.event_features import padded_jets
+        from models.runtime.event_scoring import anomaly_score
+
+        assert self.scorer is not None
+        values, _ = stack_inputs(batches, self.variables)
+        latent, error = self.scorer.score(padded_jets(values, counts, self.jets))
+        names = self.variables
+        return anomaly_score(self.model.card, error, latent, values[:, names.index("pt")],
+                             values[:, names.index("eta")], counts)
+
+
+def load_event_model(path: Path, config: EncoderConfig) -> Scoring:
+    """An event-level anomaly model with its scorer session (warmed up) and threshold policy."""
+    from models.runtime.card import ModelError, load_model_dir, model_level, read_card
+
+    if not path.is_dir():
+        raise ModelError(f"--anomaly-model {path}: model directory does not exist (give an event-level model "
+                         f"directory, or '{NONE}' for the compression model's per-jet max error)")
+    if model_level(read_card(path)) != "event":
+        raise ModelError(f"--anomaly-model {path}: {read_card(path)['name']!r} is a per-jet model; give an "
+                         f"event-level model (card level 'event', e.g. models/zoo/EVT_AE_k1) or '{NONE}' for the "
+                         "compression model's per-jet max error")
+    model = load_model_dir(path, verify=True, level="event")
+    for needed in ("pt", "eta"):
+        if needed not in model.variables:
+            raise ModelError(f"--anomaly-model {path}: event models take jet pt and eta; {model.name} has "
+                             f"{model.variables}")
+    if "score_transform" in model.card:
+        try:
+            import models.runtime.score_transform  # noqa: F401  the card's score needs it
+        except ImportError as exc:
+            raise ModelError(f"{path}: the card has a score_transform block but models/runtime/score_transform.py "
+                             f"cannot be imported ({exc})") from exc
+    scorer = OnnxScorer(model.scorer_path, model.latent_dim, threads=config.threads,
+                        max_rows=config.inference_chunk_jets)
+    policy = ThresholdPolicy(model, config.fpr, config.accept_rate, config.threshold)
+    return Scoring(model, "event", policy, scorer, int(model.card["event_input"]["jets"]))
+
+
+class AnomalyChoice:
+    """The anomaly scoring of one encoder process: chosen at start-up, or on the first message (default)."""
+
+    def __init__(self, config: EncoderConfig, compression: Any):
+        setting = config.anomaly_model
+        self.setting = "default" if setting is None else ("none" if str(setting).lower() == NONE else "explicit")
+        self.per_jet = None if self.setting == "explicit" else Scoring(  # an explicit event model never falls back
+            compression, "jet", ThresholdPolicy(compression, config.fpr, config.accept_rate, config.threshold))
+        self.fallback: str | None = None
+        self.candidate: Scoring | None = None
+        self.active: Scoring | None = None
+        if self.setting == "none":
+            self.active = self.per_jet
+        elif self.setting == "explicit":
+            self.active = self.candidate = load_event_model(Path(str(setting)), config)
+        else:
+            path = default_anomaly_model()
+            if path is None:
+                self.fallback = "no default event model in models/zoo"
+                self.active = self.per_jet
+            else:
+                self.candidate = load_event_model(path, config)
+
+    def start_up_text(self) -> str:
+        """The start-up log line's part on anomaly scoring."""
+        if self.active is not None:
+            extra = f" (fallback: {self.fallback})" if self.fallback else f" (--anomaly-model {self.setting})"
+            return f"anomaly scoring: {self.active.description}{extra}, threshold {self.active.policy.source}"
+        assert self.candidate is not None
+        return (f"anomaly scoring: default event-level model {self.candidate.model.name} if the stream carries "
+                f"{self.candidate.variables}, else {PER_JET} (decided on the first message)")
+
+    def choose(self, batch: wire.Batch) -> Scoring:
+        """The scoring of this message; raises WireError('missing_variable') for a message an explicit event
+        model cannot score. The default choice is made here, once, on the first message."""
+        if self.active is None:
+            assert self.candidate is not None
+            missing = missing_variables(self.candidate.variables, batch)
+            if missing and self.per_jet is not None:
+                self.fallback = (f"stream lacks {', '.join(f'jet_{v}' for v in missing)} needed by "
+                                 f"{self.candidate.model.name}")
+                self.active, self.candidate = self.per_jet, None
+                log.warning("anomaly scoring: %s (fallback: %s)", self.per_jet.description, self.fallback)
+            else:
+                self.active = self.candidate
+                log.info("anomaly scoring: %s (the stream carries its variables), threshold %s",
+                         self.active.description, self.active.policy.source)
+        if self.active.level == "event":
+            missing = missing_variables(self.active.variables, batch)
+            if missing:
+                raise wire.WireError("missing_variable", f"stream lacks jet_{missing[0]} needed by anomaly model "
+                                     f"{self.active.model.name!r} (has {batch.jet_variables()})")
+        return self.active
+
+    @property
+    def current(self) -> Scoring:
+        """The active scoring, or the one a first message carrying every variable would get."""
+        s = self.active or self.candidate or self.per_jet
+        assert s is not None
+        return s
+
+    def report(self) -> dict[str, Any]:
+        """The report's ``anomaly`` block: which model scored, how it was chosen, its card hash and threshold."""
+        s = self.current
+        scoring = s.description + (f" (fallback: {self.fallback})" if self.fallback else "")
+        return {"scoring": scoring, "model": s.model.name, "level": s.level, "card_sha256": s.sha256,
+                "decided": self.active is not None, "setting": self.setting, "fallback": self.fallback,
+                **s.policy.report()}
