@@ -29,7 +29,8 @@ def test_merge_has_exactly_the_design_keys_and_sums_stages() -> None:
             "latency_seconds": {"decision": {"p50": 0.001, "p90": 0.002, "p99": 0.005, "p999": 0.01, "mean": 1},
                                 "commit": {"p50": 0.1, "p90": 0.2, "p99": 0.3, "p999": 0.4}}}
     s = merge(producer, encoders, sink, {"recorded": 1000, "flagged": 3, "duplicates_recorded": 0, "lost": 0})
-    assert set(s) == {"events", "batches", "rejected", "throughput_events_per_s", "latency_seconds", "restarts"}
+    assert set(s) == {"events", "batches", "rejected", "throughput_events_per_s", "latency_seconds", "restarts",
+                      "anomaly"}
     assert set(s["events"]) == DESIGN_KEYS["events"] and set(s["batches"]) == DESIGN_KEYS["batches"]
     assert s["events"] == {"produced": 1000, "encoded": 1100, "recorded": 1000, "flagged": 3, "dropped": 5,
                            "lost": 0, "duplicates_discarded": 100, "duplicates_recorded": 0}
@@ -43,6 +44,20 @@ def test_merge_has_exactly_the_design_keys_and_sums_stages() -> None:
 def test_merge_without_reports_of_killed_stages() -> None:
     s = merge(None, [], None, {"recorded": 0, "flagged": 0, "duplicates_recorded": 0, "lost": 0})
     assert s["events"]["produced"] == 0 and s["latency_seconds"]["commit"]["p99"] is None
+    assert s["anomaly"]["scoring"] is None
+
+
+def test_merge_says_which_anomaly_model_scored() -> None:
+    event = {"scoring": "event-level model EVT_AE_k1", "model": "EVT_AE_k1", "level": "event", "card_sha256": "ab",
+             "threshold_source": "--fpr 0.001", "threshold": 6.04, "setting": "default"}
+    fallback = {**event, "scoring": "per-jet max error of M (fallback: stream lacks jet_width needed by EVT_AE_k1)",
+                "model": "M", "level": "jet"}
+    rec = {"recorded": 0, "flagged": 0, "duplicates_recorded": 0, "lost": 0}
+    s = merge(None, [{"anomaly": event}, {"anomaly": event}], None, rec)
+    assert s["anomaly"]["scoring"] == "event-level model EVT_AE_k1" and "encoders_disagree" not in s["anomaly"]
+    assert "setting" not in s["anomaly"] and s["anomaly"]["card_sha256"] == "ab"
+    s = merge(None, [{"anomaly": fallback}, {"anomaly": fallback}, {"anomaly": event}], None, rec)
+    assert "fallback: stream lacks jet_width" in s["anomaly"]["scoring"] and len(s["anomaly"]["encoders_disagree"]) == 2
 
 
 def test_histogram_quantile_matches_interpolated_numpy() -> None:
@@ -69,7 +84,7 @@ def test_live_status_reads_real_metrics_endpoints(free_port) -> None:
     samples = scrape(urls["sink"])
     assert value(samples, "aetrig_events_total", stage="sink") == 0  # pre-created label reads 0
     assert scrape("http://127.0.0.1:1/metrics") is None
-    status = LiveStatus(urls)
+    status = LiveStatus(urls, anomaly_model="EVT_AE_k1")
     status.line()
     regs["producer"].events.labels(stage="producer").inc(5000)
     regs["encoder-0"].events.labels(stage="encoder").inc(4000)
@@ -82,7 +97,9 @@ def test_live_status_reads_real_metrics_endpoints(free_port) -> None:
     line = status.line()
     dt_rate = float(line.split("in ")[1].split("/s")[0].replace(",", ""))
     assert 5000 / 1.5 < dt_rate < 5000 / 0.45
-    assert "inflight 7" in line and "(1.00%)" in line
+    assert "inflight 7" in line and "(1.00%)" in line and "anomalies EVT_AE_k1 " in line
+    anomaly_hz = float(line.split("anomalies EVT_AE_k1 ")[1].split(" Hz")[0].replace(",", ""))
+    assert 40 / 1.5 < anomaly_hz < 40 / 0.45
     p50 = line.split("decision p50/p99 ")[1].split("/")[0]
     assert p50.endswith("ms") and 2.5 <= float(p50[:-2]) <= 5.0
     assert len(buckets(scrape(urls["sink"]), "aetrig_decision_latency_seconds")) == len(LATENCY_BUCKETS) + 1

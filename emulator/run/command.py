@@ -2,7 +2,7 @@
 
 Each stage is its own `aetrig sink|encode|produce` process (see them with `ps`), on 127.0.0.1
 with free ports, on the bundled sample and the default model unless told otherwise. A status
-line once a second shows events/s, decision latency, anomaly rate, in-flight batches and CPU,
+line once a second shows events/s, decision latency, anomaly rate (and anomaly model), in-flight batches and CPU,
 read from the stages' /metrics. The run stops after --duration, --events, the end of the input,
 or Ctrl-C/SIGTERM: the producer is stopped first (it drains its window of unacknowledged
 batches), then the encoders and the sink. The stage reports and the recording are merged into
@@ -11,7 +11,9 @@ OUT/segments/. An encoder or the sink that dies is started again (emulator/run/r
 Every stage setting the run does not set itself is a flag here, derived from the stage's config,
 and a key of the stage's table in --config FILE (emulator/run/settings.py); without --columns the
 producer sends every per-jet variable of the input plus any model variable it can derive, and an input
-that lacks one of the model's variables fails before any stage starts.
+that lacks one of the model's variables fails before any stage starts. Events are scored and flagged by
+the default event-level model (--anomaly-model) when the input has its variables, else by the per-jet
+max error; which one is printed at start-up and written to summary.json ("anomaly").
 Exit 0 on success, 1 if a stage failed, 3 if events were lost or recorded twice.
 """
 
@@ -144,7 +146,8 @@ def _monitor(stages: list, stop: _Stop, settings: run_settings.RunSettings,
     from emulator.run.live_status import LiveStatus
 
     producer = stages[-1]
-    status = LiveStatus({s.name: s.metrics_url for s in stages if s.metrics_url})
+    status = LiveStatus({s.name: s.metrics_url for s in stages if s.metrics_url},
+                        anomaly_model=settings.anomaly.get("model"))
     tty = sys.stdout.isatty()
     failures: list[str] = []
     show = settings.run.status_interval > 0
@@ -186,6 +189,7 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as err:
         print(f"aetrig run: error: {err}", file=sys.stderr)
         return 2
+    print(f"aetrig run: anomaly scoring: {settings.anomaly['scoring']}", file=sys.stderr)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     (out / "reports").mkdir(parents=True, exist_ok=True)
     for old in (out / "reports").glob("*.json"):

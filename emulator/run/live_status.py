@@ -1,7 +1,8 @@
 """The live status line of `aetrig run`, read from the stages' Prometheus /metrics endpoints.
 
 Once a second: events/s in and recorded, decision latency (p50/p99 over the last interval, from
-the sink's histogram bucket deltas), anomaly rate, in-flight batches and CPU per stage.
+the sink's histogram bucket deltas), anomaly rate in Hz and the anomaly model's name (from the run
+settings), in-flight batches and CPU per stage.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def _fmt_seconds(x: float | None) -> str:
 class LiveStatus:
     """Keeps the previous scrape of each stage and renders the change since then."""
 
-    def __init__(self, urls: Mapping[str, str]):
+    def __init__(self, urls: Mapping[str, str], anomaly_model: str | None = None):
         self.urls = dict(urls)
+        self.anomaly_model = anomaly_model
         self.prev: dict[str, Samples] = {}
         self.prev_t = 0.0
 
@@ -74,6 +76,7 @@ class LiveStatus:
         full = "  SINK FULL (backpressure)" if sink and value(cur.get(sink), "aetrig_sink_full") >= 1 else ""
         self.prev = {k: (v if v is not None else self.prev.get(k)) for k, v in cur.items()}
         self.prev_t = now
+        model = f" {self.anomaly_model}" if self.anomaly_model else ""
         return (f"in {produced:,.0f}/s  rec {recorded:,.0f}/s  decision p50/p99 {latency}  "
-                f"anomalies {anomalies:,.1f}/s ({100 * anomaly_frac:.2f}%)  inflight {inflight:.0f}  "
+                f"anomalies{model} {anomalies:,.1f} Hz ({100 * anomaly_frac:.2f}%)  inflight {inflight:.0f}  "
                 f"cpu {' '.join(cpu)}{full}")

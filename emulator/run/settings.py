@@ -120,6 +120,8 @@ OVERRIDES: dict[tuple[str, str], Override] = {
     ("producer", "loops"): Override(default_text="forever with --duration or --events, else 1"),
     ("producer", "columns"): Override(default_text="every per-jet variable of the input, plus the model's"),
     ("encoder", "model"): Override(default_text=f"{defaults.DEFAULT_MODEL.relative_to(defaults.REPO)}"),
+    ("encoder", "anomaly_model"): Override(default_text=f"{defaults.DEFAULT_ANOMALY_MODEL.relative_to(defaults.REPO)} "
+                                           "when the input has its variables, else per-jet max error (announced)"),
 }
 
 
@@ -182,6 +184,8 @@ class RunSettings:
 
     run: RunConfig
     stages: dict[str, dict[str, Any]]
+    #: the anomaly scoring the encoders will choose ({"model", "scoring"}), set by :meth:`complete`
+    anomaly: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -190,29 +194,34 @@ class RunSettings:
     def complete(self) -> tuple[Path, list[str]]:
         """Fill in the start-up defaults and return (model, inputs): the default model and input
         (FileNotFoundError). Without --columns the producer sends every per-jet variable of the input (so
-        the raw copy of a flagged event keeps them all); a model variable the input lacks is added to the
-        columns, so that the producer derives it (e from pt, eta, m; pt, eta, phi, m from px, py, pz, e) or
-        the run fails at start-up with the producer's missing-branch error. A model directory without a
-        readable card is left to the encoder, which reports it as a stage that cannot start."""
-        from models.runtime.card import ModelError, read_card
+        the raw copy of a flagged event keeps them all, and the default anomaly model gets its variables
+        whenever the input has them); a variable of the model or of an explicit --anomaly-model that the
+        input lacks is added to the columns, so that the producer derives it (e from pt, eta, m; pt, eta,
+        phi, m from px, py, pz, e) or the run fails at start-up with the producer's missing-branch error.
+        A model directory without a readable card is left to the encoder, which reports it as a stage that
+        cannot start. :attr:`anomaly` then says which anomaly scoring the encoders will choose."""
         from producer.inputs import open_inputs
 
         encoder, producer = self.stages["encoder"], self.stages["producer"]
         encoder["model"] = Path(encoder.get("model") or defaults.default_model()).resolve()
         producer["input"] = producer.get("input") or [str(defaults.default_input())]
+        anomaly = encoder.get("anomaly_model")
+        explicit = anomaly is not None and str(anomaly).lower() != "none"
+        if explicit:
+            encoder["anomaly_model"] = str(Path(str(anomaly)).resolve())
+        needed = _card_variables(encoder["model"]) + (_card_variables(encoder["anomaly_model"]) if explicit else [])
+        try:
+            sent = open_inputs(self.config("producer")).variables
+        except ValueError:
+            if producer.get("columns") is None and not needed:
+                raise
+            sent = []  # e.g. no jet_* branches: asking for the model's variables names the missing branch
         if producer.get("columns") is None:
-            needed: list[str] = []
-            with contextlib.suppress(ModelError, KeyError, TypeError):
-                needed = [str(v["name"]) for v in read_card(encoder["model"])["variables"]]
-            try:
-                sent = open_inputs(self.config("producer")).variables
-            except ValueError:
-                if not needed:
-                    raise
-                sent = []  # e.g. no jet_* branches: asking for the model's variables names the missing branch
-            missing = [v for v in needed if v not in sent]
+            missing = [v for v in dict.fromkeys(needed) if v not in sent]
             if missing:
                 producer["columns"] = [*sent, *missing]
+        stream = list(producer.get("columns") or sent)
+        self.anomaly = anomaly_plan(anomaly, encoder["model"], stream)
         return encoder["model"], producer["input"]
 
     def values(self, stage: str, **owned: Any) -> dict[str, Any]:
@@ -231,6 +240,33 @@ class RunSettings:
         values = self.values(stage, **owned)
         STAGE[stage].schema.build(values)
         return [STAGE[stage].command, *STAGE[stage].schema.to_argv(values)]
+
+
+def _card_variables(model: Any) -> list[str]:
+    """The variable names of a model directory's card ([] when it has no readable card)."""
+    from models.runtime.card import ModelError, read_card
+
+    with contextlib.suppress(ModelError, KeyError, TypeError):
+        return [str(v["name"]) for v in read_card(model)["variables"]]
+    return []
+
+
+def anomaly_plan(setting: Any, model: Path, stream: list[str]) -> dict[str, Any]:
+    """Which anomaly scoring the encoders will choose for a stream of these per-jet variables
+    (the rule of emulator/encoder/anomaly.py, for the start-up line and the live status)."""
+    if setting is not None and str(setting).lower() == "none":
+        return {"model": model.name, "scoring": f"per-jet max error of {model.name} (--anomaly-model none)"}
+    if setting is not None:
+        return {"model": Path(str(setting)).name, "scoring": f"event-level model {Path(str(setting)).name}"}
+    default = defaults.default_anomaly_model()
+    if default is None:
+        return {"model": model.name, "scoring": f"per-jet max error of {model.name} (fallback: no default event "
+                                                "model in models/zoo)"}
+    lacking = [v for v in _card_variables(default) if v not in stream]
+    if lacking:
+        return {"model": model.name, "scoring": f"per-jet max error of {model.name} (fallback: stream lacks "
+                                                f"{', '.join(f'jet_{v}' for v in lacking)} needed by {default.name})"}
+    return {"model": default.name, "scoring": f"event-level model {default.name}"}
 
 
 def _file_tables(path: str | None) -> dict[str, dict[str, Any]]:

@@ -11,7 +11,11 @@ The keys are exactly those of docs/design.md "Run summary":
 * ``rejected``: messages by reason, summed over the stages (only non-zero reasons);
 * ``throughput_events_per_s``: recorded events per second of the producer's sending time;
 * ``latency_seconds``: decision and commit, each p50, p90, p99, p999 (per event, from the sink);
-* ``restarts``: restarts of each supervised stage (sink, encoders) by `aetrig run`.
+* ``restarts``: restarts of each supervised stage (sink, encoders) by `aetrig run`;
+* ``anomaly``: which model scored and flagged the events, from the encoder reports: ``scoring``
+  (e.g. "event-level model EVT_AE_k1", or "per-jet max error of M (fallback: stream lacks X)"),
+  ``model``, ``level``, ``card_sha256``, ``threshold_source``, ``threshold``; ``encoders_disagree``
+  lists the distinct choices when the encoders did not all choose the same.
 
 A restarted stage leaves one report per instance (killed ones none): the encoders' are all merged,
 the sink's combined by ``combine_sink_reports``.
@@ -71,6 +75,19 @@ def combine_sink_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]
             "latency_seconds": busiest.get("latency_seconds") or {}}
 
 
+ANOMALY_KEYS = ("scoring", "model", "level", "card_sha256", "threshold_source", "threshold")
+
+
+def anomaly_summary(encoders: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``anomaly`` block: the encoders' choice (the one most of them made; all listed if they differ)."""
+    choices = [{k: e["anomaly"].get(k) for k in ANOMALY_KEYS} for e in encoders if e.get("anomaly")]
+    if not choices:
+        return dict.fromkeys(ANOMALY_KEYS)
+    distinct = [c for i, c in enumerate(choices) if c not in choices[:i]]
+    main = max(distinct, key=choices.count)
+    return {**main, **({"encoders_disagree": distinct} if len(distinct) > 1 else {})}
+
+
 def merge(producer: Mapping[str, Any] | None, encoders: Sequence[Mapping[str, Any]], sink: Mapping[str, Any] | None,
           recorded: Mapping[str, int], restarts: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The summary dict from the stage reports (any may be missing: a killed stage writes none)."""
@@ -101,4 +118,5 @@ def merge(producer: Mapping[str, Any] | None, encoders: Sequence[Mapping[str, An
         "latency_seconds": {"decision": _percentiles(latency.get("decision")),
                             "commit": _percentiles(latency.get("commit"))},
         "restarts": {name: int(n) for name, n in (restarts or {}).items()},
+        "anomaly": anomaly_summary(encoders),
     }
