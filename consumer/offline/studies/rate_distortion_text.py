@@ -18,7 +18,8 @@ def _raw_bytes_per_jet(p: Mapping[str, Any]) -> float:
 
 
 def rows(result: Mapping[str, Any], summary_only: bool = False) -> list[list[Any]]:
-    """One row per point (``summary_only``: best lossless, each family's cheapest at goal, every AE)."""
+    """One row per point (``summary_only``: best lossless, each family's cheapest at goal, every AE and the
+    codecs tuned to each AE's accuracy)."""
     out = []
     for sample, sr in result["samples"].items():
         for key, st in sr["sets"].items():
@@ -27,7 +28,7 @@ def rows(result: Mapping[str, Any], summary_only: bool = False) -> list[list[Any
             keep = {comp["best_lossless"]} | {v["config"] for v in comp["families_at_goal"].values() if v}
             pts = sorted(st["points"], key=rd.bytes_per_jet)
             for p in pts:
-                if summary_only and p["kind"] != "AE" and p["config"] not in keep:
+                if summary_only and p["kind"] not in ("AE", "matched") and p["config"] not in keep:
                     continue
                 b = rd.bytes_per_jet(p)
                 widths = [rd.width(p, v) if v in p["variables"] else None for v in ("pt", "e", "m", "eta", "phi")]
