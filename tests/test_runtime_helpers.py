@@ -18,7 +18,7 @@ from prometheus_client import generate_latest
 
 from emulator.runtime import prom_text
 from emulator.runtime.atomic import write_json_atomic
-from emulator.runtime.child_process import aetrig_command
+from emulator.runtime.child_process import aetrig_command, stop_child
 from emulator.runtime.metrics import make_metrics
 from emulator.runtime.quarantine import Quarantine
 from emulator.runtime.rejections import Rejections
@@ -174,6 +174,21 @@ def test_a_child_set_up_with_die_with_parent_stops_when_its_parent_dies() -> Non
     while time.monotonic() < deadline and _running(child):
         time.sleep(0.05)
     assert not _running(child), "the child outlived its parent"
+
+
+def test_stop_child_sigterms_then_sigkills_a_child_that_ignores_it() -> None:
+    assert stop_child(None, 1.0) is None
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert stop_child(polite, 10.0) == -signal.SIGTERM
+    assert stop_child(polite, 10.0) == -signal.SIGTERM  # already stopped: no signal, the same code
+    stubborn = subprocess.Popen([sys.executable, "-c", "import signal, sys, time\n"
+                                 "signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(60)"],
+                                stdout=subprocess.PIPE)
+    stubborn.stdout.readline()  # SIGTERM is ignored from here on
+    killed = []
+    assert stop_child(stubborn, 0.2, on_kill=lambda: killed.append(True)) == -signal.SIGKILL
+    stubborn.stdout.close()
+    assert killed == [True]
 
 
 def _running(pid: int) -> bool:

@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from emulator.runtime.child_process import aetrig_command, die_with_parent
+from emulator.runtime.child_process import aetrig_command, die_with_parent, stop_child
 from emulator.runtime.prom_text import Samples, scrape
 
 
@@ -32,16 +32,9 @@ def aetrig(args: list[str], log: Path, nice: int = 0) -> subprocess.Popen:
                                 preexec_fn=preexec)
 
 
-def stop(proc: subprocess.Popen, timeout: float = 30.0, sig: int = signal.SIGTERM) -> int:
+def stop(proc: subprocess.Popen, timeout: float = 30.0, sig: int = signal.SIGTERM) -> int | None:
     """Ask a stage to drain and exit (SIGTERM); SIGKILL it only if it does not within ``timeout``."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-    return proc.returncode
+    return stop_child(proc, timeout, sig=sig, kill_wait=10.0)
 
 
 def wait_for_metrics(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> Samples:

@@ -17,6 +17,8 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from emulator.runtime.child_process import stop_child
+
 JOB = "aetrig"
 SCRAPE_INTERVAL = "1s"
 INSTALL_HINT = ("prometheus is not installed: on Debian/Ubuntu run `apt-get install prometheus` (or put the "
@@ -103,14 +105,7 @@ def _is_ready(url: str) -> bool:
 
 def stop_prometheus(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
     """SIGTERM, then SIGKILL after ``timeout`` seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout)
+    stop_child(proc, timeout, kill_wait=timeout)
 
 
 def query(url: str, promql: str, timeout: float = 5.0) -> list[dict]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from emulator.runtime.child_process import aetrig_command, die_with_parent
+from emulator.runtime.child_process import aetrig_command, die_with_parent, stop_child
 
 
 @dataclass
@@ -79,13 +79,8 @@ class StageProcess:
     def stop(self, timeout: float, already_signalled: bool = False) -> int | None:
         """SIGTERM (once: a second one could hit the child's interpreter shutdown, where the default
         action kills it), wait up to ``timeout``, then SIGKILL; returns the exit code."""
-        if not already_signalled:
-            self.signal(signal.SIGTERM)
-        code = self.wait(timeout)
-        if code is None and self.alive():
-            print(f"aetrig run: {self.name} did not stop within {timeout:g} s, killing it", file=sys.stderr)
-            self.signal(signal.SIGKILL)
-            code = self.wait(5.0)
+        code = stop_child(self.proc, timeout, signalled=already_signalled, on_kill=lambda: print(
+            f"aetrig run: {self.name} did not stop within {timeout:g} s, killing it", file=sys.stderr))
         self.close_log()
         return code
 
@@ -134,10 +129,7 @@ def terminate_all(stages: list[StageProcess], timeout: float = 10.0) -> None:
         stage.signal(signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for stage in stages:
-        stage.wait(max(0.0, deadline - time.monotonic()))
-        if stage.alive():
-            stage.signal(signal.SIGKILL)
-            stage.wait(5.0)
+        stop_child(stage.proc, max(0.0, deadline - time.monotonic()), signalled=True)
         stage.close_log()
 
 

@@ -1,9 +1,12 @@
-"""Starting `aetrig` stages as child processes: the command prefix and the child's set-up (the one copy)."""
+"""Starting and stopping child processes: the `aetrig` stage command prefix, the child's set-up and the
+SIGTERM-then-SIGKILL stop (the one copy of each)."""
 
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -30,3 +33,28 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass
+
+
+def stop_child(proc: subprocess.Popen | None, timeout: float, *, sig: int = signal.SIGTERM,
+               signalled: bool = False, kill_wait: float = 5.0,
+               on_kill: Callable[[], None] | None = None) -> int | None:
+    """Stop a child: send ``sig`` once (unless ``signalled`` or it has exited), wait up to ``timeout`` s,
+    then (``on_kill()`` first) SIGKILL it and wait up to ``kill_wait`` s.
+
+    Returns the exit code, or None when there is no process or it still runs.
+    """
+    if proc is None:
+        return None
+    if not signalled and proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    if on_kill is not None:
+        on_kill()
+    proc.kill()
+    try:
+        return proc.wait(kill_wait)
+    except subprocess.TimeoutExpired:
+        return None
