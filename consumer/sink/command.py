@@ -28,30 +28,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import zmq
-
     from consumer.sink.config import SCHEMA
     from consumer.sink.service import Sink
-    from emulator.runtime.shutdown import StopFlag
-    from emulator.runtime.stage_log import stage_logger
+    from emulator.runtime.stage_log import EXIT_CANNOT_START, run_service, stage_logger
 
     stage_logger("sink")
     try:
         config = SCHEMA.resolve(args)
     except ValueError as exc:
         print(f"aetrig sink: {exc}", file=sys.stderr)
-        return 2
-    stop = StopFlag().install()
-    try:
-        sink = Sink(config, stop=stop)
-    except OSError as exc:
-        print(f"aetrig sink: {exc}", file=sys.stderr)
-        return 2
-    try:
-        report = sink.run()
-    except zmq.ZMQError as exc:
-        print(f"aetrig sink: cannot use {config.bind} / {config.ack_connect}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CANNOT_START
+    report = run_service("sink", lambda stop: Sink(config, stop=stop), (OSError,),
+                         f"{config.bind} / {config.ack_connect}")
+    if report is None:
+        return EXIT_CANNOT_START
     bp = report["backpressure"]
     logging.getLogger("aetrig.sink").info(
         "done: %d events recorded in %d files (%d bytes), %d duplicate events discarded, %d rejected, "

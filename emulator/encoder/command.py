@@ -31,31 +31,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import zmq
-
     from emulator.encoder.config import SCHEMA
     from emulator.encoder.service import EncoderService
-    from emulator.runtime.shutdown import StopFlag
-    from emulator.runtime.stage_log import stage_logger
+    from emulator.runtime.stage_log import EXIT_CANNOT_START, run_service, stage_logger
     from models.runtime.card import ModelError
 
     try:
         config = SCHEMA.resolve(args)
     except ValueError as exc:
         print(f"aetrig encode: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CANNOT_START
     log = stage_logger("encode", config.id)
-    stop = StopFlag().install()
-    try:
-        service = EncoderService(config, stop=stop)
-    except (ModelError, ValueError, OSError) as exc:
-        print(f"aetrig encode: {exc}", file=sys.stderr)
-        return 2
-    try:
-        report = service.run()
-    except zmq.ZMQError as exc:
-        print(f"aetrig encode: cannot use {config.connect} / {config.sink}: {exc}", file=sys.stderr)
-        return 2
+    report = run_service("encode", lambda stop: EncoderService(config, stop=stop), (ModelError, ValueError, OSError),
+                         f"{config.connect} / {config.sink}")
+    if report is None:
+        return EXIT_CANNOT_START
     log.info(
         "done: %d messages, %d events, %d flagged, %d rejected", report["messages"], report["events"],
         report["flagged"], report["rejected_messages"])
