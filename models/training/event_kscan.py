@@ -152,7 +152,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     from emulator.runtime.progress import Progress
     from models.runtime.hashing import sha256_file
-    from models.training.kscan import INT_LIST_HELP, parse_int_list
+    from models.training.kscan import INT_LIST_HELP, add_training_options, parse_int_list, parse_scan_args
     from models.training.train_command import train_model
     from models.training.train_options import TrainError, TrainOptions
 
@@ -166,22 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ks", default="1,2,3,4,6,8,12", help=f"latent sizes k: {INT_LIST_HELP} "
                                                                "(default 1,2,3,4,6,8,12)")
     parser.add_argument("--seeds", default="0,1,2", help=f"training seeds: {INT_LIST_HELP} (default 0,1,2)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--max-events", type=int, default=None, help="read at most N training events per file")
-    parser.add_argument("--threads", type=int, default=1)
+    add_training_options(parser, epochs=20, batch_size=512, max_events_help="read at most N training events per file")
     parser.add_argument("--ship", nargs="*", type=int, default=[], help="copy the seed-0 models of these k to the zoo")
     parser.add_argument("--zoo", default=str(REPO / "models" / "zoo"))
     parser.add_argument("--out", default=str(REPO / "models" / "zoo" / "EVT_kscan"))
-    parser.add_argument("--plot-only", action="store_true", help="redraw OUT/kscan.png from OUT/kscan.json")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    if args.plot_only:
-        plot(json.loads((out / "kscan.json").read_text()), out / "kscan.png")
+    parsed = parse_scan_args(parser, argv, plot,
+                             "--input FILE [FILE ...] is required (QCD training files, e.g. data/qcd_train_200k.root)")
+    if parsed is None:
         return 0
-    if not args.input:
-        parser.error("--input FILE [FILE ...] is required (QCD training files, e.g. data/qcd_train_200k.root)")
+    args, out = parsed
     try:
         ks, seeds = parse_int_list(args.ks, minimum=1), parse_int_list(args.seeds)
     except ValueError as exc:

@@ -25,7 +25,7 @@ from models.runtime.event_features import (
     fit_empty_slot_fill,
     padded_jets,
 )
-from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split
+from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split, training_record
 
 LEVEL = "event"
 
@@ -127,17 +127,8 @@ def train_event_model(options: TrainOptions) -> dict[str, Any]:
                                 "w_i = 1 / variance of residual i on the background validation split",
                   "fitted_on": "validation split of the training data (background only)",
                   "inverse_residual_variance": weights},
-        "training": {
-            "command": options.command_line(),
-            "data": {"files": sample.files, "n_events": sample.n_events, "n_jets": len(sample.values),
-                     "split": {"fractions": list(options.fractions()),
-                               "by": "hash of (file sha256, entry, seed)", **counts}},
-            "config": {k: v for k, v in vars(config).items() if k != "variables"},
-            "optimizer": "Adam", "loss": "MSE of the standardised event vector",
-            "epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_val_loss": state.best_val,
-            "history": state.history, "train_seconds": round(state.seconds, 1), "wall_seconds": round(wall, 1),
-            "torch": torch.__version__,
-        },
+        "training": training_record(options, sample, counts, config, state, wall,
+                                    "MSE of the standardised event vector"),
         "metrics": metrics,
         "thresholds": event_threshold_table(error, {"files": sample.files, "split": "test"}),
         "source": None,

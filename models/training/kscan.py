@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,32 @@ def parse_int_list(text: str, minimum: int = 0) -> list[int]:
     if len(set(values)) != len(values):
         raise ValueError(f"{text!r} repeats a value")
     return values
+
+
+def add_training_options(parser: argparse.ArgumentParser, *, epochs: int, batch_size: int,
+                         max_events_help: str) -> None:
+    """--epochs, --batch-size, --lr, --max-events and --threads of every training a scan runs."""
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--max-events", type=int, default=None, help=max_events_help)
+    parser.add_argument("--threads", type=int, default=1)
+
+
+def parse_scan_args(parser: argparse.ArgumentParser, argv: list[str] | None,
+                    plot: Callable[[dict[str, Any], Path], None],
+                    input_error: str) -> tuple[argparse.Namespace, Path] | None:
+    """Add --plot-only and parse ``argv``: (arguments, --out), or None once --plot-only has redrawn
+    OUT/kscan.png from OUT/kscan.json with ``plot``. Without --plot-only, no --input is ``input_error``."""
+    parser.add_argument("--plot-only", action="store_true", help="redraw OUT/kscan.png from OUT/kscan.json")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.plot_only:
+        plot(json.loads((out / "kscan.json").read_text()), out / "kscan.png")
+        return None
+    if not args.input:
+        parser.error(input_error)
+    return args, out
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
@@ -73,20 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", nargs="+", default=[], help="training ROOT file(s) (required unless --plot-only)")
     parser.add_argument("--ks", default="2-12", help=f"latent sizes k: {INT_LIST_HELP} (default 2-12)")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=2048)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--max-events", type=int, default=None, help="read at most N events per file")
-    parser.add_argument("--threads", type=int, default=1)
+    add_training_options(parser, epochs=8, batch_size=2048, max_events_help="read at most N events per file")
     parser.add_argument("--out", default="models/zoo/wide_kscan")
-    parser.add_argument("--plot-only", action="store_true", help="redraw OUT/kscan.png from OUT/kscan.json")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    if args.plot_only:
-        plot(json.loads((out / "kscan.json").read_text()), out / "kscan.png")
+    parsed = parse_scan_args(parser, argv, plot, "--input is required")
+    if parsed is None:
         return 0
-    if not args.input:
-        parser.error("--input is required")
+    args, out = parsed
     try:
         ks = parse_int_list(args.ks, minimum=1)
     except ValueError as exc:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from models.training.event_train import train_event_model
-from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split
+from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split, training_record
 
 EXAMPLES = """
 aetrig train --input producer/samples/qcd.root --model ae3d200 --variables pt,eta,phi,e --epochs 5 --out /tmp/ae
@@ -171,18 +171,8 @@ def train_model(options: TrainOptions) -> dict[str, Any]:
     card = {
         "name": options.name or out.name, "version": 1,
         "architecture": describe(options.model, net),
-        "training": {
-            "command": options.command_line(),
-            "data": {"files": sample.files, "n_events": sample.n_events, "n_jets": len(sample.values),
-                     "split": {"fractions": list(options.fractions()),
-                               "by": "hash of (file sha256, entry, seed)", **counts}},
-            "config": {k: v for k, v in vars(config).items() if k != "variables"},
-            "optimizer": "Adam",
-            "loss": "MSE on the normalised vector" + (" (per-variable weights in config)" if weights else ""),
-            "epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_val_loss": state.best_val,
-            "history": state.history, "train_seconds": round(state.seconds, 1), "wall_seconds": round(wall, 1),
-            "torch": torch.__version__,
-        },
+        "training": training_record(options, sample, counts, config, state, wall, "MSE on the normalised vector"
+                                    + (" (per-variable weights in config)" if weights else "")),
         "metrics": metrics,
         "thresholds": threshold_table(error, test.counts, {"files": sample.files, "split": "test"}),
         "source": None,

@@ -122,3 +122,21 @@ def fit_network(net: Any, y_train: np.ndarray, y_val: np.ndarray, config: Any,
         print(f"\ninterrupted; continue with the same command plus --resume (checkpoint in {out})", file=sys.stderr)
         raise
     return net, state, time.perf_counter() - t0
+
+
+def training_record(options: TrainOptions, sample: Any, counts: dict[str, Any], config: Any, state: Any,
+                    wall: float, loss: str) -> dict[str, Any]:
+    """The card's ``training`` block: command, data and split, configuration, loss and the run's history."""
+    import torch
+
+    return {
+        "command": options.command_line(),
+        "data": {"files": sample.files, "n_events": sample.n_events, "n_jets": len(sample.values),
+                 "split": {"fractions": list(options.fractions()),
+                           "by": "hash of (file sha256, entry, seed)", **counts}},
+        "config": {k: v for k, v in vars(config).items() if k != "variables"},
+        "optimizer": "Adam", "loss": loss,
+        "epochs_run": state.epoch, "best_epoch": state.best_epoch, "best_val_loss": state.best_val,
+        "history": state.history, "train_seconds": round(state.seconds, 1), "wall_seconds": round(wall, 1),
+        "torch": torch.__version__,
+    }
