@@ -9,7 +9,6 @@ score set and signal; the trigger variables come from the samples' jets with one
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,7 +87,9 @@ def _scored(scores: np.ndarray, trig: tuple[np.ndarray, np.ndarray]) -> tm.Trigg
 
 def stream_note(background: Sample) -> str:
     """What the background stream is (from its `aetrig generate` metadata) and what rates in Hz mean."""
-    meta = _metadata(background.files[0]) if background.files else None
+    from emulator.runtime.plotting import file_metadata
+
+    meta = file_metadata(background.files[0]) if background.files else None
     if meta and meta.get("process"):
         cut = meta.get("pthat_min_gev")
         what = f"{meta['process']}" + (f" with pT-hat > {cut:g} GeV" if isinstance(cut, (int, float)) else "")
@@ -96,17 +97,6 @@ def stream_note(background: Sample) -> str:
         what = "an external sample (no aetrig metadata)"
     return (f"background = {what} ({', '.join(os.path.basename(f) for f in background.files)}), not zero-bias: a "
             "rate in Hz is FPR x input rate, i.e. a fraction of this stream at that input rate, not of all collisions")
-
-
-def _metadata(path: str) -> dict[str, Any] | None:
-    import uproot
-
-    try:
-        with uproot.open(path) as f:
-            meta = json.loads(str(f["metadata"])) if "metadata" in f else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return meta if isinstance(meta, dict) else None
 
 
 def compare(sets: Sequence[ScoreSet], inputs: Mapping[str, Mapping[str, Any]], background: Sample,

@@ -76,29 +76,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _signals(items: list[str]) -> dict[str, list[str]]:
+    from consumer.offline.report_command import named_files
     from consumer.offline.studies.common import bundled
 
     if not items:
         return {n: [str(bundled(n))] for n in DEFAULT_SIGNALS}
-    out: dict[str, list[str]] = {}
-    for item in items:
-        name, sep, files = item.partition("=")
-        if not sep or not name or not files:
-            raise EvaluateError(f"--signal expects NAME=FILES, got {item!r}")
-        out[name] = [f for f in files.split(",") if f]
-    return out
+    try:
+        return named_files(items, "--signal")
+    except ValueError as exc:
+        raise EvaluateError(str(exc)) from None
 
 
 def _read_options(args: argparse.Namespace):  # -> ReadOptions
-    from consumer.offline.studies.common import ReadOptions
+    from consumer.offline.report_command import read_options
 
-    branch_map = {}
-    for item in args.branch_map:
-        var, sep, branch = item.partition("=")
-        if not sep:
-            raise EvaluateError(f"--branch-map expects VAR=BRANCH, got {item!r}")
-        branch_map[var] = branch
-    return ReadOptions(args.tree, branch_map, args.unit, args.derive_e)
+    try:
+        return read_options(args)
+    except ValueError as exc:
+        raise EvaluateError(str(exc)) from None
 
 
 def _load(name: str, files: list[str], args: argparse.Namespace):  # -> Sample

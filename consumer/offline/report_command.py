@@ -75,7 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer codecs and batch sizes in study 2 (smoke runs)")
 
 
-def _named(items: list[str], flag: str) -> dict[str, list[str]]:
+def named_files(items: list[str], flag: str) -> dict[str, list[str]]:
+    """``NAME=FILES`` items of a repeatable ``flag`` as {name: comma-separated files}; ValueError if malformed."""
     out: dict[str, list[str]] = {}
     for item in items:
         name, sep, files = item.partition("=")
@@ -85,8 +86,9 @@ def _named(items: list[str], flag: str) -> dict[str, list[str]]:
     return out
 
 
-def config_from_args(args: argparse.Namespace):  # -> ReportConfig
-    from consumer.offline.report import ReportConfig
+def read_options(args: argparse.Namespace):  # -> ReadOptions
+    """The reading options of user ROOT files (--tree, --branch-map VAR=BRANCH, --unit, --derive-e); ValueError
+    for a malformed --branch-map."""
     from consumer.offline.studies.common import ReadOptions
 
     branch_map = {}
@@ -95,14 +97,21 @@ def config_from_args(args: argparse.Namespace):  # -> ReportConfig
         if not sep:
             raise ValueError(f"--branch-map expects VAR=BRANCH, got {item!r}")
         branch_map[var] = branch
+    return ReadOptions(args.tree, branch_map, args.unit, args.derive_e)
+
+
+def config_from_args(args: argparse.Namespace):  # -> ReportConfig
+    from consumer.offline.report import ReportConfig
+
+    options = read_options(args)
     cfg = ReportConfig(
         out=args.out,
-        signals=_named(args.signal, "--signal"),
-        cross=_named(args.cross_sample, "--cross-sample"),
+        signals=named_files(args.signal, "--signal"),
+        cross=named_files(args.cross_sample, "--cross-sample"),
         large_background=args.large_background,
         models=args.models,
         compression_model=args.compression_model,
-        options=ReadOptions(args.tree, branch_map, args.unit, args.derive_e),
+        options=options,
         max_events=args.max_events,
         max_events_large=args.max_events_large,
         studies=tuple(int(s) for s in args.studies.split(",") if s.strip()),

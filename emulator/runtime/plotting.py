@@ -60,6 +60,15 @@ def _file_metadata(path: str, mtime_ns: int, size: int) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
+def file_metadata(path: str | os.PathLike) -> dict | None:
+    """The ``metadata`` JSON an aetrig ROOT file carries; None if the file is unreadable or has none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _file_metadata(os.fspath(path), st.st_mtime_ns, st.st_size)
+
+
 def origin_of_files(paths: Iterable[str | os.PathLike]) -> Origin | None:
     """The :class:`Origin` of ROOT input files from their ``aetrig generate`` metadata; None if unreadable.
 
