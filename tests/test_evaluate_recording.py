@@ -25,7 +25,7 @@ QCD, ZPRIME, TTBAR = (SAMPLES_DIR / f"{n}.root" for n in ("qcd", "zprime", "ttba
 
 
 def write_recording(directory: Path, card: dict, file_index: np.ndarray, entry: np.ndarray,
-                    score: np.ndarray) -> None:
+                    score: np.ndarray, anomaly_card: dict | None = None) -> None:
     """Two segments of a recording with these events (no jets stored: only the event scores matter here)."""
     run_id = 0x1234
     files = [QCD, ZPRIME, TTBAR]
@@ -41,7 +41,8 @@ def write_recording(directory: Path, card: dict, file_index: np.ndarray, entry: 
     half = n // 2
     for idx, sl in enumerate((slice(0, half), slice(half, n))):
         writer = SegmentWriter(directory / "segments" / segment_name(run_id, idx), json.dumps(card),
-                               json.dumps(manifest), Layout(1, "float32", ()))
+                               json.dumps(manifest), Layout(1, "float32", ()),
+                               anomaly_card_text=None if anomaly_card is None else json.dumps(anomaly_card))
         writer.commit({k: v[sl] for k, v in chunk.items()})
         writer.close()
 
@@ -120,3 +121,14 @@ def test_recording_not_made_with_the_given_model_is_refused(setup, tmp_path: Pat
     # and two recordings of different models are not merged into one row
     with pytest.raises(RecordingMismatch, match="different models"):
         recording_set([str(setup["rec"]), str(other)], setup["bkg"], {"zprime": setup["sig"]})
+
+
+def test_recording_row_is_named_by_the_model_that_scored(setup, tmp_path: Path) -> None:
+    """Event-level anomaly scoring: the row is the anomaly card's model, checked against --recording-model."""
+    event_card = json.loads((ZOO / "EVT_AE_k1" / "card.json").read_text())
+    rec = tmp_path / "rec"
+    write_recording(rec, setup["card"], np.zeros(10, int), np.arange(10), np.ones(10), anomaly_card=event_card)
+    st = recording_set([str(rec)], setup["bkg"], {"zprime": setup["sig"]}, load_model(ZOO / "EVT_AE_k1", level=None))
+    assert st.model == "EVT_AE_k1" and st.name == "recording (EVT_AE_k1)"
+    with pytest.raises(RecordingMismatch, match="not the model given for it"):
+        recording_set([str(rec)], setup["bkg"], {"zprime": setup["sig"]}, setup["model"])
