@@ -33,6 +33,8 @@ from emulator.encoder.threshold_policy import ThresholdPolicy
 from emulator.runtime import wire
 from emulator.runtime.defaults import default_anomaly_model
 from emulator.runtime.onnx_scorer import OnnxScorer
+from models.runtime.event_features import padded_jets
+from models.runtime.event_scoring import anomaly_score, has_score_transform
 
 log = logging.getLogger("aetrig.encode")
 
@@ -78,9 +80,6 @@ class Scoring:
 
     def score_events(self, batches: Sequence[wire.Batch], counts: np.ndarray) -> np.ndarray:
         """Anomaly score [events] float32 of the events of ``batches`` (event-level scoring only)."""
-        from models.runtime.event_features import padded_jets
-        from models.runtime.event_scoring import anomaly_score
-
         assert self.scorer is not None
         values, _ = stack_inputs(batches, self.variables)
         latent, error = self.scorer.score(padded_jets(values, counts, self.jets))
@@ -105,7 +104,7 @@ def load_event_model(path: Path, config: EncoderConfig) -> Scoring:
         if needed not in model.variables:
             raise ModelError(f"--anomaly-model {path}: event models take jet pt and eta; {model.name} has "
                              f"{model.variables}")
-    if "score_transform" in model.card:
+    if has_score_transform(model.card):
         try:
             import models.runtime.score_transform  # noqa: F401  the card's score needs it
         except ImportError as exc:
