@@ -139,8 +139,8 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
         THRESHOLD_BRANCH,
         RecordingError,
         jagged_record,
-        latent_from_arrays,
         open_recording,
+        segment_latent,
     )
 
     try:
@@ -173,8 +173,7 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
         f["manifest"] = json.dumps(next(iter(rec.manifests.values()), {}), sort_keys=True)
         f["manifests"] = json.dumps(manifests, sort_keys=True)
         for seg, arrays in _iter_recorded(rec):
-            storage = (seg.layout or {}).get("latent_storage", "float32")
-            latent = latent_from_arrays(arrays, seg.latent_dim, storage)
+            latent = segment_latent(seg, arrays)
             counts = np.asarray(arrays["njet"]).astype(np.int64)
             reco = decoder(latent)
             if reco.shape[1] != len(variables):

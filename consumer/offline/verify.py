@@ -23,6 +23,7 @@ import numpy as np
 from emulator.runtime.recording import (
     EVENT_BRANCHES,
     FORMAT_VERSION,
+    LATENT_ANS_BRANCH,
     READABLE_VERSIONS,
     THRESHOLD_BRANCH,
     RecordingError,
@@ -30,6 +31,7 @@ from emulator.runtime.recording import (
     read_segment,
     read_segment_arrays,
     recover_segments,
+    segment_latent,
     segment_paths,
 )
 
@@ -78,12 +80,21 @@ def check_segment(seg: Segment, arrays: ak.Array, problems: list[str]) -> None:
         return
     fields = set(arrays.fields)
     k = seg.latent_dim
+    coded = seg.layout.get("latent_codec", "none") != "none"
     wanted = [*EVENT_BRANCHES, *([THRESHOLD_BRANCH] if v2 else []), "njet", "jet_error",
-              *(f"jet_latent_{i}" for i in range(k))]
+              *([LATENT_ANS_BRANCH] if coded else (f"jet_latent_{i}" for i in range(k)))]
     missing = [b for b in wanted if b not in fields]
     if missing:
         problems.append(f"{name}: missing branches {missing}")
         return
+    if coded:
+        try:
+            n_decoded = len(segment_latent(seg, arrays))
+        except Exception as exc:
+            problems.append(f"{name}: coded latents do not decode: {type(exc).__name__}: {exc}")
+        else:
+            if n_decoded != int(np.asarray(arrays["njet"]).sum()):
+                problems.append(f"{name}: {n_decoded} decoded latents for {int(np.asarray(arrays['njet']).sum())} jets")
     run_ids = np.asarray(arrays["run_id"])
     if len(run_ids) and not (run_ids == seg.run_id).all():
         problems.append(f"{name}: holds events of run(s) {sorted(set(run_ids.tolist()) - {seg.run_id})} "

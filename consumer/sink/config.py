@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 
 from emulator.runtime import wire
+from emulator.runtime.recording import LATENT_CODECS
 from emulator.runtime.stage_config import Schema, option
 
 _LIMITS = wire.Limits()
@@ -35,6 +36,9 @@ class SinkConfig:
     min_free_bytes: int = option(64 << 20, "treat the disk as full below this many free bytes", group=_COMMIT)
     latent_dtype: str = option("float32", "storage of jet_latent: float32, or float16 (as uint16 bit patterns)",
                                choices=wire.LATENT_DTYPES, group=_COMMIT)
+    latent_codec: str = option("none", "entropy-code the latents at commit time: none, or ans (a rate-trained "
+                                       "model's symbols and entropy model, models/zoo/<model>)",
+                               choices=LATENT_CODECS, group=_COMMIT)
     metrics_port: int | None = option(None, "serve Prometheus /metrics on this port", group=_OUT, default_text="off")
     report: Path | None = option(None, "write the stage report JSON here on exit", metavar="FILE.json", group=_OUT)
     quarantine: Path | None = option(None, "keep rejected messages under DIR/<reason>/", metavar="DIR", group=_OUT,

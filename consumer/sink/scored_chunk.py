@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from emulator.runtime.recording import EVENT_BRANCHES, LATENT_STORAGE, THRESHOLD_BRANCH, Layout, jagged_record
+from emulator.runtime.recording import (
+    EVENT_BRANCHES,
+    LATENT_ANS_BRANCH,
+    LATENT_STORAGE,
+    THRESHOLD_BRANCH,
+    Layout,
+    jagged_record,
+)
 from emulator.runtime.wire import Batch
 
 
-def batch_layout(batch: Batch, latent_dtype: str) -> Layout:
-    """The segment layout a scored message needs (latent size, storage, raw variables)."""
+def batch_layout(batch: Batch, latent_dtype: str, latent_codec: str = "none", entropy_model: str = "") -> Layout:
+    """The segment layout a scored message needs (latent size, storage or codec, raw variables)."""
     raw_vars = tuple(name[len("raw_jet_"):] for name in batch.columns if name.startswith("raw_jet_"))
-    return Layout(int(batch.columns["jet_latent"].shape[1]), LATENT_STORAGE[latent_dtype], raw_vars)
+    return Layout(int(batch.columns["jet_latent"].shape[1]), LATENT_STORAGE[latent_dtype], raw_vars,
+                  latent_codec, entropy_model if latent_codec != "none" else "")
 
 
 def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, Any]:
@@ -34,11 +43,13 @@ def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, An
     chunk[THRESHOLD_BRANCH] = np.repeat(np.array([b.header["threshold"] for b in batches], np.float32), n_events)
     counts = cat("n_jets").astype(np.int64)
     latent = cat("jet_latent")
-    if layout.latent_storage == "float16-as-uint16":
+    if layout.latent_codec == "ans":
+        chunk[LATENT_ANS_BRANCH.removesuffix("_bytes")] = ans_block(latent, layout, len(counts))
+    elif layout.latent_storage == "float16-as-uint16":
         latent = latent.astype(np.float16).view(np.uint16)
     else:
         latent = latent.astype(np.float32)
-    jet_fields = {f"latent_{i}": latent[:, i] for i in range(layout.latent_dim)}
+    jet_fields = {} if layout.latent_codec == "ans" else {f"latent_{i}": latent[:, i] for i in range(layout.latent_dim)}
     jet_fields["error"] = cat("jet_error").astype(np.float32, copy=False)
     chunk["jet"] = jagged_record(counts, jet_fields)
     raw_counts = counts * chunk["flag"].astype(bool)
@@ -49,6 +60,18 @@ def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, An
     if raw_fields:
         chunk["raw_jet"] = jagged_record(raw_counts, raw_fields)
     return chunk
+
+
+def ans_block(latent: np.ndarray, layout: Layout, n_events: int) -> Any:
+    """The commit's ANS-coded latent symbols as jagged uint8 ``bytes``: all on the first event."""
+    from models.runtime import latent_coding as lc
+
+    model = lc.EntropyModel.from_json(json.loads(layout.entropy_model))
+    data = np.frombuffer(lc.encode(lc.quantise(latent, model), model), np.uint8)
+    sizes = np.zeros(n_events, np.int64)
+    if n_events:
+        sizes[0] = len(data)
+    return jagged_record(sizes, {"bytes": data})
 
 
 def chunk_nbytes(batches: Sequence[Batch]) -> int:

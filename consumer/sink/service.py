@@ -50,6 +50,7 @@ from consumer.sink.scored_chunk import batch_layout, chunk_from_batches, chunk_n
 from consumer.sink.segment_writer import SegmentWriter
 from consumer.sink.seq_index import SeqSet
 from emulator.runtime import wire
+from emulator.runtime.defaults import ZOO
 from emulator.runtime.heap import freeze_startup_heap
 from emulator.runtime.journaled_file import journal_path, recover
 from emulator.runtime.latency_stats import LatencyRecorder, observe_many
@@ -153,6 +154,7 @@ class Sink:
         self.files: list[str] = []
         self.model: tuple[str, str] | None = None
         self.model_name: str | None = None
+        self._entropy: dict[str, str] = {}  # model name -> entropy model JSON (--latent-codec ans)
         self.anomaly: tuple[str, str] | None = None  # identity of the card that flags the recording's events
         self.counts = {"recorded_events": 0, "recorded_jets": 0, "flagged_events": 0, "duplicates_discarded": 0,
                        "duplicate_batches": 0, "batches": 0, "commits": 0, "acks_sent": 0, "acks_dropped": 0,
@@ -249,6 +251,21 @@ class Sink:
             self._cards[raw] = (card, model_identity(card))
         return self._cards[raw]
 
+    def entropy_model(self, card: dict[str, Any]) -> str:
+        """--latent-codec ans: the entropy model JSON of the card's model (models/zoo/<name>, cached); "" for none.
+        A model without one is a wrong_model rejection."""
+        if self.config.latent_codec == "none":
+            return ""
+        name = str(card.get("name"))
+        if name not in self._entropy:
+            from models.runtime.latent_coding import LatentCodingError, entropy_model_text
+
+            try:
+                self._entropy[name] = entropy_model_text(card, [ZOO])
+            except LatentCodingError as exc:
+                raise wire.WireError("wrong_model", f"--latent-codec {self.config.latent_codec}: {exc}") from exc
+        return self._entropy[name]
+
     def accept(self, frames: list[bytes], ack: zmq.Socket | None, t_received: float | None = None) -> None:
         """Validate one scored message; queue it for the next commit, or discard/reject it."""
         t_received = time.time() if t_received is None else t_received
@@ -269,6 +286,8 @@ class Sink:
                 if batch.header.get(key, blob.get("name")) != blob.get("name"):
                     raise wire.WireError("wrong_model", f"header {key} {batch.header.get(key)!r} "
                                          f"disagrees with {what} {blob.get('name')!r}")
+            if self.config.latent_codec != "none":
+                self.entropy_model(card)
             if self.model is not None and identity != self.model:
                 raise wire.WireError("wrong_model", f"scored by model {card.get('name')!r}; this recording "
                                      f"holds {self.model_name!r} (same name needs the same file sha256s)")
@@ -367,7 +386,9 @@ class Sink:
             return True
         groups: dict[tuple[int, Layout], list[_Received]] = defaultdict(list)
         for item in self.pending:
-            groups[(item.batch.run_id, batch_layout(item.batch, self.config.latent_dtype))].append(item)
+            layout = batch_layout(item.batch, self.config.latent_dtype, self.config.latent_codec,
+                                  self.entropy_model(self.card_of(item.batch.columns["card_json"].tobytes())[0]))
+            groups[(item.batch.run_id, layout)].append(item)
         estimate = sum(chunk_nbytes([i.batch for i in items]) + COMMIT_OVERHEAD_BYTES for items in groups.values())
         estimate += SEGMENT_OVERHEAD_BYTES * len(groups)
         t_start = time.perf_counter()

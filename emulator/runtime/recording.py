@@ -11,6 +11,11 @@ Format 1 (``aetrig-recording-1``) segments are still read: they lack ``event_thr
 NaN) and ``anomaly_card`` (their events were flagged by the per-jet max error of ``card``'s model,
 so ``Segment.scoring_card`` is ``card``).
 
+A segment whose layout has ``latent_codec`` ``ans`` (the sink's ``--latent-codec ans``, rate-trained models) holds
+no ``jet_latent_<i>``: each commit's symbols rint(latent / delta) are ANS-coded with the entropy model stored in
+the layout, as jagged uint8 ``latent_ans_bytes`` on the commit's first event; ``segment_latent`` decodes them to
+symbols × delta (exactly what the decoder graph takes). Segments without the field read as before.
+
 Typical use::
 
     rec = open_recording("runs/demo/recording")
@@ -24,6 +29,7 @@ Typical use::
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -54,6 +60,13 @@ THRESHOLD_BRANCH = "event_threshold"
 LATENT_STORAGE = {"float32": "float32", "float16": "float16-as-uint16"}
 
 
+#: latent codecs of a segment (layout ``latent_codec``; absent means none): ``ans`` stores each commit's
+#: symbols rint(latent / delta), ANS-coded with the model's entropy model (models/runtime/latent_coding.py),
+#: as the bytes of jagged uint8 ``latent_ans_bytes`` on the commit's first event (empty on the others)
+LATENT_CODECS = ("none", "ans")
+LATENT_ANS_BRANCH = "latent_ans_bytes"
+
+
 @dataclass(frozen=True)
 class Layout:
     """What the per-jet branches of a segment look like; a change of layout starts a new segment."""
@@ -61,11 +74,17 @@ class Layout:
     latent_dim: int
     latent_storage: str
     raw_vars: tuple[str, ...]
+    latent_codec: str = "none"
+    entropy_model: str = ""  # JSON text of the entropy model (latent_codec ans)
 
     def to_json(self) -> str:
-        return json.dumps({"latent_dim": self.latent_dim, "latent_storage": self.latent_storage,
-                           "raw_vars": list(self.raw_vars), "latent_branches": "jet_latent_<i>",
-                           "counters": {"jet": "njet", "raw_jet": "nraw_jet"}}, sort_keys=True)
+        data: dict[str, Any] = {"latent_dim": self.latent_dim, "latent_storage": self.latent_storage,
+                                "raw_vars": list(self.raw_vars), "latent_branches": "jet_latent_<i>",
+                                "counters": {"jet": "njet", "raw_jet": "nraw_jet"}}
+        if self.latent_codec != "none":
+            data.update(latent_codec=self.latent_codec, entropy_model=json.loads(self.entropy_model),
+                        latent_branches=LATENT_ANS_BRANCH, latent_storage="ans")
+        return json.dumps(data, sort_keys=True)
 
 
 def jagged_record(counts: np.ndarray, fields: Mapping[str, np.ndarray]) -> ak.Array:
@@ -256,6 +275,30 @@ def latent_from_arrays(arrays: ak.Array, latent_dim: int, storage: str) -> np.nd
     return latent.astype(np.float32)
 
 
+def segment_latent(segment: Segment, arrays: ak.Array) -> np.ndarray:
+    """[jets, k] float32 latent of a segment's events: the stored branches, or (latent_codec ans) the decoded
+    symbols times the quantisation step, commit block by commit block."""
+    layout = segment.layout or {}
+    if layout.get("latent_codec", "none") == "none":
+        return latent_from_arrays(arrays, segment.latent_dim, layout.get("latent_storage", "float32"))
+    from models.runtime import latent_coding as lc
+
+    model = lc.EntropyModel.from_json(layout["entropy_model"])
+    coded = arrays[LATENT_ANS_BRANCH]
+    n_bytes = np.asarray(ak.num(coded, axis=1))
+    flat = np.asarray(ak.flatten(coded, axis=None)).astype(np.uint8)
+    njet = np.asarray(arrays["njet"]).astype(np.int64)
+    starts = np.flatnonzero(n_bytes)
+    if njet[:starts[0] if len(starts) else len(njet)].sum():
+        raise RecordingError(f"{segment.path}: jets before the first coded latent block")
+    bounds, byte_ends = [*starts.tolist(), len(njet)], np.cumsum(n_bytes)
+    parts = [np.zeros((0, model.k), np.float32)]
+    for a, b in itertools.pairwise(bounds):
+        data = flat[byte_ends[a] - n_bytes[a]:byte_ends[a]].tobytes()
+        parts.append(lc.dequantise(lc.decode(data, int(njet[a:b].sum()), model), model))
+    return np.concatenate(parts)
+
+
 class Recording:
     """All segments of a recording directory, read lazily and concatenated in (run, index) order."""
 
@@ -323,7 +366,7 @@ class Recording:
 
     def latent(self) -> np.ndarray:
         """[total jets, k] float32 latent, jets in event order."""
-        parts = [latent_from_arrays(a, s.latent_dim, s.layout["latent_storage"]) for s, a in self._all]
+        parts = [segment_latent(s, a) for s, a in self._all]
         return np.concatenate(parts) if parts else np.zeros((0, self.latent_dim), np.float32)
 
     def jet_error(self) -> np.ndarray:

@@ -211,3 +211,19 @@ def decode_jets(model_dir: str | Path, data: bytes, n_jets: int, threads: int = 
 def is_rate_model(model_dir: str | Path) -> bool:
     """Whether a model directory is rate-trained (has an entropy model; its card states ``bits_per_jet``)."""
     return (Path(model_dir) / ENTROPY_MODEL_NAME).is_file()
+
+
+def entropy_model_text(card: dict[str, Any], search_dirs: list[Path]) -> str:
+    """The JSON text of a card's entropy model, found as ``<dir>/<card name>/entropy_model.json`` in
+    ``search_dirs`` with the sha256 its card lists; LatentCodingError when the model has none."""
+    from models.runtime.hashing import sha256_file
+
+    wanted = card.get("files", {}).get(ENTROPY_MODEL_NAME)
+    if not wanted:
+        raise LatentCodingError(f"model {card.get('name')!r} has no {ENTROPY_MODEL_NAME} (not rate-trained)")
+    for directory in search_dirs:
+        path = Path(directory) / str(card.get("name")) / ENTROPY_MODEL_NAME
+        if path.is_file() and sha256_file(path) == wanted:
+            return json.dumps(json.loads(path.read_text()), sort_keys=True, separators=(",", ":"))
+    raise LatentCodingError(f"no {ENTROPY_MODEL_NAME} of model {card.get('name')!r} with sha256 {wanted[:12]}… "
+                            f"under {[str(d) for d in search_dirs]}")
