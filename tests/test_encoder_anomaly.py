@@ -137,22 +137,36 @@ def test_none_and_bad_anomaly_models(jets, tmp_path: Path) -> None:
         service(anomaly_model=str(tmp_path / "nope"))
 
 
-def test_score_transform_block_is_applied(jets, tmp_path: Path) -> None:
-    st = pytest.importorskip("models.runtime.score_transform")
+def test_score_transform_block_is_applied(jets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A card with a score_transform block: the stream's score is the transform (models/runtime/score_transform.py,
+    here a stand-in with its interface: transform_block, raw_score, event_ht, apply) of the error and the event HT,
+    the same as the offline event scoring gives."""
+    import sys
+    import types
+
+    import models.runtime
     from models.runtime.trigger_menu import JetSelection, trigger_variables
 
+    fake = types.ModuleType("models.runtime.score_transform")
+    fake.transform_block = lambda card: card["score_transform"]
+    fake.raw_score = lambda block, error, latent: np.asarray(error, np.float64) * block["scale"]
+    fake.event_ht = lambda block, pt, eta, counts: trigger_variables(pt, eta, counts, JetSelection())[0]
+    fake.apply = lambda card, raw, ht: raw + 1e-3 * ht
+    monkeypatch.setitem(sys.modules, "models.runtime.score_transform", fake)
+    monkeypatch.setattr(models.runtime, "score_transform", fake, raising=False)
+
     event = load_model_dir(EVENT_MODEL, level="event")
-    offline_raw = event_anomaly_scores(event, {v: jets[v] for v in event.variables}, jets["counts"])
+    error = event_anomaly_scores(event, {v: jets[v] for v in event.variables}, jets["counts"])
     ht = trigger_variables(jets["pt"], jets["eta"], jets["counts"], JetSelection())[0]
     model_dir = tmp_path / "EVT_T"
     shutil.copytree(EVENT_MODEL, model_dir)
     card = json.loads((model_dir / "card.json").read_text())
-    card["score_transform"] = st.fit(offline_raw, ht, min_events=500)
+    card["score_transform"] = {"kind": "test", "scale": 2.0}
     write_card(model_dir, card)
     svc, sent = service(anomaly_model=str(model_dir), threshold=2.0)
     run(svc, jets)
     score = np.concatenate([b.columns["event_score"] for b in sent])
-    np.testing.assert_allclose(score, st.apply(card, offline_raw, ht), rtol=1e-5, atol=1e-6)
-    transformed = event_anomaly_scores(load_model_dir(model_dir, level="event"),
-                                       {v: jets[v] for v in ALL_VARS}, jets["counts"])
-    np.testing.assert_allclose(score, transformed, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(score, 2.0 * error + 1e-3 * ht, rtol=1e-5)
+    offline = event_anomaly_scores(load_model_dir(model_dir, level="event"), {v: jets[v] for v in ALL_VARS},
+                                   jets["counts"])
+    np.testing.assert_allclose(score, offline, rtol=1e-6)

@@ -52,6 +52,44 @@ def missing_variables(variables: Sequence[str], batch: wire.Batch) -> list[str]:
     return [v for v in variables if f"jet_{v}" not in batch.columns]
 
 
+def lacking_text(missing: Sequence[str], model_name: str) -> str:
+    """Why the default event model cannot score a stream (the fallback reason)."""
+    return f"stream lacks {', '.join(f'jet_{v}' for v in missing)} needed by {model_name}"
+
+
+def scoring_text(level: str, model_name: str) -> str:
+    """What scores the events, in words: 'event-level model M' or 'per-jet max error of M'."""
+    return f"event-level model {model_name}" if level == "event" else f"{PER_JET} of {model_name}"
+
+
+def predicted_scoring(setting: str | None, compression_name: str, stream: Sequence[str]) -> dict[str, str]:
+    """The scoring an encoder will choose for a stream of these per-jet variables (for `aetrig run`'s start-up
+    line and live status, before any message): {"model", "scoring"}, by the rule of :class:`AnomalyChoice`."""
+    from models.runtime.card import ModelError, read_card
+
+    if setting is not None and str(setting).lower() == NONE:
+        return {"model": compression_name, "scoring": f"{scoring_text('jet', compression_name)} (--anomaly-model none)"}
+    if setting is not None:
+        try:
+            name = str(read_card(setting)["name"])
+        except (ModelError, KeyError):
+            name = Path(str(setting)).name  # the encoder reports the unreadable card as a stage that cannot start
+        return {"model": name, "scoring": scoring_text("event", name)}
+    path = default_anomaly_model()
+    try:
+        needed = [str(v["name"]) for v in read_card(path)["variables"]] if path is not None else None
+    except (ModelError, KeyError, TypeError):
+        needed = None
+    if path is None or needed is None:
+        return {"model": compression_name,
+                "scoring": f"{scoring_text('jet', compression_name)} (fallback: no default event model in models/zoo)"}
+    missing = [v for v in needed if v not in stream]
+    if missing:
+        return {"model": compression_name, "scoring": f"{scoring_text('jet', compression_name)} (fallback: "
+                                                      f"{lacking_text(missing, path.name)})"}
+    return {"model": path.name, "scoring": scoring_text("event", path.name)}
+
+
 @dataclass
 class Scoring:
     """One way of scoring events: an event-level model, or the per-jet max error of the compression model."""
@@ -74,9 +112,7 @@ class Scoring:
 
     @property
     def description(self) -> str:
-        if self.level == "event":
-            return f"event-level model {self.model.name}"
-        return f"{PER_JET} of {self.model.name}"
+        return scoring_text(self.level, self.model.name)
 
     def score_events(self, batches: Sequence[wire.Batch], counts: np.ndarray) -> np.ndarray:
         """Anomaly score [events] float32 of the events of ``batches`` (event-level scoring only)."""
@@ -155,8 +191,7 @@ class AnomalyChoice:
             assert self.candidate is not None
             missing = missing_variables(self.candidate.variables, batch)
             if missing and self.per_jet is not None:
-                self.fallback = (f"stream lacks {', '.join(f'jet_{v}' for v in missing)} needed by "
-                                 f"{self.candidate.model.name}")
+                self.fallback = lacking_text(missing, self.candidate.model.name)
                 self.active, self.candidate = self.per_jet, None
                 log.warning("anomaly scoring: %s (fallback: %s)", self.per_jet.description, self.fallback)
             else:

@@ -221,7 +221,9 @@ class RunSettings:
             if missing:
                 producer["columns"] = [*sent, *missing]
         stream = list(producer.get("columns") or sent)
-        self.anomaly = anomaly_plan(anomaly, encoder["model"], stream)
+        from emulator.encoder.anomaly import predicted_scoring
+
+        self.anomaly = predicted_scoring(anomaly, encoder["model"].name, stream)
         return encoder["model"], producer["input"]
 
     def values(self, stage: str, **owned: Any) -> dict[str, Any]:
@@ -249,24 +251,6 @@ def _card_variables(model: Any) -> list[str]:
     with contextlib.suppress(ModelError, KeyError, TypeError):
         return [str(v["name"]) for v in read_card(model)["variables"]]
     return []
-
-
-def anomaly_plan(setting: Any, model: Path, stream: list[str]) -> dict[str, Any]:
-    """Which anomaly scoring the encoders will choose for a stream of these per-jet variables
-    (the rule of emulator/encoder/anomaly.py, for the start-up line and the live status)."""
-    if setting is not None and str(setting).lower() == "none":
-        return {"model": model.name, "scoring": f"per-jet max error of {model.name} (--anomaly-model none)"}
-    if setting is not None:
-        return {"model": Path(str(setting)).name, "scoring": f"event-level model {Path(str(setting)).name}"}
-    default = defaults.default_anomaly_model()
-    if default is None:
-        return {"model": model.name, "scoring": f"per-jet max error of {model.name} (fallback: no default event "
-                                                "model in models/zoo)"}
-    lacking = [v for v in _card_variables(default) if v not in stream]
-    if lacking:
-        return {"model": model.name, "scoring": f"per-jet max error of {model.name} (fallback: stream lacks "
-                                                f"{', '.join(f'jet_{v}' for v in lacking)} needed by {default.name})"}
-    return {"model": default.name, "scoring": f"event-level model {default.name}"}
 
 
 def _file_tables(path: str | None) -> dict[str, dict[str, Any]]:
