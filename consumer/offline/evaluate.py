@@ -61,6 +61,18 @@ def event_latent(model, sample: Sample, batch: int = 32768) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, model.latent_dim), np.float32)
 
 
+def model_score(model, sample: Sample, raw: np.ndarray) -> np.ndarray:
+    """A model's anomaly score: ``raw`` (its per-event error), or the card's ``score_transform`` of its outputs
+    and the event HT when it has one (models/runtime/score_transform.py)."""
+    block = model.card.get("score_transform")
+    if block is None:
+        return raw
+    from models.runtime import score_transform as st
+
+    latent = event_latent(model, sample) if any(t["raw"] == "latent" for t in block["terms"]) else None
+    return st.score(block, raw, latent, st.event_ht(block, sample.column("pt"), sample.column("eta"), sample.counts))
+
+
 def latent_set(model, background: Sample, signals: Mapping[str, Sample]) -> ScoreSet:
     """The AXOL1TL-style latent score of an event-level model, standardised on ``background``."""
     z_b = event_latent(model, background)
