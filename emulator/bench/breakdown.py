@@ -21,8 +21,8 @@ STEPS = ("decode", "validate", "stack_inputs", "onnx_score", "scored_columns", "
 def breakdown(model_dir: str | Path, sample: JetSample, events_per_message: int, messages_per_batch: int,
               budget_s: float) -> dict:
     """Per-step time of the encoder's message path on ``messages_per_batch`` messages per inference call."""
-    from emulator.runtime import wire
     from emulator.encoder.microbatch import scored_columns, stack_inputs
+    from emulator.runtime import wire
     from emulator.runtime.onnx_scorer import OnnxScorer
     from models.runtime.card import load_model_dir
 

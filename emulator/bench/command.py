@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.runtime.atomic import write_json_atomic
+from emulator.runtime.defaults import DEFAULT_ANOMALY_MODEL
 from emulator.runtime.shutdown import on_stop_signals
 
 EXAMPLES = """
@@ -59,11 +60,16 @@ class Plan:
     deadline_s: float | None = None  # steps (and scan points) not started by then are skipped, and listed
 
 
+#: The pipeline variant with the two-model encoder: the compression model's latents and the shipped event-level
+#: anomaly model's flags (every other pipeline run measures the compression model alone, --anomaly-model none).
+EVENT_MODEL_FLAGS = ("--anomaly-model", str(DEFAULT_ANOMALY_MODEL))
+
+
 QUICK = Plan(
     inprocess_sizes=(1, 16, 128, 1024, 4096, 8192), budget_s=0.4,
     service_sizes=(1024, 4096), service_duration_s=2.5, service_warmup_s=1.0,
     message_scan=(16,), message_scan_batch=4096, wide_sizes=(1024,),
-    pipeline_duration_s=6.0, pipeline_encoders=(1, 2),
+    pipeline_duration_s=6.0, pipeline_encoders=(1, 2), pipeline_extra=((2, EVENT_MODEL_FLAGS),),
     scan_patterns=("constant", "poisson", "trains"),
     scan_rates={"constant": (10_000.0, 100_000.0), "poisson": (100_000.0,), "trains": (100_000.0,)},
     scan_duration_s=4.0, latency_rates=(200_000.0,), soak_seconds=0.0, deadline_s=165.0,
@@ -73,7 +79,7 @@ FULL = Plan(
     inprocess_sizes=tuple(2**i for i in range(14)), budget_s=1.5,
     service_sizes=(1, 16, 64, 256, 1024, 2048, 4096, 8192), service_duration_s=6.0, service_warmup_s=2.0,
     message_scan=(1, 16, 64, 256, 1024), message_scan_batch=4096, wide_sizes=(1024, 4096),
-    pipeline_duration_s=15.0, pipeline_encoders=(1, 2), pipeline_extra=((2, ("--window", "8")),),
+    pipeline_duration_s=15.0, pipeline_encoders=(1, 2), pipeline_extra=((2, ("--window", "8")), (2, EVENT_MODEL_FLAGS)),
     scan_patterns=("constant", "poisson", "trains"),
     scan_rates={"constant": (1_000.0, 10_000.0, 30_000.0, 50_000.0, 100_000.0, 200_000.0, 0.0),
                 "poisson": (10_000.0, 100_000.0, 0.0), "trains": (10_000.0, 100_000.0, 0.0)},

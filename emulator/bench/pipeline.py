@@ -46,6 +46,8 @@ class PipelineConfig:
             a += ["--model", str(self.model)]
         if self.input:
             a += ["--input", str(self.input)]
+        if "--anomaly-model" not in self.extra:  # the compression model alone, unless a variant asks for more
+            a += ["--anomaly-model", "none"]
         return a + self.extra
 
 
