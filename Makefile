@@ -42,6 +42,7 @@ system-packages:
 # Everything, the long integration tests (@pytest.mark.slow) included.
 test: $(STAMP) system-packages
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 # The edit loop: all but the slow tests, in under a minute (one short end-to-end `aetrig run` stays in).

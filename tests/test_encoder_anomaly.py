@@ -23,11 +23,13 @@ from encsink_support import MANIFEST, ROOT
 
 from emulator.encoder.service import EncoderConfig, EncoderService
 from emulator.runtime import wire
+from emulator.runtime.defaults import DEFAULT_ANOMALY_MODEL
 from models.runtime.card import ModelError, load_model_dir, write_card
 from models.runtime.event_scoring import event_anomaly_scores
 
 MODEL = ROOT / "models/zoo/AE_3D_200_ptetaphie"
-EVENT_MODEL = ROOT / "models/zoo/EVT_AE_k1"
+EVENT_MODEL = DEFAULT_ANOMALY_MODEL  # the shipped default event-level model
+RAW_EVENT_MODEL = ROOT / "models/zoo/EVT_AE_k1"  # an event model without a score_transform block
 SAMPLE = ROOT / "producer/samples/darkshower.root"
 ALL_VARS = ("pt", "eta", "phi", "m", "e", "width", "tau21", "tau32")
 
@@ -91,13 +93,13 @@ def test_default_event_model_scores_like_offline(jets, caplog) -> None:
     empty = jets["counts"] == 0
     assert empty.sum() >= 31 and (score[empty] > 0).all()  # zero-jet events carry the event model's score
     for b in sent:
-        assert b.header["anomaly_model"] == "EVT_AE_k1" and b.header["model"] == "AE_3D_200_ptetaphie"
+        assert b.header["anomaly_model"] == EVENT_MODEL.name and b.header["model"] == "AE_3D_200_ptetaphie"
         assert b.columns["anomaly_card_json"].tobytes().decode() == event.card_json
     report = svc.report()["anomaly"]
-    assert report["scoring"] == "event-level model EVT_AE_k1" and report["level"] == "event"
+    assert report["scoring"] == f"event-level model {EVENT_MODEL.name}" and report["level"] == "event"
     assert report["card_sha256"] == hashlib.sha256(event.card_json.encode()).hexdigest()
     assert svc.report()["anomaly_events"] == 3000
-    assert "anomaly scoring: event-level model EVT_AE_k1" in caplog.text
+    assert f"anomaly scoring: event-level model {EVENT_MODEL.name}" in caplog.text
 
 
 def test_stream_without_its_variables_falls_back_loudly(jets, caplog) -> None:
@@ -106,7 +108,7 @@ def test_stream_without_its_variables_falls_back_loudly(jets, caplog) -> None:
     report = svc.report()["anomaly"]
     assert report["level"] == "jet" and report["model"] == "AE_3D_200_ptetaphie"
     assert report["scoring"] == ("per-jet max error of AE_3D_200_ptetaphie (fallback: stream lacks jet_width, "
-                                 "jet_tau21, jet_tau32 needed by EVT_AE_k1)")
+                                 f"jet_tau21, jet_tau32 needed by {EVENT_MODEL.name})")
     assert "fallback: stream lacks jet_width" in caplog.text
     for b in sent:
         assert b.header["anomaly_model"] == "AE_3D_200_ptetaphie"
@@ -123,7 +125,7 @@ def test_explicit_event_model_rejects_a_stream_without_its_variables(jets) -> No
     svc.accept(frames(jets, 0, 0, 100, variables=("pt", "eta", "phi", "m", "e")))
     assert svc.rejections.by_reason["missing_variable"] == 1 and not svc.pending
     run(svc, jets, n=700)
-    assert len(sent) == 1 and sent[0].header["anomaly_model"] == "EVT_AE_k1"
+    assert len(sent) == 1 and sent[0].header["anomaly_model"] == EVENT_MODEL.name
 
 
 def test_none_and_bad_anomaly_models(jets, tmp_path: Path) -> None:
@@ -155,11 +157,11 @@ def test_score_transform_block_is_applied(jets, tmp_path: Path, monkeypatch: pyt
     monkeypatch.setitem(sys.modules, "models.runtime.score_transform", fake)
     monkeypatch.setattr(models.runtime, "score_transform", fake, raising=False)
 
-    event = load_model_dir(EVENT_MODEL, level="event")
+    event = load_model_dir(RAW_EVENT_MODEL, level="event")
     error = event_anomaly_scores(event, {v: jets[v] for v in event.variables}, jets["counts"])
     ht = trigger_variables(jets["pt"], jets["eta"], jets["counts"], JetSelection())[0]
     model_dir = tmp_path / "EVT_T"
-    shutil.copytree(EVENT_MODEL, model_dir)
+    shutil.copytree(RAW_EVENT_MODEL, model_dir)
     card = json.loads((model_dir / "card.json").read_text())
     card["score_transform"] = {"kind": "test", "scale": 2.0}
     write_card(model_dir, card)

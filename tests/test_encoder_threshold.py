@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from encsink_support import ROOT, events_frames, make_tiny_model
+from encsink_support import events_frames, make_tiny_model
 
 from emulator.cli import build_parser
 from emulator.encoder.service import EncoderConfig, EncoderService
+from emulator.runtime.defaults import DEFAULT_ANOMALY_MODEL
 from models.runtime.card import load_model_dir
 
 
@@ -34,11 +35,11 @@ def test_fpr_default_and_explicit(model_dir: Path) -> None:
 
 def test_thresholds_come_from_the_anomaly_models_card(model_dir: Path) -> None:
     """--fpr reads the event model's per-event curve; rounded to float32, the precision of the scores."""
-    event = load_model_dir(ROOT / "models/zoo/EVT_AE_k1", level="event")
+    event = load_model_dir(DEFAULT_ANOMALY_MODEL, level="event")  # the default, or given explicitly
     for kw in ({}, {"anomaly_model": str(event.path)}):
         svc = service(model_dir, fpr=1e-2, **kw)
         assert svc.policy.fixed == float(np.float32(event.threshold(fpr=1e-2)))
-        assert svc.policy.model.name == "EVT_AE_k1"
+        assert svc.policy.model.name == event.name
 
 
 def test_accept_rate_uses_each_messages_declared_rate(model_dir: Path) -> None:

@@ -39,9 +39,9 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, str
 @pytest.mark.slow
 def test_default_models_rows_and_reliability(evaluated) -> None:
     res, _out, _text = evaluated
-    assert set(res["models"]) == {"AE_3D_200_ptetaphie", "EVT_AE_k1", "EVT_AE_k1 latent"}
+    assert set(res["models"]) == {"AE_3D_200_ptetaphie", "EVT_AE_ht", "EVT_AE_ht latent"}
     assert res["models"]["AE_3D_200_ptetaphie"]["kind"] == "jet"
-    assert res["models"]["EVT_AE_k1 latent"]["kind"] == "latent"
+    assert res["models"]["EVT_AE_ht latent"]["kind"] == "latent"
     for m in res["models"].values():
         assert set(m["signals"]) == {"zprime", "darkshower"}
         for sig in m["signals"].values():
@@ -69,7 +69,7 @@ def test_table_files_and_figures(evaluated) -> None:
                   "not zero-bias", "AUC in HT bins", ">= 10 background events above threshold"):
         assert words in md
     assert "<" + "table" not in md
-    assert "EVT_AE_k1 latent" in text and "reliable" in text and "not zero-bias" in text
+    assert "EVT_AE_ht latent" in text and "reliable" in text and "not zero-bias" in text
     for sig in ("zprime", "darkshower"):
         for stem in (f"evaluate_roc_{sig}", f"evaluate_pure_tpr_{sig}"):
             assert (out / "figures" / f"{stem}.png").is_file() and (out / "figures" / f"{stem}.pdf").is_file()

@@ -19,13 +19,14 @@ import pytest
 import uproot
 
 from consumer.offline.verify import verify_recording
+from emulator.runtime.defaults import DEFAULT_ANOMALY_MODEL
 from emulator.runtime.recording import open_recording
 from models.runtime.card import load_model_dir
 from models.runtime.event_scoring import event_anomaly_scores
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = [REPO / "producer/samples/qcd.root", REPO / "producer/samples/darkshower.root"]
-EVENT_MODEL = REPO / "models/zoo/EVT_AE_k1"
+EVENT_MODEL = DEFAULT_ANOMALY_MODEL  # the shipped default event-level model
 
 
 def _aetrig(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -48,10 +49,10 @@ def test_recorded_event_scores_equal_offline_event_model(tmp_path: Path) -> None
     run = _aetrig("run", "--input", *map(str, SAMPLES), "--loops", "1", "--rate", "0", "--encoders", "2",
                   "--out", str(out), "--status-interval", "0")
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "aetrig run: anomaly scoring: event-level model EVT_AE_k1" in run.stderr
+    assert f"aetrig run: anomaly scoring: event-level model {EVENT_MODEL.name}" in run.stderr
     model = load_model_dir(EVENT_MODEL, level="event")
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["anomaly"]["scoring"] == "event-level model EVT_AE_k1"
+    assert summary["anomaly"]["scoring"] == f"event-level model {EVENT_MODEL.name}"
     assert summary["anomaly"]["card_sha256"] == hashlib.sha256(model.card_json.encode()).hexdigest()
     assert summary["anomaly"]["threshold"] == float(np.float32(model.threshold(fpr=1e-3)))
 
@@ -78,13 +79,13 @@ def test_recorded_event_scores_equal_offline_event_model(tmp_path: Path) -> None
 
     result = verify_recording(out)
     assert result.ok, result.problems
-    assert result.stats["anomaly_models"] == ["EVT_AE_k1"] and result.stats["flags_checked_against_threshold"]
+    assert result.stats["anomaly_models"] == [EVENT_MODEL.name] and result.stats["flags_checked_against_threshold"]
     decoded = tmp_path / "decoded.root"
     dec = _aetrig("decode", str(out), "--out", str(decoded))
     assert dec.returncode == 0, dec.stderr[-2000:]
     with uproot.open(decoded) as f:
-        assert json.loads(str(f["anomaly_card"]))["name"] == "EVT_AE_k1"
-        assert json.loads(str(f["metadata"]))["anomaly_model"] == "EVT_AE_k1"
+        assert json.loads(str(f["anomaly_card"]))["name"] == EVENT_MODEL.name
+        assert json.loads(str(f["metadata"]))["anomaly_model"] == EVENT_MODEL.name
         assert (f["events"]["event_threshold"].array(library="np") == threshold).all()
 
 
@@ -95,7 +96,7 @@ def test_stream_without_the_event_models_variables_falls_back_announced(tmp_path
     run = _aetrig("run", "--input", str(SAMPLES[0]), "--columns", "pt,eta,phi,m,e", "--events", "3000",
                   "--rate", "0", "--out", str(out), "--status-interval", "0")
     assert run.returncode == 0, run.stderr[-3000:]
-    why = "fallback: stream lacks jet_width, jet_tau21, jet_tau32 needed by EVT_AE_k1"
+    why = f"fallback: stream lacks jet_width, jet_tau21, jet_tau32 needed by {EVENT_MODEL.name}"
     assert f"anomaly scoring: per-jet max error of AE_3D_200_ptetaphie ({why})" in run.stderr
     assert why in (out / "logs" / "encoder-0.log").read_text()
     summary = json.loads((out / "summary.json").read_text())

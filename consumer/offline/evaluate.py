@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from consumer.offline.studies.common import Sample, write_json
+from emulator.runtime.tables import markdown_table, text_table
 from models.runtime import anomaly
 from models.runtime import trigger_menu as tm
 
@@ -205,24 +206,6 @@ def threshold_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str
     rows = [[f, f"{any_rows[f]['ht_threshold']:.1f}", f"{any_rows[f]['lead_pt_threshold']:.1f}",
              *(f"{first[n][f]['threshold']:.4g}" for n in first)] for f in any_rows]
     return headers, rows
-
-
-def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A column-aligned plain-text table."""
-    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)] if rows else \
-        [len(h) for h in headers]
-    line = "  ".join(f"{h:<{w}}" for h, w in zip(headers, widths, strict=True))
-    body = ["  ".join(f"{c!s:<{w}}" for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join([line, "-" * len(line), *body])
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def cell(c: object) -> str:
-        return str(c).replace("|", "\\|")
-
-    out = ["| " + " | ".join(map(cell, headers)) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
-    return "\n".join(out)
 
 
 def header_lines(results: Mapping[str, Any]) -> list[str]:

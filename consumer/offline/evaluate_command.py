@@ -15,7 +15,7 @@ those jets. Rows with fewer than 10 background events above a threshold are mark
 The background is what the rates are fractions of: with the bundled QCD (pT-hat > 100 GeV) a rate
 in Hz is a fraction of that stream, not of zero-bias collisions. Defaults: background
 producer/samples/qcd.root, signals zprime, darkshower, ttbar, models AE_3D_200_ptetaphie and
-EVT_AE_k1. Prints the table; --out DIR writes evaluate.json, evaluate.md and the figures.
+EVT_AE_ht. Prints the table; --out DIR writes evaluate.json, evaluate.md and the figures.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ aetrig evaluate --signal myexotic=/data/exotic_*.root --tree CollectionTree --un
   --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt --branch-map eta=AntiKt4EMTopoJetsAuxDyn.eta
 """
 
-DEFAULT_EVENT_MODEL = "EVT_AE_k1"
+DEFAULT_EVENT_MODEL = "EVT_AE_ht"
 DEFAULT_SIGNALS = ("zprime", "darkshower", "ttbar")
 
 
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--derive-e", action="store_true", help="compute E from pt, eta, m")
     g = parser.add_argument_group("scores")
     g.add_argument("--model", nargs="+", action="extend", metavar="NAME_OR_DIR",
-                   help="model dirs or names under models/zoo (default AE_3D_200_ptetaphie and EVT_AE_k1)")
+                   help="model dirs or names under models/zoo (default AE_3D_200_ptetaphie and EVT_AE_ht)")
     g.add_argument("--recording", action="append", default=[], metavar="DIR",
                    help="also evaluate the event scores recorded in DIR (run dir or recording dir; repeatable, "
                         "one model)")

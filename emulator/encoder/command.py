@@ -2,7 +2,7 @@
 micro-batches, push per-jet latents and errors, per-event scores and anomaly flags to the sink.
 
 The per-event score and flag come from the anomaly model (--anomaly-model DIR: an event-level model;
-default models/zoo/EVT_AE_k1 when the stream carries its variables, else the compression model's
+default models/zoo/EVT_AE_ht when the stream carries its variables, else the compression model's
 per-jet max error, announced in the log and the report; 'none': per-jet max error). The threshold
 comes from the anomaly model's card: --fpr (default 1e-3), --accept-rate (flagged events per second
 at the input rate the producer declares), or an explicit --threshold. Bad messages are

@@ -30,7 +30,7 @@ class EncoderConfig:
     anomaly_model: str | None = option(
         None, "event-level model that scores and flags each event (its card gives --fpr/--accept-rate thresholds); "
         "'none': the compression model's per-jet max error", metavar="DIR|none",
-        default_text="models/zoo/EVT_AE_k1 when the stream has its variables, else per-jet max error (announced)")
+        default_text="models/zoo/EVT_AE_ht when the stream has its variables, else per-jet max error (announced)")
     fpr: float | None = option(None, "background false-positive rate of the per-event flag (from the anomaly "
                                "model's card)", group=_FLAG,
                                exclusive="threshold", default_text=f"{DEFAULT_FPR:g}")

@@ -12,7 +12,7 @@ ZOO = REPO / "models" / "zoo"
 DEFAULT_MODEL = ZOO / "AE_3D_200_ptetaphie"
 FALLBACK_MODEL = ZOO / "TLA_4D_leading"
 #: the event-level model that flags events in the stream whenever the stream carries its variables
-DEFAULT_ANOMALY_MODEL = ZOO / "EVT_AE_k1"
+DEFAULT_ANOMALY_MODEL = ZOO / "EVT_AE_ht"
 
 
 def default_input() -> Path:

@@ -193,7 +193,7 @@ def summary_rows(results: Mapping[str, Mapping[str, Any]], fpr: str) -> list[lis
 
 
 def compare(args: argparse.Namespace) -> int:
-    from consumer.offline.evaluate import text_table
+    from emulator.runtime.tables import text_table
 
     train_file = load([args.train_background])
     extra = load(args.extra_background) if args.extra_background else None

@@ -43,7 +43,9 @@ def scores(model, sample: Sample) -> dict[str, Any]:
 
 
 def event_model_scores(model, sample: Sample) -> dict[str, Any]:
-    """An event-level model on the padded leading jets: ``x``/``reco`` are the event vector in and out."""
+    """An event-level model on the padded leading jets: ``x``/``reco`` are the event vector in and out; the
+    event score is the model's anomaly score (its card's score_transform of the outputs, when it has one)."""
+    from consumer.offline.evaluate import model_score
     from models.runtime.event_features import event_features, padded_jets
     from models.runtime.event_scoring import run_event_scorer
 
@@ -53,7 +55,7 @@ def event_model_scores(model, sample: Sample) -> dict[str, Any]:
     fill = spec.get("empty_slot_fill")
     return {"x": event_features(x, int(spec["slots"]), model.variables, None if fill is None else np.asarray(fill)),
             "reco": reco.astype(np.float64),
-            "jet": None, "event": err.astype(np.float64)}
+            "jet": None, "event": model_score(model, sample, err).astype(np.float64)}
 
 
 def residual_names(model) -> list[str]:
