@@ -20,7 +20,7 @@ def test_quick_pieces_on_a_tiny_budget(tmp_path: Path) -> None:
 
     from emulator.bench.runner import Bench
 
-    model = defaults.FALLBACK_MODEL  # the shipped imported network: present from the start
+    model = defaults.ZOO / "TLA_4D_leading"  # the shipped imported network (small and quick)
     plan = replace(QUICK, inprocess_sizes=(1, 64, 1024), budget_s=0.05, service_sizes=(1024,),
                    service_duration_s=1.0, service_warmup_s=0.5, message_scan=(), wide_sizes=())
     bench = Bench(plan, {"inprocess", "torch", "service"}, tmp_path, model, None, None, quick=True)

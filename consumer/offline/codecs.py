@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -140,17 +139,6 @@ def write_tree(path: str, branches: Mapping[str, object], codec: Codec,
             f[key] = text
         create_tree(f, "events", branches)
     return os.path.getsize(path)
-
-
-def empty_file_bytes(codec: Codec) -> int:
-    """Size of a ROOT file holding only an empty-structure header (the fixed per-file overhead)."""
-    import uproot
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "empty.root")
-        with uproot.recreate(path, compression=codec.uproot()):
-            pass
-        return os.path.getsize(path)
 
 
 def card_text(card: Mapping[str, object] | str) -> str:

@@ -111,11 +111,6 @@ def flagged_jet_index(flag: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.arange(int(ends[-1])) + np.repeat(firsts - (ends - lengths), lengths)
 
 
-def split_rows(array: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
-    """Views of ``array`` rows per batch, by the offsets of :func:`stack_inputs`."""
-    return [array[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
-
-
 def rows_finite(arrays: Mapping[str, np.ndarray]) -> bool:
     """True when every value of every array is finite."""
     return all(np.isfinite(a).all() for a in arrays.values() if a.size)

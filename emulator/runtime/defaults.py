@@ -10,7 +10,6 @@ SAMPLES_DIR = REPO / "producer" / "samples"
 DEFAULT_SAMPLE = SAMPLES_DIR / "qcd.root"
 ZOO = REPO / "models" / "zoo"
 DEFAULT_MODEL = ZOO / "AE_3D_200_ptetaphie"
-FALLBACK_MODEL = ZOO / "TLA_4D_leading"
 #: the event-level model that flags events in the stream whenever the stream carries its variables
 DEFAULT_ANOMALY_MODEL = ZOO / "EVT_AE_ht"
 
@@ -23,14 +22,12 @@ def default_input() -> Path:
 
 
 def default_model(announce: bool = True) -> Path:
-    """The default streaming model dir, falling back to the imported TLA network while it is untrained."""
-    for path in (DEFAULT_MODEL, FALLBACK_MODEL):
-        if (path / "card.json").is_file():
-            if announce:
-                note = "" if path == DEFAULT_MODEL else f" ({DEFAULT_MODEL.name} not there yet)"
-                print(f"aetrig: using model {path}{note}", file=sys.stderr)
-            return path
-    raise FileNotFoundError(f"no default model: neither {DEFAULT_MODEL} nor {FALLBACK_MODEL} exists; give --model DIR")
+    """The default streaming (compression) model dir; a clear error when it is missing."""
+    if not (DEFAULT_MODEL / "card.json").is_file():
+        raise FileNotFoundError(f"no default model: {DEFAULT_MODEL} is missing; give --model DIR")
+    if announce:
+        print(f"aetrig: using model {DEFAULT_MODEL}", file=sys.stderr)
+    return DEFAULT_MODEL
 
 
 def default_anomaly_model() -> Path | None:
