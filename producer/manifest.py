@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from emulator import __version__
 from emulator.runtime.atomic import write_json_atomic
 from models.runtime.hashing import sha256_file
 
@@ -30,7 +31,6 @@ def new_run_id() -> int:
 def build_manifest(run_id: int, files: Sequence[str | Path], settings: Mapping[str, Any], seed: int,
                    variables: Sequence[str], start_time: float | None = None) -> dict[str, Any]:
     """The manifest as a JSON-ready dict."""
-    from emulator import __version__
 
     start = time.time() if start_time is None else start_time
     return {

@@ -27,6 +27,9 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from emulator.runtime.defaults import ZOO
+from emulator.runtime.progress import Progress
+from models.runtime.card import ModelError, check_level
 from models.runtime.hashing import sha256_file
 
 DECODER = "decoder.onnx"
@@ -58,7 +61,6 @@ class DecodeSummary:
 
 def _require_jet_level(card: Mapping[str, Any], where: str | Path) -> None:
     """Refuse an event-level model: its decoder rebuilds an event vector, not the recorded jets."""
-    from models.runtime.card import ModelError, check_level
 
     try:
         check_level(dict(card), "jet", where)
@@ -76,7 +78,6 @@ def locate_model(card: Mapping[str, Any], model_dir: str | Path | None = None) -
         if (path / "card.json").is_file():
             _require_jet_level(json.loads((path / "card.json").read_text()), path)
         return path
-    from emulator.runtime.defaults import ZOO
 
     name = str(card.get("name", ""))
     path = ZOO / name
@@ -134,7 +135,6 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
     import uproot
 
     from consumer.offline.rootwrite import create_tree
-    from emulator.runtime.progress import Progress
     from emulator.runtime.recording import (
         THRESHOLD_BRANCH,
         RecordingError,

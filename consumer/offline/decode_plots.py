@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 import awkward as ak
 import numpy as np
 
+from emulator.runtime import plotting
 from emulator.runtime.atomic import write_json_atomic
 from emulator.runtime.defaults import REPO
+from models.runtime.residuals import RELATIVE_VARIABLES, residual_summary
 
 if TYPE_CHECKING:
     from emulator.runtime.plotting import Origin
@@ -58,7 +60,6 @@ def join_decoded(events: ak.Array, manifests: dict[str, Any], variables: list[st
 def input_origin(manifests: dict[str, Any], search_dirs: list[str]) -> Origin | None:
     """Generator and √s of the runs' input files (their ROOT metadata) for the plot label; None if unknown."""
     from consumer.offline.join import JoinError, manifest_inputs, resolve_path
-    from emulator.runtime import plotting
 
     try:
         paths = [resolve_path(f.path, search_dirs) for m in manifests.values() for f in manifest_inputs(m)]
@@ -70,8 +71,6 @@ def input_origin(manifests: dict[str, Any], search_dirs: list[str]) -> Origin | 
 def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str | Path | None = None,
                max_events: int | None = 200_000) -> dict[str, Any]:
     """Make the standard plots; return {"plots": [...], "stats": {...}, "raw_passthrough": {...}}."""
-    from emulator.runtime import plotting
-    from models.runtime.residuals import RELATIVE_VARIABLES, residual_summary
 
     out_dir = str(out_dir)
     os.makedirs(out_dir, exist_ok=True)

@@ -17,9 +17,12 @@ from typing import Any
 import numpy as np
 
 from consumer.offline.studies.common import Sample, write_json
+from emulator.runtime.plotting import file_metadata
 from emulator.runtime.tables import markdown_table, text_table
 from models.runtime import anomaly
 from models.runtime import trigger_menu as tm
+from models.runtime.evaluate import scorer_session
+from models.runtime.event_features import padded_jets
 
 #: what each kind of score set is, in words
 KINDS = {
@@ -53,8 +56,6 @@ def trigger_scores(sample: Sample, selection: tm.JetSelection) -> tuple[np.ndarr
 
 def event_latent(model, sample: Sample, batch: int = 32768) -> np.ndarray:
     """[n_events, k] latent of an event-level model's encoder.onnx on the padded leading jets."""
-    from models.runtime.evaluate import scorer_session
-    from models.runtime.event_features import padded_jets
 
     x = padded_jets(sample.take(model.variables), sample.counts, int(model.card["event_input"]["jets"]))
     session = scorer_session(model.encoder_path)
@@ -68,7 +69,8 @@ def model_score(model, sample: Sample, raw: np.ndarray) -> np.ndarray:
     block = model.card.get("score_transform")
     if block is None:
         return raw
-    from models.runtime import score_transform as st
+    from models.runtime import score_transform as st  # local: `st` is a loop variable elsewhere in this module
+
 
     latent = event_latent(model, sample) if any(t["raw"] == "latent" for t in block["terms"]) else None
     return st.score(block, raw, latent, st.event_ht(block, sample.column("pt"), sample.column("eta"), sample.counts))
@@ -100,7 +102,6 @@ def _scored(scores: np.ndarray, trig: tuple[np.ndarray, np.ndarray]) -> tm.Trigg
 
 def stream_note(background: Sample) -> str:
     """What the background stream is (from its `aetrig generate` metadata) and what rates in Hz mean."""
-    from emulator.runtime.plotting import file_metadata
 
     meta = file_metadata(background.files[0]) if background.files else None
     if meta and meta.get("process"):

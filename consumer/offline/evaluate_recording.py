@@ -19,6 +19,7 @@ import numpy as np
 
 from consumer.offline.evaluate import ScoreSet
 from consumer.offline.studies.common import Sample
+from models.runtime.hashing import sha256_file
 
 SHA_CHECKED = ("scorer.onnx", "encoder.onnx")
 
@@ -50,7 +51,6 @@ def _file_table(samples: Mapping[str, Sample], tree: str) -> tuple[dict[str, tup
     """{sha256: (sample, offset, entries)} and {real path: (...)} over every file of every sample."""
     import uproot
 
-    from models.runtime.hashing import sha256_file
 
     by_sha, by_path = {}, {}
     for name, s in samples.items():

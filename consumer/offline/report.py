@@ -6,6 +6,7 @@ import html
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -84,7 +85,6 @@ def pick_compression_model(dirs: Sequence[str], wanted: str | None) -> str:
 
 def generate_background(n_events: int, seed: int, out_dir: str, jobs: int = 2) -> str:
     """Generate a QCD background with `aetrig generate` (reused when it already exists); return its path."""
-    import subprocess
 
     path = os.path.join(out_dir, "samples", f"qcd_{n_events}_seed{seed}.root")
     if os.path.isfile(path):

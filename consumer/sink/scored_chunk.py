@@ -17,6 +17,7 @@ from emulator.runtime.recording import (
     jagged_record,
 )
 from emulator.runtime.wire import Batch
+from models.runtime import latent_coding as lc
 
 
 def batch_layout(batch: Batch, latent_dtype: str, latent_codec: str = "none", entropy_model: str = "") -> Layout:
@@ -64,7 +65,6 @@ def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, An
 
 def ans_block(latent: np.ndarray, layout: Layout, n_events: int) -> Any:
     """The commit's ANS-coded latent symbols as jagged uint8 ``bytes``: all on the first event."""
-    from models.runtime import latent_coding as lc
 
     model = lc.EntropyModel.from_json(json.loads(layout.entropy_model))
     data = np.frombuffer(lc.encode(lc.quantise(latent, model), model), np.uint8)

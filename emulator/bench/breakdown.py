@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 
 from emulator.bench.data import JetSample, event_messages, frames_for
+from emulator.encoder.microbatch import scored_columns, stack_inputs
+from emulator.runtime import wire
+from models.runtime.card import load_model_dir
 
 STEPS = ("decode", "validate", "stack_inputs", "onnx_score", "scored_columns", "encode")
 
@@ -21,10 +24,7 @@ STEPS = ("decode", "validate", "stack_inputs", "onnx_score", "scored_columns", "
 def breakdown(model_dir: str | Path, sample: JetSample, events_per_message: int, messages_per_batch: int,
               budget_s: float) -> dict:
     """Per-step time of the encoder's message path on ``messages_per_batch`` messages per inference call."""
-    from emulator.encoder.microbatch import scored_columns, stack_inputs
-    from emulator.runtime import wire
     from emulator.runtime.onnx_scorer import OnnxScorer
-    from models.runtime.card import load_model_dir
 
     model = load_model_dir(model_dir)
     scorer = OnnxScorer(model.scorer_path, model.latent_dim, threads=1, max_rows=1 << 20)

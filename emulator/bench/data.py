@@ -14,6 +14,7 @@ import msgpack
 import numpy as np
 
 from emulator.runtime import wire
+from models.runtime.data import load_file
 
 
 @dataclass
@@ -47,7 +48,6 @@ def load_sample(path: str | Path, variables: list[str], max_events: int | None =
     """Read ``jet_<var>`` for ``variables`` (and the jet counts) from a ROOT file of the input contract."""
     import uproot
 
-    from models.runtime.data import load_file
 
     values, counts = load_file(path, variables, tree, max_events)
     with uproot.open(path) as f:

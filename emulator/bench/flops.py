@@ -6,14 +6,18 @@ With cycles per jet this gives MACs per cycle, to compare with the core's fused 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+
+import numpy as np
+
+from emulator.bench.inprocess import ort_session
 
 
 def macs_by_precision(onnx_path: str | Path) -> dict[str, int]:
     """MACs for one input row per weight precision: ``float32`` Gemm/MatMul weights, and ``int8`` ones, i.e.
     weights that reach the node through a DequantizeLinear of an 8-bit initializer (ONNX Runtime's QDQ format,
     fused to QGemm / QLinearMatMul when the session loads)."""
-    import numpy as np
     import onnx
     from onnx import numpy_helper
 
@@ -55,12 +59,9 @@ def _measured_macs_rate(nodes: list, inits: list, clock_hz: float, size: int, ro
                         budget_s: float) -> dict[str, float]:
     """MACs per CPU second (and per cycle) of a one-Gemm graph ``x [N, size] -> y [N, size]`` built from
     ``nodes`` and ``inits``, run on ``rows`` random rows for ``budget_s`` (at least 3 calls), one thread."""
-    import time
 
-    import numpy as np
     from onnx import TensorProto, helper
 
-    from emulator.bench.inprocess import ort_session
 
     graph = helper.make_graph(nodes, "gemm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", size])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", size])], inits)
@@ -82,7 +83,6 @@ def gemm_peak(clock_hz: float, size: int = 256, rows: int = 4096, budget_s: floa
 
     A ceiling for any MLP on this core: a model of M MACs per jet cannot go below M / peak cycles per jet.
     """
-    import numpy as np
     from onnx import helper, numpy_helper
 
     w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((size, size)).astype(np.float32), "w")
@@ -93,7 +93,6 @@ def gemm_peak(clock_hz: float, size: int = 256, rows: int = 4096, budget_s: floa
 def int8_gemm_peak(clock_hz: float, size: int = 256, rows: int = 4096, budget_s: float = 1.0) -> dict[str, float]:
     """Measured int8 MACs per CPU second (and per cycle) of one QDQ Gemm (uint8 input x int8 weight, float32
     output, fused to QGemm: VNNI where the CPU has it) in ONNX Runtime on one thread; the int8 ceiling."""
-    import numpy as np
     from onnx import helper, numpy_helper
 
     rng = np.random.default_rng(0)

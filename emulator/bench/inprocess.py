@@ -15,6 +15,7 @@ import numpy as np
 
 from emulator.bench import stats
 from emulator.bench.data import batches
+from models.training.modeldir import load_checkpoint
 
 #: Micro-batch sizes of the full benchmark (powers of two, 1 to 8192 jets).
 BATCH_SIZES = tuple(2**i for i in range(14))
@@ -78,7 +79,6 @@ def bench_onnx(scorer: str | Path, x: np.ndarray, sizes: tuple[int, ...], budget
 def torch_scorer(model_dir: str | Path):
     """The model's ScorerGraph (normalisation + network + error) rebuilt from ``model.pt`` in eager mode."""
     from models.training.graphs import ScorerGraph
-    from models.training.modeldir import load_checkpoint
 
     net, norm, _ = load_checkpoint(model_dir)
     return ScorerGraph(net, norm).eval()

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import re
+import subprocess
 from pathlib import Path
+
+import numpy
+import zmq
 
 from emulator.bench.cycles import clock_hz, cycle_method
 
@@ -25,7 +29,6 @@ def cpu_flags() -> list[str]:
 
 def git_state() -> dict | None:
     """The commit the benchmark ran on and whether the work tree had uncommitted changes."""
-    import subprocess
 
     repo = Path(__file__).resolve().parents[2]
     try:
@@ -41,9 +44,7 @@ def git_state() -> dict | None:
 
 def describe() -> dict:
     """Machine facts recorded in results.json (versions of the libraries that matter)."""
-    import numpy
     import onnxruntime
-    import zmq
 
     hz, clock_source = clock_hz()
     out = {

@@ -8,6 +8,7 @@ produced/recorded/lost, throughput and per-event decision and commit latency per
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from emulator.bench import procs, stats
 from emulator.bench.cycles import children, cmdline, cpu_seconds, rss_bytes
+from emulator.bench.profile import Profiler
 from emulator.runtime import prom_text
 
 STAGE_WORDS = {"produce": "producer", "encode": "encoder", "sink": "sink"}
@@ -218,7 +220,6 @@ def cpu_capacity(cpu_by_stage: dict[str, float], events: float, cores: int | Non
     An estimate for an unshared machine, derived from CPU time (not wall time) so that other
     processes on a shared machine do not distort it; no queueing or scheduling losses included.
     """
-    import os
 
     cores = cores or os.cpu_count() or 1
     if not events or not cpu_by_stage:
@@ -241,7 +242,6 @@ def _attach_profilers(cfg: PipelineConfig, series: dict, profilers: dict, elapse
 
     ``elapsed``: seconds since the stages were up (the producer's duration runs from about then).
     """
-    from emulator.bench.profile import Profiler
 
     seconds = cfg.duration_s - elapsed - 1.0
     if seconds < 1.0:

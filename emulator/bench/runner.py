@@ -14,12 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from emulator.bench import goals, stats
+from emulator.bench.breakdown import breakdown
 from emulator.bench.cycles import clock_hz
 from emulator.bench.data import load_sample
 from emulator.bench.flops import gemm_peak, int8_gemm_peak, macs_by_precision
 from emulator.bench.inprocess import bench_onnx, bench_torch, torch_scorer
+from emulator.bench.latency import latency_curve
 from emulator.bench.machine import describe
 from emulator.bench.pipeline import PipelineConfig, run_pipeline
+from emulator.bench.ratescan import rate_scan
+from emulator.bench.service import ServiceConfig, bench_service
+from emulator.bench.soak import soak
+from emulator.runtime import defaults
 
 DEFAULT_WIDE = "wide_k6"
 #: suffixes of a wide model's variants measured next to it (same network, other precision)
@@ -53,7 +59,6 @@ class Bench:
 
     def __init__(self, plan: Any, steps: set[str], out: Path, model: Path | None, wide_model: Path | None,
                  sample: Path | None, quick: bool):
-        from emulator.runtime import defaults
         from models.runtime.card import ModelError, load_model_dir
 
         self.plan, self.steps, self.out, self.quick = plan, steps, Path(out), quick
@@ -167,7 +172,6 @@ class Bench:
                                                                self.plan.budget_s, self.hz)
 
     def run_breakdown(self) -> None:
-        from emulator.bench.breakdown import breakdown
 
         s = self.sample(self.model.variables)
         budget = 1.0 if self.quick else 3.0
@@ -177,7 +181,6 @@ class Bench:
 
     def _service(self, model, size: int, events_per_message: int, tag: str, profile: bool = False) -> dict:
         """In-process at ``size`` measured right before the service at ``size``: a paired comparison."""
-        from emulator.bench.service import ServiceConfig, bench_service
 
         s = self.sample(model.variables)
         paired = bench_onnx(model.scorer_path, s.matrix(model.variables), (size,), self.plan.budget_s, self.hz)[0]
@@ -261,7 +264,6 @@ class Bench:
                                     "encoder_max_batch_jets": 4096}
 
     def run_ratescan(self) -> None:
-        from emulator.bench.ratescan import rate_scan
 
         points = []
         for pattern in self.plan.scan_patterns:
@@ -270,14 +272,12 @@ class Bench:
         self.results["ratescan"] = points
 
     def run_latency(self) -> None:
-        from emulator.bench.latency import latency_curve
 
         self.results["latency_under_load"] = latency_curve(self.pipeline_config, self.out / "runs" / "load",
                                                            self.plan.latency_rates, self.results.get("ratescan", []),
                                                            self.error)
 
     def run_soak(self) -> None:
-        from emulator.bench.soak import soak
 
         self.results["soak"] = soak(self.pipeline_config, self.out / "runs" / "soak", self.plan.soak_seconds,
                                     self.plan.soak_rate_hz)

@@ -40,6 +40,7 @@ from emulator.runtime.rejections import Rejections
 from emulator.runtime.shutdown import StopFlag
 from emulator.runtime.stage_report import write_report
 from emulator.runtime.zmq_frames import recv_frames, send_frames
+from models.runtime.card import load_model_dir
 
 log = logging.getLogger("aetrig.encode")
 
@@ -59,7 +60,6 @@ class EncoderService:
     """One encoder process: sockets, ONNX session, micro-batching, metrics and the final report."""
 
     def __init__(self, config: EncoderConfig, stop: StopFlag | None = None, metrics: Metrics | None = None):
-        from models.runtime.card import load_model_dir
 
         self.config = config
         self.stop = stop if stop is not None else StopFlag()

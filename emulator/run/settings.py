@@ -32,6 +32,7 @@ from emulator.runtime.stage_config import (
     option,
     read_config,
 )
+from models.runtime.card import ModelError, read_card
 from producer import config as producer_config
 
 #: Events per message for the pipeline `aetrig run` starts: at the highest rates the per-message work of
@@ -246,7 +247,6 @@ class RunSettings:
 
 def _card_variables(model: Any) -> list[str]:
     """The variable names of a model directory's card ([] when it has no readable card)."""
-    from models.runtime.card import ModelError, read_card
 
     with contextlib.suppress(ModelError, KeyError, TypeError):
         return [str(v["name"]) for v in read_card(model)["variables"]]

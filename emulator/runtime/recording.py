@@ -45,6 +45,7 @@ import uproot
 
 from emulator.runtime.atomic import write_text_atomic
 from emulator.runtime.journaled_file import journal_path, recover
+from models.runtime import latent_coding as lc
 
 #: The segment layout (written by consumer/sink/segment_writer.py, read here).
 FORMAT_VERSION = "aetrig-recording-2"
@@ -281,7 +282,6 @@ def segment_latent(segment: Segment, arrays: ak.Array) -> np.ndarray:
     layout = segment.layout or {}
     if layout.get("latent_codec", "none") == "none":
         return latent_from_arrays(arrays, segment.latent_dim, layout.get("latent_storage", "float32"))
-    from models.runtime import latent_coding as lc
 
     model = lc.EntropyModel.from_json(layout["entropy_model"])
     coded = arrays[LATENT_ANS_BRANCH]

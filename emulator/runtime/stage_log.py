@@ -8,6 +8,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import zmq
+
+from emulator.runtime.shutdown import StopFlag
+
 #: Exit code of a stage that cannot start: bad settings or input, or an address it cannot bind or reach.
 EXIT_CANNOT_START = 2
 
@@ -25,9 +29,7 @@ def run_service(stage: str, build: Callable[[Any], Any], build_errors: tuple[typ
     """Route SIGTERM/SIGINT to a stop flag, ``build(stop)`` the stage's service and ``run()`` it: its report, or
     None (said on stderr as ``aetrig <stage>: ...``) when building raises ``build_errors`` or the sockets on
     ``endpoints`` fail (zmq.ZMQError); the stage then exits with :data:`EXIT_CANNOT_START`."""
-    import zmq
 
-    from emulator.runtime.shutdown import StopFlag
 
     stop = StopFlag().install()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,6 @@ def calibrate(model_path: str | Path, backgrounds: list[str | Path], tree: str =
 
     Writes into ``out`` (a copy of the model directory) when given, else updates the card in place.
     """
-    import shutil
 
     model = load_model_dir(model_path)
     target = Path(out) if out else model.path

@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from models.runtime.evaluate import scorer_session
+from models.runtime.hashing import sha256_file
+
 ENTROPY_MODEL_NAME = "entropy_model.json"
 FORMAT = "aetrig-latent-pmf-1"
 ESCAPE_BITS = 32
@@ -182,7 +185,6 @@ def ideal_bits(q: np.ndarray, model: EntropyModel) -> float:
 
 def encoder_session(model_dir: str | Path, threads: int = 1):  # -> onnxruntime.InferenceSession
     """A CPU ONNX Runtime session on the model directory's encoder.onnx."""
-    from models.runtime.evaluate import scorer_session
 
     return scorer_session(Path(model_dir) / "encoder.onnx", threads)
 
@@ -200,7 +202,6 @@ def code_jets(model_dir: str | Path, values: np.ndarray, threads: int = 1) -> by
 
 def decode_jets(model_dir: str | Path, data: bytes, n_jets: int, threads: int = 1) -> np.ndarray:
     """Reconstructed jets [n_jets, n_vars] (physical units) of ``code_jets`` bytes: ANS -> q * delta -> decoder."""
-    from models.runtime.evaluate import scorer_session
 
     model = load_entropy_model(model_dir)
     z = dequantise(decode(data, n_jets, model), model)
@@ -216,7 +217,6 @@ def is_rate_model(model_dir: str | Path) -> bool:
 def entropy_model_text(card: dict[str, Any], search_dirs: list[Path]) -> str:
     """The JSON text of a card's entropy model, found as ``<dir>/<card name>/entropy_model.json`` in
     ``search_dirs`` with the sha256 its card lists; LatentCodingError when the model has none."""
-    from models.runtime.hashing import sha256_file
 
     wanted = card.get("files", {}).get(ENTROPY_MODEL_NAME)
     if not wanted:

@@ -42,11 +42,17 @@ from typing import Any
 
 import numpy as np
 
+from emulator.runtime.tables import text_table
 from models.runtime import score_transform as st
 from models.runtime import trigger_menu as tm
 from models.runtime.card import ModelDir, load_model_dir, write_card
 from models.runtime.data import JetSample, load_jets, split_events
-from models.runtime.event_features import EVENT_VARIABLES
+from models.runtime.event_features import EVENT_VARIABLES, GLOBAL_FEATURES
+from models.runtime.event_scoring import score_flat_events
+from models.runtime.hashing import sha256_file
+from models.runtime.thresholds import MIN_TAIL, dense_curve, threshold_rows
+from models.training.event_train import event_threshold_table
+from models.training.modeldir import CHECKPOINT, load_checkpoint, save_checkpoint
 
 DESIGN_FPRS = (1e-2, 1e-3, 1e-4)
 
@@ -79,7 +85,6 @@ def training_split(model: ModelDir, sample: JetSample) -> dict[str, np.ndarray]:
 
 def outputs(model: ModelDir, sample: JetSample, selection: tm.JetSelection = st.SELECTION) -> Outputs:
     """Scorer outputs (error, latent) and trigger HT / leading-jet pT of every event of ``sample``."""
-    from models.runtime.event_scoring import score_flat_events
 
     values = sample.values[:, [sample.variables.index(v) for v in model.variables]]
     latent, _, error = score_flat_events(model.scorer_path, values, sample.counts,
@@ -133,12 +138,7 @@ def reweighted_copy(model: ModelDir, out: Path, global_weight: float, train_file
 
     The network is unchanged (model.pt); scorer/encoder/decoder graphs are exported again with the new
     weights, the card's ``score`` records them and its thresholds are recomputed on the test split."""
-    from models.runtime.event_features import GLOBAL_FEATURES
-    from models.runtime.event_scoring import score_flat_events
-    from models.runtime.hashing import sha256_file
     from models.training.event_graphs import export_event_graphs
-    from models.training.event_train import event_threshold_table
-    from models.training.modeldir import CHECKPOINT, load_checkpoint, save_checkpoint
 
     net, norm, config = load_checkpoint(model.path)
     base = np.asarray(model.card["score"]["inverse_residual_variance"], dtype=np.float64)
@@ -193,7 +193,6 @@ def summary_rows(results: Mapping[str, Mapping[str, Any]], fpr: str) -> list[lis
 
 
 def compare(args: argparse.Namespace) -> int:
-    from emulator.runtime.tables import text_table
 
     train_file = load([args.train_background])
     extra = load(args.extra_background) if args.extra_background else None
@@ -234,7 +233,6 @@ def compare(args: argparse.Namespace) -> int:
 
 def ship(args: argparse.Namespace) -> int:
     """Copy ``--model`` to ``--out`` with the score_transform block and thresholds of the transformed score."""
-    from models.runtime.thresholds import MIN_TAIL, dense_curve, threshold_rows
 
     source = load_model_dir(args.model, level="event")
     out = Path(args.out)

@@ -32,6 +32,19 @@ from typing import Any
 
 import numpy as np
 
+from emulator.runtime.plotting import label
+from emulator.runtime.progress import Progress
+from models.runtime import anomaly
+from models.runtime.card import load_model_dir
+from models.runtime.data import load_jets
+from models.runtime.event_features import EVENT_VARIABLES, event_features, padded_jets
+from models.runtime.event_scoring import run_event_scorer
+from models.runtime.hashing import sha256_file
+from models.runtime.residuals import core_half_width
+from models.training.kscan import INT_LIST_HELP, add_training_options, parse_int_list, parse_scan_args
+from models.training.train_command import train_model
+from models.training.train_options import TrainError, TrainOptions
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "producer" / "samples"
 FPRS = (1e-2, 1e-3)
@@ -39,19 +52,12 @@ SIGNALS = ("zprime", "darkshower")
 
 
 def _sample(paths: list[str]) -> Any:
-    from models.runtime.data import load_jets
-    from models.runtime.event_features import EVENT_VARIABLES
 
     return load_jets(paths, list(EVENT_VARIABLES))
 
 
 def evaluate(model_dir: Path, background: Any, signals: dict[str, Any], large: Any | None) -> dict[str, Any]:
     """Sensitivity and fidelity of one event-level model directory."""
-    from models.runtime import anomaly
-    from models.runtime.card import load_model_dir
-    from models.runtime.event_features import event_features, padded_jets
-    from models.runtime.event_scoring import run_event_scorer
-    from models.runtime.residuals import core_half_width
 
     model = load_model_dir(model_dir, level="event")
     spec = model.card["event_input"]
@@ -141,7 +147,6 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     ax2.set_ylabel("residual core half-width")
     ax.legend(loc="lower left", fontsize=7)
     ax2.legend(loc="lower right", fontsize=7)
-    from emulator.runtime.plotting import label
 
     label(ax, extra=f"event AE k-scan: {len(summary['seeds'])} seeds, {summary['epochs']} epochs, trained on QCD only")
     fig.tight_layout()
@@ -150,11 +155,6 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from emulator.runtime.progress import Progress
-    from models.runtime.hashing import sha256_file
-    from models.training.kscan import INT_LIST_HELP, add_training_options, parse_int_list, parse_scan_args
-    from models.training.train_command import train_model
-    from models.training.train_options import TrainError, TrainOptions
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", nargs="+", default=None,

@@ -25,6 +25,12 @@ from models.runtime.event_features import (
     fit_empty_slot_fill,
     padded_jets,
 )
+from models.runtime.event_scoring import run_event_scorer
+from models.runtime.normalisation import fit_standard
+from models.runtime.residuals import core_half_width, residual_summary
+from models.runtime.thresholds import MIN_TAIL, dense_curve, threshold_rows
+from models.training.modeldir import CHECKPOINT, save_checkpoint, write_full_card
+from models.training.train import CHECKPOINT_NAME, TrainConfig
 from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split, training_record
 
 LEVEL = "event"
@@ -33,7 +39,6 @@ LEVEL = "event"
 def fidelity(names: list[str], f_in: np.ndarray, f_out: np.ndarray, y_in: np.ndarray,
              y_out: np.ndarray) -> dict[str, Any]:
     """Reconstruction fidelity of the event vector: per-feature core half-width (standardised units) and HT."""
-    from models.runtime.residuals import core_half_width, residual_summary
 
     per = {n: core_half_width(y_out[:, i] - y_in[:, i]) for i, n in enumerate(names)}
     i = names.index("log_ht")
@@ -46,7 +51,6 @@ def fidelity(names: list[str], f_in: np.ndarray, f_out: np.ndarray, y_in: np.nda
 
 def event_threshold_table(scores: np.ndarray, sample: dict[str, Any]) -> dict[str, Any]:
     """The card's ``thresholds`` for an event-level model: rows and dense curve of per-event errors."""
-    from models.runtime.thresholds import MIN_TAIL, dense_curve, threshold_rows
 
     return {"sample": {**sample, "n_events": len(scores)},
             "rule": f"flag if event_score > threshold; event_score = the event AE's error (zero-jet events are "
@@ -59,12 +63,8 @@ def train_event_model(options: TrainOptions) -> dict[str, Any]:
     Raises TrainError with a clear message (also for per-jet options that do not apply)."""
     import torch
 
-    from models.runtime.event_scoring import run_event_scorer
-    from models.runtime.normalisation import fit_standard
     from models.training.architectures import build, describe
     from models.training.event_graphs import export_event_graphs, residual_weights
-    from models.training.modeldir import CHECKPOINT, save_checkpoint, write_full_card
-    from models.training.train import CHECKPOINT_NAME, TrainConfig
 
     if options.level != LEVEL:
         raise TrainError(f"train_event_model needs level={LEVEL!r}, got {options.level!r}")

@@ -17,6 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from emulator.runtime.plotting import label
+from models.training.train_command import train_model
+from models.training.train_options import TrainError, TrainOptions
+
 #: help of every option parsed by parse_int_list (--ks here and in event_kscan, event_kscan's --seeds)
 INT_LIST_HELP = "comma-separated integers and inclusive ranges, e.g. '2-12' or '1,2,4-8'"
 
@@ -84,7 +88,6 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("latent size k")
     ax.set_ylabel("core half-width of residual (16-84% / 2)")
-    from emulator.runtime.plotting import label
 
     label(ax, extra=f"wide AE {len(summary['variables'])}-200-200-200-k: test split, {summary['epochs']} epochs each")
     ax.legend(fontsize=7, ncol=2)
@@ -94,8 +97,6 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from models.training.train_command import train_model
-    from models.training.train_options import TrainError, TrainOptions
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", nargs="+", default=[], help="training ROOT file(s) (required unless --plot-only)")

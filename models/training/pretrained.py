@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 
 from models.runtime.card import ModelError
+from models.runtime.evaluate import run_scorer
 from models.runtime.hashing import sha256_file
+from models.runtime.residuals import residual_stats
 
 PRETRAINED_FILE = "4D_TLA_leading.pth"
 PRETRAINED_SHA256 = "f28cb56a5c39de34f4204bce9baa65cff8f2228d4d401e9e08dc9227d0b50249"
@@ -57,8 +59,6 @@ def source_entry(path: Path) -> dict[str, Any]:
 
 def evaluate_on_background(model_dir: Path, sample: Any, threads: int = 1) -> tuple[dict[str, Any], np.ndarray]:
     """Per-variable residuals on all jets and on leading jets; returns (metrics, per-jet errors)."""
-    from models.runtime.evaluate import run_scorer
-    from models.runtime.residuals import residual_stats
 
     _, reco, error = run_scorer(model_dir / "scorer.onnx", sample.values, threads=threads)
     leading = sample.jet_rank == 0

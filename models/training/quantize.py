@@ -22,7 +22,11 @@ from typing import Any
 import numpy as np
 
 from models.runtime.card import GRAPH_FILES, ModelError, load_model_dir, write_card
+from models.runtime.data import load_jets
+from models.runtime.evaluate import run_scorer
 from models.runtime.hashing import sha256_file
+from models.runtime.residuals import residual_stats
+from models.runtime.thresholds import threshold_table
 
 PRECISION = "int8"
 METHODS = ("minmax", "percentile", "entropy")
@@ -270,10 +274,6 @@ def quantize_model(model_path: str | Path, out: str | Path, calibration: list[st
     ``calibration`` files give the activation ranges, ``background`` files the new thresholds
     (and the int8-vs-float32 agreement and residuals recorded in the card's metrics).
     """
-    from models.runtime.data import load_jets
-    from models.runtime.evaluate import run_scorer
-    from models.runtime.residuals import residual_stats
-    from models.runtime.thresholds import threshold_table
 
     source = load_model_dir(model_path)
     precision = source.card.get("precision", "float32")

@@ -19,6 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.runtime.normalisation import Normalisation
+from models.training.modeldir import CHECKPOINT
+
 LOG2 = math.log(2.0)
 
 
@@ -100,9 +103,7 @@ def describe_rate(net: RateAE) -> dict[str, Any]:
 
 def load_rate_checkpoint(model_dir: str | Path) -> tuple[RateAE, Any]:
     """(RateAE in eval mode, normalisation) rebuilt from a rate-trained model directory's ``model.pt``."""
-    from models.runtime.normalisation import Normalisation
     from models.training.architectures import build
-    from models.training.modeldir import CHECKPOINT
 
     blob = torch.load(Path(model_dir) / CHECKPOINT, weights_only=True, map_location="cpu")
     config, state = blob["config"], blob["state_dict"]

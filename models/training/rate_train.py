@@ -18,6 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from models.runtime import latent_coding as lc
+from models.runtime.card import write_card
+from models.runtime.evaluate import run_scorer
+from models.runtime.hashing import sha256_file
+from models.runtime.normalisation import fit
+from models.runtime.rate_metrics import measure
+from models.runtime.residuals import residual_stats
+from models.runtime.thresholds import threshold_table
+from models.training.modeldir import export_model_files, write_full_card
+from models.training.train import CHECKPOINT_NAME, TrainConfig
+from models.training.train_command import parse_variables, parse_weights
 from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split
 
 #: the goal's resolutions in normalised units (pt/e: 1 % relative; eta/phi: 0.01) set the default weights
@@ -33,18 +44,8 @@ def train_rate_model(options: TrainOptions, lam: float, components: int = 4,
     """Train, export, fit the entropy tables and measure one rate-trained AE; returns its card."""
     import torch
 
-    from models.runtime import latent_coding as lc
-    from models.runtime.card import write_card
-    from models.runtime.evaluate import run_scorer
-    from models.runtime.hashing import sha256_file
-    from models.runtime.normalisation import fit
-    from models.runtime.rate_metrics import measure
-    from models.runtime.thresholds import threshold_table
     from models.training.architectures import build, describe
-    from models.training.modeldir import export_model_files, write_full_card
     from models.training.rate_ae import RateAE, describe_rate
-    from models.training.train import CHECKPOINT_NAME, TrainConfig
-    from models.training.train_command import parse_variables, parse_weights
 
     variables = parse_variables(options.variables)
     weights = parse_weights(options.loss_weights, variables)
@@ -106,7 +107,6 @@ def train_rate_model(options: TrainOptions, lam: float, components: int = 4,
 
 
 def _stats(variables: list[str], x: np.ndarray, reco: np.ndarray) -> dict[str, Any]:
-    from models.runtime.residuals import residual_stats
 
     return residual_stats(variables, x, reco)
 

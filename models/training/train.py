@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from emulator.runtime.progress import Progress
+
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
@@ -94,7 +96,6 @@ def train(net: Any, y_train: np.ndarray, y_val: np.ndarray, config: TrainConfig,
     """
     import torch
 
-    from emulator.runtime.progress import Progress
 
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)

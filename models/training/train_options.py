@@ -17,6 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from models.runtime.data import DataError, load_jets, split_events
+from models.training.train import train
+
 
 class TrainError(Exception):
     """A training run cannot proceed: missing data or branch, bad option, unusable checkpoint."""
@@ -95,7 +98,6 @@ class TrainOptions:
 def load_and_split(options: TrainOptions, variables: list[str]) -> tuple[Any, dict[str, Any]]:
     """Read ``variables`` of the input files and split their events by --split and --seed:
     (sample, {"train"|"val"|"test": part}). Raises TrainError with a clear message."""
-    from models.runtime.data import DataError, load_jets, split_events
 
     fractions = options.fractions()
     try:
@@ -110,7 +112,6 @@ def fit_network(net: Any, y_train: np.ndarray, y_val: np.ndarray, config: Any,
                 options: TrainOptions) -> tuple[Any, Any, float]:
     """Run models.training.train.train into ``options.out``: (best network, state, wall seconds).
     A bad checkpoint or configuration raises TrainError; Ctrl-C prints the --resume hint and propagates."""
-    from models.training.train import train
 
     out = Path(options.out)
     t0 = time.perf_counter()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +14,10 @@ import numpy as np
 
 from emulator.runtime.atomic import write_json_atomic
 from emulator.runtime.defaults import SAMPLES_DIR, ZOO
+from models.runtime.card import load_model_dir, read_card
+from models.runtime.card import model_level as level_of
+from models.runtime.evaluate import run_scorer
+from models.runtime.residuals import residual_stats, residuals
 
 #: the 13 generated per-jet variables (input contract)
 ALL_VARIABLES = ("pt", "eta", "phi", "m", "e", "nconst", "charged_frac", "em_frac", "width", "lead_frac",
@@ -141,35 +147,29 @@ def zoo_models(names: Sequence[str] | None = None) -> list[Path]:
 
 def load_model(path: str | Path, level: str | None = "jet"):  # -> models.runtime.card.ModelDir
     """A verified model directory; ``level`` jet (default) refuses event-level models, None accepts any."""
-    from models.runtime.card import load_model_dir
 
     return load_model_dir(path, verify=True, level=level)
 
 
 def model_level(path: str | Path) -> str:
     """``jet`` or ``event`` from a model directory's card (without verifying its files)."""
-    from models.runtime.card import model_level as level_of
-    from models.runtime.card import read_card
 
     return level_of(read_card(path))
 
 
 def run_model(model, x: np.ndarray, batch: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(latent, reconstruction, per-jet error) of the model's scorer graph with ONNX Runtime (1 thread)."""
-    from models.runtime.evaluate import run_scorer
 
     return run_scorer(model.scorer_path, x, batch=batch, threads=1)
 
 
 def residual_table(variables: Sequence[str], x_in: np.ndarray, x_out: np.ndarray) -> dict[str, dict[str, Any]]:
     """Per-variable residual statistics (models.runtime.residuals: relative for pt/e/m, absolute otherwise)."""
-    from models.runtime.residuals import residual_stats
 
     return residual_stats(list(variables), np.asarray(x_in), np.asarray(x_out))
 
 
 def residual_values(var: str, x_in: np.ndarray, x_out: np.ndarray) -> np.ndarray:
-    from models.runtime.residuals import residuals
 
     return residuals(var, x_in, x_out)[1]
 
@@ -201,8 +201,6 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def perf_cycles_supported() -> bool:
     """Whether ``perf stat -e cycles`` counts cycles here (it reports <not supported> in most VMs)."""
-    import shutil
-    import subprocess
 
     if shutil.which("perf") is None:
         return False

@@ -32,9 +32,12 @@ from typing import Any
 import numpy as np
 
 from consumer.offline import lossy_codecs, stream_codecs
-from consumer.offline.pareto import pareto_mask
+from consumer.offline.pareto import dominates, pareto_mask
 from consumer.offline.studies.common import ALL_VARIABLES, Sample, cpu_mhz, load_model, residual_table
+from consumer.offline.studies.study_precompression import storage_columns
 from consumer.offline.studies.timing import cpu_per_call
+from models.runtime.anomaly import event_scores
+from models.runtime.card import read_card
 
 BOUNDS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1.4e-2, 3e-2, 1e-1)
 QUICK_BOUNDS = (1e-3, 1e-2)
@@ -159,7 +162,6 @@ class LosslessConfig:
 
 def latent_storage(latent: np.ndarray, storage: str) -> np.ndarray:
     """Latent [n, k] as stored: float32, or the float16/bfloat16 16-bit patterns (round to nearest even)."""
-    from consumer.offline.studies.study_precompression import storage_columns
 
     cols = storage_columns(latent, [str(i) for i in range(latent.shape[1])], storage)
     return np.stack([cols[str(i)] for i in range(latent.shape[1])], axis=1)
@@ -207,7 +209,6 @@ class AEConfig:
 
     def score(self, block: Block) -> AEParts:
         """The encoder stage's work: latent and per-event flag (event score = max jet error > threshold)."""
-        from models.runtime.anomaly import event_scores
 
         latent, error = self.scorer.score(block.x)
         return AEParts(latent, event_scores(error, block.counts) > self.threshold)
@@ -442,7 +443,6 @@ def meets_goal(p: Mapping[str, Any], variables: Sequence[str]) -> bool:
 
 def dominators(p: Mapping[str, Any], others: Sequence[Mapping[str, Any]], variables: Sequence[str]) -> list[str]:
     """Configs of ``others`` at most as large and at most as wide on every variable (and better in one)."""
-    from consumer.offline.pareto import dominates
 
     me = objectives([p], variables)[0]
     return [q["config"] for q, o in zip(others, objectives(others, variables), strict=True) if dominates(o, me)]
@@ -494,7 +494,6 @@ def compare(points: Sequence[dict], variables: Sequence[str]) -> dict[str, Any]:
 
 def variable_sets(model_dirs: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Models grouped by their variable set; key like ``pt,eta,phi,e`` (canonical order)."""
-    from models.runtime.card import read_card
 
     sets: dict[str, dict[str, Any]] = {}
     for d in model_dirs:

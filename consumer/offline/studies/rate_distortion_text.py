@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
+from consumer.offline.lossy_codecs import FAMILIES
 from consumer.offline.studies import rate_distortion as rd
+from consumer.offline.studies.common import write_json
 
 HEADERS = ["sample", "variables", "configuration", "kind", "B/jet (1M ev)", "B/jet (1G ev)", "ratio vs raw",
            "x best lossless", "pt core", "e core", "m core", "eta core", "phi core", "compress cyc/jet",
@@ -117,7 +120,6 @@ def _set_sentences(sample: str, key: str, st: Mapping[str, Any]) -> list[str]:
 
 def lossy_codecs_families(st: Mapping[str, Any]) -> list[str]:
     """The families present in a set's points, in the study's order."""
-    from consumer.offline.lossy_codecs import FAMILIES
 
     present = {p["family"] for p in st["points"] if p["kind"] in ("lossy", "matched")}
     return [f for f in FAMILIES if f in present]
@@ -204,9 +206,7 @@ def conclusion(result: Mapping[str, Any]) -> str:
 
 def write_tables(result: Mapping[str, Any], out_dir: str) -> list[str]:
     """``s2_rate_distortion.md`` (conclusion + full table) and ``s2_rate_distortion.json`` (every number)."""
-    import os
 
-    from consumer.offline.studies.common import write_json
 
     os.makedirs(out_dir, exist_ok=True)
     md, js = os.path.join(out_dir, "s2_rate_distortion.md"), os.path.join(out_dir, "s2_rate_distortion.json")

@@ -22,9 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from consumer.offline import evaluate, evaluate_plots
+from consumer.offline.evaluate import model_score
 from consumer.offline.studies.common import Sample, load_model, residual_table, residual_values, run_model
 from emulator.runtime import plotting
+from emulator.runtime.progress import Progress
 from models.runtime import anomaly, trigger_menu
+from models.runtime.event_features import event_features, padded_jets
+from models.runtime.event_scoring import run_event_scorer
 
 FPRS = (1e-2, 1e-3)
 LARGE_FPRS = (1e-2, 1e-3, 1e-4)
@@ -45,9 +50,6 @@ def scores(model, sample: Sample) -> dict[str, Any]:
 def event_model_scores(model, sample: Sample) -> dict[str, Any]:
     """An event-level model on the padded leading jets: ``x``/``reco`` are the event vector in and out; the
     event score is the model's anomaly score (its card's score_transform of the outputs, when it has one)."""
-    from consumer.offline.evaluate import model_score
-    from models.runtime.event_features import event_features, padded_jets
-    from models.runtime.event_scoring import run_event_scorer
 
     spec = model.card["event_input"]
     x = padded_jets(sample.take(model.variables), sample.counts, int(spec["jets"]))
@@ -178,7 +180,6 @@ def run(background: Sample, signals: Mapping[str, Sample], model_dirs: Sequence[
         large_background: Sample | None = None, pt_edges: Sequence[float] = PT_EDGES,
         compression_model: str | None = None) -> dict[str, Any]:
     """Run study 3; return results with figure paths and a conclusion."""
-    from emulator.runtime.progress import Progress
 
     results: dict[str, Any] = {"background": {"files": background.files, "n_events": background.n_events,
                                               "n_jets": background.n_jets},
@@ -230,7 +231,6 @@ def trigger_comparison(models: Mapping[str, Any], arrays: Mapping[str, Any], bac
     """Every model, and each event model's latent score, against the HT and leading-jet-pT triggers at equal
     rate on ``background`` (the large one when given); the ``plotted`` models (and their latent scores) are
     drawn. Writes s3_trigger_menu.md next to the figures; returns the numbers and the figure paths."""
-    from consumer.offline import evaluate, evaluate_plots
 
     sets = []
     for name, model in models.items():

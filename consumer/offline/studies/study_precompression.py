@@ -29,6 +29,7 @@ import numpy as np
 
 from consumer.offline import codecs
 from consumer.offline.pareto import pareto_mask
+from consumer.offline.studies import rate_distortion, rate_distortion_plot, rate_distortion_text
 from consumer.offline.studies.common import (
     Sample,
     cpu_mhz,
@@ -39,6 +40,8 @@ from consumer.offline.studies.common import (
 )
 from consumer.offline.studies.timing import timed
 from emulator.runtime import plotting
+from emulator.runtime.progress import Progress
+from models.runtime.anomaly import event_scores, threshold_at_fpr
 
 INPUT_SCHEMES = ("float32", "m16", "m12", "m10", "float16", "m8", "bfloat16", "m5", "m3")
 LATENT_SCHEMES = ("float32", "m16", "m12", "m10", "float16", "m8", "bfloat16", "m5")
@@ -111,7 +114,6 @@ def disk_sizes(model, sample: Sample, x: np.ndarray, fprs: Sequence[float], code
     names = model.variables
     counts = sample.counts
     latent, _, error = run_model(model, x)
-    from models.runtime.anomaly import event_scores, threshold_at_fpr
 
     scores = event_scores(error, counts)
     card = codecs.card_text(model.card)
@@ -299,7 +301,6 @@ def run(sample: Sample, model_dir: str, out_dir: str, fprs: Sequence[float] = (1
     The rate-distortion part (:mod:`rate_distortion`) runs every codec and every model of ``rd_models``
     (default: this model) on ``sample`` and on each of ``others`` (e.g. a sample the models were not
     trained on)."""
-    from emulator.runtime.progress import Progress
 
     model = load_model(model_dir)
     x = sample.take(model.variables)
@@ -318,7 +319,6 @@ def run(sample: Sample, model_dir: str, out_dir: str, fprs: Sequence[float] = (1
     figs += plot_fidelity(results["fidelity"], model.variables, out_dir, model.name, origin)
     figs += plot_bytes(results["disk"], out_dir, model.name, origin)
     figs += plot_cpu(results["cpu"], out_dir, model.name, origin)
-    from consumer.offline.studies import rate_distortion, rate_distortion_plot, rate_distortion_text
 
     samples = [sample, *(others or {}).values()]
     rd = rate_distortion.run(samples, list(rd_models or [model_dir]), quick=rd_quick, log=log)
