@@ -56,6 +56,11 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> list[TrainOptions]:
         return real(options)
 
     monkeypatch.setattr(train_command, "train_model", recording)
+    from models.training import event_kscan, kscan
+
+    for scan in (kscan, event_kscan):  # the scans import the function by name
+        if hasattr(scan, "train_model"):
+            monkeypatch.setattr(scan, "train_model", recording)
     monkeypatch.setattr(cli, "main", lambda *a, **k: pytest.fail("a scan called emulator.cli.main"))
     return calls
 

@@ -30,7 +30,7 @@ from models.runtime.normalisation import fit_standard
 from models.runtime.residuals import core_half_width, residual_summary
 from models.runtime.thresholds import MIN_TAIL, dense_curve, threshold_rows
 from models.training.modeldir import CHECKPOINT, save_checkpoint, write_full_card
-from models.training.train import CHECKPOINT_NAME, TrainConfig
+from models.training.train import CHECKPOINT_NAME
 from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split, training_record
 
 LEVEL = "event"
@@ -90,9 +90,7 @@ def train_event_model(options: TrainOptions) -> dict[str, Any]:
     norm = fit_standard(names, feats["train"])
     y_train = norm.forward(feats["train"]).astype(np.float32)
     y_val = norm.forward(feats["val"]).astype(np.float32)
-    config = TrainConfig(kind=LEVEL, latent=options.latent, epochs=options.epochs, batch_size=options.batch_size,
-                         lr=options.lr, weight_decay=options.weight_decay, schedule=options.schedule,
-                         patience=options.patience, seed=options.seed, threads=options.threads, variables=names)
+    config = options.train_config(names, kind=LEVEL)
     torch.manual_seed(options.seed)
     out = Path(options.out)
     net, state, wall = fit_network(build(LEVEL, len(names), options.latent), y_train, y_val, config, options)

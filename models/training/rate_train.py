@@ -27,7 +27,7 @@ from models.runtime.rate_metrics import measure
 from models.runtime.residuals import residual_stats
 from models.runtime.thresholds import threshold_table
 from models.training.modeldir import export_model_files, write_full_card
-from models.training.train import CHECKPOINT_NAME, TrainConfig
+from models.training.train import CHECKPOINT_NAME
 from models.training.train_command import parse_variables, parse_weights
 from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split
 
@@ -53,10 +53,7 @@ def train_rate_model(options: TrainOptions, lam: float, components: int = 4,
     counts = {name: {"events": part.n_events, "jets": len(part.values)} for name, part in parts.items()}
     norm = fit(options.norm, variables, parts["train"].values.astype(np.float64))
     y_train, y_val = (norm.forward(parts[p].values.astype(np.float64)).astype(np.float32) for p in ("train", "val"))
-    config = TrainConfig(kind=options.model, latent=options.latent, epochs=options.epochs,
-                         batch_size=options.batch_size, lr=options.lr, weight_decay=options.weight_decay,
-                         schedule=options.schedule, patience=options.patience, seed=options.seed,
-                         threads=options.threads, variables=variables, loss_weights=weights)
+    config = options.train_config(variables, weights)
     torch.manual_seed(options.seed)
     out = Path(options.out)
     net = RateAE(build(options.model, len(variables), options.latent), lam, components=components)

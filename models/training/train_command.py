@@ -129,7 +129,7 @@ def train_model(options: TrainOptions) -> dict[str, Any]:
     from models.runtime.thresholds import threshold_table
     from models.training.architectures import build, describe
     from models.training.modeldir import export_model_files, write_full_card
-    from models.training.train import CHECKPOINT_NAME, TrainConfig
+    from models.training.train import CHECKPOINT_NAME
 
     variables = parse_variables(options.variables)
     weights = parse_weights(options.loss_weights, variables)
@@ -144,10 +144,7 @@ def train_model(options: TrainOptions) -> dict[str, Any]:
         raise TrainError(str(exc)) from exc
     y_train = norm.forward(parts["train"].values.astype(np.float64)).astype(np.float32)
     y_val = norm.forward(parts["val"].values.astype(np.float64)).astype(np.float32)
-    config = TrainConfig(kind=options.model, latent=options.latent, epochs=options.epochs,
-                         batch_size=options.batch_size, lr=options.lr, weight_decay=options.weight_decay,
-                         schedule=options.schedule, patience=options.patience, seed=options.seed,
-                         threads=options.threads, variables=variables, loss_weights=weights)
+    config = options.train_config(variables, weights)
     torch.manual_seed(options.seed)
     out = Path(options.out)
     net, state, wall = fit_network(build(options.model, len(variables), options.latent), y_train, y_val, config,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from models.runtime.data import DataError, load_jets, split_events
-from models.training.train import train
+from models.training.train import TrainConfig, train
 
 
 class TrainError(Exception):
@@ -61,6 +61,14 @@ class TrainOptions:
         given = vars(args)
         names = {f.name for f in dataclasses.fields(cls)} - {"progress"}
         return cls(**{n: given[n] for n in names if n in given}, progress=not given.get("no_progress", False))
+
+    def train_config(self, variables: list[str], loss_weights: list[float] | None = None,
+                     kind: str | None = None) -> TrainConfig:
+        """The training loop's hyper-parameters from these options (``kind`` defaults to the architecture)."""
+        return TrainConfig(kind=kind or self.model, latent=self.latent, epochs=self.epochs,
+                           batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                           schedule=self.schedule, patience=self.patience, seed=self.seed, threads=self.threads,
+                           variables=variables, loss_weights=loss_weights)
 
     def command_line(self) -> str:
         """The equivalent ``aetrig train`` command (stored in the card for provenance)."""
