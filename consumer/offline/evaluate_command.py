@@ -27,7 +27,7 @@ from pathlib import Path
 
 EXAMPLES = """
 aetrig evaluate --out eval
-aetrig evaluate --background /work/data/qcd_train_200k.root --signal zprime=producer/samples/zprime.root \\
+aetrig evaluate --background data/qcd_train_200k.root --signal zprime=producer/samples/zprime.root \\
   --model EVT_AE_k1 EVT_AE_k4 AE_3D_200_ptetaphie --out eval_200k
 aetrig run --input producer/samples/qcd.root producer/samples/zprime.root --rate 20000 --loops 1 --out runs/mix
 aetrig evaluate --recording runs/mix --recording-model EVT_AE_k1 --signal zprime=producer/samples/zprime.root

@@ -21,11 +21,11 @@ with the ``score_transform`` block (fitted on the training split) and per-event 
 transformed score computed on ``--calibrate`` background files (so `--fpr` picks the transformed
 score's threshold).
 
-    python -m models.training.event_design compare --train-background /work/data/qcd_train_200k.root \
+    python -m models.training.event_design compare --train-background data/qcd_train_200k.root \
         --model /tmp/evt/j10s4k6 --global-weight 1 10 --combo 1,0,0 1,0.5,1 \
-        --signal tth=/work/data/design_tth_s1103.root --out /tmp/design
+        --signal tth=data/design_tth_s1103.root --out /tmp/design
     python -m models.training.event_design ship --model /tmp/evt/j10s4k6 --global-weight 10 --combo 1,0.5,1 \
-        --train-background /work/data/qcd_train_200k.root --calibrate /work/data/qcd_test_200k.root \
+        --train-background data/qcd_train_200k.root --calibrate data/qcd_test_200k.root \
         --out models/zoo/EVT_AE_ht
 """
 

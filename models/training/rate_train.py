@@ -5,7 +5,7 @@ Reuses the per-jet training pieces: TrainOptions, load_and_split, the normalisat
 symbols (models/runtime/latent_coding.fit_tables). The card's ``rate`` entry states λ and the measured bits
 per jet (coded bytes × 8 / jets) and core half-widths on the test split and on any ``eval_samples``.
 
-    .venv/bin/python -m models.training.rate_train --lam 3e-5 --out models/zoo/RD_AE_l2 [--epochs 12 ...]
+    python -m models.training.rate_train --lam 3e-5 --input data/qcd_train_200k.root --out models/zoo/RD_AE_l2 [...]
 """
 
 from __future__ import annotations
@@ -116,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lam", type=float, required=True, help="rate weight λ (loss = D + λ · bits per jet)")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--input", nargs="+", default=["/work/data/qcd_train_200k.root"])
+    parser.add_argument("--input", nargs="+", required=True,
+                        help="training background, e.g. data/qcd_train_200k.root from `aetrig generate "
+                             "--process qcd --events 200000 --seed 901 --out data/qcd_train_200k.root`")
     parser.add_argument("--variables", default="pt,eta,phi,e")
     parser.add_argument("--latent", type=int, default=3)
     parser.add_argument("--loss-weights", default=GOAL_WEIGHTS)

@@ -1,0 +1,25 @@
+"""The project stands alone: no code, test, doc or build line points beside the clone or at this machine."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TEXT = (".py", ".md", ".toml", ".yaml", ".yml", ".cfg", ".txt")
+#: recorded provenance (the command lines that made shipped artefacts) is history, not a default
+HISTORY = ("emulator/bench/results/", "models/zoo/")
+
+
+def tracked_text_files() -> list[Path]:
+    names = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    return [REPO / n for n in names if (n.endswith(TEXT) or Path(n).name in ("Makefile", "run", "Dockerfile"))
+            and not n.startswith(HISTORY) and (REPO / n).is_file()]
+
+
+def test_nothing_points_outside_the_repo_or_at_this_machine() -> None:
+    me = Path(__file__).name
+    bad = [f"{p.relative_to(REPO)}:{i}: {line.strip()}" for p in tracked_text_files() if p.name != me
+           for i, line in enumerate(p.read_text(errors="replace").splitlines(), 1)
+           if "../shared" in line or 'parent / "shared"' in line or "/work/" in line]
+    assert not bad, "\n".join(bad[:20])
