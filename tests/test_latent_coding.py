@@ -97,3 +97,57 @@ def test_shipped_model_codes_real_jets_exactly(path: Path) -> None:
     assert 8 * len(data) < 1.05 * lc.ideal_bits(q, entropy) + 64
     _, reco, _ = run_scorer(model.scorer_path, x)
     np.testing.assert_allclose(lc.decode_jets(path, data, len(x)), reco, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------ the entropy model inside the card
+
+
+def _rd_card(name: str = "RD_AE_l2") -> dict:
+    return json.loads((ZOO / name / "card.json").read_text())
+
+
+@pytest.mark.parametrize("path", RD_MODELS, ids=[p.name for p in RD_MODELS])
+def test_shipped_cards_carry_their_entropy_model(path: Path) -> None:
+    card = json.loads((path / "card.json").read_text())
+    text = lc.entropy_model_text(card, [])  # no directory to search: the card alone
+    file_text = json.dumps(json.loads((path / lc.ENTROPY_MODEL_NAME).read_text()), sort_keys=True,
+                           separators=(",", ":"))
+    assert text == file_text and lc.is_rate_card(card)
+    assert lc.card_entropy_model(card, []).to_json() == lc.load_entropy_model(path).to_json()
+
+
+def test_card_entropy_model_is_found_anywhere_and_checked() -> None:
+    card = _rd_card()
+    moved = {**card, "name": "not_in_any_zoo"}
+    assert lc.entropy_model_text(moved, [ZOO]) == lc.entropy_model_text(card, [])
+    tampered = json.loads(json.dumps(card))
+    tampered["entropy_coding"]["model"]["latents"][0]["pmf"][0] += 1
+    with pytest.raises(lc.LatentCodingError, match="does not match its model_sha256"):
+        lc.entropy_model_text(tampered, [ZOO])
+
+
+def test_cards_written_before_the_embedding_use_the_zoo_file() -> None:
+    card = _rd_card()
+    old = {**card, "entropy_coding": {k: v for k, v in card["entropy_coding"].items()
+                                      if k not in ("model", "model_sha256")}}
+    assert lc.is_rate_card(old)
+    assert lc.entropy_model_text(old, [ZOO]) == lc.entropy_model_text(card, [])
+    with pytest.raises(lc.LatentCodingError, match="inside its card or under"):
+        lc.entropy_model_text({**old, "name": "moved"}, [ZOO])
+    plain = json.loads((ZOO / "AE_3D_200_ptetaphie" / "card.json").read_text())
+    assert not lc.is_rate_card(plain)
+    with pytest.raises(lc.LatentCodingError, match="not rate-trained"):
+        lc.entropy_model_text(plain, [ZOO])
+
+
+def test_embed_in_model_dir_round_trips(tmp_path: Path) -> None:
+    import shutil
+
+    target = tmp_path / "RD_copy"
+    shutil.copytree(ZOO / "RD_AE_l4", target)
+    card = json.loads((target / "card.json").read_text())
+    card["entropy_coding"] = {"file": lc.ENTROPY_MODEL_NAME}
+    (target / "card.json").write_text(json.dumps(card))
+    lc.embed_in_model_dir(target)
+    assert lc.entropy_model_text(json.loads((target / "card.json").read_text()), []) == \
+        lc.entropy_model_text(_rd_card("RD_AE_l4"), [])

@@ -32,6 +32,7 @@ from emulator.runtime.stage_config import (
     option,
     read_config,
 )
+from models.runtime import latent_coding
 from models.runtime.card import ModelError, read_card
 from producer import config as producer_config
 
@@ -225,6 +226,7 @@ class RunSettings:
         from emulator.encoder.anomaly import predicted_scoring
 
         self.anomaly = predicted_scoring(anomaly, encoder["model"].name, stream)
+        check_latent_codec(encoder["model"], str(self.stages["sink"].get("latent_codec") or "none"))
         return encoder["model"], producer["input"]
 
     def values(self, stage: str, **owned: Any) -> dict[str, Any]:
@@ -243,6 +245,22 @@ class RunSettings:
         values = self.values(stage, **owned)
         STAGE[stage].schema.build(values)
         return [STAGE[stage].command, *STAGE[stage].schema.to_argv(values)]
+
+
+def check_latent_codec(model: Path, codec: str) -> None:
+    """ValueError (one line) unless the sink can code the model's latents with ``codec``: for ``ans`` the
+    model's card must give the entropy model the way the sink finds it (inside the card, or under models/zoo).
+    A model directory without a readable card is left to the encoder."""
+    if codec == "none":
+        return
+    try:
+        card = read_card(model)
+    except ModelError:
+        return
+    try:
+        latent_coding.entropy_model_text(card, [defaults.ZOO])
+    except latent_coding.LatentCodingError as exc:
+        raise ValueError(f"--latent-codec {codec} needs a rate-trained model (models/zoo/RD_AE_*): {exc}") from exc
 
 
 def _card_variables(model: Any) -> list[str]:

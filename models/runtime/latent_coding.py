@@ -6,10 +6,16 @@ the table's last entry is an escape. The integer symbols are ``q = rint(latent /
 takes ``q * delta``. ``encode`` turns a block of jets' ``q`` [n_jets, k] into bytes (little-endian uint32 ANS
 words) and ``decode`` gives it back exactly, given the jet count (the container stores it). A symbol outside
 a table is coded as the escape followed by its int32 value as two uniform 16-bit halves.
+
+The card carries the entropy model too (``card["entropy_coding"]["model"]``, with the sha256 of its canonical
+JSON text in ``model_sha256``; :func:`embed_in_card`), so the card that encoders attach to every scored message is
+enough to code the latents (the sink) and a recording needs nothing beside it. Cards written before that are
+served from ``<dir>/<card name>/entropy_model.json`` (:func:`entropy_model_text`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from models.runtime.card import read_card, write_card
 from models.runtime.evaluate import scorer_session
 from models.runtime.hashing import sha256_file
 
@@ -214,16 +221,73 @@ def is_rate_model(model_dir: str | Path) -> bool:
     return (Path(model_dir) / ENTROPY_MODEL_NAME).is_file()
 
 
-def entropy_model_text(card: dict[str, Any], search_dirs: list[Path]) -> str:
-    """The JSON text of a card's entropy model, found as ``<dir>/<card name>/entropy_model.json`` in
-    ``search_dirs`` with the sha256 its card lists; LatentCodingError when the model has none."""
+def canonical_text(data: dict[str, Any]) -> str:
+    """An entropy model's JSON as canonical text (sorted keys, no spaces): what recordings store."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def embed_in_card(card: dict[str, Any], model: EntropyModel) -> dict[str, Any]:
+    """The card with the entropy model inside (``entropy_coding.model`` and its ``model_sha256``); in place."""
+    text = canonical_text(model.to_json())
+    block = card.setdefault("entropy_coding", {"file": ENTROPY_MODEL_NAME})
+    block["model"] = json.loads(text)
+    block["model_sha256"] = text_sha256(text)
+    return card
+
+
+def embed_in_model_dir(model_dir: str | Path) -> dict[str, Any]:
+    """Put a rate-trained model directory's ``entropy_model.json`` into its ``card.json`` (cards written before
+    the card carried it); returns the card."""
+    card = embed_in_card(read_card(model_dir), load_entropy_model(model_dir))
+    write_card(model_dir, card)
+    return card
+
+
+def embedded_text(card: dict[str, Any]) -> str | None:
+    """The canonical text of the entropy model inside a card (checked against its sha256 and format), or None
+    for a card without one."""
+    block = card.get("entropy_coding")
+    if not isinstance(block, dict) or "model" not in block:
+        return None
+    if not isinstance(block["model"], dict):
+        raise LatentCodingError(f"model {card.get('name')!r}: entropy_coding.model is not a JSON object")
+    text = canonical_text(block["model"])
+    if text_sha256(text) != block.get("model_sha256"):
+        raise LatentCodingError(f"model {card.get('name')!r}: the entropy model in its card does not match its "
+                                f"model_sha256 {str(block.get('model_sha256'))[:12]}…")
+    EntropyModel.from_json(block["model"])  # well-formed
+    return text
+
+
+def is_rate_card(card: dict[str, Any]) -> bool:
+    """Whether a card belongs to a rate-trained model (an entropy model inside, or listed under its files)."""
+    block = card.get("entropy_coding")
+    return (isinstance(block, dict) and "model" in block) or ENTROPY_MODEL_NAME in card.get("files", {})
+
+
+def entropy_model_text(card: dict[str, Any], search_dirs: list[Path]) -> str:
+    """The canonical JSON text of a card's entropy model: the one inside the card, else (cards written before
+    the card carried it) ``<dir>/<card name>/entropy_model.json`` in ``search_dirs`` with the sha256 its card
+    lists; LatentCodingError when the model has none."""
+
+    inside = embedded_text(card)
+    if inside is not None:
+        return inside
     wanted = card.get("files", {}).get(ENTROPY_MODEL_NAME)
     if not wanted:
         raise LatentCodingError(f"model {card.get('name')!r} has no {ENTROPY_MODEL_NAME} (not rate-trained)")
     for directory in search_dirs:
         path = Path(directory) / str(card.get("name")) / ENTROPY_MODEL_NAME
         if path.is_file() and sha256_file(path) == wanted:
-            return json.dumps(json.loads(path.read_text()), sort_keys=True, separators=(",", ":"))
+            return canonical_text(json.loads(path.read_text()))
     raise LatentCodingError(f"no {ENTROPY_MODEL_NAME} of model {card.get('name')!r} with sha256 {wanted[:12]}… "
-                            f"under {[str(d) for d in search_dirs]}")
+                            f"inside its card or under {[str(d) for d in search_dirs]}")
+
+
+def card_entropy_model(card: dict[str, Any], search_dirs: list[Path]) -> EntropyModel:
+    """The parsed entropy model of a card (:func:`entropy_model_text`)."""
+    return EntropyModel.from_json(json.loads(entropy_model_text(card, search_dirs)))

@@ -93,6 +93,7 @@ def train_rate_model(options: TrainOptions, lam: float, components: int = 4,
     }
     full = write_full_card(out, norm, card)
     full["files"][lc.ENTROPY_MODEL_NAME] = sha256_file(out / lc.ENTROPY_MODEL_NAME)
+    lc.embed_in_card(full, entropy)  # the card alone codes and decodes the latents (sink, recordings)
     full["metrics"]["samples"] = {Path(s).name: _short(measure(out, s)) for s in eval_samples}
     if eval_samples:
         full["bits_per_jet"] = full["metrics"]["samples"][Path(eval_samples[0]).name]["bits_per_jet"]
