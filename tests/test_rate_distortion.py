@@ -106,3 +106,52 @@ def test_end_to_end_small_slice(sample, tmp_path) -> None:
     figs = rate_distortion_plot.plot_all(result, str(tmp_path), {})
     assert any(f.endswith(".png") for f in figs) and all((tmp_path / f.split("/")[-1]).is_file() for f in figs)
     assert time.perf_counter() - t0 < 30
+
+
+RD_MODEL = ZOO / "RD_AE_l2"
+
+
+def test_rate_model_counts_its_entropy_coded_bytes(sample) -> None:
+    """A rate-trained AE's payload is the exact ANS buffer of latent_coding.code_jets (the sink's bytes), its
+    size within 1 % + a word of the ideal code length, decoded bit-exactly; the model's bytes include the
+    entropy model its card carries; the float storages do not apply to it."""
+    from models.runtime import latent_coding as lc
+
+    model = load_model(RD_MODEL)
+    assert rd.ae_storages(model) == (rd.CODED_STORAGE,)
+    assert rd.ae_storages(load_model(MODEL)) == rd.STORAGES
+    blocks = rd.split_blocks(sample.take(model.variables), sample.counts, 150)
+    cfg = rd.ae_config(model, rd.CODED_STORAGE, "zstd-19", model.threshold(fpr=1e-3))
+    entropy = lc.load_entropy_model(RD_MODEL)
+    for b in blocks:
+        streams = cfg.encode(b)
+        (payload,) = streams["payload"]
+        assert payload == lc.code_jets(RD_MODEL, b.x)
+        q = lc.quantise(lc.encoder_session(RD_MODEL).run(["latent"], {"x": b.x})[0], entropy)
+        assert 8 * len(payload) <= 1.01 * lc.ideal_bits(q, entropy) + 32
+        counts, flag, latent, raw = cfg.unpack(streams, len(b.counts))
+        np.testing.assert_array_equal(latent, lc.dequantise(q, entropy))
+        decoded = cfg.decode(streams, len(b.counts))
+        np.testing.assert_array_equal(decoded[np.repeat(flag, counts)], raw)
+        np.testing.assert_allclose(decoded[~np.repeat(flag, counts)],
+                                   lc.decode_jets(RD_MODEL, payload, b.n_jets)[~np.repeat(flag, counts)],
+                                   rtol=1e-6, atol=1e-6)
+    table = len(lc.entropy_model_text(model.card, []))
+    assert rd.model_bytes(model) == (RD_MODEL / "decoder.onnx").stat().st_size + len(model.card_json.encode())
+    assert len(model.card_json.encode()) > table  # the card carries the table
+
+
+def test_end_to_end_with_a_rate_model(sample) -> None:
+    result = rd.run([sample], [str(RD_MODEL)], quick=True, min_seconds=0.0)
+    st = result["samples"]["qcd"]["sets"]["pt,eta,phi,e"]
+    ae = [p for p in st["points"] if p["kind"] == "AE"]
+    assert [p["storage"] for p in ae] == [rd.CODED_STORAGE]
+    (p,) = ae
+    assert p["stream_bytes"]["payload"] == len(lc_code(sample, p))
+    assert p["model_bytes"] == rd.model_bytes(load_model(RD_MODEL))
+
+
+def lc_code(sample, point) -> bytes:
+    from models.runtime import latent_coding as lc
+
+    return lc.code_jets(RD_MODEL, sample.take(point["variables"]))

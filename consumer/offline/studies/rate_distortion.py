@@ -10,10 +10,14 @@ then its own streams; bytes = the sum of ``len()`` of those strings.
   rounding + zstd/lzma, at the bounds :data:`BOUNDS`, each bound used as a relative bound on
   pt/m/e and an absolute one on every other variable at once.
 - Lossless codecs (:data:`~consumer.offline.stream_codecs.LOSSLESS`): the reference.
-- AEs: latents stored as float32/float16/bfloat16 with the lossless codec that makes them smallest;
+- AEs: latents stored as float32/float16/bfloat16 with the lossless codec that makes them smallest; a
+  rate-trained AE (its card carries an entropy model) instead stores its symbols ``rint(latent / delta)``
+  ANS-coded (:data:`CODED_STORAGE`, the bytes of ``latent_coding.code_jets`` and of the sink's
+  ``--latent-codec ans``), one buffer per block;
   per event a flag bit (packed) and, for flagged events (event score above the card's threshold at
   :data:`FALLBACK_FPR`, the encoder stage's default), the raw jets losslessly; the reader gets those raw
-  values back. The model's own bytes (``decoder.onnx`` + the card as encoders attach it) are spread
+  values back. The model's own bytes (``decoder.onnx`` + the card as encoders attach it, entropy model
+  included) are spread
   over :data:`AMORTISE_EVENTS` events (1 M the headline, 1 G too).
 - CPU per jet on one thread (process CPU seconds x the clock of /proc/cpuinfo): compress and
   decompress of all blocks; for the AE, compress = the encoder stage's scorer graph (latent + error,
@@ -36,6 +40,7 @@ from consumer.offline.pareto import dominates, pareto_mask
 from consumer.offline.studies.common import ALL_VARIABLES, Sample, cpu_mhz, load_model, residual_table
 from consumer.offline.studies.study_precompression import storage_columns
 from consumer.offline.studies.timing import cpu_per_call
+from models.runtime import latent_coding as lc
 from models.runtime.anomaly import event_scores
 from models.runtime.card import read_card
 
@@ -43,6 +48,8 @@ BOUNDS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 1.4e-2, 3e-2, 1e-1)
 QUICK_BOUNDS = (1e-3, 1e-2)
 QUICK_LOSSLESS = ("zstd-19", "shuffle+zstd-19")
 STORAGES = ("float32", "float16", "bfloat16")
+#: the storage of a rate-trained AE: its symbols ANS-coded with its entropy model
+CODED_STORAGE = "ans"
 AMORTISE_EVENTS = (1_000_000, 1_000_000_000)
 HEADLINE_EVENTS = AMORTISE_EVENTS[0]
 FALLBACK_FPR = 1e-3
@@ -213,13 +220,23 @@ class AEConfig:
         latent, error = self.scorer.score(block.x)
         return AEParts(latent, event_scores(error, block.counts) > self.threshold)
 
+    def store(self, latent: np.ndarray) -> list[bytes]:
+        """The latents' payload streams: one lossless-coded column per latent at the storage precision."""
+        stored = latent_storage(latent, self.storage)
+        return [stream_codecs.encode(stored[:, i], self.lossless) for i in range(stored.shape[1])]
+
+    def load(self, payload: list[bytes], n_jets: int) -> np.ndarray:
+        """Inverse of :meth:`store`: the float32 latents [n_jets, k] the decoder takes."""
+        dtype = np.float32 if self.storage not in ("float16", "bfloat16") else np.uint16
+        stored = np.stack([stream_codecs.decode(b, self.lossless, dtype, n_jets) for b in payload], axis=1)
+        return latent_float32(stored, self.storage)
+
     def pack(self, block: Block, parts: AEParts) -> Streams:
         """What the AE writes for the block, from its scored parts."""
-        stored = latent_storage(parts.latent, self.storage)
         raw = block.x[np.repeat(parts.flag, block.counts)]
         flags = np.packbits(parts.flag.astype(np.uint8))
         return {"bookkeeping": [encode_counts(block.counts), stream_codecs.encode(flags, stream_codecs.BOOKKEEPING)],
-                "payload": [stream_codecs.encode(stored[:, i], self.lossless) for i in range(stored.shape[1])],
+                "payload": self.store(parts.latent),
                 "fallback": [stream_codecs.encode(raw[:, i], self.lossless) for i in range(raw.shape[1])]}
 
     def encode(self, block: Block) -> Streams:
@@ -232,18 +249,44 @@ class AEConfig:
         packed = stream_codecs.decode(streams["bookkeeping"][1], stream_codecs.BOOKKEEPING, np.uint8,
                                       (n_events + 7) // 8)
         flag = np.unpackbits(packed, count=n_events).astype(bool)
-        dtype = np.float32 if self.storage not in ("float16", "bfloat16") else np.uint16
-        stored = np.stack([stream_codecs.decode(b, self.lossless, dtype, n) for b in streams["payload"]], axis=1)
         n_raw = int(counts[flag].sum())
         raw = np.stack([stream_codecs.decode(b, self.lossless, np.float32, n_raw) for b in streams["fallback"]],
                        axis=1)
-        return counts, flag, latent_float32(stored, self.storage), raw
+        return counts, flag, self.load(streams["payload"], n), raw
 
     def decode(self, streams: Streams, n_events: int) -> np.ndarray:
         counts, flag, latent, raw = self.unpack(streams, n_events)
         reco = self.decoder(latent)
         reco[np.repeat(flag, counts)] = raw
         return reco
+
+
+class CodedAEConfig(AEConfig):
+    """A rate-trained AE: the latents' symbols ``rint(latent / delta)`` ANS-coded with the model's entropy model
+    (models/runtime/latent_coding.py, the exact bytes of ``code_jets`` and of the sink's ``--latent-codec ans``),
+    one stream per block; the rest as :class:`AEConfig` (the lossless codec codes the raw fallback)."""
+
+    def __init__(self, model, lossless: str, threshold: float):
+        super().__init__(model, CODED_STORAGE, lossless, threshold)
+        self.entropy = lc.card_entropy_model(model.card, [model.path.parent])
+
+    def store(self, latent: np.ndarray) -> list[bytes]:
+        return [lc.encode(lc.quantise(latent, self.entropy), self.entropy)]
+
+    def load(self, payload: list[bytes], n_jets: int) -> np.ndarray:
+        return lc.dequantise(lc.decode(payload[0], n_jets, self.entropy), self.entropy)
+
+
+def ae_config(model, storage: str, lossless: str, threshold: float) -> AEConfig:
+    """The AE configuration of one storage (:data:`CODED_STORAGE`: entropy-coded symbols)."""
+    if storage == CODED_STORAGE:
+        return CodedAEConfig(model, lossless, threshold)
+    return AEConfig(model, storage, lossless, threshold)
+
+
+def ae_storages(model) -> tuple[str, ...]:
+    """Rate-trained models store entropy-coded symbols; the others every float precision of :data:`STORAGES`."""
+    return (CODED_STORAGE,) if lc.is_rate_card(model.card) else STORAGES
 
 
 # ----------------------------------------------------------------------------------- measurement
@@ -265,8 +308,12 @@ def max_errors(variables: Sequence[str], x: np.ndarray, y: np.ndarray) -> dict[s
 
 
 def model_bytes(model) -> int:
-    """What a reader needs to decode: ``decoder.onnx`` and the card as encoders attach it."""
-    return os.path.getsize(model.decoder_path) + len(model.card_json.encode())
+    """What a reader needs to decode: ``decoder.onnx`` and the card as encoders attach it, which for a rate-trained
+    model carries the entropy model (``entropy_model.json`` is added for a card that does not)."""
+    extra = 0
+    if lc.is_rate_card(model.card) and lc.embedded_text(model.card) is None:
+        extra = os.path.getsize(model.path / lc.ENTROPY_MODEL_NAME)
+    return os.path.getsize(model.decoder_path) + len(model.card_json.encode()) + extra
 
 
 def _point(kind: str, family: str, label: str, variables: Sequence[str], blocks: Sequence[Block],
@@ -389,12 +436,13 @@ def ae_points(sample: Sample, model_dir: str, storages: Sequence[str], lossless:
     decode_s, _ = cpu_per_call(lambda: probe.decoder(latent_all), min_seconds)
     extra = model_bytes(model)
     points = []
-    for storage in storages:
-        dtype = np.dtype(np.uint16 if storage in ("float16", "bfloat16") else np.float32)
-        name = best_lossless(lambda n, s=storage: [AEConfig(model, s, n, threshold).pack(b, p)
-                                                   for b, p in zip(blocks, scored, strict=True)],
-                             [dtype, np.dtype(np.float32)], lossless)
-        cfg = AEConfig(model, storage, name, threshold)
+    for storage in [s for s in storages if s in ae_storages(model)]:
+        dtypes = [np.dtype(np.float32)] + ([np.dtype(np.uint16)] if storage in ("float16", "bfloat16") else [])
+        configs = {n: ae_config(model, storage, n, threshold) for n in lossless
+                   if all(stream_codecs.applicable(n, d) for d in dtypes)}
+        name = best_lossless(lambda n, c=configs: [c[n].pack(b, p) for b, p in zip(blocks, scored, strict=True)],
+                             dtypes, list(configs))
+        cfg = configs[name]
         cfg._decoder = probe.decoder
         pack_s, streams = cpu_per_call(lambda c=cfg: [c.pack(b, p) for b, p in zip(blocks, scored, strict=True)],
                                        min_seconds)
@@ -532,7 +580,8 @@ def run(samples: Sequence[Sample], model_dirs: Sequence[str], quick: bool = Fals
             ae = []
             for d in spec["models"]:
                 say(f"  rate-distortion: {sample.name} [{key}]: {os.path.basename(d)}")
-                ae += ae_points(sample, d, STORAGES, lossless, block_events, min_s, mhz, lambda _n: None)
+                ae += ae_points(sample, d, (*STORAGES, CODED_STORAGE), lossless, block_events, min_s, mhz,
+                                lambda _n: None)
             say(f"  rate-distortion: {sample.name} [{key}]: {', '.join(GOAL_FAMILIES)} at each AE's accuracy")
             points += ae + matched_points(sample, spec["variables"], ae, points, GOAL_FAMILIES, block_events, min_s,
                                           mhz)

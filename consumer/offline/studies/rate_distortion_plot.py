@@ -20,7 +20,7 @@ _FAMILY_STYLE = {"SZ3": ("o", "tab:blue"), "ZFP": ("s", "tab:green"), "BitRound"
                  "Quantize": ("v", "tab:olive"), "round+zstd-19": ("D", "tab:cyan"), "round+lzma-9": ("P", "tab:brown")}
 _LOSSLESS_MARKERS = "x+1234|"
 _AE_MARKERS = "*XHd8<>"
-_STORAGE_COLOURS = {"float32": "darkred", "float16": "red", "bfloat16": "lightsalmon"}
+_STORAGE_COLOURS = {"float32": "darkred", "float16": "red", "bfloat16": "lightsalmon", "ans": "purple"}
 
 
 def _style(p: Mapping[str, Any], lossless_index: Mapping[str, int], model_index: Mapping[str, int]) -> dict[str, Any]:

@@ -57,8 +57,10 @@ def markdown(result: Mapping[str, Any]) -> str:
              conclusion(result), "",
              f"Blocks of {result['block_events']} events ({result['block_definition']}); bounds "
              f"{result['bounds']} (relative on pt/m/e via log, absolute on the others); AE model bytes "
-             f"(decoder.onnx + card) spread over 1 M / 1 G events; raw fallback of events flagged at FPR "
-             f"{result['fallback_fpr']:g}; CPU on {result['threads']} thread at {result['clock_mhz']:.0f} MHz "
+             f"(decoder.onnx + card; a rate-trained AE's card carries its entropy model) spread over 1 M / 1 G "
+             f"events; rate-trained AEs ('ans') store their latent symbols ANS-coded; raw fallback of events "
+             f"flagged at FPR {result['fallback_fpr']:g}; CPU on {result['threads']} thread at "
+             f"{result['clock_mhz']:.0f} MHz "
              f"({result['clock_source']}). 'Pareto (all)': not dominated in bytes and every goal variable's width.",
              "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows(result)]
