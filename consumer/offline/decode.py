@@ -8,8 +8,9 @@ Output (``decoded.root``), readable like any input ntuple:
 
 * TTree ``events``: ``run_id seq event_id file_index entry event_number event_score flag
   event_threshold`` (NaN for format-1 segments);
-  jagged ``jet_<var>`` for each model variable (decoded, GeV), ``jet_error`` and
-  ``jet_latent_<i>`` sharing the counter ``njet``; jagged ``raw_jet_<var>`` (flagged events'
+  jagged ``jet_<var>`` for each model variable (decoded, GeV), ``jet_error`` (only when the
+  recording holds it in every segment; metadata ``jet_error`` says which) and ``jet_latent_<i>``
+  sharing the counter ``njet``; jagged ``raw_jet_<var>`` (flagged events'
   raw columns, copied bit for bit; empty otherwise) sharing ``nraw_jet``.
 * TObjStrings ``card``, ``anomaly_card`` (the model that scored and flagged, as recorded; format 1:
   the card) and ``manifest`` and ``metadata`` (JSON: what decoded it, which anomaly model flagged).
@@ -125,6 +126,16 @@ class Decoder:
         return np.concatenate(parts).astype(np.float32, copy=False)
 
 
+def jet_error_written(rec: Any) -> bool:
+    """Whether decoded.root gets ``jet_error``: when every segment holds it. A recording holding it in some
+    segments only (against the contract; `aetrig verify` reports it) is decoded without it, with a warning."""
+    have = [s.has_jet_error for s in rec.segments]
+    if any(have) and not all(have):
+        print(f"WARNING: {sum(have)} of {len(have)} segments hold jet_error; decoding without it",
+              file=sys.stderr)
+    return all(have)
+
+
 def _iter_recorded(rec: Any) -> Iterator[tuple[Any, ak.Array]]:
     yield from rec.iter_arrays()
 
@@ -136,6 +147,7 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
 
     from consumer.offline.rootwrite import create_tree
     from emulator.runtime.recording import (
+        JET_ERROR,
         THRESHOLD_BRANCH,
         RecordingError,
         jagged_record,
@@ -158,13 +170,15 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
     if isinstance(decoder.latent_dim, int) and latent_dim and decoder.latent_dim != latent_dim:
         raise DecodeError(f"decoder takes latent size {decoder.latent_dim}, the recording has {latent_dim}")
     raw_vars = rec.raw_vars
+    with_error = jet_error_written(rec)
     summary = DecodeSummary(str(out), str(model_path), actual, recorded, actual != recorded)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     metadata = {"tool": "aetrig decode", "recording": str(recording_dir), "model_dir": str(model_path),
                 "decoder_sha256": actual, "recorded_decoder_sha256": recorded, "forced": actual != recorded,
                 "variables": variables, "latent_dim": latent_dim,
                 "anomaly_model": (rec.anomaly_card or {}).get("name"),
-                "anomaly_level": (rec.anomaly_card or {}).get("level", "jet")}
+                "anomaly_level": (rec.anomaly_card or {}).get("level", "jet"),
+                "jet_error": "copied from the recording" if with_error else "not recorded"}
     manifests = {f"{run:016x}": m for run, m in rec.manifests.items()}
     tree = None
     with uproot.recreate(out) as f, Progress(len(rec), "decode", unit="events") as bar:
@@ -183,7 +197,8 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
             branches[THRESHOLD_BRANCH] = (np.asarray(arrays[THRESHOLD_BRANCH]) if THRESHOLD_BRANCH in arrays.fields
                                           else np.full(len(arrays), np.nan, np.float32))
             jet_fields = {v: np.ascontiguousarray(reco[:, i]) for i, v in enumerate(variables)}
-            jet_fields["error"] = np.asarray(ak.flatten(arrays["jet_error"], axis=None)).astype(np.float32)
+            if with_error:
+                jet_fields["error"] = np.asarray(ak.flatten(arrays[JET_ERROR], axis=None)).astype(np.float32)
             for i in range(latent_dim):
                 jet_fields[f"latent_{i}"] = np.ascontiguousarray(latent[:, i])
             branches["jet"] = jagged_record(counts, jet_fields)

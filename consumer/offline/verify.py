@@ -5,6 +5,10 @@ its ``card``): flag == (event_score > event_threshold) in float32 (format 2); wi
 (a ``jet``-level anomaly card) also event_score == max jet_error and zero-jet events never flagged;
 an event-level model scores zero-jet events too and flags them by the same rule.
 
+``jet_error`` is checked where it is recorded (layout ``jet_error`` true, or absent in older
+recordings): counts against ``njet``, finite. A segment without it is good only when an event-level
+model flagged its events; a recording holds it in every segment or in none.
+
 :func:`verify_recording` returns a :class:`VerifyResult` whose ``problems`` list says, one line
 each, what is wrong (empty when the recording is good), and ``stats`` with what was checked.
 """
@@ -23,6 +27,7 @@ import numpy as np
 from emulator.runtime.recording import (
     EVENT_BRANCHES,
     FORMAT_VERSION,
+    JET_ERROR,
     LATENT_ANS_BRANCH,
     READABLE_VERSIONS,
     THRESHOLD_BRANCH,
@@ -81,7 +86,11 @@ def check_segment(seg: Segment, arrays: ak.Array, problems: list[str]) -> None:
     fields = set(arrays.fields)
     k = seg.latent_dim
     coded = seg.layout.get("latent_codec", "none") != "none"
-    wanted = [*EVENT_BRANCHES, *([THRESHOLD_BRANCH] if v2 else []), "njet", "jet_error",
+    card = seg.scoring_card or {}
+    per_jet = str(card.get("level", "jet")) == "jet"
+    if not check_jet_error_layout(name, seg, fields, per_jet, problems):
+        return
+    wanted = [*EVENT_BRANCHES, *([THRESHOLD_BRANCH] if v2 else []), "njet", *([JET_ERROR] if seg.has_jet_error else []),
               *([LATENT_ANS_BRANCH] if coded else (f"jet_latent_{i}" for i in range(k)))]
     missing = [b for b in wanted if b not in fields]
     if missing:
@@ -100,20 +109,13 @@ def check_segment(seg: Segment, arrays: ak.Array, problems: list[str]) -> None:
         problems.append(f"{name}: holds events of run(s) {sorted(set(run_ids.tolist()) - {seg.run_id})} "
                         f"besides its own run {seg.run_id:016x}")
     njet = np.asarray(arrays["njet"]).astype(np.int64)
-    error = arrays["jet_error"]
-    flat_error = np.asarray(ak.flatten(error, axis=None))
-    if not np.array_equal(np.asarray(ak.num(error, axis=1)), njet):
-        problems.append(f"{name}: jet_error counts disagree with njet")
+    flat_error = recorded_jet_error(name, arrays, njet, problems) if seg.has_jet_error else None
     flag = np.asarray(arrays["flag"]).astype(bool)
     score = np.asarray(arrays["event_score"])
-    for branch in ("event_score", "jet_error"):
-        values = score if branch == "event_score" else flat_error
-        if not np.isfinite(values).all():
-            problems.append(f"{name}: {branch} holds NaN or inf")
+    if not np.isfinite(score).all():
+        problems.append(f"{name}: event_score holds NaN or inf")
     nonempty = njet > 0
-    card = seg.scoring_card or {}
-    per_jet = str(card.get("level", "jet")) == "jet"
-    if per_jet:
+    if per_jet and flat_error is not None:
         expected = np.zeros(len(njet), np.float32)
         if nonempty.any():
             starts = (np.cumsum(njet) - njet)[nonempty]
@@ -134,6 +136,31 @@ def check_segment(seg: Segment, arrays: ak.Array, problems: list[str]) -> None:
                             f"/ 0 for unflagged (first entry {bad_raw[0]})")
     elif flag.any():
         problems.append(f"{name}: flagged events but no raw_jet_* branches")
+
+
+def check_jet_error_layout(name: str, seg: Segment, fields: set[str], per_jet: bool, problems: list[str]) -> bool:
+    """A segment without jet_error must be flagged by an event-level model and hold no such branch; False when
+    the segment's scores cannot be checked (per-jet scoring without jet_error)."""
+    if seg.has_jet_error:
+        return True
+    if JET_ERROR in fields:
+        problems.append(f"{name}: the layout says no {JET_ERROR}, but the segment has a {JET_ERROR} branch")
+    if per_jet:
+        problems.append(f"{name}: no {JET_ERROR} recorded, but its events were flagged by per-jet scoring (anomaly "
+                        f"card {(seg.scoring_card or {}).get('name')!r}), which needs it: scores cannot be checked")
+        return False
+    return True
+
+
+def recorded_jet_error(name: str, arrays: ak.Array, njet: np.ndarray, problems: list[str]) -> np.ndarray:
+    """The flat jet_error of a segment that holds it, its counts checked against njet and its values finite."""
+    error = arrays[JET_ERROR]
+    flat = np.asarray(ak.flatten(error, axis=None))
+    if not np.array_equal(np.asarray(ak.num(error, axis=1)), njet):
+        problems.append(f"{name}: {JET_ERROR} counts disagree with njet")
+    if not np.isfinite(flat).all():
+        problems.append(f"{name}: {JET_ERROR} holds NaN or inf")
+    return flat
 
 
 def check_flags(name: str, card: dict[str, Any], score: np.ndarray, threshold: np.ndarray, flag: np.ndarray,
@@ -185,6 +212,7 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
     identities: set[tuple[str, str]] = set()
     anomaly_identities: set[tuple[str, str]] = set()
     versions: set[str | None] = set()
+    with_jet_error: list[bool] = []
     n_events = n_jets = n_flagged = n_bytes = 0
     for path in paths:
         n_bytes += path.stat().st_size
@@ -199,6 +227,7 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
         if seg.scoring_card:
             anomaly_identities.add(_identity(seg.scoring_card))
         versions.add(seg.format_version)
+        with_jet_error.append(seg.has_jet_error)
         check_segment(seg, arrays, problems)
         if not len(arrays) or "seq" not in arrays.fields:
             continue
@@ -216,6 +245,9 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
         n_flagged += int(np.asarray(arrays["flag"]).astype(bool).sum())
     if len(identities) > 1:
         problems.append(f"segments hold {len(identities)} different models: {sorted(i[0] for i in identities)}")
+    if len(set(with_jet_error)) > 1:
+        problems.append(f"{sum(with_jet_error)} of {len(with_jet_error)} segments hold {JET_ERROR}: a recording "
+                        "holds it in every segment or in none (its encoders must share one --jet-errors)")
     if len(anomaly_identities) > 1:
         problems.append(f"segments were flagged by {len(anomaly_identities)} different anomaly models: "
                         f"{sorted(i[0] for i in anomaly_identities)}")
@@ -253,5 +285,7 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
                     "expected_from": source if expect_events is not None or expect_batches is not None else None,
                     "recovered_commits": recovered, "format_versions": sorted(v for v in versions if v),
                     "anomaly_models": sorted(i[0] for i in anomaly_identities),
+                    "jet_error_recorded": (all(with_jet_error) if len(set(with_jet_error)) == 1 else "mixed")
+                    if with_jet_error else None,
                     "flags_checked_against_threshold": FORMAT_VERSION in versions}
     return result

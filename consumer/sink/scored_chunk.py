@@ -10,6 +10,7 @@ import numpy as np
 
 from emulator.runtime.recording import (
     EVENT_BRANCHES,
+    JET_ERROR,
     LATENT_ANS_BRANCH,
     LATENT_STORAGE,
     THRESHOLD_BRANCH,
@@ -21,14 +22,17 @@ from models.runtime import latent_coding as lc
 
 
 def batch_layout(batch: Batch, latent_dtype: str, latent_codec: str = "none", entropy_model: str = "") -> Layout:
-    """The segment layout a scored message needs (latent size, storage or codec, raw variables)."""
+    """The segment layout a scored message needs (latent size, storage or codec, raw variables, whether it
+    carries ``jet_error``)."""
     raw_vars = tuple(name[len("raw_jet_"):] for name in batch.columns if name.startswith("raw_jet_"))
     return Layout(int(batch.columns["jet_latent"].shape[1]), LATENT_STORAGE[latent_dtype], raw_vars,
-                  latent_codec, entropy_model if latent_codec != "none" else "")
+                  latent_codec, entropy_model if latent_codec != "none" else "", JET_ERROR in batch.columns)
 
 
 def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, Any]:
-    """Branches (numpy per-event, awkward jagged per-jet) for all events of ``batches``, in order."""
+    """Branches (numpy per-event, awkward jagged per-jet) for all events of ``batches``, in order.
+
+    Every batch has ``layout`` (the sink groups them by it): ``jet_error`` is written when ``layout.jet_error``."""
     def cat(name: str) -> np.ndarray:
         return np.concatenate([b.columns[name] for b in batches])
 
@@ -51,8 +55,12 @@ def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, An
     else:
         latent = latent.astype(np.float32)
     jet_fields = {} if layout.latent_codec == "ans" else {f"latent_{i}": latent[:, i] for i in range(layout.latent_dim)}
-    jet_fields["error"] = cat("jet_error").astype(np.float32, copy=False)
-    chunk["jet"] = jagged_record(counts, jet_fields)
+    if layout.jet_error:
+        jet_fields["error"] = cat(JET_ERROR).astype(np.float32, copy=False)
+    if jet_fields:
+        chunk["jet"] = jagged_record(counts, jet_fields)
+    else:  # ANS-coded latents and no jet_error: only the jet counter is left
+        chunk["njet"] = counts.astype(np.int32)
     raw_counts = counts * chunk["flag"].astype(bool)
     raw_fields = {}
     for var in layout.raw_vars:

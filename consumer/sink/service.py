@@ -7,6 +7,10 @@ Reliability (docs/design.md "Reliability model"):
   its anomaly model (the card that scored and flagged its events) checked against the recording's
   (``wrong_model``), its blobs and its header ``threshold`` required. Bad messages are counted by
   reason, quarantined under ``--quarantine`` (default OUT/quarantine) and never stop the sink.
+* One recording, one set of per-jet branches: whether it holds ``jet_error`` (optional on the wire for
+  events flagged by an event-level model) is fixed by its first accepted message, or on resume by its
+  segments' layout. A message that differs is rejected (``missing_column`` when the recording holds
+  jet_error and the message lacks it, ``bad_column`` the other way round), never mixed in silently.
 * Dedup by (run_id, seq): the seen set is rebuilt from the committed segments at start, so a
   resend after a sink restart is discarded too. A duplicate of a committed batch is re-acked (its
   first ack may have been lost) and counted as ``duplicate_seq`` / ``duplicates_discarded``.
@@ -20,6 +24,7 @@ Reliability (docs/design.md "Reliability model"):
 
 Report keys (``--report``): stage, recorded_events, recorded_jets, flagged_events,
 duplicates_discarded (events), duplicate_batches, batches (unique committed), commits, acks_sent,
+jet_error_recorded (true, false, or null before the first message),
 acks_dropped, rejected {reason: n}, rejected_messages, quarantine {...}, latency_seconds {decision,
 commit: {p50, p90, p99, p999, mean, max, events}}, commit_duration_seconds (per commit: extend, journal,
 fsync, ack), files [...], bytes, backpressure {episodes,
@@ -57,6 +62,7 @@ from emulator.runtime.latency_stats import LatencyRecorder, observe_many
 from emulator.runtime.metrics import Metrics, start_metrics
 from emulator.runtime.quarantine import Quarantine
 from emulator.runtime.recording import (
+    JET_ERROR,
     LOCK_NAME,
     SEGMENT_DIR,
     Layout,
@@ -99,10 +105,24 @@ def model_identity(card: dict[str, Any] | None) -> tuple[str, str] | None:
     return str(card.get("name")), json.dumps(card.get("files", {}), sort_keys=True)
 
 
+def check_jet_error_presence(batch: wire.Batch, recorded: bool | None) -> None:
+    """A message must carry ``jet_error`` exactly when the recording holds it (``recorded`` None: not fixed yet)."""
+    has = JET_ERROR in batch.columns
+    if recorded is None or has == recorded:
+        return
+    if recorded:
+        raise wire.WireError("missing_column", "scored message without jet_error, but this recording holds "
+                             "jet_error (its encoders ran --jet-errors always, or scored per jet): give every "
+                             "encoder of a recording the same --jet-errors")
+    raise wire.WireError("bad_column", "scored message with jet_error, but this recording holds none (its "
+                         "encoders ran --jet-errors auto with an event-level model): give every encoder of a "
+                         "recording the same --jet-errors")
+
+
 def check_scored_dtypes(batch: wire.Batch) -> None:
     """The sink writes typed branches: floats where floats belong, flags 0 or 1 (WireError bad_column)."""
     for name, col in batch.columns.items():
-        is_float_column = name in ("event_score", "jet_error", "jet_latent") or name.startswith("raw_jet_")
+        is_float_column = name in ("event_score", JET_ERROR, "jet_latent") or name.startswith("raw_jet_")
         if is_float_column and col.dtype.kind != "f":
             raise wire.WireError("bad_column", f"{name} has dtype {col.dtype.str}, expected a float")
     flag = batch.columns["flag"]
@@ -156,6 +176,7 @@ class Sink:
         self.model_name: str | None = None
         self._entropy: dict[str, str] = {}  # model name -> entropy model JSON (--latent-codec ans)
         self.anomaly: tuple[str, str] | None = None  # identity of the card that flags the recording's events
+        self.jet_error: bool | None = None  # whether the recording holds jet_error (fixed by its first message)
         self.counts = {"recorded_events": 0, "recorded_jets": 0, "flagged_events": 0, "duplicates_discarded": 0,
                        "duplicate_batches": 0, "batches": 0, "commits": 0, "acks_sent": 0, "acks_dropped": 0,
                        "messages": 0, "reacked_batches": 0}
@@ -201,6 +222,8 @@ class Sink:
                 self.model, self.model_name = model_identity(seg.card), seg.card.get("name")
             if self.anomaly is None and seg.scoring_card:
                 self.anomaly = model_identity(seg.scoring_card)
+            if self.jet_error is None and seg.layout is not None:
+                self.jet_error = seg.has_jet_error
             self.closed_bytes += path.stat().st_size
             self.files.append(str(path))
             events += seg.n_entries
@@ -295,6 +318,7 @@ class Sink:
                 raise wire.WireError("wrong_model", f"flagged by anomaly model {anomaly.get('name')!r}; this "
                                      f"recording's events are flagged by {self.anomaly[0]!r} (same name needs the "
                                      "same file sha256s)")
+            check_jet_error_presence(batch, self.jet_error)
         except wire.WireError as exc:
             self.rejections.reject(exc.reason, exc.detail, frames)
             return
@@ -317,6 +341,8 @@ class Sink:
             self.model, self.model_name = identity, card.get("name")
         if self.anomaly is None:
             self.anomaly = anomaly_identity
+        if self.jet_error is None:
+            self.jet_error = JET_ERROR in batch.columns
         latency = t_received - float(batch.header["t_send"])
         self.decision.add(latency, batch.n_events)
         observe_many(self.metrics.decision_latency, latency, batch.n_events)
@@ -612,6 +638,7 @@ class Sink:
                              "uncommitted_batches_at_exit": len(self.pending)},
             "elapsed_seconds": time.time() - self.started, "stopped_by": self.stop.signal_name,
             "model": self.model_name, "anomaly_model": self.anomaly[0] if self.anomaly else None,
+            "jet_error_recorded": self.jet_error,
         }
 
     def recorded_bytes_safe(self) -> int:

@@ -16,6 +16,10 @@ from emulator.runtime import wire
 from emulator.runtime.stage_config import Schema, option
 
 DEFAULT_FPR = 1e-3  # background false-positive rate of the flag when no threshold choice is given
+#: --jet-errors: ``auto`` computes and sends the per-jet reconstruction error only when per-jet scoring flags
+#: with it (an event-level model: latents from encoder.onnx alone, no jet_error column); ``always`` also with
+#: an event-level model (scorer.onnx, jet_error sent and recorded, for monitoring)
+JET_ERRORS = ("auto", "always")
 _LIMITS = wire.Limits()
 _FLAG, _BATCH, _OUT = "threshold (one of)", "micro-batching", "outputs and limits"
 
@@ -47,6 +51,10 @@ class EncoderConfig:
                                        group=_BATCH)
     threads: int = option(1, "ONNX Runtime intra-op threads", group=_BATCH)
     latent_dtype: str = option("float32", "dtype of jet_latent on the wire", choices=wire.LATENT_DTYPES, group=_OUT)
+    jet_errors: str = option("auto", "per-jet reconstruction error (jet_error): 'auto' only when per-jet scoring "
+                             "flags with it (an event-level model: latents from encoder.onnx, no jet_error); "
+                             "'always' also with an event-level model (monitoring; costs the decoder per jet)",
+                             choices=JET_ERRORS, group=_OUT)
     metrics_port: int | None = option(None, "serve Prometheus /metrics on this port", group=_OUT, default_text="off")
     report: Path | None = option(None, "write the stage report JSON here on exit", metavar="FILE.json", group=_OUT)
     quarantine: Path | None = option(None, "keep the raw frames of rejected messages under DIR/<reason>/",
@@ -80,6 +88,8 @@ def check(cfg: EncoderConfig) -> None:
         raise ValueError(f"give one of --fpr, --accept-rate and --threshold, not {' and '.join(chosen)}")
     if cfg.anomaly_model is not None and not str(cfg.anomaly_model).strip():
         raise ValueError("--anomaly-model must be a model directory or 'none'")
+    if cfg.jet_errors not in JET_ERRORS:
+        raise ValueError(f"--jet-errors must be one of {JET_ERRORS}, got {cfg.jet_errors!r}")
     if cfg.latent_dtype not in wire.LATENT_DTYPES:
         raise ValueError(f"--latent-dtype must be one of {wire.LATENT_DTYPES}, got {cfg.latent_dtype!r}")
 

@@ -66,19 +66,22 @@ def stack_counts(batches: Sequence[Batch]) -> np.ndarray:
     return np.concatenate([b.columns["n_jets"] for b in batches]).astype(np.int64)
 
 
-def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray, threshold: float,
+def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray | None, threshold: float,
                    latent_dtype: str, card_blob: np.ndarray, event_score: np.ndarray | None = None,
                    anomaly_blob: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The columns of the scored message for one events message (wire contract, KIND_SCORED).
 
-    Identity columns are passed through, ``jet_latent``/``jet_error`` added, ``event_score`` and
-    ``flag`` computed, and every ``jet_<var>`` that arrived is copied as ``raw_jet_<var>`` for the
-    jets of flagged events. ``manifest_json`` is passed through, ``card_json`` added. ``event_score``
-    given: the event-level anomaly model's scores (``anomaly_blob`` its card); not given: the max
-    per-jet error, and the anomaly card is the compression model's (``anomaly_blob`` defaults to it).
+    Identity columns are passed through, ``jet_latent`` and (when ``error`` is given) ``jet_error``
+    added, ``event_score`` and ``flag`` computed, and every ``jet_<var>`` that arrived is copied as
+    ``raw_jet_<var>`` for the jets of flagged events. ``manifest_json`` is passed through, ``card_json``
+    added. ``event_score`` given: the event-level anomaly model's scores (``anomaly_blob`` its card;
+    ``error`` may then be None: no ``jet_error`` column); not given: the max per-jet error (``error``
+    required), and the anomaly card is the compression model's (``anomaly_blob`` defaults to it).
     """
     counts = batch.columns["n_jets"]
     if event_score is None:
+        if error is None:
+            raise ValueError("per-jet scoring needs the per-jet errors")
         scores = event_scores(error, counts)
         flag = flag_events(scores, counts, threshold)
     else:
@@ -86,7 +89,8 @@ def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray, threshol
         flag = flag_events(scores, counts, threshold, flag_empty=True)
     columns: dict[str, np.ndarray] = {name: batch.columns[name] for name in EVENT_ID_COLUMNS}
     columns["jet_latent"] = latent.astype(latent_dtype, copy=False)
-    columns["jet_error"] = error.astype(np.float32, copy=False)
+    if error is not None:
+        columns["jet_error"] = error.astype(np.float32, copy=False)
     columns["event_score"] = scores
     columns["flag"] = flag
     raw_index = flagged_jet_index(flag, counts)
@@ -111,6 +115,6 @@ def flagged_jet_index(flag: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.arange(int(ends[-1])) + np.repeat(firsts - (ends - lengths), lengths)
 
 
-def rows_finite(arrays: Mapping[str, np.ndarray]) -> bool:
-    """True when every value of every array is finite."""
-    return all(np.isfinite(a).all() for a in arrays.values() if a.size)
+def rows_finite(arrays: Mapping[str, np.ndarray | None]) -> bool:
+    """True when every value of every array is finite (None: an output that was not computed)."""
+    return all(np.isfinite(a).all() for a in arrays.values() if a is not None and a.size)

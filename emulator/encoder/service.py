@@ -7,10 +7,13 @@ one when the stream has its variables, or per-jet max error) and its threshold r
 message waits in a micro-batch. A micro-batch runs when it holds ``max_batch_jets`` jets, or when
 no further message is queued and it holds at least ``min_batch_jets`` (waiting longer would only
 add latency: inference cost per jet is flat from a few hundred jets on), or when its first message
-has waited ``max_wait_ms``. ONNX Runtime scores it in near-equal calls of at most
-``inference_chunk_jets`` (per-jet cost rises above ~2048 jets, when the activations leave the
-cache); an event-level anomaly model then scores the micro-batch's events in one call too (both
-sessions are loaded and warmed up at start). Its results are split back per message and each
+has waited ``max_wait_ms``. ONNX Runtime runs the compression model on it in near-equal calls of at
+most ``inference_chunk_jets`` (per-jet cost rises above ~2048 jets, when the activations leave the
+cache): its ``scorer.onnx`` (latent and per-jet error) when per-jet scoring flags with the error or
+``--jet-errors always``, else (an event-level model flags, ``--jet-errors auto``) its ``encoder.onnx``
+alone (latent only: no decoder, no ``jet_error`` column). An event-level anomaly model then scores
+the micro-batch's events in one call too (every session the scoring may need is loaded and warmed up
+at start). Its results are split back per message and each
 becomes one scored message (emulator/encoder/microbatch.py). While messages are queued they are
 taken without a poll() per message. Bad messages are counted by reason and quarantined; the
 service keeps running. SIGTERM/SIGINT: stop reading, score what is already queued locally, send
@@ -34,7 +37,7 @@ from emulator.encoder.microbatch import event_offsets, rows_finite, scored_colum
 from emulator.runtime import wire
 from emulator.runtime.heap import freeze_startup_heap
 from emulator.runtime.metrics import Metrics, start_metrics
-from emulator.runtime.onnx_scorer import OnnxScorer
+from emulator.runtime.onnx_scorer import LATENT_ONLY, OnnxScorer
 from emulator.runtime.quarantine import Quarantine
 from emulator.runtime.rejections import Rejections
 from emulator.runtime.shutdown import StopFlag
@@ -46,6 +49,20 @@ log = logging.getLogger("aetrig.encode")
 
 HWM = 200
 DRAIN_MESSAGES = 2000
+
+
+def computes_jet_errors(level: str, setting: str) -> bool:
+    """Whether the compression model's per-jet errors are computed (and sent as ``jet_error``): always for
+    per-jet scoring (the flag is their max), for an event-level model only with ``--jet-errors always``."""
+    return level == "jet" or setting == "always"
+
+
+def possible_levels(choice: AnomalyChoice) -> set[str]:
+    """The scoring levels this encoder may use: the active one, or (default, before the first message) the
+    default event model's and the per-jet fallback's."""
+    if choice.active is not None:
+        return {choice.active.level}
+    return {s.level for s in (choice.candidate, choice.per_jet) if s is not None}
 
 
 @dataclass
@@ -65,10 +82,14 @@ class EncoderService:
         self.stop = stop if stop is not None else StopFlag()
         self.model = load_model_dir(config.model, verify=True)
         self.variables = list(self.model.variables)
-        self.scorer = OnnxScorer(self.model.scorer_path, self.model.latent_dim, threads=config.threads,
-                                 max_rows=config.inference_chunk_jets)
         self.card_blob = wire.blob_column(self.model.card_json.encode())
         self.anomaly = AnomalyChoice(config, self.model)  # loads and warms up the event model's session too
+        with_errors = [computes_jet_errors(level, config.jet_errors) for level in possible_levels(self.anomaly)]
+        session = {"threads": config.threads, "max_rows": config.inference_chunk_jets}
+        # scorer.onnx: latent + per-jet error; encoder.onnx: latent only (loaded only if some scoring needs it)
+        self.scorer = OnnxScorer(self.model.scorer_path, self.model.latent_dim, **session) if any(with_errors) else None
+        self.latent_encoder = (OnnxScorer(self.model.encoder_path, self.model.latent_dim, outputs=LATENT_ONLY,
+                                          **session) if not all(with_errors) else None)
         self.latent_dtype = np.dtype(config.latent_dtype).newbyteorder("<")
         self.metrics = metrics or start_metrics(config.metrics_port)
         self.events_counter = self.metrics.events.labels(stage="encoder")
@@ -105,6 +126,20 @@ class EncoderService:
         pull.connect(self.config.connect)
         push.connect(self.config.sink)
         return ctx, pull, push
+
+    @property
+    def jet_errors_computed(self) -> bool | None:
+        """Whether the active scoring computes ``jet_error`` (None before the default choice is made)."""
+        active = self.anomaly.active
+        return None if active is None else computes_jet_errors(active.level, self.config.jet_errors)
+
+    def compress(self, x: np.ndarray, with_errors: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Latent [J, k] and per-jet error [J] (scorer.onnx), or latent and None (encoder.onnx alone)."""
+        if with_errors:
+            assert self.scorer is not None
+            return self.scorer.score(x)
+        assert self.latent_encoder is not None
+        return self.latent_encoder.latents(x), None
 
     # ---- message handling ----------------------------------------------------------------
     def accept(self, frames: list[bytes]) -> None:
@@ -157,9 +192,10 @@ class EncoderService:
         x, offsets = stack_inputs(batches, self.variables)
         scoring = self.anomaly.active  # chosen on the first accepted message, the same for every message after
         by_event = scoring is not None and scoring.level == "event"
+        with_errors = computes_jet_errors(scoring.level if scoring is not None else "jet", self.config.jet_errors)
         t0, c0 = time.perf_counter(), time.thread_time()
         try:
-            latent, error = self.scorer.score(x)
+            latent, error = self.compress(x, with_errors)
             t1 = time.perf_counter()
             event_score = scoring.score_events(batches, stack_counts(batches)) if by_event else None
         except Exception as exc:  # ONNX Runtime refused the input: find the message, keep the service up
@@ -187,7 +223,7 @@ class EncoderService:
         ev_offsets = event_offsets(batches) if by_event else None
         for i, item in enumerate(pending):
             lo, hi = offsets[i], offsets[i + 1]
-            lat, err = latent[lo:hi], error[lo:hi]
+            lat, err = latent[lo:hi], (error[lo:hi] if error is not None else None)
             ev = event_score[ev_offsets[i]:ev_offsets[i + 1]] if ev_offsets is not None else None
             if not all_finite and not rows_finite({"latent": lat, "error": err,
                                                    **({"event_score": ev} if ev is not None else {})}):
@@ -217,6 +253,16 @@ class EncoderService:
             self.events_counter.inc(item.batch.n_events)
             self.jets_counter.inc(item.batch.n_jets)
             self.metrics.anomalies.inc(n_flagged)
+
+    def jet_errors_text(self) -> str:
+        """The start-up log line's part on per-jet errors (``--jet-errors``)."""
+        setting = f"--jet-errors {self.config.jet_errors}"
+        if self.scorer is None:
+            return f"latents from encoder.onnx, no jet_error ({setting}: an event-level model flags)"
+        if self.latent_encoder is None:
+            return f"latents and jet_error from scorer.onnx ({setting})"
+        return (f"latents from encoder.onnx without jet_error if the event-level model flags, else latents and "
+                f"jet_error from scorer.onnx ({setting})")
 
     def send(self, push: zmq.Socket, frames: list[Any]) -> bool:
         """Send, waiting while the sink is slow (backpressure); after a stop, give up at the drain deadline."""
@@ -253,9 +299,9 @@ class EncoderService:
         ctx, pull, push = self._sockets()
         freeze_startup_heap()
         self.cpu_at_start = time.process_time()
-        log.info("encoder %s: model %s (%s), %s, %d thread(s), connected to %s -> %s",
-                 self.config.id, self.model.name, self.variables, self.anomaly.start_up_text(), self.config.threads,
-                 self.config.connect, self.config.sink)
+        log.info("encoder %s: model %s (%s), %s, %s, %d thread(s), connected to %s -> %s",
+                 self.config.id, self.model.name, self.variables, self.anomaly.start_up_text(),
+                 self.jet_errors_text(), self.config.threads, self.config.connect, self.config.sink)
         try:
             queue_empty = True
             while not self.stop:
@@ -297,6 +343,8 @@ class EncoderService:
             "non_inference_cpu_us_per_message": ((serving_cpu - self.inference_cpu_seconds) / self.counts["messages"]
                                                  * 1e6 if self.counts["messages"] else None),
             "elapsed_seconds": elapsed, "threads": self.config.threads, "latent_dtype": self.config.latent_dtype,
+            "jet_errors": self.config.jet_errors, "jet_error_computed": self.jet_errors_computed,
+            "compression_graph": {True: "scorer.onnx", False: "encoder.onnx", None: None}[self.jet_errors_computed],
             "max_batch_jets": self.config.max_batch_jets, "max_wait_ms": self.config.max_wait_ms,
             "min_batch_jets": self.config.min_batch_jets, "inference_chunk_jets": self.config.inference_chunk_jets,
             "stopped_by": self.stop.signal_name,

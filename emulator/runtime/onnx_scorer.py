@@ -1,4 +1,6 @@
-"""ONNX Runtime session on a model's ``scorer.onnx``: x [N, ...] -> latent [N, k], error [N].
+"""ONNX Runtime session on a model graph: ``scorer.onnx`` x [N, ...] -> latent [N, k], error [N], or
+``encoder.onnx`` x -> latent [N, k] only (``outputs=LATENT_ONLY``: the encoder half, without the decoder
+and the per-jet error, for streams whose events an event-level model flags).
 
 Per-jet models take ``x`` [N jets, n_vars], event-level models [N events, J, V]; rows are the first axis.
 
@@ -34,25 +36,32 @@ def chunk_bounds(n_rows: int, max_rows: int) -> list[int]:
     return [n_rows * i // parts for i in range(parts + 1)]
 
 
+#: the outputs of a scorer graph the encoder uses, and of an encoder graph
+SCORER_OUTPUTS = ("latent", "error")
+LATENT_ONLY = ("latent",)
+
+
 class OnnxScorer:
-    """Runs the scorer graph in near-equal chunks of at most ``max_rows`` jets.
+    """Runs a scorer (or, ``outputs=LATENT_ONLY``, an encoder) graph in near-equal chunks of at most ``max_rows`` jets.
 
     Per-jet cost on one core is lowest at one to two thousand jets per call; larger calls get slower
     (their activations no longer fit in the cache), so a large micro-batch is scored in chunks."""
 
-    def __init__(self, path: str | Path, latent_dim: int, threads: int = 1, max_rows: int = 65536):
+    def __init__(self, path: str | Path, latent_dim: int, threads: int = 1, max_rows: int = 65536,
+                 outputs: tuple[str, ...] = SCORER_OUTPUTS):
         self.path = Path(path)
         self.latent_dim = int(latent_dim)
+        self.outputs = list(outputs)
         self.session = ort.InferenceSession(str(self.path), session_options(threads),
                                             providers=["CPUExecutionProvider"])
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
-            raise ValueError(f"{self.path}: scorer must have one input, has {[i.name for i in inputs]}")
+            raise ValueError(f"{self.path}: graph must have one input, has {[i.name for i in inputs]}")
         self.input_name = inputs[0].name
-        outputs = {o.name for o in self.session.get_outputs()}
-        missing = {"latent", "error"} - outputs
+        have = {o.name for o in self.session.get_outputs()}
+        missing = set(self.outputs) - have
         if missing:
-            raise ValueError(f"{self.path}: scorer lacks outputs {sorted(missing)} (has {sorted(outputs)})")
+            raise ValueError(f"{self.path}: graph lacks outputs {sorted(missing)} (has {sorted(have)})")
         self.max_rows = max(1, int(max_rows))
         self.warm_up(inputs[0].shape)
 
@@ -62,17 +71,27 @@ class OnnxScorer:
         memory step in the soak) and the first real message does not pay for it."""
         row = list(input_shape[1:]) if input_shape else []
         if row and all(isinstance(d, int) and d > 0 for d in row):
-            self.session.run(["latent", "error"], {self.input_name: np.ones((min(self.max_rows, 8192), *row),
-                                                                             np.float32)})
+            self.session.run(self.outputs, {self.input_name: np.ones((min(self.max_rows, 8192), *row), np.float32)})
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """The graph's ``outputs`` for input rows ``x`` [N, ...], in chunks of at most ``max_rows`` rows."""
+        if len(x) <= self.max_rows:
+            return self.session.run(self.outputs, {self.input_name: x})
+        parts = [self.session.run(self.outputs, {self.input_name: x[lo:hi]})
+                 for lo, hi in itertools.pairwise(chunk_bounds(len(x), self.max_rows))]
+        return [np.concatenate(column) for column in zip(*parts, strict=True)]
 
     def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Latent [N, k] float32 and error [N] float32 (per jet or per event) for input rows ``x`` [N, ...]."""
+        if "error" not in self.outputs:
+            raise ValueError(f"{self.path}: this session computes {self.outputs} only, not the error")
         if len(x) == 0:
             return np.zeros((0, self.latent_dim), np.float32), np.zeros(0, np.float32)
-        if len(x) <= self.max_rows:
-            latent, error = self.session.run(["latent", "error"], {self.input_name: x})
-            return latent, error.reshape(-1)
-        bounds = chunk_bounds(len(x), self.max_rows)
-        parts = [self.session.run(["latent", "error"], {self.input_name: x[lo:hi]})
-                 for lo, hi in itertools.pairwise(bounds)]
-        return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1].reshape(-1) for p in parts]))
+        latent, error = self.run(x)[:2]
+        return latent, error.reshape(-1)
+
+    def latents(self, x: np.ndarray) -> np.ndarray:
+        """Latent [N, k] float32 for input rows ``x`` [N, ...] (the error, if the graph has it, is not asked for)."""
+        if len(x) == 0:
+            return np.zeros((0, self.latent_dim), np.float32)
+        return self.run(x)[0]

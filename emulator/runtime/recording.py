@@ -7,6 +7,11 @@ branches ``run_id seq event_id file_index entry event_number event_score flag`` 
 (counter ``njet``) and jagged ``raw_jet_<var>`` for flagged events (counter ``nraw_jet``);
 TObjStrings ``format_version``, ``card``, ``manifest``, ``layout`` and (format 2) ``anomaly_card``.
 
+``jet_error`` is there when the layout says ``"jet_error": true``, or the layout has no such key
+(recordings made before it was optional always hold it). A segment whose events an event-level model
+flagged, recorded from encoders with ``--jet-errors auto``, has ``"jet_error": false`` and no
+``jet_error`` branch; ``Recording.jet_error()`` then raises a RecordingError that says so.
+
 Format 1 (``aetrig-recording-1``) segments are still read: they lack ``event_threshold`` (read as
 NaN) and ``anomaly_card`` (their events were flagged by the per-jet max error of ``card``'s model,
 so ``Segment.scoring_card`` is ``card``).
@@ -21,7 +26,7 @@ Typical use::
     rec = open_recording("runs/demo/recording")
     ev = rec.events()            # dict of numpy per-event arrays (run_id, seq, ..., n_jets, n_raw)
     latent = rec.latent()        # [total jets, k] float32, jets in event order
-    error = rec.jet_error()      # [total jets] float32
+    error = rec.jet_error()      # [total jets] float32 (RecordingError when not recorded: rec.has_jet_error)
     raw = rec.raw_jets()         # {var: flat float32 array over flagged events' jets}
     rec.card, rec.manifests      # model card, {run_id: manifest}
     rec.anomaly_card             # card of the model that scored and flagged the events
@@ -66,6 +71,14 @@ LATENT_STORAGE = {"float32": "float32", "float16": "float16-as-uint16"}
 #: as the bytes of jagged uint8 ``latent_ans_bytes`` on the commit's first event (empty on the others)
 LATENT_CODECS = ("none", "ans")
 LATENT_ANS_BRANCH = "latent_ans_bytes"
+#: the optional per-jet reconstruction error branch, and the layout key that says whether a segment has it
+JET_ERROR = "jet_error"
+
+
+def layout_has_jet_error(layout: Mapping[str, Any] | None) -> bool:
+    """Whether a segment of this layout holds ``jet_error``: its ``jet_error`` key; true when the key is absent
+    (layouts written before jet_error was optional)."""
+    return bool((layout or {}).get(JET_ERROR, True))
 
 
 @dataclass(frozen=True)
@@ -77,11 +90,12 @@ class Layout:
     raw_vars: tuple[str, ...]
     latent_codec: str = "none"
     entropy_model: str = ""  # JSON text of the entropy model (latent_codec ans)
+    jet_error: bool = True  # whether the segment has the per-jet ``jet_error`` branch
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"latent_dim": self.latent_dim, "latent_storage": self.latent_storage,
                                 "raw_vars": list(self.raw_vars), "latent_branches": "jet_latent_<i>",
-                                "counters": {"jet": "njet", "raw_jet": "nraw_jet"}}
+                                "counters": {"jet": "njet", "raw_jet": "nraw_jet"}, JET_ERROR: self.jet_error}
         if self.latent_codec != "none":
             data.update(latent_codec=self.latent_codec, entropy_model=json.loads(self.entropy_model),
                         latent_branches=LATENT_ANS_BRANCH, latent_storage="ans")
@@ -218,6 +232,11 @@ class Segment:
     def scoring_card(self) -> dict[str, Any] | None:
         """The card of the model that scored and flagged the events (format 1: the compression model's)."""
         return self.anomaly_card if self.anomaly_card is not None else self.card
+
+    @property
+    def has_jet_error(self) -> bool:
+        """Whether the segment holds the per-jet ``jet_error`` branch (by its layout)."""
+        return layout_has_jet_error(self.layout)
 
 
 def read_segment(path: str | Path) -> Segment:
@@ -369,8 +388,19 @@ class Recording:
         parts = [segment_latent(s, a) for s, a in self._all]
         return np.concatenate(parts) if parts else np.zeros((0, self.latent_dim), np.float32)
 
+    @property
+    def has_jet_error(self) -> bool:
+        """Whether every segment holds ``jet_error`` (false when any was recorded without it)."""
+        return all(s.has_jet_error for s in self.segments)
+
     def jet_error(self) -> np.ndarray:
-        parts = [np.asarray(ak.flatten(a["jet_error"], axis=None)) for _, a in self._all]
+        """[total jets] float32 per-jet reconstruction error; RecordingError when (some of) it was not recorded."""
+        lacking = [s.path.name for s in self.segments if not s.has_jet_error]
+        if lacking:
+            raise RecordingError(f"{self.directory}: {len(lacking)} of {len(self.segments)} segment(s) (first "
+                                 f"{lacking[0]}) hold no jet_error: their events were flagged by an event-level "
+                                 "model and the encoders ran --jet-errors auto (use --jet-errors always to record it)")
+        parts = [np.asarray(ak.flatten(a[JET_ERROR], axis=None)) for _, a in self._all]
         return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
     def raw_jets(self) -> dict[str, np.ndarray]:

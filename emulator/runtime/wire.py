@@ -15,7 +15,10 @@ Column conventions (shapes in units of events E, jets J, flagged-event jets F, l
 * event level (E): ``n_jets`` <u4, ``event_id`` <u8, ``file_index`` <u4, ``entry`` <u8,
   ``event_number`` <u8; on scored messages also ``event_score`` <f4 and ``flag`` <u1.
 * jet level (J): ``jet_<var>`` <f4 (GeV for energies); on scored messages ``jet_latent``
-  (J, k) <f4 or <f2 and ``jet_error`` <f4.
+  (J, k) <f4 or <f2 and ``jet_error`` <f4. ``jet_error`` (the compression model's per-jet
+  reconstruction error) is optional only where no flag depends on it: a message whose
+  ``anomaly_card_json`` is an event-level card (``level: event``) may omit it (the encoder's
+  ``--jet-errors auto``); a per-jet-scored message without it is rejected (``missing_column``).
 * flagged raw copy (F): ``raw_jet_<var>`` <f4, the jets of the events whose flag is 1, in order.
 * blobs (bytes, shape [nbytes], <u1): ``manifest_json`` (run manifest), ``card_json`` (model card);
   on scored messages ``anomaly_card_json``: the card of the model whose score and flag the events
@@ -241,22 +244,44 @@ def _require(batch: Batch, names: Iterable[str]) -> None:
             raise WireError("missing_column", f"column {name!r} is missing")
 
 
-_JSON_OBJECT_CACHE: dict[bytes, bool] = {}
+_BLOB_CACHE: dict[bytes, str | None] = {}
+_NOT_AN_OBJECT = ""  # cached for a blob that is not a JSON object
+
+
+def _blob_level(raw: bytes) -> str | None:
+    """None when ``raw`` is not a JSON object, else its ``level`` (a card's: "jet" when absent); remembered
+    for a few blobs (every message of a run repeats them)."""
+    known = _BLOB_CACHE.get(raw)
+    if known is not None:
+        return known or None
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        obj = None
+    level = str(obj.get("level", "jet")) if isinstance(obj, dict) else _NOT_AN_OBJECT
+    if len(_BLOB_CACHE) >= 16:
+        _BLOB_CACHE.clear()
+    _BLOB_CACHE[raw] = level
+    return level or None
 
 
 def _is_json_object(raw: bytes) -> bool:
-    """Whether ``raw`` is a JSON object; remembered for a few blobs (every message of a run repeats them)."""
-    known = _JSON_OBJECT_CACHE.get(raw)
-    if known is not None:
-        return known
-    try:
-        ok = isinstance(json.loads(raw), dict)
-    except ValueError:
-        ok = False
-    if len(_JSON_OBJECT_CACHE) >= 16:
-        _JSON_OBJECT_CACHE.clear()
-    _JSON_OBJECT_CACHE[raw] = ok
-    return ok
+    """Whether ``raw`` is a JSON object."""
+    return _blob_level(raw) is not None
+
+
+def scoring_level(batch: Batch) -> str:
+    """The level of the model that scored and flagged a scored message's events: the ``level`` of its
+    ``anomaly_card_json`` ("event" or "jet"); "jet" without that blob (the compression model flagged)."""
+    blob = batch.columns.get("anomaly_card_json")
+    return (_blob_level(blob.tobytes()) or "jet") if blob is not None else "jet"
+
+
+def _check_jet_error_optional(batch: Batch) -> None:
+    """A scored message may lack ``jet_error`` only when an event-level model flagged its events."""
+    if "jet_error" not in batch.columns and scoring_level(batch) != "event":
+        raise WireError("missing_column", "column 'jet_error' is missing: per-jet scoring flags with it (only "
+                        "a message flagged by an event-level model, anomaly card level 'event', may omit it)")
 
 
 def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
@@ -276,7 +301,7 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
         raise WireError("count_mismatch", f"per-event jet counts sum to {int(counts.sum())}, header says {n_jets}")
     n_flagged_jets = None
     if batch.kind == KIND_SCORED:
-        _require(batch, [*SCORED_EVENT_COLUMNS, "jet_latent", "jet_error"])
+        _require(batch, [*SCORED_EVENT_COLUMNS, "jet_latent"])
         flag = batch.columns["flag"]
         if flag.shape == (n_events,):
             n_flagged_jets = int(counts[flag.astype(bool)].sum(dtype=np.uint64))
@@ -307,6 +332,8 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
             raise WireError("count_mismatch", f"{name} has shape {col.shape}, expected {want}")
         if col.dtype.kind == "f" and col.size and not np.isfinite(col).all():
             raise WireError("non_finite", f"{name} holds NaN or inf")
+    if batch.kind == KIND_SCORED:
+        _check_jet_error_optional(batch)
     return batch
 
 
