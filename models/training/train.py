@@ -23,10 +23,9 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 @dataclass
-class TrainConfig:
-    """Hyper-parameters of one training run (stored in checkpoints and cards)."""
+class Hyperparameters:
+    """The training loop's settings, with their one set of defaults (``aetrig train``'s options share them)."""
 
-    kind: str = "ae3d200"
     latent: int | None = None
     epochs: int = 30
     batch_size: int = 2048
@@ -36,6 +35,13 @@ class TrainConfig:
     patience: int = 10
     seed: int = 0
     threads: int = 1
+
+
+@dataclass
+class TrainConfig(Hyperparameters):
+    """Hyper-parameters of one training run (stored in checkpoints and cards)."""
+
+    kind: str = "ae3d200"
     variables: list[str] = field(default_factory=list)
     loss_weights: list[float] | None = None
 

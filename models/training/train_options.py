@@ -18,16 +18,17 @@ from typing import Any
 import numpy as np
 
 from models.runtime.data import DataError, load_jets, split_events
-from models.training.train import TrainConfig, train
+from models.training.train import Hyperparameters, TrainConfig, train
 
 
 class TrainError(Exception):
     """A training run cannot proceed: missing data or branch, bad option, unusable checkpoint."""
 
 
-@dataclass
-class TrainOptions:
-    """The options of one ``aetrig train`` run (field names and defaults are the CLI's, dashes as underscores)."""
+@dataclass(kw_only=True)
+class TrainOptions(Hyperparameters):
+    """The options of one ``aetrig train`` run (field names and defaults are the CLI's, dashes as underscores;
+    the training loop's settings and defaults come from :class:`Hyperparameters`)."""
 
     input: list[str]
     out: str
@@ -37,19 +38,10 @@ class TrainOptions:
     slots: int = 4
     variables: str = "pt,eta,phi,e"
     model: str = "ae3d200"
-    latent: int | None = None
     norm: str = "custom"
-    epochs: int = 30
-    batch_size: int = 2048
-    lr: float = 3e-3
-    weight_decay: float = 0.0
-    schedule: str = "onecycle"
-    patience: int = 10
     loss_weights: str | None = None
-    seed: int = 0
     split: str = "0.8,0.1,0.1"
     max_events: int | None = None
-    threads: int = 1
     name: str | None = None
     resume: bool = False
     keep_checkpoint: bool = False
@@ -65,10 +57,8 @@ class TrainOptions:
     def train_config(self, variables: list[str], loss_weights: list[float] | None = None,
                      kind: str | None = None) -> TrainConfig:
         """The training loop's hyper-parameters from these options (``kind`` defaults to the architecture)."""
-        return TrainConfig(kind=kind or self.model, latent=self.latent, epochs=self.epochs,
-                           batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                           schedule=self.schedule, patience=self.patience, seed=self.seed, threads=self.threads,
-                           variables=variables, loss_weights=loss_weights)
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(Hyperparameters)}
+        return TrainConfig(**shared, kind=kind or self.model, variables=variables, loss_weights=loss_weights)
 
     def command_line(self) -> str:
         """The equivalent ``aetrig train`` command (stored in the card for provenance)."""
