@@ -49,6 +49,12 @@ def _mean(histogram: str) -> str:
             " or vector(0)")
 
 
+def _distribution(histogram: str, quantiles: tuple[float, ...], mean: bool = False) -> tuple[Query, ...]:
+    """One query per quantile of ``histogram`` (legend p50, p99, ...), and its mean when asked."""
+    queries = tuple(Query(_quantile(q, histogram), f"p{round(q * 100)}") for q in quantiles)
+    return (*queries, Query(_mean(histogram), "mean")) if mean else queries
+
+
 PANELS: tuple[Panel, ...] = (
     Panel("Events/s per stage", "ops", (
         Query(f"sum by (stage) (rate(aetrig_events_total[{RATE}]))", "{{stage}}"),
@@ -56,24 +62,14 @@ PANELS: tuple[Panel, ...] = (
     Panel("Jets/s per stage", "ops", (
         Query(f"sum by (stage) (rate(aetrig_jets_total[{RATE}]))", "{{stage}}"),
     ), "Jets handled per second."),
-    Panel("Decision latency", "s", (
-        Query(_quantile(0.5, "aetrig_decision_latency_seconds"), "p50"),
-        Query(_quantile(0.9, "aetrig_decision_latency_seconds"), "p90"),
-        Query(_quantile(0.99, "aetrig_decision_latency_seconds"), "p99"),
-    ), "Producer send to the event's latent and flag reaching the sink, per event."),
-    Panel("Commit latency p99", "s", (
-        Query(_quantile(0.99, "aetrig_commit_latency_seconds"), "p99"),
-    ), "Producer send to durable commit (fsync) at the sink, per event."),
-    Panel("Inference latency per batch", "s", (
-        Query(_quantile(0.5, "aetrig_inference_seconds"), "p50"),
-        Query(_quantile(0.99, "aetrig_inference_seconds"), "p99"),
-        Query(_mean("aetrig_inference_seconds"), "mean"),
-    ), "ONNX Runtime time per micro-batch in the encoders."),
-    Panel("Batch size (jets per inference batch)", "none", (
-        Query(_quantile(0.5, "aetrig_batch_jets"), "p50"),
-        Query(_quantile(0.99, "aetrig_batch_jets"), "p99"),
-        Query(_mean("aetrig_batch_jets"), "mean"),
-    ), "Jets per batch, histogram of aetrig_batch_jets."),
+    Panel("Decision latency", "s", _distribution("aetrig_decision_latency_seconds", (0.5, 0.9, 0.99)),
+          "Producer send to the event's latent and flag reaching the sink, per event."),
+    Panel("Commit latency p99", "s", _distribution("aetrig_commit_latency_seconds", (0.99,)),
+          "Producer send to durable commit (fsync) at the sink, per event."),
+    Panel("Inference latency per batch", "s", _distribution("aetrig_inference_seconds", (0.5, 0.99), mean=True),
+          "ONNX Runtime time per micro-batch in the encoders."),
+    Panel("Batch size (jets per inference batch)", "none", _distribution("aetrig_batch_jets", (0.5, 0.99), mean=True),
+          "Jets per batch, histogram of aetrig_batch_jets."),
     Panel("CPU cores used per process", "none", (
         Query(f"sum by (instance) (rate(process_cpu_seconds_total{{{JOB}}}[{RATE}]))", "{{instance}}"),
         Query(f"sum(rate(process_cpu_seconds_total{{{JOB}}}[{RATE}]))", "all stages"),
