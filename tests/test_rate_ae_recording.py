@@ -51,6 +51,8 @@ def test_run_records_coded_latents_that_verify_and_decode(tmp_path: Path) -> Non
     rec = Recording(out)
     assert all(s.layout["latent_codec"] == "ans" and LATENT_ANS_BRANCH in s.branches for s in rec.segments)
     assert not any(b.startswith("jet_latent_") for s in rec.segments for b in s.branches)
+    # the default event model flags (the sample has its variables): no jet_error either, only the jet counter
+    assert not rec.has_jet_error and all("jet_error" not in s.branches for s in rec.segments)
     events, latent = rec.events(), rec.latent()
     assert len(latent) == events["n_jets"].sum()
 

@@ -58,6 +58,7 @@ def test_recorded_event_scores_equal_offline_event_model(tmp_path: Path) -> None
 
     rec = open_recording(out)
     assert all(s.anomaly_card == model.card for s in rec.segments)
+    assert not rec.has_jet_error  # the event model flags: --jet-errors auto records latents without jet_error
     assert rec.card["name"] == "AE_3D_200_ptetaphie"
     ev = rec.events()
     manifest = json.loads((out / "manifest.json").read_text())
