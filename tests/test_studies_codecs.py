@@ -11,11 +11,19 @@ from consumer.offline import codecs
 
 
 def reference_reduce(x: np.ndarray, n_bits: int, mode: str) -> np.ndarray:
-    """Float64 reference: x = m 2^e (m in [0.5, 1)), keep n_bits + 1 significant bits of m."""
+    """Float64 reference: x = m 2^e (m in [0.5, 1)), keep n_bits + 1 significant bits of m. A tie goes to the
+    neighbour whose last kept bit of the float32 pattern is 0 (IEEE's ties-to-even; with n_bits = 0 that bit
+    is the exponent's lowest, since every 0-bit significand is 1)."""
     m, e = np.frexp(x.astype(np.float64))
     scale = 2.0 ** (n_bits + 1)
-    q = np.round(m * scale) if mode == "round" else np.trunc(m * scale)  # np.round: half to even
-    return np.ldexp(q / scale, e).astype(np.float32)
+    lo = np.trunc(m * scale)
+    if mode == "truncate":
+        return np.ldexp(lo / scale, e).astype(np.float32)
+    down, up = (np.ldexp(q / scale, e).astype(np.float32) for q in (lo, lo + np.sign(m)))
+    frac = np.abs(m * scale - lo)
+    kept_lsb_of_down = (down.view(np.uint32) >> np.uint32(23 - n_bits)) & np.uint32(1)
+    take_up = (frac > 0.5) | ((frac == 0.5) & (kept_lsb_of_down == 1))
+    return np.where(take_up, up, down)
 
 
 normal_floats = st.floats(min_value=2.0**-100, max_value=2.0**100, allow_nan=False, width=32)
