@@ -141,19 +141,24 @@ def test_none_and_bad_anomaly_models(jets, tmp_path: Path) -> None:
 
 def test_score_transform_block_is_applied(jets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A card with a score_transform block: the stream's score is the transform (models/runtime/score_transform.py,
-    here a stand-in with its interface: transform_block, raw_score, event_ht, apply) of the error and the event HT,
-    the same as the offline event scoring gives."""
+    here a stand-in with its interface: transform_block, compile_transform(card).score(error, latent, ht)) of the
+    error and the event HT, the same as the offline event scoring gives."""
     import sys
     import types
 
     import models.runtime
     from models.runtime.trigger_menu import JetSelection, trigger_variables
 
+    class Compiled:
+        def __init__(self, card: dict) -> None:
+            self.scale = card["score_transform"]["scale"]
+
+        def score(self, error: np.ndarray, latent: np.ndarray, ht: np.ndarray) -> np.ndarray:
+            return np.asarray(error, np.float64) * self.scale + 1e-3 * ht
+
     fake = types.ModuleType("models.runtime.score_transform")
     fake.transform_block = lambda card: card["score_transform"]
-    fake.raw_score = lambda block, error, latent: np.asarray(error, np.float64) * block["scale"]
-    fake.event_ht = lambda block, pt, eta, counts: trigger_variables(pt, eta, counts, JetSelection())[0]
-    fake.apply = lambda card, raw, ht: raw + 1e-3 * ht
+    fake.compile_transform = Compiled
     monkeypatch.setitem(sys.modules, "models.runtime.score_transform", fake)
     monkeypatch.setattr(models.runtime, "score_transform", fake, raising=False)
 
@@ -163,7 +168,7 @@ def test_score_transform_block_is_applied(jets, tmp_path: Path, monkeypatch: pyt
     model_dir = tmp_path / "EVT_T"
     shutil.copytree(RAW_EVENT_MODEL, model_dir)
     card = json.loads((model_dir / "card.json").read_text())
-    card["score_transform"] = {"kind": "test", "scale": 2.0}
+    card["score_transform"] = {"kind": "test", "scale": 2.0, "ht": {"min_pt": 30.0, "max_abs_eta": 2.5}}
     write_card(model_dir, card)
     svc, sent = service(anomaly_model=str(model_dir), threshold=2.0)
     run(svc, jets)

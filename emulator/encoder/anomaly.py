@@ -34,7 +34,7 @@ from emulator.runtime import wire
 from emulator.runtime.defaults import default_anomaly_model
 from emulator.runtime.onnx_scorer import OnnxScorer
 from models.runtime.event_features import padded_jets
-from models.runtime.event_scoring import anomaly_score, has_score_transform
+from models.runtime.event_scoring import EventScore
 
 log = logging.getLogger("aetrig.encode")
 
@@ -99,6 +99,7 @@ class Scoring:
     policy: ThresholdPolicy
     scorer: OnnxScorer | None = None
     jets: int = 0
+    event_score: EventScore | None = None  # event-level scoring: the card's score, tables built once
     blob: np.ndarray = field(init=False)
     sha256: str = field(init=False)
 
@@ -116,12 +117,11 @@ class Scoring:
 
     def score_events(self, batches: Sequence[wire.Batch], counts: np.ndarray) -> np.ndarray:
         """Anomaly score [events] float32 of the events of ``batches`` (event-level scoring only)."""
-        assert self.scorer is not None
+        assert self.scorer is not None and self.event_score is not None
         values, _ = stack_inputs(batches, self.variables)
         latent, error = self.scorer.score(padded_jets(values, counts, self.jets))
         names = self.variables
-        return anomaly_score(self.model.card, error, latent, values[:, names.index("pt")],
-                             values[:, names.index("eta")], counts)
+        return self.event_score(error, latent, values[:, names.index("pt")], values[:, names.index("eta")], counts)
 
 
 def load_event_model(path: Path, config: EncoderConfig) -> Scoring:
@@ -140,16 +140,15 @@ def load_event_model(path: Path, config: EncoderConfig) -> Scoring:
         if needed not in model.variables:
             raise ModelError(f"--anomaly-model {path}: event models take jet pt and eta; {model.name} has "
                              f"{model.variables}")
-    if has_score_transform(model.card):
-        try:
-            import models.runtime.score_transform  # noqa: F401  the card's score needs it
-        except ImportError as exc:
-            raise ModelError(f"{path}: the card has a score_transform block but models/runtime/score_transform.py "
-                             f"cannot be imported ({exc})") from exc
+    try:
+        event_score = EventScore.from_card(model.card)  # a score_transform block: its tables, built once
+    except ImportError as exc:
+        raise ModelError(f"{path}: the card has a score_transform block but models/runtime/score_transform.py "
+                         f"cannot be imported ({exc})") from exc
     scorer = OnnxScorer(model.scorer_path, model.latent_dim, threads=config.threads,
                         max_rows=config.inference_chunk_jets)
     policy = ThresholdPolicy(model, config.fpr, config.accept_rate, config.threshold)
-    return Scoring(model, "event", policy, scorer, int(model.card["event_input"]["jets"]))
+    return Scoring(model, "event", policy, scorer, int(model.card["event_input"]["jets"]), event_score)
 
 
 class AnomalyChoice:

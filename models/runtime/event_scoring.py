@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,34 @@ def has_score_transform(card: Mapping[str, Any]) -> bool:
     return "score_transform" in card
 
 
+@dataclass(frozen=True)
+class EventScore:
+    """The anomaly score of an event-level model's card, prepared once (:meth:`from_card`)."""
+
+    transform: Any = None  # score_transform.CompiledTransform, or None: the score is the error
+    selection: Any = None  # trigger_menu.JetSelection of the transform's HT
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> EventScore:
+        if not has_score_transform(card):
+            return cls()
+        from models.runtime import score_transform  # the card needs it: its absence is a clear ImportError
+        from models.runtime.trigger_menu import JetSelection
+
+        sel = score_transform.transform_block(card)["ht"]
+        return cls(score_transform.compile_transform(card), JetSelection(sel["min_pt"], sel["max_abs_eta"]))
+
+    def __call__(self, error: np.ndarray, latent: np.ndarray | None, pt: np.ndarray | None, eta: np.ndarray | None,
+                 counts: np.ndarray) -> np.ndarray:
+        """Per-event anomaly score [N] float32; ``pt``/``eta``: all jets of the events (flat, ``counts``)."""
+        if self.transform is None:
+            return np.asarray(error, dtype=np.float32).reshape(-1)
+        from models.runtime.trigger_menu import scalar_ht
+
+        assert pt is not None and eta is not None, "this score_transform bins in HT: give the jets' pt and eta"
+        return self.transform.score(error, latent, scalar_ht(pt, eta, counts, self.selection)).astype(np.float32)
+
+
 def anomaly_score(card: Mapping[str, Any], error: np.ndarray, latent: np.ndarray | None, pt: np.ndarray,
                   eta: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Per-event anomaly score [N] float32 of an event-level model: its ``error``, or the card's score_transform.
@@ -54,13 +83,7 @@ def anomaly_score(card: Mapping[str, Any], error: np.ndarray, latent: np.ndarray
     ``pt``/``eta`` are all jets of the events (flat, per-event ``counts``), not only the model's J leading
     ones: the transform bins in the trigger menu's HT. Without the block they are not used.
     """
-    if not has_score_transform(card):
-        return np.asarray(error, dtype=np.float32).reshape(-1)
-    from models.runtime import score_transform  # the card needs it: its absence is a clear ImportError
-
-    block = score_transform.transform_block(card)
-    raw = score_transform.raw_score(block, np.asarray(error).reshape(-1), latent)
-    return score_transform.apply(card, raw, score_transform.event_ht(block, pt, eta, counts)).astype(np.float32)
+    return EventScore.from_card(card)(error, latent, pt, eta, counts)
 
 
 def event_anomaly_scores(model: Any, columns: Mapping[str, np.ndarray], counts: np.ndarray,

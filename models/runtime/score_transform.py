@@ -21,14 +21,20 @@ Fisher-type combination that keeps the HT information).
 Events below the first HT edge go to the first bin, above the last to the last bin. HT is the
 trigger menu's (models.runtime.trigger_menu: scalar sum of the pT of all the event's jets with
 pT > 30 GeV and |eta| < 2.5, not only the model's J leading jets); :func:`event_ht` computes it.
-Everything is vectorised numpy over the events of a batch (loops run over terms and bins only),
-so a micro-batch gives the same numbers as the whole sample. The card's ``score_transform`` block
-holds every parameter (:func:`fit` builds it); :func:`score` is the one call a consumer needs.
+Everything is vectorised numpy over the events of a batch, so a micro-batch gives the same numbers
+as the whole sample. :class:`CompiledTransform` turns the block's knots once into lookup tables (all
+HT bins of a term in one sorted key array: key = log10 raw + bin * 2 KEY_HALF_SPAN,
+one searchsorted per term, each segment's start, value and slope precomputed), so an event costs the
+same few numpy passes whatever the number of bins; it computes what the per-bin ``np.interp`` of
+:func:`log10_survival` does. The card's ``score_transform`` block holds every parameter (:func:`fit`
+builds it); :func:`score` is the one call a consumer needs (:func:`compile_transform` once, then
+call it, in a stream).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +48,9 @@ MIN_TAIL = 10
 KNOTS_PER_DECADE = 10
 TAIL_FRACTION = 0.01
 _TINY = 1e-30
+#: keys of one HT bin lie within +-KEY_HALF_SPAN of bin * 2 KEY_HALF_SPAN (log10 of a float64 raw score is in
+#: [log10(_TINY), 309))
+KEY_HALF_SPAN = 1000.0
 #: the trigger menu's jets (pT > 30 GeV, |eta| < 2.5): the HT of the bins
 SELECTION = tm.JetSelection()
 
@@ -111,7 +120,7 @@ def raw_score(block: Mapping[str, Any], error: np.ndarray, latent: np.ndarray | 
 def event_ht(block: Mapping[str, Any], pt: np.ndarray, eta: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The HT the block bins in, from flat jets (pt, eta) + per-event counts (all the event's jets)."""
     sel = transform_block(block)["ht"]
-    return tm.trigger_variables(pt, eta, counts, tm.JetSelection(sel["min_pt"], sel["max_abs_eta"]))[0]
+    return tm.scalar_ht(pt, eta, counts, tm.JetSelection(sel["min_pt"], sel["max_abs_eta"]))
 
 
 def fit(raw: Mapping[str, np.ndarray], ht: np.ndarray, weights: Mapping[str, float], ht_weight: float = 0.0,
@@ -167,29 +176,117 @@ def transform_block(card: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def apply(card: Mapping[str, Any], raw: Mapping[str, np.ndarray] | np.ndarray, ht: np.ndarray) -> np.ndarray:
     """Transformed score of events with raw scores ``raw`` ({kind: [N]}, or [N] for a one-term block) and ``ht``."""
+    return compile_transform(card).apply(raw, ht)
+
+
+@dataclass(frozen=True)
+class SurvivalTable:
+    """The knots of one survival curve per HT bin as one lookup table (see the module doc).
+
+    Row ``r`` of ``key``/``t0``/``lp0``/``slope`` is a segment: for keys in [key[r], key[r + 1]),
+    log10 p = lp0[r] + slope[r] (t - t0[r]). Each bin starts with a flat segment (the value of its first
+    knot) and ends with its power-law tail."""
+
+    key: np.ndarray
+    t0: np.ndarray
+    lp0: np.ndarray
+    slope: np.ndarray
+    offset: np.ndarray  # per bin
+
+    @classmethod
+    def from_knots(cls, bins: Sequence[Mapping[str, Any]]) -> SurvivalTable:
+        parts = [_segments(knots, i) for i, knots in enumerate(bins)]
+        key, t0, lp0, slope = (np.concatenate([p[j] for p in parts]) for j in range(4))
+        return cls(key, t0, lp0, slope, np.array([float(k["offset"]) for k in bins]))
+
+    def log10_p(self, x: np.ndarray, key_base: np.ndarray | float, b: np.ndarray | None = None) -> np.ndarray:
+        """log10 survival of ``x`` [N] in the bins ``b`` (``key_base`` = b * 2 KEY_HALF_SPAN).
+
+        t = log10(max(x + offset, _TINY)) lies in [-30, 309) or is inf/nan, so t + key_base stays in its bin's
+        key range (inf and nan land on the last row, a tail: -inf and nan, as np.interp's extension gives)."""
+        x = np.asarray(x, dtype=np.float64)
+        if b is not None and not self.same_offset:
+            x = x + self.offset[b]
+        elif self.offset[0] != 0.0:
+            x = x + self.offset[0]
+        t = np.log10(np.maximum(x, _TINY))
+        r = np.searchsorted(self.key, t + key_base, side="right") - 1
+        lp = self.lp0.take(r) + self.slope.take(r) * (t - self.t0.take(r))
+        return np.minimum(lp, 0.0, out=lp)
+
+    @property
+    def same_offset(self) -> bool:
+        return bool(np.all(self.offset == self.offset[0]))
+
+
+def _segments(knots: Mapping[str, Any], b: int) -> tuple[np.ndarray, ...]:
+    """(key, t0, lp0, slope) of one bin's segments: a flat start, the knot-to-knot lines (np.interp's
+    slopes), the tail line from the last knot."""
+    tk = np.asarray(knots["log10_x"], dtype=np.float64)
+    lpk = np.asarray(knots["log10_p"], dtype=np.float64)
+    inner = (lpk[1:] - lpk[:-1]) / (tk[1:] - tk[:-1])
+    base = b * 2 * KEY_HALF_SPAN
+    t0 = np.concatenate([[-KEY_HALF_SPAN], tk])
+    return (t0 + base, t0, np.concatenate([[lpk[0]], lpk]),
+            np.concatenate([[0.0], inner, [float(knots["tail_slope"])]]))
+
+
+@dataclass(frozen=True)
+class CompiledTransform:
+    """A score_transform block as lookup tables: :meth:`apply` / :meth:`score` give :func:`apply` / :func:`score`."""
+
+    edges: np.ndarray
+    terms: tuple[tuple[str, float, SurvivalTable], ...]
+    ht_weight: float
+    ht_table: SurvivalTable
+    latent_mean: np.ndarray | None
+    latent_std: np.ndarray | None
+
+    def apply(self, raw: Mapping[str, np.ndarray] | np.ndarray, ht: np.ndarray) -> np.ndarray:
+        """Transformed score [N] float64 of raw scores ``raw`` ({kind: [N]}, or [N] for one term) and ``ht``."""
+        if not isinstance(raw, Mapping):
+            if len(self.terms) != 1:
+                raise ValueError(f"this score_transform has {len(self.terms)} terms: give raw as {{kind: scores}}")
+            raw = {self.terms[0][0]: raw}
+        ht = np.asarray(ht, dtype=np.float64)
+        b = np.searchsorted(self.edges, ht, side="right")
+        key_base = b * (2 * KEY_HALF_SPAN)
+        score = np.zeros(ht.shape, dtype=np.float64)
+        for kind, weight, table in self.terms:
+            values = np.asarray(raw[kind], dtype=np.float64)
+            if values.shape != ht.shape:
+                raise ValueError(f"raw {kind} {values.shape} and ht {ht.shape} differ in shape")
+            score -= weight * table.log10_p(values, key_base, b)  # the same rounding as += weight * -log10 p
+        if self.ht_weight:
+            score -= self.ht_weight * self.ht_table.log10_p(ht, 0.0)
+        return score
+
+    def score(self, error: np.ndarray, latent: np.ndarray | None, ht: np.ndarray) -> np.ndarray:
+        """:func:`score`: the anomaly score of events from the scorer's ``error``, ``latent`` and their ``ht``."""
+        raw: dict[str, np.ndarray] = {}
+        for kind, _, _ in self.terms:
+            if kind == "error":
+                raw["error"] = np.asarray(error, dtype=np.float64).reshape(-1)
+            elif latent is None:
+                raise ValueError("this score_transform needs the latent (a term has raw = latent)")
+            else:
+                assert self.latent_mean is not None and self.latent_std is not None
+                raw["latent"] = tm.latent_score(latent, self.latent_mean, self.latent_std)
+        return self.apply(raw, ht)
+
+
+def compile_transform(card: Mapping[str, Any]) -> CompiledTransform:
+    """The lookup tables of a card's (or a block's) score_transform."""
     block = transform_block(card)
-    terms = block["terms"]
-    if not isinstance(raw, Mapping):
-        if len(terms) != 1:
-            raise ValueError(f"this score_transform has {len(terms)} terms: give raw as {{kind: scores}}")
-        raw = {terms[0]["raw"]: raw}
-    ht = np.asarray(ht, dtype=np.float64)
-    b = ht_bin(block["ht_bin_edges_gev"], ht)
-    score = np.zeros(ht.shape, dtype=np.float64)
-    for term in terms:
-        values = np.asarray(raw[term["raw"]], dtype=np.float64)
-        if values.shape != ht.shape:
-            raise ValueError(f"raw {term['raw']} {values.shape} and ht {ht.shape} differ in shape")
-        for i, knots in enumerate(term["bins"]):
-            here = b == i
-            if here.any():
-                score[here] += float(term["weight"]) * -log10_survival(knots, values[here])
-    weight = float(block.get("ht_weight", 0.0))
-    if weight:
-        score += weight * -log10_survival(block["ht_survival"], ht)
-    return score
+    latent = next((t for t in block["terms"] if t["raw"] == "latent"), None)
+    return CompiledTransform(
+        np.asarray(block["ht_bin_edges_gev"], dtype=np.float64),
+        tuple((str(t["raw"]), float(t["weight"]), SurvivalTable.from_knots(t["bins"])) for t in block["terms"]),
+        float(block.get("ht_weight", 0.0)), SurvivalTable.from_knots([block["ht_survival"]]),
+        None if latent is None else np.asarray(latent["latent_mean"]),
+        None if latent is None else np.asarray(latent["latent_std"]))
 
 
 def score(card: Mapping[str, Any], error: np.ndarray, latent: np.ndarray | None, ht: np.ndarray) -> np.ndarray:
     """The anomaly score of events from the scorer's ``error`` [N] and ``latent`` [N, k] and their ``ht`` [N]."""
-    return apply(card, raw_score(card, error, latent), ht)
+    return compile_transform(card).score(error, latent, ht)

@@ -68,12 +68,16 @@ class TriggerScores:
 def trigger_variables(pt: np.ndarray, eta: np.ndarray, counts: np.ndarray,
                       selection: JetSelection = JetSelection()) -> tuple[np.ndarray, np.ndarray]:
     """(HT, leading-jet pT) per event from flat jets + per-event counts, over the selected jets."""
+    kept = np.where(selection.mask(pt, eta), np.asarray(pt, dtype=np.float64), 0.0)
+    return scalar_ht(pt, eta, counts, selection), anomaly.event_scores(kept, counts)
+
+
+def scalar_ht(pt: np.ndarray, eta: np.ndarray, counts: np.ndarray,
+              selection: JetSelection = JetSelection()) -> np.ndarray:
+    """HT per event (the first number of :func:`trigger_variables`) from flat jets + per-event counts."""
     counts = np.asarray(counts, dtype=np.int64)
-    pt = np.asarray(pt, dtype=np.float64)
-    kept = np.where(selection.mask(pt, eta), pt, 0.0)
-    event = np.repeat(np.arange(counts.size), counts)
-    ht = np.bincount(event, weights=kept, minlength=counts.size)
-    return ht, anomaly.event_scores(kept, counts)
+    kept = np.where(selection.mask(pt, eta), np.asarray(pt, dtype=np.float64), 0.0)
+    return np.bincount(np.repeat(np.arange(counts.size), counts), weights=kept, minlength=counts.size)
 
 
 def standardisation(z_background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,8 +89,13 @@ def standardisation(z_background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def latent_score(z: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """AXOL1TL-style score: sum over latent coordinates of ((z - mean) / std)^2."""
-    u = (np.asarray(z, dtype=np.float64) - mean) / std
-    return np.sum(u * u, axis=1)
+    z = np.asarray(z, dtype=np.float64)
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    out = np.zeros(len(z))
+    for i in range(z.shape[1]):  # coordinate by coordinate: np.sum's order over a short row, fewer passes
+        u = (z[:, i] - mean[i]) / std[i]
+        out += u * u
+    return out
 
 
 def rate_key(rate_hz: float) -> str:
