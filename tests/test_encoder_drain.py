@@ -29,6 +29,7 @@ from consumer.offline.verify import verify_recording
 from emulator.runtime import wire
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_encoder_drains_its_micro_batch_on_signal(tmp_path: Path, sig: int, free_port) -> None:

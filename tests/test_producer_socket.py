@@ -121,6 +121,7 @@ def test_drop_on_overload_counts_every_dropped_event(tmp_path: Path) -> None:
     assert report["unacked_events"] == 200 and report["drained"] is False
 
 
+@pytest.mark.slow
 def test_sigterm_stops_reading_drains_and_reports(tmp_path: Path) -> None:
     make_ntuple(tmp_path / "in.root", 2000)
     proc, data, acks = _start(tmp_path, "--input", str(tmp_path / "in.root"), "--rate", "2000", "--loops", "0")

@@ -58,6 +58,7 @@ class _Stop:
     reason: str | None = None
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_a_stage_that_keeps_dying_fails_after_the_limit(tmp_path: Path) -> None:
     """A real process that exits 3 at once: restarted --max-restarts times with backoff, then a failure."""

@@ -73,6 +73,7 @@ def test_run_with_a_stage_that_cannot_start_fails_clearly(tmp_path: Path) -> Non
     assert "encoder-0 did not start" in err and "could not start the pipeline" in err
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_run_drop_on_overload_counts_deadtime(tmp_path: Path) -> None:
     make_ntuple(tmp_path / "in.root", 20000, seed=143)

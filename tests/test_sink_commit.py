@@ -179,6 +179,7 @@ def test_sigkill_after_commit_then_restart_records_everything_once(tmp_path: Pat
     assert recorded_seqs(h.out) == set(range(60))
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_max_bytes_is_backpressure_not_a_crash(tmp_path: Path, card: dict) -> None:
     h = Harness(tmp_path)

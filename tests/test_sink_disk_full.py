@@ -61,6 +61,7 @@ def test_enospc_mid_commit_is_backpressure_and_nothing_is_lost_or_doubled(tmp_pa
     assert len(open_recording(tmp_path / "rec")) == report["recorded_events"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_low_free_space_holds_commits_until_space_returns(tmp_path: Path, sink_in_thread) -> None:
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
