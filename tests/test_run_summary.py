@@ -24,13 +24,15 @@ DESIGN_KEYS = {
 def test_merge_has_exactly_the_design_keys_and_sums_stages() -> None:
     producer = {"produced": 1000, "batches_sent": 10, "batches_resent": 2, "dropped": 5, "duration_s": 4.0,
                 "rejected": {"bad_header": 1}}
-    encoders = [{"events": 600, "rejected": {"non_finite": 2, "bad_header": 0}}, {"events": 500}]
-    sink = {"duplicates_discarded": 100, "rejected": {"non_finite": 1},
+    encoders = [{"events": 600, "rejected": {"non_finite": 2, "bad_header": 0}, "jet_error_computed": False},
+                {"events": 500, "jet_error_computed": False}]
+    sink = {"duplicates_discarded": 100, "jet_error_recorded": False, "rejected": {"non_finite": 1},
             "latency_seconds": {"decision": {"p50": 0.001, "p90": 0.002, "p99": 0.005, "p999": 0.01, "mean": 1},
                                 "commit": {"p50": 0.1, "p90": 0.2, "p99": 0.3, "p999": 0.4}}}
     s = merge(producer, encoders, sink, {"recorded": 1000, "flagged": 3, "duplicates_recorded": 0, "lost": 0})
     assert set(s) == {"events", "batches", "rejected", "throughput_events_per_s", "latency_seconds", "restarts",
-                      "anomaly"}
+                      "anomaly", "jet_error"}
+    assert s["jet_error"] == {"computed": False, "recorded": False}
     assert set(s["events"]) == DESIGN_KEYS["events"] and set(s["batches"]) == DESIGN_KEYS["batches"]
     assert s["events"] == {"produced": 1000, "encoded": 1100, "recorded": 1000, "flagged": 3, "dropped": 5,
                            "lost": 0, "duplicates_discarded": 100, "duplicates_recorded": 0}
@@ -45,6 +47,13 @@ def test_merge_without_reports_of_killed_stages() -> None:
     s = merge(None, [], None, {"recorded": 0, "flagged": 0, "duplicates_recorded": 0, "lost": 0})
     assert s["events"]["produced"] == 0 and s["latency_seconds"]["commit"]["p99"] is None
     assert s["anomaly"]["scoring"] is None
+    assert s["jet_error"] == {"computed": None, "recorded": None}
+
+
+def test_jet_error_computed_is_mixed_when_encoders_differ() -> None:
+    encoders = [{"jet_error_computed": True}, {"jet_error_computed": False}, {}]
+    s = merge(None, encoders, None, {"recorded": 0, "flagged": 0, "duplicates_recorded": 0, "lost": 0})
+    assert s["jet_error"]["computed"] == "mixed"
 
 
 def test_merge_says_which_anomaly_model_scored() -> None:

@@ -1,6 +1,6 @@
 """Verify a recording: every segment readable, every seq of every run present (0..max), no batch
 or (run_id, event_id) recorded twice, counts consistent (jets, raw copies of flagged events, scores
-= max jet error). Exits 0 when the recording is good, 1 with the list of problems otherwise.
+= max jet error under per-jet scoring). Exits 0 when the recording is good, 1 with the list of problems otherwise.
 
 When an `aetrig run` summary.json sits in DIR or its parent, the recorded event count is also
 compared with its events.produced (or give --expect-events).

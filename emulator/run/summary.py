@@ -13,9 +13,11 @@ The keys are exactly those of docs/design.md "Run summary":
 * ``latency_seconds``: decision and commit, each p50, p90, p99, p999 (per event, from the sink);
 * ``restarts``: restarts of each supervised stage (sink, encoders) by `aetrig run`;
 * ``anomaly``: which model scored and flagged the events, from the encoder reports: ``scoring``
-  (e.g. "event-level model EVT_AE_k1", or "per-jet max error of M (fallback: stream lacks X)"),
+  (e.g. "event-level model EVT_AE_ht", or "per-jet max error of M (fallback: stream lacks X)"),
   ``model``, ``level``, ``card_sha256``, ``threshold_source``, ``threshold``; ``encoders_disagree``
-  lists the distinct choices when the encoders did not all choose the same.
+  lists the distinct choices when the encoders did not all choose the same;
+* ``jet_error``: ``computed`` (the encoders computed per-jet errors: true, false, or "mixed") and
+  ``recorded`` (the sink recorded the ``jet_error`` branch), None where no stage said.
 
 A restarted stage leaves one report per instance (killed ones none): the encoders' are all merged,
 the sink's combined by ``combine_sink_reports``.
@@ -88,6 +90,12 @@ def anomaly_summary(encoders: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {**main, **({"encoders_disagree": distinct} if len(distinct) > 1 else {})}
 
 
+def agreed(values: Sequence[Any]) -> Any:
+    """The one value every report gave (None for none, "mixed" when they differ)."""
+    given = [v for v in values if v is not None]
+    return None if not given else given[0] if all(v == given[0] for v in given) else "mixed"
+
+
 def merge(producer: Mapping[str, Any] | None, encoders: Sequence[Mapping[str, Any]], sink: Mapping[str, Any] | None,
           recorded: Mapping[str, int], restarts: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The summary dict from the stage reports (any may be missing: a killed stage writes none)."""
@@ -119,4 +127,6 @@ def merge(producer: Mapping[str, Any] | None, encoders: Sequence[Mapping[str, An
                             "commit": _percentiles(latency.get("commit"))},
         "restarts": {name: int(n) for name, n in (restarts or {}).items()},
         "anomaly": anomaly_summary(encoders),
+        "jet_error": {"computed": agreed([e.get("jet_error_computed") for e in encoders]),
+                      "recorded": sink.get("jet_error_recorded")},
     }
