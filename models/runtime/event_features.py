@@ -61,13 +61,17 @@ def padded_jets(values: np.ndarray, counts: np.ndarray, n_jets: int = DEFAULT_JE
         raise ValueError(f"jet values must be [n_jets, n_vars], got shape {values.shape}")
     if counts.ndim != 1 or (counts < 0).any() or int(counts.sum()) != len(values):
         raise ValueError(f"jet counts (sum {int(counts.sum())}) do not match {len(values)} jets")
-    out = np.zeros((len(counts), n_jets, values.shape[1]), dtype=np.float32)
+    n, n_vars = len(counts), values.shape[1]
+    out = np.zeros((n * n_jets, n_vars), dtype=np.float32)
     starts = np.cumsum(counts) - counts
-    rank = np.arange(len(values)) - np.repeat(starts, counts)
-    event = np.repeat(np.arange(len(counts)), counts)
-    keep = rank < n_jets
-    out[event[keep], rank[keep]] = values[keep]
-    return out
+    dest = np.arange(len(values)) + np.repeat(np.arange(0, n * n_jets, n_jets) - starts, counts)  # event * J + rank
+    src = np.ascontiguousarray(values)
+    if counts.max(initial=0) > n_jets:
+        keep = dest < np.repeat(np.arange(n_jets, (n + 1) * n_jets, n_jets), counts)  # rank < J
+        dest, src = dest[keep], src[keep]
+    row = np.dtype((np.void, 4 * n_vars))  # one jet's V float32 as one item: one copy per jet, not per number
+    out.view(row).reshape(-1)[dest] = src.view(row).reshape(-1)
+    return out.reshape(n, n_jets, n_vars)
 
 
 def _columns(x: np.ndarray, variables: Sequence[str]) -> dict[str, np.ndarray]:

@@ -23,9 +23,9 @@ trigger menu's (models.runtime.trigger_menu: scalar sum of the pT of all the eve
 pT > 30 GeV and |eta| < 2.5, not only the model's J leading jets); :func:`event_ht` computes it.
 Everything is vectorised numpy over the events of a batch, so a micro-batch gives the same numbers
 as the whole sample. :class:`CompiledTransform` turns the block's knots once into lookup tables (all
-HT bins of a term in one sorted key array: key = log10 raw + bin * 2 KEY_HALF_SPAN,
-one searchsorted per term, each segment's start, value and slope precomputed), so an event costs the
-same few numpy passes whatever the number of bins; it computes what the per-bin ``np.interp`` of
+HT bins of a term in one table of segments, each segment's start, value and slope precomputed, its row
+found through a uniform grid in log10 raw instead of a binary search), so an event costs the
+same few numpy passes whatever the number of bins and knots; it computes what the per-bin ``np.interp`` of
 :func:`log10_survival` does. The card's ``score_transform`` block holds every parameter (:func:`fit`
 builds it); :func:`score` is the one call a consumer needs (:func:`compile_transform` once, then
 call it, in a stream).
@@ -48,9 +48,8 @@ MIN_TAIL = 10
 KNOTS_PER_DECADE = 10
 TAIL_FRACTION = 0.01
 _TINY = 1e-30
-#: keys of one HT bin lie within +-KEY_HALF_SPAN of bin * 2 KEY_HALF_SPAN (log10 of a float64 raw score is in
-#: [log10(_TINY), 309))
-KEY_HALF_SPAN = 1000.0
+#: cells per HT bin, at most, of the uniform grid over log10 raw that finds a score's segment (SurvivalTable)
+MAX_CELLS = 2048
 #: the trigger menu's jets (pT > 30 GeV, |eta| < 2.5): the HT of the bins
 SELECTION = tm.JetSelection()
 
@@ -181,54 +180,80 @@ def apply(card: Mapping[str, Any], raw: Mapping[str, np.ndarray] | np.ndarray, h
 
 @dataclass(frozen=True)
 class SurvivalTable:
-    """The knots of one survival curve per HT bin as one lookup table (see the module doc).
+    """The knots of one survival curve per HT bin as lookup tables (see the module doc).
 
-    Row ``r`` of ``key``/``t0``/``lp0``/``slope`` is a segment: for keys in [key[r], key[r + 1]),
-    log10 p = lp0[r] + slope[r] (t - t0[r]). Each bin starts with a flat segment (the value of its first
-    knot) and ends with its power-law tail."""
+    Row ``r`` of ``t0``/``lp0``/``slope`` is a segment of one bin: log10 p = lp0[r] + slope[r] (t - t0[r]) for t
+    in [t0[r], nxt[r]); each bin's rows are a flat start (its first knot's value), the knot-to-knot lines
+    (np.interp's slopes) and the power-law tail. The row of (bin, t) is found without a search: t clipped to
+    [lo, hi] falls in cell ``(t - lo) * inv_h`` of a uniform grid over [lo, hi] (``cells`` per bin), ``lut``
+    gives the last row starting before the cell (for a t rounded into the next cell too) and at most
+    ``steps`` comparisons with ``nxt`` move to the row that holds t."""
 
-    key: np.ndarray
     t0: np.ndarray
     lp0: np.ndarray
     slope: np.ndarray
+    nxt: np.ndarray
+    lut: np.ndarray
+    lo: float
+    hi: float
+    inv_h: float
+    cells: int
+    steps: int
     offset: np.ndarray  # per bin
+    offset_varies: bool  # not the same offset in every bin
 
     @classmethod
-    def from_knots(cls, bins: Sequence[Mapping[str, Any]]) -> SurvivalTable:
-        parts = [_segments(knots, i) for i, knots in enumerate(bins)]
-        key, t0, lp0, slope = (np.concatenate([p[j] for p in parts]) for j in range(4))
-        return cls(key, t0, lp0, slope, np.array([float(k["offset"]) for k in bins]))
+    def from_knots(cls, bins: Sequence[Mapping[str, Any]], max_cells: int = MAX_CELLS) -> SurvivalTable:
+        knots = [np.asarray(k["log10_x"], dtype=np.float64) for k in bins]
+        lo = min(float(k[0]) for k in knots) - 1.0
+        hi = max(float(k[-1]) for k in knots) + 1.0
+        gap = min([float(np.min(np.diff(k))) for k in knots if len(k) > 1] + [hi - lo])
+        cells = int(min(max_cells, np.ceil((hi - lo) / gap))) + 1
+        h = (hi - lo) / (cells - 1)
+        eps = 1e-9 * max(1.0, abs(lo), abs(hi))
+        starts = lo + h * np.arange(cells + 1)
+        parts, lut, steps, first = [], [], 0, 0
+        for knots_b, block in zip(knots, bins, strict=True):
+            parts.append(_segments(block, lo))
+            below = np.searchsorted(knots_b, starts - eps, side="right")  # rows before each cell start
+            upto = np.searchsorted(knots_b, starts + eps, side="right")
+            lut.append(first + below[:-1])
+            steps = max(steps, int(np.max(upto[1:] - below[:-1])))
+            first += len(knots_b) + 1
+        t0, lp0, slope, nxt = (np.concatenate([p[j] for p in parts]) for j in range(4))
+        offset = np.array([float(k["offset"]) for k in bins])
+        return cls(t0, lp0, slope, nxt, np.concatenate(lut), lo, hi, 1.0 / h, cells, steps, offset,
+                   bool(np.ptp(offset) > 0))
 
-    def log10_p(self, x: np.ndarray, key_base: np.ndarray | float, b: np.ndarray | None = None) -> np.ndarray:
-        """log10 survival of ``x`` [N] in the bins ``b`` (``key_base`` = b * 2 KEY_HALF_SPAN).
-
-        t = log10(max(x + offset, _TINY)) lies in [-30, 309) or is inf/nan, so t + key_base stays in its bin's
-        key range (inf and nan land on the last row, a tail: -inf and nan, as np.interp's extension gives)."""
+    def log10_p(self, x: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+        """log10 survival of ``x`` [N] in the HT bins ``b`` (None: bin 0), as :func:`log10_survival` of the bin's
+        knots gives (nan stays nan, inf gives -inf)."""
         x = np.asarray(x, dtype=np.float64)
-        if b is not None and not self.same_offset:
+        if b is not None and self.offset_varies:
             x = x + self.offset[b]
         elif self.offset[0] != 0.0:
             x = x + self.offset[0]
         t = np.log10(np.maximum(x, _TINY))
-        r = np.searchsorted(self.key, t + key_base, side="right") - 1
+        tc = np.clip(t, self.lo, self.hi)
+        with np.errstate(invalid="ignore"):
+            cell = ((tc - self.lo) * self.inv_h).astype(np.int64)
+        np.clip(cell, 0, self.cells - 1, out=cell)  # nan -> some cell; its segment then gives nan
+        if b is not None:
+            cell += b * self.cells
+        r = self.lut.take(cell)
+        for _ in range(self.steps):
+            r += tc >= self.nxt.take(r)
         lp = self.lp0.take(r) + self.slope.take(r) * (t - self.t0.take(r))
         return np.minimum(lp, 0.0, out=lp)
 
-    @property
-    def same_offset(self) -> bool:
-        return bool(np.all(self.offset == self.offset[0]))
-
-
-def _segments(knots: Mapping[str, Any], b: int) -> tuple[np.ndarray, ...]:
-    """(key, t0, lp0, slope) of one bin's segments: a flat start, the knot-to-knot lines (np.interp's
-    slopes), the tail line from the last knot."""
+def _segments(knots: Mapping[str, Any], lo: float) -> tuple[np.ndarray, ...]:
+    """(t0, lp0, slope, nxt) of one bin's rows: a flat start at ``lo``, the knot-to-knot lines (np.interp's
+    slopes), the tail line from the last knot; nxt = the next row's t0 (inf after the tail)."""
     tk = np.asarray(knots["log10_x"], dtype=np.float64)
     lpk = np.asarray(knots["log10_p"], dtype=np.float64)
     inner = (lpk[1:] - lpk[:-1]) / (tk[1:] - tk[:-1])
-    base = b * 2 * KEY_HALF_SPAN
-    t0 = np.concatenate([[-KEY_HALF_SPAN], tk])
-    return (t0 + base, t0, np.concatenate([[lpk[0]], lpk]),
-            np.concatenate([[0.0], inner, [float(knots["tail_slope"])]]))
+    return (np.concatenate([[lo], tk]), np.concatenate([[lpk[0]], lpk]),
+            np.concatenate([[0.0], inner, [float(knots["tail_slope"])]]), np.concatenate([tk, [np.inf]]))
 
 
 @dataclass(frozen=True)
@@ -250,15 +275,14 @@ class CompiledTransform:
             raw = {self.terms[0][0]: raw}
         ht = np.asarray(ht, dtype=np.float64)
         b = np.searchsorted(self.edges, ht, side="right")
-        key_base = b * (2 * KEY_HALF_SPAN)
         score = np.zeros(ht.shape, dtype=np.float64)
         for kind, weight, table in self.terms:
             values = np.asarray(raw[kind], dtype=np.float64)
             if values.shape != ht.shape:
                 raise ValueError(f"raw {kind} {values.shape} and ht {ht.shape} differ in shape")
-            score -= weight * table.log10_p(values, key_base, b)  # the same rounding as += weight * -log10 p
+            score -= weight * table.log10_p(values, b)  # the same rounding as += weight * -log10 p
         if self.ht_weight:
-            score -= self.ht_weight * self.ht_table.log10_p(ht, 0.0)
+            score -= self.ht_weight * self.ht_table.log10_p(ht)
         return score
 
     def score(self, error: np.ndarray, latent: np.ndarray | None, ht: np.ndarray) -> np.ndarray:
