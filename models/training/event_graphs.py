@@ -182,27 +182,27 @@ def _feature_nodes(g: _Graph, x: str, x_shape: Sequence[int], slots: int, variab
     half_pt = g.op("Mul", pt, g.const(0.5))
     pz = g.op("Mul", half_pt, g.op("Sub", e_eta, e_neg))
     pe = g.op("Mul", half_pt, g.op("Add", e_eta, e_neg))
-    energy = g.op("Mul", g.op("Sqrt", g.op("Add", g.op("Mul", pe, pe), g.op("Mul", m, m))), maskf)
+    energy = g.op("Sqrt", g.op("Add", g.op("Mul", pe, pe), g.op("Mul", m, m)))  # 0 for a missing jet
     jets_axis = g.const([0], i64)
 
     def total(v: str) -> str:
         return g.op("ReduceSum", v, jets_axis, keepdims=1)  # [1, N]
 
     ht, sx, sy = total(pt), total(px), total(py)
-    mhx, mhy = g.op("Neg", sx), g.op("Neg", sy)
-    mht = g.op("Sqrt", g.op("Add", g.op("Mul", mhx, mhx), g.op("Mul", mhy, mhy)))
+    sx2, sy2 = g.op("Mul", sx, sx), g.op("Mul", sy, sy)  # = MHT_x^2, MHT_y^2 (MHT = -sum p_T)
+    mht = g.op("Sqrt", g.op("Add", sx2, sy2))
     se, spz = total(energy), total(pz)
-    m2 = g.op("Sub", g.op("Sub", g.op("Sub", g.op("Mul", se, se), g.op("Mul", sx, sx)), g.op("Mul", sy, sy)),
-              g.op("Mul", spz, spz))
+    m2 = g.op("Sub", g.op("Sub", g.op("Sub", g.op("Mul", se, se), sx2), sy2), g.op("Mul", spz, spz))
     m_all = g.op("Sqrt", g.op("Max", m2, g.const(0.0)))
-    cos = g.op("Div", g.op("Add", g.op("Mul", px, mhx), g.op("Mul", py, mhy)),
-               g.op("Max", g.op("Mul", pt, mht), g.const(1e-6)))  # [J, N]; exactly 0 for a missing jet
+    cos = g.op("Neg", g.op("Div", g.op("Add", g.op("Mul", px, sx), g.op("Mul", py, sy)),
+                              g.op("Max", g.op("Mul", pt, mht), g.const(1e-6))))  # [J, N]; 0 for a missing jet
     n_jets = total(maskf)
     not_jet = g.op("Sub", g.const(1.0), maskf)
     max_cos = g.op("Mul", g.op("ReduceMax", g.op("Sub", cos, not_jet), axes=[0], keepdims=1),
-                   g.op("Cast", g.op("Greater", n_jets, g.const(0.0)), to=1))  # a missing jet's cos - 1 = -1
-    glob = g.op("Concat", _log10p1(g, ht), _log10p1(g, mht), g.op("Div", mht, g.op("Max", ht, g.const(1.0))),
-                n_jets, _log10p1(g, total(m)), _log10p1(g, m_all), max_cos, axis=0)  # [7, N]
+                   g.op("ReduceMax", maskf, axes=[0], keepdims=1))  # a missing jet's cos - 1 = -1; 0 if no jet
+    logs = g.op("Split", _log10p1(g, g.op("Concat", ht, mht, total(m), m_all, axis=0)), axis=0, outputs=4)
+    glob = g.op("Concat", logs[0], logs[1], g.op("Div", mht, g.op("Max", ht, g.const(1.0))), n_jets, logs[2],
+                logs[3], max_cos, axis=0)  # [7, N]
 
     def rows(v: str, lo: int, hi: int, axis: int, step: int = 1) -> str:
         return g.op("Slice", v, g.const([lo], i64), g.const([hi], i64), g.const([axis], i64), g.const([step], i64))
@@ -210,10 +210,10 @@ def _feature_nodes(g: _Graph, x: str, x_shape: Sequence[int], slots: int, variab
     lead = rows(xm, 0, slots, 0)  # [L, V, N]
     pt_l, m_l = rows(lead, index["pt"], index["pt"] + 1, 1), rows(lead, index["m"], index["m"] + 1, 1)
     step = index["m"] - index["pt"]
-    logs = _log10p1(g, rows(lead, index["pt"], index["m"] + 1, 1, step)) if step > 0 else g.op(
+    slot_logs = _log10p1(g, rows(lead, index["pt"], index["m"] + 1, 1, step)) if step > 0 else g.op(
         "Concat", _log10p1(g, pt_l), _log10p1(g, m_l), axis=1)  # [L, 2, N]: log10(pt + 1), log10(m + 1)
     cos_l = g.op("Unsqueeze", rows(cos, 0, slots, 0), g.const([1], i64))
-    block = g.op("Concat", logs, g.op("Div", m_l, g.op("Max", pt_l, g.const(1.0))),
+    block = g.op("Concat", slot_logs, g.op("Div", m_l, g.op("Max", pt_l, g.const(1.0))),
                  rows(lead, index["width"], index["width"] + 3, 1), cos_l, axis=1)  # [L, 7, N]; 0 for no jet
     empty = g.op("Unsqueeze", rows(not_jet, 0, slots, 0), g.const([1], i64))  # [L, 1, N]
     fill_t = g.const(np.asarray(fill, np.float32)[:, :, None])  # [L, 7, 1]
