@@ -11,6 +11,11 @@ standardises that vector with the training-set mean and standard deviation
   feature's error counts in units of its typical background error (a chi^2 per feature) and no
   feature dominates merely because the AE reconstructs it poorly on background too;
 - encoder: ``x`` -> ``latent``;  decoder: ``latent`` -> ``reconstruction`` (event vector).
+
+The torch modules are the reference; the files are written by :func:`export_event_graphs` as slim graphs
+(:func:`slim_event_graphs`, the same arithmetic in fewer, cheaper nodes, BatchNorm folded).
+``python -m models.training.event_graphs MODEL_DIR`` rewrites a model directory's graphs from its
+``model.pt`` and updates the card's sha256 (:func:`reexport`).
 """
 
 from __future__ import annotations
@@ -125,9 +130,13 @@ def residual_weights(net: nn.Module, y: torch.Tensor, floor: float = 1e-6) -> li
 
 # ---------------------------------------------------------------------------------------------------------------
 # The exported graphs: written node by node (onnx.helper), the same float32 arithmetic as the torch modules above
-# with fewer, smaller nodes. BatchNorm is folded into the Gemm before it (models.training.quantize.fold_batchnorm),
+# with fewer, smaller nodes. Events run along the last axis; BatchNorm is folded into the Gemm before it (_folded);
 # slot features are computed for the L slots only, an empty slot's fill is added (its computed features are exact
-# zeros) instead of a broadcast Where, reductions keep their axis so globals concatenate without Unsqueeze.
+# zeros) instead of a broadcast Where; reductions keep their axis so globals concatenate without Unsqueeze.
+
+
+#: the IR version torch.onnx writes for opset 17: older ONNX Runtimes (pyproject allows 1.17) load it
+IR_VERSION = 8
 
 
 class _Graph:
@@ -298,7 +307,8 @@ def _model(g: _Graph, inputs: dict[str, list], outputs: dict[str, list]) -> Any:
 
     graph = helper.make_graph(g.nodes, "event_model", [info(k, s) for k, s in inputs.items()],
                               [info(k, s) for k, s in outputs.items()], g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="aetrig")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="aetrig",
+                              ir_version=IR_VERSION)
     checker.check_model(model, full_check=True)
     return model
 
