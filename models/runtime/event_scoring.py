@@ -72,7 +72,8 @@ class EventScore:
             return np.asarray(error, dtype=np.float32).reshape(-1)
         from models.runtime.trigger_menu import scalar_ht
 
-        assert pt is not None and eta is not None, "this score_transform bins in HT: give the jets' pt and eta"
+        if pt is None or eta is None:
+            raise ValueError("this score_transform bins in HT: give the jets' pt and eta")
         return self.transform.score(error, latent, scalar_ht(pt, eta, counts, self.selection)).astype(np.float32)
 
 
