@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import start_http_server
 
 from emulator.run.live_status import LiveStatus, buckets, histogram_quantile, scrape, value
-from emulator.run.summary import merge
+from emulator.run.summary import combine_sink_reports, merge
 from emulator.runtime.metrics import LATENCY_BUCKETS, make_metrics
 
 DESIGN_KEYS = {
@@ -48,6 +48,13 @@ def test_merge_without_reports_of_killed_stages() -> None:
     assert s["events"]["produced"] == 0 and s["latency_seconds"]["commit"]["p99"] is None
     assert s["anomaly"]["scoring"] is None
     assert s["jet_error"] == {"computed": None, "recorded": None}
+
+
+def test_jet_error_recorded_survives_combining_sink_reports() -> None:
+    combined = combine_sink_reports([{"recorded_events": 5, "jet_error_recorded": False},
+                                     {"recorded_events": 9, "jet_error_recorded": False}])
+    s = merge(None, [], combined, {"recorded": 0, "flagged": 0, "duplicates_recorded": 0, "lost": 0})
+    assert s["jet_error"]["recorded"] is False
 
 
 def test_jet_error_computed_is_mixed_when_encoders_differ() -> None:

@@ -74,7 +74,8 @@ def combine_sink_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]
     busiest = max(reports, key=lambda r: int(r.get("recorded_events", 0)))
     return {"duplicates_discarded": sum(int(r.get("duplicates_discarded", 0)) for r in reports),
             "dropped": sum(int(r.get("dropped", 0)) for r in reports), "rejected": rejected,
-            "latency_seconds": busiest.get("latency_seconds") or {}}
+            "latency_seconds": busiest.get("latency_seconds") or {},
+            "jet_error_recorded": agreed([r.get("jet_error_recorded") for r in reports])}
 
 
 ANOMALY_KEYS = ("scoring", "model", "level", "card_sha256", "threshold_source", "threshold")
