@@ -57,6 +57,7 @@ class Replayer:
         self.seq = 0
         self.next_event_id = 0
         self.produced = self.jets = self.dropped = self.dropped_batches = 0
+        self.zero_pt_jets_dropped = 0  # jets with pt = 0 left out while reading Cartesian input (reader thread)
         self.rejected = dict.fromkeys(wire.REJECT_REASONS, 0)
         self.foreign_acks = 0
         self.sink_full = False
@@ -271,11 +272,15 @@ class Replayer:
             self.send_batch(block.slice(start, stop, offsets), send_at)
         return block.slice(used, len(block), offsets)
 
+    def _count_zero_pt_jets(self, n: int) -> None:
+        self.zero_pt_jets_dropped += n
+
     def run(self) -> dict[str, Any]:
         """Replay until a stop condition, drain, and return the report."""
         if self.push is None:
             self.open()
-        source = prefetch(event_source(self.files, self.spec, self.variables, self.cfg.loops, self.cfg.max_events))
+        source = prefetch(event_source(self.files, self.spec, self.variables, self.cfg.loops, self.cfg.max_events,
+                                       on_dropped_jets=self._count_zero_pt_jets))
         first = next(source, None)  # read the first chunk before the clock starts
         self.wait_for_consumer()
         freeze_startup_heap()
@@ -334,6 +339,7 @@ class Replayer:
             "run_id_hex": f"{self.run_id:016x}",
             "produced": self.produced,
             "jets": self.jets,
+            "zero_pt_jets_dropped": self.zero_pt_jets_dropped,
             "batches_sent": self.seq,
             "batches_resent": self.window.resent_batches,
             "resend_timeout_s": {"configured": self.cfg.resend_timeout, "final": self.window.base_timeout,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,17 +18,22 @@ from producer.reader import ReaderSpec, read_chunks
 LOOP_CACHE_BYTES = 256 << 20
 
 
-def _read_blocks(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str]) -> Iterator[EventBlock]:
+def _read_blocks(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str],
+                 on_dropped_jets: Callable[[int], None] | None = None) -> Iterator[EventBlock]:
     for chunk in read_chunks(files, spec, variables):
+        if chunk.dropped_jets and on_dropped_jets is not None:
+            on_dropped_jets(chunk.dropped_jets)
         yield EventBlock(np.full(len(chunk), chunk.file_index, dtype="<u4"), chunk.entry, chunk.event_number,
                          chunk.n_jets, np.zeros(len(chunk)), chunk.jets)
 
 
 def event_source(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str], loops: int,
-                 max_events: int, cache_bytes: int = LOOP_CACHE_BYTES) -> Iterator[EventBlock]:
+                 max_events: int, cache_bytes: int = LOOP_CACHE_BYTES,
+                 on_dropped_jets: Callable[[int], None] | None = None) -> Iterator[EventBlock]:
     """Blocks of events (times unset) over ``loops`` passes (0 = forever), at most ``max_events`` (0 = all).
 
     When looping, the first pass is kept in memory if it decodes to at most ``cache_bytes``.
+    ``on_dropped_jets(n)`` is told of the jets left out while reading (pt = 0 in Cartesian input).
     """
     left = max_events or None
     cache: list[EventBlock] | None = [] if loops != 1 else None
@@ -38,7 +43,7 @@ def event_source(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[st
         n_loop += 1
         seen = 0
         from_cache = n_loop > 1 and cache is not None
-        for full in (iter(cache) if from_cache else _read_blocks(files, spec, variables)):
+        for full in (iter(cache) if from_cache else _read_blocks(files, spec, variables, on_dropped_jets)):
             if not from_cache and cache is not None:
                 cached += full.nbytes
                 if cached <= cache_bytes:
