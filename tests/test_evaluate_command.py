@@ -95,6 +95,25 @@ def test_latent_score_comes_from_the_encoder_alone() -> None:
     np.testing.assert_allclose(st.signals["zprime"], expected, rtol=1e-9, atol=1e-12)
 
 
+def test_event_model_scores_are_the_streams(tmp_path: Path) -> None:
+    """aetrig evaluate scores the shipped event model exactly as the encoder does (the score_transform applied
+    once): against models.runtime.event_scoring, the function the stream's recorded scores are tested against."""
+    from consumer.offline.evaluate_command import score_sets
+    from consumer.offline.studies.common import load_model, load_sample
+    from models.runtime.card import load_model_dir
+    from models.runtime.event_scoring import event_anomaly_scores
+
+    model = load_model(ZOO / "EVT_AE_ht", level=None)
+    bkg = load_sample("qcd", [SAMPLES_DIR / "qcd.root"], max_events=2000)
+    sig = load_sample("darkshower", [SAMPLES_DIR / "darkshower.root"], max_events=500)
+    sets = {st.name: st for st in score_sets([model], bkg, {"darkshower": sig}, progress=False)}
+    stream_model = load_model_dir(ZOO / "EVT_AE_ht", level="event")
+    for sample, got in ((bkg, sets["EVT_AE_ht"].background), (sig, sets["EVT_AE_ht"].signals["darkshower"])):
+        expected = event_anomaly_scores(stream_model, {v: sample.column(v) for v in stream_model.variables},
+                                        sample.counts)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
 def write_jets(path: Path, variables: list[str], n: int = 200) -> None:
     rng = np.random.default_rng(1)
     counts = rng.integers(1, 4, n)

@@ -134,7 +134,7 @@ def _check_variables(model, samples) -> None:
 
 def score_sets(models: list, background, signals, progress: bool = True) -> list:
     """ScoreSets of each model (max per-jet error or event AE error) and, for event models, the latent score."""
-    from consumer.offline.evaluate import ScoreSet, latent_set, model_score
+    from consumer.offline.evaluate import ScoreSet, latent_set
     from consumer.offline.studies.study_anomaly import scores
     from emulator.runtime.progress import Progress
 
@@ -145,7 +145,7 @@ def score_sets(models: list, background, signals, progress: bool = True) -> list
         for m in models:
             per = {}
             for s in samples:
-                per[s.name] = model_score(m, s, scores(m, s)["event"])
+                per[s.name] = scores(m, s)["event"]  # the model's anomaly score (score_transform applied once)
                 bar.update(1, model=m.name, sample=s.name)
             note = "score = the card's score_transform (HT-conditional p-value)" if "score_transform" in m.card else ""
             sets.append(ScoreSet(m.name, m.level, m.name, per[background.name], {n: per[n] for n in signals}, note))
