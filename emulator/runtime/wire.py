@@ -265,11 +265,6 @@ def _blob_level(raw: bytes) -> str | None:
     return level or None
 
 
-def _is_json_object(raw: bytes) -> bool:
-    """Whether ``raw`` is a JSON object."""
-    return _blob_level(raw) is not None
-
-
 def scoring_level(batch: Batch) -> str:
     """The level of the model that scored and flagged a scored message's events: the ``level`` of its
     ``anomaly_card_json`` ("event" or "jet"); "jet" without that blob (the compression model flagged)."""
@@ -277,9 +272,10 @@ def scoring_level(batch: Batch) -> str:
     return (_blob_level(blob.tobytes()) or "jet") if blob is not None else "jet"
 
 
-def _check_jet_error_optional(batch: Batch) -> None:
-    """A scored message may lack ``jet_error`` only when an event-level model flagged its events."""
-    if "jet_error" not in batch.columns and scoring_level(batch) != "event":
+def _check_jet_error_optional(batch: Batch, anomaly_level: str) -> None:
+    """A scored message may lack ``jet_error`` only when an event-level model flagged its events
+    (``anomaly_level``: the level of its anomaly card, as :func:`scoring_level` gives it)."""
+    if "jet_error" not in batch.columns and anomaly_level != "event":
         raise WireError("missing_column", "column 'jet_error' is missing: per-jet scoring flags with it (only "
                         "a message flagged by an event-level model, anomaly card level 'event', may omit it)")
 
@@ -305,12 +301,15 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
         flag = batch.columns["flag"]
         if flag.shape == (n_events,):
             n_flagged_jets = int(counts[flag.astype(bool)].sum(dtype=np.uint64))
+    levels: dict[str, str] = {}  # blob name -> its card level, read once per blob
     for name, col in batch.columns.items():
         if name in BLOB_COLUMNS:
             if col.ndim != 1 or col.dtype.str != "|u1":
                 raise WireError("bad_column", f"blob {name!r} must be 1-D bytes")
-            if not _is_json_object(col.tobytes()):
+            level = _blob_level(col.tobytes())
+            if level is None:
                 raise WireError("bad_blob", f"{name} is not a JSON object")
+            levels[name] = level
             continue
         if name in EVENT_ID_COLUMNS:
             continue
@@ -333,7 +332,7 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
         if col.dtype.kind == "f" and col.size and not np.isfinite(col).all():
             raise WireError("non_finite", f"{name} holds NaN or inf")
     if batch.kind == KIND_SCORED:
-        _check_jet_error_optional(batch)
+        _check_jet_error_optional(batch, levels.get("anomaly_card_json", "jet"))
     return batch
 
 
