@@ -139,6 +139,7 @@ class _Received:
     batch: wire.Batch
     t_received: float
     frames: list[bytes]
+    layout: Layout  # the segment layout it needs, found once at accept
 
 
 class Sink:
@@ -275,7 +276,8 @@ class Sink:
         return self._cards[raw]
 
     def entropy_model(self, card: dict[str, Any]) -> str:
-        """--latent-codec ans: the entropy model JSON of the card's model (models/zoo/<name>, cached); "" for none.
+        """--latent-codec ans: the entropy model JSON of the card's model (its card, or models/zoo/<name> for older
+        cards; cached); "" for none.
         A model without one is a wrong_model rejection."""
         if self.config.latent_codec == "none":
             return ""
@@ -309,8 +311,7 @@ class Sink:
                 if batch.header.get(key, blob.get("name")) != blob.get("name"):
                     raise wire.WireError("wrong_model", f"header {key} {batch.header.get(key)!r} "
                                          f"disagrees with {what} {blob.get('name')!r}")
-            if self.config.latent_codec != "none":
-                self.entropy_model(card)
+            layout = batch_layout(batch, self.config.latent_dtype, self.config.latent_codec, self.entropy_model(card))
             if self.model is not None and identity != self.model:
                 raise wire.WireError("wrong_model", f"scored by model {card.get('name')!r}; this recording "
                                      f"holds {self.model_name!r} (same name needs the same file sha256s)")
@@ -348,7 +349,7 @@ class Sink:
         observe_many(self.metrics.decision_latency, latency, batch.n_events)
         if not self.pending:
             self.first_pending_at = time.monotonic()
-        self.pending.append(_Received(batch, t_received, frames))
+        self.pending.append(_Received(batch, t_received, frames, layout))
         self.pending_keys.add(key)
         self.pending_events += batch.n_events
 
@@ -412,9 +413,7 @@ class Sink:
             return True
         groups: dict[tuple[int, Layout], list[_Received]] = defaultdict(list)
         for item in self.pending:
-            layout = batch_layout(item.batch, self.config.latent_dtype, self.config.latent_codec,
-                                  self.entropy_model(self.card_of(item.batch.columns["card_json"].tobytes())[0]))
-            groups[(item.batch.run_id, layout)].append(item)
+            groups[(item.batch.run_id, item.layout)].append(item)
         estimate = sum(chunk_nbytes([i.batch for i in items]) + COMMIT_OVERHEAD_BYTES for items in groups.values())
         estimate += SEGMENT_OVERHEAD_BYTES * len(groups)
         t_start = time.perf_counter()
