@@ -23,6 +23,7 @@ from models.runtime import anomaly
 from models.runtime import trigger_menu as tm
 from models.runtime.evaluate import scorer_session
 from models.runtime.event_features import padded_jets
+from models.runtime.event_scoring import anomaly_score
 
 #: what each kind of score set is, in words
 KINDS = {
@@ -65,15 +66,12 @@ def event_latent(model, sample: Sample, batch: int = 32768) -> np.ndarray:
 
 def model_score(model, sample: Sample, raw: np.ndarray) -> np.ndarray:
     """A model's anomaly score: ``raw`` (its per-event error), or the card's ``score_transform`` of its outputs
-    and the event HT when it has one (models/runtime/score_transform.py)."""
+    and the event HT when it has one, computed by the encoder's own function (event_scoring.anomaly_score)."""
     block = model.card.get("score_transform")
     if block is None:
         return raw
-    from models.runtime import score_transform as st  # local: `st` is a loop variable elsewhere in this module
-
-
     latent = event_latent(model, sample) if any(t["raw"] == "latent" for t in block["terms"]) else None
-    return st.score(block, raw, latent, st.event_ht(block, sample.column("pt"), sample.column("eta"), sample.counts))
+    return anomaly_score(model.card, raw, latent, sample.column("pt"), sample.column("eta"), sample.counts)
 
 
 def latent_set(model, background: Sample, signals: Mapping[str, Sample]) -> ScoreSet:
