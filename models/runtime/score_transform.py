@@ -105,14 +105,25 @@ def ht_bin(edges: Sequence[float], ht: np.ndarray) -> np.ndarray:
 
 def raw_score(block: Mapping[str, Any], error: np.ndarray, latent: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """{term raw kind: raw score} of the block's terms from the scorer's ``error`` [N] and ``latent`` [N, k]."""
-    out = {}
-    for term in transform_block(block)["terms"]:
-        if term["raw"] == "error":
-            out["error"] = np.asarray(error, dtype=np.float64)
+    terms = transform_block(block)["terms"]
+    kinds = [str(t["raw"]) for t in terms]
+    lat = next((t for t in terms if t["raw"] == "latent"), None)
+    return _raw_terms(kinds, error, latent, *((None, None) if lat is None else
+                                               (np.asarray(lat["latent_mean"]), np.asarray(lat["latent_std"]))))
+
+
+def _raw_terms(kinds: Sequence[str], error: np.ndarray, latent: np.ndarray | None, latent_mean: np.ndarray | None,
+               latent_std: np.ndarray | None) -> dict[str, np.ndarray]:
+    """{kind: raw score} for the term kinds ``error`` (the scorer's error) and ``latent`` (standardised Σz²)."""
+    out: dict[str, np.ndarray] = {}
+    for kind in kinds:
+        if kind == "error":
+            out["error"] = np.asarray(error, dtype=np.float64).reshape(-1)
         elif latent is None:
             raise ValueError("this score_transform needs the latent (a term has raw = latent)")
         else:
-            out["latent"] = tm.latent_score(latent, np.asarray(term["latent_mean"]), np.asarray(term["latent_std"]))
+            assert latent_mean is not None and latent_std is not None
+            out["latent"] = tm.latent_score(latent, latent_mean, latent_std)
     return out
 
 
@@ -287,16 +298,8 @@ class CompiledTransform:
 
     def score(self, error: np.ndarray, latent: np.ndarray | None, ht: np.ndarray) -> np.ndarray:
         """:func:`score`: the anomaly score of events from the scorer's ``error``, ``latent`` and their ``ht``."""
-        raw: dict[str, np.ndarray] = {}
-        for kind, _, _ in self.terms:
-            if kind == "error":
-                raw["error"] = np.asarray(error, dtype=np.float64).reshape(-1)
-            elif latent is None:
-                raise ValueError("this score_transform needs the latent (a term has raw = latent)")
-            else:
-                assert self.latent_mean is not None and self.latent_std is not None
-                raw["latent"] = tm.latent_score(latent, self.latent_mean, self.latent_std)
-        return self.apply(raw, ht)
+        kinds = [kind for kind, _, _ in self.terms]
+        return self.apply(_raw_terms(kinds, error, latent, self.latent_mean, self.latent_std), ht)
 
 
 def compile_transform(card: Mapping[str, Any]) -> CompiledTransform:
