@@ -33,6 +33,7 @@ from emulator.runtime.recording import (
     THRESHOLD_BRANCH,
     RecordingError,
     Segment,
+    model_identity,
     read_segment,
     read_segment_arrays,
     recover_segments,
@@ -41,11 +42,6 @@ from emulator.runtime.recording import (
 )
 
 MAX_LISTED = 20
-
-
-def _identity(card: dict[str, Any]) -> tuple[str, str]:
-    """A model's name and the sha256 of its files (what makes two cards the same model)."""
-    return str(card.get("name")), json.dumps(card.get("files", {}), sort_keys=True)
 
 
 @dataclass
@@ -223,9 +219,9 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
             problems.append(f"{path.name}: unreadable: {exc}")
             continue
         if seg.card:
-            identities.add(_identity(seg.card))
+            identities.add(model_identity(seg.card))
         if seg.scoring_card:
-            anomaly_identities.add(_identity(seg.scoring_card))
+            anomaly_identities.add(model_identity(seg.scoring_card))
         versions.add(seg.format_version)
         with_jet_error.append(seg.has_jet_error)
         check_segment(seg, arrays, problems)

@@ -68,6 +68,7 @@ from emulator.runtime.recording import (
     Layout,
     RecordingError,
     lock_recording,
+    model_identity,
     parse_segment_name,
     read_seen,
     read_segment,
@@ -96,13 +97,6 @@ def remove_unborn_segment(path: Path) -> None:
     for victim in (path, journal_path(path)):
         with contextlib.suppress(FileNotFoundError):
             victim.unlink()
-
-
-def model_identity(card: dict[str, Any] | None) -> tuple[str, str] | None:
-    """What makes two cards the same model: its name and the sha256 of its files."""
-    if not card:
-        return None
-    return str(card.get("name")), json.dumps(card.get("files", {}), sort_keys=True)
 
 
 def check_jet_error_presence(batch: wire.Batch, recorded: bool | None) -> None:

@@ -81,6 +81,13 @@ def layout_has_jet_error(layout: Mapping[str, Any] | None) -> bool:
     return bool((layout or {}).get(JET_ERROR, True))
 
 
+def model_identity(card: dict[str, Any] | None) -> tuple[str, str] | None:
+    """What makes two cards the same model in a recording: its name and the sha256 of its files (None: no card)."""
+    if not card:
+        return None
+    return str(card.get("name")), json.dumps(card.get("files", {}), sort_keys=True)
+
+
 @dataclass(frozen=True)
 class Layout:
     """What the per-jet branches of a segment look like; a change of layout starts a new segment."""
