@@ -54,6 +54,14 @@ def test_sigterm_to_run_drains_and_summarises(tmp_path: Path) -> None:
     assert ev["produced"] > 5000 and ev["recorded"] == ev["produced"]
     assert ev["lost"] == 0 and ev["duplicates_recorded"] == 0 and ev["encoded"] >= ev["produced"]
     assert summary["latency_seconds"]["decision"]["p50"] > 0
+    # the decision latency split by hop: every event's three hops add up to its decision latency, so the
+    # (exact, event-weighted) means do too; each hop is a real, positive wait on one host's clock
+    sink_latency = json.loads((tmp_path / "run" / "reports" / "sink.json").read_text())["latency_seconds"]
+    hops = sink_latency["decision_hops"]
+    assert set(hops) == {"to_encoder", "in_encoder", "to_sink"}
+    assert all(h["events"] == sink_latency["decision"]["events"] and h["p50"] > 0 for h in hops.values())
+    assert sum(h["mean"] for h in hops.values()) == pytest.approx(sink_latency["decision"]["mean"], rel=1e-9)
+    assert set(summary["latency_seconds"]["decision_hops"]) == set(hops) and "(p99 by hop: producer->encoder" in out
     producer = json.loads((tmp_path / "run" / "reports" / "producer.json").read_text())
     assert producer["stop_reason"] == "SIGTERM" and producer["drained"]
     for name in ("sink", "encoder-0"):

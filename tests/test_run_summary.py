@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from prometheus_client import start_http_server
 
-from emulator.run.live_status import LiveStatus, buckets, histogram_quantile, scrape, value
+from emulator.run.live_status import LIVE_SERIES, LiveStatus, buckets, histogram_quantile, live_url, scrape, value
 from emulator.run.summary import combine_sink_reports, merge
 from emulator.runtime.metrics import LATENCY_BUCKETS, make_metrics
 
@@ -119,6 +119,11 @@ def test_live_status_reads_real_metrics_endpoints(free_port) -> None:
     p50 = line.split("decision p50/p99 ")[1].split("/")[0]
     assert p50.endswith("ms") and 2.5 <= float(p50[:-2]) <= 5.0
     assert len(buckets(scrape(urls["sink"]), "aetrig_decision_latency_seconds")) == len(LATENCY_BUCKETS) + 1
+    live = scrape(live_url(urls["sink"]))  # the status line's restricted scrape: its series, nothing else
+    names = {n for n, _ in live}
+    assert names <= set(LIVE_SERIES) and {"aetrig_events_total", "process_cpu_seconds_total"} <= names
+    assert value(live, "aetrig_events_total", stage="sink") == 3000 and len(scrape(urls["sink"])) > 3 * len(live)
+    assert len(buckets(live, "aetrig_decision_latency_seconds")) == len(LATENCY_BUCKETS) + 1
 
 
 @pytest.mark.parametrize("argv", [["--encoders", "0"]])

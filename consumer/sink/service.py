@@ -58,7 +58,7 @@ from emulator.runtime import wire
 from emulator.runtime.defaults import ZOO
 from emulator.runtime.heap import freeze_startup_heap
 from emulator.runtime.journaled_file import journal_path, recover
-from emulator.runtime.latency_stats import LatencyRecorder, observe_many
+from emulator.runtime.latency_stats import DECISION_HOPS, LatencyRecorder, decision_hops, observe_many
 from emulator.runtime.metrics import Metrics, start_metrics
 from emulator.runtime.quarantine import Quarantine
 from emulator.runtime.recording import (
@@ -176,6 +176,7 @@ class Sink:
                        "duplicate_batches": 0, "batches": 0, "commits": 0, "acks_sent": 0, "acks_dropped": 0,
                        "messages": 0, "reacked_batches": 0}
         self.decision = LatencyRecorder()
+        self.decision_hops = {hop: LatencyRecorder() for hop in DECISION_HOPS}
         self.commit_latency = LatencyRecorder()
         self.commit_duration = LatencyRecorder()
         self.full_reason: str | None = None
@@ -341,6 +342,8 @@ class Sink:
         latency = t_received - float(batch.header["t_send"])
         self.decision.add(latency, batch.n_events)
         observe_many(self.metrics.decision_latency, latency, batch.n_events)
+        for hop, seconds in (decision_hops(batch.header, t_received) or {}).items():
+            self.decision_hops[hop].add(seconds, batch.n_events)
         if not self.pending:
             self.first_pending_at = time.monotonic()
         self.pending.append(_Received(batch, t_received, frames, layout))
@@ -618,7 +621,8 @@ class Sink:
             "stage": "sink", "out": str(self.out), **self.counts,
             "resumed_from": existing,
             **self.rejections.report(),
-            "latency_seconds": {"decision": self.decision.percentiles(), "commit": self.commit_latency.percentiles()},
+            "latency_seconds": {"decision": self.decision.percentiles(), "commit": self.commit_latency.percentiles(),
+                                "decision_hops": {hop: r.percentiles() for hop, r in self.decision_hops.items()}},
             "commit_duration_seconds": {**{k: v for k, v in self.commit_duration.percentiles().items()
                                            if k != "events"},
                                         "commits": self.commit_duration.total, "total": self.commit_duration.sum},

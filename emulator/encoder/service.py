@@ -71,6 +71,7 @@ class _Pending:
     threshold: float
     frames: list[bytes]
     scoring: Scoring
+    t_received: float  # time.time() when the message was taken off the socket (decision-latency split)
 
 
 class EncoderService:
@@ -142,8 +143,9 @@ class EncoderService:
         return self.latent_encoder.latents(x), None
 
     # ---- message handling ----------------------------------------------------------------
-    def accept(self, frames: list[bytes]) -> None:
+    def accept(self, frames: list[bytes], t_received: float | None = None) -> None:
         """Decode and validate one message and queue it for the next micro-batch (or reject it)."""
+        t_received = time.time() if t_received is None else t_received
         try:
             batch = wire.validate(wire.decode(frames, self.config.limits, kinds=(wire.KIND_EVENTS,)),
                                   self.config.limits)
@@ -164,7 +166,7 @@ class EncoderService:
             return
         if not self.pending:
             self.first_pending_at = time.monotonic()
-        self.pending.append(_Pending(batch, threshold, frames, scoring))
+        self.pending.append(_Pending(batch, threshold, frames, scoring, t_received))
         self.pending_jets += batch.n_jets
 
     def due(self, queue_empty: bool = False) -> bool:
@@ -235,7 +237,8 @@ class EncoderService:
                                          event_score=ev, anomaly_blob=item.scoring.blob)
                 header = item.batch.header
                 frames = wire.encode(wire.KIND_SCORED, header["run_id"], header["seq"], columns,
-                                     t_send=header["t_send"], rate_hz=header["rate_hz"], t_encoded=time.time(),
+                                     t_send=header["t_send"], rate_hz=header["rate_hz"],
+                                     t_received=item.t_received, t_encoded=time.time(),
                                      threshold=item.threshold, model=self.model.name,
                                      anomaly_model=item.scoring.model.name, encoder=self.config.id)
             except Exception as exc:

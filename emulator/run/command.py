@@ -175,7 +175,7 @@ def _monitor(stages: list, stop: _Stop, settings: run_settings.RunSettings,
 
 def main(args: argparse.Namespace) -> int:
     from emulator.run.stage_process import terminate_all
-    from emulator.run.summary import combine_sink_reports, merge, recording_counts
+    from emulator.run.summary import combine_sink_reports, latency_text, merge, recording_counts
     from emulator.runtime.shutdown import on_stop_signals, restore_signals
     from producer.inputs import open_inputs
 
@@ -249,7 +249,8 @@ def main(args: argparse.Namespace) -> int:
     print(f"aetrig run: stopped ({stop.reason or (prod_report or {}).get('stop_reason')}): produced {ev['produced']}, "
           f"recorded {ev['recorded']}, flagged {ev['flagged']}, dropped {ev['dropped']}, lost {ev['lost']}, "
           f"duplicates recorded {ev['duplicates_recorded']}, throughput {summary['throughput_events_per_s']:,.0f} "
-          f"events/s, decision p99 {summary['latency_seconds']['decision']['p99']}")
+          "events/s")
+    print(f"  latency:   {latency_text(summary['latency_seconds'])}")
     if prod_report:
         bp = prod_report.get("backpressure", {})
         achieved, declared = prod_report.get("achieved_rate_hz", 0), prod_report.get("declared_rate_hz", 0)

@@ -3,15 +3,29 @@
 Once a second: events/s in and recorded, decision latency (p50/p99 over the last interval, from
 the sink's histogram bucket deltas), anomaly rate in Hz and the anomaly model's name (from the run
 settings), in-flight batches and CPU per stage.
+
+It asks each stage for only the series it shows (``/metrics?name[]=...``, :data:`LIVE_SERIES`): the stage
+renders about 2 kB instead of its whole 12 kB exposition, in about a fifth of the time its handler thread
+holds the GIL, which the stage's own work (and so the decision latency) would otherwise wait for once a second.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from urllib.parse import urlencode
 
 from emulator.runtime import prom_text
 from emulator.runtime.prom_text import Samples, buckets, histogram_quantile, value
+
+#: The series the status line reads (sample names, as the ``name[]`` filter of the stages' /metrics takes them).
+LIVE_SERIES = ("aetrig_events_total", "aetrig_anomalies_total", "aetrig_inflight_batches", "aetrig_sink_full",
+               "process_cpu_seconds_total", "aetrig_decision_latency_seconds_bucket")
+
+
+def live_url(url: str) -> str:
+    """``url`` (a stage's /metrics) restricted to :data:`LIVE_SERIES`."""
+    return f"{url}{'&' if '?' in url else '?'}{urlencode([('name[]', n) for n in LIVE_SERIES])}"
 
 
 def scrape(url: str, timeout: float = 0.5) -> Samples | None:
@@ -32,7 +46,7 @@ class LiveStatus:
     """Keeps the previous scrape of each stage and renders the change since then."""
 
     def __init__(self, urls: Mapping[str, str], anomaly_model: str | None = None):
-        self.urls = dict(urls)
+        self.urls = {name: live_url(url) for name, url in urls.items()}
         self.anomaly_model = anomaly_model
         self.prev: dict[str, Samples] = {}
         self.prev_t = 0.0

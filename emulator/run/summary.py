@@ -10,7 +10,8 @@ The keys are exactly those of docs/design.md "Run summary":
 * ``batches``: sent, resent (producer);
 * ``rejected``: messages by reason, summed over the stages (only non-zero reasons);
 * ``throughput_events_per_s``: recorded events per second of the producer's sending time;
-* ``latency_seconds``: decision and commit, each p50, p90, p99, p999 (per event, from the sink);
+* ``latency_seconds``: decision and commit, each p50, p90, p99, p999 (per event, from the sink), and
+  ``decision_hops``: the decision latency's hops (to_encoder, in_encoder, to_sink) the same way;
 * ``restarts``: restarts of each supervised stage (sink, encoders) by `aetrig run`;
 * ``anomaly``: which model scored and flagged the events, from the encoder reports: ``scoring``
   (e.g. "event-level model EVT_AE_ht", or "per-jet max error of M (fallback: stream lacks X)"),
@@ -125,9 +126,28 @@ def merge(producer: Mapping[str, Any] | None, encoders: Sequence[Mapping[str, An
         "rejected": rejected,
         "throughput_events_per_s": recorded["recorded"] / sending if sending > 0 else 0.0,
         "latency_seconds": {"decision": _percentiles(latency.get("decision")),
-                            "commit": _percentiles(latency.get("commit"))},
+                            "commit": _percentiles(latency.get("commit")),
+                            "decision_hops": {hop: _percentiles(block)
+                                              for hop, block in (latency.get("decision_hops") or {}).items()}},
         "restarts": {name: int(n) for name, n in (restarts or {}).items()},
         "anomaly": anomaly_summary(encoders),
         "jet_error": {"computed": agreed([e.get("jet_error_computed") for e in encoders]),
                       "recorded": sink.get("jet_error_recorded")},
     }
+
+
+def _ms(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1e3:.1f}"
+
+
+def latency_text(latency: Mapping[str, Any]) -> str:
+    """The end-of-run latency line: decision p50/p99, its p99 by hop (where the encoders stamp them), commit p99."""
+    decision, commit = latency.get("decision") or {}, latency.get("commit") or {}
+    text = f"decision p50/p99 {_ms(decision.get('p50'))}/{_ms(decision.get('p99'))} ms"
+    hops = latency.get("decision_hops") or {}
+    names = {"to_encoder": "producer->encoder", "in_encoder": "in encoder", "to_sink": "encoder->sink"}
+    if any((hops.get(h) or {}).get("p99") is not None for h in names):
+        text += " (p99 by hop: " + ", ".join(f"{label} {_ms((hops.get(h) or {}).get('p99'))}"
+                                             for h, label in names.items()) + " ms)"
+    return text + f"; commit p99 {_ms(commit.get('p99'))} ms"
+

@@ -64,6 +64,24 @@ class LatencyRecorder:
         return out
 
 
+#: The hops of the decision latency, in order, each from one header time stamp to the next (same clock:
+#: one host; across hosts clock offsets add to one hop and subtract from the next).
+DECISION_HOPS = ("to_encoder", "in_encoder", "to_sink")
+
+
+def decision_hops(header: dict, t_arrival: float) -> dict[str, float] | None:
+    """The decision latency of a scored message split by hop, from its header's ``t_send`` (producer),
+    ``t_received`` (encoder took it off its socket), ``t_encoded`` (encoder built the scored message) and
+    the sink's arrival time: {to_encoder, in_encoder, to_sink} seconds; None when a stamp is missing or
+    not a number (an encoder that does not stamp ``t_received``)."""
+    stamps = [header.get(k) for k in ("t_send", "t_received", "t_encoded")]
+    if not all(isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t) for t in stamps):
+        return None
+    t_send, t_received, t_encoded = (float(t) for t in stamps)
+    return dict(zip(DECISION_HOPS, (t_received - t_send, t_encoded - t_received, t_arrival - t_encoded),
+                    strict=True))
+
+
 def observe_many(histogram: Histogram, value: float, count: int) -> None:
     """``histogram.observe(value)`` ``count`` times, in O(1) where the client allows it."""
     if count <= 0:

@@ -46,7 +46,7 @@ class Metrics:
 
 def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
     """Create the contract's metrics in ``registry`` (a fresh one by default), labels pre-created."""
-    reg = registry or CollectorRegistry()
+    reg = registry or CollectorRegistry(auto_describe=True)  # ProcessCollector by name too (?name[]=...)
     ProcessCollector(registry=reg)
     m = Metrics(
         registry=reg,

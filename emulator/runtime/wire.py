@@ -24,7 +24,8 @@ Column conventions (shapes in units of events E, jets J, flagged-event jets F, l
   on scored messages ``anomaly_card_json``: the card of the model whose score and flag the events
   carry (an event-level model, or the compression model itself for per-jet max error). Scored
   headers add ``threshold`` (the float32 value the flags were computed with), ``model`` and
-  ``anomaly_model`` (card names).
+  ``anomaly_model`` (card names), and the encoder's time stamps ``t_received`` and ``t_encoded``
+  (optional: they only split the decision latency by hop, emulator/runtime/latency_stats.py).
 
 ``decode`` checks structure (header, frame count, dtypes, sizes) and ``validate`` checks meaning
 (shapes against counts, limits, finite values). Both raise :class:`WireError` whose ``reason``
