@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from consumer.offline import codecs
-from consumer.offline.studies.study_precompression import pareto_front, storage_columns
+from consumer.offline.codecs import storage_columns
+from consumer.offline.studies.study_precompression import pareto_front
 
 
 def test_storage_columns_bit_patterns_round_trip() -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,3 +144,25 @@ def write_tree(path: str, branches: Mapping[str, object], codec: Codec,
 def card_text(card: Mapping[str, object] | str) -> str:
     """The model card as the sink stores it (JSON text)."""
     return card if isinstance(card, str) else json.dumps(card, sort_keys=True)
+
+
+def _f16_bits(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32).astype(np.float16).view(np.uint16)
+
+
+def _bf16_bits(values: np.ndarray) -> np.ndarray:
+    return (to_bfloat16(values).view(np.uint32) >> 16).astype(np.uint16)
+
+
+def storage_columns(values: np.ndarray, names: Sequence[str], storage: str) -> dict[str, np.ndarray]:
+    """Per-jet columns as they would be stored: float32 (possibly rounded), or 16-bit patterns."""
+    out = {}
+    for i, n in enumerate(names):
+        col = values[:, i]
+        if storage == "float16":
+            out[n] = _f16_bits(col)
+        elif storage == "bfloat16":
+            out[n] = _bf16_bits(col)
+        else:
+            out[n] = precompress(col, storage)
+    return out

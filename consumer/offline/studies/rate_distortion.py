@@ -35,10 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from consumer.offline import lossy_codecs, stream_codecs
+from consumer.offline import codecs, lossy_codecs, stream_codecs
 from consumer.offline.pareto import dominates, pareto_mask
 from consumer.offline.studies.common import ALL_VARIABLES, Sample, cpu_mhz, load_model, residual_table
-from consumer.offline.studies.study_precompression import storage_columns
 from consumer.offline.studies.timing import cpu_per_call
 from models.runtime import latent_coding as lc
 from models.runtime.anomaly import event_scores
@@ -170,7 +169,7 @@ class LosslessConfig:
 def latent_storage(latent: np.ndarray, storage: str) -> np.ndarray:
     """Latent [n, k] as stored: float32, or the float16/bfloat16 16-bit patterns (round to nearest even)."""
 
-    cols = storage_columns(latent, [str(i) for i in range(latent.shape[1])], storage)
+    cols = codecs.storage_columns(latent, [str(i) for i in range(latent.shape[1])], storage)
     return np.stack([cols[str(i)] for i in range(latent.shape[1])], axis=1)
 
 

@@ -56,28 +56,6 @@ def _jagged(counts: np.ndarray, cols: dict[str, np.ndarray]):
     return jagged_record(counts, cols)
 
 
-def _f16_bits(values: np.ndarray) -> np.ndarray:
-    return np.asarray(values, dtype=np.float32).astype(np.float16).view(np.uint16)
-
-
-def _bf16_bits(values: np.ndarray) -> np.ndarray:
-    return (codecs.to_bfloat16(values).view(np.uint32) >> 16).astype(np.uint16)
-
-
-def storage_columns(values: np.ndarray, names: Sequence[str], storage: str) -> dict[str, np.ndarray]:
-    """Per-jet columns as they would be stored: float32 (possibly rounded), or 16-bit patterns."""
-    out = {}
-    for i, n in enumerate(names):
-        col = values[:, i]
-        if storage == "float16":
-            out[n] = _f16_bits(col)
-        elif storage == "bfloat16":
-            out[n] = _bf16_bits(col)
-        else:
-            out[n] = codecs.precompress(col, storage)
-    return out
-
-
 def fidelity(model, x: np.ndarray) -> dict[str, Any]:
     """Part A and B: pre-compressed inputs through the AE, and latent storage precision."""
     from consumer.offline.decode import Decoder
@@ -118,14 +96,14 @@ def disk_sizes(model, sample: Sample, x: np.ndarray, fprs: Sequence[float], code
     scores = event_scores(error, counts)
     card = codecs.card_text(model.card)
     configs: dict[str, tuple[dict[str, Any], dict[str, str] | None, str]] = {}
-    configs["raw float32"] = ({"jet": _jagged(counts, storage_columns(x, names, "float32"))}, None, "float32")
+    configs["raw float32"] = ({"jet": _jagged(counts, codecs.storage_columns(x, names, "float32"))}, None, "float32")
     for n in FILE_MANTISSAS:
-        configs[f"raw m{n}"] = ({"jet": _jagged(counts, storage_columns(x, names, f"m{n}"))}, None, f"m{n}")
-    configs["raw float16"] = ({"jet": _jagged(counts, storage_columns(x, names, "float16"))}, None, "float16")
-    configs["raw bfloat16"] = ({"jet": _jagged(counts, storage_columns(x, names, "bfloat16"))}, None, "bfloat16")
+        configs[f"raw m{n}"] = ({"jet": _jagged(counts, codecs.storage_columns(x, names, f"m{n}"))}, None, f"m{n}")
+    configs["raw float16"] = ({"jet": _jagged(counts, codecs.storage_columns(x, names, "float16"))}, None, "float16")
+    configs["raw bfloat16"] = ({"jet": _jagged(counts, codecs.storage_columns(x, names, "bfloat16"))}, None, "bfloat16")
     lnames = [f"latent_{i}" for i in range(latent.shape[1])]
     for storage in ("float32", "float16", "m10", "bfloat16"):
-        configs[f"AE latent {storage}"] = ({"jet": _jagged(counts, storage_columns(latent, lnames, storage))},
+        configs[f"AE latent {storage}"] = ({"jet": _jagged(counts, codecs.storage_columns(latent, lnames, storage))},
                                            {"card": card}, storage)
     flagged_info = {}
     for fpr in fprs:
@@ -133,7 +111,7 @@ def disk_sizes(model, sample: Sample, x: np.ndarray, fprs: Sequence[float], code
         flag = scores > t
         raw_counts = np.where(flag, counts, 0)
         raw_sel = np.repeat(flag, counts)
-        branches = {"jet": _jagged(counts, storage_columns(latent, lnames, "float32")),
+        branches = {"jet": _jagged(counts, codecs.storage_columns(latent, lnames, "float32")),
                     "raw_jet": _jagged(raw_counts, {n: x[raw_sel, i].copy() for i, n in enumerate(names)})}
         configs[f"AE float32 + raw fallback @FPR {fpr:g}"] = (branches, {"card": card}, "float32")
         flagged_info[f"{fpr:g}"] = {"threshold": t, "flagged_events": int(flag.sum()),
