@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.bench import goals
+from emulator.bench import decision, goals
 from emulator.bench.latency import is_saturated
 from emulator.bench.pipeline import headline, stage_of
 from emulator.bench.ratescan import achieved_rate, scan_point
@@ -112,9 +112,10 @@ def test_plots_from_synthetic_results(tmp_path: Path) -> None:
     r["ratescan"] = [{"pattern": "constant", "requested_hz": 1e4, "achieved_hz": 0.99e4},
                      {"pattern": "constant", "requested_hz": 1e5, "achieved_hz": 0.98e5}]
     r["soak"] = {"rate_hz": 1e5, "rss_series": {"sink-1": {"t": [0, 5], "rss_bytes": [1e8, 1.01e8]}}}
+    r["decision_100khz"] = {"rate_hz": 1e5, "runs": [_decision_run(1, 0, 0.008), _decision_run(2, 0, 0.009)]}
     written = plot_all(r, tmp_path)
     assert {p.name for p in written} == {"throughput.png", "ratios.png", "ratescan.png", "latency.png",
-                                         "soak_rss.png"}
+                                         "soak_rss.png", "decision_100khz.png"}
     assert all(p.stat().st_size > 1000 for p in written)
 
 
@@ -127,3 +128,28 @@ def test_cpu_capacity_estimate() -> None:
     assert c["cpu_us_per_event"] == pytest.approx(15.0)
     assert c["capacity_events_per_s_estimate"] == pytest.approx(2 / 15e-6)
     assert cpu_capacity({}, 0)["capacity_events_per_s_estimate"] is None
+
+
+def _decision_run(encoders: int, repeat: int, p99: float | None, zero_loss: bool = True) -> dict:
+    summary = {"latency_seconds": {"decision": {"p50": 0.002, "p99": p99},
+                                   "decision_hops": {"to_encoder": {"p99": 0.003}, "in_encoder": {"p99": 0.004},
+                                                     "to_sink": {"p99": 0.002}}},
+               "anomaly": {"scoring": "event-level model EVT_AE_ht"}}
+    result = {"zero_loss": zero_loss, "events_per_s": 99_990.0, "command": "aetrig run ..."}
+    return decision.run_record(result, summary, encoders, repeat)
+
+
+def test_repeated_decision_runs_judge_the_worst_run_at_the_default_encoder_count() -> None:
+    runs = [_decision_run(1, 0, 0.008), _decision_run(2, 0, 0.012), _decision_run(1, 1, 0.0095),
+            _decision_run(2, 1, 0.009, zero_loss=False), _decision_run(1, 2, 0.007)]
+    assert runs[0]["hop_p99_s"] == {"to_encoder": 0.003, "in_encoder": 0.004, "to_sink": 0.002}
+    by = decision.by_encoder_count(runs)
+    assert by["1"]["decision_p99_s"] == [0.008, 0.0095, 0.007] and by["1"]["median_p99_s"] == 0.008
+    assert by["1"]["worst_p99_s"] == 0.0095 and by["1"]["all_zero_loss"] is True
+    assert by["2"]["worst_p99_s"] == 0.012 and by["2"]["all_zero_loss"] is False
+    r = _results()
+    r["decision_100khz"] = {"default_encoders": 1, "by_encoders": by, "runs": runs}
+    g = goals.fill(r)["decision_p99_at_100khz_s"]
+    assert g["measured"] == 0.0095 and g["met"] is True and g["encoders"] == 1 and g["median_p99"] == 0.008
+    r["decision_100khz"]["default_encoders"] = 2  # judged on two encoders: the worst is 12 ms
+    assert goals.fill(r)["decision_p99_at_100khz_s"]["met"] is False

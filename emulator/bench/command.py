@@ -32,8 +32,8 @@ aetrig bench --quick --model models/zoo/TLA_4D_leading --only inprocess,service
 aetrig bench --soak-seconds 600 --soak-rate 100000 --out emulator/bench/results
 """
 
-STEPS = ("inprocess", "torch", "breakdown", "service", "messages", "wide", "pipeline", "ratescan", "latency", "soak",
-         "profile")
+STEPS = ("inprocess", "torch", "breakdown", "service", "messages", "wide", "pipeline", "ratescan", "decision",
+         "latency", "soak", "profile")
 
 
 @dataclass
@@ -57,6 +57,8 @@ class Plan:
     soak_seconds: float = 0.0
     soak_rate_hz: float = 100_000.0
     pipeline_extra: tuple[tuple[int, tuple[str, ...]], ...] = ()  # (encoders, extra `aetrig run` flags) variants
+    decision_repeats: int = 1  # alternated runs per encoder count at 100 kHz with the default models (step decision)
+    decision_duration_s: float = 6.0
     deadline_s: float | None = None  # steps (and scan points) not started by then are skipped, and listed
 
 
@@ -72,7 +74,8 @@ QUICK = Plan(
     pipeline_duration_s=6.0, pipeline_encoders=(1, 2), pipeline_extra=((2, EVENT_MODEL_FLAGS),),
     scan_patterns=("constant", "poisson", "trains"),
     scan_rates={"constant": (10_000.0, 100_000.0), "poisson": (100_000.0,), "trains": (100_000.0,)},
-    scan_duration_s=4.0, latency_rates=(200_000.0,), soak_seconds=0.0, deadline_s=165.0,
+    scan_duration_s=4.0, latency_rates=(200_000.0,), soak_seconds=0.0, decision_repeats=1, decision_duration_s=6.0,
+    deadline_s=165.0,
 )
 
 FULL = Plan(
@@ -83,7 +86,8 @@ FULL = Plan(
     scan_patterns=("constant", "poisson", "trains"),
     scan_rates={"constant": (1_000.0, 10_000.0, 30_000.0, 50_000.0, 100_000.0, 200_000.0, 0.0),
                 "poisson": (10_000.0, 100_000.0, 0.0), "trains": (10_000.0, 100_000.0, 0.0)},
-    scan_duration_s=8.0, latency_rates=(150_000.0, 250_000.0, 300_000.0), soak_seconds=600.0,
+    scan_duration_s=8.0, latency_rates=(150_000.0, 250_000.0, 300_000.0), soak_seconds=600.0, decision_repeats=5,
+    decision_duration_s=15.0,
 )
 
 

@@ -38,6 +38,7 @@ class PipelineConfig:
     keep_recording: bool = False  # the bench needs only summary.json; segments are deleted unless kept
     profile: bool = False  # py-spy on every stage from the end of the warm-up (all stages up)
     warmup_s: float = 2.0
+    default_scoring: bool = False  # no --anomaly-model flag: the encoders' default (the shipped event model flags)
 
     def args(self) -> list[str]:
         a = ["run", "--duration", f"{self.duration_s:g}", "--rate", f"{self.rate_hz:g}",
@@ -48,7 +49,8 @@ class PipelineConfig:
             a += ["--model", str(self.model)]
         if self.input:
             a += ["--input", str(self.input)]
-        if "--anomaly-model" not in self.extra:  # the compression model alone, unless a variant asks for more
+        if "--anomaly-model" not in self.extra and not self.default_scoring:  # the compression model alone, unless
+            # a variant asks for more
             a += ["--anomaly-model", "none"]
         return a + self.extra
 

@@ -40,7 +40,7 @@ def _finish(plt, fig, ax, path: Path, log_grid: bool, results: dict, title: str)
 def plot_all(results: dict, out: Path) -> list[Path]:
     """Write every plot the results support into ``out``; returns the files written."""
     written = []
-    for fn in (plot_throughput, plot_ratios, plot_ratescan, plot_latency, plot_soak):
+    for fn in (plot_throughput, plot_ratios, plot_ratescan, plot_decision, plot_latency, plot_soak):
         path = fn(results, out)
         if path is not None:
             written.append(path)
@@ -128,6 +128,34 @@ def plot_latency(results: dict, out: Path) -> Path | None:
     ax.set(xscale="log", yscale="log", xlabel="offered rate (events/s)", ylabel="latency (ms)")
     return _finish(plt, fig, ax, out / "latency.png", True, results,
                    "Latency under load (constant pattern)")
+
+
+HOP_LABELS = {"to_encoder": "producer -> encoder", "in_encoder": "in the encoder", "to_sink": "encoder -> sink"}
+
+
+def plot_decision(results: dict, out: Path) -> Path | None:
+    """Decision p99 of each repeated 100 kHz run per encoder count, with the p99 of each hop beside it."""
+    block = results.get("decision_100khz") or {}
+    runs = [r for r in block.get("runs", []) if r.get("decision_p99_s") is not None]
+    if not runs:
+        return None
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    counts = sorted({r["encoders"] for r in runs})
+    for i, n in enumerate(counts):
+        mine = [r for r in runs if r["encoders"] == n]
+        x = [i + 0.12 * (k - (len(mine) - 1) / 2) for k in range(len(mine))]
+        ax.plot(x, [r["decision_p99_s"] * 1e3 for r in mine], "o", color="C0", ms=8,
+                label="decision p99 (whole run)" if i == 0 else None)
+        for j, (hop, text) in enumerate(HOP_LABELS.items()):
+            ax.plot(x, [(r["hop_p99_s"].get(hop) or float("nan")) * 1e3 for r in mine], "_", color=f"C{j + 1}",
+                    ms=12, mew=2, label=f"p99 {text}" if i == 0 else None)
+    ax.axhline(10.0, color="red", ls="--", label="goal 10 ms")
+    ax.set_xticks(range(len(counts)), [f"{n} encoder{'s' if n > 1 else ''}" for n in counts])
+    ax.set(ylabel="latency (ms)", ylim=(0, None), xlim=(-0.6, len(counts) - 0.4))
+    rate = block.get("rate_hz", 1e5)
+    return _finish(plt, fig, ax, out / "decision_100khz.png", False, results,
+                   f"Decision latency at {rate / 1e3:g} kHz, default models, each run a dot")
 
 
 def plot_soak(results: dict, out: Path) -> Path | None:

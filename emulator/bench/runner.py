@@ -17,6 +17,7 @@ from emulator.bench import goals, stats
 from emulator.bench.breakdown import breakdown
 from emulator.bench.cycles import clock_hz
 from emulator.bench.data import load_sample
+from emulator.bench.decision import decision_latency_runs
 from emulator.bench.flops import gemm_peak, int8_gemm_peak, macs_by_precision
 from emulator.bench.inprocess import bench_onnx, bench_torch, torch_scorer
 from emulator.bench.latency import latency_curve
@@ -140,6 +141,7 @@ class Bench:
         self.step("wide", self.run_wide)
         self.step("pipeline", self.run_pipeline_max)
         self.step("ratescan", self.run_ratescan)
+        self.step("decision", self.run_decision)
         self.step("latency", self.run_latency)
         self.step("soak", self.run_soak)
         self.step("profile", self.run_profile)
@@ -270,6 +272,15 @@ class Bench:
             points += rate_scan(self.pipeline_config, self.out / "runs" / "scan", [pattern],
                                 self.plan.scan_rates.get(pattern, ()), self.error)
         self.results["ratescan"] = points
+
+    def run_decision(self) -> None:
+
+        self.results["decision_100khz"] = decision_latency_runs(
+            self.pipeline_config, self.out / "runs" / "decision", goals.LATENCY_RATE_HZ, (1, 2),
+            self.plan.decision_repeats, self.plan.decision_duration_s, self.error)
+        for n, block in self.results["decision_100khz"]["by_encoders"].items():
+            self.log(f"  decision p99 at 100 kHz, {n} encoder(s), default models: "
+                     + ", ".join(f"{p * 1e3:.1f}" for p in block["decision_p99_s"]) + " ms")
 
     def run_latency(self) -> None:
 
