@@ -155,3 +155,17 @@ def test_repeated_decision_runs_judge_the_worst_run_of_the_best_encoder_count() 
     by["2"]["worst_p99_s"] = 0.040  # now one encoder's worst (30 ms) is the lowest, and it misses the goal
     g = goals.fill(r)["decision_p99_at_100khz_s"]
     assert g["encoders"] == 1 and g["measured"] == 0.030 and g["met"] is False
+
+
+def test_results_name_repository_paths_relative_to_it(tmp_path: Path) -> None:
+    from emulator.bench.command import repo_relative, write_results
+    from emulator.runtime.defaults import REPO
+
+    results = {"model": {"path": REPO / "models" / "zoo" / "m"}, "runs": [
+        {"command": f"aetrig run --model {REPO}/models/zoo/m --input {REPO}/producer/samples/qcd.root"}],
+        "elsewhere": "/data/x.root", "n": 3}
+    assert repo_relative(results) == {"model": {"path": "models/zoo/m"}, "runs": [
+        {"command": "aetrig run --model models/zoo/m --input producer/samples/qcd.root"}],
+        "elsewhere": "/data/x.root", "n": 3}
+    text = write_results(results, tmp_path).read_text()
+    assert str(REPO) not in text and "models/zoo/m" in text and results["model"]["path"].is_absolute()

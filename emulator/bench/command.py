@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.runtime.atomic import write_json_atomic
-from emulator.runtime.defaults import DEFAULT_ANOMALY_MODEL
+from emulator.runtime.defaults import DEFAULT_ANOMALY_MODEL, REPO
 from emulator.runtime.shutdown import on_stop_signals
 
 EXAMPLES = """
@@ -152,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
             write_results(results, args.out)
     from emulator.bench.markdown import write_markdown
 
-    write_markdown(results, args.out)
+    write_markdown(repo_relative(results), args.out)
     print_summary(results)
     print(f"aetrig bench: wrote {args.out / 'results.json'} and SUMMARY.md in {results['runtime_s']:.0f} s")
     return 1 if results["errors"] else 0
@@ -172,9 +172,23 @@ def _jsonable(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def repo_relative(obj: Any) -> Any:
+    """``obj`` with every path under the repository (also inside command lines) written relative to it: results
+    that are committed must not name the checkout they were measured in."""
+    if isinstance(obj, Path):
+        obj = str(obj)
+    if isinstance(obj, str):
+        return obj.replace(f"{REPO}{os.sep}", "")
+    if isinstance(obj, dict):
+        return {k: repo_relative(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [repo_relative(v) for v in obj]
+    return obj
+
+
 def write_results(results: dict, out: Path) -> Path:
-    """Write ``out/results.json`` (atomically); return its path."""
-    return write_json_atomic(out / "results.json", results, default=_jsonable, allow_nan=False)
+    """Write ``out/results.json`` (atomically, paths in the repository relative to it); return its path."""
+    return write_json_atomic(out / "results.json", repo_relative(results), default=_jsonable, allow_nan=False)
 
 
 def _fmt(value: Any, scale: float = 1.0, unit: str = "") -> str:
