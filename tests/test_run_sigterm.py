@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from producer_testdata import make_ntuple
 from waiting import wait_until
 
+from emulator.run.cpu_plan import available_cpus, plan_cpus
 from emulator.run.live_status import scrape, value
 from emulator.run.stage_process import pid_alive
 
@@ -37,6 +39,11 @@ def test_sigterm_to_run_drains_and_summarises(tmp_path: Path) -> None:
         stages = json.loads(run_json.read_text())["stages"]
         pids = {s["name"]: s["pid"] for s in stages}
         assert set(pids) == {"sink", "encoder-0", "producer"} and all(pid_alive(p) for p in pids.values())
+        # --pin-cpus auto: every thread of each stage (ZeroMQ's I/O thread too) on the cores the plan gives it
+        plan = plan_cpus(list(pids), "auto")
+        for name, pid in pids.items():
+            want = plan.get(name, set(available_cpus()))
+            assert all(os.sched_getaffinity(int(t.name)) == want for t in Path(f"/proc/{pid}/task").iterdir()), name
         # streaming, past the end of the 5000-event input: the sink has committed more than one pass of it
         sink_url = next(s["metrics"] for s in stages if s["name"] == "sink")
         wait_until(lambda: proc.poll() is not None  # (a run that ended by itself fails below, with its output)

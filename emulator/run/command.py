@@ -72,6 +72,7 @@ def _plan(settings: run_settings.RunSettings, out: Path, model: Path, inputs: li
 
 def _stages(settings: run_settings.RunSettings, plan: dict[str, Any]) -> list:
     """The stage processes of one start attempt; each command line is checked by its stage's validator."""
+    from emulator.run.cpu_plan import plan_cpus
     from emulator.run.stage_process import StageProcess
 
     out: Path = plan["out"]
@@ -89,6 +90,9 @@ def _stages(settings: run_settings.RunSettings, plan: dict[str, Any]) -> list:
     prod = settings.argv("producer", input=plan["inputs"], bind=plan["data"], ack_bind=plan["acks"],
                          metrics_port=m_prod, report=reports / "producer.json", manifest_out=out / "manifest.json")
     stages.append(StageProcess("producer", prod, logs / "producer.log", reports / "producer.json", m_prod))
+    cores = plan_cpus([s.name for s in stages], settings.run.pin_cpus)
+    for stage in stages:
+        stage.cpus = cores.get(stage.name)
     return stages
 
 
@@ -119,7 +123,8 @@ def _write_json(path: Path, data: Any) -> None:
 
 def _run_info(stages: list, plan: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"stages": [{"name": s.name, "pid": s.pid, "returncode": s.returncode, "log": str(s.log_path),
-                        "report": str(s.report_path), "metrics": s.metrics_url, "args": s.args} for s in stages],
+                        "report": str(s.report_path), "metrics": s.metrics_url, "args": s.args,
+                        "cpus": sorted(s.cpus) if s.cpus else None} for s in stages],
             "addresses": {"data": plan["data"], "acks": plan["acks"], "scored": plan["scored"]},
             "model": str(plan["model"]), "inputs": plan["inputs"], **(extra or {})}
 
@@ -174,6 +179,7 @@ def _monitor(stages: list, stop: _Stop, settings: run_settings.RunSettings,
 
 
 def main(args: argparse.Namespace) -> int:
+    from emulator.run.cpu_plan import describe_plan
     from emulator.run.stage_process import terminate_all
     from emulator.run.summary import combine_sink_reports, latency_text, merge, recording_counts
     from emulator.runtime.shutdown import on_stop_signals, restore_signals
@@ -190,6 +196,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"aetrig run: error: {err}", file=sys.stderr)
         return 2
     print(f"aetrig run: anomaly scoring: {settings.anomaly['scoring']}", file=sys.stderr)
+    print(f"aetrig run: {describe_plan({s.name: s.cpus for s in stages if s.cpus}, settings.run.pin_cpus)}",
+          file=sys.stderr)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     (out / "reports").mkdir(parents=True, exist_ok=True)
     for old in (out / "reports").glob("*.json"):

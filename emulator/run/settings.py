@@ -21,6 +21,7 @@ from typing import Any
 
 from consumer.sink import config as sink_config
 from emulator.encoder import config as encoder_config
+from emulator.run.cpu_plan import PIN_SETTINGS
 from emulator.runtime import defaults
 from emulator.runtime.stage_config import (
     UNSET,
@@ -70,6 +71,9 @@ class RunConfig:
     prometheus_port: int = option(9090, "port of that Prometheus (a free port when it is taken)", metavar="PORT",
                                   group=_RUN)
     status_interval: float = option(1.0, "seconds between status lines, 0 = none", metavar="S", group=_RUN)
+    pin_cpus: str = option("auto", "auto: with more cores than encoders, each encoder gets a core of its own and "
+                           "the producer and sink share the rest; off: the kernel places every stage",
+                           choices=PIN_SETTINGS, group=_RUN)
 
 
 def check_run(cfg: RunConfig) -> None:

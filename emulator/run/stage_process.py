@@ -33,6 +33,12 @@ class StageProcess:
     proc: subprocess.Popen | None = None
     _log: IO[bytes] | None = field(default=None, repr=False)
     started_at: float = 0.0
+    cpus: frozenset[int] | None = None  # the cores it is pinned to (emulator/run/cpu_plan.py); None: any
+
+    def _preexec(self) -> None:  # pragma: no cover - runs in the child, before exec
+        die_with_parent()
+        if self.cpus:
+            os.sched_setaffinity(0, self.cpus)  # kept across exec and by every thread the stage starts
 
     @property
     def stage(self) -> str:
@@ -49,7 +55,7 @@ class StageProcess:
         self._log.write(("$ " + " ".join(cmd) + "\n").encode())
         self._log.flush()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                                     process_group=0, preexec_fn=die_with_parent)
+                                     process_group=0, preexec_fn=self._preexec)
         self.started_at = time.monotonic()
 
     @property
