@@ -143,9 +143,9 @@ class EncoderService:
         return self.latent_encoder.latents(x), None
 
     # ---- message handling ----------------------------------------------------------------
-    def accept(self, frames: list[bytes], t_received: float | None = None) -> None:
+    def accept(self, frames: list[bytes]) -> None:
         """Decode and validate one message and queue it for the next micro-batch (or reject it)."""
-        t_received = time.time() if t_received is None else t_received
+        t_received = time.time()  # just taken off the socket: the encoder's receive stamp
         try:
             batch = wire.validate(wire.decode(frames, self.config.limits, kinds=(wire.KIND_EVENTS,)),
                                   self.config.limits)
