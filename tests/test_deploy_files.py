@@ -24,6 +24,7 @@ INTERPOLATION = re.compile(r"\$\{(\w+):-([^}]*)\}")
 CONTRACT_METRICS = {"aetrig_events_total", "aetrig_jets_total", "aetrig_anomalies_total",
                     "aetrig_rejected_messages_total", "aetrig_dropped_events_total", "aetrig_lost_events_total",
                     "aetrig_duplicate_events_total", "aetrig_inference_seconds", "aetrig_decision_latency_seconds",
+                    "aetrig_decision_hop_seconds",
                     "aetrig_commit_latency_seconds", "aetrig_batch_jets", "aetrig_inflight_batches"}
 
 

@@ -27,6 +27,7 @@ CONTRACT = {
     "aetrig_duplicate_events": ("counter", set()),
     "aetrig_inference_seconds": ("histogram", set()),
     "aetrig_decision_latency_seconds": ("histogram", set()),
+    "aetrig_decision_hop_seconds": ("histogram", {"hop"}),
     "aetrig_commit_latency_seconds": ("histogram", set()),
     "aetrig_batch_jets": ("histogram", set()),
     "aetrig_inflight_batches": ("gauge", set()),

@@ -344,6 +344,7 @@ class Sink:
         observe_many(self.metrics.decision_latency, latency, batch.n_events)
         for hop, seconds in (decision_hops(batch.header, t_received) or {}).items():
             self.decision_hops[hop].add(seconds, batch.n_events)
+            observe_many(self.metrics.decision_hops.labels(hop=hop), seconds, batch.n_events)
         if not self.pending:
             self.first_pending_at = time.monotonic()
         self.pending.append(_Received(batch, t_received, frames, layout))

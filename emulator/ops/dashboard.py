@@ -64,6 +64,12 @@ PANELS: tuple[Panel, ...] = (
     ), "Jets handled per second."),
     Panel("Decision latency", "s", _distribution("aetrig_decision_latency_seconds", (0.5, 0.9, 0.99)),
           "Producer send to the event's latent and flag reaching the sink, per event."),
+    Panel("Decision latency p99 by hop", "s", (
+        Query(f"histogram_quantile(0.99, sum by (le, hop) (rate(aetrig_decision_hop_seconds_bucket[{RATE}])))",
+              "{{hop}}"),
+    ), "Where the decision latency goes: to_encoder (producer send to the encoder taking the message, its queue "
+       "included), in_encoder (micro-batch wait, both models, building the scored message), to_sink (encoder "
+       "send to the sink's receiving thread)."),
     Panel("Commit latency p99", "s", _distribution("aetrig_commit_latency_seconds", (0.99,)),
           "Producer send to durable commit (fsync) at the sink, per event."),
     Panel("Inference latency per batch", "s", _distribution("aetrig_inference_seconds", (0.5, 0.99), mean=True),

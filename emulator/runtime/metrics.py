@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.process_collector import ProcessCollector
 
+from emulator.runtime.latency_stats import DECISION_HOPS
 from emulator.runtime.wire import REJECT_REASONS
 
 STAGES = ("producer", "encoder", "sink")
@@ -39,6 +40,7 @@ class Metrics:
     duplicates: Counter
     inference_seconds: Histogram
     decision_latency: Histogram
+    decision_hops: Histogram
     commit_latency: Histogram
     batch_jets: Histogram
     inflight_batches: Gauge
@@ -65,6 +67,9 @@ def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         decision_latency=Histogram("aetrig_decision_latency_seconds",
                                    "Producer send to latent and flag at the sink, per event",
                                    buckets=LATENCY_BUCKETS, registry=reg),
+        decision_hops=Histogram("aetrig_decision_hop_seconds",
+                                "The decision latency's hops per event: producer send to encoder receive, in the "
+                                "encoder, encoder send to the sink", ["hop"], buckets=LATENCY_BUCKETS, registry=reg),
         commit_latency=Histogram("aetrig_commit_latency_seconds", "Producer send to durable commit, per event",
                                  buckets=LATENCY_BUCKETS, registry=reg),
         batch_jets=Histogram("aetrig_batch_jets", "Jets per batch", buckets=BATCH_JET_BUCKETS, registry=reg),
@@ -77,6 +82,8 @@ def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         m.dropped.labels(stage=stage)
     for reason in REJECT_REASONS:
         m.rejected.labels(reason=reason)
+    for hop in DECISION_HOPS:
+        m.decision_hops.labels(hop=hop)
     return m
 
 
