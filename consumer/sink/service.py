@@ -177,6 +177,7 @@ class Sink:
                        "messages": 0, "reacked_batches": 0}
         self.decision = LatencyRecorder()
         self.decision_hops = {hop: LatencyRecorder() for hop in DECISION_HOPS}
+        self.hop_histograms = {hop: self.metrics.decision_hops.labels(hop=hop) for hop in DECISION_HOPS}
         self.commit_latency = LatencyRecorder()
         self.commit_duration = LatencyRecorder()
         self.full_reason: str | None = None
@@ -344,7 +345,7 @@ class Sink:
         observe_many(self.metrics.decision_latency, latency, batch.n_events)
         for hop, seconds in (decision_hops(batch.header, t_received) or {}).items():
             self.decision_hops[hop].add(seconds, batch.n_events)
-            observe_many(self.metrics.decision_hops.labels(hop=hop), seconds, batch.n_events)
+            observe_many(self.hop_histograms[hop], seconds, batch.n_events)
         if not self.pending:
             self.first_pending_at = time.monotonic()
         self.pending.append(_Received(batch, t_received, frames, layout))

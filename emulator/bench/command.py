@@ -74,8 +74,7 @@ QUICK = Plan(
     pipeline_duration_s=6.0, pipeline_encoders=(1, 2), pipeline_extra=((2, EVENT_MODEL_FLAGS),),
     scan_patterns=("constant", "poisson", "trains"),
     scan_rates={"constant": (10_000.0, 100_000.0), "poisson": (100_000.0,), "trains": (100_000.0,)},
-    scan_duration_s=4.0, latency_rates=(200_000.0,), soak_seconds=0.0, decision_repeats=1, decision_duration_s=6.0,
-    deadline_s=165.0,
+    scan_duration_s=4.0, latency_rates=(200_000.0,), soak_seconds=0.0, deadline_s=165.0,
 )
 
 FULL = Plan(

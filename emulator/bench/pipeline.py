@@ -49,9 +49,8 @@ class PipelineConfig:
             a += ["--model", str(self.model)]
         if self.input:
             a += ["--input", str(self.input)]
-        if "--anomaly-model" not in self.extra and not self.default_scoring:  # the compression model alone, unless
-            # a variant asks for more
-            a += ["--anomaly-model", "none"]
+        if "--anomaly-model" not in self.extra and not self.default_scoring:
+            a += ["--anomaly-model", "none"]  # the compression model alone, unless a variant asks for more
         return a + self.extra
 
 

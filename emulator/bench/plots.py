@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emulator.runtime import plotting
+from emulator.runtime.latency_stats import HOP_LABELS
 
 
 def _figure():
@@ -128,9 +129,6 @@ def plot_latency(results: dict, out: Path) -> Path | None:
     ax.set(xscale="log", yscale="log", xlabel="offered rate (events/s)", ylabel="latency (ms)")
     return _finish(plt, fig, ax, out / "latency.png", True, results,
                    "Latency under load (constant pattern)")
-
-
-HOP_LABELS = {"to_encoder": "producer -> encoder", "in_encoder": "in the encoder", "to_sink": "encoder -> sink"}
 
 
 def plot_decision(results: dict, out: Path) -> Path | None:

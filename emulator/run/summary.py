@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from emulator.runtime.latency_stats import HOP_LABELS
+
 PERCENTILE_KEYS = ("p50", "p90", "p99", "p999")
 
 
@@ -145,9 +147,8 @@ def latency_text(latency: Mapping[str, Any]) -> str:
     decision, commit = latency.get("decision") or {}, latency.get("commit") or {}
     text = f"decision p50/p99 {_ms(decision.get('p50'))}/{_ms(decision.get('p99'))} ms"
     hops = latency.get("decision_hops") or {}
-    names = {"to_encoder": "producer->encoder", "in_encoder": "in encoder", "to_sink": "encoder->sink"}
-    if any((hops.get(h) or {}).get("p99") is not None for h in names):
+    if any((hops.get(h) or {}).get("p99") is not None for h in HOP_LABELS):
         text += " (p99 by hop: " + ", ".join(f"{label} {_ms((hops.get(h) or {}).get('p99'))}"
-                                             for h, label in names.items()) + " ms)"
+                                             for h, label in HOP_LABELS.items()) + " ms)"
     return text + f"; commit p99 {_ms(commit.get('p99'))} ms"
 

@@ -67,6 +67,8 @@ class LatencyRecorder:
 #: The hops of the decision latency, in order, each from one header time stamp to the next (same clock:
 #: one host; across hosts clock offsets add to one hop and subtract from the next).
 DECISION_HOPS = ("to_encoder", "in_encoder", "to_sink")
+#: Each hop in words, for status lines and plots.
+HOP_LABELS = {"to_encoder": "producer->encoder", "in_encoder": "in encoder", "to_sink": "encoder->sink"}
 
 
 def decision_hops(header: dict, t_arrival: float) -> dict[str, float] | None:
