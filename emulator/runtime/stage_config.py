@@ -15,14 +15,13 @@ import argparse
 import dataclasses
 import difflib
 import json
+import tomllib
 import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 META = "aetrig.option"
 MISSING = dataclasses.MISSING

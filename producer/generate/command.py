@@ -12,7 +12,7 @@ import os
 import queue
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from producer.generate.processes import DESCRIPTIONS, PROCESSES, minbias_settings, process_settings
@@ -176,7 +176,7 @@ def metadata(config, args: argparse.Namespace, pythia_version: str, n_jets: int,
         "events_per_s": round(config.n_events / seconds, 2) if seconds > 0 else None,
         "command_line": " ".join(["aetrig", "generate", *sys.argv[2:]]) if sys.argv[1:2] == ["generate"]
         else " ".join(sys.argv),
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
