@@ -32,6 +32,7 @@ from emulator.runtime.defaults import ZOO
 from emulator.runtime.progress import Progress
 from models.runtime.card import ModelError, check_level
 from models.runtime.hashing import sha256_file
+from models.runtime.onnx_session import ort_session
 
 DECODER = "decoder.onnx"
 EVENT_COLUMNS = ("run_id", "seq", "event_id", "file_index", "entry", "event_number", "event_score", "flag")
@@ -106,11 +107,7 @@ class Decoder:
     """ONNX Runtime session on ``decoder.onnx``: latent [N, k] -> reconstruction [N, n_vars] (GeV)."""
 
     def __init__(self, path: str | Path, threads: int = 1, max_rows: int = 65536):
-        import onnxruntime as ort
-
-        from emulator.runtime.onnx_scorer import session_options
-
-        self.session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.latent_dim = self.session.get_inputs()[0].shape[1]

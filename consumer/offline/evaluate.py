@@ -21,9 +21,9 @@ from emulator.runtime.plotting import file_metadata
 from emulator.runtime.tables import markdown_table, text_table
 from models.runtime import anomaly
 from models.runtime import trigger_menu as tm
-from models.runtime.evaluate import scorer_session
 from models.runtime.event_features import padded_jets
 from models.runtime.event_scoring import anomaly_score
+from models.runtime.onnx_session import ort_session
 
 #: what each kind of score set is, in words
 KINDS = {
@@ -59,7 +59,7 @@ def event_latent(model, sample: Sample, batch: int = 32768) -> np.ndarray:
     """[n_events, k] latent of an event-level model's encoder.onnx on the padded leading jets."""
 
     x = padded_jets(sample.take(model.variables), sample.counts, int(model.card["event_input"]["jets"]))
-    session = scorer_session(model.encoder_path)
+    session = ort_session(model.encoder_path)
     parts = [session.run(["latent"], {"x": x[i:i + batch]})[0] for i in range(0, len(x), batch)]
     return np.concatenate(parts) if parts else np.zeros((0, model.latent_dim), np.float32)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emulator.bench.inprocess import ort_session
+from models.runtime.onnx_session import ort_session
 
 
 def macs_by_precision(onnx_path: str | Path) -> dict[str, int]:

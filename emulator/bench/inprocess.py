@@ -15,26 +15,11 @@ import numpy as np
 
 from emulator.bench import stats
 from emulator.bench.data import batches
+from models.runtime.onnx_session import ort_session
 from models.training.modeldir import load_checkpoint
 
 #: Micro-batch sizes of the full benchmark (powers of two, 1 to 8192 jets).
 BATCH_SIZES = tuple(2**i for i in range(14))
-
-
-def ort_session(model: str | Path | bytes, threads: int = 1):
-    """An ONNX Runtime session (from a path or serialised bytes) as the service runs it: explicit threads,
-    spinning off."""
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
 
 
 def time_calls(fn: Callable[[np.ndarray], object], x: np.ndarray, size: int, budget_s: float,

@@ -4,8 +4,7 @@ and the per-jet error, for streams whose events an event-level model flags).
 
 Per-jet models take ``x`` [N jets, n_vars], event-level models [N events, J, V]; rows are the first axis.
 
-Threads are set explicitly (intra-op ``threads``, inter-op 1) and spinning is off, so an idle
-encoder does not burn a core.
+The session comes from :func:`models.runtime.onnx_session.ort_session` (explicit threads, no spinning).
 """
 
 from __future__ import annotations
@@ -14,18 +13,8 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-
-def session_options(threads: int = 1) -> ort.SessionOptions:
-    """SessionOptions with explicit thread counts and spin-waiting disabled."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = int(threads)
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return options
+from models.runtime.onnx_session import ort_session
 
 
 def chunk_bounds(n_rows: int, max_rows: int) -> list[int]:
@@ -52,8 +41,7 @@ class OnnxScorer:
         self.path = Path(path)
         self.latent_dim = int(latent_dim)
         self.outputs = list(outputs)
-        self.session = ort.InferenceSession(str(self.path), session_options(threads),
-                                            providers=["CPUExecutionProvider"])
+        self.session = ort_session(self.path, threads)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ValueError(f"{self.path}: graph must have one input, has {[i.name for i in inputs]}")

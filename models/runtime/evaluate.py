@@ -6,21 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-
-def scorer_session(scorer_path: str | Path, threads: int = 1):  # -> onnxruntime.InferenceSession
-    """A CPU ONNX Runtime session on ``scorer_path`` with ``threads`` intra-op threads and one inter-op thread."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(scorer_path), options, providers=["CPUExecutionProvider"])
+from models.runtime.onnx_session import ort_session
 
 
 def run_scorer(scorer_path: str | Path, values: np.ndarray, batch: int = 65536,
                threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(latent, reconstruction, error) for ``values`` [n_jets, n_vars] in physical units."""
-    session = scorer_session(scorer_path, threads)
+    session = ort_session(scorer_path, threads)
     latents, recos, errors = [], [], []
     values = np.ascontiguousarray(values, dtype=np.float32)
     for start in range(0, max(len(values), 1), batch):

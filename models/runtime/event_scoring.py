@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from models.runtime.evaluate import scorer_session
 from models.runtime.event_features import padded_jets
+from models.runtime.onnx_session import ort_session
 
 
 def run_event_scorer(scorer_path: str | Path, x: np.ndarray, batch: int = 32768,
                      threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(latent [N, k], reconstructed event vector [N, n_features], error [N]) for ``x`` [N, J, V] in GeV."""
-    session = scorer_session(scorer_path, threads)
+    session = ort_session(scorer_path, threads)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim != 3:
         raise ValueError(f"event scorer input must be [N, J, V], got shape {x.shape}")

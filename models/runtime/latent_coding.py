@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from models.runtime.card import read_card, write_card
-from models.runtime.evaluate import scorer_session
 from models.runtime.hashing import sha256_file
+from models.runtime.onnx_session import ort_session
 
 ENTROPY_MODEL_NAME = "entropy_model.json"
 FORMAT = "aetrig-latent-pmf-1"
@@ -193,7 +193,7 @@ def ideal_bits(q: np.ndarray, model: EntropyModel) -> float:
 def encoder_session(model_dir: str | Path, threads: int = 1):  # -> onnxruntime.InferenceSession
     """A CPU ONNX Runtime session on the model directory's encoder.onnx."""
 
-    return scorer_session(Path(model_dir) / "encoder.onnx", threads)
+    return ort_session(Path(model_dir) / "encoder.onnx", threads)
 
 
 def code_jets(model_dir: str | Path, values: np.ndarray, threads: int = 1) -> bytes:
@@ -212,7 +212,7 @@ def decode_jets(model_dir: str | Path, data: bytes, n_jets: int, threads: int = 
 
     model = load_entropy_model(model_dir)
     z = dequantise(decode(data, n_jets, model), model)
-    session = scorer_session(Path(model_dir) / "decoder.onnx", threads)
+    session = ort_session(Path(model_dir) / "decoder.onnx", threads)
     return session.run(["reconstruction"], {"latent": z})[0]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from models.runtime import latent_coding as lc
 from models.runtime.card import load_model_dir
 from models.runtime.data import load_jets
-from models.runtime.evaluate import scorer_session
+from models.runtime.onnx_session import ort_session
 from models.runtime.residuals import residual_stats
 
 
@@ -45,8 +45,8 @@ def measure(model_dir: str | Path, sample_path: str | Path, block_jets: int = 40
     extra = [v for v in ("m",) if v not in model.variables]
     sample = load_jets([sample_path], model.variables + extra)
     x = np.ascontiguousarray(sample.values[:, :len(model.variables)], dtype=np.float32)
-    encoder = scorer_session(Path(model_dir) / "encoder.onnx")
-    decoder = scorer_session(Path(model_dir) / "decoder.onnx")
+    encoder = ort_session(Path(model_dir) / "encoder.onnx")
+    decoder = ort_session(Path(model_dir) / "decoder.onnx")
     n_bytes, ideal, exact, cpu, recos = 0, 0.0, True, 0.0, []
     for start in range(0, len(x), block_jets):
         block = x[start:start + block_jets]

@@ -25,6 +25,7 @@ from models.runtime.card import GRAPH_FILES, ModelError, load_model_dir, write_c
 from models.runtime.data import load_jets
 from models.runtime.evaluate import run_scorer
 from models.runtime.hashing import sha256_file
+from models.runtime.onnx_session import ort_session
 from models.runtime.residuals import residual_stats
 from models.runtime.thresholds import threshold_table
 
@@ -116,7 +117,6 @@ def equalise_channels(model: Any, x: np.ndarray, nodes: list[str], alpha: float 
     the widest one. Modifies ``model`` in place; returns the number of rescaled pairs.
     """
     import onnx
-    import onnxruntime as ort
     from onnx import numpy_helper
 
     graph = model.graph
@@ -141,7 +141,7 @@ def equalise_channels(model: Any, x: np.ndarray, nodes: list[str], alpha: float 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     probe.graph.output.extend(onnx.ValueInfoProto(name=act.output[0]) for _, act, _ in pairs)
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = ort_session(probe.SerializeToString())
     activations = session.run([act.output[0] for _, act, _ in pairs], {"x": np.ascontiguousarray(x, np.float32)})
     for (gemm, _, consumer), a in zip(pairs, activations, strict=True):
         a_max = np.maximum(np.abs(a).max(axis=0), 1e-6).astype(np.float64)

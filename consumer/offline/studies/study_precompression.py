@@ -42,6 +42,7 @@ from consumer.offline.studies.timing import timed
 from emulator.runtime import plotting
 from emulator.runtime.progress import Progress
 from models.runtime.anomaly import event_scores, threshold_at_fpr
+from models.runtime.onnx_session import ort_session
 
 INPUT_SCHEMES = ("float32", "m16", "m12", "m10", "float16", "m8", "bfloat16", "m5", "m3")
 LATENT_SCHEMES = ("float32", "m16", "m12", "m10", "float16", "m8", "bfloat16", "m5")
@@ -139,14 +140,10 @@ def disk_sizes(model, sample: Sample, x: np.ndarray, fprs: Sequence[float], code
 def cpu_cost(model, x: np.ndarray, batch_sizes: Sequence[int], codec_list: Sequence[codecs.Codec],
              n_jets: int = 16384) -> dict[str, Any]:
     """Part E: us and cycles per jet for encode, decode, scorer, mantissa rounding and each codec."""
-    import onnxruntime as ort
-
-    from emulator.runtime.onnx_scorer import session_options
-
     mhz, clock_source = cpu_mhz()
     x = np.ascontiguousarray(x[:n_jets], dtype=np.float32)
     n = len(x)
-    sessions = {k: ort.InferenceSession(str(p), session_options(1), providers=["CPUExecutionProvider"])
+    sessions = {k: ort_session(p, 1)
                 for k, p in (("encode", model.encoder_path), ("decode", model.decoder_path),
                              ("scorer", model.scorer_path))}
     latent = sessions["encode"].run(None, {sessions["encode"].get_inputs()[0].name: x})[0]
