@@ -35,7 +35,8 @@ BLOCKED_NOTICE_S = 1.0
 SINK_FULL_FRESH_S = 3.0  # a "full" ack counts this long (the sink repeats it every second while full)
 SINK_FULL_GRACE_S = 3.0  # how long a drain waits on a sink that reports it is out of space
 WAITING_NOTE_S = 10.0  # how often "waiting for a first encoder" is logged
-LATE_S = 0.005  # a batch sent this much behind its scheduled time counts as late
+LATE_S = 0.005
+ACK_MAX_BYTES = 1 << 20  # a batch sent this much behind its scheduled time counts as late
 
 
 log = logging.getLogger("aetrig.produce")
@@ -78,6 +79,8 @@ class Replayer:
     def open(self) -> None:
         self.push = self.ctx.socket(zmq.PUSH)
         self.acks = self.ctx.socket(zmq.PULL)
+        self.acks.setsockopt(zmq.MAXMSGSIZE, ACK_MAX_BYTES)  # an ack is a few kB: a larger one drops its sender
+        self.acks.rcvhwm = 10000
         for sock in (self.push, self.acks):
             sock.setsockopt(zmq.LINGER, 0)
             if self.cfg.curve_keys:
@@ -110,8 +113,7 @@ class Replayer:
         try:
             run_id, seqs, full = wire.decode_ack(frame)
         except wire.WireError as err:
-            self.rejected[err.reason] += 1
-            self.metrics.rejected.labels(reason=err.reason).inc()
+            self._reject_ack(err.reason)
             return
         if run_id != self.run_id:
             self.foreign_acks += 1
@@ -126,6 +128,10 @@ class Replayer:
         self.sink_full = full
         if full:
             self.sink_full_at = time.monotonic()
+
+    def _reject_ack(self, reason: str) -> None:
+        self.rejected[reason] += 1
+        self.metrics.rejected.labels(reason=reason).inc()
 
     @property
     def sink_full_now(self) -> bool:
@@ -156,7 +162,14 @@ class Replayer:
                     frames = self.acks.recv_multipart(flags=zmq.NOBLOCK)
                 except zmq.Again:
                     break
-                self._handle_ack(frames[0])
+                if len(frames) != 1:
+                    self._reject_ack("frame_count")
+                    continue
+                try:
+                    self._handle_ack(frames[0])
+                except Exception:  # a bug must not stop the producer: count it, keep running
+                    log.exception("internal error while handling an acknowledgement")
+                    self._reject_ack("internal_error")
         self._resend_due()
         self.metrics.inflight_batches.set(len(self.window))
         self._maybe_status()

@@ -140,11 +140,11 @@ def _scored(flag: list[int], counts: list[int]) -> dict[str, np.ndarray]:
 
 def test_scored_raw_columns_must_match_the_flagged_jets() -> None:
     good = _scored([1, 0, 1], [3, 0, 2])
-    frames = [bytes(f) for f in wire.encode("scored", 1, 1, good, t_send=0.0, rate_hz=0.0)]
+    frames = [bytes(f) for f in wire.encode("scored", 1, 1, good, t_send=0.0, rate_hz=0.0, threshold=1.0)]
     assert wire.validate(wire.decode(frames)).columns["raw_jet_pt"].shape == (5,)
     bad = _scored([1, 0, 0], [3, 0, 2])
     bad["raw_jet_pt"] = np.zeros(5, dtype="<f4")
-    frames = [bytes(f) for f in wire.encode("scored", 1, 1, bad, t_send=0.0, rate_hz=0.0)]
+    frames = [bytes(f) for f in wire.encode("scored", 1, 1, bad, t_send=0.0, rate_hz=0.0, threshold=1.0)]
     assert _reason(frames) == "count_mismatch"
 
 

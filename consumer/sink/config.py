@@ -49,6 +49,8 @@ class SinkConfig:
     max_message_bytes: int = option(_LIMITS.max_bytes, "reject larger messages", group=_OUT)
     max_pending_events: int | None = option(None, "uncommitted events held in memory before reading stops",
                                             group=_COMMIT, default_text="4x --commit-events, at least 10000")
+    max_pending_bytes: int = option(256 << 20, "bytes of received, uncommitted messages held in memory before "
+                                               "reading stops (and again in the receiving queue)", group=_COMMIT)
     compression: str = option("zstd:1", "segment compression: none or zlib|lz4|zstd|lzma:LEVEL", group=_COMMIT)
 
     @cached_property

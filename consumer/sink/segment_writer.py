@@ -71,7 +71,7 @@ class SegmentWriter:
         self.tree: Any = None
         self.n_events = 0
         self.commits = 0
-        self.created = time.monotonic()
+        self.created = self.last_commit = time.monotonic()
         self._sync()
         fsync_directory(self.path.parent)
 
@@ -99,6 +99,7 @@ class SegmentWriter:
         n = len(chunk["run_id"])
         self.n_events += n
         self.commits += 1
+        self.last_commit = time.monotonic()
 
     def abandon(self) -> None:
         """Stop using a segment after a failed write; its last commit is finished or discarded by

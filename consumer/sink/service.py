@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
+import hashlib
 import logging
 import os
 import shutil
@@ -86,6 +86,12 @@ log = logging.getLogger("aetrig.sink")
 
 HWM = 200
 DRAIN_MESSAGES = 5000
+#: segments open at once (two file descriptors each); the least recently committed one is closed first
+MAX_OPEN_SEGMENTS = 32
+#: a run's open segment is closed after this long without a commit (a new one opens when it sends again)
+IDLE_CLOSE_SECONDS = 30.0
+#: the longest the main loop takes received messages before it looks at commits and acks again
+TAKE_SLICE_SECONDS = 0.05
 RETRY_SECONDS = 1.0
 #: Bytes a commit may add beyond its raw column bytes (baskets, TTree metadata rewrite, keys).
 COMMIT_OVERHEAD_BYTES = 256 << 10
@@ -162,6 +168,7 @@ class Sink:
         self.pending: list[_Received] = []
         self.pending_keys: set[tuple[int, int]] = set()
         self.pending_events = 0
+        self.pending_bytes = 0  # bytes of the frames the pending messages hold
         self.first_pending_at = 0.0
         self.writers: dict[int, SegmentWriter] = {}
         self.next_index: dict[int, int] = defaultdict(int)
@@ -236,6 +243,7 @@ class Sink:
         ctx = zmq.Context()
         pull = ctx.socket(zmq.PULL)
         pull.rcvhwm = HWM
+        pull.setsockopt(zmq.MAXMSGSIZE, self.config.limits.max_bytes)  # a larger frame drops its sender
         if self.config.curve_keys:
             from emulator.runtime.curvezmq import secure_socket
 
@@ -263,13 +271,14 @@ class Sink:
 
     # ---- messages ---------------------------------------------------------------------------
     def card_of(self, raw: bytes) -> tuple[dict[str, Any], tuple[str, str] | None]:
-        """The parsed card and model identity of a card blob (parsed once per distinct blob)."""
-        if raw not in self._cards:
+        """The parsed card and model identity of a card blob (parsed once per distinct blob, kept by its sha256)."""
+        key = hashlib.sha256(raw).digest()
+        if key not in self._cards:
             if len(self._cards) >= 16:
                 self._cards.clear()
-            card = json.loads(raw)
-            self._cards[raw] = (card, model_identity(card))
-        return self._cards[raw]
+            card = wire.parse_blob(raw, "card", self.config.limits.max_blob_bytes)
+            self._cards[key] = (card, model_identity(card))
+        return self._cards[key]
 
     def entropy_model(self, card: dict[str, Any]) -> str:
         """--latent-codec ans: the entropy model JSON of the card's model (its card, or models/zoo/<name> for older
@@ -292,14 +301,10 @@ class Sink:
         t_received = time.time() if t_received is None else t_received
         self.counts["messages"] += 1
         try:
-            batch = wire.validate(wire.decode(frames, self.config.limits, kinds=(wire.KIND_SCORED,)),
-                                  self.config.limits)
+            batch = wire.parse_scored(frames, self.config.limits)
             for name in ("card_json", "anomaly_card_json", "manifest_json"):
                 if name not in batch.columns:
                     raise wire.WireError("missing_column", f"scored message without {name}")
-            threshold = batch.header.get("threshold")
-            if not isinstance(threshold, int | float) or isinstance(threshold, bool):
-                raise wire.WireError("bad_header", "scored message without a numeric threshold")
             check_scored_dtypes(batch)
             card, identity = self.card_of(batch.columns["card_json"].tobytes())
             anomaly, anomaly_identity = self.card_of(batch.columns["anomaly_card_json"].tobytes())
@@ -351,17 +356,24 @@ class Sink:
         self.pending.append(_Received(batch, t_received, frames, layout))
         self.pending_keys.add(key)
         self.pending_events += batch.n_events
+        self.pending_bytes += sum(len(f) for f in frames)
 
     # ---- commits ----------------------------------------------------------------------------
     @property
     def recorded_bytes(self) -> int:
         return self.closed_bytes + sum(w.size for w in self.writers.values())
 
+    @property
+    def holding_all(self) -> bool:
+        """Whether the uncommitted messages fill what the sink may hold (events, or bytes): reading stops."""
+        return self.pending_events >= self.max_pending or self.pending_bytes >= self.config.max_pending_bytes
+
     def commit_due(self) -> bool:
         if not self.pending or (self.full_reason and time.monotonic() < self.next_retry):
             return False
         waited_ms = (time.monotonic() - self.first_pending_at) * 1e3
-        return self.pending_events >= self.config.commit_events or waited_ms >= self.config.commit_ms
+        return (self.pending_events >= self.config.commit_events or waited_ms >= self.config.commit_ms
+                or self.holding_all)
 
     def check_space(self, estimate: int) -> None:
         """Raise Backpressure unless ``estimate`` more bytes fit under --max-bytes and on the disk."""
@@ -381,6 +393,7 @@ class Sink:
             self.close_writer(run_id)
             writer = None
         if writer is None:
+            self.make_room_for_a_writer()
             index = self.next_index[run_id]
             self.next_index[run_id] += 1
             path = self.seg_dir / segment_name(run_id, index)
@@ -398,6 +411,25 @@ class Sink:
             self.files.append(str(path))
             log.info("opened segment %s", path.name)
         return writer
+
+    def make_room_for_a_writer(self) -> None:
+        """Close the least recently committed segments while MAX_OPEN_SEGMENTS are open (file descriptors
+        stay bounded however many run ids send)."""
+        while len(self.writers) >= MAX_OPEN_SEGMENTS:
+            oldest = min(self.writers, key=lambda r: self.writers[r].last_commit)
+            self.close_writer(oldest)
+
+    def close_idle_writers(self) -> None:
+        """Close the segments of runs that committed nothing for IDLE_CLOSE_SECONDS (they free their fds)."""
+        now = time.monotonic()
+        for run_id in [r for r, w in self.writers.items() if now - w.last_commit > IDLE_CLOSE_SECONDS]:
+            if any(p.batch.run_id == run_id for p in self.pending):
+                continue
+            try:
+                self.close_writer(run_id)
+                log.info("closed the idle segment of run %016x", run_id)
+            except OSError as exc:
+                log.error("closing the idle segment of run %016x failed: %s", run_id, exc)
 
     def close_writer(self, run_id: int) -> None:
         writer = self.writers.pop(run_id)
@@ -448,7 +480,7 @@ class Sink:
             return False
         self.pending = []
         self.pending_keys.clear()
-        self.pending_events = 0
+        self.pending_events = self.pending_bytes = 0
         self.counts["commits"] += 1
         self.commit_duration.add(time.perf_counter() - t_start)
         self.bytes_gauge.set(self.recorded_bytes)
@@ -477,6 +509,7 @@ class Sink:
                 self.pending = [p for p in self.pending if p is not item]
                 self.pending_keys.discard((run_id, batch.seq))
                 self.pending_events -= batch.n_events
+                self.pending_bytes -= sum(len(f) for f in item.frames)
                 self.rejections.reject("internal_error", f"cannot write run {run_id:016x} seq {batch.seq}: "
                                        f"{type(exc).__name__}: {exc}", item.frames)
                 continue
@@ -518,6 +551,7 @@ class Sink:
         done = {id(i) for i in items}
         self.pending = [p for p in self.pending if id(p) not in done]
         self.pending_events = sum(p.batch.n_events for p in self.pending)
+        self.pending_bytes = sum(len(f) for p in self.pending for f in p.frames)
         self.send_ack(ack, run_id, seqs)
 
     def enter_full(self, reason: str, ack: zmq.Socket | None) -> None:
@@ -547,7 +581,7 @@ class Sink:
     def receive_available(self, pull: zmq.Socket, ack: zmq.Socket | None, limit: int) -> int:
         """Take queued messages from the socket without waiting (used after the receiver stopped)."""
         taken = 0
-        while taken < limit and self.pending_events < self.max_pending:
+        while taken < limit and not self.holding_all:
             try:
                 frames = recv_frames(pull, zmq.NOBLOCK)
             except zmq.Again:
@@ -561,9 +595,10 @@ class Sink:
     def take_received(self, receiver: Receiver, ack: zmq.Socket | None, wait_s: float) -> None:
         """Accept what the receiving thread holds, waiting up to ``wait_s`` for the first message."""
         item = receiver.get(wait_s)
+        deadline = time.monotonic() + TAKE_SLICE_SECONDS  # a flood of empty or invalid messages cannot starve commits
         while item is not None:
             self.accept(item[0], ack, t_received=item[1])
-            if self.pending_events >= self.config.commit_events or self.pending_events >= self.max_pending:
+            if self.pending_events >= self.config.commit_events or self.holding_all or time.monotonic() >= deadline:
                 return
             item = receiver.get(0)
 
@@ -573,7 +608,7 @@ class Sink:
         log.info("sink: bound %s, acks to %s, recording to %s (commit %d events / %g ms)", self.config.bind,
                  self.config.ack_connect, self.out, self.config.commit_events, self.config.commit_ms)
         freeze_startup_heap()
-        receiver = Receiver(pull, maxsize=HWM)
+        receiver = Receiver(pull, maxsize=HWM, max_bytes=self.config.max_pending_bytes)
         receiver.start()
         try:
             while not self.stop:
@@ -582,7 +617,7 @@ class Sink:
                     wait_ms = min(100.0, max(0.0, self.config.commit_ms - waited_ms))  # 100 ms: notice signals
                 else:
                     wait_ms = 100.0
-                if self.pending_events < self.max_pending:
+                if not self.holding_all:
                     self.take_received(receiver, ack, wait_ms / 1e3)
                 else:
                     time.sleep(0.05)  # holding all we may: the receiver's queue fills, then ZeroMQ pushes back
@@ -590,9 +625,10 @@ class Sink:
                     self.commit(ack)
                 if self.full_reason and time.monotonic() - self.last_full_ack >= RETRY_SECONDS:
                     self.send_full_ack(ack)
+                self.close_idle_writers()
             log.info("stopping (%s): committing what is queued locally", self.stop.signal_name or "stop")
             for frames, t_received in receiver.halt():
-                if self.pending_events >= self.max_pending:
+                if self.holding_all:
                     break  # not acknowledged: the producer still holds these batches
                 self.accept(frames, ack, t_received=t_received)
                 if self.pending_events >= self.config.commit_events:

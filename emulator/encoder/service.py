@@ -119,6 +119,7 @@ class EncoderService:
         ctx = zmq.Context()
         pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
         pull.rcvhwm, push.sndhwm = HWM, HWM
+        pull.setsockopt(zmq.MAXMSGSIZE, self.config.limits.max_bytes)  # a larger frame drops its sender
         if self.config.curve_keys:
             from emulator.runtime.curvezmq import secure_socket
 
@@ -147,8 +148,7 @@ class EncoderService:
         """Decode and validate one message and queue it for the next micro-batch (or reject it)."""
         t_received = time.time()  # just taken off the socket: the encoder's receive stamp
         try:
-            batch = wire.validate(wire.decode(frames, self.config.limits, kinds=(wire.KIND_EVENTS,)),
-                                  self.config.limits)
+            batch = wire.parse_events(frames, self.config.limits)
             missing = [v for v in self.variables if f"jet_{v}" not in batch.columns]
             if missing:
                 raise wire.WireError("missing_variable", f"stream lacks jet_{missing[0]} needed by model "

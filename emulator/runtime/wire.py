@@ -34,7 +34,9 @@ is one of :data:`REJECT_REASONS`, the label values of ``aetrig_rejected_messages
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,6 +99,12 @@ class Limits:
     max_jets: int = 1 << 23
     max_bytes: int = 512 << 20
     max_columns: int = 512
+    #: bytes of one JSON blob column (manifest_json on events messages): a manifest is a few kB
+    max_blob_bytes: int = 1 << 20
+    #: the latent size k of ``jet_latent`` (J, k): the zoo's models have k <= 16
+    max_latent_dim: int = 256
+    #: seqs in one acknowledgement (the sink acks one commit's seqs of one run at a time)
+    max_ack_seqs: int = 1 << 16
 
 
 @dataclass
@@ -135,7 +143,35 @@ class Batch:
         """Parse a JSON blob column (``manifest_json``, ``card_json``, ``anomaly_card_json``), or None if absent."""
         if name not in self.columns:
             return None
-        return json.loads(self.columns[name].tobytes())
+        return parse_blob(self.columns[name].tobytes(), name)
+
+
+def parse_blob(raw: bytes, name: str = "blob", max_bytes: int = Limits.max_blob_bytes) -> dict[str, Any]:
+    """A JSON object from a blob's bytes: UTF-8 without a byte-order mark, at most ``max_bytes``; else
+    WireError ``bad_blob`` (``limit_exceeded`` when too large). ``json.loads`` alone would take UTF-16 and
+    BOM-prefixed bytes, which the recording's readers then cannot read back."""
+    if len(raw) > max_bytes:
+        raise WireError("limit_exceeded", f"{name} of {len(raw)} bytes exceeds {max_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WireError("bad_blob", f"{name} is not UTF-8") from None
+    if text.startswith("\ufeff"):
+        raise WireError("bad_blob", f"{name} starts with a byte-order mark")
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        raise WireError("bad_blob", f"{name} is not JSON") from None
+    if not isinstance(obj, dict):
+        raise WireError("bad_blob", f"{name} is not a JSON object")
+    return obj
+
+
+def is_finite_number(value: Any) -> bool:
+    """An int or a finite float, not a bool (msgpack gives plain ints, floats and bools)."""
+    if type(value) is int:
+        return True
+    return type(value) is float and math.isfinite(value)
 
 
 def blob_column(obj: Mapping[str, Any] | bytes) -> np.ndarray:
@@ -146,6 +182,10 @@ def blob_column(obj: Mapping[str, Any] | bytes) -> np.ndarray:
 
 _REQUIRED_HEADER = {"v": int, "kind": str, "run_id": int, "seq": int, "n_events": int, "n_jets": int,
                     "t_send": (int, float), "rate_hz": (int, float), "cols": list}
+#: optional header fields: finite numbers when present (the encoder's stamps, the flags' threshold)
+_OPTIONAL_NUMBERS = ("t_received", "t_encoded", "threshold")
+#: optional header fields: strings when present (card names, the encoder's id)
+_OPTIONAL_STRINGS = ("model", "anomaly_model", "encoder")
 
 
 def encode(kind: str, run_id: int, seq: int, columns: Mapping[str, np.ndarray], *, t_send: float,
@@ -175,10 +215,18 @@ def _check_header(header: Any) -> dict[str, Any]:
         value = header.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise WireError("bad_header", f"header field {key!r} missing or of wrong type")
-    if header["run_id"] < 0 or header["run_id"] >= 1 << 64 or header["seq"] < 0:
+    if not 0 <= header["run_id"] < 1 << 64 or not 0 <= header["seq"] < 1 << 63:
         raise WireError("bad_header", "run_id or seq out of range")
-    if header["n_events"] < 0 or header["n_jets"] < 0:
-        raise WireError("bad_header", "negative n_events or n_jets")
+    if not 0 <= header["n_events"] < 1 << 63 or not 0 <= header["n_jets"] < 1 << 63:
+        raise WireError("bad_header", "n_events or n_jets out of range")
+    if not is_finite_number(header["t_send"]) or not is_finite_number(header["rate_hz"]) or header["rate_hz"] < 0:
+        raise WireError("non_finite", "t_send or rate_hz is not a finite number (rate_hz >= 0)")
+    for key in _OPTIONAL_NUMBERS:
+        if key in header and not is_finite_number(header[key]):
+            raise WireError("non_finite", f"header field {key!r} is not a finite number")
+    for key in _OPTIONAL_STRINGS:
+        if key in header and type(header[key]) is not str:
+            raise WireError("bad_header", f"header field {key!r} is not a string")
     return header
 
 
@@ -245,32 +293,30 @@ def _require(batch: Batch, names: Iterable[str]) -> None:
             raise WireError("missing_column", f"column {name!r} is missing")
 
 
-_BLOB_CACHE: dict[bytes, str | None] = {}
-_NOT_AN_OBJECT = ""  # cached for a blob that is not a JSON object
+_BLOB_CACHE: dict[bytes, str] = {}  # sha256 of a valid blob -> its level (never the blob itself)
 
 
-def _blob_level(raw: bytes) -> str | None:
-    """None when ``raw`` is not a JSON object, else its ``level`` (a card's: "jet" when absent); remembered
-    for a few blobs (every message of a run repeats them)."""
-    known = _BLOB_CACHE.get(raw)
+def _blob_level(raw: bytes, name: str = "blob", max_bytes: int = Limits.max_blob_bytes) -> str:
+    """The ``level`` of a blob's JSON object (a card's: "jet" when absent); WireError as :func:`parse_blob`.
+    Remembered by the sha256 of a few valid blobs (every message of a run repeats them)."""
+    if len(raw) > max_bytes:
+        raise WireError("limit_exceeded", f"{name} of {len(raw)} bytes exceeds {max_bytes}")
+    key = hashlib.sha256(raw).digest()
+    known = _BLOB_CACHE.get(key)
     if known is not None:
-        return known or None
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        obj = None
-    level = str(obj.get("level", "jet")) if isinstance(obj, dict) else _NOT_AN_OBJECT
+        return known
+    level = str(parse_blob(raw, name, max_bytes).get("level", "jet"))
     if len(_BLOB_CACHE) >= 16:
         _BLOB_CACHE.clear()
-    _BLOB_CACHE[raw] = level
-    return level or None
+    _BLOB_CACHE[key] = level
+    return level
 
 
 def scoring_level(batch: Batch) -> str:
     """The level of the model that scored and flagged a scored message's events: the ``level`` of its
     ``anomaly_card_json`` ("event" or "jet"); "jet" without that blob (the compression model flagged)."""
     blob = batch.columns.get("anomaly_card_json")
-    return (_blob_level(blob.tobytes()) or "jet") if blob is not None else "jet"
+    return _blob_level(blob.tobytes(), "anomaly_card_json") if blob is not None else "jet"
 
 
 def _check_jet_error_optional(batch: Batch, anomaly_level: str) -> None:
@@ -298,6 +344,8 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
         raise WireError("count_mismatch", f"per-event jet counts sum to {int(counts.sum())}, header says {n_jets}")
     n_flagged_jets = None
     if batch.kind == KIND_SCORED:
+        if "threshold" not in batch.header:
+            raise WireError("bad_header", "scored message without a numeric threshold")
         _require(batch, [*SCORED_EVENT_COLUMNS, "jet_latent"])
         flag = batch.columns["flag"]
         if flag.shape == (n_events,):
@@ -307,10 +355,7 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
         if name in BLOB_COLUMNS:
             if col.ndim != 1 or col.dtype.str != "|u1":
                 raise WireError("bad_column", f"blob {name!r} must be 1-D bytes")
-            level = _blob_level(col.tobytes())
-            if level is None:
-                raise WireError("bad_blob", f"{name} is not a JSON object")
-            levels[name] = level
+            levels[name] = _blob_level(col.tobytes(), name, limits.max_blob_bytes)
             continue
         if name in EVENT_ID_COLUMNS:
             continue
@@ -319,6 +364,9 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
         elif name == "jet_latent":
             if col.ndim != 2 or col.shape[0] != n_jets or col.shape[1] < 1:
                 raise WireError("count_mismatch", f"jet_latent shape {col.shape} for {n_jets} jets")
+            if col.shape[1] > limits.max_latent_dim:
+                raise WireError("limit_exceeded", f"jet_latent of {col.shape[1]} dimensions exceeds "
+                                f"{limits.max_latent_dim}")
             want = col.shape
         elif name.startswith("raw_jet_"):
             if n_flagged_jets is None:
@@ -337,21 +385,44 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
     return batch
 
 
+def parse_events(frames: Sequence[bytes | memoryview], limits: Limits = Limits()) -> Batch:
+    """THE parser of an events message (producer -> encoder): structure, then meaning; WireError otherwise."""
+    return validate(decode(frames, limits, kinds=(KIND_EVENTS,)), limits)
+
+
+def parse_scored(frames: Sequence[bytes | memoryview], limits: Limits = Limits()) -> Batch:
+    """THE parser of a scored message (encoder -> sink): structure, then meaning; WireError otherwise."""
+    return validate(decode(frames, limits, kinds=(KIND_SCORED,)), limits)
+
+
 def encode_ack(run_id: int, seqs: Iterable[int], full: bool = False) -> bytes:
     """One acknowledgement frame: these seqs of this run are durable (``full``: sink is out of space)."""
     return msgpack.packb({"v": SCHEMA_VERSION, "kind": KIND_ACK, "run_id": int(run_id),
                           "seqs": [int(s) for s in seqs], "full": bool(full)})
 
 
-def decode_ack(frame: bytes) -> tuple[int, list[int], bool]:
-    """Parse an acknowledgement frame into (run_id, seqs, full); raises WireError."""
+def decode_ack(frame: bytes, limits: Limits = Limits()) -> tuple[int, list[int], bool]:
+    """Parse an acknowledgement frame into (run_id, seqs, full); raises WireError for anything else
+    (every field's exact type and range checked: a malformed ack is a counted rejection, never a crash)."""
+    if len(frame) > 16 + 10 * limits.max_ack_seqs:
+        raise WireError("limit_exceeded", f"ack of {len(frame)} bytes")
     try:
-        msg = msgpack.unpackb(frame, raw=False)
-    except Exception:
+        msg = msgpack.unpackb(frame, raw=False, strict_map_key=True)
+    except Exception:  # msgpack raises several unrelated types on garbage
         raise WireError("bad_header", "ack is not msgpack") from None
-    if not isinstance(msg, dict) or msg.get("kind") != KIND_ACK or msg.get("v") != SCHEMA_VERSION:
-        raise WireError("bad_header", "not an ack of this schema")
-    seqs = msg.get("seqs")
-    if not isinstance(seqs, list) or not all(isinstance(s, int) for s in seqs):
-        raise WireError("bad_header", "ack seqs malformed")
-    return int(msg["run_id"]), seqs, bool(msg.get("full", False))
+    if type(msg) is not dict:
+        raise WireError("bad_header", "ack is not a map")
+    if msg.get("v") != SCHEMA_VERSION or type(msg.get("v")) is not int:
+        raise WireError("schema_version", f"ack schema version {msg.get('v')!r:.20}, expected {SCHEMA_VERSION}")
+    if msg.get("kind") != KIND_ACK:
+        raise WireError("unknown_kind", f"kind {msg.get('kind')!r:.20}, expected {KIND_ACK!r}")
+    run_id, seqs, full = msg.get("run_id"), msg.get("seqs"), msg.get("full", False)
+    if type(run_id) is not int or not 0 <= run_id < 1 << 64:
+        raise WireError("bad_header", "ack run_id missing or not a 64-bit unsigned integer")
+    if type(seqs) is not list or not all(type(s) is int and 0 <= s < 1 << 63 for s in seqs):
+        raise WireError("bad_header", "ack seqs not a list of non-negative integers")
+    if len(seqs) > limits.max_ack_seqs:
+        raise WireError("limit_exceeded", f"ack of {len(seqs)} seqs exceeds {limits.max_ack_seqs}")
+    if type(full) is not bool:
+        raise WireError("bad_header", "ack full is not a bool")
+    return run_id, seqs, full
