@@ -4,8 +4,9 @@ Reads the input in chunks with uproot, numbers every event (run_id, event_id, fi
 entry, event_number), packs events into messages by count and by maximum delay, and sends them
 on a PUSH socket. The sink's acknowledgements free a bounded window of in-flight batches;
 unacknowledged batches are resent. Every flag has a config-file key of the same name (--config).
---input-format physlite|nanoaod|aetrig presets the tree, unit and branches; Cartesian jets
-(--branch-map px=.. py=.. pz=.. e=..) get pt, eta, phi, m derived, jets with pt = 0 dropped.
+--input-format physlite|nanoaod|delphes|aetrig presets the tree (or RNTuple), unit and branches; Cartesian
+jets (--branch-map px=.. py=.. pz=.. e=..) get pt, eta, phi, m derived, jets with pt = 0 dropped. Jets with
+NaN, inf or -999 values are left out of their (kept) event and counted; see docs/design.md "Input screen".
 SIGINT/SIGTERM stops reading, drains the window, writes the report and exits 0.
 """
 
@@ -57,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     if cfg.manifest_out:
         write_manifest(manifest, cfg.manifest_out)
     metrics = start_metrics(cfg.metrics_port)
-    replayer = Replayer(cfg, files, spec, variables, manifest, metrics)
+    replayer = Replayer(cfg, files, spec, variables, manifest, metrics, plans=inputs.plans)
     try:
         replayer.open()
     except Exception as err:  # zmq.ZMQError (address in use) or a curve key problem

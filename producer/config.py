@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from emulator.runtime.stage_config import ANY_BASE_INT, COMMA_LIST, Schema, option
+from emulator.runtime.wire import Limits
 from producer.formats import DEFAULT_FORMAT, FORMATS, apply_format, get_format
 
 PATTERNS = ("constant", "poisson", "trains")
@@ -30,7 +31,8 @@ class ProducerConfig:
                               default_text="the bundled background sample")
     input_format: str = option(DEFAULT_FORMAT, f"preset of tree, unit and branches: {', '.join(FORMATS)}; "
                                "--tree, --unit and --branch-map entries override it", metavar="NAME", group=_IN)
-    tree: str = option("events", "TTree name (a non-default input format sets its own)", group=_IN)
+    tree: str = option("events", "TTree or RNTuple name (a non-default input format sets its own, and tries each "
+                       "layout it knows)", group=_IN)
     branch_map: dict[str, str] = option(
         help="map a variable (or event_number) to a branch, e.g. pt=AntiKt4EMTopoJetsAuxDyn.pt; px=.. py=.. pz=.. "
              "e=.. reads Cartesian jets and derives pt, eta, phi, m", factory=dict, metavar="VAR=BRANCH", group=_IN,
@@ -42,6 +44,10 @@ class ProducerConfig:
         default_text="every mapped and jet_* variable, completed to pt,eta,phi,m,e when the input holds a four-vector")
     derive_e: bool = option(False, "compute e from pt, eta, m (also done when e is requested but absent)", group=_IN)
     step_size: int = option(20000, "events per uproot read chunk", group=_IN)
+    max_jets_per_event: int = option(
+        Limits().max_jets_per_event, "jets per event: an event with more keeps its highest-pt ones (counted), so the "
+        "encoder's limit of the same name rejects none",
+        group=_IN)
     rate: float = option(10000.0, "mean event rate in Hz, 0 = as fast as possible", group=_RATE)
     pattern: str = option("constant", "arrival pattern", choices=PATTERNS, group=_RATE)
     # bunch trains: duty 0.8, like the LHC's 2808 of 3564 filled bunch slots
@@ -94,8 +100,8 @@ def check(cfg: ProducerConfig) -> None:
         raise ValueError(f"pattern must be one of {PATTERNS}, got {cfg.pattern!r}")
     if cfg.rate < 0:
         raise ValueError("rate must be >= 0")
-    if cfg.events_per_message < 1 or cfg.window < 1 or cfg.step_size < 1:
-        raise ValueError("events-per-message, window and step-size must be >= 1")
+    if cfg.events_per_message < 1 or cfg.window < 1 or cfg.step_size < 1 or cfg.max_jets_per_event < 1:
+        raise ValueError("events-per-message, window, step-size and max-jets-per-event must be >= 1")
     if cfg.max_delay_ms < 0 or cfg.resend_timeout <= 0 or cfg.train_ms <= 0 or cfg.gap_ms < 0:
         raise ValueError("max-delay-ms >= 0, resend-timeout > 0, train-ms > 0, gap-ms >= 0 required")
     if cfg.loops < 0 or cfg.max_events < 0 or cfg.duration < 0:

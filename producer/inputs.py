@@ -1,8 +1,10 @@
 """The producer's input, checked before anything is sent: the files, how to read them, the variables.
 
-`aetrig produce` calls :func:`open_inputs` at start-up, and `aetrig run` calls it before it starts
-any stage, so a missing file, tree or branch fails at once with the reader's error (file, tree,
-missing branch and the close branches present).
+`aetrig produce` calls :func:`open_inputs` at start-up, and `aetrig run` and `aetrig calibrate` call it
+before they start anything, so a missing file, tree or branch fails at once with the reader's error (file,
+tree, missing branch and the close branches present). Each file is inspected once
+(:func:`producer.reader.inspect_file`); its plan goes with the inputs to the reader, which does not check
+it again.
 """
 
 from __future__ import annotations
@@ -12,21 +14,25 @@ from pathlib import Path
 
 from emulator.runtime import defaults
 from producer.config import ProducerConfig
-from producer.reader import ReaderError, ReaderSpec, expand_inputs, resolve_variables
+from producer.formats import layouts
+from producer.reader import FilePlan, ReaderError, ReaderSpec, expand_inputs, inspect_file
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """The expanded input files, the reading spec and the per-jet variables every file provides."""
+    """The expanded input files, the reading spec, the per-jet variables every file provides, each file's plan."""
 
     files: list[Path]
     spec: ReaderSpec
     variables: list[str]
+    plans: list[FilePlan]
 
 
 def reader_spec(cfg: ProducerConfig) -> ReaderSpec:
+    """The reading settings of a resolved producer config, with the input format's other layouts to try."""
     return ReaderSpec(tree=cfg.tree, branch_map=cfg.branch_map, unit=cfg.unit, columns=cfg.columns,
-                      derive_e=cfg.derive_e, step_size=cfg.step_size, input_format=cfg.input_format)
+                      derive_e=cfg.derive_e, step_size=cfg.step_size, input_format=cfg.input_format,
+                      layouts=layouts(cfg.input_format, cfg.tree, cfg.branch_map), max_jets=cfg.max_jets_per_event)
 
 
 def open_inputs(cfg: ProducerConfig) -> Inputs:
@@ -36,8 +42,12 @@ def open_inputs(cfg: ProducerConfig) -> Inputs:
     """
     files = expand_inputs(cfg.input or [str(defaults.default_input())])
     spec = reader_spec(cfg)
-    variables = resolve_variables(files[0], spec)
+    first = inspect_file(files[0], spec)
+    variables = list(first.variables)
+    plans = [first]
     for path in files[1:]:
-        if resolve_variables(path, spec) != variables and cfg.columns is None:
+        plan = inspect_file(path, spec, None if cfg.columns is None else variables)
+        if plan.variables != first.variables:
             raise ReaderError(f"{path}: its jet_* branches differ from {files[0]}; give --columns")
-    return Inputs(files, spec, variables)
+        plans.append(plan)
+    return Inputs(files, spec, variables, plans)

@@ -25,8 +25,9 @@ from emulator.runtime.metrics import Metrics
 from emulator.runtime.zmq_frames import send_frames
 from producer.config import ProducerConfig
 from producer.framing import EventBlock, batch_bounds, message_columns
+from producer.jet_screen import InputCounts
 from producer.rate import Schedule
-from producer.reader import ReaderSpec
+from producer.reader import FilePlan, ReaderSpec
 from producer.source import event_source, prefetch
 from producer.window import Window
 
@@ -46,8 +47,10 @@ class Replayer:
     """One producer run. Call :meth:`run` once; :meth:`request_stop` may be called from a signal handler."""
 
     def __init__(self, cfg: ProducerConfig, files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str],
-                 manifest: dict[str, Any], metrics: Metrics, context: zmq.Context | None = None):
+                 manifest: dict[str, Any], metrics: Metrics, context: zmq.Context | None = None,
+                 plans: Sequence[FilePlan] | None = None):
         self.cfg, self.files, self.spec, self.variables = cfg, list(files), spec, list(variables)
+        self.plans = plans
         self.manifest, self.metrics = manifest, metrics
         self.run_id = int(manifest["run_id"])
         self.manifest_blob = wire.blob_column(manifest)
@@ -58,7 +61,7 @@ class Replayer:
         self.seq = 0
         self.next_event_id = 0
         self.produced = self.jets = self.dropped = self.dropped_batches = 0
-        self.zero_pt_jets_dropped = 0  # jets with pt = 0 left out while reading Cartesian input (reader thread)
+        self.input_counts = InputCounts()  # what the input screen dropped (producer.jet_screen; reader thread)
         self.rejected = dict.fromkeys(wire.REJECT_REASONS, 0)
         self.foreign_acks = 0
         self.sink_full = False
@@ -285,15 +288,22 @@ class Replayer:
             self.send_batch(block.slice(start, stop, offsets), send_at)
         return block.slice(used, len(block), offsets)
 
-    def _count_zero_pt_jets(self, n: int) -> None:
-        self.zero_pt_jets_dropped += n
+    def _count_input(self, found: InputCounts) -> None:
+        self.input_counts.add(found)
+        for reason, n in found.jets_dropped().items():
+            if n:
+                self.metrics.input_jets_dropped.labels(reason=reason).inc(n)
+        if found.events_with_dropped_jets:
+            self.metrics.input_events_altered.labels(reason="bad_values").inc(found.events_with_dropped_jets)
+        if found.events_over_jet_cap:
+            self.metrics.input_events_altered.labels(reason="over_cap").inc(found.events_over_jet_cap)
 
     def run(self) -> dict[str, Any]:
         """Replay until a stop condition, drain, and return the report."""
         if self.push is None:
             self.open()
         source = prefetch(event_source(self.files, self.spec, self.variables, self.cfg.loops, self.cfg.max_events,
-                                       on_dropped_jets=self._count_zero_pt_jets))
+                                       on_input_counts=self._count_input, plans=self.plans))
         first = next(source, None)  # read the first chunk before the clock starts
         self.wait_for_consumer()
         freeze_startup_heap()
@@ -352,7 +362,8 @@ class Replayer:
             "run_id_hex": f"{self.run_id:016x}",
             "produced": self.produced,
             "jets": self.jets,
-            "zero_pt_jets_dropped": self.zero_pt_jets_dropped,
+            "zero_pt_jets_dropped": self.input_counts.zero_pt_jets_dropped,
+            "input_checks": self.input_counts.as_dict(),
             "batches_sent": self.seq,
             "batches_resent": self.window.resent_batches,
             "resend_timeout_s": {"configured": self.cfg.resend_timeout, "final": self.window.base_timeout,

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from producer.framing import EventBlock
-from producer.reader import ReaderSpec, read_chunks
+from producer.jet_screen import InputCounts
+from producer.reader import FilePlan, ReaderSpec, read_chunks
 
 #: Decoded input up to this size is kept after the first pass and replayed from memory on later loops
 #: (a small sample looped at a high rate then costs no decompression); larger inputs are re-read.
@@ -19,21 +20,25 @@ LOOP_CACHE_BYTES = 256 << 20
 
 
 def _read_blocks(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str],
-                 on_dropped_jets: Callable[[int], None] | None = None) -> Iterator[EventBlock]:
-    for chunk in read_chunks(files, spec, variables):
-        if chunk.dropped_jets and on_dropped_jets is not None:
-            on_dropped_jets(chunk.dropped_jets)
+                 on_input_counts: Callable[[InputCounts], None] | None = None,
+                 plans: Sequence[FilePlan] | None = None) -> Iterator[EventBlock]:
+    for chunk in read_chunks(files, spec, variables, plans=plans):
+        if chunk.checks and on_input_counts is not None:
+            on_input_counts(chunk.checks)
         yield EventBlock(np.full(len(chunk), chunk.file_index, dtype="<u4"), chunk.entry, chunk.event_number,
                          chunk.n_jets, np.zeros(len(chunk)), chunk.jets)
 
 
 def event_source(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str], loops: int,
                  max_events: int, cache_bytes: int = LOOP_CACHE_BYTES,
-                 on_dropped_jets: Callable[[int], None] | None = None) -> Iterator[EventBlock]:
+                 on_input_counts: Callable[[InputCounts], None] | None = None,
+                 plans: Sequence[FilePlan] | None = None) -> Iterator[EventBlock]:
     """Blocks of events (times unset) over ``loops`` passes (0 = forever), at most ``max_events`` (0 = all).
 
     When looping, the first pass is kept in memory if it decodes to at most ``cache_bytes``.
-    ``on_dropped_jets(n)`` is told of the jets left out while reading (pt = 0 in Cartesian input).
+    ``on_input_counts(counts)`` is told, chunk by chunk, what the input screen dropped on the first pass (the
+    input's content, counted once however often it is replayed). ``plans``: the files' start-up
+    plans (producer.inputs), so they are not inspected again.
     """
     left = max_events or None
     cache: list[EventBlock] | None = [] if loops != 1 else None
@@ -43,7 +48,8 @@ def event_source(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[st
         n_loop += 1
         seen = 0
         from_cache = n_loop > 1 and cache is not None
-        for full in (iter(cache) if from_cache else _read_blocks(files, spec, variables, on_dropped_jets)):
+        told = on_input_counts if n_loop == 1 else None
+        for full in (iter(cache) if from_cache else _read_blocks(files, spec, variables, told, plans)):
             if not from_cache and cache is not None:
                 cached += full.nbytes
                 if cached <= cache_bytes:

@@ -31,6 +31,8 @@ CONTRACT = {
     "aetrig_commit_latency_seconds": ("histogram", set()),
     "aetrig_batch_jets": ("histogram", set()),
     "aetrig_inflight_batches": ("gauge", set()),
+    "aetrig_input_jets_dropped": ("counter", {"reason"}),
+    "aetrig_input_events_altered": ("counter", {"reason"}),
 }
 LATENCY_HISTOGRAMS = ("aetrig_inference_seconds", "aetrig_decision_latency_seconds", "aetrig_commit_latency_seconds")
 

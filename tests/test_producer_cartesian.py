@@ -116,9 +116,9 @@ def test_pt_zero_jets_are_dropped_and_counted_and_zero_jet_events_pass(tmp_path:
     drops = [r for r in caplog.records if "pt = 0" in r.getMessage()]
     assert len(drops) == 1 and "dropped 50 jet(s)" in drops[0].getMessage() and "zero.root" in drops[0].getMessage()
     # the producer's event source tells its caller (the replayer's report: zero_pt_jets_dropped)
-    told: list[int] = []
-    blocks = list(event_source([path], spec, variables, loops=1, max_events=0, on_dropped_jets=told.append))
-    assert sum(told) == 50 and sum(len(b) for b in blocks) == 100
+    told: list = []
+    blocks = list(event_source([path], spec, variables, loops=1, max_events=0, on_input_counts=told.append))
+    assert sum(t.zero_pt_jets_dropped for t in told) == 50 and sum(len(b) for b in blocks) == 100
 
 
 def test_only_what_is_asked_is_derived(tmp_path: Path) -> None:

@@ -100,19 +100,20 @@ def test_input_format_config_key_and_flag_share_one_check(tmp_path: Path) -> Non
     (tmp_path / "bad.json").write_text(json.dumps({"input_format": "miniaod"}))
     messages = []
     for argv, cfg_file in ((["--input-format", "miniaod"], None), ([], tmp_path / "bad.json")):
-        with pytest.raises(ValueError, match=r"input-format must be one of \('aetrig', 'physlite', 'nanoaod'\)") as e:
+        with pytest.raises(ValueError,
+                           match=r"input-format must be one of \('aetrig', 'physlite', 'nanoaod', 'delphes'\)") as e:
             _cfg(*argv, config_file=cfg_file)
         messages.append(str(e.value))
     assert messages[0] == messages[1]
     with pytest.raises(ValueError, match="input-format"):
         config.check(config.ProducerConfig(input_format="miniaod"))
-    assert set(FORMATS) == {"aetrig", "physlite", "nanoaod"} and get_format("physlite").unit == "MeV"
+    assert set(FORMATS) == {"aetrig", "physlite", "nanoaod", "delphes"} and get_format("physlite").unit == "MeV"
 
 
 def test_produce_exits_2_on_unknown_format(capsys: pytest.CaptureFixture[str]) -> None:
     from emulator.cli import main
 
-    assert main(["produce", "--input-format", "delphes"]) == 2
+    assert main(["produce", "--input-format", "miniaod"]) == 2
     assert "input-format must be one of" in capsys.readouterr().err
 
 

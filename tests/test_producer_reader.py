@@ -67,7 +67,7 @@ def test_missing_branch_error_names_branch_and_file(tmp_path: Path) -> None:
 
 def test_missing_tree_is_a_clear_error(tmp_path: Path) -> None:
     make_ntuple(tmp_path / "a.root", 10)
-    with pytest.raises(ReaderError, match="no tree 'CollectionTree'"):
+    with pytest.raises(ReaderError, match="no TTree or RNTuple 'CollectionTree'"):
         resolve_variables(tmp_path / "a.root", ReaderSpec(tree="CollectionTree"))
 
 

@@ -31,7 +31,7 @@ def test_merge_has_exactly_the_design_keys_and_sums_stages() -> None:
                                 "commit": {"p50": 0.1, "p90": 0.2, "p99": 0.3, "p999": 0.4}}}
     s = merge(producer, encoders, sink, {"recorded": 1000, "flagged": 3, "duplicates_recorded": 0, "lost": 0})
     assert set(s) == {"events", "batches", "rejected", "throughput_events_per_s", "latency_seconds", "restarts",
-                      "anomaly", "jet_error"}
+                      "anomaly", "jet_error", "input"}
     assert s["jet_error"] == {"computed": False, "recorded": False}
     assert set(s["events"]) == DESIGN_KEYS["events"] and set(s["batches"]) == DESIGN_KEYS["batches"]
     assert s["events"] == {"produced": 1000, "encoded": 1100, "recorded": 1000, "flagged": 3, "dropped": 5,

@@ -181,7 +181,7 @@ def _monitor(stages: list, stop: _Stop, settings: run_settings.RunSettings,
 def main(args: argparse.Namespace) -> int:
     from emulator.run.cpu_plan import describe_plan
     from emulator.run.stage_process import terminate_all
-    from emulator.run.summary import combine_sink_reports, latency_text, merge, recording_counts
+    from emulator.run.summary import combine_sink_reports, input_text, latency_text, merge, recording_counts
     from emulator.runtime.shutdown import on_stop_signals, restore_signals
     from producer.inputs import open_inputs
 
@@ -265,6 +265,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"  producer:  achieved {achieved:,.0f} Hz of {declared:g} Hz declared; waited for a free window "
               f"slot (acknowledgements, backpressure) {bp.get('blocked_seconds', 0):.1f} s in all; resent "
               f"{prod_report.get('batches_resent', 0)} batches")
+        screened = input_text(summary["input"])
+        if screened:
+            print(f"  input:     {screened}")
     print(f"  recording: {out}/segments   (check: aetrig verify {out})")
     print(f"  summary:   {out / 'summary.json'}")
     print(f"  run info:  {out / 'run.json'}   manifest: {out / 'manifest.json'}")

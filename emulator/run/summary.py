@@ -18,7 +18,10 @@ The keys are exactly those of docs/design.md "Run summary":
   ``model``, ``level``, ``card_sha256``, ``threshold_source``, ``threshold``; ``encoders_disagree``
   lists the distinct choices when the encoders did not all choose the same;
 * ``jet_error``: ``computed`` (the encoders computed per-jet errors: true, false, or "mixed") and
-  ``recorded`` (the sink recorded the ``jet_error`` branch), None where no stage said.
+  ``recorded`` (the sink recorded the ``jet_error`` branch), None where no stage said;
+* ``input``: what the producer's input screen found and left out (producer/jet_screen.py InputCounts:
+  non-finite and sentinel values, the jets dropped for them and their kept events, events cut to the jet
+  cap, Cartesian pt = 0 jets), all 0 when the producer did not report.
 
 A restarted stage leaves one report per instance (killed ones none): the encoders' are all merged,
 the sink's combined by ``combine_sink_reports``.
@@ -135,7 +138,20 @@ def merge(producer: Mapping[str, Any] | None, encoders: Sequence[Mapping[str, An
         "anomaly": anomaly_summary(encoders),
         "jet_error": {"computed": agreed([e.get("jet_error_computed") for e in encoders]),
                       "recorded": sink.get("jet_error_recorded")},
+        "input": {k: int(v) for k, v in (producer.get("input_checks") or {}).items()},
     }
+
+
+def input_text(checks: Mapping[str, int]) -> str | None:
+    """The end-of-run line of the input screen, or None when it left nothing out."""
+    parts = [(checks.get("jets_dropped_non_finite", 0), "with NaN/inf"), (checks.get("jets_dropped_sentinel", 0),
+             "with a sentinel (<= -999)"), (checks.get("jets_dropped_over_cap", 0), "beyond the jet cap"),
+             (checks.get("zero_pt_jets_dropped", 0), "with pt = 0 (Cartesian input)")]
+    dropped = [f"{n} {why}" for n, why in parts if n]
+    if not dropped:
+        return None
+    return (f"left out jets: {', '.join(dropped)}; every event kept ({checks.get('events_with_dropped_jets', 0)} "
+            f"with bad values, {checks.get('events_over_jet_cap', 0)} over the cap)")
 
 
 def _ms(seconds: float | None) -> str:

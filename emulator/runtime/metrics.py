@@ -16,6 +16,9 @@ from emulator.runtime.latency_stats import DECISION_HOPS
 from emulator.runtime.wire import REJECT_REASONS
 
 STAGES = ("producer", "encoder", "sink")
+#: label values of aetrig_input_jets_dropped_total and aetrig_input_events_altered_total (producer.jet_screen)
+INPUT_DROP_REASONS = ("non_finite", "sentinel", "over_cap", "zero_pt")
+INPUT_EVENT_REASONS = ("bad_values", "over_cap")
 #: environment variable with the address /metrics binds to (deploy files set 0.0.0.0)
 METRICS_HOST_ENV = "AETRIG_METRICS_HOST"
 
@@ -44,6 +47,8 @@ class Metrics:
     commit_latency: Histogram
     batch_jets: Histogram
     inflight_batches: Gauge
+    input_jets_dropped: Counter
+    input_events_altered: Counter
 
 
 def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -75,6 +80,10 @@ def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         batch_jets=Histogram("aetrig_batch_jets", "Jets per batch", buckets=BATCH_JET_BUCKETS, registry=reg),
         inflight_batches=Gauge("aetrig_inflight_batches", "Unacknowledged batches in the producer window",
                                registry=reg),
+        input_jets_dropped=Counter("aetrig_input_jets_dropped", "Jets the producer's input screen left out of "
+                                   "their (kept) event, by reason", ["reason"], registry=reg),
+        input_events_altered=Counter("aetrig_input_events_altered", "Events the producer's input screen kept with "
+                                     "jets left out, by reason", ["reason"], registry=reg),
     )
     for stage in STAGES:
         m.events.labels(stage=stage)
@@ -84,6 +93,10 @@ def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         m.rejected.labels(reason=reason)
     for hop in DECISION_HOPS:
         m.decision_hops.labels(hop=hop)
+    for reason in INPUT_DROP_REASONS:
+        m.input_jets_dropped.labels(reason=reason)
+    for reason in INPUT_EVENT_REASONS:
+        m.input_events_altered.labels(reason=reason)
     return m
 
 
