@@ -33,12 +33,13 @@ from emulator.runtime.recording import (
     THRESHOLD_BRANCH,
     RecordingError,
     Segment,
+    foreign_segments,
     model_identity,
     read_segment,
     read_segment_arrays,
-    recover_segments,
     segment_latent,
     segment_paths,
+    unfinished_commits,
 )
 
 MAX_LISTED = 20
@@ -197,11 +198,13 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
     if not paths:
         problems.append(f"{directory}: no segment files under segments/")
         return result
-    try:
-        recovered = recover_segments(directory)  # a sink killed mid-commit: finish or discard that commit
-    except RecordingError as exc:
-        problems.append(str(exc))
-        return result
+    # a sink killed mid-commit (or still writing): read-only, a complete journal is overlaid in memory
+    recovered = unfinished_commits(directory)
+    for name, state in recovered.items():
+        if state.startswith("refused"):
+            problems.append(f"{name}: {state}")
+    for path in foreign_segments(directory):
+        problems.append(f"{path.name}: not a regular file of the recording (a symlink?): not read")
     seqs_by_run: dict[int, list[np.ndarray]] = defaultdict(list)
     event_ids_by_run: dict[int, list[np.ndarray]] = defaultdict(list)
     seq_segments: dict[tuple[int, int], list[str]] = defaultdict(list)

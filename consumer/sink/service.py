@@ -57,7 +57,7 @@ from consumer.sink.seq_index import SeqSet
 from emulator.runtime import wire
 from emulator.runtime.defaults import ZOO
 from emulator.runtime.heap import freeze_startup_heap
-from emulator.runtime.journaled_file import journal_path, recover
+from emulator.runtime.journaled_file import JournalError, journal_path, recover
 from emulator.runtime.latency_stats import DECISION_HOPS, LatencyRecorder, decision_hops, observe_many
 from emulator.runtime.metrics import Metrics, start_metrics
 from emulator.runtime.quarantine import Quarantine
@@ -67,6 +67,7 @@ from emulator.runtime.recording import (
     SEGMENT_DIR,
     Layout,
     RecordingError,
+    foreign_segments,
     lock_recording,
     model_identity,
     parse_segment_name,
@@ -103,6 +104,32 @@ def remove_unborn_segment(path: Path) -> None:
     for victim in (path, journal_path(path)):
         with contextlib.suppress(FileNotFoundError):
             victim.unlink()
+
+
+#: read errors that say nothing about a segment (out of descriptors or memory, an I/O hiccup): retried, and
+#: if they last the sink does not start (its supervisor restarts it) rather than move the segment aside
+TRANSIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EIO, errno.EAGAIN, errno.EINTR,
+                              errno.ENOBUFS, errno.ETIMEDOUT})
+READ_ATTEMPTS = 3
+
+
+def read_for_index(path: Path) -> tuple[Any, np.ndarray, np.ndarray]:
+    """(segment, run_ids, seqs) of a committed segment, read up to READ_ATTEMPTS times. RecordingError when the
+    segment itself is unreadable; OSError when the reads kept failing for a reason outside the segment."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            seg = read_segment(path)
+            runs, seqs = read_seen(seg)
+            return seg, runs, seqs
+        except RecordingError as exc:
+            last = exc
+            time.sleep(0.1 * (attempt + 1))
+    cause = last.__cause__
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError) and cause.errno in TRANSIENT_ERRNOS:
+        raise OSError(cause.errno, f"cannot read {path.name} ({cause}); not moving it aside: retry later")
+    raise last
 
 
 def check_jet_error_presence(batch: wire.Batch, recorded: bool | None) -> None:
@@ -202,22 +229,26 @@ class Sink:
         """Finish interrupted commits, read (run_id, seq) of every committed segment, adopt the
         recording's model, count bytes."""
         events = segments = 0
+        for path in foreign_segments(self.out):  # symlinks and the like: never opened, their names never reused
+            log.error("%s is not a regular file of the recording: ignored (never followed)", path)
+            if path.name != SEGMENT_DIR:
+                run_id, index = parse_segment_name(path)
+                self.next_index[run_id] = max(self.next_index[run_id], index + 1)
         for path in segment_paths(self.out):
-            outcome = recover(path)
+            try:
+                outcome = recover(path)
+            except JournalError as exc:
+                outcome = "refused"
+                self.set_aside(journal_path(path), f"its journal was refused: {exc}")
             if outcome != "clean":
                 log.warning("segment %s: the commit interrupted by the previous sink's end was %s", path.name,
                             outcome)
             run_id, index = parse_segment_name(path)
             self.next_index[run_id] = max(self.next_index[run_id], index + 1)
             try:
-                seg = read_segment(path)
-                runs, seqs = read_seen(seg)
+                seg, runs, seqs = read_for_index(path)
             except RecordingError as exc:
-                damaged = self.out / "damaged"
-                damaged.mkdir(exist_ok=True)
-                shutil.move(str(path), damaged / path.name)
-                self.damaged.append(str(damaged / path.name))
-                log.error("segment %s is not readable and was moved to %s: %s", path.name, damaged, exc)
+                self.set_aside(path, f"it is not readable: {exc}")
                 continue
             for run in np.unique(runs).tolist():
                 for seq in np.unique(seqs[runs == run]).tolist():  # sorted: the SeqSet prefix grows
@@ -237,6 +268,14 @@ class Sink:
             log.info("resuming: %d segments, %d events, %d batches already committed (model %s, anomaly model %s)",
                      segments, events, batches, self.model_name, self.anomaly[0] if self.anomaly else None)
         return {"segments": segments, "events": events, "batches": batches}
+
+    def set_aside(self, path: Path, why: str) -> None:
+        """Move a file of the recording to OUT/damaged/ (kept for inspection, out of the recording)."""
+        damaged = self.out / "damaged"
+        damaged.mkdir(exist_ok=True)
+        shutil.move(str(path), damaged / path.name)
+        self.damaged.append(str(damaged / path.name))
+        log.error("%s was moved to %s: %s", path.name, damaged, why)
 
     # ---- sockets ----------------------------------------------------------------------------
     def _sockets(self) -> tuple[zmq.Context, zmq.Socket, zmq.Socket | None]:

@@ -7,12 +7,18 @@ every write is staged in memory; :meth:`JournaledFile.commit` first writes all s
 crash before the journal is complete leaves the file untouched (the torn journal is discarded); a
 crash after it leaves a complete journal that :func:`recover` replays (replaying is idempotent).
 So at every instant the file is, after recovery, exactly the state of some completed commit.
+
+Only the writer (the sink, holding the recording's lock) applies a journal in place (:func:`recover`).
+Readers use :func:`open_replayed`: the file opened read-only, the journal's writes overlaid in memory.
+Both refuse symlinks (``O_NOFOLLOW``) and a journal whose writes reach beyond the end the commit could
+have given the file (its size plus the journal's data): a crafted journal cannot write elsewhere.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -54,6 +60,122 @@ def parse_journal(blob: bytes) -> list[tuple[int, bytes]] | None:
     return writes if offset == len(body) else None
 
 
+#: room a commit may leave between the file's end and what it appends (uproot allocates, then fills)
+GAP_SLACK = 16 << 20
+
+
+class JournalError(OSError):
+    """A journal that no commit can have written (writes beyond the file's possible end)."""
+
+
+def _checked(writes: list[tuple[int, bytes]], file_size: int, path: str | Path) -> list[tuple[int, bytes]]:
+    """``writes`` when every one lands within ``file_size`` plus the journal's data plus GAP_SLACK (a commit
+    appends and patches; it never writes far past what it appends), else JournalError."""
+    limit = file_size + sum(len(data) for _, data in writes) + GAP_SLACK
+    for pos, data in writes:
+        if pos + len(data) > limit:
+            raise JournalError(f"{journal_path(path)}: a write at offset {pos} of {len(data)} bytes reaches "
+                               f"beyond the {limit} bytes a commit can give {Path(path).name}: not a journal "
+                               "of this segment; left as it is")
+    return writes
+
+
+def _open_nofollow(path: str | Path, flags: int) -> int:
+    """``os.open`` that refuses a symlink (OSError ELOOP) and anything but a regular file."""
+    fd = os.open(path, flags | os.O_NOFOLLOW)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    return fd
+
+
+def read_journal(path: str | Path, file_size: int) -> list[tuple[int, bytes]] | None:
+    """The checked writes of the complete journal of ``path``; None when there is none or it is torn."""
+    jpath = journal_path(path)
+    try:
+        fd = _open_nofollow(jpath, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        blob = f.read()
+    writes = parse_journal(blob) if blob else None
+    return _checked(writes, file_size, path) if writes is not None else None
+
+
+def journal_state(path: str | Path) -> str:
+    """'clean' (no journal, or an empty one), 'torn' (a reader ignores it) or 'complete' (a reader overlays it)."""
+    jpath = journal_path(path)
+    if jpath.is_symlink():
+        raise JournalError(f"{jpath} is a symlink")
+    if not jpath.exists() or jpath.stat().st_size == 0:
+        return "clean"
+    return "complete" if parse_journal(jpath.read_bytes()) is not None else "torn"
+
+
+class ReplayedFile:
+    """A read-only file object (read, seek, tell) of a segment as its complete journal leaves it: the file
+    opened read-only and without following symlinks, the journal's writes overlaid in memory. A journal
+    that writes beyond what a commit can is ignored (``refused`` says why), like a torn one."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.fd = _open_nofollow(self.path, os.O_RDONLY)
+        file_size = os.fstat(self.fd).st_size
+        self.refused: str | None = None  # why the journal was refused (then ignored, like a torn one)
+        try:
+            self.writes = read_journal(self.path, file_size) or []
+        except JournalError as exc:
+            self.writes, self.refused = [], str(exc)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.size = max([file_size, *(pos + len(data) for pos, data in self.writes)])
+        self.pos = 0
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: self.size}[whence]
+        self.pos = base + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
+        if end <= self.pos:
+            return b""
+        buf = bytearray(os.pread(self.fd, end - self.pos, self.pos).ljust(end - self.pos, b"\0"))
+        for pos, data in self.writes:
+            lo, hi = max(pos, self.pos), min(pos + len(data), end)
+            if lo < hi:
+                buf[lo - self.pos:hi - self.pos] = data[lo - pos:hi - pos]
+        self.pos = end
+        return bytes(buf)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            os.close(self.fd)
+
+    def __enter__(self) -> ReplayedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_replayed(path: str | Path) -> ReplayedFile:
+    """Open a segment for reading, read-only, its unfinished commit (if its journal is complete) in memory."""
+    return ReplayedFile(path)
+
+
 def _apply(fd: int, writes: list[tuple[int, bytes]]) -> None:
     for pos, data in writes:
         view = memoryview(data)
@@ -64,18 +186,22 @@ def _apply(fd: int, writes: list[tuple[int, bytes]]) -> None:
 
 
 def recover(path: str | Path) -> str:
-    """Finish or discard the last commit of ``path``; returns 'clean', 'replayed' or 'discarded'."""
+    """Finish or discard the last commit of ``path`` in place (the writer only: the sink at start-up, holding
+    the recording's lock); returns 'clean', 'replayed' or 'discarded'. Refuses symlinks and journals that
+    write beyond what a commit can (JournalError, an OSError): nothing is written then."""
     jpath = journal_path(path)
+    if jpath.is_symlink():
+        raise JournalError(f"{jpath} is a symlink")
     if not jpath.exists() or jpath.stat().st_size == 0:
         with contextlib.suppress(FileNotFoundError):
             jpath.unlink()
         return "clean"
-    writes = parse_journal(jpath.read_bytes())
-    if writes is None:
-        jpath.unlink()  # torn journal: the file was never touched by that commit
-        return "discarded"
-    fd = os.open(path, os.O_RDWR)
+    fd = _open_nofollow(path, os.O_RDWR)
     try:
+        writes = read_journal(path, os.fstat(fd).st_size)
+        if writes is None:
+            jpath.unlink()  # torn journal: the file was never touched by that commit
+            return "discarded"
         _apply(fd, writes)
     finally:
         os.close(fd)

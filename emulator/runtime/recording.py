@@ -49,7 +49,7 @@ import numpy as np
 import uproot
 
 from emulator.runtime.atomic import write_text_atomic
-from emulator.runtime.journaled_file import journal_path, recover
+from emulator.runtime.journaled_file import JournalError, journal_path, journal_state, open_replayed, recover
 from models.runtime import latent_coding as lc
 
 #: The segment layout (written by consumer/sink/segment_writer.py, read here).
@@ -119,7 +119,8 @@ def jagged_record(counts: np.ndarray, fields: Mapping[str, np.ndarray]) -> ak.Ar
 
 
 SEGMENT_DIR = "segments"
-SEGMENT_RE = re.compile(r"^(?P<run>[0-9a-f]{16})-(?P<index>\d{6})\.root$")
+#: the index has at least six digits (seven past 999 999): readers sort by the parsed (run, index), not by name
+SEGMENT_RE = re.compile(r"^(?P<run>[0-9a-f]{16})-(?P<index>\d{6,})\.root$")
 
 
 class RecordingError(Exception):
@@ -130,12 +131,33 @@ def segment_name(run_id: int, index: int) -> str:
     return f"{run_id:016x}-{index:06d}.root"
 
 
-def segment_paths(directory: str | Path) -> list[Path]:
-    """Segment files of a recording, sorted by run and index (other files are ignored)."""
+def _segment_entries(directory: str | Path) -> list[Path]:
     seg_dir = Path(directory) / SEGMENT_DIR
-    if not seg_dir.is_dir():
+    if seg_dir.is_symlink() or not seg_dir.is_dir():
         return []
-    return sorted(p for p in seg_dir.iterdir() if SEGMENT_RE.match(p.name))
+    return [p for p in seg_dir.iterdir() if SEGMENT_RE.match(p.name)]
+
+
+def _order(path: Path) -> tuple[int, int]:
+    match = SEGMENT_RE.match(path.name)
+    return int(match["run"], 16), int(match["index"])
+
+
+def segment_paths(directory: str | Path) -> list[Path]:
+    """Segment files of a recording, sorted by run and index (numerically: past index 999 999 too).
+
+    Other files, symlinks and anything but regular files are left out (:func:`foreign_segments` names them):
+    no reader follows a link out of the recording, and a ``segments/`` that is itself a link holds nothing."""
+    return sorted((p for p in _segment_entries(directory) if p.is_file() and not p.is_symlink()), key=_order)
+
+
+def foreign_segments(directory: str | Path) -> list[Path]:
+    """Entries named like segments that are not regular files of the recording (symlinks, directories...);
+    readers skip and report them."""
+    seg_dir = Path(directory) / SEGMENT_DIR
+    if seg_dir.is_symlink():
+        return [seg_dir]
+    return sorted((p for p in _segment_entries(directory) if p.is_symlink() or not p.is_file()), key=_order)
 
 
 def parse_segment_name(path: Path) -> tuple[int, int]:
@@ -177,8 +199,27 @@ def pending_journals(directory: str | Path) -> list[Path]:
     return [p for p in segment_paths(directory) if journal_path(p).exists() and journal_path(p).stat().st_size]
 
 
+def unfinished_commits(directory: str | Path) -> dict[str, str]:
+    """What readers report, without writing: {segment name: 'replayed in memory' (a complete journal, overlaid
+    on reading) | 'torn journal ignored' | 'refused journal: ...'} for every segment with a journal."""
+    states = {}
+    for path in pending_journals(directory):
+        try:
+            state = journal_state(path)
+            if state == "complete":
+                with open_replayed(path) as replayed:  # checks the journal's offsets
+                    if replayed.refused:
+                        raise JournalError(replayed.refused)
+        except OSError as exc:
+            states[path.name] = f"refused journal (ignored): {exc}"
+            continue
+        states[path.name] = {"complete": "replayed in memory", "torn": "torn journal ignored"}.get(state, state)
+    return states
+
+
 def recover_segments(directory: str | Path) -> dict[str, str]:
-    """Finish or discard the interrupted last commit of every segment (only when no sink runs).
+    """Finish or discard, in place, the interrupted last commit of every segment: the WRITER's tool (what a
+    starting sink does); offline readers never call it (they overlay complete journals in memory).
 
     Returns {segment name: 'replayed' | 'discarded'}; raises RecordingError when a sink holds the lock.
     """
@@ -216,6 +257,23 @@ def _text(file: Any, key: str) -> str | None:
     return str(value)
 
 
+def _json_or_none(text: str | None) -> Any:
+    """A segment's JSON string (card, manifest, layout), tolerating a leading byte-order mark (segments written
+    before the wire refused such blobs must stay readable)."""
+    return json.loads(text.removeprefix("\ufeff")) if text is not None else None
+
+
+def _read_entries_mark(path: Path) -> int | None:
+    mark = entries_mark_path(path)
+    if mark.is_symlink():
+        raise RecordingError(f"{mark} is a symlink")
+    if not mark.exists():
+        return None
+    fd = os.open(mark, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd) as f:
+        return int(f.read().strip())
+
+
 @dataclass
 class Segment:
     """Metadata of one segment file."""
@@ -251,7 +309,7 @@ def read_segment(path: str | Path) -> Segment:
     path = Path(path)
     run_id, index = parse_segment_name(path)
     try:
-        with uproot.open(path) as file:
+        with open_replayed(path) as raw, uproot.open(raw) as file:
             version = _text(file, "format_version")
             card, manifest, layout, anomaly = (_text(file, k) for k in ("card", "manifest", "layout",
                                                                          "anomaly_card"))
@@ -259,13 +317,13 @@ def read_segment(path: str | Path) -> Segment:
             if TREE in file:
                 tree = file[TREE]
                 n_entries, branches = int(tree.num_entries), list(tree.keys())
-        mark = entries_mark_path(path)
-        if mark.exists():
-            n_entries = min(n_entries, int(mark.read_text().strip()))
+        mark = _read_entries_mark(path)
+        if mark is not None:
+            n_entries = min(n_entries, mark)
     except Exception as exc:
         raise RecordingError(f"{path}: not readable: {type(exc).__name__}: {exc}") from exc
     try:
-        parsed = [json.loads(t) if t is not None else None for t in (card, manifest, layout, anomaly)]
+        parsed = [_json_or_none(t) for t in (card, manifest, layout, anomaly)]
     except json.JSONDecodeError as exc:
         raise RecordingError(f"{path}: card/manifest/layout/anomaly_card is not JSON: {exc}") from exc
     return Segment(path, run_id, index, n_entries, version, *parsed[:3], branches=branches, anomaly_card=parsed[3])
@@ -276,7 +334,7 @@ def read_segment_arrays(segment: Segment, branches: Sequence[str] | None = None)
     if segment.n_entries == 0:
         return ak.Array([])
     try:
-        with uproot.open(segment.path) as file:
+        with open_replayed(segment.path) as raw, uproot.open(raw) as file:
             return file[TREE].arrays(list(branches) if branches is not None else None, library="ak",
                                      entry_stop=segment.n_entries)
     except Exception as exc:
@@ -330,7 +388,8 @@ class Recording:
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
-        self.recovered = recover_segments(self.directory)
+        self.unfinished = unfinished_commits(self.directory)  # reported, never applied in place
+        self.skipped = [p.name for p in foreign_segments(self.directory)]  # symlinks: never followed
         paths = segment_paths(self.directory)
         if not paths:
             raise RecordingError(f"{self.directory}: no segments under {SEGMENT_DIR}/")
