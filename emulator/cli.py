@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("consumer.offline.verify_command", "check a recording: every seq present, counts consistent"),
     "import-pretrained": ("models.training.pretrained_command", "turn the published TLA weights into a model dir"),
     "train": ("models.training.train_command", "train an autoencoder with PyTorch and export it to ONNX"),
+    "event-design": ("models.training.event_design_command",
+                     "choose and ship an event-level model's score (score transform, thresholds)"),
     "calibrate": ("models.runtime.calibrate_command", "recompute a model's anomaly thresholds on a background"),
     "quantize": ("models.training.quantize_command", "int8 copy of a model (ONNX Runtime static quantisation, VNNI)"),
     "decode": ("consumer.offline.decode_command", "decode a recorded latent stream back to jet variables"),

@@ -20,6 +20,8 @@ CONTRACT = {
     "aetrig_events": ("counter", {"stage"}),
     "aetrig_jets": ("counter", {"stage"}),
     "aetrig_anomalies": ("counter", set()),
+    "aetrig_expected_anomalies": ("counter", set()),
+    "aetrig_out_of_domain_jets": ("counter", set()),
     "aetrig_rejected_messages": ("counter", {"reason"}),
     "aetrig_quarantined_bytes": ("counter", set()),
     "aetrig_dropped_events": ("counter", {"stage"}),

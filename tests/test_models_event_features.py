@@ -124,3 +124,31 @@ def test_numpy_torch_onnx_agree_on_real_events(real_x: np.ndarray, tmp_path: Pat
         diff = np.abs(got - ref) / np.maximum(1.0, np.abs(ref))
         worst = np.argmax(np.max(diff / tol, axis=0))
         assert np.all(diff <= tol), f"{what}: feature {feature_names()[worst]} differs by {diff[:, worst].max():.3g}"
+
+
+def test_four_vector_vector_is_the_substructure_vector_without_substructure(real_x: np.ndarray) -> None:
+    """The four-vector feature set (EVT_AE_4v) is the substructure set's vector without the width, tau21 and tau32
+    slot columns, from the jets' pt, eta, phi, m alone; numpy and torch agree on it (the slim graph: see
+    tests/test_event_graph_slim.py on EVT_AE_4v)."""
+    import torch
+
+    from models.runtime.event_features import FOUR_VECTOR, SUBSTRUCTURE, feature_set, slot_features
+    from models.training.event_graphs import EventFeatures
+
+    names7, names4 = feature_names(), feature_names(variables=FOUR_VECTOR)
+    assert feature_set(list(FOUR_VECTOR)) == FOUR_VECTOR and feature_set(V) == EVENT_VARIABLES
+    assert slot_features(FOUR_VECTOR) == ("log_pt", "log_m", "m_over_pt", "cos_dphi_mht")
+    assert names4 == [n for n in names7 if not any(n.endswith(f"_{s}") for s in SUBSTRUCTURE)]
+    x4 = np.ascontiguousarray(real_x[..., :4])  # EVENT_VARIABLES starts with pt, eta, phi, m
+    f7, f4 = event_features(real_x), event_features(x4, variables=FOUR_VECTOR)
+    np.testing.assert_array_equal(f4, f7[:, [names7.index(n) for n in names4]])
+    fill = fit_empty_slot_fill(f4)
+    assert fill.shape == (4, 4)
+    ref = event_features(x4, variables=FOUR_VECTOR, fill=fill)
+    with torch.no_grad():
+        got = EventFeatures(variables=FOUR_VECTOR, fill=fill).eval()(torch.from_numpy(x4)).numpy()
+    tol = np.full(ref.shape[1], 2e-5)
+    tol[names4.index("log_m_all")] = 5e-3
+    assert np.all(np.abs(got - ref) / np.maximum(1.0, np.abs(ref)) <= tol)
+    with pytest.raises(ValueError, match=r"need jet variables \['m'\]"):
+        event_features(x4[..., :3], variables=["pt", "eta", "phi"])

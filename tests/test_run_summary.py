@@ -31,7 +31,7 @@ def test_merge_has_exactly_the_design_keys_and_sums_stages() -> None:
                                 "commit": {"p50": 0.1, "p90": 0.2, "p99": 0.3, "p999": 0.4}}}
     s = merge(producer, encoders, sink, {"recorded": 1000, "flagged": 3, "duplicates_recorded": 0, "lost": 0})
     assert set(s) == {"events", "batches", "rejected", "throughput_events_per_s", "latency_seconds", "restarts",
-                      "anomaly", "jet_error", "input"}
+                      "anomaly", "jet_error", "input", "threshold_check"}
     assert s["jet_error"] == {"computed": False, "recorded": False}
     assert set(s["events"]) == DESIGN_KEYS["events"] and set(s["batches"]) == DESIGN_KEYS["batches"]
     assert s["events"] == {"produced": 1000, "encoded": 1100, "recorded": 1000, "flagged": 3, "dropped": 5,
@@ -41,6 +41,25 @@ def test_merge_has_exactly_the_design_keys_and_sums_stages() -> None:
     assert s["throughput_events_per_s"] == 250.0
     assert s["latency_seconds"]["decision"] == {"p50": 0.001, "p90": 0.002, "p99": 0.005, "p999": 0.01}
     json.dumps(s)
+
+
+def test_threshold_check_sums_the_encoders_and_applies_the_rule_to_the_sums() -> None:
+    """Two encoders each below the rule's 1 000 events: only their sum (1 200 events, 30 flagged where 1.2 were
+    expected) warns; the out-of-domain jets are summed into the share the warning names."""
+    def enc(events: int, flagged: int, ood: int) -> dict:
+        return {"events": events, "out_of_domain_jets": ood, "anomaly": {"model": "EVT_AE_4v"},
+                "threshold_check": {"events": events, "flagged": flagged, "expected_flagged": events * 1e-3,
+                                    "out_of_domain_jets": ood, "jets": 4 * events, "model_path": "models/zoo/X"}}
+    encoders = [enc(600, 15, 240), enc(600, 15, 0)]
+    assert all(e["threshold_check"]["events"] < 1000 for e in encoders)
+    s = merge(None, encoders, None, {"recorded": 1200, "flagged": 30, "duplicates_recorded": 0, "lost": 0})
+    check = s["threshold_check"]
+    assert (check["events"], check["flagged"], check["jets"], check["out_of_domain_jets"]) == (1200, 30, 4800, 240)
+    assert check["expected_flagged"] == pytest.approx(1.2) and check["mismatch"] == "above"
+    assert "5.0% of the jets are outside" in check["warning"] and "aetrig calibrate models/zoo/X" in check["warning"]
+    assert s["anomaly"]["out_of_domain_jets"] == 240
+    quiet = merge(None, [enc(1200, 1, 0)], None, {"recorded": 1200, "flagged": 1, "duplicates_recorded": 0, "lost": 0})
+    assert quiet["threshold_check"]["warning"] is None and quiet["threshold_check"]["mismatch"] is None
 
 
 def test_merge_without_reports_of_killed_stages() -> None:

@@ -88,7 +88,7 @@ def test_format_1_recording_is_still_read_and_checked(tmp_path: Path, card: dict
     assert rec.anomaly_card == rec.card and rec.card["name"] == "tiny_test"  # per-jet max error of its model
     assert np.isnan(rec.events()[THRESHOLD_BRANCH]).all()
     write_recording(tmp_path / "bad", card, [[0, 1]], tamper="score", version=FORMAT_VERSION_1)
-    assert any("event_score != max(jet_error)" in p for p in verify_recording(tmp_path / "bad").problems)
+    assert any("event_score is not the max(jet_error)" in p for p in verify_recording(tmp_path / "bad").problems)
 
 
 def test_flags_are_checked_against_the_recorded_threshold(tmp_path: Path, card: dict,
@@ -162,7 +162,7 @@ def test_expected_event_count_and_bad_scores(tmp_path: Path, card: dict) -> None
     write_recording(tmp_path / "rec", card, [[0, 1]], tamper="score")
     result = verify_recording(tmp_path / "rec", expect_events=30)
     assert any("20 events recorded, 30 expected" in p for p in result.problems)
-    assert any("event_score != max(jet_error)" in p for p in result.problems)
+    assert any("event_score is not the max(jet_error)" in p for p in result.problems)
 
 
 def test_unreadable_segment_fails(tmp_path: Path, card: dict, capsys: pytest.CaptureFixture[str]) -> None:

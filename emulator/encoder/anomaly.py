@@ -7,9 +7,14 @@
   ``models.runtime.event_scoring.anomaly_score`` (the error, or the card's ``score_transform``). A
   message lacking one of its variables is rejected as ``missing_variable``;
 * ``none``: the compression model's per-jet max error (what the encoder did before event models);
-* unset (default): the shipped event model (``emulator.runtime.defaults.default_anomaly_model``) when
-  the first message carries its variables, else per-jet max error. The choice is made once per
+* unset (default): the first shipped default event model (``emulator.runtime.defaults.DEFAULT_ANOMALY_MODELS``:
+  EVT_AE_ht, which needs the substructure variables, then EVT_AE_4v, which needs only pt, eta, phi, m)
+  whose variables the first message carries, else per-jet max error. The choice is made once per
   process, on the first message, logged, and in the report (``anomaly``): never silent.
+
+Whatever scores, it gets only the jets inside its training domain (card ``domain``,
+models/runtime/domain.py) unless ``--score-all-jets`` widens the selection; the jets outside are
+counted either way (:meth:`Scoring.inside`).
 
 The card hash is the sha256 of the card's canonical JSON (``ModelDir.card_json``: sorted keys, no
 spaces), the exact bytes of the ``anomaly_card_json`` blob and of the segment's ``anomaly_card``
@@ -31,8 +36,9 @@ from emulator.encoder.config import EncoderConfig
 from emulator.encoder.microbatch import stack_inputs
 from emulator.encoder.threshold_policy import ThresholdPolicy
 from emulator.runtime import wire
-from emulator.runtime.defaults import default_anomaly_model
+from emulator.runtime.defaults import default_anomaly_models
 from emulator.runtime.onnx_scorer import OnnxScorer
+from models.runtime.domain import Domain, select
 from models.runtime.event_features import padded_jets
 from models.runtime.event_scoring import EventScore
 
@@ -62,9 +68,23 @@ def scoring_text(level: str, model_name: str) -> str:
     return f"event-level model {model_name}" if level == "event" else f"{PER_JET} of {model_name}"
 
 
+def first_fitting(candidates: Sequence[tuple[str, Sequence[str]]],
+                  stream: Sequence[str]) -> tuple[int | None, list[str]]:
+    """The default choice's rule, in one place: the index of the first (name, variables) candidate whose
+    variables ``stream`` carries (None: none does), and why each candidate before it was passed over."""
+    passed: list[str] = []
+    for i, (name, variables) in enumerate(candidates):
+        missing = [v for v in variables if v not in stream]
+        if not missing:
+            return i, passed
+        passed.append(lacking_text(missing, name))
+    return None, passed
+
+
 def predicted_scoring(setting: str | None, compression_name: str, stream: Sequence[str]) -> dict[str, str]:
     """The scoring an encoder will choose for a stream of these per-jet variables (for `aetrig run`'s start-up
-    line and live status, before any message): {"model", "scoring"}, by the rule of :class:`AnomalyChoice`."""
+    line and live status, before any message): {"model", "scoring"}, by the rule of :class:`AnomalyChoice`
+    (:func:`first_fitting`)."""
     from models.runtime.card import ModelError, read_card
 
     if setting is not None and str(setting).lower() == NONE:
@@ -74,20 +94,24 @@ def predicted_scoring(setting: str | None, compression_name: str, stream: Sequen
             name = str(read_card(setting)["name"])
         except (ModelError, KeyError):
             name = Path(str(setting)).name  # the encoder reports the unreadable card as a stage that cannot start
-        return {"model": name, "scoring": scoring_text("event", name)}
-    path = default_anomaly_model()
-    try:
-        needed = [str(v["name"]) for v in read_card(path)["variables"]] if path is not None else None
-    except (ModelError, KeyError, TypeError):
-        needed = None
-    if path is None or needed is None:
+        return {"model": name, "scoring": scoring_text("event", name), "path": str(setting)}
+    candidates, paths = [], []
+    for path in default_anomaly_models():
+        try:
+            candidates.append((path.name, [str(v["name"]) for v in read_card(path)["variables"]]))
+            paths.append(path)
+        except (ModelError, KeyError, TypeError):
+            continue
+    if not candidates:
         return {"model": compression_name,
                 "scoring": f"{scoring_text('jet', compression_name)} (fallback: no default event model in models/zoo)"}
-    missing = [v for v in needed if v not in stream]
-    if missing:
+    index, passed = first_fitting(candidates, stream)
+    if index is None:
         return {"model": compression_name, "scoring": f"{scoring_text('jet', compression_name)} (fallback: "
-                                                      f"{lacking_text(missing, path.name)})"}
-    return {"model": path.name, "scoring": scoring_text("event", path.name)}
+                                                      f"{'; '.join(passed)})"}
+    name = candidates[index][0]
+    return {"model": name, "scoring": scoring_text("event", name) + (f" ({'; '.join(passed)})" if passed else ""),
+            "path": str(paths[index])}
 
 
 @dataclass
@@ -100,12 +124,31 @@ class Scoring:
     scorer: OnnxScorer | None = None
     jets: int = 0
     event_score: EventScore | None = None  # event-level scoring: the card's score, tables built once
+    select_domain: bool = True  # False: --score-all-jets (jets outside the domain are still counted)
     blob: np.ndarray = field(init=False)
     sha256: str = field(init=False)
+    domain: Domain | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.blob = wire.blob_column(self.model.card_json.encode())
         self.sha256 = card_sha256(self.model)
+        self.domain = Domain.from_card(self.model.card)
+
+    @property
+    def domain_text(self) -> str:
+        """How the jets given to the model are selected, in words."""
+        if self.domain is None:
+            return "every jet (the card states no training domain)"
+        if not self.select_domain:
+            return f"every jet (--score-all-jets; training domain {self.domain.text()})"
+        return f"jets with {self.domain.text()} (its training domain)"
+
+    def inside(self, batches: Sequence[wire.Batch], counts: np.ndarray) -> np.ndarray | None:
+        """Bool [jets of ``batches``]: the jets inside the model's training domain (None: no domain stated)."""
+        if self.domain is None:
+            return None
+        pt_eta, _ = stack_inputs(batches, ["pt", "eta"])
+        return self.domain.mask(pt_eta[:, 0], pt_eta[:, 1], counts, limit_jets=self.level == "jet")
 
     @property
     def variables(self) -> list[str]:
@@ -115,10 +158,14 @@ class Scoring:
     def description(self) -> str:
         return scoring_text(self.level, self.model.name)
 
-    def score_events(self, batches: Sequence[wire.Batch], counts: np.ndarray) -> np.ndarray:
-        """Anomaly score [events] float32 of the events of ``batches`` (event-level scoring only)."""
+    def score_events(self, batches: Sequence[wire.Batch], counts: np.ndarray,
+                     inside: np.ndarray | None = None) -> np.ndarray:
+        """Anomaly score [events] float32 of the events of ``batches`` (event-level scoring only), from the jets
+        ``inside`` its domain when the selection is on."""
         assert self.scorer is not None and self.event_score is not None
         values, _ = stack_inputs(batches, self.variables)
+        if inside is not None and self.select_domain:
+            values, counts = values[inside], select(inside, counts)
         latent, error = self.scorer.score(padded_jets(values, counts, self.jets))
         names = self.variables
         return self.event_score(error, latent, values[:, names.index("pt")], values[:, names.index("eta")], counts)
@@ -148,7 +195,8 @@ def load_event_model(path: Path, config: EncoderConfig) -> Scoring:
     scorer = OnnxScorer(model.scorer_path, model.latent_dim, threads=config.threads,
                         max_rows=config.inference_chunk_jets)
     policy = ThresholdPolicy(model, config.fpr, config.accept_rate, config.threshold)
-    return Scoring(model, "event", policy, scorer, int(model.card["event_input"]["jets"]), event_score)
+    return Scoring(model, "event", policy, scorer, int(model.card["event_input"]["jets"]), event_score,
+                   select_domain=not config.score_all_jets)
 
 
 class AnomalyChoice:
@@ -158,45 +206,52 @@ class AnomalyChoice:
         setting = config.anomaly_model
         self.setting = "default" if setting is None else ("none" if str(setting).lower() == NONE else "explicit")
         self.per_jet = None if self.setting == "explicit" else Scoring(  # an explicit event model never falls back
-            compression, "jet", ThresholdPolicy(compression, config.fpr, config.accept_rate, config.threshold))
+            compression, "jet", ThresholdPolicy(compression, config.fpr, config.accept_rate, config.threshold),
+            select_domain=not config.score_all_jets)
         self.fallback: str | None = None
-        self.candidate: Scoring | None = None
+        self.candidates: list[Scoring] = []
         self.active: Scoring | None = None
         if self.setting == "none":
             self.active = self.per_jet
         elif self.setting == "explicit":
-            self.active = self.candidate = load_event_model(Path(str(setting)), config)
+            self.active = load_event_model(Path(str(setting)), config)
+            self.candidates = [self.active]
         else:
-            path = default_anomaly_model()
-            if path is None:
+            self.candidates = [load_event_model(path, config) for path in default_anomaly_models()]
+            if not self.candidates:
                 self.fallback = "no default event model in models/zoo"
                 self.active = self.per_jet
-            else:
-                self.candidate = load_event_model(path, config)
+
+    @property
+    def candidate(self) -> Scoring | None:
+        """The scoring a first message carrying every variable would get (before the choice), else None."""
+        return self.candidates[0] if self.active is None and self.candidates else None
 
     def start_up_text(self) -> str:
         """The start-up log line's part on anomaly scoring."""
         if self.active is not None:
             extra = f" (fallback: {self.fallback})" if self.fallback else f" (--anomaly-model {self.setting})"
             return f"anomaly scoring: {self.active.description}{extra}, threshold {self.active.policy.source}"
-        assert self.candidate is not None
-        return (f"anomaly scoring: default event-level model {self.candidate.model.name} if the stream carries "
-                f"{self.candidate.variables}, else {PER_JET} (decided on the first message)")
+        options = ", else ".join(f"event-level model {c.model.name} if the stream carries {c.variables}"
+                                 for c in self.candidates)
+        return f"anomaly scoring: {options}, else {PER_JET} (decided on the first message)"
 
     def choose(self, batch: wire.Batch) -> Scoring:
         """The scoring of this message; raises WireError('missing_variable') for a message an explicit event
         model cannot score. The default choice is made here, once, on the first message."""
         if self.active is None:
-            assert self.candidate is not None
-            missing = missing_variables(self.candidate.variables, batch)
-            if missing and self.per_jet is not None:
-                self.fallback = lacking_text(missing, self.candidate.model.name)
-                self.active, self.candidate = self.per_jet, None
+            index, passed = first_fitting([(c.model.name, c.variables) for c in self.candidates],
+                                          batch.jet_variables())
+            self.fallback = "; ".join(passed) or None
+            if index is None and self.per_jet is not None:
+                self.active = self.per_jet
                 log.warning("anomaly scoring: %s (fallback: %s)", self.per_jet.description, self.fallback)
             else:
-                self.active = self.candidate
-                log.info("anomaly scoring: %s (the stream carries its variables), threshold %s",
-                         self.active.description, self.active.policy.source)
+                self.active = self.candidates[index or 0]
+                log.info("anomaly scoring: %s (the stream carries its variables%s), threshold %s, on %s",
+                         self.active.description, f"; {self.fallback}" if self.fallback else "",
+                         self.active.policy.source, self.active.domain_text)
+            self.candidates = [self.active]
         if self.active.level == "event":
             missing = missing_variables(self.active.variables, batch)
             if missing:
@@ -217,4 +272,6 @@ class AnomalyChoice:
         scoring = s.description + (f" (fallback: {self.fallback})" if self.fallback else "")
         return {"scoring": scoring, "model": s.model.name, "level": s.level, "card_sha256": s.sha256,
                 "decided": self.active is not None, "setting": self.setting, "fallback": self.fallback,
-                **s.policy.report()}
+                "domain": s.domain.card_block("card")["jets"] if s.domain is not None else None,
+                "domain_selection": "off (--score-all-jets)" if not s.select_domain else
+                ("on" if s.domain is not None else "none stated"), **s.policy.report()}

@@ -34,7 +34,12 @@ class EncoderConfig:
     anomaly_model: str | None = option(
         None, "event-level model that scores and flags each event (its card gives --fpr/--accept-rate thresholds); "
         "'none': the compression model's per-jet max error", metavar="DIR|none",
-        default_text="models/zoo/EVT_AE_ht when the stream has its variables, else per-jet max error (announced)")
+        default_text="models/zoo/EVT_AE_ht when the stream has its variables, else models/zoo/EVT_AE_4v when it has "
+                     "pt, eta, phi, m, else per-jet max error (announced)")
+    score_all_jets: bool = option(False, "widen the anomaly model's jet selection: give it every jet, also those "
+                                  "outside its training domain (card domain: pt, |eta|, jets per event); by default "
+                                  "it gets only the jets inside, as in training (the compression model always "
+                                  "encodes every jet)")
     fpr: float | None = option(None, "background false-positive rate of the per-event flag (from the anomaly "
                                "model's card)", group=_FLAG,
                                exclusive="threshold", default_text=f"{DEFAULT_FPR:g}")

@@ -68,7 +68,8 @@ def stack_counts(batches: Sequence[Batch]) -> np.ndarray:
 
 def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray | None, threshold: float,
                    latent_dtype: str, card_blob: np.ndarray, event_score: np.ndarray | None = None,
-                   anomaly_blob: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                   anomaly_blob: np.ndarray | None = None,
+                   scored_jets: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The columns of the scored message for one events message (wire contract, KIND_SCORED).
 
     Identity columns are passed through, ``jet_latent`` and (when ``error`` is given) ``jet_error``
@@ -76,13 +77,15 @@ def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray | None, t
     ``raw_jet_<var>`` for the jets of flagged events. ``manifest_json`` is passed through, ``card_json``
     added. ``event_score`` given: the event-level anomaly model's scores (``anomaly_blob`` its card;
     ``error`` may then be None: no ``jet_error`` column); not given: the max per-jet error (``error``
-    required), and the anomaly card is the compression model's (``anomaly_blob`` defaults to it).
+    required), and the anomaly card is the compression model's (``anomaly_blob`` defaults to it);
+    ``scored_jets`` (bool per jet): the jets the max runs over (those inside the model's training domain; an
+    event with none scores 0). ``jet_error`` always holds every jet's error.
     """
     counts = batch.columns["n_jets"]
     if event_score is None:
         if error is None:
             raise ValueError("per-jet scoring needs the per-jet errors")
-        scores = event_scores(error, counts)
+        scores = event_scores(error if scored_jets is None else np.where(scored_jets, error, np.float32(0)), counts)
         flag = flag_events(scores, counts, threshold)
     else:
         scores = np.asarray(event_score, dtype=np.float32)

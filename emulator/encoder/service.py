@@ -34,7 +34,7 @@ import zmq
 from emulator.encoder.anomaly import AnomalyChoice, Scoring
 from emulator.encoder.config import EncoderConfig
 from emulator.encoder.microbatch import event_offsets, rows_finite, scored_columns, stack_counts, stack_inputs
-from emulator.runtime import wire
+from emulator.runtime import threshold_check, wire
 from emulator.runtime.heap import freeze_startup_heap
 from emulator.runtime.metrics import Metrics, start_metrics
 from emulator.runtime.onnx_scorer import LATENT_ONLY, OnnxScorer
@@ -62,7 +62,7 @@ def possible_levels(choice: AnomalyChoice) -> set[str]:
     default event model's and the per-jet fallback's."""
     if choice.active is not None:
         return {choice.active.level}
-    return {s.level for s in (choice.candidate, choice.per_jet) if s is not None}
+    return {s.level for s in (*choice.candidates, choice.per_jet) if s is not None}
 
 
 @dataclass
@@ -96,7 +96,10 @@ class EncoderService:
         self.events_counter = self.metrics.events.labels(stage="encoder")
         self.jets_counter = self.metrics.jets.labels(stage="encoder")
         self.rejections = Rejections(self.metrics, Quarantine(config.quarantine), log)
-        self.counts = {"messages": 0, "events": 0, "jets": 0, "flagged": 0, "micro_batches": 0, "unsent_messages": 0}
+        self.counts = {"messages": 0, "events": 0, "jets": 0, "flagged": 0, "micro_batches": 0, "unsent_messages": 0,
+                       "out_of_domain_jets": 0}
+        self.expected_flagged = 0.0  # events the threshold was set to flag (threshold_check's baseline)
+        self.threshold_warned: str | None = None  # the mismatch last logged
         self.inference_seconds = 0.0
         self.inference_cpu_seconds = 0.0  # CPU time of the calling thread in ONNX Runtime (it runs there)
         self.inference_jets = 0
@@ -199,7 +202,9 @@ class EncoderService:
         try:
             latent, error = self.compress(x, with_errors)
             t1 = time.perf_counter()
-            event_score = scoring.score_events(batches, stack_counts(batches)) if by_event else None
+            counts = stack_counts(batches)
+            inside = scoring.inside(batches, counts) if scoring is not None else None
+            event_score = scoring.score_events(batches, counts, inside) if by_event else None
         except Exception as exc:  # ONNX Runtime refused the input: find the message, keep the service up
             if len(pending) == 1:
                 self.rejections.reject("internal_error", f"inference failed: {type(exc).__name__}: {exc}",
@@ -232,9 +237,11 @@ class EncoderService:
                 self.rejections.reject("non_finite", "model output holds NaN or inf (input outside the model's "
                                        "domain)", item.frames)
                 continue
+            scored_jets = inside[lo:hi] if inside is not None else None
             try:
                 columns = scored_columns(item.batch, lat, err, item.threshold, self.latent_dtype.str, self.card_blob,
-                                         event_score=ev, anomaly_blob=item.scoring.blob)
+                                         event_score=ev, anomaly_blob=item.scoring.blob,
+                                         scored_jets=scored_jets if item.scoring.select_domain else None)
                 header = item.batch.header
                 frames = wire.encode(wire.KIND_SCORED, header["run_id"], header["seq"], columns,
                                      t_send=header["t_send"], rate_hz=header["rate_hz"],
@@ -256,6 +263,33 @@ class EncoderService:
             self.events_counter.inc(item.batch.n_events)
             self.jets_counter.inc(item.batch.n_jets)
             self.metrics.anomalies.inc(n_flagged)
+            self.count_scored(item, n_flagged, scored_jets)
+        self.check_threshold()
+
+    def count_scored(self, item: _Pending, n_flagged: int, scored_jets: np.ndarray | None) -> None:
+        """Count the message's jets outside the anomaly model's domain and the events its threshold was set to
+        flag (emulator/runtime/threshold_check.py)."""
+        n_out = int(item.batch.n_jets - scored_jets.sum()) if scored_jets is not None else 0
+        self.counts["out_of_domain_jets"] += n_out
+        self.metrics.out_of_domain_jets.inc(n_out)
+        fraction = item.scoring.policy.fraction(float(item.batch.header["rate_hz"]))
+        if fraction is not None:
+            self.expected_flagged += fraction * item.batch.n_events
+            self.metrics.expected_anomalies.inc(fraction * item.batch.n_events)
+
+    def threshold_check(self) -> dict[str, Any]:
+        """The report's ``threshold_check`` block (the flagged fraction against the threshold's)."""
+        scoring = self.anomaly.current
+        return threshold_check.report(self.counts["events"], self.counts["flagged"], self.expected_flagged,
+                                      self.counts["out_of_domain_jets"], self.counts["jets"], str(scoring.model.path))
+
+    def check_threshold(self) -> None:
+        """Log the threshold warning when the mismatch starts or changes (information only)."""
+        side = threshold_check.mismatch(self.counts["events"], self.counts["flagged"], self.expected_flagged)
+        if side != self.threshold_warned:
+            self.threshold_warned = side
+            if side is not None:
+                log.warning("%s", self.threshold_check()["warning"])
 
     def jet_errors_text(self) -> str:
         """The start-up log line's part on per-jet errors (``--jet-errors``)."""
@@ -339,7 +373,7 @@ class EncoderService:
             "stage": "encoder", "id": self.config.id, "model": self.model.name, "model_version": self.model.version,
             "variables": self.variables, **self.policy.report(), "anomaly": self.anomaly.report(),
             "anomaly_inference_seconds": self.anomaly_seconds, "anomaly_events": self.anomaly_events,
-            **self.counts, **self.rejections.report(),
+            **self.counts, **self.rejections.report(), "threshold_check": self.threshold_check(),
             "inference_seconds": self.inference_seconds, "inference_jets": self.inference_jets,
             "inference_jets_per_s": self.inference_jets / self.inference_seconds if self.inference_seconds else None,
             "inference_cpu_seconds": self.inference_cpu_seconds, "serving_cpu_seconds": serving_cpu,

@@ -152,7 +152,7 @@ def _monitor(stages: list, stop: _Stop, settings: run_settings.RunSettings,
 
     producer = stages[-1]
     status = LiveStatus({s.name: s.metrics_url for s in stages if s.metrics_url},
-                        anomaly_model=settings.anomaly.get("model"))
+                        anomaly_model=settings.anomaly.get("model"), anomaly_path=settings.anomaly.get("path"))
     tty = sys.stdout.isatty()
     failures: list[str] = []
     show = settings.run.status_interval > 0
@@ -259,6 +259,13 @@ def main(args: argparse.Namespace) -> int:
           f"duplicates recorded {ev['duplicates_recorded']}, throughput {summary['throughput_events_per_s']:,.0f} "
           "events/s")
     print(f"  latency:   {latency_text(summary['latency_seconds'])}")
+    check = summary.get("threshold_check") or {}
+    if check.get("out_of_domain_jets"):
+        print(f"  domain:    {check['out_of_domain_jets']} of {check['jets']} jets "
+              f"({100 * (check.get('out_of_domain_share') or 0):.1f}%) outside the anomaly model's training domain, "
+              f"selection {summary['anomaly'].get('domain_selection')}")
+    if check.get("warning"):
+        print(f"aetrig run: WARNING: {check['warning']}", file=sys.stderr)
     if prod_report:
         bp = prod_report.get("backpressure", {})
         achieved, declared = prod_report.get("achieved_rate_hz", 0), prod_report.get("declared_rate_hz", 0)

@@ -2,7 +2,9 @@
 
 Once a second: events/s in and recorded, decision latency (p50/p99 over the last interval, from
 the sink's histogram bucket deltas), anomaly rate in Hz and the anomaly model's name (from the run
-settings), in-flight batches and CPU per stage.
+settings), the share of jets outside the anomaly model's training domain, in-flight batches and CPU per
+stage; and, when the flagged fraction since the start is more than 10x off the fraction the threshold was
+set for (emulator/runtime/threshold_check.py, on the encoders' cumulative counters), the warning.
 
 It asks each stage for only the series it shows (``/metrics?name[]=...``, :data:`LIVE_SERIES`): the stage
 renders about 2 kB instead of its whole 12 kB exposition, in about a fifth of the time its handler thread
@@ -15,11 +17,12 @@ import time
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from emulator.runtime import prom_text
+from emulator.runtime import prom_text, threshold_check
 from emulator.runtime.prom_text import Samples, buckets, histogram_quantile, value
 
 #: The series the status line reads (sample names, as the ``name[]`` filter of the stages' /metrics takes them).
-LIVE_SERIES = ("aetrig_events_total", "aetrig_anomalies_total", "aetrig_inflight_batches", "aetrig_sink_full",
+LIVE_SERIES = ("aetrig_events_total", "aetrig_jets_total", "aetrig_anomalies_total", "aetrig_expected_anomalies_total",
+               "aetrig_out_of_domain_jets_total", "aetrig_inflight_batches", "aetrig_sink_full",
                "process_cpu_seconds_total", "aetrig_decision_latency_seconds_bucket")
 
 
@@ -45,9 +48,10 @@ def _fmt_seconds(x: float | None) -> str:
 class LiveStatus:
     """Keeps the previous scrape of each stage and renders the change since then."""
 
-    def __init__(self, urls: Mapping[str, str], anomaly_model: str | None = None):
+    def __init__(self, urls: Mapping[str, str], anomaly_model: str | None = None, anomaly_path: str | None = None):
         self.urls = {name: live_url(url) for name, url in urls.items()}
         self.anomaly_model = anomaly_model
+        self.anomaly_path = anomaly_path or (f"models/zoo/{anomaly_model}" if anomaly_model else "MODEL_DIR")
         self.prev: dict[str, Samples] = {}
         self.prev_t = 0.0
 
@@ -92,5 +96,26 @@ class LiveStatus:
         self.prev_t = now
         model = f" {self.anomaly_model}" if self.anomaly_model else ""
         return (f"in {produced:,.0f}/s  rec {recorded:,.0f}/s  decision p50/p99 {latency}  "
-                f"anomalies{model} {anomalies:,.1f} Hz ({100 * anomaly_frac:.2f}%)  inflight {inflight:.0f}  "
-                f"cpu {' '.join(cpu)}{full}")
+                f"anomalies{model} {anomalies:,.1f} Hz ({100 * anomaly_frac:.2f}%){self.domain_text(cur)}  "
+                f"inflight {inflight:.0f}  cpu {' '.join(cpu)}{full}{self.warning(cur)}")
+
+    @staticmethod
+    def _encoders(cur: Mapping[str, Samples | None], metric: str, **labels: str) -> float:
+        """``metric`` summed over the encoders (cumulative since their start)."""
+        return sum(value(v, metric, **labels) for n, v in cur.items() if n.startswith("encoder") and v is not None)
+
+    def domain_text(self, cur: Mapping[str, Samples | None]) -> str:
+        """'  out-of-domain jets 4.1%' (cumulative), or '' while every jet is inside."""
+        jets = self._encoders(cur, "aetrig_jets_total", stage="encoder")
+        out = self._encoders(cur, "aetrig_out_of_domain_jets_total")
+        return f"  out-of-domain jets {100 * out / jets:.1f}%" if jets and out else ""
+
+    def warning(self, cur: Mapping[str, Samples | None]) -> str:
+        """'  WARNING: ...' (threshold_check) on the encoders' cumulative counts, or ''."""
+        events = int(self._encoders(cur, "aetrig_events_total", stage="encoder"))
+        jets = self._encoders(cur, "aetrig_jets_total", stage="encoder")
+        out = self._encoders(cur, "aetrig_out_of_domain_jets_total")
+        text = threshold_check.warning_text(events, int(self._encoders(cur, "aetrig_anomalies_total")),
+                                            self._encoders(cur, "aetrig_expected_anomalies_total"),
+                                            out / jets if jets else None, self.anomaly_path)
+        return f"  WARNING: {text}" if text else ""

@@ -15,8 +15,12 @@ The keys are exactly those of docs/design.md "Run summary":
 * ``restarts``: restarts of each supervised stage (sink, encoders) by `aetrig run`;
 * ``anomaly``: which model scored and flagged the events, from the encoder reports: ``scoring``
   (e.g. "event-level model EVT_AE_ht", or "per-jet max error of M (fallback: stream lacks X)"),
-  ``model``, ``level``, ``card_sha256``, ``threshold_source``, ``threshold``; ``encoders_disagree``
-  lists the distinct choices when the encoders did not all choose the same;
+  ``model``, ``level``, ``card_sha256``, ``threshold_source``, ``threshold``, ``domain`` (the model's
+  training domain, card ``domain.jets``), ``domain_selection`` ("on", "off (--score-all-jets)" or "none
+  stated") and ``out_of_domain_jets`` (summed over the encoders); ``encoders_disagree`` lists the distinct
+  choices when the encoders did not all choose the same;
+* ``threshold_check``: the flagged fraction against the fraction the threshold was set for, summed over
+  the encoders, with the rule and warning of emulator/runtime/threshold_check.py (None without reports);
 * ``jet_error``: ``computed`` (the encoders computed per-jet errors: true, false, or "mixed") and
   ``recorded`` (the sink recorded the ``jet_error`` branch), None where no stage said;
 * ``input``: what the producer's input screen found and left out (producer/jet_screen.py InputCounts:
@@ -35,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from emulator.runtime import threshold_check
 from emulator.runtime.latency_stats import HOP_LABELS
 
 PERCENTILE_KEYS = ("p50", "p90", "p99", "p999")
@@ -84,17 +89,19 @@ def combine_sink_reports(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]
             "jet_error_recorded": agreed([r.get("jet_error_recorded") for r in reports])}
 
 
-ANOMALY_KEYS = ("scoring", "model", "level", "card_sha256", "threshold_source", "threshold")
+ANOMALY_KEYS = ("scoring", "model", "level", "card_sha256", "threshold_source", "threshold", "domain",
+                "domain_selection")
 
 
 def anomaly_summary(encoders: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The ``anomaly`` block: the encoders' choice (the one most of them made; all listed if they differ)."""
     choices = [{k: e["anomaly"].get(k) for k in ANOMALY_KEYS} for e in encoders if e.get("anomaly")]
     if not choices:
-        return dict.fromkeys(ANOMALY_KEYS)
+        return dict.fromkeys((*ANOMALY_KEYS, "out_of_domain_jets"))
     distinct = [c for i, c in enumerate(choices) if c not in choices[:i]]
     main = max(distinct, key=choices.count)
-    return {**main, **({"encoders_disagree": distinct} if len(distinct) > 1 else {})}
+    return {**main, "out_of_domain_jets": sum(int(e.get("out_of_domain_jets") or 0) for e in encoders),
+            **({"encoders_disagree": distinct} if len(distinct) > 1 else {})}
 
 
 def agreed(values: Sequence[Any]) -> Any:
@@ -136,6 +143,7 @@ def merge(producer: Mapping[str, Any] | None, encoders: Sequence[Mapping[str, An
                                               for hop, block in (latency.get("decision_hops") or {}).items()}},
         "restarts": {name: int(n) for name, n in (restarts or {}).items()},
         "anomaly": anomaly_summary(encoders),
+        "threshold_check": threshold_check.merged([e.get("threshold_check") or {} for e in encoders]),
         "jet_error": {"computed": agreed([e.get("jet_error_computed") for e in encoders]),
                       "recorded": sink.get("jet_error_recorded")},
         "input": {k: int(v) for k, v in (producer.get("input_checks") or {}).items()},

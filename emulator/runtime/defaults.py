@@ -12,6 +12,9 @@ ZOO = REPO / "models" / "zoo"
 DEFAULT_MODEL = ZOO / "AE_3D_200_ptetaphie"
 #: the event-level model that flags events in the stream whenever the stream carries its variables
 DEFAULT_ANOMALY_MODEL = ZOO / "EVT_AE_ht"
+#: the default event-level models in order of preference: the first whose variables the stream carries flags
+#: (EVT_AE_4v takes only the jet four-vectors, which every input format has)
+DEFAULT_ANOMALY_MODELS = (DEFAULT_ANOMALY_MODEL, ZOO / "EVT_AE_4v")
 
 
 def default_input() -> Path:
@@ -33,3 +36,8 @@ def default_model(announce: bool = True) -> Path:
 def default_anomaly_model() -> Path | None:
     """The shipped event-level anomaly model dir, or None when it is not there (per-jet scoring then)."""
     return DEFAULT_ANOMALY_MODEL if (DEFAULT_ANOMALY_MODEL / "card.json").is_file() else None
+
+
+def default_anomaly_models() -> list[Path]:
+    """The shipped default event-level models that are there, in order of preference."""
+    return [p for p in DEFAULT_ANOMALY_MODELS if (p / "card.json").is_file()]

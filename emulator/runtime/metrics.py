@@ -36,6 +36,8 @@ class Metrics:
     events: Counter
     jets: Counter
     anomalies: Counter
+    expected_anomalies: Counter
+    out_of_domain_jets: Counter
     rejected: Counter
     quarantined_bytes: Counter
     dropped: Counter
@@ -60,6 +62,11 @@ def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         events=Counter("aetrig_events", "Events handled, by stage", ["stage"], registry=reg),
         jets=Counter("aetrig_jets", "Jets handled, by stage", ["stage"], registry=reg),
         anomalies=Counter("aetrig_anomalies", "Events flagged as anomalous", registry=reg),
+        expected_anomalies=Counter("aetrig_expected_anomalies", "Events the threshold was set to flag: the sum over "
+                                   "scored events of its background FPR (emulator/runtime/threshold_check.py)",
+                                   registry=reg),
+        out_of_domain_jets=Counter("aetrig_out_of_domain_jets", "Jets outside the anomaly model's training domain "
+                                   "(card domain), not given to it unless --score-all-jets", registry=reg),
         rejected=Counter("aetrig_rejected_messages", "Messages rejected, by reason", ["reason"], registry=reg),
         quarantined_bytes=Counter("aetrig_quarantined_bytes", "Bytes of rejected messages (kept or not)",
                                   registry=reg),

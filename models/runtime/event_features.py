@@ -1,7 +1,9 @@
 """Event-level feature vector from the leading jets, computed identically in numpy and in a torch/ONNX graph.
 
 Input contract of the event-level models: ``x`` [n_events, J, V] float32, the event's leading J
-jets (pt-sorted, as in the ntuple) with the ``V`` variables ``EVENT_VARIABLES`` in GeV; missing
+jets (pt-sorted, as in the ntuple) with the ``V`` variables of the model's feature set in GeV
+(``FEATURE_SETS``: ``EVENT_VARIABLES`` for the substructure models, ``FOUR_VECTOR`` for the
+four-vector ones, which every input format carries); missing
 jets are zero-padded (padded jets have pt = 0, real jets pt > 20 GeV). Events with more than J
 jets are TRUNCATED to their J leading jets: HT, missing HT and the system mass then use those J
 jets only (with J = 6, 97% of the bundled QCD events, 91% of the dark-shower and 66% of the
@@ -15,8 +17,9 @@ The event vector (float, ``feature_names``):
   jet pt, MHT = |vector sum of jet pt| (missing HT); the largest cos(phi_jet - phi_MHT) over the J
   jets (a jet pointing along the missing HT, as semi-visible jets do; 0 for zero-jet events);
 - per slot of the first ``L`` jets: log10(pt + 1), log10(m + 1), m / max(pt, 1), width, tau21,
-  tau32, cos(phi_jet - phi_MHT) = (p_T,jet . MHT) / (pt MHT) (no atan2; 0 when MHT = 0).
-  An empty slot (the event has fewer jets) takes fixed fill values: ``fill`` [L, 7], the training
+  tau32 (substructure set only), cos(phi_jet - phi_MHT) = (p_T,jet . MHT) / (pt MHT) (no atan2; 0
+  when MHT = 0). ``slot_features(variables)`` names them for a variable set.
+  An empty slot (the event has fewer jets) takes fixed fill values: ``fill`` [L, n_slot], the training
   background's mean of that slot's features over the events that have the jet
   (``fit_empty_slot_fill``); without ``fill`` every entry is 0. A missing jet then looks like a
   typical jet in that slot and its absence is carried by the number of jets, HT and MHT. With 0 the
@@ -36,17 +39,39 @@ from collections.abc import Sequence
 
 import numpy as np
 
-#: per-jet input variables of the event-level models, in the order of the last axis of ``x``
-EVENT_VARIABLES = ("pt", "eta", "phi", "m", "width", "tau21", "tau32")
+#: the jet four-vector: what every input format carries (NanoAOD, PHYSLITE, Delphes, the generated ntuples)
+FOUR_VECTOR = ("pt", "eta", "phi", "m")
+#: the substructure variables of the generated ntuples (not in NanoAOD, PHYSLITE or Delphes jets)
+SUBSTRUCTURE = ("width", "tau21", "tau32")
+#: per-jet input variables of the substructure event models, in the order of the last axis of ``x``
+EVENT_VARIABLES = (*FOUR_VECTOR, *SUBSTRUCTURE)
+#: the variable sets an event model can take, by name (``aetrig train --level event --variables NAME``)
+FEATURE_SETS = {"substructure": EVENT_VARIABLES, "four-vector": FOUR_VECTOR}
 DEFAULT_JETS = 6
 DEFAULT_SLOTS = 4
 GLOBAL_FEATURES = ("log_ht", "log_mht", "mht_over_ht", "n_jets", "log_sum_m", "log_m_all", "max_cos_dphi_mht")
 SLOT_FEATURES = ("log_pt", "log_m", "m_over_pt", "width", "tau21", "tau32", "cos_dphi_mht")
 
 
-def feature_names(slots: int = DEFAULT_SLOTS) -> list[str]:
+def feature_set(variables: Sequence[str]) -> tuple[str, ...]:
+    """The feature set (``FEATURE_SETS`` value) that ``variables`` (the columns of ``x``) carry: the substructure
+    set when they hold every substructure variable, else the four-vector set; ValueError if even that lacks."""
+    for name in ("substructure", "four-vector"):
+        if all(v in variables for v in FEATURE_SETS[name]):
+            return FEATURE_SETS[name]
+    missing = [v for v in FOUR_VECTOR if v not in variables]
+    raise ValueError(f"event features need jet variables {missing} (have {list(variables)})")
+
+
+def slot_features(variables: Sequence[str] = EVENT_VARIABLES) -> tuple[str, ...]:
+    """The per-slot features of the feature set ``variables`` carry (substructure ones only when present)."""
+    subs = feature_set(variables) == EVENT_VARIABLES
+    return tuple(f for f in SLOT_FEATURES if subs or f not in SUBSTRUCTURE)
+
+
+def feature_names(slots: int = DEFAULT_SLOTS, variables: Sequence[str] = EVENT_VARIABLES) -> list[str]:
     """Names of the event vector's entries, in order."""
-    return [*GLOBAL_FEATURES, *(f"j{i}_{f}" for i in range(slots) for f in SLOT_FEATURES)]
+    return [*GLOBAL_FEATURES, *(f"j{i}_{f}" for i in range(slots) for f in slot_features(variables))]
 
 
 def padded_jets(values: np.ndarray, counts: np.ndarray, n_jets: int = DEFAULT_JETS) -> np.ndarray:
@@ -75,10 +100,7 @@ def padded_jets(values: np.ndarray, counts: np.ndarray, n_jets: int = DEFAULT_JE
 
 
 def _columns(x: np.ndarray, variables: Sequence[str]) -> dict[str, np.ndarray]:
-    missing = [v for v in EVENT_VARIABLES if v not in variables]
-    if missing:
-        raise ValueError(f"event features need jet variables {missing} (have {list(variables)})")
-    return {v: x[..., list(variables).index(v)] for v in EVENT_VARIABLES}
+    return {v: x[..., list(variables).index(v)] for v in feature_set(variables)}
 
 
 def fit_empty_slot_fill(features: np.ndarray, slots: int = DEFAULT_SLOTS) -> np.ndarray:
@@ -117,13 +139,13 @@ def event_features(x: np.ndarray, slots: int = DEFAULT_SLOTS, variables: Sequenc
     max_cos = np.max(np.where(mask > 0, cos, -1.0), axis=1) * (mask.sum(axis=1) > 0)
     glob = [np.log10(ht + 1), np.log10(mht + 1), mht / np.maximum(ht, 1.0), mask.sum(axis=1),
             np.log10(m.sum(axis=1) + 1), np.log10(m_all + 1), max_cos]
-    per_slot = [np.log10(pt + 1), np.log10(m + 1), m / np.maximum(pt, 1.0), c["width"] * mask,
-                c["tau21"] * mask, c["tau32"] * mask, cos]
+    per_slot = [np.log10(pt + 1), np.log10(m + 1), m / np.maximum(pt, 1.0),
+                *(c[v] * mask for v in SUBSTRUCTURE if v in c), cos]
     slot_block = np.stack([f[:, :slots] for f in per_slot], axis=2)
     if fill is not None:
         fill = np.asarray(fill, dtype=np.float64)
         if fill.shape != slot_block.shape[1:]:
-            raise ValueError(f"fill must be [{slots}, {len(SLOT_FEATURES)}], got {fill.shape}")
+            raise ValueError(f"fill must be [{slots}, {slot_block.shape[2]}], got {fill.shape}")
         slot_block = np.where(mask[:, :slots, None] > 0, slot_block, fill[None])
     return np.concatenate([np.stack(glob, axis=1), slot_block.reshape(len(x), -1)], axis=1)
 

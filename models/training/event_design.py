@@ -1,4 +1,4 @@
-"""Design study of the event-level anomaly score (issue 13, item 4) and shipping of the chosen design.
+"""Design study of the event-level anomaly score and shipping of the chosen design (`aetrig event-design`).
 
 Two knobs on top of a trained event model (``aetrig train --level event``), neither retrains it:
 
@@ -21,12 +21,14 @@ with the ``score_transform`` block (fitted on the training split) and per-event 
 transformed score computed on ``--calibrate`` background files (so `--fpr` picks the transformed
 score's threshold).
 
-    python -m models.training.event_design compare --train-background data/qcd_train_200k.root \
+    aetrig event-design compare --train-background data/qcd_train_200k.root \
         --model /tmp/evt/j10s4k6 --global-weight 1 10 --combo 1,0,0 1,0.5,1 \
         --signal tth=data/design_tth_s1103.root --out /tmp/design
-    python -m models.training.event_design ship --model /tmp/evt/j10s4k6 --global-weight 10 --combo 1,0.5,1 \
+    aetrig event-design ship --model /tmp/evt/j10s4k6 --global-weight 10 --combo 1,0.5,1 \
         --train-background data/qcd_train_200k.root --calibrate data/qcd_test_200k.root \
         --out models/zoo/EVT_AE_ht
+
+(``python -m models.training.event_design`` takes the same arguments.)
 """
 
 from __future__ import annotations
@@ -231,6 +233,22 @@ def compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def generate_commands(paths: Sequence[str]) -> list[str]:
+    """The `aetrig generate` command of each generated file (its metadata ``command_line``; bundled samples and
+    files without metadata are named as they are)."""
+    import uproot
+
+    commands = []
+    for path in paths:
+        with uproot.open(path) as f:
+            try:
+                line = json.loads(str(f["metadata"]))["command_line"] if "metadata" in f else None
+            except (ValueError, KeyError):
+                line = None
+        commands.append(line or f"(no generator metadata: {path})")
+    return list(dict.fromkeys(commands))
+
+
 def ship(args: argparse.Namespace) -> int:
     """Copy ``--model`` to ``--out`` with the score_transform block and thresholds of the transformed score."""
 
@@ -255,7 +273,8 @@ def ship(args: argparse.Namespace) -> int:
                       "training_command": source.card["training"]["command"],
                       "what": "the same network (model.pt); graphs re-exported with the score weights of score, and "
                               "the anomaly score is the score_transform of the scorer's error and latent",
-                      "command": " ".join(["python -m models.training.event_design", *sys.argv[1:]])}
+                      "command": getattr(args, "command_text", None) or " ".join(
+                          ["python -m models.training.event_design", *sys.argv[1:]])}
     if args.design_signal:
         from models.runtime.hashing import sha256_file
 
@@ -265,6 +284,11 @@ def ship(args: argparse.Namespace) -> int:
         card["source"]["design_rule"] = ("global weight and combo chosen on these signals only (design background: "
                                          "the training file's val + test splits and producer/samples/qcd.root); "
                                          "results are to be reported on signals generated afterwards")
+    signal_files = [f for _, _, f in (item.partition("=") for item in args.design_signal)]
+    card["source"]["rebuild"] = {
+        "what": "the aetrig commands that rebuild this directory: its data, then the training, then this ship step",
+        "data": generate_commands([args.train_background, *args.calibrate, *signal_files]),
+        "commands": [source.card["training"]["command"], card["source"]["command"]]}
     card["score_transform"] = block
     card["score"]["anomaly_score"] = ("score_transform.score(card, error, latent, HT) of the scorer's outputs and the "
                                       "event HT; the thresholds are on that score")
@@ -280,8 +304,8 @@ def ship(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``compare`` and ``ship`` subcommands and their options."""
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compare", help="score variants of event models on design signals")
     c.add_argument("--model", nargs="+", required=True)
@@ -303,8 +327,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--train-background", required=True, help="the models' training file (its train split "
                                                                    "fits the transform)")
         p.add_argument("--min-bin-events", type=int, default=st.MIN_BIN_EVENTS)
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed subcommand."""
     return compare(args) if args.command == "compare" else ship(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.runtime.event_features import DEFAULT_SLOTS, EVENT_VARIABLES, SLOT_FEATURES
+from models.runtime.event_features import DEFAULT_SLOTS, EVENT_VARIABLES, SUBSTRUCTURE, feature_set, slot_features
 from models.runtime.normalisation import Normalisation
 from models.training.torch_normalisation import Denormalise, Normalise
 
@@ -40,15 +40,13 @@ class EventFeatures(nn.Module):
     def __init__(self, slots: int = DEFAULT_SLOTS, variables: Sequence[str] = EVENT_VARIABLES,
                  fill: Any = None):
         super().__init__()
-        missing = [v for v in EVENT_VARIABLES if v not in variables]
-        if missing:
-            raise ValueError(f"event features need jet variables {missing} (have {list(variables)})")
         self.slots = slots
-        self.index = {v: list(variables).index(v) for v in EVENT_VARIABLES}
-        fill_t = torch.zeros(slots, len(SLOT_FEATURES)) if fill is None else torch.tensor(
+        self.index = {v: list(variables).index(v) for v in feature_set(variables)}
+        n_slot = len(slot_features(variables))
+        fill_t = torch.zeros(slots, n_slot) if fill is None else torch.tensor(
             [list(map(float, row)) for row in fill], dtype=torch.float32)
-        if fill_t.shape != (slots, len(SLOT_FEATURES)):
-            raise ValueError(f"fill must be [{slots}, {len(SLOT_FEATURES)}], got {tuple(fill_t.shape)}")
+        if fill_t.shape != (slots, n_slot):
+            raise ValueError(f"fill must be [{slots}, {n_slot}], got {tuple(fill_t.shape)}")
         self.register_buffer("fill", fill_t)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,8 +68,8 @@ class EventFeatures(nn.Module):
         max_cos = torch.amax(torch.where(mask > 0, cos, -torch.ones_like(cos)), dim=1) * (n_jets > 0).to(x.dtype)
         glob = [torch.log10(ht + 1), torch.log10(mht + 1), mht / torch.clamp(ht, min=1.0), n_jets,
                 torch.log10(m.sum(dim=1) + 1), torch.log10(m_all + 1), max_cos]
-        per_slot = [torch.log10(pt + 1), torch.log10(m + 1), m / torch.clamp(pt, min=1.0), col["width"] * mask,
-                    col["tau21"] * mask, col["tau32"] * mask, cos]
+        per_slot = [torch.log10(pt + 1), torch.log10(m + 1), m / torch.clamp(pt, min=1.0),
+                    *(col[v] * mask for v in SUBSTRUCTURE if v in col), cos]
         block = torch.stack([f[:, :self.slots] for f in per_slot], dim=2)
         block = torch.where(mask[:, :self.slots, None] > 0, block, self.fill[None])
         return torch.cat([torch.stack(glob, dim=1), block.reshape(x.shape[0], -1)], dim=1)
@@ -175,8 +173,9 @@ def _feature_nodes(g: _Graph, x: str, x_shape: Sequence[int], slots: int, variab
     Events run along the last axis of every tensor ([J, V, N], [J, N], [1, N]), so each broadcast and
     reduction works on spans of N numbers (ONNX Runtime is slow on short innermost spans, and its reduction
     of a short last axis depends on the row's memory alignment); the sums over jets are sequential."""
-    index = {v: list(variables).index(v) for v in EVENT_VARIABLES}
-    if [index[v] for v in ("width", "tau21", "tau32")] != list(range(index["width"], index["width"] + 3)):
+    index = {v: list(variables).index(v) for v in feature_set(variables)}
+    subs = "width" in index
+    if subs and [index[v] for v in SUBSTRUCTURE] != list(range(index["width"], index["width"] + 3)):
         raise ValueError(f"the event graph needs width, tau21, tau32 adjacent in the input (have {list(variables)})")
     i64 = np.int64
     n_jets, n_vars = int(x_shape[0]), int(x_shape[1])
@@ -222,12 +221,13 @@ def _feature_nodes(g: _Graph, x: str, x_shape: Sequence[int], slots: int, variab
     slot_logs = _log10p1(g, rows(lead, index["pt"], index["m"] + 1, 1, step)) if step > 0 else g.op(
         "Concat", _log10p1(g, pt_l), _log10p1(g, m_l), axis=1)  # [L, 2, N]: log10(pt + 1), log10(m + 1)
     cos_l = g.op("Unsqueeze", rows(cos, 0, slots, 0), g.const([1], i64))
-    block = g.op("Concat", slot_logs, g.op("Div", m_l, g.op("Max", pt_l, g.const(1.0))),
-                 rows(lead, index["width"], index["width"] + 3, 1), cos_l, axis=1)  # [L, 7, N]; 0 for no jet
+    substructure = [rows(lead, index["width"], index["width"] + 3, 1)] if subs else []
+    block = g.op("Concat", slot_logs, g.op("Div", m_l, g.op("Max", pt_l, g.const(1.0))), *substructure, cos_l,
+                 axis=1)  # [L, 7 (4 without substructure), N]; 0 for no jet
     empty = g.op("Unsqueeze", rows(not_jet, 0, slots, 0), g.const([1], i64))  # [L, 1, N]
-    fill_t = g.const(np.asarray(fill, np.float32)[:, :, None])  # [L, 7, 1]
+    fill_t = g.const(np.asarray(fill, np.float32)[:, :, None])  # [L, n_slot, 1]
     block = g.op("Add", block, g.op("Mul", empty, fill_t))
-    flat = g.op("Flatten", block, axis=2)  # [L * 7, N], slot-major as the event vector
+    flat = g.op("Flatten", block, axis=2)  # [L * n_slot, N], slot-major as the event vector
     return g.op("Concat", glob, flat, axis=0)
 
 
@@ -319,7 +319,7 @@ def slim_event_graphs(net: nn.Module, norm: Normalisation, n_jets: int, slots: i
     ``EventEncoderGraph`` and ``EventDecoderGraph`` (batch axis N) as slim graphs."""
     net = net.eval()
     n_feat, k, n_vars = len(norm.transforms), int(net.sizes[-1]), len(variables)
-    fill_a = np.zeros((slots, len(SLOT_FEATURES))) if fill is None else np.asarray(fill, dtype=np.float64)
+    fill_a = np.zeros((slots, len(slot_features(variables)))) if fill is None else np.asarray(fill, dtype=np.float64)
     w = np.ones(n_feat) if weights is None else np.asarray(list(weights), dtype=np.float64)
     if w.shape != (n_feat,):
         raise ValueError(f"score weights must be {n_feat} numbers, got {w.shape}")

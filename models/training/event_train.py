@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from models.runtime.domain import training_domain
 from models.runtime.event_features import (
     EVENT_VARIABLES,
+    FEATURE_SETS,
     event_features,
     feature_names,
     fit_empty_slot_fill,
@@ -58,6 +60,21 @@ def event_threshold_table(scores: np.ndarray, sample: dict[str, Any]) -> dict[st
             "per_jet": [], "per_event": threshold_rows(scores), "per_event_curve": dense_curve(scores)}
 
 
+def event_variables(options: TrainOptions) -> list[str]:
+    """The jet variables of an event model: ``--variables`` names a feature set of
+    models.runtime.event_features.FEATURE_SETS (``substructure``, the default, or ``four-vector``) or lists one."""
+    if options.variables == TrainOptions.variables:
+        return list(EVENT_VARIABLES)
+    if options.variables in FEATURE_SETS:
+        return list(FEATURE_SETS[options.variables])
+    given = [v.strip() for v in options.variables.split(",")]
+    for variables in FEATURE_SETS.values():
+        if given == list(variables):
+            return given
+    sets = "; ".join(f"{name} ({','.join(v)})" for name, v in FEATURE_SETS.items())
+    raise TrainError(f"--level event --variables takes a feature set: {sets}; got {options.variables!r}")
+
+
 def train_event_model(options: TrainOptions) -> dict[str, Any]:
     """Train, export and evaluate one event-level model into ``options.out``; returns its card.
     Raises TrainError with a clear message (also for per-jet options that do not apply)."""
@@ -68,17 +85,16 @@ def train_event_model(options: TrainOptions) -> dict[str, Any]:
 
     if options.level != LEVEL:
         raise TrainError(f"train_event_model needs level={LEVEL!r}, got {options.level!r}")
-    variables = list(EVENT_VARIABLES)
+    variables = event_variables(options)
     d = TrainOptions
-    ignored = [flag for flag, given in (("--variables", options.variables != d.variables),
-                                        ("--model", options.model != d.model), ("--norm", options.norm != d.norm),
+    ignored = [flag for flag, given in (("--model", options.model != d.model), ("--norm", options.norm != d.norm),
                                         ("--loss-weights", bool(options.loss_weights))) if given]
     if ignored:
         raise TrainError(f"{', '.join(ignored)} do(es) not apply to --level event (it reads {variables}, "
                          "standardises the event vector and uses the event architecture)")
     if options.slots > options.jets or options.jets < 1:
         raise TrainError(f"need 1 <= --slots ({options.slots}) <= --jets ({options.jets})")
-    names = feature_names(options.slots)
+    names = feature_names(options.slots, variables)
     sample, parts = load_and_split(options, variables)
     if min(p.n_events for p in parts.values()) == 0:
         raise TrainError("a split has no events; give more events")
@@ -129,6 +145,7 @@ def train_event_model(options: TrainOptions) -> dict[str, Any]:
                                     "MSE of the standardised event vector"),
         "metrics": metrics,
         "thresholds": event_threshold_table(error, {"files": sample.files, "split": "test"}),
+        "domain": training_domain(options.input, sample.values[:, 0], sample.values[:, 1], options.jets),
         "source": None,
     }
     full = write_full_card(out, norm, card, variables=variables)

@@ -47,13 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tree", default=d.tree, help=f"TTree name (default {d.tree})")
     parser.add_argument("--level", choices=["jet", "event"], default=d.level,
                         help="jet: one AE input per jet (default); event: the event-level AE on the leading jets "
-                             "(reads the jet variables of models.runtime.event_features.EVENT_VARIABLES; --variables, "
-                             "--model, --norm and --loss-weights do not apply)")
+                             "(--variables names its feature set: substructure, the default, pt,eta,phi,m,width,"
+                             "tau21,tau32, or four-vector, pt,eta,phi,m; --model, --norm and --loss-weights do not "
+                             "apply)")
     parser.add_argument("--jets", type=int, default=d.jets,
                         help="--level event: leading jets per event J (pad/truncate)")
     parser.add_argument("--slots", type=int, default=d.slots, help="--level event: leading jets with per-jet features")
     parser.add_argument("--variables", default=d.variables,
-                        help="comma-separated jet variables in input order, or 'all' for the 13 generated ones")
+                        help="comma-separated jet variables in input order, or 'all' for the 13 generated ones; "
+                             "--level event: 'substructure' (default) or 'four-vector'")
     parser.add_argument("--model", choices=["ae3d200", "tla", "wide"], default=d.model, help="architecture")
     parser.add_argument("--latent", type=int, default=d.latent, help="latent size k (default 3; wide: n/2)")
     parser.add_argument("--norm", choices=["standard", "custom", "tla"], default=d.norm, help="normalisation")
@@ -123,6 +125,7 @@ def train_model(options: TrainOptions) -> dict[str, Any]:
         return train_event_model(options)
     import torch
 
+    from models.runtime.domain import training_domain
     from models.runtime.evaluate import run_scorer
     from models.runtime.normalisation import fit
     from models.runtime.residuals import format_stats, residual_stats
@@ -172,6 +175,8 @@ def train_model(options: TrainOptions) -> dict[str, Any]:
                                     + (" (per-variable weights in config)" if weights else "")),
         "metrics": metrics,
         "thresholds": threshold_table(error, test.counts, {"files": sample.files, "split": "test"}),
+        "domain": training_domain(options.input, *(sample.values[:, variables.index(v)] if v in variables else
+                                                   np.zeros(0) for v in ("pt", "eta")), None),
         "source": None,
     }
     full = write_full_card(out, norm, card)

@@ -65,6 +65,8 @@ class TrainOptions(Hyperparameters):
         if self.level == "event":
             parts = ["aetrig train --level event", "--input", *self.input, "--jets", str(self.jets),
                      "--slots", str(self.slots)]
+            if self.variables != TrainOptions.variables:  # the event models' feature set
+                parts += ["--variables", self.variables]
         else:
             parts = ["aetrig train", "--input", *self.input, "--variables", self.variables, "--model", self.model]
         if self.latent is not None:
