@@ -142,7 +142,7 @@ def test_decode_refuses_mismatching_decoder_unless_forced(setup, tmp_path, capsy
     assert summary.forced
     assert "WARNING" in capsys.readouterr().err
     # the CLI returns an error code without --force
-    ns = argparse.Namespace(recording=str(setup["rec"].parent), out=str(tmp_path / "z.root"), model=str(other),
+    ns = argparse.Namespace(recording=str(setup["rec"]), out=str(tmp_path / "z.root"), model=str(other),
                             force=False, plots=None, plot_events=0, threads=1)
     assert decode_command.main(ns) == 1
 
@@ -150,7 +150,7 @@ def test_decode_refuses_mismatching_decoder_unless_forced(setup, tmp_path, capsy
 @pytest.mark.slow
 def test_decode_cli_with_plots_joins_inputs(setup, tmp_path) -> None:
     plots = tmp_path / "plots"
-    ns = argparse.Namespace(recording=str(setup["rec"].parent), out=str(tmp_path / "d.root"), model=str(setup["model"]),
+    ns = argparse.Namespace(recording=str(setup["rec"]), out=str(tmp_path / "d.root"), model=str(setup["model"]),
                             force=False, plots=str(plots), plot_events=0, threads=1)
     assert decode_command.main(ns) == 0
     summary = json.loads((plots / "summary.json").read_text())

@@ -105,3 +105,35 @@ def test_repository_paths_and_links_named_in_the_docs_exist() -> None:
             assert linked.exists(), f"{path.name}: link to {target}, which does not exist"
             if anchor:
                 assert anchor in _anchors(linked), f"{path.name}: {target} has no heading #{anchor}"
+
+
+def _help_example_commands() -> list[tuple[str, list[str]]]:
+    """(where, argv after `aetrig`) of every example line under each subcommand's --help."""
+    from emulator import cli
+
+    found = []
+    for command in cli.COMMANDS:
+        try:
+            _, module = cli.build_parser(command)
+        except ImportError:  # an optional extra (torch, pythia8) is not installed
+            continue
+        for argv in simple_commands(module.EXAMPLES):
+            if (rest := aetrig_argv(argv)) is not None:
+                found.append((f"aetrig {command} --help", rest))
+    return found
+
+
+def test_one_recording_path_convention() -> None:
+    """A recording is named by the --out of `aetrig run` or `aetrig sink`, in the docs and in every --help example:
+    each path that verify, decode or evaluate --recording reads is the --out of a run or sink command shown."""
+    commands = _aetrig_commands() + _help_example_commands()
+    made = {argv[argv.index("--out") + 1] for _, argv in commands if argv[0] in ("run", "sink") and "--out" in argv}
+    read = []
+    for where, argv in commands:
+        if argv[0] in ("verify", "decode", "evaluate"):
+            ns = check_aetrig(argv, where)
+            paths = {"verify": [str(getattr(ns, "dir", ""))], "decode": [getattr(ns, "recording", "")]}.get(
+                argv[0], getattr(ns, "recording", None) or [])
+            read += [(where, p) for p in paths if not PLACEHOLDER.search(p)]
+    assert read and made
+    assert [(where, p) for where, p in read if p not in made] == []

@@ -142,4 +142,4 @@ def test_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     qcd = str(SAMPLES_DIR / "qcd.root")
     assert cli_main(["evaluate", "--background", qcd, "--signal", f"s={qcd}", "--max-events", "50",
                      "--model", "AE_3D_200_ptetaphie", "--recording", str(tmp_path / "norec")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "no such directory" in capsys.readouterr().err

@@ -75,8 +75,8 @@ def test_good_recording_passes(tmp_path: Path, card: dict, capsys: pytest.Captur
     assert result.stats["events"] == 60 and result.stats["segments"] == 3
     code, text = run_cli(tmp_path / "rec", capsys)
     assert code == 0 and "OK: 60 events" in text
-    code, _ = run_cli(tmp_path, capsys)  # a run directory holding the recording works too
-    assert code == 0
+    code, text = run_cli(tmp_path, capsys)  # a directory above the recording is not one: named, not guessed
+    assert code == 2 and "recordings inside it" in text
 
 
 def test_format_1_recording_is_still_read_and_checked(tmp_path: Path, card: dict) -> None:
@@ -174,6 +174,9 @@ def test_unreadable_segment_fails(tmp_path: Path, card: dict, capsys: pytest.Cap
 
 
 def test_empty_directory_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = run_cli(tmp_path, capsys)  # no segments/: not a recording at all
+    assert code == 2 and "not a recording" in text
+    (tmp_path / "segments").mkdir()  # a recording with nothing committed yet
     code, text = run_cli(tmp_path, capsys)
     assert code == 1 and "no segment files" in text
 

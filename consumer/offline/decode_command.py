@@ -16,13 +16,15 @@ import sys
 
 EXAMPLES = """
 aetrig decode runs/demo --out runs/demo/decoded.root --plots runs/demo/plots
-aetrig decode runs/demo/recording --out decoded.root --model models/zoo/AE_3D_200_ptetaphie
-aetrig decode runs/old --out old.root --model my_models/retrained --force
+aetrig decode runs/demo --out decoded.root --model models/zoo/AE_3D_200_ptetaphie
+aetrig decode runs/fast --out fast.root --model my_models/retrained --force
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recording", help="recording directory (with segments/), or a run dir holding recording/")
+    from emulator.runtime.recording import RECORDING_HELP
+
+    parser.add_argument("recording", help=RECORDING_HELP)
     parser.add_argument("--out", required=True, help="decoded ROOT file to write")
     parser.add_argument("--model", default=None, help="model directory (default: models/zoo/<card name>)")
     parser.add_argument("--force", action="store_true", help="decode even if the decoder sha256 differs (warns)")
@@ -32,24 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
 
 
-def resolve_recording(path: str) -> str:
-    """Accept the recording dir itself or a run dir with a recording/ sub-directory."""
-    from pathlib import Path
-
-    p = Path(path)
-    if (p / "segments").is_dir():
-        return str(p)
-    for sub in ("recording", "rec"):
-        if (p / sub / "segments").is_dir():
-            return str(p / sub)
-    return str(p)
-
-
 def main(args: argparse.Namespace) -> int:
     from consumer.offline.decode import DecodeError, decode_recording
     from consumer.offline.join import JoinError
+    from emulator.runtime.recording import RecordingError, recording_dir
 
-    recording = resolve_recording(args.recording)
+    try:
+        recording = str(recording_dir(args.recording))
+    except RecordingError as exc:
+        print(f"aetrig decode: {exc}", file=sys.stderr)
+        return 2
     try:
         summary = decode_recording(recording, args.out, model_dir=args.model, force=args.force,
                                    threads=args.threads)

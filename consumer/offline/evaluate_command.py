@@ -59,8 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", nargs="+", action="extend", metavar="NAME_OR_DIR",
                    help="model dirs or names under models/zoo (default AE_3D_200_ptetaphie and EVT_AE_ht)")
     g.add_argument("--recording", action="append", default=[], metavar="DIR",
-                   help="also evaluate the event scores recorded in DIR (run dir or recording dir; repeatable, "
-                        "one model)")
+                   help="also evaluate the event scores recorded in DIR (the --out of aetrig run or aetrig "
+                        "sink; repeatable, one model)")
     g.add_argument("--recording-model", metavar="NAME_OR_DIR",
                    help="the model that must have scored the recording's events (error if its anomaly card "
                         "differs)")
@@ -157,19 +157,18 @@ def score_sets(models: list, background, signals, progress: bool = True) -> list
 
 def _recording(args: argparse.Namespace, background, signals):  # -> ScoreSet | None
     """The recording row, checked against --recording-model when given."""
-    from consumer.offline.decode_command import resolve_recording
     from consumer.offline.evaluate_recording import recording_set
     from consumer.offline.join import JoinError
-    from emulator.runtime.recording import RecordingError
+    from emulator.runtime.recording import RecordingError, recording_dir
 
     if not args.recording:
         if args.recording_model:
             raise EvaluateError("--recording-model needs --recording DIR")
         return None
-    dirs = [resolve_recording(d) for d in args.recording]
-    for d in dirs:
-        if not os.path.isdir(d):
-            raise EvaluateError(f"recording {d} does not exist")
+    try:
+        dirs = [str(recording_dir(d)) for d in args.recording]
+    except RecordingError as exc:
+        raise EvaluateError(str(exc)) from exc
     model = _models([args.recording_model])[0] if args.recording_model else None
     try:
         return recording_set(dirs, background, signals, model, tree=args.tree)

@@ -13,32 +13,31 @@ import sys
 from pathlib import Path
 
 EXAMPLES = """
-aetrig verify runs/demo/recording
+aetrig verify runs/demo
 aetrig verify /data/rec --expect-events 1000000 --json verify.json
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dir", type=Path, help="recording directory (the sink's --out) or a run directory")
+    from emulator.runtime.recording import RECORDING_HELP
+
+    parser.add_argument("dir", type=Path, help=RECORDING_HELP)
     parser.add_argument("--expect-events", type=int, default=None, help="the number of events that must be there")
     parser.add_argument("--expect-batches", type=int, default=None, help="the number of batches that must be there")
     parser.add_argument("--no-summary", action="store_true", help="ignore a summary.json next to the recording")
     parser.add_argument("--json", type=Path, default=None, help="also write the result as JSON here")
 
 
-def _recording_dir(path: Path) -> Path:
-    """Accept the recording itself, or a run directory holding one recording sub-directory."""
-    if (path / "segments").is_dir():
-        return path
-    candidates = [p.parent for p in sorted(path.glob("*/segments")) if p.is_dir()]
-    return candidates[0] if len(candidates) == 1 else path
-
-
 def main(args: argparse.Namespace) -> int:
     from consumer.offline.verify import verify_recording
     from emulator.runtime.atomic import write_json_atomic
+    from emulator.runtime.recording import RecordingError, recording_dir
 
-    directory = _recording_dir(args.dir)
+    try:
+        directory = recording_dir(args.dir)
+    except RecordingError as exc:
+        print(f"aetrig verify: {exc}", file=sys.stderr)
+        return 2
     result = verify_recording(directory, expect_events=args.expect_events, expect_batches=args.expect_batches,
                               use_summary=not args.no_summary)
     stats = result.stats

@@ -15,7 +15,7 @@ import logging
 import sys
 
 EXAMPLES = """
-aetrig sink --bind tcp://127.0.0.1:5556 --ack-connect tcp://127.0.0.1:5557 --out runs/demo/recording
+aetrig sink --bind tcp://127.0.0.1:5556 --ack-connect tcp://127.0.0.1:5557 --out runs/sink1
 aetrig sink --bind tcp://0.0.0.0:5556 --ack-connect tcp://10.0.0.5:5557 --out /data/rec --commit-ms 500 \\
   --rotate-seconds 300 --max-bytes 50000000000 --metrics-port 9103 --report sink.json --curve-keys keys/
 """

@@ -23,7 +23,7 @@ symbols × delta (exactly what the decoder graph takes). Segments without the fi
 
 Typical use::
 
-    rec = open_recording("runs/demo/recording")
+    rec = open_recording("runs/demo")     # the --out of aetrig run or aetrig sink
     ev = rec.events()            # dict of numpy per-event arrays (run_id, seq, ..., n_jets, n_raw)
     latent = rec.latent()        # [total jets, k] float32, jets in event order
     error = rec.jet_error()      # [total jets] float32 (RecordingError when not recorded: rec.has_jet_error)
@@ -125,6 +125,28 @@ SEGMENT_RE = re.compile(r"^(?P<run>[0-9a-f]{16})-(?P<index>\d{6,})\.root$")
 
 class RecordingError(Exception):
     """A recording directory or segment that cannot be read as one."""
+
+
+#: how every command's help names a recording argument
+RECORDING_HELP = "the recording: the --out directory of aetrig run or aetrig sink (holds segments/)"
+
+
+def recording_dir(path: str | Path) -> Path:
+    """The recording a user names: the directory given as ``--out`` to ``aetrig run`` or ``aetrig sink``,
+    which holds ``segments/`` (the ``segments/`` directory itself is accepted too).
+
+    Every reader (verify, decode, evaluate --recording, ``open_recording``) resolves its argument here and
+    nowhere else; a path that is not a recording raises RecordingError naming any recordings inside it."""
+    p = Path(path)
+    if (p / SEGMENT_DIR).is_dir():
+        return p
+    if p.name == SEGMENT_DIR and p.is_dir():
+        return p.parent
+    if not p.exists():
+        raise RecordingError(f"{p}: no such directory ({RECORDING_HELP})")
+    inside = sorted(str(s.parent) for s in p.glob(f"*/{SEGMENT_DIR}") if s.is_dir())
+    hint = f"; recordings inside it: {', '.join(inside)}" if inside else ""
+    raise RecordingError(f"{p}: not a recording: no {SEGMENT_DIR}/ in it ({RECORDING_HELP}){hint}")
 
 
 def segment_name(run_id: int, index: int) -> str:
@@ -387,7 +409,7 @@ class Recording:
     """All segments of a recording directory, read lazily and concatenated in (run, index) order."""
 
     def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
+        self.directory = recording_dir(directory)
         self.unfinished = unfinished_commits(self.directory)  # reported, never applied in place
         self.skipped = [p.name for p in foreign_segments(self.directory)]  # symlinks: never followed
         paths = segment_paths(self.directory)
