@@ -14,6 +14,7 @@ import argparse
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from emulator.runtime.link_security import check_plaintext_binds
 from emulator.runtime.stage_config import ANY_BASE_INT, COMMA_LIST, Schema, option
 from emulator.runtime.wire import Limits
 from producer.formats import DEFAULT_FORMAT, FORMATS, apply_format, get_format
@@ -69,8 +70,10 @@ class ProducerConfig:
     drain_timeout: float = option(30.0, "seconds to wait for acknowledgements when stopping", group=_LINK)
     drop_on_overload: bool = option(False, "trigger-emulation deadtime: drop (and count) batches when the window "
                                     "is full", group=_LINK)
-    curve_keys: str | None = option(None, "CurveZMQ key directory (encrypt + authenticate)", metavar="DIR",
-                                    group=_LINK, default_text="plain TCP")
+    curve_keys: str | None = option(None, "CurveZMQ key directory (aetrig keys DIR): encrypt both sockets, "
+                                    "take events only to the encoder key and acknowledgements only from the sink "
+                                    "key", metavar="DIR", group=_LINK,
+                                    default_text="plaintext, loopback binds only")
     metrics_port: int = option(0, "serve Prometheus /metrics on this port, 0 = off", group=_OUT)
     report: str | None = option(None, "write the producer report here on exit", metavar="FILE.json", group=_OUT)
     manifest_out: str | None = option(None, "write the run manifest JSON here", metavar="FILE", group=_OUT)
@@ -108,6 +111,7 @@ def check(cfg: ProducerConfig) -> None:
         raise ValueError("loops, max-events and duration must be >= 0")
     if cfg.run_id is not None and not 0 <= cfg.run_id < 1 << 64:
         raise ValueError("run-id must be a 64-bit unsigned integer")
+    check_plaintext_binds(cfg.curve_keys, {"--bind": cfg.bind, "--ack-bind": cfg.ack_bind})
 
 
 SCHEMA = Schema(ProducerConfig, "producer", check=check, prepare=_apply_input_format, sections=("producer", "produce"))

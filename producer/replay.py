@@ -86,10 +86,11 @@ class Replayer:
         self.acks.rcvhwm = 10000
         for sock in (self.push, self.acks):
             sock.setsockopt(zmq.LINGER, 0)
-            if self.cfg.curve_keys:
-                from emulator.runtime.curvezmq import secure_socket
+        if self.cfg.curve_keys:  # only encoders may pull events, only the sink may acknowledge
+            from emulator.runtime.curvezmq import secure_server
 
-                secure_socket(sock, self.cfg.curve_keys, "server")
+            secure_server(self.push, self.cfg.curve_keys, "data")
+            secure_server(self.acks, self.cfg.curve_keys, "acks")
         # watch connections from before the bind on, so an encoder that connects at once is not missed
         self._monitor = self.push.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self.push.bind(self.cfg.bind)
@@ -353,6 +354,13 @@ class Replayer:
                 f"unacknowledged after {self.cfg.drain_timeout:g} s")
         return not len(self.window)
 
+    def _auth_refused(self) -> dict[str, int]:
+        if not self.cfg.curve_keys:
+            return {}
+        from emulator.runtime.curvezmq import refusals
+
+        return refusals(self.ctx)
+
     def report(self, t_stop: float, t_end: float, wall0: float, drained: bool) -> dict[str, Any]:
         send_span = self.t_last_send - self.t0 if self.seq else 0.0
         achieved = self.produced / send_span if send_span > 0 else 0.0
@@ -389,6 +397,8 @@ class Replayer:
                              "blocked_seconds": round(self.blocked_seconds, 3),
                              "resends_held_while_full": self.resends_held},
             "foreign_acks": self.foreign_acks,
+            "curve": bool(self.cfg.curve_keys),
+            "auth_refused": self._auth_refused(),  # CurveZMQ handshakes refused, by link (data, acks)
             "unknown_acks": self.window.unknown_acks,
             "rejected": self.rejected,
             "variables": self.variables,

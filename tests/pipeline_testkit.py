@@ -1,4 +1,8 @@
-"""Real stage processes for the pipeline reliability tests: sink, encoders and producer on loopback."""
+"""Real stage processes for the pipeline reliability tests: sink, encoders and producer on loopback.
+
+The stages authenticate each other as `aetrig run` has them do: with CurveZMQ keys made for the test, one
+per role (``keys``; ``plaintext=True`` only where a test is about plaintext links).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from emulator.run.live_status import scrape, value
 from emulator.run.stage_process import StageProcess, terminate_all
 from emulator.run.summary import recording_counts
 from emulator.runtime import defaults
+from emulator.runtime.curvezmq import generate_keys
 from emulator.runtime.ports import free_port
 
 READY_S = 60.0
@@ -24,8 +29,9 @@ READY_S = 60.0
 class Pipeline:
     """Addresses and processes of one test pipeline; ``close()`` kills whatever is left."""
 
-    def __init__(self, tmp: Path, input_file: Path, model: Path | None = None):
+    def __init__(self, tmp: Path, input_file: Path, model: Path | None = None, plaintext: bool = False):
         self.tmp, self.input = tmp, input_file
+        self.keys = None if plaintext else generate_keys(tmp / "keys")
         self.model = model or defaults.default_model(announce=False)
         self.out = tmp / "rec"
         self.data = f"tcp://127.0.0.1:{free_port()}"
@@ -35,7 +41,9 @@ class Pipeline:
 
     def _start(self, name: str, args: list[str]) -> StageProcess:
         port = free_port()
-        stage = StageProcess(name, [*args, "--metrics-port", str(port), "--report", str(self.tmp / f"{name}.json")],
+        secure = ["--curve-keys", str(self.keys)] if self.keys else []
+        report = self.tmp / f"{name}.json"
+        stage = StageProcess(name, [*args, *secure, "--metrics-port", str(port), "--report", str(report)],
                              self.tmp / f"{name}.log", self.tmp / f"{name}.json", port)
         self.stages.append(stage)
         stage.start()

@@ -103,6 +103,24 @@ def test_every_aetrig_invocation_parses(where: str, argv: list[str], env: dict[s
         assert env.get(METRICS_HOST_ENV) == "0.0.0.0", f"{where}: /metrics only on 127.0.0.1 in a container"
 
 
+def test_each_compose_stage_mounts_only_its_roles_keys() -> None:
+    """One CurveZMQ identity per role: a stage's key directory holds its own secret, never another role's."""
+    services = _compose()["services"]
+    roles = {"produce": "producer", "encode": "encoder", "sink": "sink"}
+    for name, service in services.items():
+        argv = [str(a) for a in service.get("command", [])]
+        if argv and argv[0] in roles:
+            keys_dir = _flag(argv, "--curve-keys")
+            assert keys_dir, f"compose service {name}: no --curve-keys"
+            mounts = {m.split(":")[1]: m.split(":")[0] for m in service["volumes"]}
+            assert mounts[keys_dir] == f"curve-{roles[argv[0]]}", (name, mounts)
+    keys = services["keys"]
+    assert keys["command"][:1] == ["keys"] and "--per-role" in keys["command"]
+    made = {m.split(":")[1]: m.split(":")[0] for m in keys["volumes"]}
+    root = keys["command"][1]
+    assert all(made[f"{root}/{role}"] == f"curve-{role}" for role in roles.values()), made
+
+
 def test_dockerfile_installs_the_package_and_runs_aetrig() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
     assert re.search(r'^ENTRYPOINT \["aetrig"\]$', text, re.M)
@@ -227,7 +245,8 @@ def test_k8s_has_encoder_deployment_autoscaler_sink_volume_producer_job_and_serv
             volumes = {v["name"]: v for v in template["spec"]["volumes"]}
             keys_dir = _flag(container["args"], "--curve-keys")
             mount = next(m for m in container["volumeMounts"] if m["mountPath"] == keys_dir)
-            assert volumes[mount["name"]]["secret"]["secretName"] == "aetrig-curve"
+            role = {"produce": "producer", "encode": "encoder", "sink": "sink"}[container["args"][0]]
+            assert volumes[mount["name"]]["secret"]["secretName"] == f"aetrig-curve-{role}"  # its role's key only
     config = yaml.safe_load(by_kind["ConfigMap"]["aetrig-prometheus-config"]["data"]["prometheus.yml"])
     job_cfg = config["scrape_configs"][0]
     assert job_cfg["job_name"] == "aetrig"

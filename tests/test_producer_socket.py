@@ -155,7 +155,7 @@ def test_missing_branch_exits_2_naming_it(tmp_path: Path) -> None:
 
 
 def test_curve_keys_encrypt_and_authenticate_both_producer_sockets(tmp_path: Path) -> None:
-    from emulator.runtime.curvezmq import generate_keys, secure_socket
+    from emulator.runtime.curvezmq import generate_keys, secure_client
 
     keys = generate_keys(tmp_path / "keys")
     make_ntuple(tmp_path / "in.root", 500)
@@ -165,7 +165,8 @@ def test_curve_keys_encrypt_and_authenticate_both_producer_sockets(tmp_path: Pat
     pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
     for s in (pull, push):
         s.setsockopt(zmq.LINGER, 0)
-        secure_socket(s, keys, "client")
+    secure_client(pull, keys, "data")  # as the encoder
+    secure_client(push, keys, "acks")  # as the sink
     pull.connect(data)
     push.connect(acks)
     try:

@@ -12,6 +12,7 @@ from functools import cached_property
 from pathlib import Path
 
 from emulator.runtime import wire
+from emulator.runtime.link_security import check_plaintext_binds
 from emulator.runtime.recording import LATENT_CODECS
 from emulator.runtime.stage_config import Schema, option
 
@@ -43,8 +44,9 @@ class SinkConfig:
     report: Path | None = option(None, "write the stage report JSON here on exit", metavar="FILE.json", group=_OUT)
     quarantine: Path | None = option(None, "keep rejected messages under DIR/<reason>/", metavar="DIR", group=_OUT,
                                      default_text="OUT/quarantine")
-    curve_keys: Path | None = option(None, "CurveZMQ key directory (encrypt both links)", metavar="DIR", group=_OUT,
-                                     default_text="plain TCP")
+    curve_keys: Path | None = option(None, "CurveZMQ key directory (aetrig keys DIR): encrypt both links, take "
+                                     "scored messages only from the encoder key, acknowledge as the sink key",
+                                     metavar="DIR", group=_OUT, default_text="plaintext, loopback binds only")
     max_jets_per_event: int = option(_LIMITS.max_jets_per_event, "reject events with more jets", group=_OUT)
     max_message_bytes: int = option(_LIMITS.max_bytes, "reject larger messages", group=_OUT)
     max_pending_events: int | None = option(None, "uncommitted events held in memory before reading stops",
@@ -68,6 +70,7 @@ def check(cfg: SinkConfig) -> None:
     if cfg.latent_dtype not in wire.LATENT_DTYPES:
         raise ValueError(f"--latent-dtype must be one of {wire.LATENT_DTYPES}, got {cfg.latent_dtype!r}")
     parse_compression(cfg.compression)
+    check_plaintext_binds(cfg.curve_keys, {"--bind": cfg.bind})
 
 
 SCHEMA = Schema(SinkConfig, "sink", check=check)

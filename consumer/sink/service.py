@@ -283,19 +283,19 @@ class Sink:
         pull = ctx.socket(zmq.PULL)
         pull.rcvhwm = HWM
         pull.setsockopt(zmq.MAXMSGSIZE, self.config.limits.max_bytes)  # a larger frame drops its sender
-        if self.config.curve_keys:
-            from emulator.runtime.curvezmq import secure_socket
+        if self.config.curve_keys:  # only encoders may push scored messages
+            from emulator.runtime.curvezmq import secure_server
 
-            secure_socket(pull, self.config.curve_keys, "server")
+            secure_server(pull, self.config.curve_keys, "scored")
         pull.bind(self.config.bind)
         ack = None
         if self.config.ack_connect:
             ack = ctx.socket(zmq.PUSH)
             ack.sndhwm = 10000
-            if self.config.curve_keys:
-                from emulator.runtime.curvezmq import secure_socket
+            if self.config.curve_keys:  # the sink identity: the only one the producer takes acks from
+                from emulator.runtime.curvezmq import secure_client
 
-                secure_socket(ack, self.config.curve_keys, "client")
+                secure_client(ack, self.config.curve_keys, "acks")
             ack.connect(self.config.ack_connect)
         return ctx, pull, ack
 

@@ -66,8 +66,9 @@ class EncoderConfig:
                                      metavar="DIR", group=_OUT, default_text="count only")
     id: str = option(help="encoder name in headers, logs and report", factory=lambda: f"encoder-{os.getpid()}",
                      group=_OUT, default_text="encoder-PID")
-    curve_keys: Path | None = option(None, "CurveZMQ key directory (encrypt both links)", metavar="DIR", group=_OUT,
-                                     default_text="plain TCP")
+    curve_keys: Path | None = option(None, "CurveZMQ key directory (aetrig keys DIR): encrypt both links, as the "
+                                     "encoder key, to the run's producer and sink only", metavar="DIR", group=_OUT,
+                                     default_text="plaintext")
     max_jets_per_event: int = option(_LIMITS.max_jets_per_event, "reject events with more jets", group=_OUT)
     max_message_bytes: int = option(_LIMITS.max_bytes, "reject larger messages", group=_OUT)
     drain_timeout_s: float = option(10.0, "on SIGTERM, give up sending to an unresponsive sink after this many "

@@ -123,11 +123,11 @@ class EncoderService:
         pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
         pull.rcvhwm, push.sndhwm = HWM, HWM
         pull.setsockopt(zmq.MAXMSGSIZE, self.config.limits.max_bytes)  # a larger frame drops its sender
-        if self.config.curve_keys:
-            from emulator.runtime.curvezmq import secure_socket
+        if self.config.curve_keys:  # the encoder identity, talking only to the run's producer and sink
+            from emulator.runtime.curvezmq import secure_client
 
-            secure_socket(pull, self.config.curve_keys, "client")
-            secure_socket(push, self.config.curve_keys, "client")
+            secure_client(pull, self.config.curve_keys, "data")
+            secure_client(push, self.config.curve_keys, "scored")
         pull.connect(self.config.connect)
         push.connect(self.config.sink)
         return ctx, pull, push

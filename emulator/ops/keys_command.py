@@ -1,10 +1,14 @@
-"""Create CurveZMQ key pairs for encrypted, authenticated cross-host links (--curve-keys DIR).
+"""Create CurveZMQ key pairs, one identity per role, for authenticated links (--curve-keys DIR).
 
-Writes DIR/server.key + server.key_secret (binding side: producer, sink) and DIR/client.key +
-client.key_secret (connecting side: encoders, the sink's acknowledgements), plus one
-client-NAME pair per --client NAME. Servers accept only the public keys DIR/client*.key.
-Existing key files are kept unless --force. The same DIR, mounted on every host (for example
-as a Kubernetes Secret), secures all links; see docs/operations.md "Scale out".
+Writes DIR/producer.key + producer.key_secret, DIR/encoder.key + encoder.key_secret (one identity shared
+by every encoder) and DIR/sink.key + sink.key_secret; --encoder NAME adds a further encoder identity
+encoder-NAME that the producer and the sink accept as an encoder (a host that should use it gets it as
+its encoder.key_secret). Each stage needs its own ROLE.key_secret and the public *.key files: the
+producer lets only encoder keys pull events and only the sink key acknowledge, the sink takes scored
+messages only from encoder keys. --per-role also writes DIR/producer/, DIR/encoder/ and DIR/sink/, each
+with that role's secret and every public key: what one stage's container or Kubernetes Secret holds.
+Secret files are mode 0600 from their first byte. Existing key files are kept unless --force.
+`aetrig run` makes fresh keys of its own in OUT/keys; see docs/operations.md "Scale out".
 """
 
 from __future__ import annotations
@@ -14,22 +18,35 @@ from pathlib import Path
 
 EXAMPLES = """
 aetrig keys deploy/curve-keys
-aetrig keys keys/ --client encoder-host-7 --client sink-host-2
+aetrig keys keys/ --encoder host-7 --encoder host-8
+aetrig keys curve-keys/ --per-role
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", type=Path, help="key directory to create or complete")
-    parser.add_argument("--client", action="append", default=[], metavar="NAME",
-                        help="also create an allowed client key pair client-NAME (repeatable)")
+    parser.add_argument("--encoder", action="append", default=[], metavar="NAME",
+                        help="also create a further encoder identity encoder-NAME (repeatable)")
+    parser.add_argument("--per-role", action="store_true",
+                        help="also write DIR/ROLE/ per role: its secret and the public keys (one per stage)")
     parser.add_argument("--force", action="store_true", help="overwrite existing key files")
 
 
 def main(args: argparse.Namespace) -> int:
-    from emulator.runtime.curvezmq import generate_keys
+    import sys
 
-    directory = generate_keys(args.dir, clients=("client", *args.client), overwrite=args.force)
+    from emulator.runtime.curvezmq import CurveError, generate_keys, split_by_role
+
+    try:
+        directory = generate_keys(args.dir, extra={"encoder": tuple(args.encoder)}, overwrite=args.force)
+        per_role = split_by_role(directory) if args.per_role else {}
+    except (CurveError, ValueError, OSError) as err:
+        print(f"aetrig keys: error: {err}", file=sys.stderr)
+        return 2
     for path in sorted(directory.glob("*.key*")):
         print(f"{path}{'   (secret: keep private)' if path.name.endswith('_secret') else ''}")
-    print(f"use: --curve-keys {directory}   (kubectl create secret generic aetrig-curve --from-file={directory})")
+    for role, path in per_role.items():
+        print(f"{path}/   (the {role}'s: {role}.key_secret and the public keys)")
+    print(f"use: --curve-keys {directory} on every stage (each reads its own ROLE.key_secret and the public "
+          "*.key); Kubernetes: docs/operations.md \"Keys\"")
     return 0

@@ -67,7 +67,21 @@ def _plan(settings: run_settings.RunSettings, out: Path, model: Path, inputs: li
                else [free_port() for _ in range(2 + n)])
     return {"data": f"tcp://127.0.0.1:{free_port()}", "acks": f"tcp://127.0.0.1:{free_port()}",
             "scored": f"tcp://127.0.0.1:{free_port()}", "metrics": metrics, "out": out, "model": model,
-            "inputs": inputs}
+            "inputs": inputs, "curve_keys": settings.stages["producer"].get("curve_keys")}
+
+
+def _make_keys(keys: Path | None, fresh: bool) -> str:
+    """Make fresh CurveZMQ keys for the run in ``keys`` (not for --curve-keys DIR: the stages read DIR's);
+    describe the links."""
+    if keys is None:
+        return "PLAINTEXT (--plaintext): unauthenticated and unencrypted; any local process may connect"
+    if fresh:
+        from emulator.runtime.curvezmq import generate_keys
+
+        generate_keys(keys, overwrite=True)
+    made = "made for this run" if fresh else "from --curve-keys"
+    return (f"CurveZMQ, keys {made} in {keys} (producer, encoder, sink): only encoders pull events and push "
+            "scored messages, only the sink acknowledges")
 
 
 def _stages(settings: run_settings.RunSettings, plan: dict[str, Any]) -> list:
@@ -126,6 +140,7 @@ def _run_info(stages: list, plan: dict[str, Any], extra: dict[str, Any] | None =
                         "report": str(s.report_path), "metrics": s.metrics_url, "args": s.args,
                         "cpus": sorted(s.cpus) if s.cpus else None} for s in stages],
             "addresses": {"data": plan["data"], "acks": plan["acks"], "scored": plan["scored"]},
+            "curve_keys": str(plan["curve_keys"]) if plan["curve_keys"] else None,
             "model": str(plan["model"]), "inputs": plan["inputs"], **(extra or {})}
 
 
@@ -189,12 +204,19 @@ def main(args: argparse.Namespace) -> int:
         settings = run_settings.resolve(args)
         model, inputs = settings.complete()
         out = (settings.run.out or Path("runs") / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())).resolve()
+        keys = settings.secure_links(out)
         plan = _plan(settings, out, model, inputs)
         stages = _stages(settings, plan)  # every stage's settings checked before any process starts
         open_inputs(settings.config("producer"))  # the producer's start-up check: files, tree, branches
     except (ValueError, OSError) as err:
         print(f"aetrig run: error: {err}", file=sys.stderr)
         return 2
+    try:
+        links = _make_keys(keys, fresh=not settings.given_keys)
+    except (RuntimeError, OSError) as err:  # CurveError: no CURVE in libzmq; or an unwritable directory
+        print(f"aetrig run: error: {err}", file=sys.stderr)
+        return 2
+    print(f"aetrig run: links: {links}", file=sys.stderr)
     print(f"aetrig run: anomaly scoring: {settings.anomaly['scoring']}", file=sys.stderr)
     print(f"aetrig run: {describe_plan({s.name: s.cpus for s in stages if s.cpus}, settings.run.pin_cpus)}",
           file=sys.stderr)

@@ -71,6 +71,10 @@ class RunConfig:
     prometheus_port: int = option(9090, "port of that Prometheus (a free port when it is taken)", metavar="PORT",
                                   group=_RUN)
     status_interval: float = option(1.0, "seconds between status lines, 0 = none", metavar="S", group=_RUN)
+    plaintext: bool = option(False, "unauthenticated, unencrypted links between the stages (all on loopback): any "
+                             "local process could then pull events, push messages or acknowledge; for debugging "
+                             "and speed comparisons (default: CurveZMQ keys made for the run, one per role, in "
+                             "OUT/keys)", group=_RUN)
     pin_cpus: str = option("auto", "auto: with more cores than encoders, each encoder gets a core of its own and "
                            "the producer and sink share the rest; off: the kernel places every stage",
                            choices=PIN_SETTINGS, group=_RUN)
@@ -192,6 +196,8 @@ class RunSettings:
     stages: dict[str, dict[str, Any]]
     #: the anomaly scoring the encoders will choose ({"model", "scoring"}), set by :meth:`complete`
     anomaly: dict[str, Any] = field(default_factory=dict)
+    #: whether the links use keys of --curve-keys DIR (else the run makes its own), set by :meth:`secure_links`
+    given_keys: bool = False
 
     @property
     def duration(self) -> float:
@@ -232,6 +238,25 @@ class RunSettings:
         self.anomaly = predicted_scoring(anomaly, encoder["model"].name, stream)
         check_latent_codec(encoder["model"], str(self.stages["sink"].get("latent_codec") or "none"))
         return encoder["model"], producer["input"]
+
+    def secure_links(self, out: Path) -> Path | None:
+        """Give every stage the run's CurveZMQ key directory and return it (None with --plaintext).
+
+        Without --curve-keys that is OUT/keys, made fresh for each run by :meth:`make_keys`; --curve-keys DIR
+        uses DIR's keys (``aetrig keys DIR``) instead; --plaintext with --curve-keys is an error."""
+        given = {str(self.stages[s]["curve_keys"]) for s in STAGE if self.stages[s].get("curve_keys")}
+        if self.run.plaintext:
+            if given:
+                raise ValueError("--plaintext and --curve-keys contradict each other: give one")
+            return None
+        if len(given) > 1:
+            raise ValueError(f"the stages' curve_keys differ ({', '.join(sorted(given))}): give one key directory")
+        self.given_keys = bool(given)
+        keys = Path(given.pop()) if given else out / "keys"
+        for stage in STAGES:
+            setting = stage.schema.settings["curve_keys"]
+            self.stages[stage.name]["curve_keys"] = stage.schema.coerce(setting, str(keys), "--curve-keys")
+        return keys
 
     def values(self, stage: str, **owned: Any) -> dict[str, Any]:
         """The stage's settings for one start: the run's for this start (``owned``) first, then the others."""

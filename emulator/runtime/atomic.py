@@ -13,13 +13,19 @@ from pathlib import Path
 from typing import Any
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Replace ``path`` with ``text`` atomically and durably (parent folders made); return the path."""
+def write_text_atomic(path: str | Path, text: str, mode: int = 0o666) -> Path:
+    """Replace ``path`` with ``text`` atomically and durably (parent folders made); return the path.
+
+    The file is created with permissions ``mode`` (less the umask) from its first byte: a secret written
+    with ``mode=0o600`` is never readable by others, not even while it is being written.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)  # O_EXCL below: a leftover (or planted) file never lends us its permissions
     try:
-        with open(tmp, "w") as out:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        with open(fd, "w") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
 
 from emulator.runtime.latency_stats import DECISION_HOPS
+from emulator.runtime.metrics_server import serve_metrics
 from emulator.runtime.wire import REJECT_REASONS
 
 STAGES = ("producer", "encoder", "sink")
@@ -110,9 +111,10 @@ def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
 def start_metrics(port: int | None, host: str | None = None) -> Metrics:
     """Create the metrics and, when ``port`` is given (0 = none), serve them on http://host:port/metrics.
 
-    ``host`` defaults to $AETRIG_METRICS_HOST, else 127.0.0.1 (containers set 0.0.0.0 to be scraped).
+    ``host`` defaults to $AETRIG_METRICS_HOST, else 127.0.0.1 (containers set 0.0.0.0 to be scraped). The
+    server times out slow clients (emulator/runtime/metrics_server.py).
     """
     metrics = make_metrics()
     if port:
-        start_http_server(port, addr=host or os.environ.get(METRICS_HOST_ENV, "127.0.0.1"), registry=metrics.registry)
+        serve_metrics(metrics.registry, port, host or os.environ.get(METRICS_HOST_ENV, "127.0.0.1"))
     return metrics

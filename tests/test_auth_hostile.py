@@ -1,0 +1,235 @@
+"""Hostile local processes against a real `aetrig run` (CurveZMQ by default): nothing connects, nothing is lost.
+
+Each test starts `aetrig run --rate 20000 --duration 6` and, once its stages are up (run.json), attacks it
+from this process over real ZeroMQ sockets on loopback, as another local process would:
+
+- without the run's keys: a rogue PULL on the producer's data port (plaintext, and with a CURVE key of
+  its own that knows the producer's public key), rogue PUSHes of forged acknowledgements (the real run
+  id, seqs 0..N) on the ack port and of well-formed scored messages on the sink's port;
+- holding the *encoder's* key (what a stolen Kubernetes Secret of the encoders gives): it may pull
+  events, which it does, and acknowledge each stolen batch with its real run id and seq, which the
+  producer refuses (only the sink's key may acknowledge), so the producer resends them;
+- a control with ``--plaintext``: the same theft plus forged acknowledgements does lose events, so the
+  attacks above are real ones.
+
+Asserted: the rogue gets nothing (or, with the encoder key, nothing it can acknowledge), the refusals are
+counted (producer report ``auth_refused``, sink log), no stage's pid changes, produced = recorded with
+nothing lost or recorded twice, exit code 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+from encsink_support import scored_frames
+from waiting import wait_until
+
+from emulator.runtime import wire
+from emulator.runtime.curvezmq import generate_keys, secure_client
+from models.runtime.card import read_card
+
+pytestmark = pytest.mark.slow
+
+AETRIG = str(Path(sys.executable).with_name("aetrig"))
+RUN_ID = 0xA77AC4
+ATTACK_S = 3.0
+
+
+def _start_run(tmp: Path, *extra: str) -> tuple[subprocess.Popen, dict[str, Any], Path]:
+    out = tmp / "run"
+    log = open(tmp / "aetrig-run.log", "wb")  # noqa: SIM115 - the child holds it; closed with the test
+    proc = subprocess.Popen([AETRIG, "run", "--rate", "20000", "--duration", "6", "--run-id", hex(RUN_ID),
+                             "--encoders", "1", "--status-interval", "0", "--out", str(out), *extra],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: (out / "run.json").exists() or proc.poll() is not None, 120,
+                   what="the run's stages to be up (run.json)")
+    except AssertionError:
+        proc.kill()
+        raise
+    assert proc.poll() is None, (tmp / "aetrig-run.log").read_text()[-3000:]
+    return proc, json.loads((out / "run.json").read_text()), out
+
+
+def _finish(proc: subprocess.Popen, out: Path, tmp: Path) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    try:
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (out / "summary.json").exists(), (tmp / "aetrig-run.log").read_text()[-3000:]
+    return code, json.loads((out / "summary.json").read_text()), json.loads((out / "run.json").read_text())
+
+
+def _pids(info: dict[str, Any]) -> dict[str, int]:
+    return {s["name"]: s["pid"] for s in info["stages"]}
+
+
+def _socket(ctx: zmq.Context, kind: int, addr: str, keys: Path | None, link: str) -> zmq.Socket:
+    sock = ctx.socket(kind)
+    sock.linger = 0
+    if keys is not None:
+        secure_client(sock, keys, link)
+    sock.connect(addr)
+    return sock
+
+
+def _pull(ctx: zmq.Context, addr: str, keys: Path | None, seconds: float) -> list[list[bytes]]:
+    """Everything a rogue PULL on the data port receives within ``seconds``."""
+    sock = _socket(ctx, zmq.PULL, addr, keys, "data")
+    got, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if sock.poll(50):
+            got.append(sock.recv_multipart())
+    sock.close(0)
+    return got
+
+
+def _push(ctx: zmq.Context, addr: str, keys: Path | None, link: str, messages: list[list[bytes]],
+          seconds: float) -> int:
+    """Offer ``messages`` round and round for ``seconds``; return how many the socket took (queued or sent)."""
+    sock = _socket(ctx, zmq.PUSH, addr, keys, link)
+    sent, deadline, i = 0, time.monotonic() + seconds, 0
+    while time.monotonic() < deadline:
+        try:
+            sock.send_multipart(messages[i % len(messages)], zmq.NOBLOCK)
+            sent += 1
+            i += 1
+        except zmq.Again:  # no completed handshake: nothing to queue on
+            time.sleep(0.02)
+    sock.close(0)
+    return sent
+
+
+def _stranger(tmp: Path, run_keys: Path) -> Path:
+    """Keys of its own for every role, plus the run's public keys of the servers it aims at."""
+    keys = generate_keys(tmp / "stranger")
+    for role in ("producer", "sink"):
+        shutil.copy(run_keys / f"{role}.key", keys / f"{role}.key")
+    return keys
+
+
+def _encoder_thief(tmp: Path, run_keys: Path) -> Path:
+    """The encoder's identity, and nothing else secret: it stands in for the sink too (to try acknowledging)."""
+    keys = tmp / "thief"
+    keys.mkdir()
+    for path in run_keys.glob("*.key"):
+        shutil.copy(path, keys / path.name)
+    for role in ("encoder", "sink"):
+        shutil.copy(run_keys / "encoder.key_secret", keys / f"{role}.key_secret")
+    return keys
+
+
+def _forged_scored(run_id: int) -> list[list[bytes]]:
+    """Well-formed scored messages with the run's id and the default anomaly model's card."""
+    from emulator.runtime import defaults
+
+    card = read_card(defaults.DEFAULT_ANOMALY_MODEL)
+    rng = np.random.default_rng(5)
+    return [scored_frames(run_id, seq, np.full(16, 3), rng, card, first_event_id=10_000_000 + 16 * seq)
+            for seq in range(8)]
+
+
+def _steal_and_acknowledge(info: dict[str, Any], keys: Path | None) -> list[tuple[int, int]]:
+    """Pull batches from the data port for ATTACK_S and acknowledge each at once with its own run id and seq,
+    as the issue's thief did; return the (run id, seq) of the batches it got."""
+    ctx = zmq.Context()
+    stolen: list[tuple[int, int]] = []
+    try:
+        pull = _socket(ctx, zmq.PULL, info["addresses"]["data"], keys, "data")
+        ack = _socket(ctx, zmq.PUSH, info["addresses"]["acks"], keys, "acks")
+        deadline = time.monotonic() + ATTACK_S
+        while time.monotonic() < deadline:
+            if pull.poll(50):
+                header = msgpack.unpackb(pull.recv_multipart()[0])
+                stolen.append((int(header["run_id"]), int(header["seq"])))
+                with contextlib.suppress(zmq.Again):  # refused handshake: nothing to queue on
+                    ack.send(wire.encode_ack(stolen[-1][0], [stolen[-1][1]]), zmq.NOBLOCK)
+    finally:
+        ctx.destroy(0)
+    return stolen
+
+
+def _in_threads(*jobs: Any) -> list[Any]:
+    results: list[Any] = [None] * len(jobs)
+
+    def run(i: int, fn: Any, args: tuple) -> None:
+        results[i] = fn(*args)
+
+    threads = [threading.Thread(target=run, args=(i, fn, args)) for i, (fn, *args) in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results
+
+
+def _assert_whole(code: int, summary: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> None:
+    ev = summary["events"]
+    assert code == 0, (code, ev, after.get("failures"))
+    assert ev["produced"] > 0 and ev["recorded"] == ev["produced"], ev
+    assert ev["lost"] == 0 and ev["duplicates_recorded"] == 0, ev
+    assert _pids(after) == _pids(before) and not any((summary.get("restarts") or {}).values()), summary["restarts"]
+
+
+def test_a_process_without_the_keys_gets_nothing_and_costs_nothing(tmp_path: Path) -> None:
+    proc, info, out = _start_run(tmp_path)
+    keys = Path(info["curve_keys"])
+    assert keys == out / "keys"
+    stranger = _stranger(tmp_path, keys)
+    data, acks, scored = (info["addresses"][k] for k in ("data", "acks", "scored"))
+    forged_acks = [[wire.encode_ack(RUN_ID, list(range(start, start + 64)))] for start in range(0, 2048, 64)]
+    forged_scored = _forged_scored(RUN_ID)
+    ctx = zmq.Context()
+    try:
+        got_plain, got_curve, *_ = _in_threads(
+            (_pull, ctx, data, None, ATTACK_S), (_pull, ctx, data, stranger, ATTACK_S),
+            (_push, ctx, acks, None, "acks", forged_acks, ATTACK_S),
+            (_push, ctx, acks, stranger, "acks", forged_acks, ATTACK_S),
+            (_push, ctx, scored, None, "scored", forged_scored, ATTACK_S),
+            (_push, ctx, scored, stranger, "scored", forged_scored, ATTACK_S))
+    finally:
+        ctx.destroy(0)
+    assert got_plain == [] and got_curve == []
+    code, summary, after = _finish(proc, out, tmp_path)
+    _assert_whole(code, summary, info, after)
+    producer = json.loads((out / "reports" / "producer.json").read_text())
+    assert producer["curve"] is True
+    assert producer["auth_refused"].get("data", 0) >= 1 and producer["auth_refused"].get("acks", 0) >= 1
+    assert producer["foreign_acks"] == 0 and producer["unknown_acks"] == 0  # no forged ack ever arrived
+    sink_log = (out / "logs" / "sink.log").read_text()
+    assert "refused a peer on aetrig-scored" in sink_log
+    assert not summary["rejected"], summary["rejected"]  # no forged scored message reached the sink
+
+
+def test_the_encoder_key_may_pull_but_cannot_acknowledge(tmp_path: Path) -> None:
+    proc, info, out = _start_run(tmp_path)
+    thief = _encoder_thief(tmp_path, Path(info["curve_keys"]))
+    stolen = _steal_and_acknowledge(info, thief)
+    assert stolen and {run for run, _ in stolen} == {RUN_ID}  # the encoder key does get events
+    code, summary, after = _finish(proc, out, tmp_path)
+    _assert_whole(code, summary, info, after)
+    producer = json.loads((out / "reports" / "producer.json").read_text())
+    assert producer["auth_refused"].get("acks", 0) >= 1
+    assert producer["batches_resent"] >= len(stolen) > 0  # never acknowledged by the sink: resent, not lost
+
+
+def test_control_without_authentication_the_same_theft_loses_events(tmp_path: Path) -> None:
+    """--plaintext: the rogue steals batches and acknowledges them, and those events are lost (exit 3)."""
+    proc, info, out = _start_run(tmp_path, "--plaintext")
+    assert info["curve_keys"] is None and not (out / "keys").exists()
+    stolen = len(_steal_and_acknowledge(info, None))
+    code, summary, _ = _finish(proc, out, tmp_path)
+    assert stolen > 0 and code == 3 and summary["events"]["lost"] > 0, (stolen, code, summary["events"])
