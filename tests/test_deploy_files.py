@@ -25,7 +25,8 @@ CONTRACT_METRICS = {"aetrig_events_total", "aetrig_jets_total", "aetrig_anomalie
                     "aetrig_rejected_messages_total", "aetrig_dropped_events_total", "aetrig_lost_events_total",
                     "aetrig_duplicate_events_total", "aetrig_inference_seconds", "aetrig_decision_latency_seconds",
                     "aetrig_decision_hop_seconds",
-                    "aetrig_commit_latency_seconds", "aetrig_batch_jets", "aetrig_inflight_batches"}
+                    "aetrig_commit_latency_seconds", "aetrig_batch_jets", "aetrig_inflight_batches",
+                    "aetrig_sink_bytes_per_jet"}
 
 
 def _yaml_files() -> list[Path]:
@@ -159,7 +160,7 @@ def test_dashboard_uses_the_provisioned_datasource_and_contract_metrics() -> Non
     # the issue's panel list, each present
     for needed in ("Events/s", "Jets/s", "Decision latency", "Commit latency", "Inference latency", "Batch size",
                    "CPU cores", "Resident memory", "Anomaly rate", "Flagged fraction", "Rejected", "Dropped",
-                   "In-flight"):
+                   "In-flight", "bytes per jet"):
         assert any(needed in t for t in titles), needed
 
 

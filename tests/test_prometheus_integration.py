@@ -120,6 +120,8 @@ def test_every_panel_query_returns_a_series(tmp_path: Path, free_port) -> None:
             assert query(url, f'sum(aetrig_events_total{{stage="{stage}"}}) > 0'), f"no {stage} events scraped"
         assert query(url, f'sum(rate(process_cpu_seconds_total{{job="aetrig"}}[{RATE_WINDOW}])) > 0')
         assert query(url, "sum(aetrig_decision_latency_seconds_count) > 0")
+        wait_until(lambda: query(url, "sum(aetrig_sink_bytes_per_jet) > 0"), 10, interval=0.5,
+                   what="the recording's bytes per jet on Prometheus")
         for (title, promql), vals in values.items():
             print(f"{title:45s} {vals[:4]}  <- {promql}")
     finally:

@@ -30,6 +30,7 @@ from emulator.runtime.recording import (
     open_recording,
     read_seen,
     read_segment,
+    read_segment_arrays,
     recover_segments,
     segment_paths,
 )
@@ -119,6 +120,10 @@ def test_acks_follow_durable_commits_and_duplicates_are_reacked(tmp_path: Path, 
         assert metric_value(text, "aetrig_events_total", stage="sink") == 2000
         assert metric_value(text, "aetrig_decision_latency_seconds_count") == 2000
         assert metric_value(text, "aetrig_commit_latency_seconds_count") == 2000
+        jets = sum(int(np.asarray(read_segment_arrays(read_segment(p), ["njet"])["njet"]).sum())
+                   for p in segment_paths(h.out))
+        assert metric_value(text, "aetrig_sink_bytes_per_jet") == pytest.approx(
+            metric_value(text, "aetrig_sink_recorded_bytes") / jets, rel=1e-9)
     finally:
         rc = stop(sink)
         h.close()
@@ -166,6 +171,12 @@ def test_sigkill_after_commit_then_restart_records_everything_once(tmp_path: Pat
         for seq in range(60):
             h.push.send_multipart(batches[seq])
         assert h.acks.wait_for(set(range(60)), timeout=30), sorted(set(range(60)) - h.acks.acked)
+        # bytes per jet counts the killed sink's segments too (their jets read back at start)
+        text = scrape(h.metrics_p)
+        jets = sum(int(np.asarray(read_segment_arrays(read_segment(p), ["njet"])["njet"]).sum())
+                   for p in segment_paths(h.out))
+        assert metric_value(text, "aetrig_sink_bytes_per_jet") == pytest.approx(
+            metric_value(text, "aetrig_sink_recorded_bytes") / jets, rel=1e-9)
     finally:
         rc = stop(sink)
         h.close()

@@ -73,6 +73,7 @@ from emulator.runtime.recording import (
     parse_segment_name,
     read_seen,
     read_segment,
+    segment_jets,
     segment_name,
     segment_paths,
     unlock_recording,
@@ -188,6 +189,9 @@ class Sink:
         self.full_episodes = Counter("aetrig_sink_backpressure_episodes", "Times the sink became full",
                                      registry=reg)
         self.bytes_gauge = Gauge("aetrig_sink_recorded_bytes", "Bytes of the recording's segments", registry=reg)
+        self.bytes_per_jet_gauge = Gauge("aetrig_sink_bytes_per_jet", "Bytes of the recording's segments on disk "
+                                         "per recorded jet (0 before the first jet)", registry=reg)
+        self.jets_before = 0  # jets of the segments this sink found at start
         self.rejections = Rejections(self.metrics, Quarantine(
             config.quarantine if config.quarantine is not None else self.out / "quarantine"), log)
         self.max_pending = config.max_pending_events or max(4 * config.commit_events, 10000)
@@ -260,6 +264,7 @@ class Sink:
             if self.jet_error is None and seg.layout is not None:
                 self.jet_error = seg.has_jet_error
             self.closed_bytes += path.stat().st_size
+            self.jets_before += segment_jets(seg)
             self.files.append(str(path))
             events += seg.n_entries
             segments += 1
@@ -523,6 +528,8 @@ class Sink:
         self.counts["commits"] += 1
         self.commit_duration.add(time.perf_counter() - t_start)
         self.bytes_gauge.set(self.recorded_bytes)
+        jets = self.jets_before + self.counts["recorded_jets"]
+        self.bytes_per_jet_gauge.set(self.recorded_bytes / jets if jets else 0.0)
         if self.full_reason:
             self.leave_full()
         return True

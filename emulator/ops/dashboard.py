@@ -100,9 +100,14 @@ PANELS: tuple[Panel, ...] = (
         Query("sum(aetrig_duplicate_events_total)", "duplicates discarded"),
     ), "Dropped = trigger deadtime (--drop-on-overload); lost and duplicates come from the sink's gap "
        "and dedup accounting. All should stay 0 in a healthy recording run."),
+    Panel("Recording bytes per jet", "bytes", (
+        Query("sum(aetrig_sink_bytes_per_jet)", "bytes on disk / jets recorded"),
+    ), "The recording's segments on disk (latents, identity, scores and flags, raw copies of flagged events, "
+       "cards, ROOT overhead) over the jets they hold; `aetrig verify` splits it by category and compares it "
+       "with the best lossless codec on the same jets."),
     Panel("In-flight window (unacknowledged batches)", "short", (
         Query("sum(aetrig_inflight_batches)", "in flight"),
-    ), "Batches sent by the producer and not yet durably committed and acknowledged.", width=24),
+    ), "Batches sent by the producer and not yet durably committed and acknowledged."),
 )
 
 

@@ -194,6 +194,7 @@ def _monitor(stages: list, stop: _Stop, settings: run_settings.RunSettings,
 
 
 def main(args: argparse.Namespace) -> int:
+    from consumer.offline.recording_bytes import byte_text, recording_byte_report
     from emulator.run.cpu_plan import describe_plan
     from emulator.run.stage_process import terminate_all
     from emulator.run.summary import combine_sink_reports, input_text, latency_text, merge, recording_counts
@@ -267,6 +268,7 @@ def main(args: argparse.Namespace) -> int:
     counts = recording_counts(out, run_id, prod_report.get("produced") if prod_report else None)
     summary = merge(prod_report, [r for s in stages[1:-1] for r in supervisor.reports(s.name)],
                     combine_sink_reports(supervisor.reports("sink")), counts, supervisor.restarts)
+    summary["recording_bytes"] = recording_byte_report(out, settings.run.lossless_events)
     _write_json(out / "summary.json", summary)
     failed = [f"{n} exited with code {c}" for n, c in codes.items() if c != 0 and n not in awaiting_restart] + failures
     failed += [f"{n} wrote no report" for n, r in reports.items()
@@ -288,6 +290,8 @@ def main(args: argparse.Namespace) -> int:
               f"selection {summary['anomaly'].get('domain_selection')}")
     if check.get("warning"):
         print(f"aetrig run: WARNING: {check['warning']}", file=sys.stderr)
+    if summary["recording_bytes"]:
+        print(f"  bytes:     {byte_text(summary['recording_bytes'])}")
     if prod_report:
         bp = prod_report.get("backpressure", {})
         achieved, declared = prod_report.get("achieved_rate_hz", 0), prod_report.get("declared_rate_hz", 0)

@@ -78,6 +78,9 @@ class RunConfig:
     pin_cpus: str = option("auto", "auto: with more cores than encoders, each encoder gets a core of its own and "
                            "the producer and sink share the rest; off: the kernel places every stage",
                            choices=PIN_SETTINGS, group=_RUN)
+    lossless_events: int = option(200_000, "compare the recording's bytes per jet with study 2's best lossless "
+                                  "codec on the jets of its first N events (read from the inputs), 0 = no "
+                                  "comparison", metavar="N", group=_RUN)
 
 
 def check_run(cfg: RunConfig) -> None:
@@ -86,6 +89,8 @@ def check_run(cfg: RunConfig) -> None:
         raise ValueError("--encoders must be >= 1")
     if cfg.status_interval < 0:
         raise ValueError("--status-interval must be >= 0")
+    if cfg.lossless_events < 0:
+        raise ValueError("--lossless-events must be >= 0")
 
 
 RUN_SCHEMA = Schema(RunConfig, "run", check=check_run)

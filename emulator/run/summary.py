@@ -21,6 +21,9 @@ The keys are exactly those of docs/design.md "Run summary":
   choices when the encoders did not all choose the same;
 * ``threshold_check``: the flagged fraction against the fraction the threshold was set for, summed over
   the encoders, with the rule and warning of emulator/runtime/threshold_check.py (None without reports);
+* ``recording_bytes``: the recording's bytes on disk per event and per jet, split into latents, identity,
+  scores and flags, raw copies, cards and metadata, ROOT overhead, with study 2's best lossless codec on the
+  same jets and the ratio (consumer/offline/recording_bytes.py); None when the recording cannot be read;
 * ``jet_error``: ``computed`` (the encoders computed per-jet errors: true, false, or "mixed") and
   ``recorded`` (the sink recorded the ``jet_error`` branch), None where no stage said;
 * ``input``: what the producer's input screen found and left out (producer/jet_screen.py InputCounts:

@@ -371,6 +371,13 @@ def read_seen(segment: Segment) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(arrays["run_id"]), np.asarray(arrays["seq"])
 
 
+def segment_jets(segment: Segment) -> int:
+    """The number of jets a segment holds (the sum of its ``njet`` counter)."""
+    if segment.n_entries == 0:
+        return 0
+    return int(np.asarray(read_segment_arrays(segment, ["njet"])["njet"]).sum())
+
+
 def latent_from_arrays(arrays: ak.Array, latent_dim: int, storage: str) -> np.ndarray:
     """[jets, k] float32 latent matrix from the k jagged ``jet_latent_<i>`` branches."""
     columns = [np.asarray(ak.flatten(arrays[f"jet_latent_{i}"], axis=None)) for i in range(latent_dim)]
