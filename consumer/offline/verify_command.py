@@ -42,6 +42,9 @@ def main(args: argparse.Namespace) -> int:
     from emulator.runtime.atomic import write_json_atomic
     from emulator.runtime.recording import RecordingError, recording_dir
 
+    if args.lossless_events < 0:
+        print("aetrig verify: --lossless-events must be >= 0", file=sys.stderr)
+        return 2
     try:
         directory = recording_dir(args.dir)
     except RecordingError as exc:
@@ -50,9 +53,6 @@ def main(args: argparse.Namespace) -> int:
     result = verify_recording(directory, expect_events=args.expect_events, expect_batches=args.expect_batches,
                               use_summary=not args.no_summary)
     stats = result.stats
-    if args.lossless_events < 0:
-        print("aetrig verify: --lossless-events must be >= 0", file=sys.stderr)
-        return 2
     recorded_bytes = recording_byte_report(directory, args.lossless_events)
     if args.json:
         write_json_atomic(args.json, {"ok": result.ok, "problems": result.problems, "stats": stats,
