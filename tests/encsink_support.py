@@ -20,6 +20,7 @@ import numpy as np
 import zmq
 
 from emulator.runtime import wire
+from emulator.runtime.curvezmq import generate_keys, secure_client, secure_server, stop_authenticators
 from emulator.runtime.ports import free_port
 from models.runtime.hashing import sha256_file
 
@@ -179,10 +180,13 @@ def metric_value(text: str, name: str, **labels: str) -> float:
 
 
 class AckCollector:
-    """The producer's ack PULL socket: collects (run_id, seqs, full) acks."""
+    """The producer's ack PULL socket: collects (run_id, seqs, full) acks. With ``keys`` it is the producer's
+    CurveZMQ ack server, which takes acknowledgements from the sink key only."""
 
-    def __init__(self, ctx: zmq.Context, port: int):
+    def __init__(self, ctx: zmq.Context, port: int, keys: Path | None = None):
         self.sock = ctx.socket(zmq.PULL)
+        if keys is not None:
+            secure_server(self.sock, keys, "acks")
         self.sock.bind(addr(port))
         self.acked: set[int] = set()
         self.full_acks = 0
@@ -206,30 +210,36 @@ class AckCollector:
 
 class SinkHarness:
     """What :func:`sink_in_thread` yields: the running ``sink`` and its ``thread``, a ``push`` socket
-    connected to it, an ``acks`` collector on its ack address, and (after exit) its ``report``."""
+    connected to it (as an encoder), an ``acks`` collector on its ack address (as the producer), the
+    CurveZMQ ``keys`` of all three (None with ``plaintext=True``), and (after exit) its ``report``."""
 
-    def __init__(self, sink: Any, thread: Any, push: zmq.Socket, acks: AckCollector):
-        self.sink, self.thread, self.push, self.acks = sink, thread, push, acks
+    def __init__(self, sink: Any, thread: Any, push: zmq.Socket, acks: AckCollector, keys: Path | None):
+        self.sink, self.thread, self.push, self.acks, self.keys = sink, thread, push, acks, keys
         self.report: dict[str, Any] = {}
 
 
 @contextlib.contextmanager
-def sink_in_thread(out: Path, **options: Any) -> Iterator[SinkHarness]:
+def sink_in_thread(out: Path, plaintext: bool = False, **options: Any) -> Iterator[SinkHarness]:
     """A real consumer.sink.service.Sink recording to ``out`` in a thread on free loopback ports (``options``:
-    more SinkConfig fields); stopped, joined and its sockets closed on exit, its report kept."""
+    more SinkConfig fields), its links authenticated by role as `aetrig run` has them (keys made next to
+    ``out``; ``plaintext=True``: none); stopped, joined and its sockets closed on exit, its report kept."""
     import threading
 
     from consumer.sink.service import Sink, SinkConfig
     from emulator.runtime.shutdown import StopFlag
 
     sink_p, ack_p = free_port(), free_port()
+    keys = None if plaintext else generate_keys(Path(out).parent / f"keys-{Path(out).name}")
     ctx = zmq.Context()
-    acks = AckCollector(ctx, ack_p)
+    acks = AckCollector(ctx, ack_p, keys)
     push = ctx.socket(zmq.PUSH)
+    if keys is not None:
+        secure_client(push, keys, "scored")
     push.connect(addr(sink_p))
     flag = StopFlag()
-    sink = Sink(SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=out, **options), stop=flag)
-    harness = SinkHarness(sink, None, push, acks)
+    sink = Sink(SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=out, curve_keys=keys, **options),
+                stop=flag)
+    harness = SinkHarness(sink, None, push, acks, keys)
     harness.thread = threading.Thread(target=lambda: harness.report.update(sink.run()), daemon=True)
     harness.thread.start()
     try:
@@ -237,6 +247,7 @@ def sink_in_thread(out: Path, **options: Any) -> Iterator[SinkHarness]:
     finally:
         flag.set()
         harness.thread.join(20)
+        stop_authenticators(ctx)
         ctx.destroy(linger=0)
 
 

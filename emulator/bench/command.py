@@ -65,6 +65,9 @@ class Plan:
 #: The pipeline variant with the two-model encoder: the compression model's latents and the shipped event-level
 #: anomaly model's flags (every other pipeline run measures the compression model alone, --anomaly-model none).
 EVENT_MODEL_FLAGS = ("--anomaly-model", str(DEFAULT_ANOMALY_MODEL))
+#: The same without authentication (`aetrig run --plaintext`), next to it: what CurveZMQ costs on this machine.
+#: The goals count only runs with the default, authenticated links (emulator/bench/goals.py).
+PLAINTEXT_FLAGS = (*EVENT_MODEL_FLAGS, "--plaintext")
 
 
 QUICK = Plan(
@@ -81,7 +84,8 @@ FULL = Plan(
     inprocess_sizes=tuple(2**i for i in range(14)), budget_s=1.5,
     service_sizes=(1, 16, 64, 256, 1024, 2048, 4096, 8192), service_duration_s=6.0, service_warmup_s=2.0,
     message_scan=(1, 16, 64, 256, 1024), message_scan_batch=4096, wide_sizes=(1024, 4096),
-    pipeline_duration_s=15.0, pipeline_encoders=(1, 2), pipeline_extra=((2, ("--window", "8")), (2, EVENT_MODEL_FLAGS)),
+    pipeline_duration_s=15.0, pipeline_encoders=(1, 2), pipeline_extra=((2, ("--window", "8")), (2, EVENT_MODEL_FLAGS),
+                                                                      (2, PLAINTEXT_FLAGS)),
     scan_patterns=("constant", "poisson", "trains"),
     scan_rates={"constant": (1_000.0, 10_000.0, 30_000.0, 50_000.0, 100_000.0, 200_000.0, 0.0),
                 "poisson": (10_000.0, 100_000.0, 0.0), "trains": (10_000.0, 100_000.0, 0.0)},

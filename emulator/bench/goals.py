@@ -103,7 +103,8 @@ def fill(results: dict) -> dict:
         **stats.goal(min(big) if big else None, SERVICE_RATIO_GOAL, True),
         "note": "worst ratio over micro-batch sizes >= 1024 jets (jets per CPU second, paired in-process run)"}
     pipe = results.get("pipeline", {})
-    ok_runs = [r for r in pipe.get("runs", []) + pipe.get("variants", []) if r.get("zero_loss")]
+    ok_runs = [r for r in pipe.get("runs", []) + pipe.get("variants", [])
+               if r.get("zero_loss") and "--plaintext" not in r.get("extra_flags", [])]
     best = max((r.get("events_per_s") or 0 for r in ok_runs), default=None)
     capacity = [stats.pick(r, "steady_state", "capacity_events_per_s_estimate") for r in ok_runs]
     capacity = [c for c in capacity if isinstance(c, (int, float))]
@@ -111,7 +112,8 @@ def fill(results: dict) -> dict:
         **stats.goal(best, PIPELINE_EVENTS_GOAL, True),
         "capacity_estimate_from_cpu_cost": max(capacity) if capacity else None,
         "note": "best events/s (producer-to-end throughput of summary.json) of the rate-0 pipeline runs (variants "
-                "included) that recorded every produced event exactly once; capacity_estimate_from_cpu_cost is what "
+                "included, --plaintext ones not: the goal is for authenticated links) that recorded every produced "
+                "event exactly once; capacity_estimate_from_cpu_cost is what "
                 "the stages' CPU cost per event would allow on the machine's cores if nothing else ran"}
     point = _scan_point(results, LATENCY_RATE_HZ) or {}
     repeated = repeated_decision_goal(results)

@@ -1,0 +1,49 @@
+"""Plaintext links stay on the local host: a stage without --curve-keys refuses any other bind, in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emulator.runtime.link_security import check_plaintext_binds, is_local_endpoint
+
+AETRIG = str(Path(sys.executable).with_name("aetrig"))
+
+
+@pytest.mark.parametrize("address,local", [
+    ("tcp://127.0.0.1:5555", True), ("tcp://127.9.9.9:1", True), ("tcp://localhost:5555", True),
+    ("tcp://[::1]:5555", True), ("ipc:///tmp/aetrig.sock", True), ("inproc://x", True),
+    ("tcp://0.0.0.0:5555", False), ("tcp://*:5555", False), ("tcp://10.0.0.5:5555", False),
+    ("tcp://eth0:5555", False), ("tcp://[::]:5555", False), ("tcp://127.0.0.1;10.0.0.5:5555", False),
+    ("tcp://myhost.example.org:5555", False), ("pgm://eth0;239.0.0.1:5555", False)])
+def test_which_endpoints_are_local(address: str, local: bool) -> None:
+    assert is_local_endpoint(address) is local
+
+
+def test_keys_allow_any_bind_and_plaintext_only_local() -> None:
+    check_plaintext_binds("keys/", {"--bind": "tcp://0.0.0.0:5555"})
+    check_plaintext_binds(None, {"--bind": "tcp://127.0.0.1:5555", "--ack-bind": None})
+    with pytest.raises(ValueError, match=r"refusing a plaintext bind on tcp://0\.0\.0\.0:5556 \(--ack-bind\)"):
+        check_plaintext_binds(None, {"--bind": "tcp://127.0.0.1:5555", "--ack-bind": "tcp://0.0.0.0:5556"})
+
+
+@pytest.mark.parametrize("argv", [
+    ["produce", "--bind", "tcp://0.0.0.0:5555", "--rate", "10"],
+    ["produce", "--ack-bind", "tcp://*:5556", "--rate", "10"],
+    ["sink", "--bind", "tcp://0.0.0.0:5557", "--out", "OUT"]])
+def test_stages_refuse_a_plaintext_bind_that_is_not_loopback(argv: list[str], tmp_path: Path) -> None:
+    argv = [str(tmp_path / "rec") if a == "OUT" else a for a in argv]
+    result = subprocess.run([AETRIG, *argv], capture_output=True, text=True, timeout=60)
+    errors = [line for line in result.stderr.splitlines() if "refusing a plaintext bind" in line]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert "--curve-keys DIR" in errors[0] and "aetrig keys" in errors[0]
+    assert not (tmp_path / "rec").exists()  # refused before anything was made
+
+
+def test_run_refuses_plaintext_with_keys(tmp_path: Path) -> None:
+    result = subprocess.run([AETRIG, "run", "--plaintext", "--curve-keys", str(tmp_path), "--events", "10",
+                             "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--plaintext and --curve-keys contradict" in result.stderr
