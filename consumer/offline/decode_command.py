@@ -5,7 +5,8 @@ sha256 differs from the one recorded in the card is refused unless --force (whic
 output file has the model's variables as jet_<name>, the event identity (run_id, event_id,
 file_index, entry, event_number), and the raw jet columns of flagged events copied exactly.
 With --plots DIR it also makes the standard plots, joining the recording to the input files named
-in its run manifest by (file_index, entry).
+in its run manifest by (file_index, entry), and reports the fidelity of the jets inside and outside
+the model's training domain (card ``domain``) apart (summary.json ``by_domain``).
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def main(args: argparse.Namespace) -> int:
         for var, s in result["stats"].items():
             print(f"  {var:<12} {s['kind']:<8} mean {s['mean']:+.3e}  core half-width {s['core_half_width']:.4g}  "
                   f"RMS {s['rms']:.4g}")
+        by_domain = result.get("by_domain")
+        if by_domain:
+            for where in ("inside", "outside"):
+                part = by_domain[where]
+                cores = ", ".join(f"{v} {st['core_half_width']:.4g}" for v, st in part["stats"].items() if st)
+                print(f"  {where} the training domain ({part['n_jets']} jets): core half-width {cores or 'n/a'}")
         raw = result["raw_passthrough"]
         exact = all(v["bit_exact"] for v in raw["variables"].values())
         print(f"  raw columns of {raw['flagged_events']} flagged events bit-exact vs input: {exact}")

@@ -83,7 +83,7 @@ def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str
     if recording_dir is not None:
         search += [str(recording_dir), str(Path(recording_dir).parent)]
     raw_vars = [f[len("raw_jet_"):] for f in events.fields if f.startswith("raw_jet_")]
-    joined = join_decoded(events, manifests, list(dict.fromkeys([*variables, *raw_vars])), search)
+    joined = join_decoded(events, manifests, list(dict.fromkeys([*variables, *raw_vars, "pt", "eta"])), search)
     n_dec = ak.to_numpy(ak.num(events[f"jet_{variables[0]}"], axis=1))
     n_in = ak.to_numpy(ak.num(joined[variables[0]], axis=1))
     if not np.array_equal(n_dec, n_in):
@@ -121,11 +121,32 @@ def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str
         latent = np.stack([ak.to_numpy(ak.flatten(events[n])) for n in latent_names], axis=1)
         plots += plotting.latent_pairs(latent, out_dir, extra=extra, origin=origin)
     raw_check = raw_passthrough(events, joined, raw_vars)
+    by_domain = domain_fidelity(card, joined, n_dec, residual_cols)
     result = {"decoded": str(decoded_path), "model": model, "n_events": len(events), "n_jets": int(n_dec.sum()),
               "stats": stats, "residual_correlation": {"variables": variables, "matrix": matrix.tolist()},
-              "raw_passthrough": raw_check, "plots": plots}
+              "by_domain": by_domain, "raw_passthrough": raw_check, "plots": plots}
     write_json_atomic(os.path.join(out_dir, "summary.json"), result)
     return result
+
+
+def domain_fidelity(card: dict[str, Any], joined: ak.Array, counts: np.ndarray,
+                    residuals: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """The residual summaries of the jets inside and outside the model's training domain (card ``domain``,
+    models/runtime/domain.py, on the input jets' pt and eta), or None when the card states no domain."""
+    from models.runtime.domain import Domain
+
+    domain = Domain.from_card(card)
+    if domain is None:
+        return None
+    pt = ak.to_numpy(ak.flatten(joined["pt"])).astype(np.float64)
+    eta = ak.to_numpy(ak.flatten(joined["eta"])).astype(np.float64)
+    inside = domain.mask(pt, eta, counts)
+    out: dict[str, Any] = {"domain": domain.card_block("card")["jets"]}
+    for name, keep in (("inside", inside), ("outside", ~inside)):
+        out[name] = {"n_jets": int(keep.sum()), "stats": {
+            v: residual_summary(r[keep & np.isfinite(r)]) if (keep & np.isfinite(r)).any() else None
+            for v, r in residuals.items()}}
+    return out
 
 
 def raw_passthrough(events: ak.Array, joined: ak.Array, variables: list[str]) -> dict[str, Any]:
