@@ -47,3 +47,26 @@ def test_run_refuses_plaintext_with_keys(tmp_path: Path) -> None:
     result = subprocess.run([AETRIG, "run", "--plaintext", "--curve-keys", str(tmp_path), "--events", "10",
                              "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--plaintext and --curve-keys contradict" in result.stderr
+
+
+def _settings(*argv: str):
+    import argparse
+
+    from emulator.run import settings as run_settings
+
+    parser = argparse.ArgumentParser()
+    run_settings.add_arguments(parser)
+    return run_settings.resolve(parser.parse_args(list(argv)))
+
+
+def test_run_gives_every_stage_the_same_keys(tmp_path: Path) -> None:
+    own = _settings()
+    assert own.secure_links(tmp_path) == tmp_path / "keys" and not own.given_keys
+    given = _settings("--curve-keys", str(tmp_path / "mine"))
+    assert given.secure_links(tmp_path) == tmp_path / "mine" and given.given_keys
+    for settings, keys in ((own, tmp_path / "keys"), (given, tmp_path / "mine")):
+        for stage in ("producer", "encoder", "sink"):
+            assert str(settings.stages[stage]["curve_keys"]) == str(keys)
+    plain = _settings("--plaintext")
+    assert plain.secure_links(tmp_path) is None
+    assert all(plain.stages[s].get("curve_keys") is None for s in ("producer", "encoder", "sink"))

@@ -134,6 +134,9 @@ OVERRIDES: dict[tuple[str, str], Override] = {
     ("producer", "max_events"): Override(flags=("--events", "--max-events")),
     ("producer", "loops"): Override(default_text="forever with --duration or --events, else 1"),
     ("producer", "columns"): Override(default_text="every per-jet variable of the input, plus the model's"),
+    ("producer", "curve_keys"): Override(
+        help="CurveZMQ key directory holding every role's keys (aetrig keys DIR), instead of the run's own",
+        default_text="fresh keys made for the run in OUT/keys"),
     ("encoder", "model"): Override(default_text=f"{defaults.DEFAULT_MODEL.relative_to(defaults.REPO)}"),
     ("encoder", "anomaly_model"): Override(default_text=f"{defaults.DEFAULT_ANOMALY_MODEL.relative_to(defaults.REPO)} "
                                            "when the input has its variables, else per-jet max error (announced)"),
