@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.aetrig-installed
 
-.PHONY: demo test test-fast lint venv clean system-packages
+.PHONY: demo test test-fast test-containers image lint venv clean system-packages
 
 venv: $(STAMP)
 
@@ -39,11 +39,23 @@ system-packages:
 	  fi; \
 	fi
 
-# Everything, the long integration tests (@pytest.mark.slow) included.
+# Everything, the long integration tests (@pytest.mark.slow) included, but the container tests (below).
 test: $(STAMP) system-packages
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not containers"
+
+# The container image of every stage (deploy/Dockerfile) with podman or docker, on python:3.11-slim or, where
+# that cannot be pulled, on a Debian bookworm base made with mmdebstrap. No virtual environment needed.
+# IMAGE_FLAGS: e.g. --runtime runc, --tag aetrig:0.1.0, --prometheus aetrig-prometheus:latest
+image:
+	$(PYTHON) -m emulator.ops.image $(IMAGE_FLAGS)
+
+# deploy/ run for real in podman (@pytest.mark.containers): the image, the Compose stack, the Kubernetes
+# manifests under `podman kube play`. Needs podman, runc, podman-compose and mmdebstrap (.ci/run installs
+# them); the images are built once and reused while their inputs are unchanged. CI runs it after `make test`.
+test-containers: $(STAMP)
+	$(BIN)/pytest -q -m containers
 
 # The edit loop: all but the slow tests, on two pytest-xdist workers, in about a minute (one short
 # end-to-end `aetrig run` stays in). `make test` stays serial: its long runs each want both cores.

@@ -17,6 +17,7 @@ import pytest
 from emulator.runtime import ports
 
 if TYPE_CHECKING:  # imported where used: a run of light tests does not pay for uproot, zmq and onnx
+    from containers_support import Images, Podman
     from encsink_support import SinkHarness
     from pipeline_testkit import Pipeline
 
@@ -62,3 +63,23 @@ def running_pipeline(tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
     yield make
     for pipeline in made:
         pipeline.close()
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
+    """containers_support.Podman with the session's containers.conf (runc, ulimits); skips without podman
+    (fails in CI)."""
+    from containers_support import Podman, containers_conf_text, require_tools
+
+    require_tools("podman", "runc")
+    conf = tmp_path_factory.mktemp("podman") / "containers.conf"
+    conf.write_text(containers_conf_text())
+    return Podman(conf)
+
+
+@pytest.fixture(scope="session")
+def container_images(podman: Podman) -> Images:
+    """The aetrig and Prometheus images, built once per session (reused when their inputs are unchanged)."""
+    from containers_support import build_images
+
+    return build_images(podman)

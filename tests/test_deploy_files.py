@@ -180,7 +180,8 @@ def test_compose_wires_stages_scaling_and_shared_recordings() -> None:
     compose = _compose()
     services = compose["services"]
     assert {"producer", "encoder", "sink", "prometheus", "grafana"} <= set(services)
-    assert services["encoder"]["deploy"]["replicas"] >= 2
+    # the replica count is ${AETRIG_ENCODERS:-2}: podman-compose 1.0.3 ignores --scale
+    assert int(INTERPOLATION.sub(lambda m: m.group(2), str(services["encoder"]["deploy"]["replicas"]))) >= 2
     assert "recordings" in compose["volumes"]
     for name in ("producer", "encoder", "sink"):
         assert "recordings:/data/recordings" in services[name]["volumes"], name

@@ -19,23 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from dashboard_queries import RATE_WINDOW, unanswered_queries
 from waiting import wait_until
 
-from emulator.ops.dashboard import RATE, panel_queries
 from emulator.ops.prometheus_local import INSTALL_HINT, find_prometheus, query, wait_for_targets
 
 RUN_SECONDS = 20
 RATE_HZ = 2000
-#: what Grafana's $__rate_interval becomes for a 1 s scrape interval and a short time range
-RATE_WINDOW = "10s"
 PROMETHEUS_LINE = re.compile(r"Prometheus on (http://127\.0\.0\.1:\d+)")
 AETRIG = Path(sys.executable).with_name("aetrig")
-
-
-def _keda_queries() -> list[tuple[str, str]]:
-    docs = yaml.safe_load_all((Path(__file__).parent.parent / "deploy/k8s/keda-scaledobject.yaml").read_text())
-    return [(t["name"], t["metadata"]["query"]) for d in docs for t in d["spec"]["triggers"]]
 
 
 def _reader(stream, lines: queue.Queue) -> None:
@@ -70,23 +62,6 @@ def _stop_group(proc: subprocess.Popen) -> None:
     proc.wait(10)
 
 
-def _answers(url: str) -> tuple[list[str], dict[tuple[str, str], list[str]]]:
-    """Which of the dashboard's panel queries and the autoscaler's (deploy/k8s) queries return no series; and
-    the panels' values."""
-    empty, values = [], {}
-    for title, expr in panel_queries():
-        promql = expr.replace(RATE, RATE_WINDOW)
-        result = query(url, promql)
-        if not result:
-            empty.append(f"panel {title!r}: query {promql!r} returned no series")
-        values[(title, promql)] = [r["value"][1] for r in result]
-    # the autoscaler's queries (deploy/k8s) work on the same labels
-    for name, promql in _keda_queries():
-        if not query(url, promql):
-            empty.append(f"KEDA trigger {name!r}: query {promql!r} returned no series")
-    return empty, values
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_every_panel_query_returns_a_series(tmp_path: Path, free_port) -> None:
@@ -109,11 +84,11 @@ def test_every_panel_query_returns_a_series(tmp_path: Path, free_port) -> None:
                    what="the sink's events on Prometheus")
 
         def every_query_answers() -> dict[tuple[str, str], list[str]] | None:
-            empty, values = _answers(url)
+            empty, values = unanswered_queries(url)
             return None if empty else values
 
         values = wait_until(every_query_answers, 10, interval=0.5,
-                            what=lambda: "every query to return a series:\n" + "\n".join(_answers(url)[0]))
+                            what=lambda: "every query to return a series:\n" + "\n".join(unanswered_queries(url)[0]))
 
         # The series carry a live run, not only pre-created zeros.
         for stage in ("producer", "encoder", "sink"):
