@@ -142,7 +142,11 @@ def lossless_reference(directory: str | Path, max_events: int | None = REFERENCE
         if not stream_codecs.applicable(name, np.float32):
             continue
         cfg = LosslessConfig(name, tuple(variables))
-        by_codec[name] = sum(sum(nbytes(cfg.encode(b)).values()) for b in blocks)
+        try:
+            by_codec[name] = sum(sum(nbytes(cfg.encode(b)).values()) for b in blocks)
+        except ImportError as exc:  # numcodecs, zfpy: the compress extra, absent from a runtime-only install
+            return {"available": False, "reason": f"codec {name} needs {exc.name or exc} (pip install "
+                                                  "'aetrig[compress]'), not installed here"}
     best = min(by_codec, key=by_codec.__getitem__)
     n_jets = len(x)
     return {"available": True, "variables": variables, "events": len(count), "jets": int(n_jets),
