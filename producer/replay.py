@@ -91,6 +91,8 @@ class Replayer:
 
             secure_server(self.push, self.cfg.curve_keys, "data")
             secure_server(self.acks, self.cfg.curve_keys, "acks")
+        else:
+            log.warning("plaintext links (no --curve-keys): any local process may pull events or acknowledge")
         # watch connections from before the bind on, so an encoder that connects at once is not missed
         self._monitor = self.push.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self.push.bind(self.cfg.bind)

@@ -292,6 +292,8 @@ class Sink:
             from emulator.runtime.curvezmq import secure_server
 
             secure_server(pull, self.config.curve_keys, "scored")
+        else:
+            log.warning("plaintext links (no --curve-keys): any local process may push scored messages")
         pull.bind(self.config.bind)
         ack = None
         if self.config.ack_connect:

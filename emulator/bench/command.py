@@ -2,13 +2,14 @@
 pipeline; write results.json and plots.
 
 In one run, on the same jets of the bundled background: ONNX Runtime called in-process on
-scorer.onnx (the limit) and PyTorch eager on the same model, one thread each, over micro-batches
-of 1 to 8192 jets; the encoder service fed over real ZeroMQ (per micro-batch size and per events
-per message); the wide model's cycles per jet through the service; the full pipeline at rate 0
-with 1 and 2 encoders (zero loss checked); a rate scan for each producer pattern; p99 latency
-against offered rate; and (full benchmark only) a soak at 100 kHz with resident memory over
-time. Ratios (service / in-process, pipeline / in-process) are the figures to quote: absolute
-speeds vary between machines and with other load on them.
+scorer.onnx (the limit) and PyTorch eager on the same model, one thread each, over micro-batches of
+1 to 8192 jets; the encoder service fed over real ZeroMQ (per micro-batch size and per events per
+message); the wide model's cycles per jet through the service; what CurveZMQ (the default links)
+costs against plaintext on one loopback link, in CPU per MB and latency; the full pipeline at rate 0
+with 1 and 2 encoders (zero loss checked; the full benchmark also with --plaintext); a rate scan for
+each producer pattern; p99 latency against offered rate; and (full benchmark only) a soak at 100 kHz
+with resident memory over time. Ratios (service / in-process, pipeline / in-process) are the figures
+to quote: absolute speeds vary between machines and with other load on them.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ aetrig bench --quick --model models/zoo/TLA_4D_leading --only inprocess,service
 aetrig bench --soak-seconds 600 --soak-rate 100000 --out emulator/bench/results
 """
 
-STEPS = ("inprocess", "torch", "breakdown", "service", "messages", "wide", "pipeline", "ratescan", "decision",
-         "latency", "soak", "profile")
+STEPS = ("inprocess", "torch", "breakdown", "service", "messages", "wide", "links", "pipeline", "ratescan",
+         "decision", "latency", "soak", "profile")
 
 
 @dataclass

@@ -139,6 +139,7 @@ class Bench:
         self.step("service", self.run_service)
         self.step("messages", self.run_messages)
         self.step("wide", self.run_wide)
+        self.step("links", self.run_links)
         self.step("pipeline", self.run_pipeline_max)
         self.step("ratescan", self.run_ratescan)
         self.step("decision", self.run_decision)
@@ -240,6 +241,16 @@ class Bench:
                                                       "accuracy_vs_source": accuracy_cost(model.card)})
             except Exception as exc:
                 self.error(f"wide variant {path.name}", exc)
+
+    def run_links(self) -> None:
+        """Plaintext against CurveZMQ (the default links) on one loopback link: CPU per MB, one-way latency."""
+        from emulator.bench.links import link_cost
+
+        res = self.results["links"] = link_cost(repeats=2 if self.quick else 3)
+        for mode in ("plaintext", "curve"):
+            self.log(f"  link {mode}: " + ", ".join(f"{v:.2f}" for v in res[mode]["cpu_ms_per_mb"])
+                     + " ms CPU per MB; one-way p50 " + ", ".join(f"{v:.2f}" for v in res[mode]["latency_p50_ms"])
+                     + " ms")
 
     def run_pipeline_max(self) -> None:
         runs, variants = [], []

@@ -128,6 +128,8 @@ class EncoderService:
 
             secure_client(pull, self.config.curve_keys, "data")
             secure_client(push, self.config.curve_keys, "scored")
+        else:
+            log.warning("plaintext links (no --curve-keys): unauthenticated and unencrypted")
         pull.connect(self.config.connect)
         push.connect(self.config.sink)
         return ctx, pull, push
