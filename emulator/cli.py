@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("models.training.train_command", "train an autoencoder with PyTorch and export it to ONNX"),
     "event-design": ("models.training.event_design_command",
                      "choose and ship an event-level model's score (score transform, thresholds)"),
-    "calibrate": ("models.runtime.calibrate_command", "recompute a model's anomaly thresholds on a background"),
+    "calibrate": ("consumer.offline.calibrate_command", "recompute a model's anomaly thresholds on a background"),
     "quantize": ("models.training.quantize_command", "int8 copy of a model (ONNX Runtime static quantisation, VNNI)"),
     "decode": ("consumer.offline.decode_command", "decode a recorded latent stream back to jet variables"),
     "report": ("consumer.offline.report_command", "run the three studies and write plots, tables and index.html"),

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from emulator.runtime.link_security import check_plaintext_binds
-from emulator.runtime.stage_config import ANY_BASE_INT, COMMA_LIST, Schema, option
+from emulator.runtime.stage_config import ANY_BASE_INT, COMMA_LIST, FlagGroups, Schema, help_text, option
 from emulator.runtime.wire import Limits
 from producer.formats import DEFAULT_FORMAT, FORMATS, apply_format, get_format
 
@@ -125,3 +125,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve(args: argparse.Namespace) -> ProducerConfig:
     """Merge defaults < config file < command-line flags into a checked ProducerConfig."""
     return SCHEMA.resolve(args)
+
+
+#: The settings that say what to read and how: the input options other tools share with the producer.
+INPUT_SETTINGS = ("input", "input_format", "tree", "branch_map", "unit", "derive_e", "step_size", "max_jets_per_event")
+
+
+def add_input_arguments(parser: argparse.ArgumentParser, input_flags: tuple[str, ...] = ("--input",),
+                        title: str = "input (the options of aetrig produce and aetrig run)",
+                        input_help: str | None = None) -> None:
+    """The producer's input settings alone, as its flags (``input`` under ``input_flags``, with ``input_help``),
+    for a tool that reads its input files as the producer does (`aetrig calibrate`); :func:`resolve_inputs`
+    reads them back."""
+    groups = FlagGroups(parser)
+    for key in INPUT_SETTINGS:
+        setting = SCHEMA.settings[key]
+        text = input_help if key == "input" and input_help else help_text(setting)
+        groups.add(setting, input_flags if key == "input" else (setting.flag,), setting.name, text, title=title)
+
+
+def resolve_inputs(args: argparse.Namespace, **values: Any) -> ProducerConfig:
+    """A checked ProducerConfig from the flags of :func:`add_input_arguments` (preset applied) and ``values``
+    (e.g. ``columns``); the settings not given keep the producer's defaults."""
+    return SCHEMA.build(SCHEMA.from_args(args) | values)

@@ -134,5 +134,4 @@ def test_per_jet_tools_refuse_an_event_model(event_model: Path, tmp_path: Path) 
                            "--connect", "tcp://127.0.0.1:9", "--sink", "tcp://127.0.0.1:9"],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 2 and "event-level model" in proc.stderr, proc.stderr
-    assert cli.main(["calibrate", str(event_model), "--background", str(SAMPLES / "qcd.root"),
-                     "--out", str(tmp_path / "cal")]) != 0
+    # (aetrig calibrate takes either kind of model: tests/test_input_calibrate.py)

@@ -23,32 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FLOAT32_MANTISSA_BITS = 23
+# the one implementation lives in the shared runtime (the NanoAOD example files use it too); the studies use it here
+from emulator.runtime.float_bits import FLOAT32_MANTISSA_BITS, reduce_mantissa  # noqa: F401
+
 #: lossy pre-compressions studied: name -> description
 PRECISIONS = ("float32", "float16", "bfloat16")
-
-
-def reduce_mantissa(values: np.ndarray, n_bits: int, mode: str = "round") -> np.ndarray:
-    """Return float32 ``values`` keeping ``n_bits`` (0..23) explicit mantissa bits."""
-    if not 0 <= n_bits <= FLOAT32_MANTISSA_BITS:
-        raise ValueError(f"n_bits must be in 0..23, got {n_bits}")
-    if mode not in ("round", "truncate"):
-        raise ValueError(f"mode must be 'round' or 'truncate', got {mode!r}")
-    x = np.ascontiguousarray(values, dtype=np.float32)
-    drop = FLOAT32_MANTISSA_BITS - n_bits
-    if drop == 0:
-        return x.copy()
-    bits = x.view(np.uint32).astype(np.uint64)
-    keep_mask = np.uint64((0xFFFFFFFF >> drop) << drop)
-    if mode == "round":
-        lsb = (bits >> np.uint64(drop)) & np.uint64(1)
-        bits = bits + np.uint64((1 << (drop - 1)) - 1) + lsb
-    out = (bits & keep_mask).astype(np.uint32).view(np.float32)
-    special = ~np.isfinite(x)
-    if special.any():
-        out = out.copy()
-        out[special] = x[special]
-    return out.reshape(np.shape(values))
 
 
 def to_float16(values: np.ndarray) -> np.ndarray:

@@ -61,8 +61,12 @@ def manifest_read_options(manifest: Mapping[str, object]) -> dict[str, object]:
     branch_map = settings.get("branch_map") or {}
     if isinstance(branch_map, list):  # ["pt=AntiKt4.pt", ...]
         branch_map = dict(item.split("=", 1) for item in branch_map)
-    return {"tree": settings.get("tree") or "events", "branch_map": dict(branch_map),
-            "unit": settings.get("unit") or "GeV", "derive_e": bool(settings.get("derive_e", False))}
+    options = {"tree": settings.get("tree") or "events", "branch_map": dict(branch_map),
+               "unit": settings.get("unit") or "GeV", "derive_e": bool(settings.get("derive_e", False)),
+               "input_format": settings.get("input_format")}
+    if settings.get("max_jets_per_event"):
+        options["max_jets"] = int(settings["max_jets_per_event"])  # type: ignore[call-overload]
+    return options
 
 
 def resolve_path(path: str, search_dirs: Sequence[str] = ()) -> str:
@@ -77,17 +81,21 @@ def resolve_path(path: str, search_dirs: Sequence[str] = ()) -> str:
 
 
 def read_entries(path: str, entries: np.ndarray, variables: Sequence[str], tree: str = "events",
-                 branch_map: Mapping[str, str] | None = None, unit: str = "GeV", derive_e: bool = False) -> ak.Array:
+                 branch_map: Mapping[str, str] | None = None, unit: str = "GeV", derive_e: bool = False,
+                 input_format: str | None = None, max_jets: int | None = None) -> ak.Array:
     """Per-jet ``variables`` (GeV) of the given entries of one file, in the order of ``entries``.
 
-    Reads with the producer's reader (same tree, branch-map, unit and E derivation), chunk by
-    chunk, keeping only the wanted entries.
+    Reads with the producer's reader (same tree or the input format's other layouts, branch-map, unit,
+    E derivation and input screen), chunk by chunk, keeping only the wanted entries.
     """
-    from producer.reader import ReaderError, ReaderSpec, read_chunks
+    from producer.formats import layouts
+    from producer.reader import DEFAULT_MAX_JETS, ReaderError, ReaderSpec, read_chunks
 
     entries = np.asarray(entries, dtype=np.int64)
-    spec = ReaderSpec(tree=tree, branch_map=dict(branch_map or {}), unit=unit, columns=list(variables),
-                      derive_e=derive_e)
+    branch_map = dict(branch_map or {})
+    spec = ReaderSpec(tree=tree, branch_map=branch_map, unit=unit, columns=list(variables), derive_e=derive_e,
+                      input_format=input_format, layouts=layouts(input_format, tree, branch_map),
+                      max_jets=max_jets or DEFAULT_MAX_JETS)
     wanted = np.unique(entries)
     counts_parts, entry_parts = [], []
     values_parts: dict[str, list[np.ndarray]] = {v: [] for v in variables}

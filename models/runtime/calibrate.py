@@ -1,4 +1,11 @@
-"""Recompute a model's threshold table on a background sample and write a new card version."""
+"""Recompute a model's threshold table on a background sample and write a new card version.
+
+Either kind of model: a per-jet model's scorer runs on every jet (per-jet rows, and per-event rows and
+curve of the max jet error); an event-level model scores every event as the encoder does
+(:func:`models.runtime.event_scoring.event_anomaly_scores`: its error, or its card's score_transform of
+it), giving the per-event rows and curve. The card's score definition (and score_transform) is kept:
+only where its threshold sits on this background changes.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +13,48 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from models.runtime.card import GRAPH_FILES, load_model_dir, write_card
-from models.runtime.data import load_jets
+import numpy as np
+
+from models.runtime.card import GRAPH_FILES, ModelError, load_model_dir, write_card
+from models.runtime.data import JetSample
 from models.runtime.evaluate import run_scorer
+from models.runtime.event_scoring import event_anomaly_scores
 from models.runtime.hashing import sha256_file
-from models.runtime.thresholds import threshold_table
+from models.runtime.thresholds import event_threshold_table, threshold_table
 
 
-def calibrate(model_path: str | Path, backgrounds: list[str | Path], tree: str = "events",
-              threads: int = 1, out: str | Path | None = None) -> dict[str, Any]:
-    """Run the scorer on every jet of ``backgrounds``, rebuild ``thresholds``, bump ``version``.
+def calibrate(model_path: str | Path, sample: JetSample, threads: int = 1,
+              out: str | Path | None = None) -> dict[str, Any]:
+    """Score ``sample`` (the background, holding the model's variables), rebuild ``thresholds``, bump ``version``.
 
     Writes into ``out`` (a copy of the model directory) when given, else updates the card in place.
     """
-
-    model = load_model_dir(model_path)
+    model = load_model_dir(model_path, level=None)
+    missing = [v for v in model.variables if v not in sample.variables]
+    if missing:
+        raise ModelError(f"the background lacks {missing}, needed by {model.name}")
     target = Path(out) if out else model.path
     if out:
         if target.exists() and any(target.iterdir()):
             raise FileExistsError(f"output directory {target} exists and is not empty")
         shutil.copytree(model.path, target, dirs_exist_ok=True)
-    sample = load_jets(list(backgrounds), model.variables, tree=tree)
-    _, _, errors = run_scorer(model.scorer_path, sample.values, threads=threads)
+    values = sample.values[:, [sample.variables.index(v) for v in model.variables]]
     card = dict(model.card)
     previous = {"version": card["version"], "sample": card.get("thresholds", {}).get("sample")}
-    card["thresholds"] = threshold_table(errors, sample.counts, {"files": sample.files})
+    info = {"files": sample.files}
+    if model.level == "event":
+        columns = {v: sample.values[:, i] for i, v in enumerate(sample.variables)}
+        scores = event_anomaly_scores(model, columns, sample.counts, threads)
+        card["thresholds"] = event_threshold_table(np.asarray(scores, np.float64), sample.counts, info,
+                                                   card.get("thresholds", {}).get("rule"))
+    else:
+        _, _, errors = run_scorer(model.scorer_path, values, threads=threads)
+        card["thresholds"] = threshold_table(errors, sample.counts, info)
     card["version"] = int(card["version"]) + 1
     card.setdefault("calibration_history", []).append(previous)
     card["files"] = {name: sha256_file(target / name) for name in card["files"]}
     for graph in GRAPH_FILES:
         assert graph in card["files"]
     write_card(target, card)
-    load_model_dir(target)
+    load_model_dir(target, level=None)
     return card

@@ -76,3 +76,17 @@ def threshold_table(jet_errors: np.ndarray, counts: np.ndarray, sample: dict[str
         "per_event": threshold_rows(scores),
         "per_event_curve": dense_curve(scores),
     }
+
+
+def event_threshold_table(scores: np.ndarray, counts: np.ndarray, sample: dict[str, Any],
+                          rule: str | None = None) -> dict[str, Any]:
+    """The card's ``thresholds`` entry of an event-level model: per-event rows and dense curve of its scores
+    (one per event, zero-jet events included); ``rule`` says what the score is (default: the event AE's error)."""
+    return {
+        "sample": {**sample, "n_events": len(scores), "n_jets": int(np.sum(counts))},
+        "rule": rule or (f"flag if event_score > threshold; event_score = the event AE's error (zero-jet events are "
+                         f"scored too); n = background events above; reliable if n >= {MIN_TAIL}"),
+        "per_jet": [],
+        "per_event": threshold_rows(scores),
+        "per_event_curve": dense_curve(scores),
+    }
