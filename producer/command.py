@@ -19,7 +19,9 @@ EXAMPLES = """
 aetrig produce --rate 10000 --duration 30
 aetrig produce --input 'data/*.root' --rate 50000 --pattern trains --loops 0 --report producer.json
 aetrig produce --input producer/samples/physlite_example.root --input-format physlite --columns pt,eta,phi,e
+aetrig produce --input producer/samples/physlite_rntuple_example.root --input-format physlite
 aetrig produce --input producer/samples/nanoaod_example.root --input-format nanoaod
+aetrig produce --input producer/samples/delphes_example.root --input-format delphes
 aetrig produce --input 'nano/*.root' --input-format nanoaod --branch-map pt=Jet_pt_nom m=Jet_mass_nom
 aetrig produce --input producer/samples/cms_opendata_example.root --branch-map px=Jet_Px py=Jet_Py pz=Jet_Pz e=Jet_E
 aetrig produce --input atlas.root --tree CollectionTree --unit MeV --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt \\

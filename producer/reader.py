@@ -159,7 +159,8 @@ def branch_names(tree: Any) -> set[str]:
 
 
 def is_rntuple(tree: Any) -> bool:
-    return type(tree).__name__.endswith("RNTuple")
+    """Whether an object uproot opened is an RNTuple (else a TTree)."""
+    return isinstance(tree, uproot.behaviors.RNTuple.RNTuple)
 
 
 def field_path(name: str, names: set[str], rntuple: bool) -> tuple[str, ...]:

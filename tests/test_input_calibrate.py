@@ -9,7 +9,10 @@ import math
 import re
 from pathlib import Path
 
+import awkward as ak
+import numpy as np
 import pytest
+import uproot
 
 from emulator import cli
 from models.runtime.card import load_model_dir
@@ -77,6 +80,34 @@ def test_an_event_model_calibrates_to_an_fpr_or_a_rate(tmp_path: Path, capsys: p
     assert code == 0, err
     rate = re.search(r"threshold (\S+): aetrig run --anomaly-model \S+ --accept-rate 100 --rate 100000", out)
     assert rate and float(rate.group(1)) == pytest.approx(printed, rel=1e-6)
+
+
+def test_jets_outside_the_training_domain_are_left_out_as_in_the_stream(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A 15 GeV jet (below the card's pt > 20 GeV) added to every event: calibrating with the training domain
+    gives exactly the thresholds of the file without them; --score-all-jets scores them too."""
+    with uproot.open(SAMPLES / "qcd.root") as f:
+        a = f["events"].arrays(["jet_pt", "jet_eta", "jet_phi", "jet_m", "jet_e", "event_number"], entry_stop=2000)
+    soft = {"pt": 15.0, "eta": 1.0, "phi": 0.5, "m": 3.0}
+    soft["e"] = float(np.sqrt(soft["m"] ** 2 + (soft["pt"] * np.cosh(soft["eta"])) ** 2))
+    clean, dirty = tmp_path / "clean.root", tmp_path / "dirty.root"
+    for path, extra in ((clean, False), (dirty, True)):
+        jets = {v: a[f"jet_{v}"] for v in ("pt", "eta", "phi", "m", "e")}
+        if extra:
+            jets = {v: ak.concatenate([x, ak.values_astype(ak.Array([[soft[v]]] * len(x)), np.float32)], axis=1)
+                    for v, x in jets.items()}
+        with uproot.recreate(path) as f:
+            f["events"] = {**{f"jet_{v}": x for v, x in jets.items()}, "event_number": a["event_number"]}
+    model = str(ZOO / "AE_3D_200_ptetaphie")
+    for name, path, flags in (("c", clean, []), ("d", dirty, []), ("all", dirty, ["--score-all-jets"])):
+        code, _, err = _calibrate(model, "--background", str(path), "--out", str(tmp_path / name), *flags,
+                                    capsys=capsys)
+        assert code == 0, err
+    c, d, every = (load_model_dir(tmp_path / n).card["thresholds"] for n in ("c", "d", "all"))
+    assert d["sample"]["jets_outside_domain"] == 2000 and d["sample"]["domain_selection"] == "on"
+    assert every["sample"]["domain_selection"] == "off (all jets scored)"
+    assert d["per_event"] == c["per_event"] and d["per_jet"] == c["per_jet"]
+    assert every["per_event"][1]["threshold"] > c["per_event"][1]["threshold"]  # soft jets score high
 
 
 def test_bad_calibrate_inputs_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

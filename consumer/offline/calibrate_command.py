@@ -5,10 +5,12 @@ stream you will process. The background is read exactly as `aetrig run` reads it
 options (--input-format, --tree, --branch-map, --unit, Cartesian px/py/pz/e maps, --derive-e, the input
 screen), so a NanoAOD, PHYSLITE (TTree or RNTuple) or Delphes file calibrates as it streams. Either
 kind of model: a per-jet model's scorer runs on every jet (per-jet and per-event error quantiles); an
-event-level model scores every event as the encoder does. The rows for false-positive rates 1e-1 ..
-1e-5 (with the number of events behind each, and a reliability flag) and the dense per-event curve
-replace the card's table; the version is bumped. --fpr, or --accept-rate with --input-rate, prints the
-threshold a run will use for that target, and the `aetrig run` flags that select it.
+event-level model scores every event as the encoder does. Both see only the jets inside the card's
+training domain, as in the stream (--score-all-jets: every jet, like the encoder's flag of that name).
+The rows for false-positive rates 1e-1 .. 1e-5 (with the number of events behind each, and a
+reliability flag) and the dense per-event curve replace the card's table; the version is bumped. --fpr,
+or --accept-rate with --input-rate, prints the threshold a run will use for that target, and the
+`aetrig run` flags that select it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         input_help="background ROOT files or globs (required)")
     parser.add_argument("--out", default=None, help="write a calibrated copy here instead of updating MODEL in place")
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads")
+    parser.add_argument("--score-all-jets", action="store_true",
+                        help="score every jet, also those outside the card's training domain (as the encoder's "
+                             "--score-all-jets; default: only the jets inside, as the encoder gives them)")
     target = parser.add_argument_group("print the threshold for (one of)").add_mutually_exclusive_group()
     target.add_argument("--fpr", type=float, help="background false-positive rate per event")
     target.add_argument("--accept-rate", type=float, metavar="HZ", help="flagged events per second, at --input-rate")
@@ -86,16 +91,20 @@ def main(args: argparse.Namespace) -> int:
         model = load_model_dir(args.model, level=None)
         if not getattr(args, "input", None):
             raise ValueError("give the background file(s): --background FILE [FILE ...]")
-        inputs = open_inputs(resolve_inputs(args, columns=list(model.variables)))
+        columns = list(dict.fromkeys([*model.variables, "pt", "eta"]))  # pt, eta: the training domain's cuts
+        inputs = open_inputs(resolve_inputs(args, columns=columns))
         sample = load_background(inputs)
-        card = calibrate(args.model, sample, threads=args.threads, out=args.out)
+        card = calibrate(args.model, sample, threads=args.threads, out=args.out,
+                         select_domain=not args.score_all_jets)
     except (ModelError, DataError, FileExistsError, ValueError, OSError) as exc:
         print(f"aetrig calibrate: {exc}", file=sys.stderr)
         return 2
     table = card["thresholds"]
     where = args.out or args.model
+    outside = table["sample"].get("jets_outside_domain")
     print(f"{card['name']} ({model.level}-level) version {card['version']}: {table['sample']['n_events']} events, "
-          f"{table['sample']['n_jets']} jets -> {where}")
+          f"{table['sample']['n_jets']} jets scored"
+          + (f" ({outside} outside the training domain left out)" if outside is not None else "") + f" -> {where}")
     for row in table["per_event"]:
         print(json.dumps(row))
     if args.fpr is not None or args.accept_rate is not None:
