@@ -155,6 +155,9 @@ def _delphes_without_mass(path: Path) -> Path:
     ("nanoaod_rntuple_example.root", ["--input-format", "nanoaod"], "wide_k6",
      ["nanoaod_rntuple_example.root", "tree 'Events' (input format nanoaod)",
       "no branch 'jet_nconst' for variable 'nconst'"]),
+    # an explicit --columns without the compression model's e: every message would have been rejected
+    ("nanoaod_example.root", ["--input-format", "nanoaod", "--columns", "pt,eta,phi,m"], "AE_3D_200_ptetaphie",
+     ["--columns pt,eta,phi,m lacks e, needed by the model", "add e"]),
     # a Delphes file without Jet.Mass
     ("nomass", ["--input-format", "delphes"], "AE_3D_200_ptetaphie",
      ["has no branch 'Jet.Mass' for variable 'm'", "--branch-map m=BRANCH"]),

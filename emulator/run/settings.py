@@ -240,6 +240,12 @@ class RunSettings:
             missing = [v for v in dict.fromkeys(needed) if v not in sent]
             if missing:
                 producer["columns"] = [*sent, *missing]
+        else:  # an explicit --columns wins, but one the encoders would reject message by message is an error now
+            lacking = [v for v in dict.fromkeys(needed) if v not in producer["columns"]]
+            if lacking:
+                raise ValueError(f"--columns {','.join(producer['columns'])} lacks {', '.join(lacking)}, needed by "
+                                 f"the model (every message would be rejected); add {','.join(lacking)} (the "
+                                 "producer derives e from pt, eta, m, and pt, eta, phi, m from px, py, pz, e)")
         stream = list(producer.get("columns") or sent)
         from emulator.encoder.anomaly import predicted_scoring
 
