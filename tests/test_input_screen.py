@@ -154,3 +154,43 @@ def test_a_nan_in_every_50th_event_loses_nothing(tmp_path: Path) -> None:
     with uproot.open(QCD) as f:
         n_in = int(ak.sum(ak.num(f["events"]["jet_pt"].array(entry_stop=3000))))
     assert recorded_jets == n_in - n_nan  # every jet but the NaN ones
+
+
+@pytest.mark.timeout(180)
+def test_sentinels_and_a_5000_jet_event_lose_nothing(tmp_path: Path) -> None:
+    """-999 masses, an inf eta and one event of 5 000 jets (over the wire's 4 096 limit, which the encoder enforces
+    per message: the whole message used to be rejected on every resend) among 1 000 QCD events."""
+    with uproot.open(QCD) as f:
+        a = f["events"].arrays(["jet_pt", "jet_eta", "jet_phi", "jet_m", "jet_e", "event_number"], entry_stop=1000)
+    counts = ak.to_numpy(ak.num(a["jet_pt"])).copy()
+    cols = {v: ak.to_numpy(ak.flatten(a[f"jet_{v}"])).copy() for v in ("pt", "eta", "phi", "m", "e")}
+    starts = np.cumsum(counts) - counts
+    assert (counts[10:20] > 0).all() and counts[30] > 0
+    cols["m"][starts[10:20]] = -999.0  # ten leading jets with a sentinel mass
+    cols["eta"][starts[30]] = np.inf
+    rng = np.random.default_rng(5)
+    big = 5000  # event 500 gets 5 000 jets; its leading 4 096 by pt are kept
+    many = {"pt": rng.uniform(20, 200, big), "eta": rng.uniform(-2, 2, big), "phi": rng.uniform(-3, 3, big),
+            "m": rng.uniform(1, 20, big)}
+    many["e"] = np.sqrt(many["m"] ** 2 + (many["pt"] * np.cosh(many["eta"])) ** 2)
+    s = int(starts[500])
+    cols = {v: np.concatenate([x[:s], many[v].astype(np.float32), x[s + counts[500]:]]) for v, x in cols.items()}
+    counts[500] = big
+    path = tmp_path / "odd.root"
+    _write_aetrig(path, {v: ak.unflatten(x, counts) for v, x in cols.items()}, a["event_number"].to_numpy())
+    out = tmp_path / "run"
+    run = subprocess.run([sys.executable, "-m", "emulator.cli", "run", "--input", str(path), "--rate", "0",
+                          "--out", str(out), "--status-interval", "0", "--encoders", "1"],
+                         capture_output=True, text=True, timeout=170, cwd=REPO)
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["events"]["produced"] == summary["events"]["recorded"] == 1000 and summary["rejected"] == {}
+    screen = summary["input"]
+    assert (screen["jets_dropped_sentinel"], screen["sentinel_values"]) == (10, 10)
+    assert screen["jets_dropped_non_finite"] == screen["non_finite_values"] == 1
+    assert (screen["events_over_jet_cap"], screen["jets_dropped_over_cap"]) == (1, big - 4096)
+    rows = [(np.asarray(x["entry"]), np.asarray(x["njet"])) for _, x in open_recording(out).iter_arrays(["entry",
+                                                                                                          "njet"])]
+    entry, njet = np.concatenate([r[0] for r in rows]), np.concatenate([r[1] for r in rows])
+    assert int(njet[entry == 500][0]) == 4096
+    assert int(njet.sum()) == int(counts.sum()) - 10 - 1 - (big - 4096)
