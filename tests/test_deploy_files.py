@@ -277,3 +277,25 @@ def test_operations_live_and_scale_commands_parse() -> None:
         args = check_aetrig(argv, "docs/operations.md")
         if argv[0] == "run":
             assert args.prometheus
+
+
+def test_image_inputs_digest_follows_what_the_dockerfile_copies(tmp_path: Path) -> None:
+    """emulator/ops/image.py reuses an image while this digest is unchanged: it must change with every copied
+    file and the base image, and not with what the build context ignores or the Dockerfile does not copy."""
+    from emulator.ops.image import DOCKERFILE, copied_paths, inputs_digest
+
+    assert set(copied_paths(DOCKERFILE)) >= {"pyproject.toml", "emulator", "producer", "consumer", "models"}
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM base\nCOPY top.txt ./\nCOPY src ./src\n")
+    (tmp_path / "top.txt").write_text("a")
+    (tmp_path / "src" / "pkg" / "mod.py").write_text("x = 1\n")
+    first = inputs_digest(dockerfile, "base-id-1", context=tmp_path)
+    assert inputs_digest(dockerfile, "base-id-1", context=tmp_path) == first
+    (tmp_path / "src" / "pkg" / "__pycache__").mkdir()
+    (tmp_path / "src" / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "not-copied.txt").write_text("b")
+    assert inputs_digest(dockerfile, "base-id-1", context=tmp_path) == first
+    assert inputs_digest(dockerfile, "base-id-2", context=tmp_path) != first
+    (tmp_path / "src" / "pkg" / "mod.py").write_text("x = 2\n")
+    assert inputs_digest(dockerfile, "base-id-1", context=tmp_path) != first

@@ -76,7 +76,7 @@ def inputs_digest(dockerfile: Path, base_id: str, context: Path = REPO) -> str:
     return digest.hexdigest()
 
 
-def choose_base(engine: Engine, base: str, announce=print) -> str:
+def choose_base(engine: Engine, base: str, announce=print, quiet: bool = True) -> str:
     """``base`` itself, or for ``auto``: python:3.11-slim when present or pullable, else the Debian base."""
     if base != "auto":
         return base
@@ -87,7 +87,7 @@ def choose_base(engine: Engine, base: str, announce=print) -> str:
         return DEFAULT_BASE
     reason = (pulled.stderr or "").strip().splitlines()[-1:] or ["no reason given"]
     announce(f"aetrig image: cannot pull {DEFAULT_BASE} ({reason[0][:200]}); using a local Debian bookworm base")
-    return image_base.ensure_debian_base(engine, announce=announce)
+    return image_base.ensure_debian_base(engine, announce=announce, quiet=quiet)
 
 
 def build(engine: Engine, tag: str, base: str, dockerfile: Path = DOCKERFILE, rebuild: bool = False,
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         engine = find_engine(args.engine, args.runtime)
-        base = choose_base(engine, args.base)
+        base = choose_base(engine, args.base, quiet=False)
         build(engine, args.tag, base, rebuild=args.rebuild)
         built = [args.tag]
         if args.prometheus:

@@ -39,8 +39,9 @@ def recipe_digest() -> str:
     return hashlib.sha256("\0".join(mmdebstrap_argv()).encode()).hexdigest()
 
 
-def ensure_debian_base(engine: Engine, tag: str = BASE_TAG, announce=print) -> str:
-    """``tag``, made by mmdebstrap and imported unless an image of the same recipe is there already."""
+def ensure_debian_base(engine: Engine, tag: str = BASE_TAG, announce=print, quiet: bool = True) -> str:
+    """``tag``, made by mmdebstrap and imported unless an image of the same recipe is there already;
+    mmdebstrap's progress lines go to the terminal unless ``quiet``."""
     digest = recipe_digest()
     if image_label(engine, tag, INPUTS_LABEL) == digest:
         return tag
@@ -49,7 +50,7 @@ def ensure_debian_base(engine: Engine, tag: str = BASE_TAG, announce=print) -> s
                            "`apt-get install mmdebstrap` (Debian/Ubuntu), or pass --base IMAGE")
     announce(f"aetrig image: making {tag} with mmdebstrap (Debian {SUITE}, python3); a few minutes")
     with tempfile.TemporaryFile() as log, \
-            subprocess.Popen(mmdebstrap_argv(), stdout=subprocess.PIPE, stderr=log) as strap:
+            subprocess.Popen(mmdebstrap_argv(), stdout=subprocess.PIPE, stderr=log if quiet else None) as strap:
         imported = subprocess.run(engine.argv("import", "--change", f"LABEL {INPUTS_LABEL}={digest}",
                                               "--change", 'CMD ["/bin/bash"]', "-", tag),
                                   stdin=strap.stdout, capture_output=True, text=True, env=engine.environ())
@@ -58,7 +59,7 @@ def ensure_debian_base(engine: Engine, tag: str = BASE_TAG, announce=print) -> s
         log.seek(0)
         messages = log.read().decode(errors="replace")
     if strap.returncode != 0:
-        raise RuntimeError(f"mmdebstrap failed (exit {strap.returncode}):\n{messages[-3000:]}")
+        raise RuntimeError(f"mmdebstrap failed (exit {strap.returncode}):\n{messages[-3000:] or '(output above)'}")
     if imported.returncode != 0:
         raise RuntimeError(f"importing the base failed: {imported.stderr.strip()[-2000:]}")
     return tag
