@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
     from emulator.runtime.stage_log import EXIT_CANNOT_START, stage_logger
     from producer import config
     from producer.inputs import open_inputs
-    from producer.manifest import build_manifest, new_run_id, write_manifest
+    from producer.manifest import build_manifest, load_manifest, manifest_settings, new_run_id, write_manifest
     from producer.replay import Replayer
 
     log = stage_logger("produce")
@@ -54,9 +54,16 @@ def main(args: argparse.Namespace) -> int:
         print(f"aetrig produce: error: {err}", file=sys.stderr)
         return 2
     files, spec, variables = inputs.files, inputs.spec, inputs.variables
-    run_id = cfg.run_id if cfg.run_id is not None else new_run_id()
-    settings = cfg.as_dict() | {"input": [str(p) for p in files]}
-    manifest = build_manifest(run_id, files, settings, cfg.seed, variables)
+    if cfg.manifest:
+        try:
+            manifest = load_manifest(cfg.manifest, cfg.run_id)
+        except ValueError as err:
+            print(f"aetrig produce: error: {err}", file=sys.stderr)
+            return 2
+        run_id = int(manifest["run_id"])
+    else:
+        run_id = cfg.run_id if cfg.run_id is not None else new_run_id()
+        manifest = build_manifest(run_id, files, manifest_settings(cfg, files), cfg.seed, variables)
     if cfg.manifest_out:
         write_manifest(manifest, cfg.manifest_out)
     metrics = start_metrics(cfg.metrics_port)

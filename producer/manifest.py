@@ -50,5 +50,26 @@ def build_manifest(run_id: int, files: Sequence[str | Path], settings: Mapping[s
     }
 
 
+def manifest_settings(cfg: Any, files: Sequence[str | Path]) -> dict[str, Any]:
+    """The ``settings`` a manifest records for a producer config (``ProducerConfig``) reading ``files``."""
+    return cfg.as_dict() | {"input": [str(p) for p in files]}
+
+
+def load_manifest(path: str | Path, run_id: int | None = None) -> dict[str, Any]:
+    """A manifest written by :func:`write_manifest` (ValueError when unreadable, or when ``run_id`` is given and
+    differs from the manifest's)."""
+    import json
+
+    try:
+        manifest = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a run manifest: {exc}") from exc
+    if not isinstance(manifest, dict) or type(manifest.get("run_id")) is not int:
+        raise ValueError(f"{path}: not a run manifest (no integer run_id)")
+    if run_id is not None and run_id != manifest["run_id"]:
+        raise ValueError(f"--run-id {run_id:#x} differs from the manifest's run id {manifest['run_id']:#x}")
+    return manifest
+
+
 def write_manifest(manifest: Mapping[str, Any], path: str | Path) -> Path:
     return write_json_atomic(path, manifest, indent=2, sort_keys=True)

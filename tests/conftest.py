@@ -30,8 +30,9 @@ def free_port() -> Callable[[], int]:
 
 @pytest.fixture
 def sink_in_thread(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[SinkHarness]]:
-    """``with sink_in_thread(out=tmp_path / "rec", **sink_config) as h``: encsink_support.sink_in_thread, a real
-    Sink in a thread on free ports; stopped and joined when the block ends, ``h.report`` filled then."""
+    """``with sink_in_thread(out=tmp_path / "rec", card=, run_ids=, **sink_config) as h``:
+    encsink_support.sink_in_thread, a real Sink in a thread on free ports, told to expect ``card`` and the runs
+    ``run_ids``; stopped and joined when the block ends, ``h.report`` filled then."""
 
     def start(out: Path | None = None, **options: Any) -> contextlib.AbstractContextManager[SinkHarness]:
         import encsink_support

@@ -95,8 +95,56 @@ def make_tiny_model(directory: Path, name: str = "tiny_test", seed: int = 7,
 
 
 # ---- messages ------------------------------------------------------------------------------------------------
+def manifest_for(run_id: int) -> dict[str, Any]:
+    """The test manifest of a run (what its events messages carry and a sink is told to expect)."""
+    return {**MANIFEST, "run_id": int(run_id)}
+
+
+def card_sha256(card: dict[str, Any]) -> str:
+    """The sha256 encoders put in ``card_sha256`` for a card (of ``ModelDir.card_json``'s canonical text)."""
+    return wire.sha256_hex(json.dumps(card, sort_keys=True, separators=(",", ":")).encode())
+
+
+def expectations(directory: Path, card: dict[str, Any], run_ids: Any,
+                 anomaly_card: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write what a sink is told to expect under ``directory`` (the card as a model directory's card.json, one
+    manifest per run id) and return the SinkConfig fields: model, manifest, anomaly_model."""
+    model = directory / "expected_model"
+    model.mkdir(parents=True, exist_ok=True)
+    (model / "card.json").write_text(json.dumps(card))
+    manifests = directory / "expected_manifests"
+    manifests.mkdir(exist_ok=True)
+    for run_id in run_ids:
+        (manifests / f"{int(run_id):016x}.json").write_text(json.dumps(manifest_for(run_id)))
+    anomaly = "none"
+    if anomaly_card is not None:
+        anomaly_dir = directory / "expected_anomaly_model"
+        anomaly_dir.mkdir(exist_ok=True)
+        (anomaly_dir / "card.json").write_text(json.dumps(anomaly_card))
+        anomaly = str(anomaly_dir)
+    return {"model": model, "manifest": manifests, "anomaly_model": anomaly}
+
+
+def segment_texts(card: dict[str, Any], run_id: int, anomaly_card: dict[str, Any] | None = None) -> dict[str, str]:
+    """The card, manifest and anomaly card texts a sink writes into a segment of this run (SegmentWriter's
+    card_text, manifest_text, anomaly_card_text)."""
+    def text(c: dict[str, Any]) -> str:
+        return json.dumps(c, sort_keys=True, separators=(",", ":"))
+
+    return {"card_text": text(card), "manifest_text": wire.canonical_json(manifest_for(run_id)).decode(),
+            "anomaly_card_text": text(anomaly_card if anomaly_card is not None else card)}
+
+
+def expect_args(directory: Path, card: dict[str, Any], run_ids: Any,
+                anomaly_card: dict[str, Any] | None = None) -> list[str]:
+    """:func:`expectations` as `aetrig sink` flags."""
+    fields = expectations(directory, card, run_ids, anomaly_card)
+    return ["--model", str(fields["model"]), "--manifest", str(fields["manifest"]),
+            "--anomaly-model", str(fields["anomaly_model"])]
+
+
 def events_columns(counts: np.ndarray, rng: np.random.Generator, first_event_id: int = 0,
-                   variables: tuple[str, ...] = VARIABLES) -> dict[str, np.ndarray]:
+                   variables: tuple[str, ...] = VARIABLES, run_id: int = 0) -> dict[str, np.ndarray]:
     """Identity columns plus physically plausible ``jet_<var>`` columns for these per-event jet counts."""
     counts = np.asarray(counts, np.uint32)
     n, j = len(counts), int(counts.sum())
@@ -109,28 +157,29 @@ def events_columns(counts: np.ndarray, rng: np.random.Generator, first_event_id:
            "e": lambda: rng.uniform(30, 900, j)}
     for var in variables:
         cols[f"jet_{var}"] = gen[var]().astype(np.float32)
-    cols["manifest_json"] = wire.blob_column(MANIFEST)
+    cols["manifest_json"] = wire.blob_column(manifest_for(run_id))
     return cols
 
 
 def events_frames(run_id: int, seq: int, counts: np.ndarray, rng: np.random.Generator, first_event_id: int = 0,
                   rate_hz: float = 1000.0, variables: tuple[str, ...] = VARIABLES) -> list[bytes]:
-    cols = events_columns(counts, rng, first_event_id, variables)
+    cols = events_columns(counts, rng, first_event_id, variables, run_id)
     return [bytes(f) for f in wire.encode(wire.KIND_EVENTS, run_id, seq, cols, t_send=time.time(), rate_hz=rate_hz)]
 
 
 def scored_frames(run_id: int, seq: int, counts: np.ndarray, rng: np.random.Generator, card: dict[str, Any],
                   first_event_id: int = 0, threshold: float = 7.7) -> list[bytes]:
     """A valid scored message as an encoder would send it (tiny model numerics, computed in numpy)."""
-    from emulator.encoder.microbatch import scored_columns
+    from emulator.encoder.microbatch import scored_columns, scored_hashes
 
     batch = wire.decode(events_frames(run_id, seq, counts, rng, first_event_id))
     x = np.stack([batch.columns[f"jet_{v}"] for v in VARIABLES], axis=1) if batch.n_jets else np.zeros((0, 4))
     latent, error = tiny_forward(x, tiny_weights())
     cols = scored_columns(batch, latent.astype(np.float32).reshape(-1, LATENT_DIM), error.astype(np.float32),
-                          threshold, "<f4", wire.blob_column(json.dumps(card, sort_keys=True).encode()))
+                          threshold, "<f4")
     frames = wire.encode(wire.KIND_SCORED, run_id, seq, cols, t_send=time.time(), rate_hz=1000.0,
-                         t_encoded=time.time(), threshold=threshold, model=card["name"], encoder="test")
+                         t_encoded=time.time(), threshold=threshold, model=card["name"], encoder="test",
+                         **scored_hashes(batch, card_sha256(card), card_sha256(card)))
     return [bytes(f) for f in frames]
 
 
@@ -219,10 +268,12 @@ class SinkHarness:
 
 
 @contextlib.contextmanager
-def sink_in_thread(out: Path, plaintext: bool = False, **options: Any) -> Iterator[SinkHarness]:
-    """A real consumer.sink.service.Sink recording to ``out`` in a thread on free loopback ports (``options``:
-    more SinkConfig fields), its links authenticated by role as `aetrig run` has them (keys made next to
-    ``out``; ``plaintext=True``: none); stopped, joined and its sockets closed on exit, its report kept."""
+def sink_in_thread(out: Path, card: dict[str, Any], run_ids: Any, anomaly_card: dict[str, Any] | None = None,
+                   plaintext: bool = False, **options: Any) -> Iterator[SinkHarness]:
+    """A real consumer.sink.service.Sink recording to ``out`` in a thread on free loopback ports, told to expect
+    ``card`` (and ``anomaly_card``) and the runs ``run_ids`` (:func:`expectations`; ``options``: more SinkConfig
+    fields), its links authenticated by role as `aetrig run` has them (keys made next to ``out``;
+    ``plaintext=True``: none); stopped, joined and its sockets closed on exit, its report kept."""
     import threading
 
     from consumer.sink.service import Sink, SinkConfig
@@ -237,8 +288,9 @@ def sink_in_thread(out: Path, plaintext: bool = False, **options: Any) -> Iterat
         secure_client(push, keys, "scored")
     push.connect(addr(sink_p))
     flag = StopFlag()
-    sink = Sink(SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=out, curve_keys=keys, **options),
-                stop=flag)
+    expected = expectations(out.parent / f"{out.name}.expected", card, run_ids, anomaly_card)
+    sink = Sink(SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=out, curve_keys=keys, **expected,
+                           **options), stop=flag)
     harness = SinkHarness(sink, None, push, acks, keys)
     harness.thread = threading.Thread(target=lambda: harness.report.update(sink.run()), daemon=True)
     harness.thread.start()

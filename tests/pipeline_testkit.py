@@ -24,6 +24,22 @@ from emulator.runtime.curvezmq import generate_keys
 from emulator.runtime.ports import free_port
 
 READY_S = 60.0
+RUN_ID = 0xABC123
+
+
+def expected_anomaly_model(model: Path, input_file: Path) -> str:
+    """What a sink must be told flags the events of encoders with the default --anomaly-model on this input: the
+    default event model when the input holds its variables, else ``none`` (aetrig run's rule)."""
+    from emulator.encoder.anomaly import predicted_scoring
+    from producer import config as producer_config
+    from producer.inputs import open_inputs
+
+    try:
+        variables = open_inputs(producer_config.SCHEMA.build({"input": [str(input_file)]})).variables
+    except ValueError:  # an input read through --input-format presets: no jet_* branches, none of the event model's
+        variables = []
+    predicted = predicted_scoring(None, model.name, variables)
+    return "none" if predicted["model"] == model.name else str(defaults.default_anomaly_model())
 
 
 class Pipeline:
@@ -34,6 +50,9 @@ class Pipeline:
         self.keys = None if plaintext else generate_keys(tmp / "keys")
         self.model = model or defaults.default_model(announce=False)
         self.out = tmp / "rec"
+        # the sink is told a directory of manifests (a deployment's way); each producer writes its run's there
+        self.manifests = tmp / "manifests"
+        self.manifests.mkdir(exist_ok=True)
         self.data = f"tcp://127.0.0.1:{free_port()}"
         self.acks = f"tcp://127.0.0.1:{free_port()}"
         self.scored = f"tcp://127.0.0.1:{free_port()}"
@@ -52,7 +71,8 @@ class Pipeline:
 
     def sink(self, name: str = "sink", *extra: str) -> StageProcess:
         return self._start(name, ["sink", "--bind", self.scored, "--ack-connect", self.acks, "--out", str(self.out),
-                                  "--commit-ms", "100", *extra])
+                                  "--model", str(self.model), "--manifest", str(self.manifests), "--commit-ms", "100",
+                                  "--anomaly-model", expected_anomaly_model(self.model, self.input), *extra])
 
     def encoder(self, name: str, *extra: str) -> StageProcess:
         return self._start(name, ["encode", "--model", str(self.model), "--connect", self.data, "--sink", self.scored,
@@ -60,7 +80,8 @@ class Pipeline:
 
     def producer(self, *extra: str) -> StageProcess:
         return self._start("producer", ["produce", "--input", str(self.input), "--bind", self.data,
-                                        "--ack-bind", self.acks, "--run-id", "0xabc123", *extra])
+                                        "--ack-bind", self.acks, "--run-id", hex(RUN_ID),
+                                        "--manifest-out", str(self.manifests / "run.json"), *extra])
 
     def metric(self, process: StageProcess, name: str, **labels: str) -> float:
         return value(scrape(process.metrics_url), name, **labels)

@@ -33,7 +33,8 @@ def test_keys_allow_any_bind_and_plaintext_only_local() -> None:
 @pytest.mark.parametrize("argv", [
     ["produce", "--bind", "tcp://0.0.0.0:5555", "--rate", "10"],
     ["produce", "--ack-bind", "tcp://*:5556", "--rate", "10"],
-    ["sink", "--bind", "tcp://0.0.0.0:5557", "--out", "OUT"]])
+    ["sink", "--bind", "tcp://0.0.0.0:5557", "--out", "OUT", "--model", "models/zoo/AE_3D_200_ptetaphie",
+     "--manifest", "OUT"]])
 def test_stages_refuse_a_plaintext_bind_that_is_not_loopback(argv: list[str], tmp_path: Path) -> None:
     argv = [str(tmp_path / "rec") if a == "OUT" else a for a in argv]
     result = subprocess.run([AETRIG, *argv], capture_output=True, text=True, timeout=60)

@@ -19,7 +19,9 @@ import zmq
 from encsink_support import (
     AckCollector,
     addr,
+    card_sha256,
     events_frames,
+    expect_args,
     make_tiny_model,
     metric_value,
     read_report,
@@ -62,6 +64,12 @@ def _drop_column(frames: list[bytes], name: str) -> list[bytes]:
     return [msgpack.packb(header), *[f for j, f in enumerate(frames[1:]) if j != i]]
 
 
+def _without_header(frames: list[bytes], key: str) -> list[bytes]:
+    header = msgpack.unpackb(frames[0])
+    del header[key]
+    return [msgpack.packb(header), *frames[1:]]
+
+
 def _column(frames: list[bytes], name: str) -> np.ndarray:
     return wire.decode(frames).columns[name].copy()
 
@@ -92,7 +100,8 @@ def encoder_bad_messages(rng: np.random.Generator) -> list[tuple[str, str, list[
         ("non-map header", "bad_header", [msgpack.packb([1, 2, 3]), *g[1:]]),
         ("header field of wrong type", "bad_header", replace_header(g, seq="seven")),
         ("negative seq", "bad_header", replace_header(g, seq=-1)),
-        ("wrong schema version", "schema_version", replace_header(g, v=2)),
+        ("wrong schema version", "schema_version", replace_header(g, v=1)),
+        ("NaN send time", "non_finite", replace_header(g, t_send=float("nan"))),
         ("unknown kind", "unknown_kind", replace_header(g, kind="telemetry")),
         ("scored kind at the encoder", "unknown_kind", replace_header(g, kind="scored")),
         ("ack kind at the encoder", "unknown_kind", replace_header(g, kind="ack")),
@@ -113,6 +122,8 @@ def encoder_bad_messages(rng: np.random.Generator) -> list[tuple[str, str, list[
         ("absurd jet count", "limit_exceeded", big_event),
         ("oversized message", "limit_exceeded", oversized),
         ("bad blob JSON", "bad_blob", _edit_column(g, "manifest_json", np.frombuffer(b"{not json", "|u1"))),
+        ("UTF-16 manifest", "bad_blob", _edit_column(g, "manifest_json", np.frombuffer(
+            json.dumps({"run_id": RUN}).encode("utf-16"), "|u1"))),
     ]
 
 
@@ -126,7 +137,7 @@ def sink_bad_messages(rng: np.random.Generator, card: dict, other_card: dict) ->
     lat = _column(g, "jet_latent")
     no_threshold = msgpack.unpackb(g[0])
     del no_threshold["threshold"]
-    other_anomaly = wire.blob_column(json.dumps({**card, "name": "another_flagger"}, sort_keys=True).encode())
+    other_anomaly = card_sha256({**card, "name": "another_flagger"})
     return [
         ("random bytes", "bad_header", [rng.bytes(100)]),
         ("events message to the sink", "unknown_kind", events_frames(SINK_RUN, 501, np.array([1]), rng)),
@@ -134,15 +145,18 @@ def sink_bad_messages(rng: np.random.Generator, card: dict, other_card: dict) ->
          scored_frames(SINK_RUN, 502, np.array([2]), rng, other_card, first_event_id=60_000)),
         ("NaN error", "non_finite", _edit_column(g, "jet_error", err)),
         ("latent of wrong shape", "count_mismatch", _edit_column(g, "jet_latent", lat[:-1].copy())),
-        ("missing card", "missing_column", _drop_column(g, "card_json")),
-        ("bad card JSON", "bad_blob", _edit_column(g, "card_json", np.frombuffer(b"[1, 2]", "|u1"))),
+        ("card named by a malformed hash", "bad_header", replace_header(g, card_sha256="ABC")),
+        ("a card blob on a scored message", "bad_column", _with_column(g, "card_json", wire.blob_column(card))),
         ("truncated frame", "size_mismatch", [*g[:3], g[3][:-1], *g[4:]]),
         ("missing score column", "missing_column", _drop_column(g, "event_score")),
         ("flag that is not 0/1", "bad_column", _edit_column(g, "flag", np.array([2, 1, 0], np.uint8))),
         ("integer scores", "bad_column", _edit_column(g, "event_score", np.array([1, 2, 0], np.uint32))),
-        ("flagged by another anomaly model", "wrong_model", _edit_column(g, "anomaly_card_json", other_anomaly)),
+        ("flagged by another anomaly model", "wrong_model", replace_header(g, anomaly_card_sha256=other_anomaly)),
         ("header anomaly model disagrees with its card", "wrong_model", replace_header(g, anomaly_model="x")),
-        ("missing anomaly card", "missing_column", _drop_column(g, "anomaly_card_json")),
+        ("missing anomaly card hash", "bad_header", _without_header(g, "anomaly_card_sha256")),
+        ("a manifest the sink was not told of", "wrong_run", replace_header(g, manifest_sha256="0" * 64)),
+        ("a run id other than its manifest's", "wrong_run", replace_header(g, run_id=RUN)),
+        ("infinite send time", "non_finite", replace_header(g, t_send=float("-inf"))),
         ("no threshold in the header", "bad_header", [msgpack.packb(no_threshold), *g[1:]]),
     ]
 
@@ -159,6 +173,7 @@ def test_bad_input_is_rejected_counted_quarantined_and_valid_traffic_recorded(tm
     data_p, sink_p, ack_p, enc_m, sink_m = (free_port() for _ in range(5))
     limits = ["--max-jets-per-event", str(MAX_JETS_PER_EVENT), "--max-message-bytes", str(MAX_MESSAGE_BYTES)]
     sink = start("sink", "--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(tmp_path / "rec"),
+                 *expect_args(tmp_path, card, [RUN, SINK_RUN]),
                  "--commit-ms", "50", "--metrics-port", str(sink_m), "--report", str(tmp_path / "sink.json"),
                  "--quarantine", str(tmp_path / "q_sink"), *limits, log=tmp_path / "sink.log")
     encoder = start("encode", "--model", str(model), "--connect", addr(data_p), "--sink", addr(sink_p),
@@ -188,7 +203,7 @@ def test_bad_input_is_rejected_counted_quarantined_and_valid_traffic_recorded(tm
         starts = np.concatenate([[0], np.cumsum([len(valid[s]) for s in sorted(valid)])])
         first_event = {seq: int(starts[seq]) for seq in valid}
 
-        # the first valid message fixes the recording's model at the sink before any sink-side bad input
+        # the first valid message goes through the whole pipeline before any bad input
         data.send_multipart(events_frames(RUN, 0, valid[0], rng, first_event[0]))
         assert acks.wait_for({0}, timeout=30), "first valid batch not acknowledged"
         bad_iter = iter(enc_bad)

@@ -15,6 +15,7 @@ from encsink_support import (
     AckCollector,
     addr,
     events_frames,
+    expect_args,
     make_tiny_model,
     metric_value,
     read_report,
@@ -75,6 +76,7 @@ def test_sink_commits_what_it_holds_on_sigterm(tmp_path: Path, free_port) -> Non
     push = ctx.socket(zmq.PUSH)
     push.connect(addr(sink_p))
     sink = start("sink", "--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(tmp_path / "rec"),
+                 *expect_args(tmp_path, card, [8]),
                  "--commit-ms", "60000", "--commit-events", "1000000", "--report", str(tmp_path / "sink.json"),
                  "--metrics-port", str(metrics_p), log=tmp_path / "sink.log")
     rng = np.random.default_rng(2)

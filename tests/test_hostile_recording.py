@@ -15,7 +15,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from encsink_support import AETRIG, ROOT, AckCollector, addr, make_tiny_model, scored_frames, start, stop
+from encsink_support import (
+    AETRIG,
+    ROOT,
+    AckCollector,
+    addr,
+    expect_args,
+    make_tiny_model,
+    scored_frames,
+    segment_texts,
+    start,
+    stop,
+)
 
 from consumer.sink.scored_chunk import batch_layout, chunk_from_batches
 from consumer.sink.segment_writer import SegmentWriter
@@ -41,9 +52,9 @@ def write_segment(path: Path, card: dict, seqs: list[int], card_prefix: str = ""
     batches = [wire.parse_scored(scored_frames(RUN, s, rng.integers(0, 4, 10), rng, card, first_event_id=10 * s))
                for s in seqs]
     layout = batch_layout(batches[0], "float32")
-    blob = {n: batches[0].columns[f"{n}_json"].tobytes().decode() for n in ("card", "manifest", "anomaly_card")}
-    writer = SegmentWriter(path, card_prefix + blob["card"], blob["manifest"], layout,
-                           anomaly_card_text=blob["anomaly_card"])
+    texts = segment_texts(card, RUN)
+    writer = SegmentWriter(path, card_prefix + texts["card_text"], texts["manifest_text"], layout,
+                           anomaly_card_text=texts["anomaly_card_text"])
     writer.commit(chunk_from_batches(batches, layout))
     writer.close()
     return 10 * len(seqs)
@@ -115,6 +126,7 @@ def test_the_sink_keeps_acknowledged_segments_and_touches_nothing_outside(crafte
     push = ctx.socket(zmq.PUSH)
     push.connect(addr(sink_p))
     proc = start("sink", "--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(rec),
+                 *expect_args(tmp_path, card, [RUN]),
                  "--report", str(tmp_path / "sink.json"), "--commit-ms", "20", log=tmp_path / "sink.log")
     try:
         rng = np.random.default_rng(9)

@@ -22,9 +22,11 @@ from encsink_support import (
     LATENT_DIM,
     ROOT,
     VARIABLES,
+    card_sha256,
     events_frames,
     make_tiny_model,
     scored_frames,
+    segment_texts,
     tiny_forward,
     tiny_weights,
 )
@@ -33,7 +35,7 @@ from consumer.offline.decode import decode_recording
 from consumer.offline.verify import verify_recording
 from consumer.sink.scored_chunk import batch_layout, chunk_from_batches
 from consumer.sink.segment_writer import SegmentWriter
-from emulator.encoder.microbatch import scored_columns
+from emulator.encoder.microbatch import scored_columns, scored_hashes
 from emulator.encoder.service import EncoderConfig, EncoderService
 from emulator.runtime import wire
 from emulator.runtime.defaults import DEFAULT_ANOMALY_MODEL, DEFAULT_MODEL
@@ -128,7 +130,9 @@ def column(sent: list[wire.Batch], name: str) -> np.ndarray:
 def test_event_model_encoder_sends_latents_without_jet_error(jets, compression) -> None:
     svc, sent = encode_all(jets)
     assert all("jet_error" not in b.columns for b in sent)
-    assert all(wire.scoring_level(b) == "event" for b in sent)
+    event_card = svc.anomaly.active.sha256  # the event model's card, named by sha256 in every scored header
+    assert svc.anomaly.active.level == "event"
+    assert all(b.header["anomaly_card_sha256"] == event_card != b.header["card_sha256"] for b in sent)
     latent_s, _ = compression["scorer"].score(model_input(jets))
     np.testing.assert_allclose(column(sent, "jet_latent"), latent_s, rtol=LATENT_RTOL, atol=1e-7)
     report = svc.report()
@@ -182,12 +186,11 @@ def event_scored_frames(run_id: int, seq: int, counts: np.ndarray, rng: np.rando
     latent, error = tiny_forward(x, tiny_weights())
     cols = scored_columns(batch, latent.astype(np.float32).reshape(-1, LATENT_DIM),
                           error.astype(np.float32) if with_error else None, threshold, "<f4",
-                          wire.blob_column(json.dumps(card, sort_keys=True).encode()),
-                          event_score=rng.uniform(0, 1, batch.n_events).astype(np.float32),
-                          anomaly_blob=wire.blob_column(json.dumps(EVENT_CARD, sort_keys=True).encode()))
+                          event_score=rng.uniform(0, 1, batch.n_events).astype(np.float32))
     frames = wire.encode(wire.KIND_SCORED, run_id, seq, cols, t_send=time.time(), rate_hz=1000.0,
                          t_encoded=time.time(), threshold=threshold, model=card["name"],
-                         anomaly_model=EVENT_CARD["name"], encoder="test")
+                         anomaly_model=EVENT_CARD["name"], encoder="test",
+                         **scored_hashes(batch, card_sha256(card), card_sha256(EVENT_CARD)))
     return [bytes(f) for f in frames]
 
 
@@ -203,14 +206,22 @@ def without(frames: list[bytes], name: str) -> list[bytes]:
 
 def test_wire_takes_jet_error_as_optional_only_for_event_level_scoring(card: dict) -> None:
     rng = np.random.default_rng(3)
-    event_level = wire.validate(wire.decode(event_scored_frames(RUN, 0, rng.integers(0, 5, 30), rng, card)))
-    assert "jet_error" not in event_level.columns and wire.scoring_level(event_level) == "event"
-    per_jet = scored_frames(RUN, 1, rng.integers(1, 5, 30), rng, card)
-    assert wire.scoring_level(wire.validate(wire.decode(per_jet))) == "jet"
-    for frames in (without(per_jet, "jet_error"), without(without(per_jet, "jet_error"), "anomaly_card_json")):
-        with pytest.raises(wire.WireError, match="jet_error") as exc:
-            wire.validate(wire.decode(frames))
-        assert exc.value.reason == "missing_column"
+    event_level = wire.parse_scored(event_scored_frames(RUN, 0, rng.integers(0, 5, 30), rng, card))
+    assert "jet_error" not in event_level.columns
+    wire.check_jet_error_optional(event_level, "event")
+    per_jet = wire.parse_scored(without(scored_frames(RUN, 1, rng.integers(1, 5, 30), rng, card), "jet_error"))
+    with pytest.raises(wire.WireError, match="jet_error") as exc:
+        wire.check_jet_error_optional(per_jet, "jet")
+    assert exc.value.reason == "missing_column"
+
+
+def test_the_sink_refuses_a_per_jet_message_without_jet_error(tmp_path: Path, card: dict, sink_in_thread) -> None:
+    rng = np.random.default_rng(31)
+    with sink_in_thread(tmp_path / "rec", card=card, run_ids=[RUN], commit_ms=10) as sink:
+        sink.push.send_multipart(without(scored_frames(RUN, 0, rng.integers(1, 5, 30), rng, card), "jet_error"))
+        sink.push.send_multipart(scored_frames(RUN, 1, rng.integers(1, 5, 30), rng, card, 30))
+        assert sink.acks.wait_for({1}, 10) and 0 not in sink.acks.acked
+    assert sink.report["rejected"] == {"missing_column": 1}
 
 
 # ---- the sink (real ZeroMQ), verify and decode -----------------------------------------------------------------------
@@ -219,7 +230,7 @@ def test_event_level_stream_without_jet_error_records_verifies_and_decodes(tmp_p
     rng = np.random.default_rng(4)
     out = tmp_path / "rec"
     messages = [event_scored_frames(RUN, s, rng.integers(0, 5, 40), rng, card, 40 * s) for s in range(3)]
-    with sink_in_thread(out, commit_ms=10) as sink:
+    with sink_in_thread(out, card=card, run_ids=[RUN], anomaly_card=EVENT_CARD, commit_ms=10) as sink:
         for frames in messages:
             sink.push.send_multipart(frames)
         assert sink.acks.wait_for({0, 1, 2}, 10)
@@ -251,11 +262,11 @@ def test_resumed_sink_keeps_the_recordings_choice(tmp_path: Path, card: dict, si
     """A recording with jet_error refuses a message without it, also after a sink restart (from the layout)."""
     rng = np.random.default_rng(8)
     out = tmp_path / "rec"
-    with sink_in_thread(out, commit_ms=10) as sink:
+    with sink_in_thread(out, card=card, run_ids=[RUN], anomaly_card=EVENT_CARD, commit_ms=10) as sink:
         sink.push.send_multipart(event_scored_frames(RUN, 0, rng.integers(0, 5, 20), rng, card, 0, with_error=True))
         assert sink.acks.wait_for({0}, 10)
     assert sink.report["jet_error_recorded"] is True
-    with sink_in_thread(out, commit_ms=10) as sink:
+    with sink_in_thread(out, card=card, run_ids=[RUN], anomaly_card=EVENT_CARD, commit_ms=10) as sink:
         sink.push.send_multipart(event_scored_frames(RUN, 1, rng.integers(0, 5, 20), rng, card, 20))
         sink.push.send_multipart(event_scored_frames(RUN, 2, rng.integers(0, 5, 20), rng, card, 40, with_error=True))
         assert sink.acks.wait_for({2}, 10)
@@ -278,11 +289,10 @@ class OldLayout(Layout):
         return json.dumps(data, sort_keys=True)
 
 
-def write_segment(out: Path, index: int, batches: list[wire.Batch], layout: Layout) -> None:
-    writer = SegmentWriter(out / "segments" / segment_name(RUN, index),
-                           batches[0].columns["card_json"].tobytes().decode(),
-                           batches[0].columns["manifest_json"].tobytes().decode(), layout,
-                           anomaly_card_text=batches[0].columns["anomaly_card_json"].tobytes().decode())
+def write_segment(out: Path, index: int, batches: list[wire.Batch], layout: Layout, card: dict,
+                  anomaly_card: dict | None = None) -> None:
+    writer = SegmentWriter(out / "segments" / segment_name(RUN, index), layout=layout,
+                           **segment_texts(card, RUN, anomaly_card))
     writer.commit(chunk_from_batches(batches, layout))
     writer.close()
 
@@ -296,7 +306,8 @@ def test_old_style_recording_with_jet_error_still_verifies_and_decodes(tmp_path:
                for s in range(2)]
     out = tmp_path / "rec"
     new = batch_layout(batches[0], "float32")
-    write_segment(out, 0, batches, OldLayout(new.latent_dim, new.latent_storage, new.raw_vars))
+    write_segment(out, 0, batches, OldLayout(new.latent_dim, new.latent_storage, new.raw_vars), card,
+                  EVENT_CARD if level == "event" else None)
     rec = open_recording(out)
     assert "jet_error" not in rec.segments[0].layout and rec.has_jet_error
     error = np.concatenate([b.columns["jet_error"] for b in batches])
@@ -317,14 +328,14 @@ def test_verify_reports_missing_or_mixed_jet_error(tmp_path: Path, card: dict) -
     layout = batch_layout(per_jet[0], "float32")
     # a per-jet-scored segment whose layout claims no jet_error: its scores cannot be checked
     write_segment(tmp_path / "bad", 0, per_jet, Layout(layout.latent_dim, layout.latent_storage, layout.raw_vars,
-                                                       jet_error=False))
+                                                       jet_error=False), card)
     problems = verify_recording(tmp_path / "bad").problems
     assert any("no jet_error recorded, but its events were flagged by per-jet scoring" in p for p in problems)
     # an event-level recording holding jet_error in one segment and not in the other
     for seq, with_error in enumerate((True, False)):
         batch = wire.validate(wire.decode(event_scored_frames(RUN, seq, rng.integers(0, 5, 20), rng, card, 20 * seq,
                                                               with_error=with_error)))
-        write_segment(tmp_path / "mixed", seq, [batch], batch_layout(batch, "float32"))
+        write_segment(tmp_path / "mixed", seq, [batch], batch_layout(batch, "float32"), card, EVENT_CARD)
     result = verify_recording(tmp_path / "mixed")
     assert any("1 of 2 segments hold jet_error" in p for p in result.problems), result.problems
     assert result.stats["jet_error_recorded"] == "mixed"

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pipeline_testkit import expected_anomaly_model
 
 from emulator.run.summary import recording_counts
 from emulator.runtime import defaults
@@ -124,13 +125,21 @@ def test_stages_in_separate_namespaces_record_every_event_once(tmp_path: Path) -
     logs = {stage: tmp_path / f"{stage}.log" for stage in STAGES}
     reports = {stage: tmp_path / f"{stage}.json" for stage in STAGES}
     rec = tmp_path / "rec"
+    from producer.manifest import build_manifest, write_manifest
+
+    manifest = write_manifest(build_manifest(RUN_ID, [defaults.default_input()], {"test": True}, 1, []),
+                              tmp_path / "manifest.json")
     try:
         net.build(STAGES)
         prod, sink = net.addresses["producer"], net.addresses["sink"]
         common = ["--metrics-port", str(METRICS_PORT), "--curve-keys", str(keys)]
         procs["sink"] = net.popen("sink", [AETRIG, "sink", "--bind", f"tcp://{sink}:5557",
                                            "--ack-connect", f"tcp://{prod}:5556", "--out", str(rec),
-                                           "--commit-ms", "100", "--report", str(reports["sink"]), *common],
+                                           "--commit-ms", "100", "--report", str(reports["sink"]),
+                                           "--model", str(defaults.default_model(announce=False)),
+                                           "--manifest", str(manifest), "--anomaly-model",
+                                           expected_anomaly_model(defaults.default_model(announce=False),
+                                                                  defaults.default_input()), *common],
                                   logs["sink"])
         _wait_ready(net, "sink", procs["sink"], logs["sink"], 30)
         model = defaults.default_model(announce=False)
@@ -143,7 +152,7 @@ def test_stages_in_separate_namespaces_record_every_event_once(tmp_path: Path) -
         procs["producer"] = net.popen("producer", [
             AETRIG, "produce", "--input", str(defaults.default_input()), "--bind", f"tcp://{prod}:5555",
             "--ack-bind", f"tcp://{prod}:5556", "--rate", str(RATE_HZ), "--max-events", str(EVENTS),
-            "--events-per-message", "50", "--loops", "1", "--run-id", hex(RUN_ID),
+            "--events-per-message", "50", "--loops", "1", "--manifest", str(manifest),
             "--report", str(reports["producer"]), *common], logs["producer"])
         code = procs["producer"].wait(max(5.0, 75 - (time.monotonic() - t0)))
         assert code == 0, f"producer exit {code}:\n{logs['producer'].read_text()[-3000:]}"

@@ -90,7 +90,7 @@ def test_run_builds_every_stage_argv_with_the_model_variables_as_columns(tmp_pat
     cfg = producer_config.resolve(cli.build_parser("produce")[0].parse_args(argv[1:]))
     assert cfg == settings.config("producer", bind="tcp://127.0.0.1:1", ack_bind="tcp://127.0.0.1:2")
     assert cfg.curve_keys == str(tmp_path) and cfg.max_events == 300 and cfg.loops == 0
-    sink = settings.argv("sink", bind="tcp://127.0.0.1:3", out=tmp_path)
+    sink = settings.argv("sink", bind="tcp://127.0.0.1:3", out=tmp_path, model=tmp_path, manifest=str(tmp_path))
     assert sink[sink.index("--curve-keys") + 1] == str(tmp_path) and sink[sink.index("--commit-ms") + 1] == "20.0"
     # an explicit --columns wins over the model's variables
     explicit = _run(["--model", str(MODEL), "--columns", "pt,eta,phi,m,e"])

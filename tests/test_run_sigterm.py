@@ -85,7 +85,8 @@ def test_run_with_a_stage_that_cannot_start_fails_clearly(tmp_path: Path) -> Non
     proc = _run(tmp_path, "--model", str(tmp_path / "no-such-model"), "--events", "100")
     _, err = proc.communicate(timeout=100)
     assert proc.returncode == 1
-    assert "encoder-0 did not start" in err and "could not start the pipeline" in err
+    # the sink, told the model's card to expect, is the first stage that cannot start
+    assert "sink did not start" in err and "no-such-model" in err and "could not start the pipeline" in err
 
 
 @pytest.mark.slow

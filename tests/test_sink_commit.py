@@ -14,6 +14,7 @@ import zmq
 from encsink_support import (
     AckCollector,
     addr,
+    expect_args,
     make_tiny_model,
     metric_value,
     read_report,
@@ -69,8 +70,8 @@ def recorded_seqs(out: Path, attempts: int = 1) -> set[int]:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path):
-        self.tmp = tmp_path
+    def __init__(self, tmp_path: Path, card: dict):
+        self.tmp, self.card = tmp_path, card
         self.sink_p, self.ack_p, self.metrics_p = free_port(), free_port(), free_port()
         self.ctx = zmq.Context()
         self.acks = AckCollector(self.ctx, self.ack_p)
@@ -79,8 +80,10 @@ class Harness:
         self.push.connect(addr(self.sink_p))
         self.out = tmp_path / "rec"
 
-    def start_sink(self, *extra: str, report: str = "sink.json") -> object:
+    def start_sink(self, *extra: str, report: str = "sink.json", card: dict | None = None) -> object:
+        expect = expect_args(self.tmp, card if card is not None else self.card, [RUN])
         return start("sink", "--bind", addr(self.sink_p), "--ack-connect", addr(self.ack_p), "--out", str(self.out),
+                     *expect,
                      "--metrics-port", str(self.metrics_p), "--report", str(self.tmp / report), *extra,
                      log=self.tmp / "sink.log")
 
@@ -90,7 +93,7 @@ class Harness:
 
 @pytest.mark.timeout(60)
 def test_acks_follow_durable_commits_and_duplicates_are_reacked(tmp_path: Path, card: dict) -> None:
-    h = Harness(tmp_path)
+    h = Harness(tmp_path, card)
     batches = make_batches(card, 40)
     sink = h.start_sink("--commit-events", "500", "--commit-ms", "100", "--rotate-events", "700")
     try:
@@ -146,7 +149,7 @@ def test_acks_follow_durable_commits_and_duplicates_are_reacked(tmp_path: Path, 
 
 @pytest.mark.timeout(90)
 def test_sigkill_after_commit_then_restart_records_everything_once(tmp_path: Path, card: dict) -> None:
-    h = Harness(tmp_path)
+    h = Harness(tmp_path, card)
     batches = make_batches(card, 60, seed=9)
     sink = h.start_sink("--commit-events", "300", "--commit-ms", "50")
     try:
@@ -193,7 +196,7 @@ def test_sigkill_after_commit_then_restart_records_everything_once(tmp_path: Pat
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_max_bytes_is_backpressure_not_a_crash(tmp_path: Path, card: dict) -> None:
-    h = Harness(tmp_path)
+    h = Harness(tmp_path, card)
     batches = make_batches(card, 80, events=100, seed=13)
     max_bytes = 600_000
     sink = h.start_sink("--commit-events", "400", "--commit-ms", "50", "--max-bytes", str(max_bytes),

@@ -39,7 +39,8 @@ def test_enospc_mid_commit_is_backpressure_and_nothing_is_lost_or_doubled(tmp_pa
         real_apply(fd, writes)
 
     monkeypatch.setattr(journaled_file, "_apply", failing_apply)
-    with sink_in_thread(tmp_path / "rec", commit_events=100, commit_ms=20, min_free_bytes=0) as h:
+    with sink_in_thread(tmp_path / "rec", card=card, run_ids=[RUN], commit_events=100, commit_ms=20,
+                        min_free_bytes=0) as h:
         for seq in range(30):
             h.push.send_multipart(batches[seq])
             time.sleep(0.01)
@@ -67,7 +68,8 @@ def test_low_free_space_holds_commits_until_space_returns(tmp_path: Path, sink_i
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
     rng = np.random.default_rng(8)
     # min_free_bytes: more free space than any disk has
-    with sink_in_thread(tmp_path / "rec", commit_events=50, commit_ms=20, min_free_bytes=1 << 62) as h:
+    with sink_in_thread(tmp_path / "rec", card=card, run_ids=[RUN], commit_events=50, commit_ms=20,
+                        min_free_bytes=1 << 62) as h:
         for seq in range(10):
             h.push.send_multipart(scored_frames(RUN, seq, rng.integers(0, 4, 20), rng, card, first_event_id=20 * seq))
         deadline = time.monotonic() + 10
@@ -97,7 +99,7 @@ def test_a_batch_that_cannot_be_written_is_isolated_not_fatal(tmp_path: Path, mo
         return real_chunk(batches, layout)
 
     monkeypatch.setattr(sink_module, "chunk_from_batches", chunk_failing_on_seq_4)
-    with sink_in_thread(tmp_path / "rec", commit_ms=50, min_free_bytes=0) as h:
+    with sink_in_thread(tmp_path / "rec", card=card, run_ids=[RUN], commit_ms=50, min_free_bytes=0) as h:
         for seq in range(10):
             h.push.send_multipart(scored_frames(RUN, seq, np.array([2, 1]), rng, card, first_event_id=2 * seq))
         assert h.acks.wait_for(set(range(10)) - {4}, timeout=15)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from encsink_support import AckCollector, addr, make_tiny_model, scored_frames, start, stop
+from encsink_support import AckCollector, addr, expect_args, make_tiny_model, scored_frames, start, stop
 
 from consumer.offline.verify import verify_recording
 from emulator.runtime.recording import read_seen, read_segment, recover_segments, segment_paths
@@ -46,7 +46,7 @@ def test_repeated_sigkill_never_loses_an_acknowledged_batch(tmp_path: Path, free
     push.connect(addr(sink_p))
     out = tmp_path / "rec"
     args = ["--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(out), "--commit-ms", "5",
-            "--commit-events", "400"]
+            "--commit-events", "400", *expect_args(tmp_path, card, [RUN])]
     try:
         for round_ in range(5):
             sink = start("sink", *args, log=tmp_path / "sink.log")

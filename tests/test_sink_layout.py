@@ -53,16 +53,17 @@ def test_latent_raw_and_identity_round_trip(tmp_path: Path, card: dict, storage:
 
 def test_layout_change_starts_a_new_segment(tmp_path: Path, card: dict, sink_in_thread) -> None:
     rng = np.random.default_rng(6)
-    with sink_in_thread(tmp_path, commit_ms=10) as sink:
+    with sink_in_thread(tmp_path / "rec", card=card, run_ids=[4], commit_ms=10) as sink:
         sink.push.send_multipart(scored_frames(4, 0, np.array([3, 2]), rng, card, 0))
         assert sink.acks.wait_for({0}, 10)
         frames = scored_frames(4, 1, np.array([1, 2]), rng, card, 2)
         batch = wire.decode(frames)  # the same message without its raw_jet_m column: another layout
         cols = {k: v for k, v in batch.columns.items() if k != "raw_jet_m"}
         sink.push.send_multipart(wire.encode(wire.KIND_SCORED, 4, 1, cols, t_send=batch.header["t_send"], rate_hz=1.0,
-                                        model=card["name"], threshold=batch.header["threshold"]))
+                                        model=card["name"], threshold=batch.header["threshold"],
+                                        **{k: batch.header[k] for k in wire.HASH_FIELDS}))
         assert sink.acks.wait_for({1}, 10)
-    rec = open_recording(tmp_path)
+    rec = open_recording(tmp_path / "rec")
     assert [s.layout["raw_vars"] for s in rec.segments] == [["pt", "eta", "phi", "m"], ["pt", "eta", "phi"]]
     assert len(rec) == 4
     # every segment says which model flagged (TObjString anomaly_card) and the threshold of each event
@@ -76,11 +77,11 @@ def test_rotation_by_seconds(tmp_path: Path, card: dict, sink_in_thread) -> None
     from consumer.offline.verify import verify_recording
 
     rng = np.random.default_rng(9)
-    with sink_in_thread(tmp_path, commit_ms=20, rotate_seconds=0.4) as sink:
+    with sink_in_thread(tmp_path / "rec", card=card, run_ids=[6], commit_ms=20, rotate_seconds=0.4) as sink:
         for seq in range(12):
             sink.push.send_multipart(scored_frames(6, seq, np.array([1, 2]), rng, card, 2 * seq))
             time.sleep(0.1)
         assert sink.acks.wait_for(set(range(12)), 10)
-    rec = open_recording(tmp_path)
+    rec = open_recording(tmp_path / "rec")
     assert len(rec.segments) >= 2 and len(rec) == 24
-    assert verify_recording(tmp_path).ok
+    assert verify_recording(tmp_path / "rec").ok

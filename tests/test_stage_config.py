@@ -91,7 +91,8 @@ def test_every_stage_reads_config_files(tmp_path: Path, command: str, text: str)
     path.write_text(text)
     parser, _ = cli.build_parser(command)
     required = (["--model", str(MODEL), "--connect", "tcp://127.0.0.1:1", "--sink", "tcp://127.0.0.1:2"]
-                if command == "encode" else ["--bind", "tcp://127.0.0.1:1", "--out", str(tmp_path)])
+                if command == "encode" else ["--bind", "tcp://127.0.0.1:1", "--out", str(tmp_path),
+                                             "--model", str(MODEL), "--manifest", str(tmp_path)])
     cfg = COMMANDS[command].resolve(parser.parse_args([*required, "--config", str(path)]))
     if command == "encode":
         assert cfg.threads == 3 and cfg.latent_dtype == "float16" and cfg.fpr == 0.01 and cfg.model == MODEL

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from encsink_support import ROOT, events_frames, make_tiny_model, scored_frames
+from encsink_support import ROOT, card_sha256, events_frames, make_tiny_model, scored_frames, segment_texts
 
 from consumer.offline import verify_command
 from consumer.offline.verify import verify_recording
@@ -44,11 +44,10 @@ def write_recording(out: Path, card: dict, segments: list[list[int]], event_ids:
             RUN, s, rng.integers(0, 5, 10), rng, card, first_event_id=(event_ids or {}).get(s, 10 * s))))
             for s in seqs]
         layout = batch_layout(batches[0], "float32")
+        texts = segment_texts(card, RUN)
         writer = SegmentWriter(out / "segments" / segment_name(RUN, index), "{}" if tamper == "card" else
-                               batches[0].columns["card_json"].tobytes().decode(),
-                               batches[0].columns["manifest_json"].tobytes().decode(), layout,
-                               anomaly_card_text=batches[0].columns["anomaly_card_json"].tobytes().decode(),
-                               format_version=version)
+                               texts["card_text"], texts["manifest_text"], layout,
+                               anomaly_card_text=texts["anomaly_card_text"], format_version=version)
         chunk = chunk_from_batches(batches, layout)
         if version == FORMAT_VERSION_1:
             del chunk[THRESHOLD_BRANCH]  # the old layout had no threshold branch
@@ -105,25 +104,24 @@ def test_flags_are_checked_against_the_recorded_threshold(tmp_path: Path, card: 
 
 def test_event_level_flags_include_zero_jet_events(tmp_path: Path, card: dict) -> None:
     """An event-level anomaly card: no max-jet-error rule, zero-jet events flagged when above the threshold."""
-    from emulator.encoder.microbatch import scored_columns
+    from emulator.encoder.microbatch import scored_columns, scored_hashes
     from models.runtime.card import load_model_dir as load
 
     event_card = load(ROOT / "models/zoo/EVT_AE_k1", level="event")
-    blob = wire.blob_column(event_card.card_json.encode())
     rng = np.random.default_rng(2)
     counts = np.array([0, 3, 0, 2, 1, 0])
     batch = wire.decode(events_frames(RUN, 0, counts, rng))
     score = np.array([9.0, 1.0, 0.5, 7.0, 2.0, 6.5], np.float32)
     cols = scored_columns(batch, np.zeros((int(counts.sum()), 3), np.float32), np.ones(int(counts.sum()), np.float32),
-                          6.0, "<f4", wire.blob_column(json.dumps(card, sort_keys=True).encode()), event_score=score,
-                          anomaly_blob=blob)
+                          6.0, "<f4", event_score=score)
     assert cols["flag"].tolist() == [1, 0, 0, 1, 0, 1]
     scored = wire.validate(wire.decode([bytes(f) for f in wire.encode(
-        wire.KIND_SCORED, RUN, 0, cols, t_send=0.0, rate_hz=1.0, threshold=6.0)]))
+        wire.KIND_SCORED, RUN, 0, cols, t_send=0.0, rate_hz=1.0, threshold=6.0,
+        **scored_hashes(batch, card_sha256(card), card_sha256(event_card.card)))]))
     layout = batch_layout(scored, "float32")
     for name, tamper in (("rec", False), ("bad", True)):
         writer = SegmentWriter(tmp_path / name / "segments" / segment_name(RUN, 0), json.dumps(card),
-                               scored.columns["manifest_json"].tobytes().decode(), layout,
+                               segment_texts(card, RUN)["manifest_text"], layout,
                                anomaly_card_text=event_card.card_json)
         chunk = chunk_from_batches([scored], layout)
         if tamper:

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from emulator.runtime import wire
 
+HASHES = dict.fromkeys(wire.HASH_FIELDS, "0" * 64)
+
 
 def _events(counts: list[int], seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -79,7 +81,7 @@ def test_each_structural_defect_has_its_reason() -> None:
     assert _reason([]) == "frame_count"
     assert _reason([b"\xc1garbage"]) == "bad_header"
     assert _reason([msgpack.packb([1, 2]), *GOOD[1:]]) == "bad_header"
-    assert _reason(_with_header(GOOD, v=2)) == "schema_version"
+    assert _reason(_with_header(GOOD, v=1)) == "schema_version"
     assert _reason(_with_header(GOOD, kind="gossip")) == "unknown_kind"
     assert _reason(_with_header(GOOD, seq="three")) == "bad_header"
     assert _reason(_with_header(GOOD, run_id=-1)) == "bad_header"
@@ -134,17 +136,17 @@ def _scored(flag: list[int], counts: list[int]) -> dict[str, np.ndarray]:
         "flag": np.asarray(flag, dtype="|u1"),
         "raw_jet_pt": columns["jet_pt"][flagged],
     })
-    del columns["jet_pt"], columns["jet_eta"]
+    del columns["jet_pt"], columns["jet_eta"], columns["manifest_json"]  # scored messages carry no blob
     return columns
 
 
 def test_scored_raw_columns_must_match_the_flagged_jets() -> None:
     good = _scored([1, 0, 1], [3, 0, 2])
-    frames = [bytes(f) for f in wire.encode("scored", 1, 1, good, t_send=0.0, rate_hz=0.0, threshold=1.0)]
+    frames = [bytes(f) for f in wire.encode("scored", 1, 1, good, t_send=0.0, rate_hz=0.0, threshold=1.0, **HASHES)]
     assert wire.validate(wire.decode(frames)).columns["raw_jet_pt"].shape == (5,)
     bad = _scored([1, 0, 0], [3, 0, 2])
     bad["raw_jet_pt"] = np.zeros(5, dtype="<f4")
-    frames = [bytes(f) for f in wire.encode("scored", 1, 1, bad, t_send=0.0, rate_hz=0.0, threshold=1.0)]
+    frames = [bytes(f) for f in wire.encode("scored", 1, 1, bad, t_send=0.0, rate_hz=0.0, threshold=1.0, **HASHES)]
     assert _reason(frames) == "count_mismatch"
 
 

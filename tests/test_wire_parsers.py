@@ -13,7 +13,7 @@ from pathlib import Path
 import msgpack
 import numpy as np
 import pytest
-from encsink_support import MANIFEST, events_frames, scored_frames
+from encsink_support import MANIFEST, events_frames, expectations, scored_frames
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -153,7 +153,9 @@ def sink(tmp_path_factory: pytest.TempPathFactory):
     from emulator.runtime.metrics import make_metrics
 
     out = tmp_path_factory.mktemp("rec")
-    sink = Sink(SinkConfig(bind="tcp://127.0.0.1:1", out=out, quarantine=Path(out) / "q"), metrics=make_metrics())
+    expected = expectations(tmp_path_factory.mktemp("expected"), CARD, [7])
+    sink = Sink(SinkConfig(bind="tcp://127.0.0.1:1", out=out, quarantine=Path(out) / "q", **expected),
+                metrics=make_metrics())
     yield sink
     from emulator.runtime.recording import unlock_recording
 

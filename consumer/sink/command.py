@@ -15,8 +15,10 @@ import logging
 import sys
 
 EXAMPLES = """
-aetrig sink --bind tcp://127.0.0.1:5556 --ack-connect tcp://127.0.0.1:5557 --out runs/sink1
+aetrig sink --bind tcp://127.0.0.1:5556 --ack-connect tcp://127.0.0.1:5557 --out runs/demo/recording \\
+  --model models/zoo/AE_3D_200_ptetaphie --anomaly-model models/zoo/EVT_AE_ht --manifest runs/demo/manifest.json
 aetrig sink --bind tcp://0.0.0.0:5556 --ack-connect tcp://10.0.0.5:5557 --out /data/rec --commit-ms 500 \\
+  --model /models/AE_3D_200_ptetaphie --manifest /data/manifests/ \\
   --rotate-seconds 300 --max-bytes 50000000000 --metrics-port 9103 --report sink.json --curve-keys keys/
 """
 
@@ -38,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"aetrig sink: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START
-    report = run_service("sink", lambda stop: Sink(config, stop=stop), (OSError,),
+    report = run_service("sink", lambda stop: Sink(config, stop=stop), (OSError, ValueError),
                          f"{config.bind} / {config.ack_connect}")
     if report is None:
         return EXIT_CANNOT_START

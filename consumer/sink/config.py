@@ -26,6 +26,13 @@ class SinkConfig:
 
     bind: str = option(help="address to PULL scored messages on, tcp://127.0.0.1:PORT", metavar="ADDR")
     out: Path = option(help="recording directory (segments/ under it)", metavar="DIR")
+    model: Path = option(help="the compression model directory whose card scored messages must name by sha256 (the "
+                              "segments hold it)", metavar="DIR")
+    manifest: str = option(help="the run manifest JSON (aetrig run writes OUT/manifest.json), or a directory of them: "
+                                 "scored messages must name one by sha256, with its run id", metavar="FILE|DIR")
+    anomaly_model: str | None = option(None, "the event-level model that flags the events (its card, by sha256), "
+                                             "or none: the compression model's per-jet max error flags",
+                                       metavar="DIR|none", default_text="none")
     ack_connect: str | None = option(None, "producer acknowledgement address to PUSH acks to, tcp://H:P",
                                      metavar="ADDR", default_text="no acknowledgements")
     commit_events: int = option(50000, "commit after this many events", group=_COMMIT)

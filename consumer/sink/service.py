@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import logging
 import os
 import shutil
@@ -50,6 +49,7 @@ import zmq
 from prometheus_client import Counter, Gauge
 
 from consumer.sink.config import SinkConfig
+from consumer.sink.expectations import Expectations, Manifest
 from consumer.sink.receiver import Receiver
 from consumer.sink.scored_chunk import batch_layout, chunk_from_batches, chunk_nbytes
 from consumer.sink.segment_writer import SegmentWriter
@@ -168,6 +168,7 @@ class _Received:
     t_received: float
     frames: list[bytes]
     layout: Layout  # the segment layout it needs, found once at accept
+    manifest: Manifest  # the manifest of its run (the sink's expectations)
 
 
 class Sink:
@@ -205,10 +206,11 @@ class Sink:
         self.next_index: dict[int, int] = defaultdict(int)
         self.closed_bytes = 0
         self.files: list[str] = []
-        self.model: tuple[str, str] | None = None
-        self.model_name: str | None = None
+        self.expected = Expectations.load(config.model, config.anomaly_model, config.manifest)
+        self.model: tuple[str, str] | None = self.expected.card.identity
+        self.model_name: str | None = self.expected.card.name
         self._entropy: dict[str, str] = {}  # model name -> entropy model JSON (--latent-codec ans)
-        self.anomaly: tuple[str, str] | None = None  # identity of the card that flags the recording's events
+        self.anomaly: tuple[str, str] | None = self.expected.anomaly.identity  # the card that flags the events
         self.jet_error: bool | None = None  # whether the recording holds jet_error (fixed by its first message)
         self.counts = {"recorded_events": 0, "recorded_jets": 0, "flagged_events": 0, "duplicates_discarded": 0,
                        "duplicate_batches": 0, "batches": 0, "commits": 0, "acks_sent": 0, "acks_dropped": 0,
@@ -224,7 +226,6 @@ class Sink:
         self.last_full_ack = 0.0
         self.damaged: list[str] = []
         self.unmarked: dict[Path, int] = {}
-        self._cards: dict[bytes, tuple[dict[str, Any], tuple[str, str] | None]] = {}
         self.started = time.time()
         self.existing = self.rebuild_index()
 
@@ -257,10 +258,13 @@ class Sink:
             for run in np.unique(runs).tolist():
                 for seq in np.unique(seqs[runs == run]).tolist():  # sorted: the SeqSet prefix grows
                     self.committed[run].add(seq)
-            if self.model is None and seg.card:
-                self.model, self.model_name = model_identity(seg.card), seg.card.get("name")
-            if self.anomaly is None and seg.scoring_card:
-                self.anomaly = model_identity(seg.scoring_card)
+            for what, card, want in (("model", seg.card, self.model),
+                                     ("anomaly model", seg.scoring_card, self.anomaly)):
+                if card and model_identity(card) != want:
+                    unlock_recording(self.lock_fd)
+                    raise ValueError(f"{self.out} holds segments of {what} {card.get('name')!r}; this sink was "
+                                     f"started to record {want[0] if want else None!r} (--model, --anomaly-model): "
+                                     "record into another --out")
             if self.jet_error is None and seg.layout is not None:
                 self.jet_error = seg.has_jet_error
             self.closed_bytes += path.stat().st_size
@@ -316,16 +320,6 @@ class Sink:
             self.counts["acks_dropped"] += 1
 
     # ---- messages ---------------------------------------------------------------------------
-    def card_of(self, raw: bytes) -> tuple[dict[str, Any], tuple[str, str] | None]:
-        """The parsed card and model identity of a card blob (parsed once per distinct blob, kept by its sha256)."""
-        key = hashlib.sha256(raw).digest()
-        if key not in self._cards:
-            if len(self._cards) >= 16:
-                self._cards.clear()
-            card = wire.parse_blob(raw, "card", self.config.limits.max_blob_bytes)
-            self._cards[key] = (card, model_identity(card))
-        return self._cards[key]
-
     def entropy_model(self, card: dict[str, Any]) -> str:
         """--latent-codec ans: the entropy model JSON of the card's model (its card, or models/zoo/<name> for older
         cards; cached); "" for none.
@@ -348,24 +342,10 @@ class Sink:
         self.counts["messages"] += 1
         try:
             batch = wire.parse_scored(frames, self.config.limits)
-            for name in ("card_json", "anomaly_card_json", "manifest_json"):
-                if name not in batch.columns:
-                    raise wire.WireError("missing_column", f"scored message without {name}")
             check_scored_dtypes(batch)
-            card, identity = self.card_of(batch.columns["card_json"].tobytes())
-            anomaly, anomaly_identity = self.card_of(batch.columns["anomaly_card_json"].tobytes())
-            for key, what, blob in (("model", "its card", card), ("anomaly_model", "its anomaly card", anomaly)):
-                if batch.header.get(key, blob.get("name")) != blob.get("name"):
-                    raise wire.WireError("wrong_model", f"header {key} {batch.header.get(key)!r} "
-                                         f"disagrees with {what} {blob.get('name')!r}")
-            layout = batch_layout(batch, self.config.latent_dtype, self.config.latent_codec, self.entropy_model(card))
-            if self.model is not None and identity != self.model:
-                raise wire.WireError("wrong_model", f"scored by model {card.get('name')!r}; this recording "
-                                     f"holds {self.model_name!r} (same name needs the same file sha256s)")
-            if self.anomaly is not None and anomaly_identity != self.anomaly:
-                raise wire.WireError("wrong_model", f"flagged by anomaly model {anomaly.get('name')!r}; this "
-                                     f"recording's events are flagged by {self.anomaly[0]!r} (same name needs the "
-                                     "same file sha256s)")
+            manifest = self.expected.check(batch)
+            layout = batch_layout(batch, self.config.latent_dtype, self.config.latent_codec,
+                                  self.entropy_model(self.expected.card.card))
             check_jet_error_presence(batch, self.jet_error)
         except wire.WireError as exc:
             self.rejections.reject(exc.reason, exc.detail, frames)
@@ -385,10 +365,6 @@ class Sink:
                 self.send_ack(ack, batch.run_id, [batch.seq])
                 self.counts["reacked_batches"] += 1
             return
-        if self.model is None:
-            self.model, self.model_name = identity, card.get("name")
-        if self.anomaly is None:
-            self.anomaly = anomaly_identity
         if self.jet_error is None:
             self.jet_error = JET_ERROR in batch.columns
         latency = t_received - float(batch.header["t_send"])
@@ -399,7 +375,7 @@ class Sink:
             observe_many(self.hop_histograms[hop], seconds, batch.n_events)
         if not self.pending:
             self.first_pending_at = time.monotonic()
-        self.pending.append(_Received(batch, t_received, frames, layout))
+        self.pending.append(_Received(batch, t_received, frames, layout, manifest))
         self.pending_keys.add(key)
         self.pending_events += batch.n_events
         self.pending_bytes += sum(len(f) for f in frames)
@@ -431,7 +407,7 @@ class Sink:
             raise Backpressure(f"disk full: {free} bytes free, commit needs {estimate} + reserve "
                                f"{self.config.min_free_bytes}")
 
-    def writer_for(self, run_id: int, layout: Layout, first: wire.Batch) -> SegmentWriter:
+    def writer_for(self, run_id: int, layout: Layout, manifest: Manifest) -> SegmentWriter:
         """The open segment of this run, rotated by events/seconds/layout; a new one when needed."""
         writer = self.writers.get(run_id)
         if writer is not None and (writer.layout != layout or writer.n_events >= self.config.rotate_events
@@ -444,10 +420,8 @@ class Sink:
             self.next_index[run_id] += 1
             path = self.seg_dir / segment_name(run_id, index)
             try:
-                texts = {name: first.columns[f"{name}_json"].tobytes().decode()
-                         for name in ("card", "manifest", "anomaly_card")}
-                writer = SegmentWriter(path, texts["card"], texts["manifest"], layout, self.config.compression,
-                                       anomaly_card_text=texts["anomaly_card"])
+                writer = SegmentWriter(path, self.expected.card.text, manifest.text, layout, self.config.compression,
+                                       anomaly_card_text=self.expected.anomaly.text)
             except FileExistsError:
                 raise
             except OSError:
@@ -499,7 +473,7 @@ class Sink:
             if not self.write_entry_marks():
                 raise Backpressure("cannot yet mark the valid entries of a segment broken by a failed write")
             for (run_id, layout), items in groups.items():
-                writer = self.writer_for(run_id, layout, items[0].batch)
+                writer = self.writer_for(run_id, layout, items[0].manifest)
                 try:
                     writer.commit(chunk_from_batches([i.batch for i in items], layout))
                 except OSError:
@@ -547,7 +521,7 @@ class Sink:
         """Commit batches singly; one that still cannot be written is rejected (internal_error) and kept."""
         for item in items:
             batch = item.batch
-            writer = self.writer_for(run_id, layout, batch)
+            writer = self.writer_for(run_id, layout, item.manifest)
             try:
                 writer.commit(chunk_from_batches([batch], layout))
             except OSError:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from emulator.bench.data import JetSample, event_messages, frames_for
-from emulator.encoder.microbatch import scored_columns, stack_inputs
+from emulator.encoder.microbatch import scored_columns, scored_hashes, stack_inputs
 from emulator.runtime import wire
 from models.runtime.card import load_model_dir
 
@@ -28,7 +28,7 @@ def breakdown(model_dir: str | Path, sample: JetSample, events_per_message: int,
 
     model = load_model_dir(model_dir)
     scorer = OnnxScorer(model.scorer_path, model.latent_dim, threads=1, max_rows=1 << 20)
-    card_blob = wire.blob_column(model.card_json.encode())
+    card_sha256 = wire.sha256_hex(model.card_json.encode())
     msgs = event_messages(sample, model.variables, events_per_message, max(messages_per_batch * 4, 8))
     frames = [frames_for(m, i, 0.0) for i, m in enumerate(msgs)]
     spent = dict.fromkeys(STEPS, 0.0)
@@ -48,12 +48,13 @@ def breakdown(model_dir: str | Path, sample: JetSample, events_per_message: int,
         t3 = clock()
         latent, error = scorer.score(x)
         t4 = clock()
-        cols = [scored_columns(b, latent[offsets[k]:offsets[k + 1]], error[offsets[k]:offsets[k + 1]], 1e9, "<f4",
-                               card_blob) for k, b in enumerate(batches)]
+        cols = [scored_columns(b, latent[offsets[k]:offsets[k + 1]], error[offsets[k]:offsets[k + 1]], 1e9, "<f4")
+                for k, b in enumerate(batches)]
         t5 = clock()
         for b, c in zip(batches, cols, strict=True):
             wire.encode(wire.KIND_SCORED, b.run_id, b.seq, c, t_send=0.0, rate_hz=0.0, t_encoded=0.0,
-                        threshold=1e9, model=model.name, encoder="bench")
+                        threshold=1e9, model=model.name, encoder="bench",
+                        **scored_hashes(b, card_sha256, card_sha256))
         t6 = clock()
         for step, dt in zip(STEPS, (t1 - t, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True):
             spent[step] += dt

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from emulator.runtime.wire import EVENT_ID_COLUMNS, Batch
+from emulator.runtime.wire import EVENT_ID_COLUMNS, Batch, sha256_hex
 
 _NO_JETS = np.empty(0, dtype=np.float32)  # the raw copy of a message without flagged events (read-only)
 _NO_JETS.flags.writeable = False
@@ -67,19 +67,17 @@ def stack_counts(batches: Sequence[Batch]) -> np.ndarray:
 
 
 def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray | None, threshold: float,
-                   latent_dtype: str, card_blob: np.ndarray, event_score: np.ndarray | None = None,
-                   anomaly_blob: np.ndarray | None = None,
+                   latent_dtype: str, event_score: np.ndarray | None = None,
                    scored_jets: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The columns of the scored message for one events message (wire contract, KIND_SCORED).
 
     Identity columns are passed through, ``jet_latent`` and (when ``error`` is given) ``jet_error``
     added, ``event_score`` and ``flag`` computed, and every ``jet_<var>`` that arrived is copied as
-    ``raw_jet_<var>`` for the jets of flagged events. ``manifest_json`` is passed through, ``card_json``
-    added. ``event_score`` given: the event-level anomaly model's scores (``anomaly_blob`` its card;
-    ``error`` may then be None: no ``jet_error`` column); not given: the max per-jet error (``error``
-    required), and the anomaly card is the compression model's (``anomaly_blob`` defaults to it);
-    ``scored_jets`` (bool per jet): the jets the max runs over (those inside the model's training domain; an
-    event with none scores 0). ``jet_error`` always holds every jet's error.
+    ``raw_jet_<var>`` for the jets of flagged events. No blob: the header names the cards and the
+    manifest by sha256 (:func:`scored_hashes`). ``event_score`` given: the event-level anomaly model's
+    scores (``error`` may then be None: no ``jet_error`` column); not given: the max per-jet error
+    (``error`` required); ``scored_jets`` (bool per jet): the jets the max runs over (those inside the
+    model's training domain; an event with none scores 0). ``jet_error`` always holds every jet's error.
     """
     counts = batch.columns["n_jets"]
     if event_score is None:
@@ -100,11 +98,14 @@ def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray | None, t
     for var in batch.jet_variables():
         columns[f"raw_jet_{var}"] = (np.asarray(batch.columns[f"jet_{var}"])[raw_index].astype(np.float32, copy=False)
                                      if len(raw_index) else _NO_JETS)
-    if "manifest_json" in batch.columns:
-        columns["manifest_json"] = batch.columns["manifest_json"]
-    columns["card_json"] = card_blob
-    columns["anomaly_card_json"] = card_blob if anomaly_blob is None else anomaly_blob
     return columns
+
+
+def scored_hashes(batch: Batch, card_sha256: str, anomaly_card_sha256: str) -> dict[str, str]:
+    """The scored header's hash fields (wire.HASH_FIELDS) for one events message: the cards' sha256 and the
+    sha256 of the manifest blob the events message carries."""
+    return {"card_sha256": card_sha256, "anomaly_card_sha256": anomaly_card_sha256,
+            "manifest_sha256": sha256_hex(batch.columns["manifest_json"])}
 
 
 def flagged_jet_index(flag: np.ndarray, counts: np.ndarray) -> np.ndarray:

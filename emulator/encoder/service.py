@@ -33,7 +33,14 @@ import zmq
 
 from emulator.encoder.anomaly import AnomalyChoice, Scoring
 from emulator.encoder.config import EncoderConfig
-from emulator.encoder.microbatch import event_offsets, rows_finite, scored_columns, stack_counts, stack_inputs
+from emulator.encoder.microbatch import (
+    event_offsets,
+    rows_finite,
+    scored_columns,
+    scored_hashes,
+    stack_counts,
+    stack_inputs,
+)
 from emulator.runtime import threshold_check, wire
 from emulator.runtime.heap import freeze_startup_heap
 from emulator.runtime.metrics import Metrics, start_metrics
@@ -83,7 +90,7 @@ class EncoderService:
         self.stop = stop if stop is not None else StopFlag()
         self.model = load_model_dir(config.model, verify=True)
         self.variables = list(self.model.variables)
-        self.card_blob = wire.blob_column(self.model.card_json.encode())
+        self.card_sha256 = wire.sha256_hex(self.model.card_json.encode())
         self.anomaly = AnomalyChoice(config, self.model)  # loads and warms up the event model's session too
         with_errors = [computes_jet_errors(level, config.jet_errors) for level in possible_levels(self.anomaly)]
         session = {"threads": config.threads, "max_rows": config.inference_chunk_jets}
@@ -241,15 +248,15 @@ class EncoderService:
                 continue
             scored_jets = inside[lo:hi] if inside is not None else None
             try:
-                columns = scored_columns(item.batch, lat, err, item.threshold, self.latent_dtype.str, self.card_blob,
-                                         event_score=ev, anomaly_blob=item.scoring.blob,
+                columns = scored_columns(item.batch, lat, err, item.threshold, self.latent_dtype.str, event_score=ev,
                                          scored_jets=scored_jets if item.scoring.select_domain else None)
                 header = item.batch.header
                 frames = wire.encode(wire.KIND_SCORED, header["run_id"], header["seq"], columns,
                                      t_send=header["t_send"], rate_hz=header["rate_hz"],
                                      t_received=item.t_received, t_encoded=time.time(),
                                      threshold=item.threshold, model=self.model.name,
-                                     anomaly_model=item.scoring.model.name, encoder=self.config.id)
+                                     anomaly_model=item.scoring.model.name, encoder=self.config.id,
+                                     **scored_hashes(item.batch, self.card_sha256, item.scoring.sha256))
             except Exception as exc:
                 log.exception("internal error while building a scored message")
                 self.rejections.reject("internal_error", f"{type(exc).__name__}: {exc}", item.frames)

@@ -39,6 +39,7 @@ aetrig run --config run.toml --duration 30
 """ + "\n" + run_settings.CONFIG_EXAMPLE
 
 START_ATTEMPTS = 3
+MANIFEST_NAME = "manifest.json"
 READY_TIMEOUT_S = 90.0
 STAGE_STOP_TIMEOUT_S = 30.0
 
@@ -58,7 +59,7 @@ class _Stop:
 
 
 def _plan(settings: run_settings.RunSettings, out: Path, model: Path, inputs: list[str]) -> dict[str, Any]:
-    """Addresses and ports for one start attempt."""
+    """Addresses and ports for one start attempt (and the models the sink is to expect)."""
     from emulator.runtime.ports import free_port
 
     base = settings.run.metrics_base_port
@@ -67,7 +68,8 @@ def _plan(settings: run_settings.RunSettings, out: Path, model: Path, inputs: li
                else [free_port() for _ in range(2 + n)])
     return {"data": f"tcp://127.0.0.1:{free_port()}", "acks": f"tcp://127.0.0.1:{free_port()}",
             "scored": f"tcp://127.0.0.1:{free_port()}", "metrics": metrics, "out": out, "model": model,
-            "inputs": inputs, "curve_keys": settings.stages["producer"].get("curve_keys")}
+            "inputs": inputs, "curve_keys": settings.stages["producer"].get("curve_keys"),
+            "anomaly_model": sink_anomaly_model(settings, model)}
 
 
 def _make_keys(keys: Path | None, fresh: bool) -> str:
@@ -84,6 +86,33 @@ def _make_keys(keys: Path | None, fresh: bool) -> str:
             "scored messages, only the sink acknowledges")
 
 
+def sink_anomaly_model(settings: run_settings.RunSettings, model: Path) -> str:
+    """What the sink is told flags the events: the event-level model the encoders will choose, or ``none``
+    (the compression model's per-jet max error), by the same rule (``settings.anomaly``)."""
+    from emulator.runtime.defaults import default_anomaly_model
+
+    if settings.anomaly.get("model") in (None, model.name):
+        return "none"
+    explicit = settings.stages["encoder"].get("anomaly_model")
+    return str(explicit) if explicit is not None and str(explicit).lower() != "none" else str(default_anomaly_model())
+
+
+def run_manifest(settings: run_settings.RunSettings, out: Path) -> dict[str, Any]:
+    """The run's manifest, built before any stage starts (the sink records it; every producer of the run, a
+    restarted one too, sends it). A run id that the recording in ``out`` already holds is refused (ValueError):
+    its batches would be discarded as duplicates."""
+    from emulator.runtime.recording import parse_segment_name, segment_paths
+    from producer.inputs import open_inputs
+    from producer.manifest import build_manifest, manifest_settings, new_run_id
+
+    cfg = settings.config("producer")
+    inputs = open_inputs(cfg)  # the producer's start-up check: files, tree, branches
+    run_id = cfg.run_id if cfg.run_id is not None else new_run_id()
+    if any(parse_segment_name(p)[0] == run_id for p in segment_paths(out)):
+        raise ValueError(f"run id {run_id:016x} is already recorded in {out}: give another --run-id or --out")
+    return build_manifest(run_id, inputs.files, manifest_settings(cfg, inputs.files), cfg.seed, inputs.variables)
+
+
 def _stages(settings: run_settings.RunSettings, plan: dict[str, Any]) -> list:
     """The stage processes of one start attempt; each command line is checked by its stage's validator."""
     from emulator.run.cpu_plan import plan_cpus
@@ -93,7 +122,8 @@ def _stages(settings: run_settings.RunSettings, plan: dict[str, Any]) -> list:
     logs, reports = out / "logs", out / "reports"
     m_prod, m_sink, *m_enc = plan["metrics"]
     sink = settings.argv("sink", bind=plan["scored"], ack_connect=plan["acks"], out=out, metrics_port=m_sink,
-                         report=reports / "sink.json")
+                         report=reports / "sink.json", model=plan["model"], anomaly_model=plan["anomaly_model"],
+                         manifest=out / MANIFEST_NAME)
     stages = [StageProcess("sink", sink, logs / "sink.log", reports / "sink.json", m_sink)]
     for i in range(settings.run.encoders):
         name = f"encoder-{i}"
@@ -102,7 +132,7 @@ def _stages(settings: run_settings.RunSettings, plan: dict[str, Any]) -> list:
                             quarantine=out / "quarantine" / name)
         stages.append(StageProcess(name, enc, logs / f"{name}.log", reports / f"{name}.json", m_enc[i]))
     prod = settings.argv("producer", input=plan["inputs"], bind=plan["data"], ack_bind=plan["acks"],
-                         metrics_port=m_prod, report=reports / "producer.json", manifest_out=out / "manifest.json")
+                         metrics_port=m_prod, report=reports / "producer.json", manifest=out / MANIFEST_NAME)
     stages.append(StageProcess("producer", prod, logs / "producer.log", reports / "producer.json", m_prod))
     cores = plan_cpus([s.name for s in stages], settings.run.pin_cpus)
     for stage in stages:
@@ -199,7 +229,7 @@ def main(args: argparse.Namespace) -> int:
     from emulator.run.stage_process import terminate_all
     from emulator.run.summary import combine_sink_reports, input_text, latency_text, merge, recording_counts
     from emulator.runtime.shutdown import on_stop_signals, restore_signals
-    from producer.inputs import open_inputs
+    from producer.manifest import write_manifest
 
     try:
         settings = run_settings.resolve(args)
@@ -208,7 +238,7 @@ def main(args: argparse.Namespace) -> int:
         keys = settings.secure_links(out)
         plan = _plan(settings, out, model, inputs)
         stages = _stages(settings, plan)  # every stage's settings checked before any process starts
-        open_inputs(settings.config("producer"))  # the producer's start-up check: files, tree, branches
+        manifest = run_manifest(settings, out)
     except (ValueError, OSError) as err:
         print(f"aetrig run: error: {err}", file=sys.stderr)
         return 2
@@ -223,6 +253,7 @@ def main(args: argparse.Namespace) -> int:
           file=sys.stderr)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     (out / "reports").mkdir(parents=True, exist_ok=True)
+    write_manifest(manifest, out / MANIFEST_NAME)
     for old in (out / "reports").glob("*.json"):
         old.unlink()  # reports of an earlier run in the same directory would be merged otherwise
     stop = _Stop()

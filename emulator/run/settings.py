@@ -108,11 +108,12 @@ class Stage:
 
 STAGES = (
     Stage("producer", "produce", producer_config.SCHEMA,
-          frozenset({"bind", "ack_bind", "metrics_port", "report", "manifest_out"})),
+          frozenset({"bind", "ack_bind", "metrics_port", "report", "manifest_out", "manifest"})),
     Stage("encoder", "encode", encoder_config.SCHEMA,
           frozenset({"connect", "sink", "metrics_port", "report", "quarantine", "id"})),
     Stage("sink", "sink", sink_config.SCHEMA,
-          frozenset({"bind", "ack_connect", "out", "metrics_port", "report", "quarantine"})),
+          frozenset({"bind", "ack_connect", "out", "metrics_port", "report", "quarantine", "model", "anomaly_model",
+                     "manifest"})),
 )
 STAGE = {stage.name: stage for stage in STAGES}
 

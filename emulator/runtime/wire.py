@@ -2,11 +2,13 @@
 
 A message is a ZeroMQ multipart message. Frame 0 is a msgpack header::
 
-    {"v": 1, "kind": "events" | "scored", "run_id": uint64, "seq": int, "n_events": int,
+    {"v": 2, "kind": "events" | "scored", "run_id": uint64, "seq": int, "n_events": int,
      "n_jets": int, "t_send": float (producer's time.time() at first send), "rate_hz": float
      (the producer's declared mean input rate), "cols": [[name, dtype, shape], ...], ...extras}
 
-Frames 1..n are raw little-endian numpy buffers, one per entry of ``cols`` in that order.
+Frames 1..n are raw little-endian numpy buffers, one per entry of ``cols`` in that order. ``t_send`` and
+``rate_hz`` are finite (``rate_hz`` >= 0); ``run_id`` < 2^64, ``seq`` < 2^63; every field is checked for its
+exact type (:func:`parse_events`, :func:`parse_scored`, :func:`decode_ack`: one parser per kind of message).
 Acknowledgements (sink -> producer) are a single msgpack frame ``{"v", "kind": "ack",
 "run_id", "seqs": [...], "full": bool}``.
 
@@ -16,16 +18,21 @@ Column conventions (shapes in units of events E, jets J, flagged-event jets F, l
   ``event_number`` <u8; on scored messages also ``event_score`` <f4 and ``flag`` <u1.
 * jet level (J): ``jet_<var>`` <f4 (GeV for energies); on scored messages ``jet_latent``
   (J, k) <f4 or <f2 and ``jet_error`` <f4. ``jet_error`` (the compression model's per-jet
-  reconstruction error) is optional only where no flag depends on it: a message whose
-  ``anomaly_card_json`` is an event-level card (``level: event``) may omit it (the encoder's
-  ``--jet-errors auto``); a per-jet-scored message without it is rejected (``missing_column``).
+  reconstruction error) is optional only where no flag depends on it: a message whose anomaly card
+  (``anomaly_card_sha256``) is an event-level card (``level: event``) may omit it (the encoder's
+  ``--jet-errors auto``); a per-jet-scored message without it is rejected by the sink (``missing_column``).
 * flagged raw copy (F): ``raw_jet_<var>`` <f4, the jets of the events whose flag is 1, in order.
-* blobs (bytes, shape [nbytes], <u1): ``manifest_json`` (run manifest), ``card_json`` (model card);
-  on scored messages ``anomaly_card_json``: the card of the model whose score and flag the events
-  carry (an event-level model, or the compression model itself for per-jet max error). Scored
-  headers add ``threshold`` (the float32 value the flags were computed with), ``model`` and
-  ``anomaly_model`` (card names), and the encoder's time stamps ``t_received`` and ``t_encoded``
-  (optional: they only split the decision latency by hop, emulator/runtime/latency_stats.py).
+* blobs (bytes, shape [nbytes], <u1; UTF-8 JSON objects without a byte-order mark, at most
+  ``Limits.max_blob_bytes``): ``manifest_json`` (the run manifest), on events messages only.
+* scored headers (schema 2) name the cards and the manifest by sha256 instead of carrying them:
+  ``card_sha256`` (the compression model's card), ``anomaly_card_sha256`` (the card of the model whose
+  score and flag the events carry: an event-level model, or the compression model itself for per-jet
+  max error) and ``manifest_sha256``, each the sha256 of the canonical bytes (``ModelDir.card_json``,
+  :func:`canonical_json` of the manifest) as 64 lowercase hex digits; the sink is told which cards and
+  manifests to expect. They add ``threshold`` (the float32 value the flags were computed with, finite),
+  ``model`` and ``anomaly_model`` (card names), and the encoder's time stamps ``t_received`` and
+  ``t_encoded`` (optional, finite: they only split the decision latency by hop,
+  emulator/runtime/latency_stats.py). A scored message carries no blob column.
 
 ``decode`` checks structure (header, frame count, dtypes, sizes) and ``validate`` checks meaning
 (shapes against counts, limits, finite values). Both raise :class:`WireError` whose ``reason``
@@ -44,7 +51,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
-SCHEMA_VERSION = 1
+#: 2: scored messages carry the sha256 of the cards and of the manifest in their header, not the blobs
+SCHEMA_VERSION = 2
 KIND_EVENTS = "events"
 KIND_SCORED = "scored"
 KIND_ACK = "ack"
@@ -55,6 +63,11 @@ EVENT_ID_COLUMNS = {"n_jets": "<u4", "event_id": "<u8", "file_index": "<u4", "en
                     "event_number": "<u8"}
 SCORED_EVENT_COLUMNS = {"event_score": "<f4", "flag": "|u1"}
 BLOB_COLUMNS = ("manifest_json", "card_json", "anomaly_card_json")
+#: the header fields of a scored message that name, by sha256 (64 lowercase hex digits), the compression model's
+#: card, the card of the model that scored and flagged the events, and the run manifest (the blobs themselves
+#: travel only on events messages, manifest_json; the sink is told the cards and manifests to expect)
+HASH_FIELDS = ("card_sha256", "anomaly_card_sha256", "manifest_sha256")
+_HEX = frozenset("0123456789abcdef")
 #: The dtypes jet_latent may have in a scored message (<f4, <f2), by name; the sink stores the same choices.
 LATENT_DTYPES = ("float32", "float16")
 
@@ -74,6 +87,7 @@ REJECT_REASONS = (
     "non_finite",         # NaN or inf in a float column
     "bad_blob",           # manifest_json / card_json / anomaly_card_json not valid JSON objects
     "wrong_model",        # scored or flagged by a model other than the one this recording holds (sink)
+    "wrong_run",          # a run id or manifest sha256 other than the runs this sink records (sink)
     "duplicate_seq",      # the same (run_id, seq) arrived again within one message stream
     "no_threshold",       # the encoder cannot derive a threshold for this message (e.g. --accept-rate, no rate)
     "internal_error",     # an unexpected exception while handling a message (bug: counted, kept)
@@ -174,10 +188,24 @@ def is_finite_number(value: Any) -> bool:
     return type(value) is float and math.isfinite(value)
 
 
+def canonical_json(obj: Mapping[str, Any]) -> bytes:
+    """The bytes of a JSON object as blobs carry it (sorted keys): what its sha256 is taken of."""
+    return json.dumps(obj, sort_keys=True).encode()
+
+
 def blob_column(obj: Mapping[str, Any] | bytes) -> np.ndarray:
     """A JSON object (or already-serialised bytes) as a <u1 blob column."""
-    raw = obj if isinstance(obj, bytes) else json.dumps(obj, sort_keys=True).encode()
+    raw = obj if isinstance(obj, bytes) else canonical_json(obj)
     return np.frombuffer(raw, dtype="|u1")
+
+
+def sha256_hex(raw: bytes | memoryview | np.ndarray) -> str:
+    """The sha256 of a blob's bytes, as scored headers carry it."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def is_sha256_hex(value: Any) -> bool:
+    return type(value) is str and len(value) == 64 and _HEX.issuperset(value)
 
 
 _REQUIRED_HEADER = {"v": int, "kind": str, "run_id": int, "seq": int, "n_events": int, "n_jets": int,
@@ -293,35 +321,26 @@ def _require(batch: Batch, names: Iterable[str]) -> None:
             raise WireError("missing_column", f"column {name!r} is missing")
 
 
-_BLOB_CACHE: dict[bytes, str] = {}  # sha256 of a valid blob -> its level (never the blob itself)
+_VALID_BLOBS: set[bytes] = set()  # sha256 digests of blobs already found valid (never the blobs themselves)
 
 
-def _blob_level(raw: bytes, name: str = "blob", max_bytes: int = Limits.max_blob_bytes) -> str:
-    """The ``level`` of a blob's JSON object (a card's: "jet" when absent); WireError as :func:`parse_blob`.
-    Remembered by the sha256 of a few valid blobs (every message of a run repeats them)."""
+def check_blob(raw: bytes, name: str = "blob", max_bytes: int = Limits.max_blob_bytes) -> None:
+    """WireError unless ``raw`` is a valid blob (:func:`parse_blob`); remembered by the sha256 of a few valid
+    blobs (every events message of a run repeats its manifest)."""
     if len(raw) > max_bytes:
         raise WireError("limit_exceeded", f"{name} of {len(raw)} bytes exceeds {max_bytes}")
     key = hashlib.sha256(raw).digest()
-    known = _BLOB_CACHE.get(key)
-    if known is not None:
-        return known
-    level = str(parse_blob(raw, name, max_bytes).get("level", "jet"))
-    if len(_BLOB_CACHE) >= 16:
-        _BLOB_CACHE.clear()
-    _BLOB_CACHE[key] = level
-    return level
+    if key in _VALID_BLOBS:
+        return
+    parse_blob(raw, name, max_bytes)
+    if len(_VALID_BLOBS) >= 16:
+        _VALID_BLOBS.clear()
+    _VALID_BLOBS.add(key)
 
 
-def scoring_level(batch: Batch) -> str:
-    """The level of the model that scored and flagged a scored message's events: the ``level`` of its
-    ``anomaly_card_json`` ("event" or "jet"); "jet" without that blob (the compression model flagged)."""
-    blob = batch.columns.get("anomaly_card_json")
-    return _blob_level(blob.tobytes(), "anomaly_card_json") if blob is not None else "jet"
-
-
-def _check_jet_error_optional(batch: Batch, anomaly_level: str) -> None:
+def check_jet_error_optional(batch: Batch, anomaly_level: str) -> None:
     """A scored message may lack ``jet_error`` only when an event-level model flagged its events
-    (``anomaly_level``: the level of its anomaly card, as :func:`scoring_level` gives it)."""
+    (``anomaly_level``: the ``level`` of the card its ``anomaly_card_sha256`` names; the sink knows it)."""
     if "jet_error" not in batch.columns and anomaly_level != "event":
         raise WireError("missing_column", "column 'jet_error' is missing: per-jet scoring flags with it (only "
                         "a message flagged by an event-level model, anomaly card level 'event', may omit it)")
@@ -346,16 +365,21 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
     if batch.kind == KIND_SCORED:
         if "threshold" not in batch.header:
             raise WireError("bad_header", "scored message without a numeric threshold")
+        for key in HASH_FIELDS:
+            if not is_sha256_hex(batch.header.get(key)):
+                raise WireError("bad_header", f"scored header {key!r} is not a sha256 (64 lowercase hex digits)")
         _require(batch, [*SCORED_EVENT_COLUMNS, "jet_latent"])
         flag = batch.columns["flag"]
         if flag.shape == (n_events,):
             n_flagged_jets = int(counts[flag.astype(bool)].sum(dtype=np.uint64))
-    levels: dict[str, str] = {}  # blob name -> its card level, read once per blob
     for name, col in batch.columns.items():
         if name in BLOB_COLUMNS:
+            if batch.kind == KIND_SCORED:
+                raise WireError("bad_column", f"scored message with blob {name!r}: scored messages name the cards "
+                                "and the manifest by sha256 (header), they carry no blobs")
             if col.ndim != 1 or col.dtype.str != "|u1":
                 raise WireError("bad_column", f"blob {name!r} must be 1-D bytes")
-            levels[name] = _blob_level(col.tobytes(), name, limits.max_blob_bytes)
+            check_blob(col.tobytes(), name, limits.max_blob_bytes)
             continue
         if name in EVENT_ID_COLUMNS:
             continue
@@ -380,8 +404,6 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
             raise WireError("count_mismatch", f"{name} has shape {col.shape}, expected {want}")
         if col.dtype.kind == "f" and col.size and not np.isfinite(col).all():
             raise WireError("non_finite", f"{name} holds NaN or inf")
-    if batch.kind == KIND_SCORED:
-        _check_jet_error_optional(batch, levels.get("anomaly_card_json", "jet"))
     return batch
 
 
