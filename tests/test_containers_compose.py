@@ -66,10 +66,13 @@ def test_compose_stack_records_every_event_through_scale_up_and_a_killed_encoder
         return podman.run("-p", project, "-f", str(COMPOSE), *args, program="podman-compose", timeout=timeout,
                           env={**env, "AETRIG_ENCODERS": str(encoders)}, check=check)
 
-    containers = [f"{project}_{name}" for name in ("sink_1", "encoder_1", "encoder_2", "encoder_3", "producer_1",
-                                                    "prometheus_1")]
+    containers = [f"{project}_{name}" for name in ("keys_1", "sink_1", "encoder_1", "encoder_2", "encoder_3",
+                                                    "producer_1", "prometheus_1")]
     t0 = time.monotonic()
     try:
+        # podman-compose 1.0.3 ignores `condition: service_completed_successfully`: the keys job first, to its end
+        compose("up", "-d", "keys", encoders=2)
+        assert podman.wait_exit(f"{project}_keys_1", 120) == 0, podman.logs(f"{project}_keys_1")
         compose("up", "-d", *SERVICES, encoders=2)
         wait_until(lambda: {"producer", "sink"} <= {n for n, h in _targets(url).items() if h == "up"}
                    and _encoders_up(url) == 2, 90, interval=1,
