@@ -73,6 +73,8 @@ def _finish(proc: subprocess.Popen, out: Path, tmp: Path) -> tuple[int, dict[str
         if proc.poll() is None:
             proc.kill()
     assert (out / "summary.json").exists(), (tmp / "aetrig-run.log").read_text()[-3000:]
+    refused = [line for line in (tmp / "aetrig-run.log").read_text().splitlines() if "the producer refused" in line]
+    assert len(refused) <= 1 and all("handshakes on" in line for line in refused), refused
     return code, json.loads((out / "summary.json").read_text()), json.loads((out / "run.json").read_text())
 
 
@@ -246,6 +248,7 @@ def test_a_process_without_the_keys_gets_nothing_and_costs_nothing(tmp_path: Pat
     assert producer["curve"] is True
     assert producer["auth_refused"].get("data", 0) >= 1 and producer["auth_refused"].get("acks", 0) >= 1
     assert producer["foreign_acks"] == 0 and producer["unknown_acks"] == 0  # no forged ack ever arrived
+    assert "the producer refused" in (tmp_path / "aetrig-run.log").read_text()  # the end-of-run line says so
     sink_log = (out / "logs" / "sink.log").read_text()
     assert "refused a peer on aetrig-scored" in sink_log
     assert not summary["rejected"], summary["rejected"]  # no forged scored message reached the sink

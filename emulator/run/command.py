@@ -329,6 +329,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"  producer:  achieved {achieved:,.0f} Hz of {declared:g} Hz declared; waited for a free window "
               f"slot (acknowledgements, backpressure) {bp.get('blocked_seconds', 0):.1f} s in all; resent "
               f"{prod_report.get('batches_resent', 0)} batches")
+        refused = {link: n for link, n in (prod_report.get("auth_refused") or {}).items() if n}
+        if refused:
+            print("  links:     the producer refused " + ", ".join(f"{n} handshakes on {link}" for link, n in
+                                                             refused.items()) + " (peers without the role's key)")
         screened = input_text(summary["input"])
         if screened:
             print(f"  input:     {screened}")
