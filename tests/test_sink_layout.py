@@ -13,7 +13,7 @@ from encsink_support import LATENT_DIM, make_tiny_model, scored_frames
 from consumer.sink.scored_chunk import batch_layout, chunk_from_batches
 from consumer.sink.segment_writer import SegmentWriter
 from emulator.runtime import wire
-from emulator.runtime.recording import open_recording, segment_name
+from emulator.runtime.recording import FORMAT_VERSION, open_recording, segment_name
 from models.runtime.card import load_model_dir
 
 
@@ -34,7 +34,10 @@ def test_latent_raw_and_identity_round_trip(tmp_path: Path, card: dict, storage:
     writer.close()
     with uproot.open(tmp_path / "segments" / segment_name(3, 0)) as f:
         keys = set(f["events"].keys())
-        assert {f"jet_latent_{i}" for i in range(LATENT_DIM)} | {"jet_error", "njet", "nraw_jet"} <= keys
+        # format 3: identity as deltas, the raw copies packed in one jagged branch (emulator/runtime/compact_columns)
+        assert {f"jet_latent_{i}" for i in range(LATENT_DIM)} | {"jet_error", "njet", "nraw", "raw_values",
+                                                                 "event_id_delta", "entry_delta"} <= keys
+        assert not {"event_id", "entry", "raw_jet_pt"} & keys
         assert f["events"]["jet_latent_0"].interpretation.content.from_dtype.kind == ("u" if storage == "float16"
                                                                                       else "f")
     rec = open_recording(tmp_path)
@@ -67,7 +70,7 @@ def test_layout_change_starts_a_new_segment(tmp_path: Path, card: dict, sink_in_
     assert [s.layout["raw_vars"] for s in rec.segments] == [["pt", "eta", "phi", "m"], ["pt", "eta", "phi"]]
     assert len(rec) == 4
     # every segment says which model flagged (TObjString anomaly_card) and the threshold of each event
-    assert all(s.format_version == "aetrig-recording-2" and s.anomaly_card == card for s in rec.segments)
+    assert all(s.format_version == FORMAT_VERSION and s.anomaly_card == card for s in rec.segments)
     assert (rec.events()["event_threshold"] == np.float32(7.7)).all()
 
 

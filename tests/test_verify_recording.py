@@ -21,6 +21,7 @@ from emulator.runtime import wire
 from emulator.runtime.recording import (
     FORMAT_VERSION,
     FORMAT_VERSION_1,
+    FORMAT_VERSION_2,
     THRESHOLD_BRANCH,
     open_recording,
     segment_name,
@@ -43,7 +44,7 @@ def write_recording(out: Path, card: dict, segments: list[list[int]], event_ids:
         batches = [wire.validate(wire.decode(scored_frames(
             RUN, s, rng.integers(0, 5, 10), rng, card, first_event_id=(event_ids or {}).get(s, 10 * s))))
             for s in seqs]
-        layout = batch_layout(batches[0], "float32")
+        layout = batch_layout(batches[0], "float32", compact=version == FORMAT_VERSION)
         texts = segment_texts(card, RUN)
         writer = SegmentWriter(out / "segments" / segment_name(RUN, index), "{}" if tamper == "card" else
                                texts["card_text"], texts["manifest_text"], layout,
@@ -88,6 +89,23 @@ def test_format_1_recording_is_still_read_and_checked(tmp_path: Path, card: dict
     assert np.isnan(rec.events()[THRESHOLD_BRANCH]).all()
     write_recording(tmp_path / "bad", card, [[0, 1]], tamper="score", version=FORMAT_VERSION_1)
     assert any("event_score is not the max(jet_error)" in p for p in verify_recording(tmp_path / "bad").problems)
+
+
+def test_format_2_recording_is_still_read_and_checked(tmp_path: Path, card: dict) -> None:
+    write_recording(tmp_path / "rec", card, [[0, 1], [2]], version=FORMAT_VERSION_2)
+    result = verify_recording(tmp_path / "rec", expect_events=30)
+    assert result.ok, result.problems
+    assert result.stats["format_versions"] == [FORMAT_VERSION_2] and result.stats["flags_checked_against_threshold"]
+    rec = open_recording(tmp_path / "rec")
+    assert "event_id" in rec.segments[0].branches and "raw_jet_pt" in rec.segments[0].branches
+    write_recording(tmp_path / "new", card, [[0, 1], [2]])  # the same batches in format 3
+    new = open_recording(tmp_path / "new")
+    assert "event_id_delta" in new.segments[0].branches and "raw_values" in new.segments[0].branches
+    for name, values in rec.events().items():
+        assert np.array_equal(values, new.events()[name]), name  # per-jet scoring: the score is kept whole
+    assert np.array_equal(rec.latent(), new.latent())
+    for var, values in rec.raw_jets().items():
+        assert np.array_equal(values, new.raw_jets()[var]), var
 
 
 def test_flags_are_checked_against_the_recorded_threshold(tmp_path: Path, card: dict,

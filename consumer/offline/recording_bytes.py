@@ -5,8 +5,10 @@ A segment's bytes split into six categories that add up to its file size exactly
 - ``latents``: the coded jets: ``jet_latent_<i>`` (or the ANS-coded ``latent_ans_bytes`` and its counter)
   and the jet counter ``njet``;
 - ``identity``: ``run_id seq event_id file_index entry event_number`` (and, format 3, their stored deltas);
-- ``scores_flags``: ``event_score flag event_threshold`` and ``jet_error``;
-- ``raw``: the raw copies of flagged events (``raw_jet_<var>`` and their counter ``nraw_jet``);
+- ``scores_flags``: ``event_score flag event_threshold`` and ``jet_error``; in format 3 with the event block
+  also ``event_ans_bytes``, which codes the scores together with ``njet`` (emulator/runtime/compact_columns.py);
+- ``raw``: the raw copies of flagged events (``raw_jet_<var>`` and their counter ``nraw_jet``; format 3:
+  ``raw_values`` and ``nraw``);
 - ``cards_metadata``: the TObjStrings ``format_version card anomaly_card manifest layout`` (their keys included);
 - ``root_overhead``: the rest of the file: basket and key headers, the TTree's metadata, streamers, directory,
   free list (file size minus the branches' compressed bytes minus the metadata keys).
@@ -51,8 +53,10 @@ def branch_category(name: str) -> str:
         return "identity"
     if base in SCORES or base.startswith("event_score"):
         return "scores_flags"
-    if base.startswith(("raw_jet", "nraw_jet")):
+    if base.startswith(("raw_", "nraw")):
         return "raw"
+    if base in ("event_ans_bytes", "nevent_ans"):
+        return "scores_flags"
     if base.startswith(("jet_latent", "latent_ans", "nlatent_ans")) or base == "njet":
         return "latents"
     if base.startswith("jet_"):
@@ -97,12 +101,25 @@ def recording_bytes(directory: str | Path) -> dict[str, Any]:
             "per_jet": {k: v / n_jets if n_jets else None for k, v in {**totals, "total": total}.items()}}
 
 
+def distinct_events(file_index: np.ndarray, entry: np.ndarray,
+                    seen: set[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The (file_index, entry) pairs not in ``seen`` (added to it), each once, in order of first appearance: a
+    looped input's repeats are the same jets, which a lossless codec would otherwise find again in its block."""
+    keep = []
+    for i, key in enumerate(zip(file_index.tolist(), entry.tolist(), strict=True)):
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return file_index[keep], entry[keep]
+
+
 def lossless_reference(directory: str | Path, max_events: int | None = REFERENCE_EVENTS,
                        search_dirs: tuple[str, ...] = ()) -> dict[str, Any]:
     """Study 2's best lossless codec on the recorded jets (their count and the model's variables, float32).
 
-    The jets come from the input files of the run manifests, by (file_index, entry), for the first
-    ``max_events`` recorded events (all with None). ``available`` False with a ``reason`` when the recording
+    The jets come from the input files of the run manifests, by (file_index, entry), for the distinct input
+    events among the first ``max_events`` recorded events (all with None); ``events`` says how many.
+    ``available`` False with a ``reason`` when the recording
     or its inputs cannot be read."""
     from consumer.offline import stream_codecs
     from consumer.offline.join import JoinError, join_inputs
@@ -115,6 +132,7 @@ def lossless_reference(directory: str | Path, max_events: int | None = REFERENCE
         if not variables:
             raise RecordingError("the recording's card names no variables")
         parts, counts = [], []
+        seen: dict[int, set[tuple[int, int]]] = {}
         left = max_events
         for seg, arrays in rec.iter_arrays(["run_id", "file_index", "entry"]):
             take = len(arrays) if left is None else min(left, len(arrays))
@@ -124,8 +142,10 @@ def lossless_reference(directory: str | Path, max_events: int | None = REFERENCE
             for run_id in np.unique(run).tolist():
                 sel = run == run_id
                 manifest = rec.manifests.get(int(run_id)) or seg.manifest or {}
-                jets = join_inputs(np.asarray(arrays["file_index"])[:take][sel],
-                                   np.asarray(arrays["entry"])[:take][sel], manifest, variables,
+                file_index, entry = distinct_events(np.asarray(arrays["file_index"])[:take][sel],
+                                                    np.asarray(arrays["entry"])[:take][sel], seen.setdefault(run_id,
+                                                                                                           set()))
+                jets = join_inputs(file_index, entry, manifest, variables,
                                    search_dirs=(*search_dirs, str(Path(directory).parent)), verify_sha256=True)
                 import awkward as ak
 
@@ -196,7 +216,7 @@ def byte_text(report: Mapping[str, Any]) -> str:
     ref = report.get("lossless_reference") or {}
     if ref.get("available"):
         text += (f"; best lossless {ref['best_codec']} {ref['bytes_per_jet']:.2f} B/jet on the same jets "
-                 f"(first {ref['events']:,} events): {report['ratio_vs_best_lossless']:.2f}x fewer bytes")
+                 f"({ref['events']:,} distinct input events): {report['ratio_vs_best_lossless']:.2f}x fewer bytes")
     else:
         text += f"; no lossless comparison: {ref.get('reason', 'inputs not at hand')}"
     return text

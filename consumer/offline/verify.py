@@ -26,7 +26,7 @@ import numpy as np
 
 from emulator.runtime.recording import (
     EVENT_BRANCHES,
-    FORMAT_VERSION,
+    FORMAT_VERSION_1,
     JET_ERROR,
     LATENT_ANS_BRANCH,
     READABLE_VERSIONS,
@@ -73,7 +73,7 @@ def check_segment(seg: Segment, arrays: ak.Array, problems: list[str]) -> None:
     name = seg.path.name
     if seg.format_version not in READABLE_VERSIONS:
         problems.append(f"{name}: format_version {seg.format_version!r}, expected one of {READABLE_VERSIONS}")
-    v2 = seg.format_version == FORMAT_VERSION
+    v2 = seg.format_version != FORMAT_VERSION_1  # format 2 and later: event_threshold and anomaly_card
     objects = [("card", seg.card), ("manifest", seg.manifest), ("layout", seg.layout)]
     for key, value in objects + ([("anomaly_card", seg.anomaly_card)] if v2 else []):
         if not value:
@@ -293,5 +293,5 @@ def verify_recording(directory: str | Path, expect_events: int | None = None,
                     "anomaly_models": sorted(i[0] for i in anomaly_identities),
                     "jet_error_recorded": (all(with_jet_error) if len(set(with_jet_error)) == 1 else "mixed")
                     if with_jet_error else None,
-                    "flags_checked_against_threshold": FORMAT_VERSION in versions}
+                    "flags_checked_against_threshold": bool(versions - {FORMAT_VERSION_1, None})}
     return result

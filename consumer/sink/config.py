@@ -12,11 +12,13 @@ from functools import cached_property
 from pathlib import Path
 
 from emulator.runtime import wire
+from emulator.runtime.compact_columns import DEFAULT_SCORE_BITS, FLOAT32_MANTISSA_BITS
 from emulator.runtime.link_security import check_plaintext_binds
 from emulator.runtime.recording import LATENT_CODECS
 from emulator.runtime.stage_config import Schema, option
 
 _LIMITS = wire.Limits()
+SINK_LATENT_CODECS = ("auto", *LATENT_CODECS)
 _COMMIT, _OUT = "commits, segments and retention", "outputs and limits"
 
 
@@ -44,9 +46,14 @@ class SinkConfig:
     min_free_bytes: int = option(64 << 20, "treat the disk as full below this many free bytes", group=_COMMIT)
     latent_dtype: str = option("float32", "storage of jet_latent: float32, or float16 (as uint16 bit patterns)",
                                choices=wire.LATENT_DTYPES, group=_COMMIT)
-    latent_codec: str = option("none", "entropy-code the latents at commit time: none, or ans (a rate-trained "
-                                       "model's symbols and entropy model, models/zoo/<model>)",
-                               choices=LATENT_CODECS, group=_COMMIT)
+    latent_codec: str = option("auto", "entropy-code the latents at commit time: ans (a rate-trained model's "
+                                       "symbols and entropy model, models/zoo/<model>), none (float latents, "
+                                       "--latent-dtype), or auto: ans for a rate-trained model, else none",
+                               choices=SINK_LATENT_CODECS, group=_COMMIT)
+    score_bits: int = option(DEFAULT_SCORE_BITS, "mantissa bits kept of each event's anomaly score (rounded away "
+                             "from the threshold, so every flag still equals score > threshold); 23 = float32. A "
+                             "per-jet anomaly score (max of jet_error) is always kept whole", metavar="BITS",
+                             group=_COMMIT)
     metrics_port: int | None = option(None, "serve Prometheus /metrics on this port", group=_OUT, default_text="off")
     report: Path | None = option(None, "write the stage report JSON here on exit", metavar="FILE.json", group=_OUT)
     quarantine: Path | None = option(None, "keep rejected messages under DIR/<reason>/", metavar="DIR", group=_OUT,
@@ -60,7 +67,7 @@ class SinkConfig:
                                             group=_COMMIT, default_text="4x --commit-events, at least 10000")
     max_pending_bytes: int = option(256 << 20, "bytes of received, uncommitted messages held in memory before "
                                                "reading stops (and again in the receiving queue)", group=_COMMIT)
-    compression: str = option("zstd:1", "segment compression: none or zlib|lz4|zstd|lzma:LEVEL", group=_COMMIT)
+    compression: str = option("zstd:3", "segment compression: none or zlib|lz4|zstd|lzma:LEVEL", group=_COMMIT)
 
     @cached_property
     def limits(self) -> wire.Limits:
@@ -76,6 +83,8 @@ def check(cfg: SinkConfig) -> None:
         raise ValueError("--commit-events/--rotate-events must be >= 1, --commit-ms >= 0, --rotate-seconds > 0")
     if cfg.latent_dtype not in wire.LATENT_DTYPES:
         raise ValueError(f"--latent-dtype must be one of {wire.LATENT_DTYPES}, got {cfg.latent_dtype!r}")
+    if not 0 <= cfg.score_bits <= FLOAT32_MANTISSA_BITS:
+        raise ValueError(f"--score-bits must be in 0..{FLOAT32_MANTISSA_BITS}, got {cfg.score_bits}")
     parse_compression(cfg.compression)
     check_plaintext_binds(cfg.curve_keys, {"--bind": cfg.bind})
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from emulator.runtime import compact_columns as cc
 from emulator.runtime.recording import (
     EVENT_BRANCHES,
     JET_ERROR,
@@ -21,12 +22,17 @@ from emulator.runtime.wire import Batch
 from models.runtime import latent_coding as lc
 
 
-def batch_layout(batch: Batch, latent_dtype: str, latent_codec: str = "none", entropy_model: str = "") -> Layout:
+def batch_layout(batch: Batch, latent_dtype: str, latent_codec: str = "none", entropy_model: str = "",
+                 score_bits: int = cc.DEFAULT_SCORE_BITS, compact: bool = True) -> Layout:
     """The segment layout a scored message needs (latent size, storage or codec, raw variables, whether it
-    carries ``jet_error``)."""
+    carries ``jet_error``), format 3's compact columns with the score at ``score_bits``; with ``jet_error`` (a
+    per-jet anomaly score is the max of it, checked exactly) the score stays float32. ``compact`` False: the
+    format-2 layout (every column as it is; tests of old readers)."""
     raw_vars = tuple(name[len("raw_jet_"):] for name in batch.columns if name.startswith("raw_jet_"))
+    jet_error = JET_ERROR in batch.columns
     return Layout(int(batch.columns["jet_latent"].shape[1]), LATENT_STORAGE[latent_dtype], raw_vars,
-                  latent_codec, entropy_model if latent_codec != "none" else "", JET_ERROR in batch.columns)
+                  latent_codec, entropy_model if latent_codec != "none" else "", jet_error, compact=compact,
+                  score_bits=cc.FLOAT32_MANTISSA_BITS if jet_error or not compact else score_bits)
 
 
 def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, Any]:
@@ -47,6 +53,11 @@ def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, An
     # the float32 threshold each message's flags were computed with, per event (zstd makes it ~free)
     chunk[THRESHOLD_BRANCH] = np.repeat(np.array([b.header["threshold"] for b in batches], np.float32), n_events)
     counts = cat("n_jets").astype(np.int64)
+    if layout.compact:
+        chunk["event_score"] = cc.round_scores(chunk["event_score"], chunk["flag"], layout.score_bits)
+    if layout.event_block:
+        codes = cc.score_codes(chunk.pop("event_score"), layout.score_bits)
+        chunk["event_ans"] = cc.block_column([cc.encode_event_block(counts, codes)], [len(counts)])
     latent = cat("jet_latent")
     if layout.latent_codec == "ans":
         chunk[LATENT_ANS_BRANCH.removesuffix("_bytes")] = ans_block(latent, layout, len(counts))
@@ -59,14 +70,16 @@ def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, An
         jet_fields["error"] = cat(JET_ERROR).astype(np.float32, copy=False)
     if jet_fields:
         chunk["jet"] = jagged_record(counts, jet_fields)
-    else:  # ANS-coded latents and no jet_error: only the jet counter is left
+    elif not layout.event_block:  # ANS-coded latents and no jet_error: only the jet counter is left
         chunk["njet"] = counts.astype(np.int32)
     raw_counts = counts * chunk["flag"].astype(bool)
     raw_fields = {}
     for var in layout.raw_vars:
         parts = [b.columns.get(f"raw_jet_{var}", np.zeros(0, np.float32)) for b in batches]
         raw_fields[var] = np.concatenate(parts).astype(np.float32, copy=False)
-    if raw_fields:
+    if raw_fields and layout.compact:
+        chunk[cc.RAW_PACKED_BRANCH.removesuffix("_values")] = cc.pack_raw(raw_counts, raw_fields)
+    elif raw_fields:
         chunk["raw_jet"] = jagged_record(raw_counts, raw_fields)
     return chunk
 

@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import awkward as ak
+import numpy as np
 import uproot
 
+from emulator.runtime import compact_columns as cc
 from emulator.runtime.atomic import fsync_directory
 from emulator.runtime.journaled_file import JournaledFile
-from emulator.runtime.recording import FORMAT_VERSION, FORMAT_VERSION_1, TREE, Layout
+from emulator.runtime.recording import FORMAT_VERSION, FORMAT_VERSION_1, FORMAT_VERSION_2, TREE, Layout
 
 COMPRESSIONS = {"zlib": "ZLIB", "lz4": "LZ4", "zstd": "ZSTD", "lzma": "LZMA"}
 
@@ -52,11 +54,14 @@ class SegmentWriter:
     """Create a segment file, append committed chunks durably, close it."""
 
     def __init__(self, path: str | Path, card_text: str, manifest_text: str, layout: Layout,
-                 compression: str = "zstd:1", anomaly_card_text: str | None = None,
+                 compression: str = "zstd:3", anomaly_card_text: str | None = None,
                  format_version: str = FORMAT_VERSION):
-        """``format_version`` FORMAT_VERSION_1 writes the old layout (no ``anomaly_card``; tests of old readers)."""
-        if format_version not in (FORMAT_VERSION, FORMAT_VERSION_1):
+        """``format_version`` FORMAT_VERSION_1 or _2 writes an old layout (format 1: no ``anomaly_card``; tests of
+        old readers); a compact layout needs format 3."""
+        if format_version not in (FORMAT_VERSION, FORMAT_VERSION_2, FORMAT_VERSION_1):
             raise ValueError(f"cannot write format {format_version!r}")
+        if layout.compact and format_version != FORMAT_VERSION:
+            raise ValueError(f"a compact layout is format {FORMAT_VERSION}, not {format_version!r}")
         self.path = Path(path)
         self.layout = layout
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +74,7 @@ class SegmentWriter:
         if anomaly_card_text is not None and format_version != FORMAT_VERSION_1:
             self.file["anomaly_card"] = anomaly_card_text
         self.tree: Any = None
+        self.last = dict.fromkeys(cc.DELTA_COLUMNS, 0)  # compact layouts: the segment's last identity values
         self.n_events = 0
         self.commits = 0
         self.created = self.last_commit = time.monotonic()
@@ -88,7 +94,16 @@ class SegmentWriter:
         return time.monotonic() - self.created
 
     def commit(self, chunk: Mapping[str, Any]) -> None:
-        """Append ``chunk`` (branch name -> numpy / awkward array) and make it durable."""
+        """Append ``chunk`` (branch name -> numpy / awkward array) and make it durable; a compact layout stores
+        the identity columns as deltas from the segment's previous event."""
+        last = {}
+        if self.layout.compact:
+            chunk = dict(chunk)
+            for name in cc.DELTA_COLUMNS:
+                values = np.asarray(chunk.pop(name), np.uint64)
+                chunk[name + cc.DELTA_SUFFIX] = cc.to_deltas(values, self.last[name])
+                if len(values):
+                    last[name] = int(values[-1])
         if self.tree is None:
             types = {name: (value.type.content if isinstance(value, ak.Array) else value.dtype)
                      for name, value in chunk.items()}
@@ -96,6 +111,7 @@ class SegmentWriter:
                                          field_name=lambda outer, inner: f"{outer}_{inner}")
         self.tree.extend(dict(chunk))
         self._sync()
+        self.last.update(last)
         n = len(chunk["run_id"])
         self.n_events += n
         self.commits += 1

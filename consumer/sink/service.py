@@ -321,11 +321,16 @@ class Sink:
 
     # ---- messages ---------------------------------------------------------------------------
     def entropy_model(self, card: dict[str, Any]) -> str:
-        """--latent-codec ans: the entropy model JSON of the card's model (its card, or models/zoo/<name> for older
+        """--latent-codec ans (auto: for a rate-trained model): the entropy model JSON of the card's model (its
+        card, or models/zoo/<name> for older
         cards; cached); "" for none.
         A model without one is a wrong_model rejection."""
         if self.config.latent_codec == "none":
             return ""
+        from models.runtime.latent_coding import is_rate_card
+
+        if self.config.latent_codec == "auto" and not is_rate_card(card):
+            return ""  # auto: a model without an entropy model keeps its float latents
         name = str(card.get("name"))
         if name not in self._entropy:
             from models.runtime.latent_coding import LatentCodingError, entropy_model_text
@@ -344,8 +349,9 @@ class Sink:
             batch = wire.parse_scored(frames, self.config.limits)
             check_scored_dtypes(batch)
             manifest = self.expected.check(batch)
-            layout = batch_layout(batch, self.config.latent_dtype, self.config.latent_codec,
-                                  self.entropy_model(self.expected.card.card))
+            entropy = self.entropy_model(self.expected.card.card)
+            layout = batch_layout(batch, self.config.latent_dtype, "ans" if entropy else "none", entropy,
+                                  self.config.score_bits)
             check_jet_error_presence(batch, self.jet_error)
         except wire.WireError as exc:
             self.rejections.reject(exc.reason, exc.detail, frames)

@@ -251,7 +251,7 @@ class RunSettings:
         from emulator.encoder.anomaly import predicted_scoring
 
         self.anomaly = predicted_scoring(anomaly, encoder["model"].name, stream)
-        check_latent_codec(encoder["model"], str(self.stages["sink"].get("latent_codec") or "none"))
+        check_latent_codec(encoder["model"], str(self.stages["sink"].get("latent_codec") or "auto"))
         return encoder["model"], producer["input"]
 
     def secure_links(self, out: Path) -> Path | None:
@@ -295,7 +295,7 @@ def check_latent_codec(model: Path, codec: str) -> None:
     """ValueError (one line) unless the sink can code the model's latents with ``codec``: for ``ans`` the
     model's card must give the entropy model the way the sink finds it (inside the card, or under models/zoo).
     A model directory without a readable card is left to the encoder."""
-    if codec == "none":
+    if codec in ("none", "auto"):
         return
     try:
         card = read_card(model)

@@ -9,7 +9,9 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLES_DIR = REPO / "producer" / "samples"
 DEFAULT_SAMPLE = SAMPLES_DIR / "qcd.root"
 ZOO = REPO / "models" / "zoo"
-DEFAULT_MODEL = ZOO / "AE_3D_200_ptetaphie"
+#: the rate-trained AE whose ANS-coded latents the sink records (study 2's Pareto front at the goal widths);
+#: AE_3D_200_ptetaphie (float latents) is the finer choice, at about twice the bytes
+DEFAULT_MODEL = ZOO / "RD_AE_g23"
 #: the event-level model that flags events in the stream whenever the stream carries its variables
 DEFAULT_ANOMALY_MODEL = ZOO / "EVT_AE_ht"
 #: the default event-level models in order of preference: the first whose variables the stream carries flags

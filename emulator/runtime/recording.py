@@ -48,15 +48,18 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from emulator.runtime import compact_columns as cc
 from emulator.runtime.atomic import write_text_atomic
 from emulator.runtime.journaled_file import JournalError, journal_path, journal_state, open_replayed, recover
 from models.runtime import latent_coding as lc
 
 #: The segment layout (written by consumer/sink/segment_writer.py, read here).
-FORMAT_VERSION = "aetrig-recording-2"
+FORMAT_VERSION = "aetrig-recording-3"
+FORMAT_VERSION_2 = "aetrig-recording-2"
 FORMAT_VERSION_1 = "aetrig-recording-1"
-#: every format readers accept (format 1: no event_threshold branch, no anomaly_card)
-READABLE_VERSIONS = (FORMAT_VERSION_1, FORMAT_VERSION)
+#: every format readers accept (format 1: no event_threshold branch, no anomaly_card; format 2: every per-event
+#: column stored as it is; format 3: the compact columns of emulator/runtime/compact_columns.py)
+READABLE_VERSIONS = (FORMAT_VERSION_1, FORMAT_VERSION_2, FORMAT_VERSION)
 TREE = "events"
 #: per-event branches of every format
 EVENT_BRANCHES = {"run_id": "<u8", "seq": "<u8", "event_id": "<u8", "file_index": "<u4", "entry": "<u8",
@@ -98,11 +101,24 @@ class Layout:
     latent_codec: str = "none"
     entropy_model: str = ""  # JSON text of the entropy model (latent_codec ans)
     jet_error: bool = True  # whether the segment has the per-jet ``jet_error`` branch
+    #: format 3: identity deltas, scores at ``score_bits``, packed raw copies, the event block (compact_columns)
+    compact: bool = False
+    score_bits: int = cc.FLOAT32_MANTISSA_BITS
+
+    @property
+    def event_block(self) -> bool:
+        """Whether njet and the score codes are ANS-coded per commit (compact, ANS latents, no per-jet branch)."""
+        return (self.compact and self.latent_codec == "ans" and not self.jet_error
+                and self.score_bits < cc.FLOAT32_MANTISSA_BITS)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"latent_dim": self.latent_dim, "latent_storage": self.latent_storage,
                                 "raw_vars": list(self.raw_vars), "latent_branches": "jet_latent_<i>",
                                 "counters": {"jet": "njet", "raw_jet": "nraw_jet"}, JET_ERROR: self.jet_error}
+        if self.compact:
+            data.update(score_bits=self.score_bits, identity="deltas (<name>_delta)",
+                        raw_copies=f"{cc.RAW_PACKED_BRANCH} (jet-major)",
+                        event_block=cc.EVENT_ANS_BRANCH if self.event_block else "none")
         if self.latent_codec != "none":
             data.update(latent_codec=self.latent_codec, entropy_model=json.loads(self.entropy_model),
                         latent_branches=LATENT_ANS_BRANCH, latent_storage="ans")
@@ -357,8 +373,10 @@ def read_segment_arrays(segment: Segment, branches: Sequence[str] | None = None)
         return ak.Array([])
     try:
         with open_replayed(segment.path) as raw, uproot.open(raw) as file:
-            return file[TREE].arrays(list(branches) if branches is not None else None, library="ak",
-                                     entry_stop=segment.n_entries)
+            tree = file[TREE]
+            names = None if branches is None else cc.stored_names(list(branches), list(tree.keys()))
+            arrays = tree.arrays(names, library="ak", entry_stop=segment.n_entries)
+        return cc.expand(arrays, segment.layout, None if branches is None else list(branches))
     except Exception as exc:
         raise RecordingError(f"{segment.path}: cannot read arrays: {type(exc).__name__}: {exc}") from exc
 
