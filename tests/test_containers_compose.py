@@ -27,7 +27,7 @@ COMPOSE = REPO / "deploy" / "compose.yaml"
 #: every service but grafana
 SERVICES = ("keys", "sink", "encoder", "producer", "prometheus")
 RATE_HZ = 1000
-DURATION_S = 45
+DURATION_S = 60
 
 pytestmark = [pytest.mark.slow, pytest.mark.containers]
 
@@ -69,6 +69,7 @@ def test_compose_stack_records_every_event_through_scale_up_and_a_killed_encoder
     containers = [f"{project}_{name}" for name in ("keys_1", "sink_1", "encoder_1", "encoder_2", "encoder_3",
                                                     "producer_1", "prometheus_1")]
     t0 = time.monotonic()
+    phases: dict[str, float] = {}  # seconds since the first container start, printed at the end
     try:
         # podman-compose 1.0.3 ignores `condition: service_completed_successfully`: the keys job first, to its end
         compose("up", "-d", "keys", encoders=2)
@@ -79,11 +80,13 @@ def test_compose_stack_records_every_event_through_scale_up_and_a_killed_encoder
                    what=lambda: f"Prometheus to scrape the producer, the sink and 2 encoders: {_targets(url)}")
         wait_until(lambda: _value(url, 'sum(aetrig_events_total{stage="sink"})') > 0, 90, interval=1,
                    what="the sink's first events on Prometheus")
+        phases["first events"] = time.monotonic() - t0
 
         # scale up: podman-compose 1.0.3 ignores --scale, so the replica count comes from AETRIG_ENCODERS
         compose("up", "-d", "encoder", encoders=3)
         wait_until(lambda: _value(url, 'count(increase(aetrig_events_total{stage="encoder"}[10s]) > 0)') >= 3, 90,
                    interval=1, what=lambda: f"three encoders scoring events: {_targets(url)}")
+        phases["3 encoders"] = time.monotonic() - t0
 
         # one of the first two freezes, so that batches pile up in its queue, then dies: the producer must
         # resend what it held
@@ -93,6 +96,7 @@ def test_compose_stack_records_every_event_through_scale_up_and_a_killed_encoder
         wait_until(lambda: _value(url, 'sum(aetrig_events_total{stage="producer"})') > sent + 500, 60, interval=1,
                    what="500 more events sent while an encoder is frozen")
         podman.run("kill", "--signal", "KILL", victim)
+        phases["encoder killed"] = time.monotonic() - t0
 
         def every_query_answers() -> dict | None:
             empty, values = unanswered_queries(url)
@@ -105,8 +109,10 @@ def test_compose_stack_records_every_event_through_scale_up_and_a_killed_encoder
 
         code = podman.wait_exit(f"{project}_producer_1", DURATION_S + 120)
         assert code == 0, podman.logs(f"{project}_producer_1")
+        phases["producer done"] = time.monotonic() - t0
         run_seconds = time.monotonic() - t0
         compose("stop", "-t", "40", timeout=300)
+        phases["stopped"] = time.monotonic() - t0
 
         recording = podman.volume_path(f"{project}_recordings") / "compose"
         report = json.loads((recording / "reports" / "producer.json").read_text())
@@ -123,7 +129,8 @@ def test_compose_stack_records_every_event_through_scale_up_and_a_killed_encoder
         assert sink["backpressure"]["uncommitted_events_at_exit"] == 0
         print(f"compose: {produced} events produced and recorded once in {run_seconds:.0f} s "
               f"(encoders 2 -> 3, one killed; {report['batches_resent']} batches resent); "
-              f"image {container_images.aetrig_mb:.0f} MB")
+              f"image {container_images.aetrig_mb:.0f} MB; seconds: "
+              + ", ".join(f"{k} {v:.0f}" for k, v in phases.items()))
     except BaseException:
         for name in containers:
             print(podman.logs(name))

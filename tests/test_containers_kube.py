@@ -41,7 +41,7 @@ from emulator.run.summary import recording_counts
 
 K8S = REPO / "deploy" / "k8s"
 RATE_HZ = 1000
-DURATION_S = 45
+DURATION_S = 60
 FS_GROUP = 10001
 AETRIG = str(Path(sys.executable).with_name("aetrig"))
 
@@ -152,6 +152,7 @@ def test_kube_play_records_every_event_through_scale_up_and_a_killed_encoder(
         return f"http://{podman.address(container, network)}:{port}/metrics"
 
     t0 = time.monotonic()
+    phases: dict[str, float] = {}  # seconds since the first container start, printed at the end
     try:
         podman.run("network", "create", "--label", label, network)
         podman.run("volume", "create", "--label", label, volume)
@@ -160,11 +161,13 @@ def test_kube_play_records_every_event_through_scale_up_and_a_killed_encoder(
         sink_container = f"{pods[0]}-sink"
         wait_until(lambda: metric_total(metrics(sink_container, 9101), "aetrig_events_total", stage="sink") > 0, 120,
                    interval=1, what="the sink's first events")
+        phases["first events"] = time.monotonic() - t0
 
         podman.run("kube", "play", "--network", network, str(files["encoder-scaled"]), timeout=180)
         scaled = f"{played['encoder-scaled']['metadata']['name']}-encoder"
         wait_until(lambda: metric_total(metrics(scaled, 9102), "aetrig_events_total", stage="encoder") > 0, 90,
                    interval=1, what="the third encoder scoring events")
+        phases["3 encoders"] = time.monotonic() - t0
 
         victim = f"{encoder_pods[0]}-encoder"
         producer_container = f"{pods[-1]}-producer"
@@ -174,14 +177,17 @@ def test_kube_play_records_every_event_through_scale_up_and_a_killed_encoder(
         wait_until(lambda: metric_total(producer_metrics, "aetrig_events_total", stage="producer") > sent + 500, 60,
                    interval=1, what="500 more events sent while an encoder is frozen")
         podman.run("kill", "--signal", "KILL", victim)
+        phases["encoder killed"] = time.monotonic() - t0
 
         code = podman.wait_exit(producer_container, DURATION_S + 120)
         assert code == 0, podman.logs(producer_container)
+        phases["producer done"] = time.monotonic() - t0
         run_seconds = time.monotonic() - t0
         report_path = _flag(played["producer"]["spec"]["containers"][0]["args"], "--report")
         report = json.loads(_copy_out(podman, producer_container, report_path, tmp_path))
         for pod in [*encoder_pods, played["encoder-scaled"]["metadata"]["name"], pods[0]]:
             podman.run("pod", "stop", "-t", "60", pod, timeout=120)
+        phases["stopped"] = time.monotonic() - t0
 
         produced = report["produced"]
         assert produced > RATE_HZ and report["unacked_events"] == 0, report
@@ -192,7 +198,8 @@ def test_kube_play_records_every_event_through_scale_up_and_a_killed_encoder(
         counts = recording_counts(podman.volume_path(volume), report["run_id"], produced)
         assert counts["recorded"] == produced and counts["lost"] == 0 and counts["duplicates_recorded"] == 0, counts
         print(f"kube play: {produced} events produced and recorded once in {run_seconds:.0f} s "
-              f"(encoders 2 -> 3, one killed; {report['batches_resent']} batches resent)")
+              f"(encoders 2 -> 3, one killed; {report['batches_resent']} batches resent); seconds: "
+              + ", ".join(f"{k} {v:.0f}" for k, v in phases.items()))
     except BaseException:
         for name in containers:
             print(podman.logs(name))
