@@ -9,7 +9,7 @@ What podman 4.3 cannot play is substituted, and said here:
 - the StatefulSet of the sink and the Job of the producer become Pods with the same pod template, named as
   their Services (``aetrig-sink``, ``aetrig-producer``), which podman's network resolves by pod name (the
   stand-in for the Services); the sink's volumeClaimTemplate becomes a persistentVolumeClaim of a podman
-  volume;
+  volume, which the producer's claim of it (``recordings-aetrig-sink-0``, for the run manifest) names too;
 - the ``secret`` volumes of the per-role CurveZMQ keys become ``hostPath`` volumes of the directories
   `aetrig keys --per-role` writes, files mode 0440 and group 10001 as the Secret with ``defaultMode: 0440``
   and ``fsGroup: 10001`` presents them;
@@ -101,6 +101,11 @@ def manifests(keys: Path, recordings_volume: str) -> dict[str, dict]:
     _prepare(encoders["spec"]["template"]["spec"], keys)
     job = _manifest("producer.yaml", "Job")
     producer_spec = _prepare(job["spec"]["template"]["spec"], keys)
+    # the producer writes the run's manifest into the sink's volume: the claim of the StatefulSet's pod 0
+    sink_claims = {f"{c}-{sink['metadata']['name']}-0" for c in claims}
+    for volume in producer_spec["volumes"]:
+        if volume.get("persistentVolumeClaim", {}).get("claimName") in sink_claims:
+            volume["persistentVolumeClaim"]["claimName"] = recordings_volume
     args = producer_spec["containers"][0]["args"]
     _set_arg(args, "--rate", str(RATE_HZ))
     _set_arg(args, "--duration", str(DURATION_S))

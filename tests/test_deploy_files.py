@@ -299,3 +299,34 @@ def test_image_inputs_digest_follows_what_the_dockerfile_copies(tmp_path: Path) 
     assert inputs_digest(dockerfile, "base-id-2", context=tmp_path) != first
     (tmp_path / "src" / "pkg" / "mod.py").write_text("x = 2\n")
     assert inputs_digest(dockerfile, "base-id-1", context=tmp_path) != first
+
+
+def test_the_producer_writes_its_manifest_where_the_sink_reads_manifests() -> None:
+    """The sink records only runs whose manifest it has (--manifest DIR/): in compose and in k8s the producer's
+    --manifest-out lands in that directory, through a volume both mount (k8s: the sink's own claim)."""
+    services = _compose()["services"]
+    produce, sink = services["producer"]["command"], services["sink"]["command"]
+    assert Path(_flag(produce, "--manifest-out")).parent == Path(_flag(sink, "--manifest"))
+    assert "recordings:/data/recordings" in services["producer"]["volumes"]
+    by_kind: dict[str, dict[str, dict]] = {}
+    for d in _k8s_docs():
+        by_kind.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+    sts = by_kind["StatefulSet"]["aetrig-sink"]
+    job = by_kind["Job"]["aetrig-producer"]["spec"]["template"]["spec"]
+    sink_container, producer = sts["spec"]["template"]["spec"]["containers"][0], job["containers"][0]
+    manifest_dir = Path(_flag(sink_container["args"], "--manifest"))
+    manifest_out = Path(_flag(producer["args"], "--manifest-out"))
+    assert manifest_out.parent == manifest_dir
+
+    def volume_of(container: dict, path: Path) -> str:
+        mounts = [m for m in container["volumeMounts"] if path.is_relative_to(m["mountPath"])]
+        return max(mounts, key=lambda m: len(m["mountPath"]))["name"]
+
+    claim = volume_of(sink_container, manifest_dir)
+    assert claim in {c["metadata"]["name"] for c in sts["spec"]["volumeClaimTemplates"]}
+    volumes = {v["name"]: v for v in job["volumes"]}
+    assert volumes[volume_of(producer, manifest_out)]["persistentVolumeClaim"]["claimName"] == \
+        f"{claim}-{sts['metadata']['name']}-0"
+    # a ReadWriteOnce claim: the producer runs on the sink's node
+    term = job["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["labelSelector"]["matchLabels"] == sts["spec"]["selector"]["matchLabels"]
