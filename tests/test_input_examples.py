@@ -90,6 +90,7 @@ def _truth(path: Path, flags: list[str], variables: list[str]) -> dict[str, np.n
             **{v: np.concatenate([c.jets[v] for c in chunks]) for v in variables}}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_every_event_is_recorded_from_the_preset_alone(recorded: Recorded) -> None:
     events = recorded.summary["events"]
@@ -103,6 +104,7 @@ def test_every_event_is_recorded_from_the_preset_alone(recorded: Recorded) -> No
     assert_decision_as_announced(recorded.run, recorded.summary)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_the_recording_verifies_decodes_and_joins_back(recorded: Recorded, tmp_path: Path) -> None:
     verify = aetrig("verify", str(recorded.out))

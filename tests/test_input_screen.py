@@ -132,6 +132,7 @@ def test_the_replayer_reports_and_exports_what_the_screen_found() -> None:
 # --- end to end -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_nan_in_every_50th_event_loses_nothing(tmp_path: Path) -> None:
     """Before the screen: "INTEGRITY: 3000 events lost", 8 non_finite rejections, nothing recorded."""
@@ -156,6 +157,7 @@ def test_a_nan_in_every_50th_event_loses_nothing(tmp_path: Path) -> None:
     assert recorded_jets == n_in - n_nan  # every jet but the NaN ones
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_sentinels_and_a_5000_jet_event_lose_nothing(tmp_path: Path) -> None:
     """-999 masses, an inf eta and one event of 5 000 jets (over the wire's 4 096 limit, which the encoder enforces
