@@ -67,7 +67,12 @@ def main(args: argparse.Namespace) -> int:
     if cfg.manifest_out:
         write_manifest(manifest, cfg.manifest_out)
     metrics = start_metrics(cfg.metrics_port)
-    replayer = Replayer(cfg, files, spec, variables, manifest, metrics, plans=inputs.plans)
+    resume = None
+    if cfg.resume_from:
+        from producer.resume import load_resume
+
+        resume = load_resume(cfg.resume_from, run_id, cfg.window)
+    replayer = Replayer(cfg, files, spec, variables, manifest, metrics, plans=inputs.plans, resume=resume)
     try:
         replayer.open()
     except Exception as err:  # zmq.ZMQError (address in use) or a curve key problem

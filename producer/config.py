@@ -77,6 +77,9 @@ class ProducerConfig:
     metrics_port: int = option(0, "serve Prometheus /metrics on this port, 0 = off", group=_OUT)
     report: str | None = option(None, "write the producer report here on exit", metavar="FILE.json", group=_OUT)
     manifest_out: str | None = option(None, "write the run manifest JSON here", metavar="FILE", group=_OUT)
+    resume_from: str | None = option(None, "a recording directory: count the events of this run it already holds "
+                                           "as produced and send only the others (aetrig run restarts a dead "
+                                           "producer so)", metavar="DIR", group=_OUT, default_text="none")
     manifest: str | None = option(None, "send this run manifest (as aetrig run writes it: its run id is the run's) "
                                         "instead of building one; a restarted producer reuses it", metavar="FILE",
                                   group=_OUT, default_text="built at start")

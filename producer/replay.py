@@ -28,6 +28,7 @@ from producer.framing import EventBlock, batch_bounds, message_columns
 from producer.jet_screen import InputCounts
 from producer.rate import Schedule
 from producer.reader import FilePlan, ReaderSpec
+from producer.resume import Resume
 from producer.source import event_source, prefetch
 from producer.window import Window
 
@@ -48,7 +49,7 @@ class Replayer:
 
     def __init__(self, cfg: ProducerConfig, files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str],
                  manifest: dict[str, Any], metrics: Metrics, context: zmq.Context | None = None,
-                 plans: Sequence[FilePlan] | None = None):
+                 plans: Sequence[FilePlan] | None = None, resume: Resume | None = None):
         self.cfg, self.files, self.spec, self.variables = cfg, list(files), spec, list(variables)
         self.plans = plans
         self.manifest, self.metrics = manifest, metrics
@@ -61,6 +62,10 @@ class Replayer:
         self.seq = 0
         self.next_event_id = 0
         self.produced = self.jets = self.dropped = self.dropped_batches = 0
+        self.skipped_recorded = 0  # events a restarted producer found recorded already (counted as produced)
+        self.resume = resume  # what the recording holds of this run (a restarted producer), or None
+        if resume is not None:
+            self.seq = resume.first_seq
         self.input_counts = InputCounts()  # what the input screen dropped (producer.jet_screen; reader thread)
         self.rejected = dict.fromkeys(wire.REJECT_REASONS, 0)
         self.foreign_acks = 0
@@ -135,6 +140,10 @@ class Replayer:
         if full:
             self.sink_full_at = time.monotonic()
 
+    @property
+    def batches_sent(self) -> int:
+        return self.seq - (self.resume.first_seq if self.resume is not None else 0)
+
     def _reject_ack(self, reason: str) -> None:
         self.rejected[reason] += 1
         self.metrics.rejected.labels(reason=reason).inc()
@@ -204,17 +213,42 @@ class Replayer:
                 self.poll_acks_and_resend(0.01)
 
     def send_batch(self, block: EventBlock, send_at: float) -> None:
-        """Pace, apply flow control, and send one batch (or drop it in deadtime mode)."""
+        """Pace, apply flow control, and send one batch (or drop it in deadtime mode). Events the recording
+        already holds (``resume``: a restarted producer) are counted as produced and not sent again."""
+        n = len(block)
+        pieces = [(0, n)] if self.resume is None else self.resume.unrecorded(self.next_event_id, n)
+        if not pieces:  # every event already recorded: no wait, no send
+            self._count_sent(block, n, sent=False)
+            return
         self._wait_until(self.t0 + send_at)
         if self.stop_reason is not None:
             return
+        lag = time.monotonic() - (self.t0 + send_at)
+        self.lag_max = max(self.lag_max, lag)
+        self.lag_sum += lag
+        self.late_batches += lag > LATE_S
+        done = 0
+        offsets = block.jet_offsets() if pieces != [(0, n)] else None
+        for a, b in pieces:
+            if a > done:  # recorded before the restart: skipped
+                self._count_sent(block.slice(done, a, offsets), a - done, sent=False)
+            part = block if (a, b) == (0, n) else block.slice(a, b, offsets)
+            if not self._send_part(part):
+                return
+            done = b
+        if done < n:
+            self._count_sent(block.slice(done, n, offsets), n - done, sent=False)
+
+    def _send_part(self, block: EventBlock) -> bool:
+        """Wait for a window slot (or drop in deadtime mode) and send ``block`` as one batch; False if stopped."""
         n = len(block)
         if self.window.full:
             if self.cfg.drop_on_overload:
                 self.dropped += n
                 self.dropped_batches += 1
+                self.next_event_id += n
                 self.metrics.dropped.labels(stage="producer").inc(n)
-                return
+                return True
             start = time.monotonic()
             noticed = False
             while self.window.full and self.stop_reason is None:
@@ -227,27 +261,30 @@ class Replayer:
                         f"{BLOCKED_NOTICE_S:g} s, waiting for the sink")
             self.blocked_seconds += time.monotonic() - start
             if self.stop_reason is not None:
-                return
-        lag = time.monotonic() - (self.t0 + send_at)
-        self.lag_max = max(self.lag_max, lag)
-        self.lag_sum += lag
-        self.late_batches += lag > LATE_S
+                return False
         cols = message_columns(block, self.next_event_id, self.manifest_blob)
         frames = wire.encode(wire.KIND_EVENTS, self.run_id, self.seq, cols, t_send=time.time(),
                              rate_hz=self.cfg.rate)
         if not self._send_new(frames):
-            return
+            return False
         now = time.monotonic()
         self.window.add(self.seq, frames, n, now)
         self.t_last_send = now
-        n_jets = int(block.n_jets.sum(dtype=np.uint64))
         self.seq += 1
+        self._count_sent(block, n, sent=True)
+        self.metrics.inflight_batches.set(len(self.window))
+        return True
+
+    def _count_sent(self, block: EventBlock, n: int, sent: bool) -> None:
+        """``n`` events produced: sent now, or (not ``sent``) already recorded before a restart."""
+        n_jets = int(block.n_jets.sum(dtype=np.uint64))
         self.next_event_id += n
         self.produced += n
         self.jets += n_jets
+        if not sent:
+            self.skipped_recorded += n
         self.metrics.events.labels(stage="producer").inc(n)
         self.metrics.jets.labels(stage="producer").inc(n_jets)
-        self.metrics.inflight_batches.set(len(self.window))
 
     def _maybe_status(self) -> None:
         now = time.monotonic()
@@ -330,7 +367,7 @@ class Replayer:
         t_stop = time.monotonic()
         drained = self.drain()
         report = self.report(t_stop, time.monotonic(), wall0, drained)
-        log.info(f"stopped ({self.stop_reason}): {self.produced} events in {self.seq} batches, achieved "
+        log.info(f"stopped ({self.stop_reason}): {self.produced} events in {self.batches_sent} batches, achieved "
             f"{report['achieved_rate_hz']:,.1f} Hz, resent {report['batches_resent']}, dropped {self.dropped}, "
             f"unacknowledged {report['unacked_events']}")
         return report
@@ -364,17 +401,19 @@ class Replayer:
         return refusals(self.ctx)
 
     def report(self, t_stop: float, t_end: float, wall0: float, drained: bool) -> dict[str, Any]:
-        send_span = self.t_last_send - self.t0 if self.seq else 0.0
+        send_span = self.t_last_send - self.t0 if self.batches_sent else 0.0
         achieved = self.produced / send_span if send_span > 0 else 0.0
         return {
             "stage": "producer",
             "run_id": self.run_id,
             "run_id_hex": f"{self.run_id:016x}",
             "produced": self.produced,
+            "skipped_recorded": self.skipped_recorded,
+            "first_seq": self.resume.first_seq if self.resume is not None else 0,
             "jets": self.jets,
             "zero_pt_jets_dropped": self.input_counts.zero_pt_jets_dropped,
             "input_checks": self.input_counts.as_dict(),
-            "batches_sent": self.seq,
+            "batches_sent": self.batches_sent,
             "batches_resent": self.window.resent_batches,
             "resend_timeout_s": {"configured": self.cfg.resend_timeout, "final": self.window.base_timeout,
                                  "ack_rtt_smoothed": self.window.srtt},
@@ -389,7 +428,8 @@ class Replayer:
             "pattern": self.cfg.pattern,
             "achieved_rate_hz": achieved,
             "send_duration_s": send_span,
-            "schedule_lag_s": {"mean": self.lag_sum / self.seq if self.seq else 0.0, "max": self.lag_max,
+            "schedule_lag_s": {"mean": self.lag_sum / self.batches_sent if self.batches_sent else 0.0,
+                               "max": self.lag_max,
                                "late_batches": self.late_batches, "late_threshold": LATE_S},
             "duration_s": t_stop - self.t0,
             "drain_seconds": t_end - t_stop,

@@ -139,7 +139,7 @@ def _assert_exactly_once_after_one_restart(code: int, summary: dict, info: dict,
     ev = summary["events"]
     assert ev["produced"] == N_EVENTS and ev["recorded"] == ev["produced"], ev
     assert ev["lost"] == 0 and ev["duplicates_recorded"] == 0, ev
-    assert summary["restarts"] == {"sink": 0, "encoder-0": 0, victim: 1}
+    assert summary["restarts"] == {"sink": 0, "encoder-0": 0, "producer": 0, victim: 1}
     assert info["restarts"] == summary["restarts"] and info["failures"] == []
     assert summary["batches"]["resent"] > 0, "the killed stage held batches: the producer must have resent them"
 
@@ -204,4 +204,4 @@ def test_run_without_restarts_fails_when_an_encoder_is_killed(tmp_path: Path) ->
     assert "encoder-0 died (signal 9) (1 encoder(s) left)" in err and "restarting" not in err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["events"]["recorded"] == summary["events"]["produced"] == N_EVENTS
-    assert summary["restarts"] == {"sink": 0, "encoder-0": 0, "encoder-1": 0}
+    assert summary["restarts"] == {"sink": 0, "encoder-0": 0, "encoder-1": 0, "producer": 0}

@@ -208,8 +208,14 @@ def _monitor(stages: list, stop: _Stop, settings: run_settings.RunSettings,
     next_line = t0 + interval
     status.line()
     while stop.reason is None:
-        if producer.wait(supervisor.wait_s(next_line - time.monotonic())) is not None:
-            break
+        code = producer.wait(supervisor.wait_s(next_line - time.monotonic()))
+        if code is not None:
+            if code == 0:
+                break
+            failures += supervisor.poll(stop)  # a producer that died is restarted (emulator/run/restarts.py)
+            if not supervisor.restarting(producer.name):
+                break
+            time.sleep(supervisor.wait_s(next_line - time.monotonic()))
         if show and time.monotonic() >= next_line - 0.01:
             line = f"[{time.monotonic() - t0:6.1f}s] {status.line()}"
             print(("\r" + line + "\033[K") if tty else line, end="" if tty else "\n", flush=True)
@@ -276,8 +282,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"aetrig run: {len(stages)} stages up (pids "
               + ", ".join(f"{s.name}={s.pid}" for s in stages) + f"); output in {out}", file=sys.stderr)
         prometheus = _start_prometheus(settings.run, stages, out)
-        supervisor = restarts.Supervisor.from_args(args, stages[:-1], on_restart=lambda: _write_json(
-            out / "run.json", _run_info(stages, plan, {"restarts": supervisor.restarts})))
+        supervisor = restarts.Supervisor.from_args(args, stages, on_restart=lambda: _write_json(
+            out / "run.json", _run_info(stages, plan, {"restarts": supervisor.restarts})),
+            on_restart_args={"producer": ["--resume-from", str(out)]})
         failures = _monitor(stages, stop, settings, supervisor)
         awaiting_restart = supervisor.close()
         producer, sink = stages[-1], stages[0]

@@ -1,11 +1,14 @@
-"""Supervision for `aetrig run`: start a new encoder or sink when one dies, with backoff and a limit.
+"""Supervision for `aetrig run`: start a new encoder, sink or producer when one dies, with backoff and a limit.
 
 A stage dies when it exits with a non-zero code or by a signal (SIGKILL, the OOM killer) before the
 run stops; encoders and the sink never exit on their own, and once a stop is requested (SIGTERM,
 Ctrl-C, the producer's end) an exit is not a death. The new process gets the same command line
 (same ports, id, --out: ZeroMQ peers reconnect, the sink rebuilds its seen set from the segments,
 the producer resends what was not acknowledged) except its --report, ``NAME.rN.json``, so each
-instance's report survives for the summary. The log keeps appending to ``logs/NAME.log``.
+instance's report survives for the summary, plus the stage's ``on_restart_args`` (the producer's
+``--resume-from OUT``: the new producer counts the events the recording holds as produced and sends the
+others, producer/resume.py). A producer that exits 0 has finished; one that dies is restarted like the
+others. The log keeps appending to ``logs/NAME.log``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class StopState(Protocol):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("supervision")
     g.add_argument("--restart-encoders", action=argparse.BooleanOptionalAction, default=True,
-                   help="start a new encoder, or sink, in place of one that dies (signal or non-zero exit) "
+                   help="start a new encoder, sink or producer in place of one that dies (signal or non-zero exit) "
                         f"before the run stops, after {BACKOFF_INITIAL_S:g} s doubling to {BACKOFF_MAX_S:g} s "
                         "(default on; off: a dead encoder fails the run, a dead sink stops it)")
     g.add_argument("--max-restarts", type=_count, default=DEFAULT_MAX_RESTARTS, metavar="N",
@@ -78,6 +81,7 @@ class Supervisor:
     enabled: bool = True
     max_restarts: int = DEFAULT_MAX_RESTARTS
     on_restart: Callable[[], None] | None = None
+    on_restart_args: dict[str, list[str]] = field(default_factory=dict)  # stage name -> flags added on restart
     restarts: dict[str, int] = field(default_factory=dict)
     _first_report: dict[str, Path | None] = field(default_factory=dict)
     _due: dict[str, float] = field(default_factory=dict)
@@ -90,9 +94,15 @@ class Supervisor:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, stages: list[StageProcess],
-                  on_restart: Callable[[], None] | None = None) -> Supervisor:
+                  on_restart: Callable[[], None] | None = None,
+                  on_restart_args: dict[str, list[str]] | None = None) -> Supervisor:
         return cls(stages, enabled=getattr(args, "restart_encoders", True),
-                   max_restarts=getattr(args, "max_restarts", DEFAULT_MAX_RESTARTS), on_restart=on_restart)
+                   max_restarts=getattr(args, "max_restarts", DEFAULT_MAX_RESTARTS), on_restart=on_restart,
+                   on_restart_args=dict(on_restart_args or {}))
+
+    def restarting(self, name: str) -> bool:
+        """Whether stage ``name`` died and waits for its restart."""
+        return name in self._due
 
     def wait_s(self, interval: float) -> float:
         """How long the watch loop may sleep: ``interval``, or less when a restart falls due sooner."""
@@ -115,6 +125,9 @@ class Supervisor:
             if stage.name in self._done or stage.alive() or stage.returncode is None:
                 continue
             code = stage.returncode
+            if code == 0 and stage.stage == "produce":  # the producer's end: the run stops, nothing failed
+                self._done.add(stage.name)
+                continue
             n = self.restarts[stage.name] + 1
             if code != 0 and self.enabled and n <= self.max_restarts and stop.reason is None:
                 delay = backoff_s(n)
@@ -134,9 +147,9 @@ class Supervisor:
                     f"limit --max-restarts {self.max_restarts} reached")
         else:
             note = f"{stage.name} died ({describe_exit(code)})"
-        if stage.stage == "sink":
+        if stage.stage in ("sink", "produce"):
             print(f"\naetrig run: ERROR: {note}; stopping the run; see {stage.log_path}", file=sys.stderr)
-            stop.reason = stop.reason or "sink failed"
+            stop.reason = stop.reason or f"{stage.name} failed"
             return note
         left = sum(1 for s in self.stages if s.stage == "encode" and (s.alive() or s.name in self._due))
         note += f" ({left} encoder(s) left)"
@@ -153,6 +166,9 @@ class Supervisor:
         if first is not None:
             stage.report_path = instance_report_path(first, n)
             stage.args = with_report(stage.args, stage.report_path)
+        extra = self.on_restart_args.get(stage.name, [])
+        if extra and extra[0] not in stage.args:
+            stage.args = [*stage.args, *extra]
         stage.start()
         print(f"aetrig run: {stage.name} restarted (pid {stage.pid}, restart {n}/{self.max_restarts})",
               file=sys.stderr)
