@@ -156,3 +156,38 @@ def test_the_sink_keeps_acknowledged_segments_and_touches_nothing_outside(crafte
     np.testing.assert_array_equal(ids, np.arange(80))  # seqs 0..7, 10 events each, nothing lost, nothing twice
     new = [p.name for p in kept if p.name not in {crafted["far"].name, segment_name(RUN, 1_000_000)}]
     assert new == [segment_name(RUN, 1_000_002)]  # past the names taken, the symlink's included
+
+
+def test_a_transient_read_error_at_start_up_never_moves_a_segment_aside(tmp_path: Path, model: tuple[Path, dict],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out of descriptors while the sink reads its segments: it retries, then refuses to start; the acknowledged
+    segment stays where it is (a real structural defect still goes to damaged/)."""
+    import errno
+
+    from encsink_support import expectations
+
+    from consumer.sink import service
+    from consumer.sink.service import Sink, SinkConfig
+    from emulator.runtime.metrics import make_metrics
+    from emulator.runtime.recording import RecordingError
+
+    _, card = model
+    rec = tmp_path / "rec"
+    path = rec / "segments" / segment_name(RUN, 0)
+    write_segment(path, card, [0, 1])
+    before = path.read_bytes()
+    calls = []
+
+    def no_descriptors(p: Path) -> None:
+        calls.append(p)
+        try:
+            raise OSError(errno.EMFILE, "Too many open files")
+        except OSError as exc:
+            raise RecordingError(f"{p}: not readable: {exc}") from exc
+
+    monkeypatch.setattr(service, "read_segment", no_descriptors)
+    config = SinkConfig(bind="tcp://127.0.0.1:1", out=rec, **expectations(tmp_path, card, [RUN]))
+    with pytest.raises(OSError, match="not moving it aside"):
+        Sink(config, metrics=make_metrics())
+    assert len(calls) == service.READ_ATTEMPTS and path.read_bytes() == before
+    assert not (rec / "damaged").exists()
