@@ -69,6 +69,23 @@ def recorded_seqs(out: Path, attempts: int = 1) -> set[int]:
     raise AssertionError("unreachable")
 
 
+def assert_bytes_per_jet(h: Harness) -> None:
+    """The sink's bytes-per-jet gauge is its recorded-bytes gauge over the jets in the segments (both gauges are
+    set just after the commit's acks, so a scrape may briefly see the previous commit: retried for 10 s)."""
+    jets = sum(int(np.asarray(read_segment_arrays(read_segment(p), ["njet"])["njet"]).sum())
+               for p in segment_paths(h.out))
+    deadline = time.monotonic() + 10
+    while True:
+        text = scrape(h.metrics_p)
+        got = metric_value(text, "aetrig_sink_bytes_per_jet")
+        recorded = metric_value(text, "aetrig_sink_recorded_bytes")
+        if got == pytest.approx(recorded / jets, rel=1e-9) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert got == pytest.approx(recorded / jets, rel=1e-9)
+    assert recorded == sum(p.stat().st_size for p in segment_paths(h.out))
+
+
 class Harness:
     def __init__(self, tmp_path: Path, card: dict):
         self.tmp, self.card = tmp_path, card
@@ -123,10 +140,7 @@ def test_acks_follow_durable_commits_and_duplicates_are_reacked(tmp_path: Path, 
         assert metric_value(text, "aetrig_events_total", stage="sink") == 2000
         assert metric_value(text, "aetrig_decision_latency_seconds_count") == 2000
         assert metric_value(text, "aetrig_commit_latency_seconds_count") == 2000
-        jets = sum(int(np.asarray(read_segment_arrays(read_segment(p), ["njet"])["njet"]).sum())
-                   for p in segment_paths(h.out))
-        assert metric_value(text, "aetrig_sink_bytes_per_jet") == pytest.approx(
-            metric_value(text, "aetrig_sink_recorded_bytes") / jets, rel=1e-9)
+        assert_bytes_per_jet(h)
     finally:
         rc = stop(sink)
         h.close()
@@ -175,11 +189,7 @@ def test_sigkill_after_commit_then_restart_records_everything_once(tmp_path: Pat
             h.push.send_multipart(batches[seq])
         assert h.acks.wait_for(set(range(60)), timeout=30), sorted(set(range(60)) - h.acks.acked)
         # bytes per jet counts the killed sink's segments too (their jets read back at start)
-        text = scrape(h.metrics_p)
-        jets = sum(int(np.asarray(read_segment_arrays(read_segment(p), ["njet"])["njet"]).sum())
-                   for p in segment_paths(h.out))
-        assert metric_value(text, "aetrig_sink_bytes_per_jet") == pytest.approx(
-            metric_value(text, "aetrig_sink_recorded_bytes") / jets, rel=1e-9)
+        assert_bytes_per_jet(h)
     finally:
         rc = stop(sink)
         h.close()
