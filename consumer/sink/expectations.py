@@ -94,6 +94,8 @@ class Expectations:
     anomaly: Card
     manifest_path: Path
     manifests: dict[str, Manifest] = field(default_factory=dict)  # by sha256
+    #: run id -> sha256 of the manifest its recorded events came with (the segments', then the first accepted)
+    recorded: dict[int, str] = field(default_factory=dict)
     _next_reload: float = 0.0
 
     @classmethod
@@ -154,5 +156,9 @@ class Expectations:
         if batch.run_id != manifest.run_id:
             raise wire.WireError("wrong_run", f"run id {batch.run_id:016x} is not its manifest's "
                                  f"{manifest.run_id:016x}")
+        first = self.recorded.setdefault(batch.run_id, header["manifest_sha256"])
+        if first != header["manifest_sha256"]:
+            raise wire.WireError("wrong_run", f"run id {batch.run_id:016x} is recorded here with another manifest "
+                                 f"({first:.12}): a reused run id; its batches would be discarded as duplicates")
         wire.check_jet_error_optional(batch, self.anomaly.level)
         return manifest

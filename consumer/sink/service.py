@@ -265,6 +265,8 @@ class Sink:
                     raise ValueError(f"{self.out} holds segments of {what} {card.get('name')!r}; this sink was "
                                      f"started to record {want[0] if want else None!r} (--model, --anomaly-model): "
                                      "record into another --out")
+            if seg.manifest is not None:
+                self.expected.recorded.setdefault(run_id, wire.sha256_hex(wire.canonical_json(seg.manifest)))
             if self.jet_error is None and seg.layout is not None:
                 self.jet_error = seg.has_jet_error
             self.closed_bytes += path.stat().st_size
