@@ -17,12 +17,13 @@ from models.runtime.event_scoring import EventScore
 pytest.importorskip("torch")
 pytest.importorskip("onnx")
 REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "models" / "zoo" / "EVT_AE_ht"
+MODELS = [REPO / "models" / "zoo" / name for name in ("EVT_AE_ht", "EVT_AE_4v")
+          if (REPO / "models" / "zoo" / name / "card.json").is_file()]
 SAMPLES = [REPO / "producer" / "samples" / f"{n}.root" for n in ("qcd", "darkshower", "ttbar", "zprime")]
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
+@pytest.fixture(scope="module", params=MODELS, ids=[m.name for m in MODELS])
+def setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
     import onnxruntime as ort
     import torch
 
@@ -31,8 +32,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from models.training.modeldir import load_checkpoint
     from models.training.onnx_export import export_graph
 
-    model = load_model_dir(MODEL, level="event")
-    net, norm, config = load_checkpoint(MODEL)
+    model_dir = request.param
+    model = load_model_dir(model_dir, level="event")
+    net, norm, config = load_checkpoint(model_dir)
     spec = model.card["event_input"]
     old = tmp_path_factory.mktemp("old") / "scorer.onnx"
     export_graph(EventScorerGraph(net, norm, spec["slots"], model.variables, config["score_weights"],
@@ -82,10 +84,11 @@ def test_slim_score_does_not_depend_on_the_position_in_the_batch(setup: dict) ->
         np.testing.assert_allclose(moved[shift:], base, rtol=3e-6, atol=0)
 
 
-def test_slim_graph_is_small() -> None:
+@pytest.mark.parametrize("model_dir", MODELS, ids=[m.name for m in MODELS])
+def test_slim_graph_is_small(model_dir: Path) -> None:
     import onnx
 
-    graph = onnx.load(str(MODEL / "scorer.onnx"))
+    graph = onnx.load(str(model_dir / "scorer.onnx"))
     nodes = [n.op_type for n in graph.graph.node]
     assert "BatchNormalization" not in nodes and "Where" not in nodes and len(nodes) < 125
     assert graph.ir_version == 8  # as torch.onnx writes it: ONNX Runtime 1.17 (pyproject's floor) loads it

@@ -93,11 +93,14 @@ def test_recorded_event_scores_equal_offline_event_model(tmp_path: Path) -> None
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_stream_without_the_event_models_variables_falls_back_announced(tmp_path: Path) -> None:
+    """Without m (pt, eta, phi, e: neither EVT_AE_ht's substructure nor EVT_AE_4v's four-vector) the per-jet max
+    error flags; a stream with the four-vector is scored by EVT_AE_4v (tests/test_four_vector_stream.py)."""
     out = tmp_path / "run"
-    run = _aetrig("run", "--input", str(SAMPLES[0]), "--columns", "pt,eta,phi,m,e", "--events", "3000",
+    run = _aetrig("run", "--input", str(SAMPLES[0]), "--columns", "pt,eta,phi,e", "--events", "3000",
                   "--rate", "0", "--out", str(out), "--status-interval", "0")
     assert run.returncode == 0, run.stderr[-3000:]
-    why = f"fallback: stream lacks jet_width, jet_tau21, jet_tau32 needed by {EVENT_MODEL.name}"
+    why = (f"fallback: stream lacks jet_m, jet_width, jet_tau21, jet_tau32 needed by {EVENT_MODEL.name}; "
+           "stream lacks jet_m needed by EVT_AE_4v")
     assert f"anomaly scoring: per-jet max error of AE_3D_200_ptetaphie ({why})" in run.stderr
     assert why in (out / "logs" / "encoder-0.log").read_text()
     summary = json.loads((out / "summary.json").read_text())
