@@ -103,14 +103,31 @@ def test_default_event_model_scores_like_offline(jets, caplog) -> None:
     assert f"anomaly scoring: event-level model {EVENT_MODEL.name}" in caplog.text
 
 
-def test_stream_without_its_variables_falls_back_loudly(jets, caplog) -> None:
+def test_stream_without_substructure_gets_the_four_vector_model(jets, caplog) -> None:
+    caplog.set_level(logging.INFO, "aetrig.encode")
     svc, sent = service()
     run(svc, jets, variables=("pt", "eta", "phi", "m", "e"), n=1400)
     report = svc.report()["anomaly"]
+    why = f"stream lacks jet_width, jet_tau21, jet_tau32 needed by {EVENT_MODEL.name}"
+    assert report["level"] == "event" and report["model"] == "EVT_AE_4v" and report["fallback"] == why
+    assert report["scoring"] == f"event-level model EVT_AE_4v (fallback: {why})"
+    assert why in caplog.text
+    four = load_model_dir(ROOT / "models/zoo/EVT_AE_4v", level="event")
+    keep = slice(0, int(jets["counts"][:1400].sum()))
+    offline = event_anomaly_scores(four, {v: jets[v][keep] for v in four.variables}, jets["counts"][:1400])
+    np.testing.assert_allclose(np.concatenate([b.columns["event_score"] for b in sent]), offline, rtol=1e-5)
+    assert all(b.header["anomaly_model"] == "EVT_AE_4v" for b in sent)
+
+
+def test_stream_without_the_four_vector_falls_back_loudly(jets, caplog) -> None:
+    svc, sent = service()
+    run(svc, jets, variables=("pt", "eta", "phi", "e"), n=1400)
+    report = svc.report()["anomaly"]
     assert report["level"] == "jet" and report["model"] == "AE_3D_200_ptetaphie"
-    assert report["scoring"] == ("per-jet max error of AE_3D_200_ptetaphie (fallback: stream lacks jet_width, "
-                                 f"jet_tau21, jet_tau32 needed by {EVENT_MODEL.name})")
-    assert "fallback: stream lacks jet_width" in caplog.text
+    assert report["scoring"] == ("per-jet max error of AE_3D_200_ptetaphie (fallback: stream lacks jet_m, jet_width, "
+                                 f"jet_tau21, jet_tau32 needed by {EVENT_MODEL.name}; stream lacks jet_m needed by "
+                                 "EVT_AE_4v)")
+    assert "fallback: stream lacks jet_m" in caplog.text
     for b in sent:
         assert b.header["anomaly_model"] == "AE_3D_200_ptetaphie"
         assert b.header["anomaly_card_sha256"] == b.header["card_sha256"]

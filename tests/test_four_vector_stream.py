@@ -74,7 +74,8 @@ pytestmark = pytest.mark.skipif(not (FOUR_VECTOR_MODEL / "card.json").is_file(),
 def test_four_vector_model_scores_a_stream_without_substructure_and_stays_quiet(tmp_path: Path) -> None:
     run, summary = _run(tmp_path / "run", "--input", str(QCD), "--columns", "pt,eta,phi,m,e", "--events", "6000")
     why = "stream lacks jet_width, jet_tau21, jet_tau32 needed by EVT_AE_ht"
-    assert f"anomaly scoring: event-level model EVT_AE_4v ({why})" in run.stderr
+    assert f"anomaly scoring: event-level model EVT_AE_4v (fallback: {why})" in run.stderr
+    assert summary["anomaly"]["scoring"] == f"event-level model EVT_AE_4v (fallback: {why})"
     assert summary["anomaly"]["model"] == "EVT_AE_4v" and summary["anomaly"]["level"] == "event"
     assert summary["anomaly"]["domain"] == {"min_pt_gev": 20.0, "max_abs_eta": 4.5, "max_jets": 10}
     assert summary["anomaly"]["out_of_domain_jets"] == 0 and summary["anomaly"]["domain_selection"] == "on"

@@ -110,7 +110,8 @@ def predicted_scoring(setting: str | None, compression_name: str, stream: Sequen
         return {"model": compression_name, "scoring": f"{scoring_text('jet', compression_name)} (fallback: "
                                                       f"{'; '.join(passed)})"}
     name = candidates[index][0]
-    return {"model": name, "scoring": scoring_text("event", name) + (f" ({'; '.join(passed)})" if passed else ""),
+    return {"model": name, "scoring": scoring_text("event", name) + (f" (fallback: {'; '.join(passed)})" if passed
+                                                                     else ""),
             "path": str(paths[index])}
 
 

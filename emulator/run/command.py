@@ -94,7 +94,9 @@ def sink_anomaly_model(settings: run_settings.RunSettings, model: Path) -> str:
     if settings.anomaly.get("model") in (None, model.name):
         return "none"
     explicit = settings.stages["encoder"].get("anomaly_model")
-    return str(explicit) if explicit is not None and str(explicit).lower() != "none" else str(default_anomaly_model())
+    if explicit is not None and str(explicit).lower() != "none":
+        return str(explicit)
+    return str(settings.anomaly.get("path") or default_anomaly_model())  # the default the encoders will choose
 
 
 def run_manifest(settings: run_settings.RunSettings, out: Path) -> dict[str, Any]:
