@@ -35,7 +35,8 @@ def _aetrig(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def _run(out: Path, *argv: str) -> tuple[subprocess.CompletedProcess, dict]:
-    run = _aetrig("run", *argv, "--rate", "0", "--out", str(out), "--status-interval", "0")
+    # --score-bits 23: the recording keeps each score whole (the default keeps 3 mantissa bits)
+    run = _aetrig("run", *argv, "--rate", "0", "--out", str(out), "--status-interval", "0", "--score-bits", "23")
     assert run.returncode == 0, run.stderr[-3000:]
     return run, json.loads((out / "summary.json").read_text())
 

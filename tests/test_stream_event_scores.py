@@ -19,7 +19,7 @@ import pytest
 import uproot
 
 from consumer.offline.verify import verify_recording
-from emulator.runtime.defaults import DEFAULT_ANOMALY_MODEL
+from emulator.runtime.defaults import DEFAULT_ANOMALY_MODEL, DEFAULT_MODEL
 from emulator.runtime.recording import open_recording
 from models.runtime.card import load_model_dir
 from models.runtime.event_scoring import event_anomaly_scores
@@ -47,7 +47,7 @@ def _offline(model, path: Path) -> np.ndarray:
 def test_recorded_event_scores_equal_offline_event_model(tmp_path: Path) -> None:
     out = tmp_path / "run"
     run = _aetrig("run", "--input", *map(str, SAMPLES), "--loops", "1", "--rate", "0", "--encoders", "2",
-                  "--out", str(out), "--status-interval", "0")
+                  "--out", str(out), "--status-interval", "0", "--score-bits", "23")  # scores kept whole
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"aetrig run: anomaly scoring: event-level model {EVENT_MODEL.name}" in run.stderr
     model = load_model_dir(EVENT_MODEL, level="event")
@@ -59,7 +59,7 @@ def test_recorded_event_scores_equal_offline_event_model(tmp_path: Path) -> None
     rec = open_recording(out)
     assert all(s.anomaly_card == model.card for s in rec.segments)
     assert not rec.has_jet_error  # the event model flags: --jet-errors auto records latents without jet_error
-    assert rec.card["name"] == "AE_3D_200_ptetaphie"
+    assert rec.card["name"] == DEFAULT_MODEL.name
     ev = rec.events()
     manifest = json.loads((out / "manifest.json").read_text())
     names = [Path(f["path"]).name for f in manifest["files"]]
@@ -101,12 +101,13 @@ def test_stream_without_the_event_models_variables_falls_back_announced(tmp_path
     assert run.returncode == 0, run.stderr[-3000:]
     why = (f"fallback: stream lacks jet_m, jet_width, jet_tau21, jet_tau32 needed by {EVENT_MODEL.name}; "
            "stream lacks jet_m needed by EVT_AE_4v")
-    assert f"anomaly scoring: per-jet max error of AE_3D_200_ptetaphie ({why})" in run.stderr
+    compression = DEFAULT_MODEL.name
+    assert f"anomaly scoring: per-jet max error of {compression} ({why})" in run.stderr
     assert why in (out / "logs" / "encoder-0.log").read_text()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["anomaly"]["scoring"] == f"per-jet max error of AE_3D_200_ptetaphie ({why})"
+    assert summary["anomaly"]["scoring"] == f"per-jet max error of {compression} ({why})"
     assert summary["anomaly"]["level"] == "jet"
     rec = open_recording(out)
-    assert rec.anomaly_card["name"] == "AE_3D_200_ptetaphie"
+    assert rec.anomaly_card["name"] == compression
     result = verify_recording(out)  # per-jet scoring: score == max jet error, flags against the threshold
     assert result.ok, result.problems
