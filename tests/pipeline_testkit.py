@@ -39,7 +39,9 @@ def expected_anomaly_model(model: Path, input_file: Path) -> str:
     except ValueError:  # an input read through --input-format presets: no jet_* branches, none of the event model's
         variables = []
     predicted = predicted_scoring(None, model.name, variables)
-    return "none" if predicted["model"] == model.name else str(defaults.default_anomaly_model())
+    if predicted["model"] == model.name:
+        return "none"
+    return str(predicted.get("path") or defaults.default_anomaly_model())
 
 
 class Pipeline:

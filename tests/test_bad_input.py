@@ -177,7 +177,8 @@ def test_bad_input_is_rejected_counted_quarantined_and_valid_traffic_recorded(tm
                  "--commit-ms", "50", "--metrics-port", str(sink_m), "--report", str(tmp_path / "sink.json"),
                  "--quarantine", str(tmp_path / "q_sink"), *limits, log=tmp_path / "sink.log")
     encoder = start("encode", "--model", str(model), "--connect", addr(data_p), "--sink", addr(sink_p),
-                    "--threshold", "7.7", "--metrics-port", str(enc_m), "--report", str(tmp_path / "enc.json"),
+                    "--threshold", "7.7", "--anomaly-model", "none",  # per-jet: the sink expects no event model
+                    "--metrics-port", str(enc_m), "--report", str(tmp_path / "enc.json"),
                     "--quarantine", str(tmp_path / "q_enc"), "--id", "enc-bad", *limits, log=tmp_path / "enc.log")
     ctx = zmq.Context()
     try:

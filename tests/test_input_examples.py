@@ -45,18 +45,14 @@ def aetrig(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess:
 
 
 def assert_decision_as_announced(run: subprocess.CompletedProcess, summary: dict) -> None:
-    """The anomaly decision of a four-vector stream (pt, eta, phi, m, e; no substructure).
-
-    TIGHTEN (issue 22, model half): once models/zoo ships the four-vector event model and `aetrig run` chooses
-    it for such streams, replace the body's last two lines by ``assert anomaly["level"] == "event"``. Until
-    then the run may announce the per-jet fallback; what it announced at start-up must be what the encoders
-    did, and event-level whenever it announced an event-level model.
-    """
+    """The anomaly decision of a four-vector stream (pt, eta, phi, m, e; no substructure): the four-vector event
+    model models/zoo/EVT_AE_4v, announced at start-up as the encoders then did, on the jets inside its training
+    domain."""
     anomaly = summary["anomaly"]
     announced = re.search(r"anomaly scoring: (.*)", run.stderr + run.stdout)
     assert announced and anomaly["scoring"] == announced.group(1).strip(), (announced, anomaly)
-    assert anomaly["level"] == ("event" if announced.group(1).startswith("event-level") else "jet"), anomaly
-    assert anomaly["level"] == "event" or "fallback" in anomaly["scoring"], anomaly
+    assert anomaly["level"] == "event" and anomaly["model"] == "EVT_AE_4v", anomaly
+    assert anomaly["scoring"].startswith("event-level model EVT_AE_4v") and anomaly["domain_selection"] == "on"
 
 
 @dataclass

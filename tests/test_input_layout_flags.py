@@ -57,6 +57,7 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.mark.parametrize("layout", list(SCORE_ROUND_OFF))
 def test_each_layout_gets_the_flags_of_the_aetrig_layout(layout: str, baseline: dict,
                                                          tmp_path: Path) -> None:
+    assert baseline[-1]["model"] == "EVT_AE_4v" and baseline[-1]["level"] == "event"  # the four-vector event model
     path = convert(layout, tmp_path / f"ttbar_{layout}.root", TTBAR, None)
     got = _run(tmp_path, layout, "--input", str(path), "--input-format", INPUT_FORMAT[layout])
     same = ("scoring", "model", "level", "card_sha256", "threshold_source", "threshold")

@@ -305,33 +305,45 @@ def ship(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``compare`` and ``ship`` subcommands and their options."""
-    sub = parser.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("compare", help="score variants of event models on design signals")
-    c.add_argument("--model", nargs="+", required=True)
-    c.add_argument("--signal", action="append", default=[], metavar="NAME=FILES", required=True)
-    c.add_argument("--extra-background", nargs="*", default=[], help="more held-out background files")
-    c.add_argument("--global-weight", nargs="+", type=float, default=[1.0], help="global features' weight factors")
-    c.add_argument("--combo", nargs="+", default=["1,0,0", "1,0,1", "1,0.5,1"], help="E,L,H term weights")
-    c.add_argument("--out")
-    s = sub.add_parser("ship", help="write a model dir with the chosen score_transform")
-    s.add_argument("--model", required=True)
-    s.add_argument("--global-weight", type=float, default=1.0, help="global features' weight factor")
-    s.add_argument("--combo", default="1,0,0", help="E,L,H: error, latent and HT term weights")
-    s.add_argument("--calibrate", nargs="+", required=True, help="background files of the card thresholds")
-    s.add_argument("--name")
-    s.add_argument("--design-signal", action="append", default=[], metavar="NAME=FILE",
-                   help="record a signal the design was chosen on (name, file, sha256) in the card's source")
-    s.add_argument("--out", required=True)
-    for p in (c, s):
-        p.add_argument("--train-background", required=True, help="the models' training file (its train split "
-                                                                   "fits the transform)")
-        p.add_argument("--min-bin-events", type=int, default=st.MIN_BIN_EVENTS)
+    """``compare`` or ``ship`` and their options (one flat parser: every option is a flag of the command)."""
+    parser.add_argument("action", choices=["compare", "ship"],
+                        help="compare: score variants of event models on design signals; ship: write a model dir "
+                             "with the chosen score_transform")
+    parser.add_argument("--model", nargs="+", required=True,
+                        help="compare: event models (aetrig train --level event); ship: the one model to ship")
+    parser.add_argument("--train-background", required=True,
+                        help="the models' training file (its train split fits the transform)")
+    parser.add_argument("--global-weight", nargs="+", type=float, default=[1.0],
+                        help="global features' weight factor(s) (ship: one)")
+    parser.add_argument("--combo", nargs="+", default=None,
+                        help="E,L,H: error, latent and HT term weights (compare: default 1,0,0 1,0,1 1,0.5,1; "
+                             "ship: one, default 1,0,0)")
+    parser.add_argument("--signal", action="append", default=[], metavar="NAME=FILES",
+                        help="compare: a design signal (repeatable)")
+    parser.add_argument("--extra-background", nargs="*", default=[], help="compare: more held-out background files")
+    parser.add_argument("--calibrate", nargs="+", help="ship: background files of the card thresholds")
+    parser.add_argument("--name", help="ship: the card name (default: the --out folder name)")
+    parser.add_argument("--design-signal", action="append", default=[], metavar="NAME=FILE",
+                        help="ship: record a signal the design was chosen on (name, file, sha256) in the card")
+    parser.add_argument("--out", help="compare: folder for design.txt/json; ship: the model dir to write")
+    parser.add_argument("--min-bin-events", type=int, default=st.MIN_BIN_EVENTS)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the parsed subcommand."""
-    return compare(args) if args.command == "compare" else ship(args)
+    """Run the parsed action (SystemExit with a clear message for options that do not fit it)."""
+    args.command = args.action
+    if args.action == "compare":
+        if not args.signal:
+            raise SystemExit("event-design compare: give at least one --signal NAME=FILES")
+        args.combo = args.combo or ["1,0,0", "1,0,1", "1,0.5,1"]
+        return compare(args)
+    if len(args.model) != 1 or len(args.global_weight) != 1 or (args.combo and len(args.combo) != 1):
+        raise SystemExit("event-design ship: give one --model, one --global-weight and one --combo")
+    if not args.calibrate or not args.out:
+        raise SystemExit("event-design ship: --calibrate FILES and --out DIR are required")
+    args.model, args.global_weight = args.model[0], args.global_weight[0]
+    args.combo = args.combo[0] if args.combo else "1,0,0"
+    return ship(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
