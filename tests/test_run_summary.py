@@ -143,6 +143,17 @@ def test_live_status_reads_real_metrics_endpoints(free_port) -> None:
     assert names <= set(LIVE_SERIES) and {"aetrig_events_total", "process_cpu_seconds_total"} <= names
     assert value(live, "aetrig_events_total", stage="sink") == 3000 and len(scrape(urls["sink"])) > 3 * len(live)
     assert len(buckets(live, "aetrig_decision_latency_seconds")) == len(LATENCY_BUCKETS) + 1
+    # the jets outside the anomaly model's domain and the threshold check, on the encoders' cumulative counters
+    enc = regs["encoder-0"]
+    enc.expected_anomalies.inc(4.0)  # 40 flagged where 4 were expected: 10x, not more than 10x
+    enc.jets.labels(stage="encoder").inc(1000)
+    enc.out_of_domain_jets.inc(250)
+    line = status.line()
+    assert "out-of-domain jets 25.0%" in line and "WARNING" not in line
+    enc.anomalies.inc(20)  # 60 of 4000 where 4 were expected
+    line = status.line()
+    assert "WARNING: THRESHOLD MAY NOT FIT THIS STREAM: 1.5% of 4000 events flagged" in line
+    assert "25.0% of the jets are outside" in line and "aetrig calibrate models/zoo/EVT_AE_k1" in line
 
 
 @pytest.mark.parametrize("argv", [["--encoders", "0"]])

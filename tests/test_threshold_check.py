@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
     (100000, 3, 30.0, None),  # exactly a tenth is not below
     (10000, 0, 29.0, None),  # expected < 30: no shortfall judged
     (20000, 20, 20.0, None),
+    (5000, 500, 0.0, None),  # the threshold's fraction unknown (--threshold outside the card's curve): no judgement
 ])
 def test_rule(events: int, flagged: int, expected: float, want: str | None) -> None:
     assert mismatch(events, flagged, expected) == want

@@ -26,8 +26,9 @@ MIN_EXPECTED_BELOW = 30.0
 
 
 def mismatch(events: int, flagged: int, expected: float) -> str | None:
-    """'above', 'below' or None by the rule of the module docstring."""
-    if events < MIN_EVENTS:
+    """'above', 'below' or None by the rule of the module docstring (None too when ``expected`` is 0: the
+    fraction the threshold was set for is unknown, e.g. an explicit --threshold outside the card's curve)."""
+    if events < MIN_EVENTS or expected <= 0:
         return None
     if flagged > FACTOR * expected and flagged >= MIN_FLAGGED_ABOVE:
         return "above"
