@@ -261,14 +261,21 @@ def test_event_level_stream_without_jet_error_records_verifies_and_decodes(tmp_p
 
 
 def test_resumed_sink_keeps_the_recordings_choice(tmp_path: Path, card: dict, sink_in_thread) -> None:
-    """A recording with jet_error refuses a message without it, also after a sink restart (from the layout)."""
+    """A recording with jet_error (--jet-errors always) refuses a message without it, also after a sink restart;
+    a sink started on it with the other layout refuses to start (the recording stays one layout)."""
     rng = np.random.default_rng(8)
     out = tmp_path / "rec"
-    with sink_in_thread(out, card=card, run_ids=[RUN], anomaly_card=EVENT_CARD, commit_ms=10) as sink:
+    with sink_in_thread(out, card=card, run_ids=[RUN], anomaly_card=EVENT_CARD, commit_ms=10,
+                        jet_errors="always") as sink:
         sink.push.send_multipart(event_scored_frames(RUN, 0, rng.integers(0, 5, 20), rng, card, 0, with_error=True))
         assert sink.acks.wait_for({0}, 10)
     assert sink.report["jet_error_recorded"] is True
-    with sink_in_thread(out, card=card, run_ids=[RUN], anomaly_card=EVENT_CARD, commit_ms=10) as sink:
+    with pytest.raises(ValueError, match=r"holds segments with jet_error; this sink was started to record without "
+                       r"\(event-level model 'evt_test' with the sink's --jet-errors auto\)"):
+        with sink_in_thread(out, card=card, run_ids=[RUN], anomaly_card=EVENT_CARD, commit_ms=10):
+            pass
+    with sink_in_thread(out, card=card, run_ids=[RUN], anomaly_card=EVENT_CARD, commit_ms=10,
+                        jet_errors="always") as sink:
         sink.push.send_multipart(event_scored_frames(RUN, 1, rng.integers(0, 5, 20), rng, card, 20))
         sink.push.send_multipart(event_scored_frames(RUN, 2, rng.integers(0, 5, 20), rng, card, 40, with_error=True))
         assert sink.acks.wait_for({2}, 10)
@@ -280,6 +287,62 @@ def test_resumed_sink_keeps_the_recordings_choice(tmp_path: Path, card: dict, si
     result = verify_recording(out, expect_events=40)  # the refused batch is missing, and verify says so
     assert result.problems == [f"run {RUN:016x}: 1 missing seqs out of 0..2: 1"]
     assert result.stats["jet_error_recorded"] is True
+
+
+@pytest.mark.parametrize("jet_errors", ["auto", "always"])
+def test_a_first_keyed_message_with_the_other_layout_does_not_decide(tmp_path: Path, card: dict, sink_in_thread,
+                                                                     jet_errors: str) -> None:
+    """Issue 23, "first message decides": on an empty recording a key holder sends first, with the layout the sink
+    was not started for. It is a counted rejection, and every genuine batch after it is recorded."""
+    rng = np.random.default_rng(23)
+    genuine_error = jet_errors == "always"
+    out = tmp_path / "rec"
+    genuine = [event_scored_frames(RUN, s, rng.integers(0, 6, 30), rng, card, 30 * s, with_error=genuine_error)
+               for s in range(1, 6)]
+    with sink_in_thread(out, card=card, run_ids=[RUN], anomaly_card=EVENT_CARD, commit_ms=10,
+                        jet_errors=jet_errors) as sink:
+        sink.push.send_multipart(event_scored_frames(RUN, 0, np.array([3, 1]), rng, card, 1 << 40,
+                                                     with_error=not genuine_error))
+        for frames in genuine:
+            sink.push.send_multipart(frames)
+        assert sink.acks.wait_for(set(range(1, 6)), 10)
+        sink.acks.poll(100)
+        assert 0 not in sink.acks.acked
+    reason = "missing_column" if genuine_error else "bad_column"
+    assert sink.report["rejected"] == {reason: 1}
+    assert sink.report["jet_error_recorded"] is genuine_error
+    assert sink.report["recorded_events"] == 150 and sink.report["batches"] == 5
+    rec = open_recording(out)
+    assert len(rec) == 150 and rec.has_jet_error is genuine_error
+    latent = np.concatenate([wire.decode(f).columns["jet_latent"] for f in genuine])
+    assert np.array_equal(rec.latent(), latent)
+    if genuine_error:
+        errors = np.concatenate([wire.decode(f).columns["jet_error"] for f in genuine])
+        assert np.array_equal(rec.jet_error(), errors)
+
+
+def test_the_sinks_layout_follows_the_encoders_rule(tmp_path: Path, card: dict) -> None:
+    """The sink expects jet_error by the encoders' rule: per-jet scoring always, an event model only with always."""
+    from consumer.sink.expectations import Expectations
+    from emulator.runtime.jet_errors import JET_ERRORS, computes_jet_errors
+
+    model, event = tmp_path / "model.json", tmp_path / "event.json"
+    model.write_text(json.dumps(card))
+    event.write_text(json.dumps(EVENT_CARD))
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"run_id": RUN}))
+    seen = {}
+    for anomaly, level in ((None, "jet"), (event, "event")):
+        for setting in JET_ERRORS:
+            seen[level, setting] = Expectations.load(model, anomaly, manifest, setting).jet_error
+            assert seen[level, setting] is computes_jet_errors(level, setting)
+    assert seen == {("jet", "auto"): True, ("jet", "always"): True, ("event", "auto"): False,
+                    ("event", "always"): True}
+    from consumer.sink.config import SinkConfig, check
+
+    with pytest.raises(ValueError, match="--jet-errors must be one of"):
+        check(SinkConfig(bind="tcp://127.0.0.1:1", out=tmp_path, model=model, manifest=str(manifest),
+                         jet_errors="never"))
 
 
 class OldLayout(Layout):

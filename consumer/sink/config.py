@@ -13,6 +13,7 @@ from pathlib import Path
 
 from emulator.runtime import wire
 from emulator.runtime.compact_columns import DEFAULT_SCORE_BITS, FLOAT32_MANTISSA_BITS
+from emulator.runtime.jet_errors import JET_ERRORS
 from emulator.runtime.link_security import check_plaintext_binds
 from emulator.runtime.recording import LATENT_CODECS
 from emulator.runtime.stage_config import Schema, option
@@ -35,6 +36,10 @@ class SinkConfig:
     anomaly_model: str | None = option(None, "the event-level model that flags the events (its card, by sha256), "
                                              "or none: the compression model's per-jet max error flags",
                                        metavar="DIR|none", default_text="none")
+    jet_errors: str = option("auto", "whether the recording holds the per-jet errors (jet_error), as the encoders' "
+                                     "--jet-errors decides: 'auto' only when per-jet scoring flags (no "
+                                     "--anomaly-model), 'always' also with an event-level model; a message with the "
+                                     "other layout is rejected", choices=JET_ERRORS)
     ack_connect: str | None = option(None, "producer acknowledgement address to PUSH acks to, tcp://H:P",
                                      metavar="ADDR", default_text="no acknowledgements")
     commit_events: int = option(50000, "commit after this many events", group=_COMMIT)
@@ -85,6 +90,8 @@ def check(cfg: SinkConfig) -> None:
         raise ValueError(f"--latent-dtype must be one of {wire.LATENT_DTYPES}, got {cfg.latent_dtype!r}")
     if not 0 <= cfg.score_bits <= FLOAT32_MANTISSA_BITS:
         raise ValueError(f"--score-bits must be in 0..{FLOAT32_MANTISSA_BITS}, got {cfg.score_bits}")
+    if cfg.jet_errors not in JET_ERRORS:
+        raise ValueError(f"--jet-errors must be one of {JET_ERRORS}, got {cfg.jet_errors!r}")
     parse_compression(cfg.compression)
     check_plaintext_binds(cfg.curve_keys, {"--bind": cfg.bind})
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.runtime import wire
+from emulator.runtime.jet_errors import computes_jet_errors
 from emulator.runtime.recording import model_identity
 
 log = logging.getLogger("aetrig.sink")
@@ -93,17 +94,20 @@ class Expectations:
     card: Card
     anomaly: Card
     manifest_path: Path
+    #: whether the recording holds jet_error (the anomaly card's level and --jet-errors, the encoders' rule)
+    jet_error: bool = True
     manifests: dict[str, Manifest] = field(default_factory=dict)  # by sha256
     #: run id -> sha256 of the manifest its recorded events came with (the segments', then the first accepted)
     recorded: dict[int, str] = field(default_factory=dict)
     _next_reload: float = 0.0
 
     @classmethod
-    def load(cls, model: Path, anomaly_model: str | None, manifest: str | Path) -> Expectations:
+    def load(cls, model: Path, anomaly_model: str | None, manifest: str | Path,
+             jet_errors: str = "auto") -> Expectations:
         """From the sink's settings; ValueError with a clear message when something cannot be read."""
         card = load_card(model)
         anomaly = card if anomaly_model is None or str(anomaly_model).lower() == "none" else load_card(anomaly_model)
-        expected = cls(card, anomaly, Path(manifest))
+        expected = cls(card, anomaly, Path(manifest), computes_jet_errors(anomaly.level, jet_errors))
         if str(manifest).endswith("/"):
             expected.manifest_path.mkdir(parents=True, exist_ok=True)  # a directory that producers fill later
         if not expected.manifest_path.is_dir() and not expected.manifest_path.is_file():
@@ -160,5 +164,25 @@ class Expectations:
         if first != header["manifest_sha256"]:
             raise wire.WireError("wrong_run", f"run id {batch.run_id:016x} is recorded here with another manifest "
                                  f"({first:.12}): a reused run id; its batches would be discarded as duplicates")
-        wire.check_jet_error_optional(batch, self.anomaly.level)
+        self.check_layout(batch)
         return manifest
+
+    def check_layout(self, batch: wire.Batch) -> None:
+        """A message must carry ``jet_error`` exactly when this recording holds it (:attr:`jet_error`)."""
+        has = "jet_error" in batch.columns
+        if has == self.jet_error:
+            return
+        if self.jet_error:
+            raise wire.WireError("missing_column", "scored message without jet_error, but this recording holds "
+                                 f"jet_error ({self.layout_text}): give the encoders and the sink the same "
+                                 "--jet-errors")
+        raise wire.WireError("bad_column", f"scored message with jet_error, but this recording holds none "
+                             f"({self.layout_text}): give the encoders and the sink the same --jet-errors")
+
+    @property
+    def layout_text(self) -> str:
+        """Why the recording holds jet_error or not, in words."""
+        if self.anomaly.level != "event":
+            return f"per-jet scoring by {self.card.name!r} flags with it"
+        return (f"event-level model {self.anomaly.name!r} with the sink's --jet-errors "
+                f"{'always' if self.jet_error else 'auto'}")

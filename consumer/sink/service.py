@@ -8,8 +8,9 @@ Reliability (docs/design.md "Reliability model"):
   (``wrong_model``), its blobs and its header ``threshold`` required. Bad messages are counted by
   reason, quarantined under ``--quarantine`` (default OUT/quarantine) and never stop the sink.
 * One recording, one set of per-jet branches: whether it holds ``jet_error`` (optional on the wire for
-  events flagged by an event-level model) is fixed by its first accepted message, or on resume by its
-  segments' layout. A message that differs is rejected (``missing_column`` when the recording holds
+  events flagged by an event-level model) is set by how the sink is started (its anomaly model and
+  ``--jet-errors``, consumer/sink/expectations.py), never by a message; a resumed recording whose segments
+  differ refuses to start. A message that differs is rejected (``missing_column`` when the recording holds
   jet_error and the message lacks it, ``bad_column`` the other way round), never mixed in silently.
 * Dedup by (run_id, seq): the seen set is rebuilt from the committed segments at start, so a
   resend after a sink restart is discarded too. A duplicate of a committed batch is re-acked (its
@@ -24,7 +25,7 @@ Reliability (docs/design.md "Reliability model"):
 
 Report keys (``--report``): stage, recorded_events, recorded_jets, flagged_events,
 duplicates_discarded (events), duplicate_batches, batches (unique committed), commits, acks_sent,
-jet_error_recorded (true, false, or null before the first message),
+jet_error_recorded (true or false, as started),
 acks_dropped, rejected {reason: n}, rejected_messages, quarantine {...}, latency_seconds {decision,
 commit: {p50, p90, p99, p999, mean, max, events}}, commit_duration_seconds (per commit: extend, journal,
 fsync, ack), files [...], bytes, backpressure {episodes,
@@ -133,20 +134,6 @@ def read_for_index(path: Path) -> tuple[Any, np.ndarray, np.ndarray]:
     raise last
 
 
-def check_jet_error_presence(batch: wire.Batch, recorded: bool | None) -> None:
-    """A message must carry ``jet_error`` exactly when the recording holds it (``recorded`` None: not fixed yet)."""
-    has = JET_ERROR in batch.columns
-    if recorded is None or has == recorded:
-        return
-    if recorded:
-        raise wire.WireError("missing_column", "scored message without jet_error, but this recording holds "
-                             "jet_error (its encoders ran --jet-errors always, or scored per jet): give every "
-                             "encoder of a recording the same --jet-errors")
-    raise wire.WireError("bad_column", "scored message with jet_error, but this recording holds none (its "
-                         "encoders ran --jet-errors auto with an event-level model): give every encoder of a "
-                         "recording the same --jet-errors")
-
-
 def check_scored_dtypes(batch: wire.Batch) -> None:
     """The sink writes typed branches: floats where floats belong, flags 0 or 1 (WireError bad_column)."""
     for name, col in batch.columns.items():
@@ -206,12 +193,12 @@ class Sink:
         self.next_index: dict[int, int] = defaultdict(int)
         self.closed_bytes = 0
         self.files: list[str] = []
-        self.expected = Expectations.load(config.model, config.anomaly_model, config.manifest)
+        self.expected = Expectations.load(config.model, config.anomaly_model, config.manifest, config.jet_errors)
         self.model: tuple[str, str] | None = self.expected.card.identity
         self.model_name: str | None = self.expected.card.name
         self._entropy: dict[str, str] = {}  # model name -> entropy model JSON (--latent-codec ans)
         self.anomaly: tuple[str, str] | None = self.expected.anomaly.identity  # the card that flags the events
-        self.jet_error: bool | None = None  # whether the recording holds jet_error (fixed by its first message)
+        self.jet_error = self.expected.jet_error  # whether the recording holds jet_error (as the sink was started)
         self.counts = {"recorded_events": 0, "recorded_jets": 0, "flagged_events": 0, "duplicates_discarded": 0,
                        "duplicate_batches": 0, "batches": 0, "commits": 0, "acks_sent": 0, "acks_dropped": 0,
                        "messages": 0, "reacked_batches": 0}
@@ -267,8 +254,12 @@ class Sink:
                                      "record into another --out")
             if seg.manifest is not None:
                 self.expected.recorded.setdefault(run_id, wire.sha256_hex(wire.canonical_json(seg.manifest)))
-            if self.jet_error is None and seg.layout is not None:
-                self.jet_error = seg.has_jet_error
+            if seg.layout is not None and seg.has_jet_error != self.jet_error:
+                unlock_recording(self.lock_fd)
+                raise ValueError(f"{self.out} holds segments {'with' if seg.has_jet_error else 'without'} jet_error; "
+                                 f"this sink was started to record {'with' if self.jet_error else 'without'} "
+                                 f"({self.expected.layout_text}): start it with the recording's --jet-errors, or "
+                                 "record into another --out")
             self.closed_bytes += path.stat().st_size
             self.jets_before += segment_jets(seg)
             self.files.append(str(path))
@@ -354,7 +345,6 @@ class Sink:
             entropy = self.entropy_model(self.expected.card.card)
             layout = batch_layout(batch, self.config.latent_dtype, "ans" if entropy else "none", entropy,
                                   self.config.score_bits)
-            check_jet_error_presence(batch, self.jet_error)
         except wire.WireError as exc:
             self.rejections.reject(exc.reason, exc.detail, frames)
             return
@@ -373,8 +363,6 @@ class Sink:
                 self.send_ack(ack, batch.run_id, [batch.seq])
                 self.counts["reacked_batches"] += 1
             return
-        if self.jet_error is None:
-            self.jet_error = JET_ERROR in batch.columns
         latency = t_received - float(batch.header["t_send"])
         self.decision.add(latency, batch.n_events)
         observe_many(self.metrics.decision_latency, latency, batch.n_events)

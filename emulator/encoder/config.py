@@ -13,13 +13,10 @@ from functools import cached_property
 from pathlib import Path
 
 from emulator.runtime import wire
+from emulator.runtime.jet_errors import JET_ERRORS
 from emulator.runtime.stage_config import Schema, option
 
 DEFAULT_FPR = 1e-3  # background false-positive rate of the flag when no threshold choice is given
-#: --jet-errors: ``auto`` computes and sends the per-jet reconstruction error only when per-jet scoring flags
-#: with it (an event-level model: latents from encoder.onnx alone, no jet_error column); ``always`` also with
-#: an event-level model (scorer.onnx, jet_error sent and recorded, for monitoring)
-JET_ERRORS = ("auto", "always")
 _LIMITS = wire.Limits()
 _FLAG, _BATCH, _OUT = "threshold (one of)", "micro-batching", "outputs and limits"
 

@@ -43,6 +43,7 @@ from emulator.encoder.microbatch import (
 )
 from emulator.runtime import threshold_check, wire
 from emulator.runtime.heap import freeze_startup_heap
+from emulator.runtime.jet_errors import computes_jet_errors
 from emulator.runtime.metrics import Metrics, start_metrics
 from emulator.runtime.onnx_scorer import LATENT_ONLY, OnnxScorer
 from emulator.runtime.quarantine import Quarantine
@@ -56,12 +57,6 @@ log = logging.getLogger("aetrig.encode")
 
 HWM = 200
 DRAIN_MESSAGES = 2000
-
-
-def computes_jet_errors(level: str, setting: str) -> bool:
-    """Whether the compression model's per-jet errors are computed (and sent as ``jet_error``): always for
-    per-jet scoring (the flag is their max), for an event-level model only with ``--jet-errors always``."""
-    return level == "jet" or setting == "always"
 
 
 def possible_levels(choice: AnomalyChoice) -> set[str]:
