@@ -270,10 +270,11 @@ def test_resumed_sink_keeps_the_recordings_choice(tmp_path: Path, card: dict, si
         sink.push.send_multipart(event_scored_frames(RUN, 0, rng.integers(0, 5, 20), rng, card, 0, with_error=True))
         assert sink.acks.wait_for({0}, 10)
     assert sink.report["jet_error_recorded"] is True
-    with pytest.raises(ValueError, match=r"holds segments with jet_error; this sink was started to record without "
-                       r"\(event-level model 'evt_test' with the sink's --jet-errors auto\)"):
-        with sink_in_thread(out, card=card, run_ids=[RUN], anomaly_card=EVENT_CARD, commit_ms=10):
-            pass
+    refused = r"holds segments with jet_error; this sink was started to record without \(event-level model " \
+              r"'evt_test' with the sink's --jet-errors auto\)"
+    with pytest.raises(ValueError, match=refused), sink_in_thread(out, card=card, run_ids=[RUN],
+                                                                  anomaly_card=EVENT_CARD, commit_ms=10):
+        pass
     with sink_in_thread(out, card=card, run_ids=[RUN], anomaly_card=EVENT_CARD, commit_ms=10,
                         jet_errors="always") as sink:
         sink.push.send_multipart(event_scored_frames(RUN, 1, rng.integers(0, 5, 20), rng, card, 20))
