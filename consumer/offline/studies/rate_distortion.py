@@ -38,6 +38,7 @@ import numpy as np
 from consumer.offline import codecs, lossy_codecs, stream_codecs
 from consumer.offline.pareto import dominates, pareto_mask
 from consumer.offline.studies.common import ALL_VARIABLES, Sample, cpu_mhz, load_model, residual_table
+from consumer.offline.studies.rate_distortion_sink import model_sink_bytes, sink_summary
 from consumer.offline.studies.timing import cpu_per_call
 from models.runtime import latent_coding as lc
 from models.runtime.anomaly import event_scores
@@ -423,8 +424,11 @@ def best_lossless(streams_of: Callable[[str], list[Streams]], dtype_list: Sequen
 
 
 def ae_points(sample: Sample, model_dir: str, storages: Sequence[str], lossless: Sequence[str], block_events: int,
-              min_seconds: float, mhz: float, progress: Callable[[str], None]) -> list[dict]:
-    """One point per storage precision for the model in ``model_dir`` (best lossless codec each)."""
+              min_seconds: float, mhz: float, progress: Callable[[str], None],
+              sink_events: int | None = HEADLINE_EVENTS) -> list[dict]:
+    """One point per storage precision for the model in ``model_dir`` (best lossless codec each); each carries
+    ``sink``: the model's bytes per jet as the sink records them (rate_distortion_sink.py), the sample looped to
+    ``sink_events`` events (None: once)."""
     model = load_model(model_dir)
     threshold = model.threshold(fpr=FALLBACK_FPR)
     blocks = split_blocks(sample.take(model.variables), sample.counts, block_events)
@@ -434,6 +438,7 @@ def ae_points(sample: Sample, model_dir: str, storages: Sequence[str], lossless:
     latent_all = np.concatenate([p.latent for p in scored])
     decode_s, _ = cpu_per_call(lambda: probe.decoder(latent_all), min_seconds)
     extra = model_bytes(model)
+    sink = sink_summary(model_sink_bytes(sample, model_dir, FALLBACK_FPR, block_events, sink_events))
     points = []
     for storage in [s for s in storages if s in ae_storages(model)]:
         dtypes = [np.dtype(np.float32)] + ([np.dtype(np.uint16)] if storage in ("float16", "bfloat16") else [])
@@ -454,7 +459,7 @@ def ae_points(sample: Sample, model_dir: str, storages: Sequence[str], lossless:
         n_events = sum(len(b.counts) for b in blocks)
         pt.update({"model": model.name, "storage": storage, "lossless": name, "latent_dim": model.latent_dim,
                    "fallback_fpr": FALLBACK_FPR, "threshold": threshold,
-                   "flagged_events": int(sum(p.flag.sum() for p in scored)),
+                   "sink": sink, "flagged_events": int(sum(p.flag.sum() for p in scored)),
                    "flagged_fraction": float(sum(p.flag.sum() for p in scored) / max(n_events, 1))})
         pt["cpu"].update({"scorer_cycles_per_jet": score_s * 1e6 * mhz / pt["n_jets"],
                           "decoder_cycles_per_jet": decode_s * 1e6 * mhz / pt["n_jets"]})
@@ -535,6 +540,8 @@ def compare(points: Sequence[dict], variables: Sequence[str]) -> dict[str, Any]:
             "meets_goal": p["meets_goal"], "dominated_by": dominators(p, codecs_, gv),
             "matched_accuracy": matched, "codec_bytes_over_ae_at_goal": at_goal,
             "ratio_vs_best_lossless": ratio_ll, "beats_at_goal": beats,
+            "sink_bytes_per_jet": p["sink"]["bytes_per_jet"],
+            "sink_ratio_vs_best_lossless": bytes_per_jet(best_ll) / p["sink"]["bytes_per_jet"],
             "goal_met": bool(p["meets_goal"] and all(beats.values()) and ratio_ll >= GOAL_RATIO_VS_LOSSLESS)}
     return out
 
@@ -580,7 +587,7 @@ def run(samples: Sequence[Sample], model_dirs: Sequence[str], quick: bool = Fals
             for d in spec["models"]:
                 say(f"  rate-distortion: {sample.name} [{key}]: {os.path.basename(d)}")
                 ae += ae_points(sample, d, (*STORAGES, CODED_STORAGE), lossless, block_events, min_s, mhz,
-                                lambda _n: None)
+                                lambda _n: None, sink_events=None if quick else HEADLINE_EVENTS)
             say(f"  rate-distortion: {sample.name} [{key}]: {', '.join(GOAL_FAMILIES)} at each AE's accuracy")
             points += ae + matched_points(sample, spec["variables"], ae, points, GOAL_FAMILIES, block_events, min_s,
                                           mhz)

@@ -108,6 +108,10 @@ def _set_sentences(sample: str, key: str, st: Mapping[str, Any]) -> list[str]:
                    f"); at its own accuracy (codec/AE bytes) {matched}"
                    + (f"; dominated by {len(a['dominated_by'])} codec configuration(s)" if a["dominated_by"]
                       else "; dominated by no codec") + ".")
+        if "sink_bytes_per_jet" in a:  # results written before the sink's own writer counted the recording
+            out.append(f"  {label.split(' ')[0]} as the sink records it (its segment writer at its defaults, "
+                       f"every byte of the files): {a['sink_bytes_per_jet']:.2f} B/jet, "
+                       f"{a['sink_ratio_vs_best_lossless']:.2f}x fewer bytes than the best lossless codec.")
     for fam in lossy_codecs_families(st):
         wins = [(lab, m["bytes_ratio_codec_over_ae"]) for lab, a in comp["ae"].items()
                 if (m := a["matched_accuracy"].get(fam)) and m["bytes_ratio_codec_over_ae"] > 1.0]
