@@ -22,7 +22,7 @@ from consumer.offline.recording_bytes import CATEGORIES
 from consumer.offline.studies.common import load_sample
 from consumer.offline.studies.rate_distortion import FALLBACK_FPR
 from consumer.offline.studies.rate_distortion_sink import model_sink_bytes
-from emulator.runtime.defaults import DEFAULT_MODEL, DEFAULT_SAMPLE
+from emulator.runtime.defaults import DEFAULT_MODEL, DEFAULT_SAMPLE, ZOO
 
 REPO = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.05
@@ -50,3 +50,36 @@ def test_study_and_live_run_agree_in_bytes_per_jet(tmp_path: Path) -> None:
     assert abs(study_b / live_b - 1) <= TOLERANCE, f"study {study_b:.3f} vs live {live_b:.3f} B/jet: {detail}"
     # the latents are the same bytes: same model, same ANS coder, one block of the same jets on both sides
     assert study["by_category"]["latents"] == live["by_category"]["latents"], detail
+
+
+def test_study_points_carry_the_sink_figure_and_its_text() -> None:
+    from consumer.offline.studies import rate_distortion as rd
+    from consumer.offline.studies import rate_distortion_text
+
+    sample = load_sample("qcd", [DEFAULT_SAMPLE], max_events=600)
+    result = rd.run([sample], [str(DEFAULT_MODEL)], quick=True, min_seconds=0.0)
+    (key, st), = result["samples"]["qcd"]["sets"].items()
+    (p,) = [q for q in st["points"] if q["kind"] == "AE"]
+    # quick: the sample once; independently written again here, the same bytes
+    again = model_sink_bytes(sample, str(DEFAULT_MODEL), rd.FALLBACK_FPR, rd.BLOCK_EVENTS)
+    assert p["sink"]["bytes"] == again["bytes"] and p["sink"]["events"] == 600
+    assert p["sink"]["bytes_per_jet"] == pytest.approx(again["bytes"] / sample.n_jets)
+    comp = st["comparison"]["ae"][p["config"]]
+    assert comp["sink_bytes_per_jet"] == p["sink"]["bytes_per_jet"]
+    assert comp["sink_ratio_vs_best_lossless"] == pytest.approx(
+        st["comparison"]["best_lossless_bytes_per_jet"] / p["sink"]["bytes_per_jet"])
+    text = "\n".join(rate_distortion_text._set_sentences("qcd", key, st))
+    assert f"{p['sink']['bytes_per_jet']:.2f} B/jet" in text and "as the sink records it" in text
+
+
+def test_looping_keeps_every_commit_free_of_repeated_jets() -> None:
+    float_model = str(ZOO / "AE_3D_200_ptetaphie")  # float32 latents + zstd: repeats in a basket would show
+    sample = load_sample("qcd", [DEFAULT_SAMPLE], max_events=3000)
+    looped = model_sink_bytes(sample, float_model, FALLBACK_FPR, events=9000)
+    assert looped["events"] == 9000 and looped["jets"] == 3 * sample.n_jets
+    assert looped["settings"]["commit_events"] == 3000
+    assert 3000 % looped["settings"]["message_events"] == 0
+    once = model_sink_bytes(sample, float_model, FALLBACK_FPR)
+    # three passes, each its own commit, cost three times one pass's latents (within basket-header noise);
+    # one 9 000-event commit would let zstd code the second and third pass almost for free
+    assert looped["by_category"]["latents"] == pytest.approx(3 * once["by_category"]["latents"], rel=0.01)
