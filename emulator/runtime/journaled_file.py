@@ -112,7 +112,28 @@ def journal_state(path: str | Path) -> str:
     return "complete" if parse_journal(jpath.read_bytes()) is not None else "torn"
 
 
-class ReplayedFile:
+class _Cursor:
+    """The position half of the file protocol, shared by the reading and the writing file: ``size`` and ``pos``."""
+
+    pos: int
+    size: int
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: self.size}[whence]
+        self.pos = base + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+
+class ReplayedFile(_Cursor):
     """A read-only file object (read, seek, tell) of a segment as its complete journal leaves it: the file
     opened read-only and without following symlinks, the journal's writes overlaid in memory. A journal
     that writes beyond what a commit can is ignored (``refused`` says why), like a torn one."""
@@ -132,20 +153,6 @@ class ReplayedFile:
         self.size = max([file_size, *(pos + len(data) for pos, data in self.writes)])
         self.pos = 0
         self.closed = False
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: self.size}[whence]
-        self.pos = base + offset
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
 
     def read(self, n: int = -1) -> bytes:
         end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
@@ -209,7 +216,7 @@ def recover(path: str | Path) -> str:
     return "replayed"
 
 
-class JournaledFile:
+class JournaledFile(_Cursor):
     """The minimal file-like object uproot's sink needs (read, write, seek, tell, flush, truncate)."""
 
     def __init__(self, path: str | Path):
@@ -222,22 +229,8 @@ class JournaledFile:
         self.closed = False
 
     # -- file protocol ---------------------------------------------------------------------
-    def readable(self) -> bool:
-        return True
-
     def writable(self) -> bool:
         return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: self.size}[whence]
-        self.pos = base + offset
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
 
     def write(self, data: object) -> int:
         raw = data.tobytes() if hasattr(data, "tobytes") else bytes(data)  # type: ignore[arg-type]
