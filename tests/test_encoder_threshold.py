@@ -44,7 +44,7 @@ def test_thresholds_come_from_the_anomaly_models_card(model_dir: Path) -> None:
 
 def test_accept_rate_uses_each_messages_declared_rate(model_dir: Path) -> None:
     card = load_model_dir(model_dir)
-    svc = service(model_dir, accept_rate=10.0)
+    svc = service(model_dir, anomaly_model="none", accept_rate=10.0)  # the per-jet model's own card thresholds
     rng = np.random.default_rng(0)
     for seq, rate in enumerate([1000.0, 10000.0, 1000.0]):
         svc.accept([memoryview(f) for f in events_frames(1, seq, np.array([2, 1]), rng, 3 * seq, rate_hz=rate)])
@@ -70,7 +70,7 @@ def test_start_up_errors_are_clear(model_dir: Path, tmp_path: Path, capsys: pyte
 
 
 def test_inference_failure_rejects_only_the_culprit(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    svc = service(model_dir, threshold=8.0)
+    svc = service(model_dir, anomaly_model="none", threshold=8.0)  # per-jet scoring: the scorer is the culprit
     real_score = svc.scorer.score
 
     def score(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # the fault: ORT refuses rows with pt == 123
