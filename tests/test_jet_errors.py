@@ -206,17 +206,6 @@ def without(frames: list[bytes], name: str) -> list[bytes]:
                                           rate_hz=batch.header["rate_hz"], **extra)]
 
 
-def test_wire_takes_jet_error_as_optional_only_for_event_level_scoring(card: dict) -> None:
-    rng = np.random.default_rng(3)
-    event_level = wire.parse_scored(event_scored_frames(RUN, 0, rng.integers(0, 5, 30), rng, card))
-    assert "jet_error" not in event_level.columns
-    wire.check_jet_error_optional(event_level, "event")
-    per_jet = wire.parse_scored(without(scored_frames(RUN, 1, rng.integers(1, 5, 30), rng, card), "jet_error"))
-    with pytest.raises(wire.WireError, match="jet_error") as exc:
-        wire.check_jet_error_optional(per_jet, "jet")
-    assert exc.value.reason == "missing_column"
-
-
 def test_the_sink_refuses_a_per_jet_message_without_jet_error(tmp_path: Path, card: dict, sink_in_thread) -> None:
     rng = np.random.default_rng(31)
     with sink_in_thread(tmp_path / "rec", card=card, run_ids=[RUN], commit_ms=10) as sink:

@@ -338,14 +338,6 @@ def check_blob(raw: bytes, name: str = "blob", max_bytes: int = Limits.max_blob_
     _VALID_BLOBS.add(key)
 
 
-def check_jet_error_optional(batch: Batch, anomaly_level: str) -> None:
-    """A scored message may lack ``jet_error`` only when an event-level model flagged its events
-    (``anomaly_level``: the ``level`` of the card its ``anomaly_card_sha256`` names; the sink knows it)."""
-    if "jet_error" not in batch.columns and anomaly_level != "event":
-        raise WireError("missing_column", "column 'jet_error' is missing: per-jet scoring flags with it (only "
-                        "a message flagged by an event-level model, anomaly card level 'event', may omit it)")
-
-
 def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
     """Check a decoded batch's meaning: identity columns, shapes against counts, limits, finiteness."""
     n_events, n_jets = batch.n_events, batch.n_jets
