@@ -44,8 +44,9 @@ def sink_in_thread(tmp_path: Path) -> Callable[..., contextlib.AbstractContextMa
 
 @pytest.fixture
 def running_pipeline(tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
-    """``running_pipeline(input_file | events=, seed=, work=, model=)``: a pipeline_testkit.Pipeline in ``work``
-    (default tmp_path) reading ``input_file`` or a fresh ``events``-event ntuple written there; its stages are
+    """``running_pipeline(input_file | events=, seed=, work=, model=, input_flags=)``: a pipeline_testkit.Pipeline
+    in ``work`` (default tmp_path) reading ``input_file`` (with the producer's ``input_flags``) or a fresh
+    ``events``-event ntuple written there; its stages are
     started by the test (``.sink()``, ``.encoder(name)``, ``.producer(...)``) and killed at teardown."""
     from pipeline_testkit import Pipeline
     from producer_testdata import make_ntuple
@@ -53,12 +54,12 @@ def running_pipeline(tmp_path: Path) -> Iterator[Callable[..., Pipeline]]:
     made: list[Pipeline] = []
 
     def make(input_file: Path | None = None, *, events: int = 6000, seed: int = 101, work: Path | None = None,
-             model: Path | None = None) -> Pipeline:
+             model: Path | None = None, input_flags: tuple[str, ...] = ()) -> Pipeline:
         work = tmp_path if work is None else work
         if input_file is None:
             input_file = work / "in.root"
             make_ntuple(input_file, events, seed=seed)
-        made.append(Pipeline(work, input_file, model))
+        made.append(Pipeline(work, input_file, model, input_flags=input_flags))
         return made[-1]
 
     yield make

@@ -10,7 +10,7 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +27,22 @@ READY_S = 60.0
 RUN_ID = 0xABC123
 
 
-def expected_anomaly_model(model: Path, input_file: Path) -> str:
-    """What a sink must be told flags the events of encoders with the default --anomaly-model on this input: the
-    default event model when the input holds its variables, else ``none`` (aetrig run's rule)."""
+def expected_anomaly_model(model: Path, input_file: Path, input_flags: Sequence[str] = ()) -> str:
+    """What a sink must be told flags the events of encoders with the default --anomaly-model on this input, read
+    with the producer's ``input_flags`` (e.g. ``--input-format nanoaod``): the default event model that the
+    stream's variables allow, else ``none`` (aetrig run's rule)."""
+    import argparse
+
     from emulator.encoder.anomaly import predicted_scoring
     from producer import config as producer_config
     from producer.inputs import open_inputs
 
+    parser = argparse.ArgumentParser()
+    producer_config.add_input_arguments(parser)
+    args = parser.parse_args(["--input", str(input_file), *input_flags])
     try:
-        variables = open_inputs(producer_config.SCHEMA.build({"input": [str(input_file)]})).variables
-    except ValueError:  # an input read through --input-format presets: no jet_* branches, none of the event model's
+        variables = open_inputs(producer_config.resolve_inputs(args)).variables
+    except ValueError:  # an input the default reading cannot open: none of the event model's variables
         variables = []
     predicted = predicted_scoring(None, model.name, variables)
     if predicted["model"] == model.name:
@@ -47,8 +53,9 @@ def expected_anomaly_model(model: Path, input_file: Path) -> str:
 class Pipeline:
     """Addresses and processes of one test pipeline; ``close()`` kills whatever is left."""
 
-    def __init__(self, tmp: Path, input_file: Path, model: Path | None = None, plaintext: bool = False):
-        self.tmp, self.input = tmp, input_file
+    def __init__(self, tmp: Path, input_file: Path, model: Path | None = None, plaintext: bool = False,
+                 input_flags: Sequence[str] = ()):
+        self.tmp, self.input, self.input_flags = tmp, input_file, tuple(input_flags)
         self.keys = None if plaintext else generate_keys(tmp / "keys")
         self.model = model or defaults.default_model(announce=False)
         self.out = tmp / "rec"
@@ -74,7 +81,8 @@ class Pipeline:
     def sink(self, name: str = "sink", *extra: str) -> StageProcess:
         return self._start(name, ["sink", "--bind", self.scored, "--ack-connect", self.acks, "--out", str(self.out),
                                   "--model", str(self.model), "--manifest", str(self.manifests), "--commit-ms", "100",
-                                  "--anomaly-model", expected_anomaly_model(self.model, self.input), *extra])
+                                  "--anomaly-model", expected_anomaly_model(self.model, self.input, self.input_flags),
+                                  *extra])
 
     def encoder(self, name: str, *extra: str) -> StageProcess:
         return self._start(name, ["encode", "--model", str(self.model), "--connect", self.data, "--sink", self.scored,

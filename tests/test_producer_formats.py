@@ -277,7 +277,7 @@ def test_examples_stream_record_and_decode(tmp_path: Path, running_pipeline) -> 
         flags = EXAMPLES[name]
         work = tmp_path / name.split("_example")[0]
         work.mkdir()
-        pipeline = running_pipeline(SAMPLES / name, work=work)
+        pipeline = running_pipeline(SAMPLES / name, work=work, input_flags=tuple(flags))
         pipeline.sink()
         pipeline.encoder("enc0")
         report = pipeline.finish(pipeline.producer("--rate", "0", *flags))
