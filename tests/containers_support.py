@@ -168,3 +168,22 @@ def metric_total(url: str, name: str, timeout: float = 2.0, **labels: str) -> fl
         if all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def assert_recorded_once(verify: subprocess.CompletedProcess, recording: Path, report: dict) -> int:
+    """The end of a container run: ``aetrig verify`` (run in a container) passed, and the recording holds every
+    event the producer ``report`` says it produced, once; returns that count."""
+    from emulator.run.summary import recording_counts
+
+    produced = report["produced"]
+    assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-3000:]
+    counts = recording_counts(recording, report["run_id"], produced)
+    assert counts["recorded"] == produced and counts["lost"] == 0 and counts["duplicates_recorded"] == 0, counts
+    return produced
+
+
+def run_line(what: str, produced: int, seconds: float, report: dict, phases: dict[str, float], extra: str = "") -> str:
+    """The one line a container test prints about its run (events, time, resends, phase times)."""
+    return (f"{what}: {produced} events produced and recorded once in {seconds:.0f} s (encoders 2 -> 3, one killed; "
+            f"{report['batches_resent']} batches resent); {extra}seconds: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in phases.items()))

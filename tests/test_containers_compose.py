@@ -16,12 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
-from containers_support import REPO, Podman, require_tools
+from containers_support import REPO, Podman, assert_recorded_once, require_tools, run_line
 from dashboard_queries import unanswered_queries
 from waiting import wait_until
 
 from emulator.ops.prometheus_local import query, targets_health
-from emulator.run.summary import recording_counts
 
 COMPOSE = REPO / "deploy" / "compose.yaml"
 #: every service but grafana
@@ -121,16 +120,12 @@ def test_compose_stack_records_every_event_through_scale_up_and_a_killed_encoder
         assert report["batches_resent"] > 0, "the killed encoder held batches: they must have been resent"
         shown = compose("run", "--rm", "sink", "verify", "/data/recordings/compose", "--expect-events",
                         str(produced), check=False)
-        assert shown.returncode == 0, shown.stdout[-3000:] + shown.stderr[-3000:]
+        assert_recorded_once(shown, recording, report)
         assert f"OK: {produced} events" in shown.stdout
-        counts = recording_counts(recording, report["run_id"], produced)
-        assert counts["recorded"] == produced and counts["lost"] == 0 and counts["duplicates_recorded"] == 0, counts
         sink = json.loads((recording / "reports" / "sink.json").read_text())
         assert sink["backpressure"]["uncommitted_events_at_exit"] == 0
-        print(f"compose: {produced} events produced and recorded once in {run_seconds:.0f} s "
-              f"(encoders 2 -> 3, one killed; {report['batches_resent']} batches resent); "
-              f"image {container_images.aetrig_mb:.0f} MB; seconds: "
-              + ", ".join(f"{k} {v:.0f}" for k, v in phases.items()))
+        print(run_line("compose", produced, run_seconds, report, phases,
+                       f"image {container_images.aetrig_mb:.0f} MB; "))
     except BaseException:
         for name in containers:
             print(podman.logs(name))

@@ -34,10 +34,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from containers_support import REPO, Podman, metric_total
+from containers_support import REPO, Podman, assert_recorded_once, metric_total, run_line
 from waiting import wait_until
-
-from emulator.run.summary import recording_counts
 
 K8S = REPO / "deploy" / "k8s"
 RATE_HZ = 1000
@@ -199,12 +197,8 @@ def test_kube_play_records_every_event_through_scale_up_and_a_killed_encoder(
         assert report["batches_resent"] > 0, "the killed encoder held batches: they must have been resent"
         shown = podman.run("run", "--rm", "-v", f"{volume}:/data/recordings", container_images.aetrig, "verify",
                            "/data/recordings", "--expect-events", str(produced), check=False)
-        assert shown.returncode == 0, shown.stdout[-3000:] + shown.stderr[-3000:]
-        counts = recording_counts(podman.volume_path(volume), report["run_id"], produced)
-        assert counts["recorded"] == produced and counts["lost"] == 0 and counts["duplicates_recorded"] == 0, counts
-        print(f"kube play: {produced} events produced and recorded once in {run_seconds:.0f} s "
-              f"(encoders 2 -> 3, one killed; {report['batches_resent']} batches resent); seconds: "
-              + ", ".join(f"{k} {v:.0f}" for k, v in phases.items()))
+        assert_recorded_once(shown, podman.volume_path(volume), report)
+        print(run_line("kube play", produced, run_seconds, report, phases))
     except BaseException:
         for name in containers:
             print(podman.logs(name))
