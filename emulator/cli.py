@@ -1,8 +1,11 @@
 """The `aetrig` command: one entry point, one module per subcommand.
 
 Each subcommand module defines ``add_arguments(parser)``, ``main(args) -> int`` and an
-``EXAMPLES`` string shown under ``--help``. Modules are imported only when their subcommand
-runs, so ``aetrig --help`` works without optional extras such as torch or pythia8.
+``EXAMPLES`` string shown under ``--help``. Every subcommand takes ``--config FILE``: a stage's
+settings schema reads it (emulator/runtime/stage_config.py), any other command's parser does
+(emulator/runtime/command_config.py), with the same semantics (docs/design.md "Command-line
+conventions"). Modules are imported only when their subcommand runs, so ``aetrig --help`` works
+without optional extras such as torch or pythia8.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+
+from emulator.runtime.command_config import CONFIG_FLAG, CommandParser, option_strings
 
 #: subcommand -> (module, one-line summary). The one table of what `aetrig` can do.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -46,13 +51,15 @@ def build_parser(command: str) -> tuple[argparse.ArgumentParser, object]:
     """Import the subcommand's module and build its parser."""
     module_name, summary = COMMANDS[command]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog=f"aetrig {command}",
         description=(module.__doc__ or summary).strip(),
         epilog="examples:\n" + module.EXAMPLES.strip("\n"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     module.add_arguments(parser)
+    if CONFIG_FLAG not in option_strings(parser):  # the stages' settings schemas read their own
+        parser.add_config_flag(command)
     return parser, module
 
 

@@ -156,7 +156,7 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixt
                               calibration_events=200, background=[str(SAMPLE)], background_events=0, method="minmax",
                               percentile=99.99, min_features=64, per_tensor=False, alpha=1.0, no_equalise=False,
                               name=None, tree="events", threads=1)
-    assert main(args) == 1
+    assert main(args) == 2  # bad input: exit 2, as every command (docs/design.md "Command-line conventions")
     assert "aetrig quantize:" in capsys.readouterr().err
 
 

@@ -122,7 +122,7 @@ def test_tampered_weights_are_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     with open(bad, "ab") as handle:
         handle.write(b"\0")
     assert cli.main(["import-pretrained", "--pretrained", str(tmp_path), "--background", str(SAMPLE),
-                     "--out", str(tmp_path / "o")]) == 1
+                     "--out", str(tmp_path / "o")]) == 2
     assert "is not the published" in capsys.readouterr().err
     from models.training.pretrained import load_tla_network
 

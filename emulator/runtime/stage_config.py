@@ -200,6 +200,13 @@ def normal_key(key: Any) -> str:
     return str(key).replace("-", "_")
 
 
+def unknown_key(where: str, what: str, key: str, known: list[str]) -> ValueError:
+    """The error for a config key that names no setting, with the close matches (or every known key)."""
+    close = difflib.get_close_matches(normal_key(key), known, n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else f"; known: {', '.join(known)}"
+    return ValueError(f"{where}: unknown {what} {key!r}{hint}")
+
+
 class FlagGroups:
     """Adds setting flags to a parser, in argparse groups by title and mutually exclusive groups by name."""
 
@@ -304,9 +311,7 @@ class Schema:
         """The setting called ``key`` (dashes or underscores); unknown: ValueError with the close matches."""
         found = self.settings.get(normal_key(key))
         if found is None:
-            close = difflib.get_close_matches(normal_key(key), list(self.settings), n=3)
-            hint = f"; did you mean {' or '.join(close)}?" if close else f"; known: {', '.join(self.settings)}"
-            raise ValueError(f"{where}: unknown {self.name} setting {key!r}{hint}")
+            raise unknown_key(where, f"{self.name} setting", key, list(self.settings))
         return found
 
     def from_mapping(self, data: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
         sample = load_jets(backgrounds, TLA_VARIABLES, tree=args.tree)
     except (ModelError, DataError) as exc:
         print(f"aetrig import-pretrained: {exc}", file=sys.stderr)
-        return 1
+        return 2
     from models.training.architectures import describe
 
     norm = tla_normalisation()

@@ -68,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
                               tree=args.tree, threads=args.threads, command=command)
     except (ModelError, DataError, FileExistsError) as exc:
         print(f"aetrig quantize: {exc}", file=sys.stderr)
-        return 1
+        return 2
     q, m = card["quantization"], card["metrics"]
     print(f"{card['name']}: {len(q['quantised_nodes'])} Gemms int8, {q['batchnorm_folded']} BatchNorms folded, "
           f"calibrated on {q['calibration_sample']['n_jets']} jets -> {args.out}")

@@ -1,0 +1,89 @@
+"""Every `aetrig` subcommand takes `--config FILE` with the stages' semantics: the file's values are defaults,
+flags override them, an unknown key exits 2 naming it (emulator/runtime/command_config.py, stage_config.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from emulator import cli
+from emulator.runtime.command_config import CommandParser, parser_actions
+
+
+def _exit_code(argv: list[str]) -> int:
+    """`aetrig ARGV`'s exit code, whether the parser exits or main returns."""
+    try:
+        return cli.main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code)
+
+
+def _parse(command: str, config: Path, *argv: str) -> argparse.Namespace:
+    parser, _ = cli.build_parser(command)
+    return parser.parse_args(["--config", str(config), *argv])
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_every_subcommand_has_config_in_its_help(command: str) -> None:
+    parser, _ = cli.build_parser(command)
+    assert "--config FILE" in parser.format_help()
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+@pytest.mark.parametrize("text,named", [("no_such_setting_xyz = 1\n", "no_such_setting_xyz"),
+                                        ("this is = = not toml\n", "bad.toml")])
+def test_every_subcommand_refuses_a_bad_config_file_with_exit_2_saying_what(
+        command: str, text: str, named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown key is named; a file that is not TOML is named."""
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    assert _exit_code([command, "--config", str(config)]) == 2
+    assert named in capsys.readouterr().err
+
+
+def test_file_values_are_defaults_and_flags_override_them(tmp_path: Path) -> None:
+    config = tmp_path / "verify.toml"
+    config.write_text('[verify]\ndir = "runs/a"\nexpect-events = 5\nno_summary = true\njson = "v.json"\n')
+    args = _parse("verify", config)
+    assert (args.dir, args.expect_events, args.no_summary, args.json) == (Path("runs/a"), 5, True, Path("v.json"))
+    args = _parse("verify", config, "runs/b", "--expect-events", "7")
+    assert (args.dir, args.expect_events, args.no_summary) == (Path("runs/b"), 7, True)
+    plain = cli.build_parser("verify")[0].parse_args(["runs/c"])
+    assert (plain.expect_events, plain.no_summary, plain.config) == (None, False, None)
+
+
+def test_a_file_list_is_replaced_not_extended_by_the_flag_and_satisfies_a_required_flag(tmp_path: Path) -> None:
+    config = tmp_path / "train.toml"
+    config.write_text('input = ["a.root", "b.root"]\nout = "m"\nepochs = 3\nresume = true\n')
+    args = _parse("train", config)
+    assert (args.input, args.out, args.epochs, args.resume) == (["a.root", "b.root"], "m", 3, True)
+    assert _parse("train", config, "--input", "c.root").input == ["c.root"]
+    assert _parse("train", config, "--epochs", "9").epochs == 9
+
+
+@pytest.mark.parametrize("text,message", [
+    ('epochs = "many"\n', "invalid int value"),
+    ("resume = 1\n", "expects true or false"),
+    ('name = ["a", "b"]\n', "expects one value"),
+    ('schedule = "cosine"\n', "invalid choice"),
+])
+def test_a_bad_file_value_exits_2_naming_the_file_and_the_setting(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str) -> None:
+    config = tmp_path / "train.toml"
+    config.write_text('input = ["a.root"]\nout = "m"\n' + text)
+    with pytest.raises(SystemExit) as exit_:
+        _parse("train", config)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "train.toml" in err
+
+
+def test_parser_actions_sees_every_argument_argparse_holds() -> None:
+    """The one access to argparse's private action list: fails when argparse changes it."""
+    parser = CommandParser(prog="t")
+    added = [parser.add_argument("x"), parser.add_argument("--y", type=int),
+             parser.add_argument_group("g").add_argument("--z", action="store_true")]
+    actions = parser_actions(parser)
+    assert all(a in actions for a in added) and {a.dest for a in actions} == {"help", "x", "y", "z"}
