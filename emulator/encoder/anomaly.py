@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from emulator.encoder.config import EncoderConfig
-from emulator.encoder.microbatch import stack_inputs
+from emulator.encoder.microbatch import require_variables, stack_inputs
 from emulator.encoder.threshold_policy import ThresholdPolicy
 from emulator.runtime import wire
 from emulator.runtime.defaults import default_anomaly_models
@@ -46,16 +46,12 @@ log = logging.getLogger("aetrig.encode")
 
 NONE = "none"
 PER_JET = "per-jet max error"
+NO_DEFAULT = "no default event model in models/zoo"
 
 
 def card_sha256(model: Any) -> str:
     """sha256 of the card's canonical JSON (the bytes of the card blob a scored message carries)."""
     return hashlib.sha256(model.card_json.encode()).hexdigest()
-
-
-def missing_variables(variables: Sequence[str], batch: wire.Batch) -> list[str]:
-    """The ``jet_<var>`` columns of ``variables`` that the message lacks."""
-    return [v for v in variables if f"jet_{v}" not in batch.columns]
 
 
 def lacking_text(missing: Sequence[str], model_name: str) -> str:
@@ -70,7 +66,7 @@ def scoring_text(level: str, model_name: str) -> str:
 
 def first_fitting(candidates: Sequence[tuple[str, Sequence[str]]],
                   stream: Sequence[str]) -> tuple[int | None, list[str]]:
-    """The default choice's rule, in one place: the index of the first (name, variables) candidate whose
+    """The default choice's search (:func:`decide`): the index of the first (name, variables) candidate whose
     variables ``stream`` carries (None: none does), and why each candidate before it was passed over."""
     passed: list[str] = []
     for i, (name, variables) in enumerate(candidates):
@@ -81,38 +77,69 @@ def first_fitting(candidates: Sequence[tuple[str, Sequence[str]]],
     return None, passed
 
 
+def setting_kind(setting: str | None) -> str:
+    """``--anomaly-model`` as one of ``default`` (unset), ``none`` or ``explicit`` (a directory)."""
+    return "default" if setting is None else (NONE if str(setting).lower() == NONE else "explicit")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What scores the events: candidate ``index`` (None: the compression model's per-jet max error), and why
+    the default choice passed over candidates or fell back (None: it did not)."""
+
+    index: int | None
+    fallback: str | None
+
+
+def decide(kind: str, candidates: Sequence[tuple[str, Sequence[str]]],
+           stream: Sequence[str] | None) -> Decision | None:
+    """The choice's rule, in one place, for a ``kind`` of setting (:func:`setting_kind`) and the (name, variables)
+    event models it offers (explicit: the one given; default: the shipped defaults, in order): ``none`` scores
+    per jet; an explicit model always scores (a message it cannot score is rejected, never a fallback); the
+    default takes the first candidate whose variables the ``stream`` carries (:func:`first_fitting`), else per
+    jet. None: the default with candidates before the stream's variables are known (the first message)."""
+    if kind == NONE:
+        return Decision(None, None)
+    if kind == "explicit":
+        return Decision(0, None)
+    if not candidates:
+        return Decision(None, NO_DEFAULT)
+    if stream is None:
+        return None
+    index, passed = first_fitting(candidates, stream)
+    return Decision(index, "; ".join(passed) or None)
+
+
 def predicted_scoring(setting: str | None, compression_name: str, stream: Sequence[str]) -> dict[str, str]:
     """The scoring an encoder will choose for a stream of these per-jet variables (for `aetrig run`'s start-up
-    line and live status, before any message): {"model", "scoring"}, by the rule of :class:`AnomalyChoice`
-    (:func:`first_fitting`)."""
+    line and live status, before any message): {"model", "scoring"} and the chosen event model's "path", by the
+    rule of :class:`AnomalyChoice` (:func:`decide`), read from the cards alone."""
     from models.runtime.card import ModelError, read_card
 
-    if setting is not None and str(setting).lower() == NONE:
-        return {"model": compression_name, "scoring": f"{scoring_text('jet', compression_name)} (--anomaly-model none)"}
-    if setting is not None:
+    kind = setting_kind(setting)
+    candidates, paths = [], []
+    if kind == "explicit":
         try:
             name = str(read_card(setting)["name"])
         except (ModelError, KeyError):
             name = Path(str(setting)).name  # the encoder reports the unreadable card as a stage that cannot start
-        return {"model": name, "scoring": scoring_text("event", name), "path": str(setting)}
-    candidates, paths = [], []
-    for path in default_anomaly_models():
-        try:
-            candidates.append((path.name, [str(v["name"]) for v in read_card(path)["variables"]]))
-            paths.append(path)
-        except (ModelError, KeyError, TypeError):
-            continue
-    if not candidates:
-        return {"model": compression_name,
-                "scoring": f"{scoring_text('jet', compression_name)} (fallback: no default event model in models/zoo)"}
-    index, passed = first_fitting(candidates, stream)
-    if index is None:
-        return {"model": compression_name, "scoring": f"{scoring_text('jet', compression_name)} (fallback: "
-                                                      f"{'; '.join(passed)})"}
-    name = candidates[index][0]
-    return {"model": name, "scoring": scoring_text("event", name) + (f" (fallback: {'; '.join(passed)})" if passed
-                                                                     else ""),
-            "path": str(paths[index])}
+        candidates, paths = [(name, [])], [Path(str(setting))]
+    elif kind == "default":
+        for path in default_anomaly_models():
+            try:
+                candidates.append((path.name, [str(v["name"]) for v in read_card(path)["variables"]]))
+                paths.append(path)
+            except (ModelError, KeyError, TypeError):
+                continue
+    decision = decide(kind, candidates, stream)
+    assert decision is not None  # the stream is known
+    if decision.index is None:
+        why = "--anomaly-model none" if kind == NONE else f"fallback: {decision.fallback}"
+        return {"model": compression_name, "scoring": f"{scoring_text('jet', compression_name)} ({why})"}
+    name = candidates[decision.index][0]
+    return {"model": name, "scoring": scoring_text("event", name) + (f" (fallback: {decision.fallback})"
+                                                                     if decision.fallback else ""),
+            "path": str(paths[decision.index])}
 
 
 @dataclass
@@ -144,12 +171,24 @@ class Scoring:
             return f"every jet (--score-all-jets; training domain {self.domain.text()})"
         return f"jets with {self.domain.text()} (its training domain)"
 
-    def inside(self, batches: Sequence[wire.Batch], counts: np.ndarray) -> np.ndarray | None:
-        """Bool [jets of ``batches``]: the jets inside the model's training domain (None: no domain stated)."""
+    def inputs(self, batches: Sequence[wire.Batch], x: np.ndarray, x_variables: Sequence[str]) -> np.ndarray:
+        """This model's input columns [jets of ``batches``, its variables] float32: ``x`` (the compression model's
+        input, of ``x_variables``) when the variables are the same (per-jet scoring), else gathered once here for
+        both :meth:`inside` and :meth:`score_events`."""
+        return x if list(x_variables) == self.variables else stack_inputs(batches, self.variables)[0]
+
+    def inside(self, batches: Sequence[wire.Batch], values: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
+        """Bool [jets of ``batches``]: the jets inside the model's training domain (None: no domain stated), from
+        the pt and eta of its input ``values`` (:meth:`inputs`), or of ``batches`` for a model without them."""
         if self.domain is None:
             return None
-        pt_eta, _ = stack_inputs(batches, ["pt", "eta"])
-        return self.domain.mask(pt_eta[:, 0], pt_eta[:, 1], counts, limit_jets=self.level == "jet")
+        names = self.variables
+        if "pt" in names and "eta" in names:
+            pt, eta = values[:, names.index("pt")], values[:, names.index("eta")]
+        else:
+            pt_eta, _ = stack_inputs(batches, ["pt", "eta"])
+            pt, eta = pt_eta[:, 0], pt_eta[:, 1]
+        return self.domain.mask(pt, eta, counts, limit_jets=self.level == "jet")
 
     @property
     def variables(self) -> list[str]:
@@ -159,12 +198,10 @@ class Scoring:
     def description(self) -> str:
         return scoring_text(self.level, self.model.name)
 
-    def score_events(self, batches: Sequence[wire.Batch], counts: np.ndarray,
-                     inside: np.ndarray | None = None) -> np.ndarray:
-        """Anomaly score [events] float32 of the events of ``batches`` (event-level scoring only), from the jets
-        ``inside`` its domain when the selection is on."""
+    def score_events(self, values: np.ndarray, counts: np.ndarray, inside: np.ndarray | None = None) -> np.ndarray:
+        """Anomaly score [events] float32 of events with per-event jet ``counts`` and input ``values`` (:meth:`inputs`;
+        event-level scoring only), from the jets ``inside`` its domain when the selection is on."""
         assert self.scorer is not None and self.event_score is not None
-        values, _ = stack_inputs(batches, self.variables)
         if inside is not None and self.select_domain:
             values, counts = values[inside], select(inside, counts)
         latent, error = self.scorer.score(padded_jets(values, counts, self.jets))
@@ -205,23 +242,30 @@ class AnomalyChoice:
 
     def __init__(self, config: EncoderConfig, compression: Any):
         setting = config.anomaly_model
-        self.setting = "default" if setting is None else ("none" if str(setting).lower() == NONE else "explicit")
+        self.setting = setting_kind(setting)
         self.per_jet = None if self.setting == "explicit" else Scoring(  # an explicit event model never falls back
             compression, "jet", ThresholdPolicy(compression, config.fpr, config.accept_rate, config.threshold),
             select_domain=not config.score_all_jets)
         self.fallback: str | None = None
-        self.candidates: list[Scoring] = []
         self.active: Scoring | None = None
-        if self.setting == "none":
-            self.active = self.per_jet
-        elif self.setting == "explicit":
-            self.active = load_event_model(Path(str(setting)), config)
-            self.candidates = [self.active]
-        else:
+        if self.setting == "explicit":
+            self.candidates = [load_event_model(Path(str(setting)), config)]
+        elif self.setting == "default":
             self.candidates = [load_event_model(path, config) for path in default_anomaly_models()]
-            if not self.candidates:
-                self.fallback = "no default event model in models/zoo"
-                self.active = self.per_jet
+        else:
+            self.candidates = []
+        decision = decide(self.setting, self._offered(), None)
+        if decision is not None:
+            self._take(decision)
+
+    def _offered(self) -> list[tuple[str, list[str]]]:
+        return [(c.model.name, c.variables) for c in self.candidates]
+
+    def _take(self, decision: Decision) -> None:
+        self.fallback = decision.fallback
+        self.active = self.per_jet if decision.index is None else self.candidates[decision.index]
+        assert self.active is not None
+        self.candidates = [] if decision.index is None else [self.active]
 
     @property
     def candidate(self) -> Scoring | None:
@@ -241,23 +285,18 @@ class AnomalyChoice:
         """The scoring of this message; raises WireError('missing_variable') for a message an explicit event
         model cannot score. The default choice is made here, once, on the first message."""
         if self.active is None:
-            index, passed = first_fitting([(c.model.name, c.variables) for c in self.candidates],
-                                          batch.jet_variables())
-            self.fallback = "; ".join(passed) or None
-            if index is None and self.per_jet is not None:
-                self.active = self.per_jet
-                log.warning("anomaly scoring: %s (fallback: %s)", self.per_jet.description, self.fallback)
+            decision = decide(self.setting, self._offered(), batch.jet_variables())
+            assert decision is not None
+            self._take(decision)
+            assert self.active is not None
+            if decision.index is None:
+                log.warning("anomaly scoring: %s (fallback: %s)", self.active.description, self.fallback)
             else:
-                self.active = self.candidates[index or 0]
                 log.info("anomaly scoring: %s (the stream carries its variables%s), threshold %s, on %s",
                          self.active.description, f"; {self.fallback}" if self.fallback else "",
                          self.active.policy.source, self.active.domain_text)
-            self.candidates = [self.active]
         if self.active.level == "event":
-            missing = missing_variables(self.active.variables, batch)
-            if missing:
-                raise wire.WireError("missing_variable", f"stream lacks jet_{missing[0]} needed by anomaly model "
-                                     f"{self.active.model.name!r} (has {batch.jet_variables()})")
+            require_variables(batch, self.active.variables, f"anomaly model {self.active.model.name!r}")
         return self.active
 
     @property

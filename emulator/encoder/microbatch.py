@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from emulator.runtime.wire import EVENT_ID_COLUMNS, Batch, sha256_hex
+from emulator.runtime.wire import EVENT_ID_COLUMNS, Batch, WireError, sha256_hex
 
 _NO_JETS = np.empty(0, dtype=np.float32)  # the raw copy of a message without flagged events (read-only)
 _NO_JETS.flags.writeable = False
@@ -34,6 +34,15 @@ def stack_inputs(batches: Sequence[Batch], variables: Sequence[str]) -> tuple[np
         for j, var in enumerate(variables):
             x[lo:hi, j] = batch.columns[f"jet_{var}"]
     return x, offsets
+
+
+def require_variables(batch: Batch, variables: Sequence[str], needed_by: str) -> None:
+    """Raise WireError('missing_variable') when the message lacks a ``jet_<var>`` column of ``variables``
+    (``needed_by``: whose input they are, e.g. "model 'X'")."""
+    missing = [v for v in variables if f"jet_{v}" not in batch.columns]
+    if missing:
+        raise WireError("missing_variable", f"stream lacks jet_{missing[0]} needed by {needed_by} "
+                                            f"(has {batch.jet_variables()})")
 
 
 def event_scores(jet_error: np.ndarray, counts: np.ndarray) -> np.ndarray:

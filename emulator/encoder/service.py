@@ -35,6 +35,7 @@ from emulator.encoder.anomaly import AnomalyChoice, Scoring
 from emulator.encoder.config import EncoderConfig
 from emulator.encoder.microbatch import (
     event_offsets,
+    require_variables,
     rows_finite,
     scored_columns,
     scored_hashes,
@@ -156,10 +157,7 @@ class EncoderService:
         t_received = time.time()  # just taken off the socket: the encoder's receive stamp
         try:
             batch = wire.parse_events(frames, self.config.limits)
-            missing = [v for v in self.variables if f"jet_{v}" not in batch.columns]
-            if missing:
-                raise wire.WireError("missing_variable", f"stream lacks jet_{missing[0]} needed by model "
-                                     f"{self.model.name!r} (has {batch.jet_variables()})")
+            require_variables(batch, self.variables, f"model {self.model.name!r}")
             if "manifest_json" not in batch.columns:
                 raise wire.WireError("missing_column", "events message without manifest_json")
             scoring = self.anomaly.choose(batch)
@@ -207,8 +205,9 @@ class EncoderService:
             latent, error = self.compress(x, with_errors)
             t1 = time.perf_counter()
             counts = stack_counts(batches)
-            inside = scoring.inside(batches, counts) if scoring is not None else None
-            event_score = scoring.score_events(batches, counts, inside) if by_event else None
+            values = scoring.inputs(batches, x, self.variables) if scoring is not None else None
+            inside = scoring.inside(batches, values, counts) if scoring is not None else None
+            event_score = scoring.score_events(values, counts, inside) if by_event else None
         except Exception as exc:  # ONNX Runtime refused the input: find the message, keep the service up
             if len(pending) == 1:
                 self.rejections.reject("internal_error", f"inference failed: {type(exc).__name__}: {exc}",
