@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,9 @@ class Card:
     text: str
     card: dict[str, Any]
 
-    @property
+    @cached_property
     def sha256(self) -> str:
+        """The card's sha256, taken once: every scored message is checked against it (about 100 kB of cards)."""
         return wire.sha256_hex(self.text.encode())
 
     @property
