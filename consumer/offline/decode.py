@@ -143,14 +143,7 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
     import uproot
 
     from consumer.offline.rootwrite import create_tree
-    from emulator.runtime.recording import (
-        JET_ERROR,
-        THRESHOLD_BRANCH,
-        RecordingError,
-        jagged_record,
-        open_recording,
-        segment_latent,
-    )
+    from emulator.runtime.recording import RecordingError, open_recording
 
     try:
         rec = open_recording(recording_dir)
@@ -160,12 +153,8 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
         raise DecodeError(f"{recording_dir}: the recording carries no model card")
     card = rec.card
     variables = [str(v["name"]) for v in card["variables"]]
-    model_path = locate_model(card, model_dir)
-    actual, recorded = check_decoder(model_path, card, force)
-    decoder = Decoder(model_path / DECODER, threads=threads)
+    model_path, actual, recorded, decoder = open_decoder(card, rec.latent_dim, model_dir, force, threads)
     latent_dim = rec.latent_dim
-    if isinstance(decoder.latent_dim, int) and latent_dim and decoder.latent_dim != latent_dim:
-        raise DecodeError(f"decoder takes latent size {decoder.latent_dim}, the recording has {latent_dim}")
     raw_vars = rec.raw_vars
     with_error = jet_error_written(rec)
     summary = DecodeSummary(str(out), str(model_path), actual, recorded, actual != recorded)
@@ -184,35 +173,10 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
         f["manifest"] = json.dumps(next(iter(rec.manifests.values()), {}), sort_keys=True)
         f["manifests"] = json.dumps(manifests, sort_keys=True)
         for seg, arrays in _iter_recorded(rec):
-            latent = segment_latent(seg, arrays)
+            branches = segment_branches(seg, arrays, decoder, variables, raw_vars, with_error)
             counts = np.asarray(arrays["njet"]).astype(np.int64)
-            reco = decoder(latent)
-            if reco.shape[1] != len(variables):
-                raise DecodeError(f"decoder outputs {reco.shape[1]} variables, the recorded card names "
-                                  f"{len(variables)}")
-            branches: dict[str, Any] = {c: np.asarray(arrays[c]) for c in EVENT_COLUMNS}
-            branches[THRESHOLD_BRANCH] = (np.asarray(arrays[THRESHOLD_BRANCH]) if THRESHOLD_BRANCH in arrays.fields
-                                          else np.full(len(arrays), np.nan, np.float32))
-            jet_fields = {v: np.ascontiguousarray(reco[:, i]) for i, v in enumerate(variables)}
-            if with_error:
-                jet_fields["error"] = np.asarray(ak.flatten(arrays[JET_ERROR], axis=None)).astype(np.float32)
-            for i in range(latent_dim):
-                jet_fields[f"latent_{i}"] = np.ascontiguousarray(latent[:, i])
-            branches["jet"] = jagged_record(counts, jet_fields)
             if raw_vars:
-                n_raw = np.asarray(arrays["nraw_jet"]).astype(np.int64) if "nraw_jet" in arrays.fields \
-                    else np.zeros(len(arrays), np.int64)
-                raw_fields = {}
-                for var in raw_vars:
-                    name = f"raw_jet_{var}"
-                    if name not in arrays.fields:
-                        if n_raw.sum():
-                            raise DecodeError(f"{seg.path}: flagged events lack {name}")
-                        raw_fields[var] = np.zeros(0, np.float32)
-                    else:
-                        raw_fields[var] = np.asarray(ak.flatten(arrays[name], axis=None))
-                branches["raw_jet"] = jagged_record(n_raw, raw_fields)
-                summary.n_raw_jets += int(n_raw.sum())
+                summary.n_raw_jets += int(np.sum(ak.num(branches["raw_jet"], axis=1)))
             if tree is None:
                 tree = create_tree(f, "events", branches)
             else:
@@ -226,3 +190,52 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
         metadata.update({k: getattr(summary, k) for k in ("n_events", "n_jets", "n_flagged", "n_raw_jets")})
         f["metadata"] = json.dumps(metadata, sort_keys=True)
     return summary
+
+
+def open_decoder(card: Mapping[str, Any], latent_dim: int, model_dir: str | Path | None = None, force: bool = False,
+                 threads: int = 1) -> tuple[Path, str, str, Decoder]:
+    """(model directory, actual and recorded decoder sha256, Decoder) for a recording's card: found as
+    :func:`locate_model` does, checked by :func:`check_decoder`, and against the recording's latent size."""
+    model_path = locate_model(card, model_dir)
+    actual, recorded = check_decoder(model_path, card, force)
+    decoder = Decoder(model_path / DECODER, threads=threads)
+    if isinstance(decoder.latent_dim, int) and latent_dim and decoder.latent_dim != latent_dim:
+        raise DecodeError(f"decoder takes latent size {decoder.latent_dim}, the recording has {latent_dim}")
+    return model_path, actual, recorded, decoder
+
+
+def segment_branches(seg: Any, arrays: ak.Array, decoder: Decoder, variables: list[str], raw_vars: list[str],
+                     with_error: bool) -> dict[str, Any]:
+    """The decoded.root branches of recorded events (one segment's, or a commit-aligned part of one): the
+    per-event columns, ``jet`` (decoded ``variables``, ``error`` when ``with_error``, ``latent_<i>``) and, with
+    ``raw_vars``, ``raw_jet`` (the flagged events' raw columns, bit for bit)."""
+    from emulator.runtime.recording import JET_ERROR, THRESHOLD_BRANCH, jagged_record, segment_latent
+
+    latent = segment_latent(seg, arrays)
+    counts = np.asarray(arrays["njet"]).astype(np.int64)
+    reco = decoder(latent)
+    if reco.shape[1] != len(variables):
+        raise DecodeError(f"decoder outputs {reco.shape[1]} variables, the recorded card names {len(variables)}")
+    branches: dict[str, Any] = {c: np.asarray(arrays[c]) for c in EVENT_COLUMNS}
+    branches[THRESHOLD_BRANCH] = (np.asarray(arrays[THRESHOLD_BRANCH]) if THRESHOLD_BRANCH in arrays.fields
+                                  else np.full(len(arrays), np.nan, np.float32))
+    jet_fields = {v: np.ascontiguousarray(reco[:, i]) for i, v in enumerate(variables)}
+    if with_error:
+        jet_fields["error"] = np.asarray(ak.flatten(arrays[JET_ERROR], axis=None)).astype(np.float32)
+    for i in range(latent.shape[1]):
+        jet_fields[f"latent_{i}"] = np.ascontiguousarray(latent[:, i])
+    branches["jet"] = jagged_record(counts, jet_fields)
+    if raw_vars:
+        n_raw = np.asarray(arrays["nraw_jet"]).astype(np.int64) if "nraw_jet" in arrays.fields \
+            else np.zeros(len(arrays), np.int64)
+        raw_fields = {}
+        for var in raw_vars:
+            name = f"raw_jet_{var}"
+            if name not in arrays.fields:
+                if n_raw.sum():
+                    raise DecodeError(f"{seg.path}: flagged events lack {name}")
+                raw_fields[var] = np.zeros(0, np.float32)
+            else:
+                raw_fields[var] = np.asarray(ak.flatten(arrays[name], axis=None))
+        branches["raw_jet"] = jagged_record(n_raw, raw_fields)
+    return branches

@@ -61,9 +61,9 @@ def to_deltas(values: np.ndarray, previous: int) -> np.ndarray:
     return out
 
 
-def from_deltas(deltas: np.ndarray) -> np.ndarray:
-    """The values back: cumulative sum modulo 2**64."""
-    return np.cumsum(np.asarray(deltas, dtype=np.uint64), dtype=np.uint64)
+def from_deltas(deltas: np.ndarray, previous: int = 0) -> np.ndarray:
+    """The values back: cumulative sum modulo 2**64 (from ``previous``, the value before the first delta)."""
+    return np.cumsum(np.asarray(deltas, dtype=np.uint64), dtype=np.uint64) + np.uint64(previous)
 
 
 # ---------------------------------------------------------------------------------------------- score
@@ -211,9 +211,11 @@ def stored_names(names: Sequence[str], fields: Sequence[str]) -> list[str]:
     return out
 
 
-def expand(arrays: ak.Array, layout: Mapping[str, Any] | None, wanted: Sequence[str] | None = None) -> ak.Array:
+def expand(arrays: ak.Array, layout: Mapping[str, Any] | None, wanted: Sequence[str] | None = None,
+           previous: Mapping[str, int] | None = None) -> ak.Array:
     """The format-2 columns of a format-3 segment's arrays (``wanted``: the logical names asked for; all
-    with None). Arrays without compact columns come back as they are."""
+    with None). Arrays without compact columns come back as they are. Arrays that start past a segment's first
+    event (whole commits) need ``previous``: {delta column: its value on the event before the first}."""
     fields = list(arrays.fields)
     if not any(f.endswith(DELTA_SUFFIX) or f in (EVENT_ANS_BRANCH, RAW_PACKED_BRANCH) for f in fields):
         return arrays
@@ -221,7 +223,8 @@ def expand(arrays: ak.Array, layout: Mapping[str, Any] | None, wanted: Sequence[
     out: dict[str, Any] = {}
     for name in fields:
         if name.endswith(DELTA_SUFFIX):
-            out[name.removesuffix(DELTA_SUFFIX)] = from_deltas(np.asarray(arrays[name]))
+            base = name.removesuffix(DELTA_SUFFIX)
+            out[base] = from_deltas(np.asarray(arrays[name]), (previous or {}).get(base, 0))
         elif name == EVENT_ANS_BRANCH:
             bits = int(layout.get("score_bits", FLOAT32_MANTISSA_BITS))
             njet = np.zeros(len(arrays), np.int64)

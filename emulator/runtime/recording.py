@@ -367,16 +367,22 @@ def read_segment(path: str | Path) -> Segment:
     return Segment(path, run_id, index, n_entries, version, *parsed[:3], branches=branches, anomaly_card=parsed[3])
 
 
-def read_segment_arrays(segment: Segment, branches: Sequence[str] | None = None) -> ak.Array:
-    """The ``events`` tree of a segment as an awkward array (all branches, or the ones named)."""
-    if segment.n_entries == 0:
+def read_segment_arrays(segment: Segment, branches: Sequence[str] | None = None, entry_start: int = 0,
+                        entry_stop: int | None = None, previous: Mapping[str, int] | None = None) -> ak.Array:
+    """The ``events`` tree of a segment as an awkward array (all branches, or the ones named).
+
+    A part of it (``entry_start``, ``entry_stop``) must hold whole commits when the segment has ANS blocks,
+    and, when it starts past the first event of a format-3 segment, ``previous`` gives the identity columns'
+    values on the event before it (see ``compact_columns.expand``)."""
+    stop = segment.n_entries if entry_stop is None else min(entry_stop, segment.n_entries)
+    if stop <= entry_start:
         return ak.Array([])
     try:
         with open_replayed(segment.path) as raw, uproot.open(raw) as file:
             tree = file[TREE]
             names = None if branches is None else cc.stored_names(list(branches), list(tree.keys()))
-            arrays = tree.arrays(names, library="ak", entry_stop=segment.n_entries)
-        return cc.expand(arrays, segment.layout, None if branches is None else list(branches))
+            arrays = tree.arrays(names, library="ak", entry_start=entry_start, entry_stop=stop)
+        return cc.expand(arrays, segment.layout, None if branches is None else list(branches), previous)
     except Exception as exc:
         raise RecordingError(f"{segment.path}: cannot read arrays: {type(exc).__name__}: {exc}") from exc
 

@@ -1,0 +1,14 @@
+"""Offline analysis of aetrig recordings in Python and notebooks (docs/python.md).
+
+Example::
+
+    from consumer.analysis import open_run
+    run = open_run("runs/demo")          # the --out of aetrig run or aetrig sink
+    events = run.events()                # awkward Array: identity, score, flag, threshold, jet, raw_jet
+    for part in run.iterate(step=100_000):
+        ...                              # bounded memory
+"""
+
+from consumer.analysis.run import AnalysisError, Run, open_run
+
+__all__ = ["AnalysisError", "Run", "open_run"]

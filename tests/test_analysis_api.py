@@ -1,0 +1,157 @@
+"""The Python API of consumer/analysis on one real recording (`aetrig run` on QCD and Z' with small commits and
+segments): its events equal the recording reader's columns, decoded with the ONNX decoder run here by hand; parts
+hold whole commits and add up to the whole; the equal-rate comparison equals `aetrig evaluate --recording`'s and a
+TPR computed here; and the Dask path and `aetrig decode` give the same numbers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from consumer.analysis import AnalysisError, open_run
+from consumer.analysis.chunks import commit_starts, plan
+from consumer.offline.join import join_inputs
+from emulator.runtime.defaults import SAMPLES_DIR, ZOO
+from emulator.runtime.recording import open_recording
+
+REPO = Path(__file__).resolve().parents[1]
+QCD, ZPRIME = SAMPLES_DIR / "qcd.root", SAMPLES_DIR / "zprime.root"
+ROTATE, COMMIT = 10_000, 1_500
+EVENT_COLUMNS = ("run_id", "seq", "event_id", "file_index", "entry", "event_number", "event_score", "flag",
+                 "event_threshold")
+
+
+def _aetrig(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emulator.cli", *argv], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Z' then QCD once through the default models, several segments of several commits each."""
+    out = tmp_path_factory.mktemp("analysis") / "run"
+    done = _aetrig("run", "--input", str(ZPRIME), str(QCD), "--loops", "1", "--rate", "0", "--out", str(out),
+                   "--commit-events", str(COMMIT), "--rotate-events", str(ROTATE), "--status-interval", "0",
+                   "--lossless-events", "0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+def test_events_are_the_recorded_columns_decoded(recording: Path) -> None:
+    run, rec = open_run(recording), open_recording(recording)
+    events = run.events()
+    assert len(rec.segments) >= 3 and len(events) == len(rec) == 25_000
+    columns = rec.events()
+    for name in EVENT_COLUMNS:
+        np.testing.assert_array_equal(np.asarray(events[name]), columns[name], err_msg=name)
+    np.testing.assert_array_equal(np.asarray(ak.num(events.jet, axis=1)), columns["n_jets"])
+    latent = rec.latent()
+    k = latent.shape[1]
+    mine = np.stack([np.asarray(ak.flatten(events.jet[f"latent_{i}"])) for i in range(k)], axis=1)
+    np.testing.assert_array_equal(mine, latent)
+    session = ort.InferenceSession(str(ZOO / run.card["name"] / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    by_hand = session.run(None, {session.get_inputs()[0].name: latent})[0]
+    for i, var in enumerate(run.variables):
+        np.testing.assert_allclose(np.asarray(ak.flatten(events.jet[var])), by_hand[:, i], rtol=1e-6, atol=1e-5,
+                                   err_msg=var)
+    raw = rec.raw_jets()
+    assert set(events.raw_jet.fields) == set(raw) and len(raw["pt"]) > 0
+    for var, values in raw.items():
+        np.testing.assert_array_equal(np.asarray(ak.flatten(events.raw_jet[var])), values, err_msg=var)
+    assert not ak.any(ak.num(events.raw_jet, axis=1)[events.flag == 0])
+
+
+def test_decoded_jets_follow_the_input_jets(recording: Path) -> None:
+    """The decoded pT of the first 2000 events against the input files' jets, joined by (file_index, entry)."""
+    run = open_run(recording)
+    events = next(run.iterate(step=2000))
+    inputs = join_inputs(np.asarray(events.file_index), np.asarray(events.entry), run.manifest, ["pt"])
+    assert ak.all(ak.num(inputs.pt, axis=1) == ak.num(events.jet, axis=1))
+    ratio = np.asarray(ak.flatten(events.jet.pt)) / np.asarray(ak.flatten(inputs.pt))
+    assert abs(np.median(ratio) - 1) < 0.05 and np.quantile(np.abs(ratio - 1), 0.5) < 0.2
+
+
+def test_parts_hold_whole_commits_and_add_up(recording: Path) -> None:
+    run = open_run(recording, decode=False)
+    whole = run.events()
+    assert run.variables == [] and [f for f in whole.jet.fields if not f.startswith("latent_")] == []
+    step = 1000
+    parts = plan(run.recording.segments, step)
+    starts = {seg.path: commit_starts(seg) for seg in run.recording.segments}
+    biggest = max(int(np.diff([*s, seg.n_entries]).max()) for seg in run.recording.segments
+                  for s in [starts[seg.path]])
+    assert biggest <= COMMIT + 2048 and len(parts) > len(run.recording.segments)  # a commit: >= COMMIT events
+    for part in parts:
+        assert part.start in starts[part.segment.path] and part.stop <= part.segment.n_entries
+        assert len(part) < step + biggest
+    pieces = list(run.iterate(step=step))
+    assert [len(p) for p in pieces] == [len(p) for p in parts]
+    joined = ak.concatenate(pieces)
+    for name in ("seq", "event_id", "entry", "event_number", "event_score"):
+        np.testing.assert_array_equal(np.asarray(joined[name]), np.asarray(whole[name]), err_msg=name)
+    np.testing.assert_array_equal(np.asarray(ak.flatten(joined.jet.latent_0)),
+                                  np.asarray(ak.flatten(whole.jet.latent_0)))
+    with pytest.raises(ValueError, match="step"):
+        next(run.iterate(step=0))
+
+
+def test_summary_manifest_and_bytes(recording: Path) -> None:
+    run = open_run(recording)
+    assert run.summary["events"]["recorded"] == len(run)
+    assert run.summary["events"]["flagged"] == int(ak.sum(run.events().flag))
+    assert [Path(f["path"]).name for f in run.manifest["files"]] == ["zprime.root", "qcd.root"]
+    split = run.recording_bytes()
+    assert split["events"] == len(run) and split["bytes"] == sum(p.stat().st_size for p in
+                                                                 (recording / "segments").glob("*.root"))
+
+
+def test_equal_rate_comparison_is_aetrig_evaluate_recording(recording: Path, tmp_path: Path) -> None:
+    run = open_run(recording)
+    results = run.evaluate({"zprime": "zprime.root"}, fprs=(1e-2, 1e-3))
+    name = f"recording ({run.anomaly_card['name']})"
+    row = results["models"][name]["signals"]["zprime"]["fpr"]["0.01"]
+    events = run.events()
+    score, from_zprime = np.asarray(events.event_score, np.float64), np.asarray(events.file_index) == 0
+    threshold = np.sort(score[~from_zprime])[::-1][int(0.01 * (~from_zprime).sum())]
+    assert row["tpr"] == pytest.approx(float(np.mean(score[from_zprime] > threshold)), abs=1e-9)
+    assert row["threshold"] == pytest.approx(threshold)
+    cli = _aetrig("evaluate", "--recording", str(recording), "--background", str(QCD), "--signal",
+                  f"zprime={ZPRIME}", "--model", str(ZOO / run.anomaly_card["name"]), "--fpr", "1e-2", "1e-3",
+                  "--out", str(tmp_path / "eval"), "--no-plots")
+    assert cli.returncode == 0, cli.stderr
+    theirs = json.loads((tmp_path / "eval" / "evaluate.json").read_text())["models"][name]["signals"]["zprime"]
+    assert _same(results["models"][name]["signals"]["zprime"], theirs)
+    with pytest.raises(AnalysisError, match="no input file"):
+        run.evaluate({"darkshower": "darkshower*.root"})
+
+
+def _same(mine, theirs) -> bool:
+    """Nested results equal up to JSON's None for NaN."""
+    if isinstance(mine, dict):
+        return set(mine) == set(theirs) and all(_same(mine[k], theirs[k]) for k in mine)
+    if isinstance(mine, (list, tuple)):
+        return len(mine) == len(theirs) and all(_same(a, b) for a, b in zip(mine, theirs, strict=True))
+    if isinstance(mine, float) and mine != mine:
+        return theirs is None
+    return mine == pytest.approx(theirs)
+
+
+def test_decoder_is_the_recorded_one(recording: Path, tmp_path: Path) -> None:
+    run = open_run(recording)
+    moved = tmp_path / "model"
+    shutil.copytree(ZOO / run.card["name"], moved)
+    assert open_run(recording, model=moved).model_path == moved
+    with (moved / "decoder.onnx").open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(AnalysisError, match="sha256"):
+        open_run(recording, model=moved)
+    with pytest.raises(AnalysisError, match="not a recording"):
+        open_run(tmp_path)
