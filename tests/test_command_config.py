@@ -87,3 +87,51 @@ def test_parser_actions_sees_every_argument_argparse_holds() -> None:
              parser.add_argument_group("g").add_argument("--z", action="store_true")]
     actions = parser_actions(parser)
     assert all(a in actions for a in added) and {a.dest for a in actions} == {"help", "x", "y", "z"}
+
+
+REQUIRED = {"train": ["--input", "a.root", "--out", "m"],
+            "event-design": ["ship", "--model", "m", "--train-background", "a.root"]}
+
+
+@pytest.mark.parametrize("command,flag,dest", [("train", "--loss-weights", "loss_weights"),
+                                               ("report", "--signal", "signal"),
+                                               ("evaluate", "--branch-map", "branch_map"),
+                                               ("event-design", "--design-signal", "design_signal"),
+                                               ("produce", "--branch-map", "branch_map"),
+                                               ("run", "--branch-map", "producer:branch_map")])
+def test_key_value_flags_take_space_separated_pairs_and_add_up_when_repeated(command: str, flag: str,
+                                                                            dest: str) -> None:
+    parser, _ = cli.build_parser(command)
+    args = parser.parse_args([*REQUIRED.get(command, []), flag, "a=1", "b=x.root,y.root", flag, "c=3", "a=4"])
+    assert vars(args)[dest] == {"a": "4", "b": "x.root,y.root", "c": "3"}
+
+
+@pytest.mark.parametrize("bad", ["pt", "pt=", "=3", "pt=10,m=5"])
+def test_a_malformed_key_value_pair_is_a_usage_error(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """'pt=10,m=5' (the old comma form) reads as pt -> '10,m=5', which the weights parser refuses."""
+    from models.training.train_command import parse_weights
+    from models.training.train_options import TrainError
+
+    parser, _ = cli.build_parser("train")
+    if bad == "pt=10,m=5":
+        weights = parser.parse_args([*REQUIRED["train"], "--loss-weights", bad]).loss_weights
+        with pytest.raises(TrainError, match="W a number"):
+            parse_weights(weights, ["pt", "m"])
+        return
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args([*REQUIRED["train"], "--loss-weights", bad])
+    assert exit_.value.code == 2 and "expects VAR=W" in capsys.readouterr().err
+
+
+def test_a_config_table_or_list_gives_a_key_value_flag_its_pairs(tmp_path: Path) -> None:
+    from models.training.train_command import parse_weights
+
+    table = tmp_path / "table.toml"
+    table.write_text('input = ["a.root"]\nout = "m"\n[loss_weights]\npt = 10\nm = 5\n')
+    as_list = tmp_path / "list.toml"
+    as_list.write_text('input = ["a.root"]\nout = "m"\nloss-weights = ["pt=10", "m=5"]\n')
+    for config in (table, as_list):
+        weights = _parse("train", config).loss_weights
+        assert weights == {"pt": "10", "m": "5"}
+        assert parse_weights(weights, ["pt", "eta", "m"]) == [10.0, 1.0, 5.0]
+    assert _parse("train", table, "--loss-weights", "eta=2").loss_weights == {"eta": "2"}

@@ -34,7 +34,7 @@ def test_command_line_round_trips_through_the_cli_parser() -> None:
 
     parser, _ = cli.build_parser("train")
     for options in (TrainOptions(input=["a.root", "b.root"], out="/tmp/x", variables="all", model="wide", latent=4,
-                                 epochs=3, lr=1e-3, loss_weights="pt=2", weight_decay=1e-4, max_events=100),
+                                 epochs=3, lr=1e-3, loss_weights={"pt": 2.0}, weight_decay=1e-4, max_events=100),
                     TrainOptions(input=["a.root"], out="/tmp/y", level="event", jets=5, slots=3, latent=2, seed=4)):
         text = options.command_line()
         assert text.startswith("aetrig train")

@@ -25,6 +25,8 @@ import os
 import sys
 from pathlib import Path
 
+from emulator.runtime.stage_config import KeyValuesAction
+
 EXAMPLES = """
 aetrig evaluate --out eval
 aetrig evaluate --background data/qcd_train_200k.root --signal zprime=producer/samples/zprime.root \\
@@ -32,7 +34,7 @@ aetrig evaluate --background data/qcd_train_200k.root --signal zprime=producer/s
 aetrig run --input producer/samples/qcd.root producer/samples/zprime.root --rate 20000 --loops 1 --out runs/mix
 aetrig evaluate --recording runs/mix --recording-model EVT_AE_k1 --signal zprime=producer/samples/zprime.root
 aetrig evaluate --signal myexotic=/data/exotic_*.root --tree CollectionTree --unit MeV --derive-e \\
-  --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt --branch-map eta=AntiKt4EMTopoJetsAuxDyn.eta
+  --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt eta=AntiKt4EMTopoJetsAuxDyn.eta
 """
 
 DEFAULT_EVENT_MODEL = "EVT_AE_ht"
@@ -46,13 +48,13 @@ class EvaluateError(Exception):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("samples")
     g.add_argument("--background", nargs="+", metavar="FILE", help="background ROOT files (default bundled qcd.root)")
-    g.add_argument("--signal", action="append", default=[], metavar="NAME=FILES",
-                   help="signal sample, files comma-separated or a glob (repeatable; default bundled zprime, "
+    g.add_argument("--signal", action=KeyValuesAction, default={}, metavar="NAME=FILES",
+                   help="signal samples, each one's files comma-separated or a glob (default bundled zprime, "
                         "darkshower, ttbar)")
     g.add_argument("--max-events", type=int, default=None, help="read at most N events per sample")
     g.add_argument("--tree", default="events", help="TTree name (default events)")
-    g.add_argument("--branch-map", action="append", default=[], metavar="VAR=BRANCH",
-                   help="branch of a jet variable (repeatable)")
+    g.add_argument("--branch-map", action=KeyValuesAction, default={}, metavar="VAR=BRANCH",
+                   help="branches of jet variables")
     g.add_argument("--unit", choices=("GeV", "MeV"), default="GeV", help="energy unit of the files")
     g.add_argument("--derive-e", action="store_true", help="compute E from pt, eta, m")
     g = parser.add_argument_group("scores")
@@ -75,28 +77,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-plots", action="store_true", help="with --out: numbers and tables only")
 
 
-def _signals(items: list[str]) -> dict[str, list[str]]:
+def _signals(samples: dict[str, str]) -> dict[str, list[str]]:
     from consumer.offline.report_command import named_files
     from consumer.offline.studies.common import bundled
 
-    if not items:
+    if not samples:
         return {n: [str(bundled(n))] for n in DEFAULT_SIGNALS}
-    try:
-        return named_files(items, "--signal")
-    except ValueError as exc:
-        raise EvaluateError(str(exc)) from None
-
-
-def _read_options(args: argparse.Namespace):  # -> ReadOptions
-    from consumer.offline.report_command import read_options
-
-    try:
-        return read_options(args)
-    except ValueError as exc:
-        raise EvaluateError(str(exc)) from None
+    return named_files(samples)
 
 
 def _load(name: str, files: list[str], args: argparse.Namespace):  # -> Sample
+    from consumer.offline.report_command import read_options
     from consumer.offline.studies.common import load_sample
     from producer.reader import ReaderError
 
@@ -104,7 +95,7 @@ def _load(name: str, files: list[str], args: argparse.Namespace):  # -> Sample
         if not any(c in f for c in "*?[") and not os.path.isfile(f):
             raise EvaluateError(f"{name}: file {f} does not exist")
     try:
-        return load_sample(name, files, None, _read_options(args), args.max_events)
+        return load_sample(name, files, None, read_options(args), args.max_events)
     except (ReaderError, OSError, ValueError) as exc:
         raise EvaluateError(f"{name}: cannot read {files}: {exc}") from exc
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from emulator.runtime.stage_config import KeyValuesAction
+
 EXAMPLES = """
 aetrig report
 aetrig generate --process qcd --events 50000 --seed 902 --jobs 2 --out data/qcd_test_50k.root
@@ -19,7 +21,7 @@ aetrig generate --process qcd --pthat-min 300 --events 20000 --seed 903 --jobs 2
 aetrig report --out report_full --large-background data/qcd_test_50k.root \\
   --cross-sample qcd_ptmin300=data/qcd_ptmin300.root
 aetrig report --signal myexotic=/data/exotic_*.root --tree CollectionTree --unit MeV \\
-  --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt --branch-map eta=AntiKt4EMTopoJetsAuxDyn.eta --derive-e
+  --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt eta=AntiKt4EMTopoJetsAuxDyn.eta --derive-e
 aetrig report --studies 3 --models AE_3D_200_ptetaphie wide_k6 --max-events 5000
 aetrig report --studies 3 --generate-large-background 200000 --out report_1e4
 """
@@ -28,21 +30,11 @@ aetrig report --studies 3 --generate-large-background 200000 --out report_1e4
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="report", help="output directory (default report/)")
     parser.add_argument("--background", nargs="+", metavar="FILE", help="background ROOT files (default bundled qcd)")
-    parser.add_argument(
-        "--signal",
-        action="append",
-        default=[],
-        metavar="NAME=FILES",
-        help="signal sample, files comma-separated or a glob (repeatable; default bundled signals)",
-    )
-    parser.add_argument(
-        "--cross-sample",
-        action="append",
-        default=[],
-        metavar="NAME=FILES",
-        help="study 1 evaluation sample (repeatable; default the bundled ttbar), "
-        "e.g. qcd_ptmin300=data/qcd_ptmin300.root",
-    )
+    parser.add_argument("--signal", action=KeyValuesAction, default={}, metavar="NAME=FILES",
+                        help="signal samples, each one's files comma-separated or a glob (default bundled signals)")
+    parser.add_argument("--cross-sample", action=KeyValuesAction, default={}, metavar="NAME=FILES",
+                        help="study 1 evaluation samples (default the bundled ttbar), "
+                             "e.g. qcd_ptmin300=data/qcd_ptmin300.root")
     parser.add_argument(
         "--large-background",
         nargs="+",
@@ -60,13 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="model for study 2 (default AE_3D_200_ptetaphie, else the first found)",
     )
     parser.add_argument("--tree", default="events", help="TTree name in user files (default events)")
-    parser.add_argument(
-        "--branch-map",
-        action="append",
-        default=[],
-        metavar="VAR=BRANCH",
-        help="branch of a jet variable in user files (repeatable)",
-    )
+    parser.add_argument("--branch-map", action=KeyValuesAction, default={}, metavar="VAR=BRANCH",
+                        help="branches of jet variables in user files")
     parser.add_argument("--unit", choices=("GeV", "MeV"), default="GeV", help="energy unit of user files")
     parser.add_argument("--derive-e", action="store_true", help="compute E from pt, eta, m")
     parser.add_argument("--max-events", type=int, default=None, help="read at most N events per sample")
@@ -75,29 +62,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer codecs and batch sizes in study 2 (smoke runs)")
 
 
-def named_files(items: list[str], flag: str) -> dict[str, list[str]]:
-    """``NAME=FILES`` items of a repeatable ``flag`` as {name: comma-separated files}; ValueError if malformed."""
-    out: dict[str, list[str]] = {}
-    for item in items:
-        name, sep, files = item.partition("=")
-        if not sep or not name or not files:
-            raise ValueError(f"{flag} expects NAME=FILES, got {item!r}")
-        out[name] = [f for f in files.split(",") if f]
-    return out
+def named_files(samples: dict[str, str]) -> dict[str, list[str]]:
+    """``--signal``/``--cross-sample`` {name: comma-separated files} as {name: [files]}."""
+    return {name: [f for f in files.split(",") if f] for name, files in samples.items()}
 
 
 def read_options(args: argparse.Namespace):  # -> ReadOptions
-    """The reading options of user ROOT files (--tree, --branch-map VAR=BRANCH, --unit, --derive-e); ValueError
-    for a malformed --branch-map."""
+    """The reading options of user ROOT files (--tree, --branch-map VAR=BRANCH ..., --unit, --derive-e)."""
     from consumer.offline.studies.common import ReadOptions
 
-    branch_map = {}
-    for item in args.branch_map:
-        var, sep, branch = item.partition("=")
-        if not sep:
-            raise ValueError(f"--branch-map expects VAR=BRANCH, got {item!r}")
-        branch_map[var] = branch
-    return ReadOptions(args.tree, branch_map, args.unit, args.derive_e)
+    return ReadOptions(args.tree, dict(args.branch_map), args.unit, args.derive_e)
 
 
 def config_from_args(args: argparse.Namespace):  # -> ReportConfig
@@ -106,8 +80,8 @@ def config_from_args(args: argparse.Namespace):  # -> ReportConfig
     options = read_options(args)
     cfg = ReportConfig(
         out=args.out,
-        signals=named_files(args.signal, "--signal"),
-        cross=named_files(args.cross_sample, "--cross-sample"),
+        signals=named_files(args.signal),
+        cross=named_files(args.cross_sample),
         large_background=args.large_background,
         models=args.models,
         compression_model=args.compression_model,

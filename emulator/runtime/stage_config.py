@@ -47,7 +47,9 @@ class Kind:
     tokens: Callable[[Any], list[str]]
 
 
-def _key_values(value: Any, metavar: str) -> dict[str, str]:
+def key_values(value: Any, metavar: str = "K=V") -> dict[str, str]:
+    """The one parser of key/value settings: ``["K=V", "K=V"]`` tokens (or one "K=V", or a config file's table)
+    as {K: V}, a later K winning; ValueError saying what it expects for an item without ``=``, key or value."""
     if isinstance(value, Mapping):
         return {str(k): str(v) for k, v in value.items()}
     out = {}
@@ -57,6 +59,23 @@ def _key_values(value: Any, metavar: str) -> dict[str, str]:
             raise ValueError(f"expects {metavar}, got {item!r}")
         out[key.strip()] = val.strip()
     return out
+
+
+class KeyValuesAction(argparse.Action):
+    """``--flag K=V [K=V ...]``, repeatable (the pairs add up): the flag's value is one {K: V} dict
+    (:func:`key_values`); a malformed pair is a usage error (exit 2)."""
+
+    def __init__(self, option_strings: list[str], dest: str, nargs: Any = "+", **kwargs: Any):
+        super().__init__(option_strings, dest, nargs="+", **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        try:
+            pairs = key_values(values, self.metavar or "K=V")
+        except ValueError as exc:
+            raise argparse.ArgumentError(self, str(exc)) from None
+        current = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, {**(current if isinstance(current, dict) else {}), **pairs})
 
 
 def _comma_list(value: Any, metavar: str) -> list[str] | None:
@@ -75,8 +94,8 @@ def _any_base_int(value: Any, metavar: str) -> int:
         raise ValueError(f"expects an integer (decimal or 0x hex), got {value!r}") from None
 
 
-#: ``--flag K=V K=V`` (file: a table or a list of "K=V").
-KEY_VALUES = Kind("+", _key_values, lambda d: [f"{k}={v}" for k, v in d.items()])
+#: ``--flag K=V K=V``, repeatable (file: a table or a list of "K=V").
+KEY_VALUES = Kind("+", key_values, lambda d: [f"{k}={v}" for k, v in d.items()])
 #: ``--flag a,b,c`` (file: "a,b,c" or a list); empty means None.
 COMMA_LIST = Kind(None, _comma_list, lambda v: [",".join(v)])
 #: ``--flag 255`` or ``--flag 0xff``.
@@ -171,7 +190,9 @@ def argparse_kwargs(setting: Setting) -> dict[str, Any]:
     if setting.type is bool:
         return {"action": argparse.BooleanOptionalAction}
     kw: dict[str, Any] = {"metavar": setting.metavar}
-    if setting.kind is not None:
+    if setting.kind is KEY_VALUES:
+        kw["action"] = KeyValuesAction
+    elif setting.kind is not None:
         kw["nargs"] = setting.kind.nargs
     elif setting.type is list:
         kw["nargs"] = "+"

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from emulator.runtime.stage_config import KeyValuesAction
 from emulator.runtime.tables import text_table
 from models.runtime import score_transform as st
 from models.runtime import trigger_menu as tm
@@ -199,8 +200,7 @@ def compare(args: argparse.Namespace) -> int:
     train_file = load([args.train_background])
     extra = load(args.extra_background) if args.extra_background else None
     signals = {}
-    for item in args.signal:
-        name, _, files = item.partition("=")
+    for name, files in args.signal.items():
         signals[name] = load(files.split(","))
     combos = [parse_combo(c) for c in args.combo]
     results: dict[str, Any] = {}
@@ -279,12 +279,11 @@ def ship(args: argparse.Namespace) -> int:
         from models.runtime.hashing import sha256_file
 
         card["source"]["design_signals"] = [
-            {"name": name, "file": Path(f).name, "sha256": sha256_file(f)}
-            for name, _, f in (item.partition("=") for item in args.design_signal)]
+            {"name": name, "file": Path(f).name, "sha256": sha256_file(f)} for name, f in args.design_signal.items()]
         card["source"]["design_rule"] = ("global weight and combo chosen on these signals only (design background: "
                                          "the training file's val + test splits and producer/samples/qcd.root); "
                                          "results are to be reported on signals generated afterwards")
-    signal_files = [f for _, _, f in (item.partition("=") for item in args.design_signal)]
+    signal_files = list(args.design_signal.values())
     card["source"]["rebuild"] = {
         "what": "the aetrig commands that rebuild this directory: its data, then the training, then this ship step",
         "data": generate_commands([args.train_background, *args.calibrate, *signal_files]),
@@ -318,13 +317,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--combo", nargs="+", default=None,
                         help="E,L,H: error, latent and HT term weights (compare: default 1,0,0 1,0,1 1,0.5,1; "
                              "ship: one, default 1,0,0)")
-    parser.add_argument("--signal", action="append", default=[], metavar="NAME=FILES",
-                        help="compare: a design signal (repeatable)")
+    parser.add_argument("--signal", action=KeyValuesAction, default={}, metavar="NAME=FILES",
+                        help="compare: design signals, each one's files comma-separated")
     parser.add_argument("--extra-background", nargs="*", default=[], help="compare: more held-out background files")
     parser.add_argument("--calibrate", nargs="+", help="ship: background files of the card thresholds")
     parser.add_argument("--name", help="ship: the card name (default: the --out folder name)")
-    parser.add_argument("--design-signal", action="append", default=[], metavar="NAME=FILE",
-                        help="ship: record a signal the design was chosen on (name, file, sha256) in the card")
+    parser.add_argument("--design-signal", action=KeyValuesAction, default={}, metavar="NAME=FILE",
+                        help="ship: record the signals the design was chosen on (name, file, sha256) in the card")
     parser.add_argument("--out", help="compare: folder for design.txt/json; ship: the model dir to write")
     parser.add_argument("--min-bin-events", type=int, default=st.MIN_BIN_EVENTS)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from emulator.runtime.stage_config import KeyValuesAction
 from models.runtime import latent_coding as lc
 from models.runtime.card import write_card
 from models.runtime.evaluate import run_scorer
@@ -32,7 +33,7 @@ from models.training.train_command import parse_variables, parse_weights
 from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split
 
 #: the goal's resolutions in normalised units (pt/e: 1 % relative; eta/phi: 0.01) set the default weights
-GOAL_WEIGHTS = "pt=1,eta=2.25,phi=5.5,e=2.45"
+GOAL_WEIGHTS = {"pt": 1.0, "eta": 2.25, "phi": 5.5, "e": 2.45}
 #: float32 weights, integer latents: the generic torch parity test (exact float equality of the reconstruction)
 #: does not apply across a rounding edge; tests/test_rate_ae.py checks these graphs against RateAE instead
 PRECISION = "float32, rint latents"
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                              "--process qcd --events 200000 --seed 901 --out data/qcd_train_200k.root`")
     parser.add_argument("--variables", default="pt,eta,phi,e")
     parser.add_argument("--latent", type=int, default=3)
-    parser.add_argument("--loss-weights", default=GOAL_WEIGHTS)
+    parser.add_argument("--loss-weights", action=KeyValuesAction, default=GOAL_WEIGHTS, metavar="VAR=W")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--lr", type=float, default=3e-3)

@@ -18,13 +18,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from emulator.runtime.stage_config import KeyValuesAction
 from models.training.event_train import train_event_model
-from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split, training_record
+from models.training.train_options import (
+    TrainError,
+    TrainOptions,
+    fit_network,
+    load_and_split,
+    training_record,
+    weight_values,
+)
 
 EXAMPLES = """
 aetrig train --input producer/samples/qcd.root --model ae3d200 --variables pt,eta,phi,e --epochs 5 --out /tmp/ae
@@ -66,8 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--schedule", choices=["onecycle", "plateau"], default=d.schedule)
     parser.add_argument("--patience", type=int, default=d.patience,
                         help="early stopping: epochs without validation gain")
-    parser.add_argument("--loss-weights", default=d.loss_weights,
-                        help="per-variable loss weights VAR=W,... (others 1; normalised to mean 1). The scorer's "
+    parser.add_argument("--loss-weights", action=KeyValuesAction, default=d.loss_weights, metavar="VAR=W",
+                        help="per-variable loss weights, e.g. pt=10 m=5 (others 1; normalised to mean 1). The scorer's "
                              "error stays the unweighted MSE")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, shuffling and the split")
     parser.add_argument("--split", default=d.split, help="train,val,test event fractions")
@@ -88,20 +97,15 @@ def parse_variables(text: str) -> list[str]:
     return names
 
 
-def parse_weights(text: str | None, variables: list[str]) -> list[float] | None:
-    """'pt=10,m=5' -> weights in variable order (1 for unnamed variables); None when not given."""
-    if not text:
+def parse_weights(given: Mapping[str, Any] | None, variables: list[str]) -> list[float] | None:
+    """{'pt': 10, 'm': '5'} (``--loss-weights pt=10 m=5``) -> weights in variable order (1 for unnamed variables);
+    None when not given."""
+    if not given:
         return None
-    weights = dict.fromkeys(variables, 1.0)
-    for item in text.split(","):
-        name, _, value = item.partition("=")
-        if name.strip() not in weights or not value:
-            raise TrainError(f"--loss-weights: {item!r} is not VAR=W with VAR one of {variables}")
-        try:
-            weights[name.strip()] = float(value)
-        except ValueError:
-            raise TrainError(f"--loss-weights: {item!r} is not VAR=W with W a number") from None
-    return list(weights.values())
+    unknown = [name for name in given if name not in variables]
+    if unknown:
+        raise TrainError(f"--loss-weights: {unknown[0]} is not a variable; VAR is one of {variables}")
+    return list((dict.fromkeys(variables, 1.0) | weight_values(given)).values())
 
 
 def main(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,17 @@ from models.training.train import Hyperparameters, TrainConfig, train
 
 class TrainError(Exception):
     """A training run cannot proceed: missing data or branch, bad option, unusable checkpoint."""
+
+
+def weight_values(given: Mapping[str, Any]) -> dict[str, float]:
+    """``--loss-weights`` pairs {VAR: W} with W as a number; TrainError for one that is not."""
+    out = {}
+    for name, value in given.items():
+        try:
+            out[name] = float(value)
+        except (TypeError, ValueError):
+            raise TrainError(f"--loss-weights: {name}={value} is not VAR=W with W a number") from None
+    return out
 
 
 @dataclass(kw_only=True)
@@ -39,7 +51,7 @@ class TrainOptions(Hyperparameters):
     variables: str = "pt,eta,phi,e"
     model: str = "ae3d200"
     norm: str = "custom"
-    loss_weights: str | None = None
+    loss_weights: dict[str, float] | None = None  # --loss-weights VAR=W ...
     split: str = "0.8,0.1,0.1"
     max_events: int | None = None
     name: str | None = None
@@ -52,7 +64,10 @@ class TrainOptions(Hyperparameters):
         """The options of parsed ``aetrig train`` arguments (``--no-progress`` becomes ``progress=False``)."""
         given = vars(args)
         names = {f.name for f in dataclasses.fields(cls)} - {"progress"}
-        return cls(**{n: given[n] for n in names if n in given}, progress=not given.get("no_progress", False))
+        values = {n: given[n] for n in names if n in given}
+        if values.get("loss_weights"):
+            values["loss_weights"] = weight_values(values["loss_weights"])
+        return cls(**values, progress=not given.get("no_progress", False))
 
     def train_config(self, variables: list[str], loss_weights: list[float] | None = None,
                      kind: str | None = None) -> TrainConfig:
@@ -77,7 +92,7 @@ class TrainOptions(Hyperparameters):
                   "--schedule", self.schedule, "--patience", str(self.patience), "--seed", str(self.seed),
                   "--split", self.split, "--threads", str(self.threads)]
         if self.loss_weights and self.level != "event":
-            parts += ["--loss-weights", self.loss_weights]
+            parts += ["--loss-weights", *(f"{k}={v}" for k, v in self.loss_weights.items())]
         if self.weight_decay:
             parts += ["--weight-decay", str(self.weight_decay)]
         if self.max_events is not None:
