@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[train,generate,plot,dev,compress]'
+	$(BIN)/pip install -q -e '.[train,generate,plot,dev,compress,analysis]'
 	touch $(STAMP)
 
 # The main job on the bundled defaults: stream, record, verify, decode and plot.

@@ -15,6 +15,7 @@ import awkward as ak
 import numpy as np
 import onnxruntime as ort
 import pytest
+import uproot
 
 from consumer.analysis import AnalysisError, open_run
 from consumer.analysis.chunks import commit_starts, plan
@@ -155,3 +156,41 @@ def test_decoder_is_the_recorded_one(recording: Path, tmp_path: Path) -> None:
         open_run(recording, model=moved)
     with pytest.raises(AnalysisError, match="not a recording"):
         open_run(tmp_path)
+
+
+@pytest.mark.timeout(300)
+def test_api_aetrig_decode_and_dask_give_the_same_numbers(recording: Path, tmp_path: Path) -> None:
+    """One recording three ways: the in-process API, decoded.root of `aetrig decode`, and the dask-awkward
+    collection computed on a LocalCluster of two worker processes (which load the decoder themselves)."""
+    import dask_awkward as dak
+    from dask.distributed import Client, LocalCluster
+
+    from consumer.analysis import dask_events
+
+    run = open_run(recording)
+    events = run.events()
+    done = _aetrig("decode", str(recording), "--out", str(tmp_path / "decoded.root"))
+    assert done.returncode == 0, done.stderr
+    with uproot.open(tmp_path / "decoded.root") as f:
+        decoded = f["events"].arrays(library="ak")
+    assert len(decoded) == len(events)
+    for name in EVENT_COLUMNS:
+        np.testing.assert_array_equal(np.asarray(decoded[name]), np.asarray(events[name]), err_msg=name)
+    for record in ("jet", "raw_jet"):
+        for field in events[record].fields:
+            np.testing.assert_array_equal(np.asarray(ak.flatten(decoded[f"{record}_{field}"])),
+                                          np.asarray(ak.flatten(events[record][field])), err_msg=f"{record}.{field}")
+
+    lazy = run.dask()
+    assert lazy.npartitions == len(run.recording.segments) >= 3
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        computed = lazy.compute()
+        n_flagged = dak.sum(lazy.flag).compute()
+        mean_pt = (dak.sum(dak.flatten(lazy.jet.pt)) / dak.sum(dak.num(lazy.jet, axis=1))).compute()
+        loaded = client.run(lambda: len(dask_events._DECODERS))
+    assert len(loaded) == 2 and sum(loaded.values()) >= 1  # the workers decoded
+    assert ak.array_equal(computed, events, equal_nan=True)
+    assert n_flagged == int(ak.sum(events.flag)) == int(ak.sum(decoded.flag)) > 0
+    pt = np.asarray(ak.flatten(decoded.jet_pt), np.float64)
+    assert mean_pt == pytest.approx(pt.mean(), rel=1e-6)  # dask sums float32 per partition

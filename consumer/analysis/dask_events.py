@@ -1,0 +1,112 @@
+"""A recording's events as a dask-awkward collection: one partition per segment, read by ``uproot.dask`` and
+decoded on the workers with the same code as the in-process API (``consumer.offline.decode.segment_branches``).
+
+Each partition reads one segment's stored branches (up to its entries mark) and maps :class:`DecodeSegment` over
+them: the compact columns are expanded (``compact_columns.expand``), the ANS blocks decoded, the latents run
+through the decoder, which each worker process loads once and checks against the recorded sha256 (so a worker
+that sees another file than the client refuses it). A segment is a partition because its identity columns are
+deltas from the segment's first event and its coded blocks are per commit; the sink's ``--rotate-events``
+sets its size (5 M events by default). The workers need the recording and the model at the same paths as the
+client (a shared file system).
+
+Example::
+
+    from dask.distributed import Client
+    client = Client(n_workers=2)              # or Client("tcp://scheduler:8786"), or a dask-jobqueue cluster
+    lazy = open_run("runs/demo").dask()
+    pt = dak.flatten(lazy.jet.pt[lazy.flag == 1]).compute()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+
+from consumer.analysis.chunks import plan, read_parts
+from consumer.offline.decode import DECODER, Decoder, check_decoder
+from emulator.runtime import compact_columns as cc
+from emulator.runtime.recording import TREE, Segment
+
+#: decoders loaded in this process, by model directory (a worker loads each once)
+_DECODERS: dict[tuple[str, str, bool], Any] = {}
+
+
+def worker_decoder(model_path: str | None, recorded_sha256: str, force: bool) -> Any:
+    """The decoder of ``model_path`` for this process, checked once against the recorded sha256 (latents only
+    when ``model_path`` is None).
+
+    Example: ``worker_decoder("models/zoo/RD_AE_g23", run.card["files"]["decoder.onnx"], False)``."""
+    from consumer.analysis.run import LatentsOnly
+
+    if model_path is None:
+        return LatentsOnly()
+    key = (model_path, recorded_sha256, force)
+    if key not in _DECODERS:
+        check_decoder(Path(model_path), {"files": {DECODER: recorded_sha256}}, force)
+        _DECODERS[key] = Decoder(Path(model_path) / DECODER)
+    return _DECODERS[key]
+
+
+@dataclass(frozen=True)
+class DecodeSegment:
+    """Maps one segment's stored branches (a partition of ``uproot.dask``) to its decoded events."""
+
+    segment: Segment
+    model_path: str | None
+    recorded_sha256: str
+    force: bool
+    variables: tuple[str, ...]
+    raw_vars: tuple[str, ...]
+    with_error: bool
+    form: str  # JSON of the decoded events' awkward form (for the typetracer pass of dask-awkward)
+
+    def empty(self) -> ak.Array:
+        """A typetracer of the decoded events' type (what dask-awkward asks for when it plans the graph)."""
+        form = ak.forms.from_json(self.form)
+        return ak.Array(form.length_zero_array().to_typetracer(forget_length=True))
+
+    def __call__(self, stored: ak.Array) -> ak.Array:
+        from consumer.analysis.run import events_array
+        from consumer.offline.decode import segment_branches
+
+        if ak.backend(stored) == "typetracer":
+            ak.typetracer.touch_data(stored)  # every stored branch is read: decoding needs them all
+            return self.empty()
+        arrays = cc.expand(stored, self.segment.layout)
+        decoder = worker_decoder(self.model_path, self.recorded_sha256, self.force)
+        return events_array(segment_branches(self.segment, arrays, decoder, list(self.variables),
+                                             list(self.raw_vars), self.with_error))
+
+
+def dask_events(run) -> Any:  # -> dask_awkward.Array
+    """The events of a :class:`~consumer.analysis.run.Run` as a dask-awkward Array, one partition per
+    non-empty segment, equal to ``run.events()`` once computed.
+
+    Example: ``dask_events(open_run("runs/demo")).npartitions`` -> the number of segments."""
+    import dask_awkward as dak
+    import uproot
+
+    from consumer.analysis.run import AnalysisError
+
+    rec = run.recording
+    if rec.unfinished:
+        raise AnalysisError(f"{run.directory}: segments with an unfinished commit ({', '.join(rec.unfinished)}): "
+                            "uproot.dask reads the files as they are on disk; read it with run.events() or after "
+                            "the sink has stopped and recovered them")
+    segments = [s for s in rec.segments if s.n_entries]
+    if not segments:
+        raise AnalysisError(f"{run.directory}: no events to partition")
+    first = next(read_parts(plan(segments[:1], 1)))
+    form = run.decode_part(first[0].segment, first[1]).layout.form.to_json()
+    recorded = str(run.card.get("files", {}).get(DECODER, ""))
+    model = None if run.model_path is None else str(run.model_path)
+    parts = []
+    for seg in segments:
+        stored = uproot.dask({str(seg.path): {"object_path": TREE, "steps": [[0, seg.n_entries]]}}, library="ak")
+        mapper = DecodeSegment(seg, model, recorded, run.force, tuple(run.variables), tuple(run.recording.raw_vars),
+                               run.with_error, form)
+        parts.append(dak.map_partitions(mapper, stored, meta=mapper.empty(), label=f"decode-{seg.path.name}"))
+    return parts[0] if len(parts) == 1 else dak.concatenate(parts)
