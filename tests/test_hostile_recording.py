@@ -166,7 +166,7 @@ def test_a_transient_read_error_at_start_up_never_moves_a_segment_aside(tmp_path
 
     from encsink_support import expectations
 
-    from consumer.sink import service
+    from consumer.sink import recovery
     from consumer.sink.service import Sink, SinkConfig
     from emulator.runtime.metrics import make_metrics
     from emulator.runtime.recording import RecordingError
@@ -185,9 +185,9 @@ def test_a_transient_read_error_at_start_up_never_moves_a_segment_aside(tmp_path
         except OSError as exc:
             raise RecordingError(f"{p}: not readable: {exc}") from exc
 
-    monkeypatch.setattr(service, "read_segment", no_descriptors)
+    monkeypatch.setattr(recovery, "read_segment", no_descriptors)
     config = SinkConfig(bind="tcp://127.0.0.1:1", out=rec, **expectations(tmp_path, card, [RUN]))
     with pytest.raises(OSError, match="not moving it aside"):
         Sink(config, metrics=make_metrics())
-    assert len(calls) == service.READ_ATTEMPTS and path.read_bytes() == before
+    assert len(calls) == recovery.READ_ATTEMPTS and path.read_bytes() == before
     assert not (rec / "damaged").exists()

@@ -87,7 +87,7 @@ def test_low_free_space_holds_commits_until_space_returns(tmp_path: Path, sink_i
 @pytest.mark.timeout(60)
 def test_a_batch_that_cannot_be_written_is_isolated_not_fatal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               sink_in_thread) -> None:
-    import consumer.sink.service as sink_module
+    import consumer.sink.open_segments as sink_module
 
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
     rng = np.random.default_rng(12)

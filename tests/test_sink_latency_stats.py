@@ -1,14 +1,16 @@
 """Weighted latency percentiles (every event carries its batch's latency) against an exact computation,
-and the O(1) weighted Prometheus observation against repeated observe()."""
+and the weighted Prometheus histogram (a custom Collector) against prometheus_client's Histogram fed the same
+observations one by one."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from emulator.runtime.latency_stats import DECISION_HOPS, PERCENTILES, LatencyRecorder, decision_hops, observe_many
+from emulator.runtime.latency_stats import DECISION_HOPS, PERCENTILES, LatencyRecorder, WeightedHistogram, decision_hops
 from emulator.runtime.metrics import LATENCY_BUCKETS
 
 
@@ -27,15 +29,46 @@ def test_weighted_percentiles_match_exact_ones(batches: list[tuple[float, int]])
     assert got["max"] == per_event[-1] and np.isclose(got["mean"], per_event.mean())
 
 
-def test_observe_many_equals_repeated_observe() -> None:
-    one, many = (Histogram("h", "h", buckets=LATENCY_BUCKETS, registry=CollectorRegistry()) for _ in range(2))
-    for value, count in [(3e-4, 7), (0.02, 1), (4.0, 30), (20.0, 2)]:
+OBSERVATIONS = [(3e-4, 7), (0.02, 1), (4.0, 30), (20.0, 2), (1e-5, 3), (2.5e-3, 4), (0.0, 1), (0.3, 0)]
+
+
+def _exposition_lines(registry: CollectorRegistry) -> list[str]:
+    return sorted(line for line in generate_latest(registry).decode().splitlines() if "_created" not in line)
+
+
+def test_weighted_histogram_exposes_what_a_histogram_fed_one_by_one_exposes() -> None:
+    """Same family, help, type, label names, bucket bounds (``le`` text too), counts and sum, on a bound too."""
+    one_reg, many_reg = CollectorRegistry(), CollectorRegistry()
+    one = Histogram("x_seconds", "help", ["hop"], buckets=LATENCY_BUCKETS, registry=one_reg)
+    plain = Histogram("y_seconds", "plain", buckets=LATENCY_BUCKETS, registry=one_reg)
+    many = WeightedHistogram("x_seconds", "help", LATENCY_BUCKETS, ["hop"], registry=many_reg)
+    plain_many = WeightedHistogram("y_seconds", "plain", LATENCY_BUCKETS, registry=many_reg)
+    for hop in ("a", "b"):
+        one.labels(hop=hop)
+        many.labels(hop=hop)
+    for value, count in OBSERVATIONS:
         for _ in range(count):
-            one.observe(value)
-        observe_many(many, value, count)
-    samples = lambda h: [(s.name, s.labels, round(s.value, 9)) for s in h.collect()[0].samples  # noqa: E731
-                         if not s.name.endswith("_created")]
-    assert samples(one) == samples(many)
+            one.labels(hop="a").observe(value)
+            plain.observe(value)
+        many.labels(hop="a").observe(value, count)
+        plain_many.observe(value, count)
+    assert _exposition_lines(many_reg) == _exposition_lines(one_reg)
+
+
+def test_weighted_histogram_percentiles_are_the_recorder_of_the_same_observations() -> None:
+    hist = WeightedHistogram("z_seconds", "z", LATENCY_BUCKETS)
+    rec = LatencyRecorder()
+    for value, count in OBSERVATIONS:
+        hist.observe(value, count)
+        rec.add(value, count)
+    assert hist.percentiles() == rec.percentiles()
+    assert hist.percentiles()["events"] == sum(c for _, c in OBSERVATIONS)
+
+
+def test_weighted_histogram_refuses_other_label_names() -> None:
+    hist = WeightedHistogram("w_seconds", "w", LATENCY_BUCKETS, ["hop"])
+    with pytest.raises(ValueError, match="labels"):
+        hist.labels(stage="sink")
 
 
 def test_decision_hops_split_the_latency_at_the_header_stamps() -> None:

@@ -12,7 +12,7 @@ import pytest
 from encsink_support import make_tiny_model, scored_frames
 from waiting import wait_until
 
-from consumer.sink import service
+from consumer.sink import open_segments
 from emulator.runtime.recording import open_recording
 from models.runtime.card import load_model_dir
 
@@ -25,8 +25,8 @@ def _fds() -> int:
 
 def test_open_segments_are_capped_and_idle_ones_closed(tmp_path: Path, sink_in_thread,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "MAX_OPEN_SEGMENTS", 4)
-    monkeypatch.setattr(service, "IDLE_CLOSE_SECONDS", 1.0)
+    monkeypatch.setattr(open_segments, "MAX_OPEN_SEGMENTS", 4)
+    monkeypatch.setattr(open_segments, "IDLE_CLOSE_SECONDS", 1.0)
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
     rng = np.random.default_rng(3)
     with sink_in_thread(tmp_path / "rec", card=card, run_ids=RUNS, commit_ms=10) as h:
@@ -35,11 +35,11 @@ def test_open_segments_are_capped_and_idle_ones_closed(tmp_path: Path, sink_in_t
             h.push.send_multipart(scored_frames(run, 0, np.array([2, 1]), rng, card, first_event_id=10 * i))
             assert h.acks.wait_for({0}, 10)
             h.acks.acked.clear()
-            assert len(h.sink.writers) <= 4
+            assert len(h.sink.segments.writers) <= 4
             counts.append(_fds())
         # once four segments are open (and the sockets connected), more runs open no more descriptors
         assert max(counts[4:]) <= counts[3] + 1, counts
-        wait_until(lambda: not h.sink.writers, 10, what="the idle segments to be closed")
+        wait_until(lambda: not h.sink.segments.writers, 10, what="the idle segments to be closed")
         time.sleep(0.2)
     rec = open_recording(tmp_path / "rec")
     assert len(rec) == 2 * len(RUNS) and len(rec.segments) == len(RUNS)

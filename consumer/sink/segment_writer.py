@@ -84,7 +84,8 @@ class SegmentWriter:
         fsync_directory(self.path.parent)
 
     def _sync(self) -> None:
-        self.file.file.sink.flush()
+        """Make everything uproot wrote so far durable. uproot writes straight through its sink into
+        :class:`JournaledFile` (no buffer to flush), so the journal's commit is all it takes."""
         self.raw.commit()
 
     @property

@@ -2,15 +2,21 @@
 
 :class:`LatencyRecorder` keeps a fixed log-spaced histogram (1 us to 1000 s, 0.5 % wide bins), so
 memory is bounded whatever the run length and percentiles are exact to the bin width.
-:func:`observe_many` adds one value with a weight to a Prometheus histogram in O(1).
+:class:`WeightedHistogram` is a Prometheus histogram (a custom Collector, prometheus_client's extension point)
+that takes one value with a weight in O(1) - every event of a batch carries the batch's latency - and keeps a
+:class:`LatencyRecorder` of the same observations for the stage report's percentiles.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+import threading
+from collections.abc import Iterator, Sequence
 
 import numpy as np
-from prometheus_client import Histogram
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
 
 PERCENTILES = {"p50": 0.5, "p90": 0.9, "p99": 0.99, "p999": 0.999}
 _LO, _HI, _RATIO = 1e-6, 1e3, 1.005
@@ -84,19 +90,82 @@ def decision_hops(header: dict, t_arrival: float) -> dict[str, float] | None:
                     strict=True))
 
 
-def observe_many(histogram: Histogram, value: float, count: int) -> None:
-    """``histogram.observe(value)`` ``count`` times, in O(1) where the client allows it."""
-    if count <= 0:
-        return
-    buckets = getattr(histogram, "_buckets", None)
-    bounds = getattr(histogram, "_upper_bounds", None)
-    total = getattr(histogram, "_sum", None)
-    if buckets is None or bounds is None or total is None:
-        for _ in range(count):
-            histogram.observe(value)
-        return
-    total.inc(value * count)
-    for i, bound in enumerate(bounds):
-        if value <= bound:
-            buckets[i].inc(count)
-            break
+class WeightedSeries:
+    """One labelled series of a :class:`WeightedHistogram`: Prometheus bucket counts, their sum, and the
+    fine-binned :class:`LatencyRecorder` of the same observations (both updated under one lock, since the
+    /metrics thread reads them)."""
+
+    def __init__(self, bounds: Sequence[float]):
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one: above every bound (+Inf)
+        self.sum = 0.0
+        self.recorder = LatencyRecorder()
+        self.lock = threading.Lock()
+
+    def observe(self, value: float, count: int = 1) -> None:
+        """Count ``count`` observations of ``value`` (seconds); nothing when ``count`` <= 0."""
+        if count <= 0:
+            return
+        index = bisect.bisect_left(self.bounds, value)  # the first bound >= value: Prometheus' ``le``
+        with self.lock:
+            self.counts[index] += count
+            self.sum += value * count
+            self.recorder.add(value, count)
+
+    def percentiles(self) -> dict[str, float | None]:
+        """:meth:`LatencyRecorder.percentiles` of everything observed."""
+        with self.lock:
+            return self.recorder.percentiles()
+
+    def cumulative(self) -> tuple[list[tuple[str, float]], float]:
+        """(``le`` label, cumulative count) per bucket, +Inf last, and the sum: one consistent snapshot."""
+        with self.lock:
+            counts, total = list(self.counts), self.sum
+        labels = [repr(float(b)) for b in self.bounds] + ["+Inf"]
+        return list(zip(labels, np.cumsum(counts).astype(float).tolist(), strict=True)), total
+
+
+class WeightedHistogram(Collector):
+    """A Prometheus histogram of weighted observations, exposed like ``prometheus_client.Histogram`` (family
+    ``name``, samples ``name_bucket{le}``, ``name_sum``, ``name_count``, label names ``labelnames``), with
+    ``observe(value, count)`` and ``labels(**values)`` like it."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float], labelnames: Sequence[str] = (),
+                 registry: CollectorRegistry | None = None):
+        self.name, self.documentation = name, documentation
+        self.bounds = tuple(float(b) for b in buckets if not math.isinf(b))
+        self.labelnames = tuple(labelnames)
+        self.series: dict[tuple[str, ...], WeightedSeries] = {}
+        self.lock = threading.Lock()
+        if not self.labelnames:
+            self.series[()] = WeightedSeries(self.bounds)
+        if registry is not None:
+            registry.register(self)
+
+    def labels(self, **values: str) -> WeightedSeries:
+        """The series of these label values (created at the first call)."""
+        if set(values) != set(self.labelnames):
+            raise ValueError(f"{self.name}: labels {sorted(values)}, expected {list(self.labelnames)}")
+        key = tuple(str(values[n]) for n in self.labelnames)
+        with self.lock:
+            return self.series.setdefault(key, WeightedSeries(self.bounds))
+
+    def observe(self, value: float, count: int = 1) -> None:
+        """Observe the unlabelled histogram (see :meth:`WeightedSeries.observe`)."""
+        self.series[()].observe(value, count)
+
+    def percentiles(self) -> dict[str, float | None]:
+        """The unlabelled histogram's :meth:`WeightedSeries.percentiles`."""
+        return self.series[()].percentiles()
+
+    def describe(self) -> Iterator[HistogramMetricFamily]:
+        yield HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        with self.lock:
+            series = sorted(self.series.items())
+        for key, one in series:
+            buckets, total = one.cumulative()
+            family.add_metric(list(key), buckets, total)
+        yield family

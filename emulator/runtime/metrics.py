@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.process_collector import ProcessCollector
 
-from emulator.runtime.latency_stats import DECISION_HOPS
+from emulator.runtime.latency_stats import DECISION_HOPS, WeightedHistogram
 from emulator.runtime.metrics_server import serve_metrics
 from emulator.runtime.wire import REJECT_REASONS
 
@@ -45,9 +45,9 @@ class Metrics:
     lost: Counter
     duplicates: Counter
     inference_seconds: Histogram
-    decision_latency: Histogram
-    decision_hops: Histogram
-    commit_latency: Histogram
+    decision_latency: WeightedHistogram
+    decision_hops: WeightedHistogram
+    commit_latency: WeightedHistogram
     batch_jets: Histogram
     inflight_batches: Gauge
     input_jets_dropped: Counter
@@ -77,14 +77,15 @@ def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         duplicates=Counter("aetrig_duplicate_events", "Duplicate events discarded", registry=reg),
         inference_seconds=Histogram("aetrig_inference_seconds", "ONNX Runtime time per micro-batch",
                                     buckets=LATENCY_BUCKETS, registry=reg),
-        decision_latency=Histogram("aetrig_decision_latency_seconds",
-                                   "Producer send to latent and flag at the sink, per event",
-                                   buckets=LATENCY_BUCKETS, registry=reg),
-        decision_hops=Histogram("aetrig_decision_hop_seconds",
-                                "The decision latency's hops per event: producer send to encoder receive, in the "
-                                "encoder, encoder send to the sink", ["hop"], buckets=LATENCY_BUCKETS, registry=reg),
-        commit_latency=Histogram("aetrig_commit_latency_seconds", "Producer send to durable commit, per event",
-                                 buckets=LATENCY_BUCKETS, registry=reg),
+        decision_latency=WeightedHistogram("aetrig_decision_latency_seconds",
+                                           "Producer send to latent and flag at the sink, per event",
+                                           buckets=LATENCY_BUCKETS, registry=reg),
+        decision_hops=WeightedHistogram("aetrig_decision_hop_seconds",
+                                        "The decision latency's hops per event: producer send to encoder receive, in "
+                                        "the encoder, encoder send to the sink", LATENCY_BUCKETS, ["hop"],
+                                        registry=reg),
+        commit_latency=WeightedHistogram("aetrig_commit_latency_seconds", "Producer send to durable commit, per event",
+                                         buckets=LATENCY_BUCKETS, registry=reg),
         batch_jets=Histogram("aetrig_batch_jets", "Jets per batch", buckets=BATCH_JET_BUCKETS, registry=reg),
         inflight_batches=Gauge("aetrig_inflight_batches", "Unacknowledged batches in the producer window",
                                registry=reg),
@@ -106,6 +107,29 @@ def make_metrics(registry: CollectorRegistry | None = None) -> Metrics:
     for reason in INPUT_EVENT_REASONS:
         m.input_events_altered.labels(reason=reason)
     return m
+
+
+@dataclass
+class SinkMetrics:
+    """The sink's own metrics (docs/design.md: backpressure and recording size), beside :class:`Metrics`."""
+
+    full: Gauge
+    backpressure_episodes: Counter
+    recorded_bytes: Gauge
+    bytes_per_jet: Gauge
+
+
+def make_sink_metrics(registry: CollectorRegistry) -> SinkMetrics:
+    """Create the sink's metrics in ``registry`` (the one of its :class:`Metrics`)."""
+    return SinkMetrics(
+        full=Gauge("aetrig_sink_full", "1 while the sink holds back commits and acks (disk/max-bytes)",
+                   registry=registry),
+        backpressure_episodes=Counter("aetrig_sink_backpressure_episodes", "Times the sink became full",
+                                      registry=registry),
+        recorded_bytes=Gauge("aetrig_sink_recorded_bytes", "Bytes of the recording's segments", registry=registry),
+        bytes_per_jet=Gauge("aetrig_sink_bytes_per_jet", "Bytes of the recording's segments on disk per recorded "
+                            "jet (0 before the first jet)", registry=registry),
+    )
 
 
 def start_metrics(port: int | None, host: str | None = None) -> Metrics:

@@ -55,13 +55,21 @@ class Constituents:
     e_charged: np.ndarray
 
 
+def silence_fastjet_banner() -> None:
+    """Stop FastJet printing its banner. Its Python package has no public switch, so this is the one place that
+    reaches its internals (the SWIG module ``fastjet._swig``); tests/test_library_internals.py fails when the
+    package changes them."""
+    import fastjet._swig
+
+    fastjet._swig.ClusterSequence.set_fastjet_banner_stream(None)
+
+
 def cluster(towers: Towers, n_events: int, params: JetParams) -> tuple[np.ndarray, Constituents]:
     """Cluster each event's towers; returns (event index per jet, constituents), jets ordered by event then pT."""
     import awkward as ak
     import fastjet
-    import fastjet._swig
 
-    fastjet._swig.ClusterSequence.set_fastjet_banner_stream(None)  # cited in docs/samples.md and the metadata instead
+    silence_fastjet_banner()  # cited in docs/samples.md and the metadata instead
     counts = np.bincount(towers.event, minlength=n_events)
     pt = towers.pt
     px, py, pz = pt * np.cos(towers.phi), pt * np.sin(towers.phi), pt * np.sinh(towers.eta)

@@ -1,0 +1,66 @@
+"""Validation of one scored message: ``wire.parse_scored`` (structure and limits), typed columns, the cards and
+manifest the sink records (:class:`~consumer.sink.expectations.Expectations`), and the segment layout it needs.
+
+Every failure is a ``wire.WireError`` whose reason the sink counts and quarantines the message under.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consumer.sink.config import SinkConfig
+from consumer.sink.expectations import Expectations, Manifest
+from consumer.sink.scored_chunk import batch_layout
+from emulator.runtime import wire
+from emulator.runtime.defaults import ZOO
+from emulator.runtime.recording import JET_ERROR, Layout
+
+
+def check_scored_dtypes(batch: wire.Batch) -> None:
+    """The sink writes typed branches: floats where floats belong, flags 0 or 1 (WireError bad_column)."""
+    for name, col in batch.columns.items():
+        is_float_column = name in ("event_score", JET_ERROR, "jet_latent") or name.startswith("raw_jet_")
+        if is_float_column and col.dtype.kind != "f":
+            raise wire.WireError("bad_column", f"{name} has dtype {col.dtype.str}, expected a float")
+    flag = batch.columns["flag"]
+    if flag.dtype.str != "|u1" or (flag.size and int(flag.max()) > 1):
+        raise wire.WireError("bad_column", f"flag must be |u1 holding 0 or 1 (got {flag.dtype.str})")
+
+
+class Validator:
+    """Checks scored messages against the sink's settings and expectations."""
+
+    def __init__(self, config: SinkConfig, expected: Expectations):
+        self.config = config
+        self.expected = expected
+        self.entropy: dict[str, str] = {}  # model name -> entropy model JSON (--latent-codec ans)
+
+    def entropy_model(self, card: dict[str, Any]) -> str:
+        """--latent-codec ans (auto: for a rate-trained model): the entropy model JSON of the card's model (its
+        card, or models/zoo/<name> for older cards; cached); "" for none. A model without one is a wrong_model
+        rejection."""
+        if self.config.latent_codec == "none":
+            return ""
+        from models.runtime.latent_coding import is_rate_card
+
+        if self.config.latent_codec == "auto" and not is_rate_card(card):
+            return ""  # auto: a model without an entropy model keeps its float latents
+        name = str(card.get("name"))
+        if name not in self.entropy:
+            from models.runtime.latent_coding import LatentCodingError, entropy_model_text
+
+            try:
+                self.entropy[name] = entropy_model_text(card, [ZOO])
+            except LatentCodingError as exc:
+                raise wire.WireError("wrong_model", f"--latent-codec {self.config.latent_codec}: {exc}") from exc
+        return self.entropy[name]
+
+    def validate(self, frames: list[bytes]) -> tuple[wire.Batch, Layout, Manifest]:
+        """The message's batch, the segment layout it needs and its run's manifest; WireError when invalid."""
+        batch = wire.parse_scored(frames, self.config.limits)
+        check_scored_dtypes(batch)
+        manifest = self.expected.check(batch)
+        entropy = self.entropy_model(self.expected.card.card)
+        layout = batch_layout(batch, self.config.latent_dtype, "ans" if entropy else "none", entropy,
+                              self.config.score_bits)
+        return batch, layout, manifest
