@@ -1,4 +1,5 @@
-"""models.runtime.trigger_menu against hand computations on small arrays (issue 13, item 3)."""
+"""models.runtime.trigger_menu (the HT and leading-jet-pT triggers an anomaly model is
+judged against at equal rate) against hand computations on small arrays."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
 """Real `aetrig run`s of the four-vector event model (models/zoo/EVT_AE_4v), the training domain and the threshold
-check (issue 22). A stream without substructure is scored by EVT_AE_4v (announced, quiet on the bundled
-background). A stream with soft jets (2-10 GeV, as a file written without a jet pt cut keeps them; outside the
-models' pt > 20 GeV domain) keeps every jet in the recording and counts the jets outside; with the selection on,
-its flags are those of the same events without the soft jets; with the selection switched off
-(--score-all-jets) it warns that the threshold may not fit, naming both readings, the out-of-domain share and
-the recalibration command. `aetrig decode --plots` reports the fidelity inside and outside the domain apart."""
+check (does the flagged fraction match the threshold's?). A stream without substructure is scored by EVT_AE_4v
+(announced, quiet on the bundled background). A stream with soft jets (2-10 GeV, as a file written without a jet
+pt cut keeps them; outside the models' pt > 20 GeV domain) keeps every jet in the recording and counts the jets
+outside; with the selection on, its flags are those of the same events without the soft jets; with the selection
+switched off (--score-all-jets) it warns that the threshold may not fit, naming both readings, the out-of-domain
+share and the recalibration command. `aetrig decode --plots` reports the fidelity inside and outside the domain
+apart."""
 
 from __future__ import annotations
 

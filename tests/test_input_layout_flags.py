@@ -1,4 +1,4 @@
-"""Issue 22's "done when" for the inputs: the generated ttbar sample converted to every layout
+"""Every input layout scores alike: the generated ttbar sample converted to every layout
 (producer.samples.make_examples.convert) gets the same anomaly flags as the same sample in this project's
 layout sent with four-vectors only (--columns pt,eta,phi,m,e --derive-e: the layouts carry no e, so the
 producer derives it from pt, eta, m for both), under the same model and threshold. An event may differ

@@ -1,8 +1,9 @@
-"""jet_error is optional (issue 13): when an event-level model flags, the encoder runs the compression model's
-encoder.onnx alone (no decoder, no per-jet error) unless --jet-errors always; the wire accepts a scored message
-without jet_error only for event-level scoring; the sink records such segments without the branch and says so in
-the layout, and refuses a stream that mixes the two; verify checks what is there, decode writes jet_error only
-when recorded; recordings made before (jet_error always there, no layout key) still verify and decode.
+"""jet_error is optional (it costs the decoder per jet, and nothing flags with it under an event model): when an
+event-level model flags, the encoder runs the compression model's encoder.onnx alone (no decoder, no per-jet
+error) unless --jet-errors always; the wire accepts a scored message without jet_error only for event-level
+scoring; the sink records such segments without the branch and says so in the layout, and refuses a stream that
+mixes the two; verify checks what is there, decode writes jet_error only when recorded; recordings made before
+(jet_error always there, no layout key) still verify and decode.
 
 Real ONNX Runtime sessions on the shipped models, real ZeroMQ sockets (the sink in a thread), real ROOT files."""
 
@@ -282,8 +283,8 @@ def test_resumed_sink_keeps_the_recordings_choice(tmp_path: Path, card: dict, si
 @pytest.mark.parametrize("jet_errors", ["auto", "always"])
 def test_a_first_keyed_message_with_the_other_layout_does_not_decide(tmp_path: Path, card: dict, sink_in_thread,
                                                                      jet_errors: str) -> None:
-    """Issue 23, "first message decides": on an empty recording a key holder sends first, with the layout the sink
-    was not started for. It is a counted rejection, and every genuine batch after it is recorded."""
+    """The first message does not decide the layout: on an empty recording a key holder sends first, with the layout
+    the sink was not started for. It is a counted rejection, and every genuine batch after it is recorded."""
     rng = np.random.default_rng(23)
     genuine_error = jet_errors == "always"
     out = tmp_path / "rec"

@@ -55,17 +55,23 @@ def test_eval_decodes_rounded_latents() -> None:
 
 @pytest.mark.slow
 def test_short_training_writes_a_coded_model_dir(tmp_path: Path) -> None:
+    from docs_commands import check_aetrig
+
+    from emulator import cli
     from models.runtime import latent_coding as lc
     from models.runtime.card import load_model_dir
     from models.runtime.data import load_jets
-    from models.training.rate_train import GOAL_WEIGHTS, train_rate_model
-    from models.training.train_options import TrainOptions
 
     out = tmp_path / "rd"
-    options = TrainOptions(input=[str(SAMPLE)], out=str(out), latent=3, loss_weights=GOAL_WEIGHTS, epochs=2,
-                           batch_size=512, max_events=1500, progress=False)
-    card = train_rate_model(options, lam=1e-4, eval_samples=(str(SAMPLE),))
+    argv = ["train", "--rate-lambda", "0.0001", "--input", str(SAMPLE), "--latent", "3", "--loss-weights",
+            "pt=1", "eta=2.25", "phi=5.5", "e=2.45", "--epochs", "2", "--batch-size", "512", "--max-events", "1500",
+            "--no-progress", "--out", str(out)]
+    assert cli.main(argv) == 0
     model = load_model_dir(out)
+    card = model.card
+    assert card["training"]["command"].startswith("aetrig train --rate-lambda 0.0001 --input ")
+    assert card["training"]["rate"]["lambda"] == 1e-4
+    check_aetrig(card["training"]["command"].split()[1:], "the card's training command")  # it parses
     assert json.loads((out / "card.json").read_text())["bits_per_jet"] == card["bits_per_jet"] > 0
     assert card["metrics"]["samples"]["qcd.root"]["round_trip_exact"]
     x = load_jets([SAMPLE], model.variables, max_events=300).values.astype(np.float32)

@@ -1,4 +1,4 @@
-"""Issue 23, "first message decides": the jet_error layout of a recording is what the sink was started with (its
+"""The first message does not decide: the jet_error layout of a recording is what the sink was started with (its
 anomaly model and --jet-errors), not what the first message says. A real `aetrig sink` process on CurveZMQ; a
 holder of the encoder key sends first, on the empty recording, a keyed message of the other layout: it is a
 counted rejection, and every genuine batch after it is acknowledged and recorded. Restarted on that recording with

@@ -1,4 +1,4 @@
-"""Stream equals offline (issue 13, item 2): a real `aetrig run` on the bundled QCD and dark-shower samples scores
+"""Stream equals offline: a real `aetrig run` on the bundled QCD and dark-shower samples scores
 every event with the default event model, and each recorded event_score equals models.runtime.event_scoring's
 offline score of the same (file, entry) within 1e-5 relative; the recording names the model (anomaly_card,
 card sha256 in the summary), verify checks its flags against the recorded thresholds, decode carries it on.

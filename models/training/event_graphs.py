@@ -375,7 +375,7 @@ def reexport(model_dir: str | Path) -> dict[str, str]:
     card["files"].update({p.name: sha256_file(p) for p in paths})
     card["graphs"] = {"exported_by": "models.training.event_graphs.export_event_graphs (slim graphs, BatchNorm "
                                      "folded into the Gemms)",
-                      "command": f"python -m models.training.event_graphs {model_dir.as_posix()}"}
+                      "rewritten_by": f"python -m models.training.event_graphs {model_dir.as_posix()}"}
     write_card(model_dir, card)
     load_model_dir(model_dir, level="event")
     return {p.name: card["files"][p.name] for p in paths}

@@ -1,24 +1,27 @@
-"""Train one rate-trained AE (models/training/rate_ae.py) into a model directory with ``entropy_model.json``.
+"""Train one rate-trained AE (models/training/rate_ae.py) into a model directory with ``entropy_model.json``:
+``aetrig train --rate-lambda L`` (models/training/train_command.py) calls :func:`train_rate_model`.
 
 Reuses the per-jet training pieces: TrainOptions, load_and_split, the normalisation, the shared loop
 (fit_network), the ONNX export and the card writer. The pmf tables are the histograms of the training split's
 symbols (models/runtime/latent_coding.fit_tables). The card's ``rate`` entry states λ and the measured bits
-per jet (coded bytes × 8 / jets) and core half-widths on the test split and on any ``eval_samples``.
+per jet (coded bytes × 8 / jets) and core half-widths on the test split and on any ``eval_samples`` (by default
+the bundled qcd.root and ttbar.root).
 
-    python -m models.training.rate_train --lam 3e-5 --input data/qcd_train_200k.root --out models/zoo/RD_AE_l2 [...]
+    aetrig train --rate-lambda 3e-5 --input data/qcd_train_200k.root --latent 3 \
+        --loss-weights pt=1 eta=2.25 phi=5.5 e=2.45 --out models/zoo/RD_AE_l2 [...]
+
+(the loss weights pt=1 eta=2.25 phi=5.5 e=2.45 put the goal's resolutions, pt and e 1 % relative, eta and phi
+0.01, on one scale in normalised units)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emulator.runtime.stage_config import KeyValuesAction
 from models.runtime import latent_coding as lc
 from models.runtime.card import write_card
 from models.runtime.evaluate import run_scorer
@@ -32,22 +35,25 @@ from models.training.train import CHECKPOINT_NAME
 from models.training.train_command import parse_variables, parse_weights
 from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split
 
-#: the goal's resolutions in normalised units (pt/e: 1 % relative; eta/phi: 0.01) set the default weights
-GOAL_WEIGHTS = {"pt": 1.0, "eta": 2.25, "phi": 5.5, "e": 2.45}
 #: float32 weights, integer latents: the generic torch parity test (exact float equality of the reconstruction)
 #: does not apply across a rounding edge; tests/test_rate_ae.py checks these graphs against RateAE instead
 PRECISION = "float32, rint latents"
-DEFAULT_SAMPLES = ("producer/samples/qcd.root", "producer/samples/ttbar.root")
+SAMPLES = Path(__file__).resolve().parents[2] / "producer" / "samples"
+DEFAULT_SAMPLES = (str(SAMPLES / "qcd.root"), str(SAMPLES / "ttbar.root"))
 
 
-def train_rate_model(options: TrainOptions, lam: float, components: int = 4,
-                     eval_samples: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Train, export, fit the entropy tables and measure one rate-trained AE; returns its card."""
+def train_rate_model(options: TrainOptions, components: int = 4,
+                     eval_samples: tuple[str, ...] = DEFAULT_SAMPLES) -> dict[str, Any]:
+    """Train, export, fit the entropy tables and measure one rate-trained AE of λ = ``options.rate_lambda``;
+    returns its card."""
     import torch
 
     from models.training.architectures import build, describe
     from models.training.rate_ae import RateAE, describe_rate
 
+    lam = options.rate_lambda
+    if lam is None:
+        raise TrainError("a rate-trained AE needs --rate-lambda")
     variables = parse_variables(options.variables)
     weights = parse_weights(options.loss_weights, variables)
     sample, parts = load_and_split(options, variables)
@@ -70,8 +76,7 @@ def train_rate_model(options: TrainOptions, lam: float, components: int = 4,
         "name": options.name or out.name, "version": 1, "precision": PRECISION,
         "architecture": {**describe(options.model, net), "kind": f"rate_{options.model}"},
         "training": {
-            "command": f"python -m models.training.rate_train --lam {lam} "
-                       + options.command_line().removeprefix("aetrig train "),
+            "command": options.command_line(),
             "data": {"files": sample.files, "n_events": sample.n_events, "n_jets": len(sample.values),
                      "split": {"fractions": list(options.fractions()), **counts}},
             "config": {k: v for k, v in vars(config).items() if k != "variables"},
@@ -112,35 +117,3 @@ def _stats(variables: list[str], x: np.ndarray, reco: np.ndarray) -> dict[str, A
 
 def _short(measured: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in measured.items() if k != "residuals"}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lam", type=float, required=True, help="rate weight λ (loss = D + λ · bits per jet)")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--input", nargs="+", required=True,
-                        help="training background, e.g. data/qcd_train_200k.root from `aetrig generate "
-                             "--process qcd --events 200000 --seed 901 --out data/qcd_train_200k.root`")
-    parser.add_argument("--variables", default="pt,eta,phi,e")
-    parser.add_argument("--latent", type=int, default=3)
-    parser.add_argument("--loss-weights", action=KeyValuesAction, default=GOAL_WEIGHTS, metavar="VAR=W")
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=2048)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--max-events", type=int, default=None)
-    parser.add_argument("--components", type=int, default=4)
-    parser.add_argument("--eval", nargs="*", default=list(DEFAULT_SAMPLES), help="samples measured into the card")
-    args = parser.parse_args(argv)
-    options = TrainOptions(input=args.input, out=args.out, variables=args.variables, latent=args.latent,
-                           loss_weights=args.loss_weights, epochs=args.epochs, batch_size=args.batch_size,
-                           lr=args.lr, max_events=args.max_events, patience=args.epochs, progress=False)
-    try:
-        train_rate_model(options, args.lam, args.components, tuple(args.eval))
-    except TrainError as exc:
-        print(f"rate_train: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,6 +7,11 @@ stopping on the validation loss; a checkpoint is written after every epoch (--re
 The best-validation network is exported (encoder/decoder/scorer ONNX + model.pt) and card.json
 records the data hashes, training history, test-split residuals and thresholds on the test split.
 
+``--rate-lambda L`` trains a rate-distortion AE (models/training/rate_train.py, the ``RD_AE_*`` models): the
+loss adds L times the latents' bits per jet, the latents are rounded to integers and the model directory gets the
+entropy-coding tables (``entropy_model.json``) fitted on the training split, and the bits per jet measured on the
+bundled qcd.root and ttbar.root.
+
 ``--level event`` trains the event-level AE instead (models/training/event_train.py): its input is the
 event's leading ``--jets`` jets (zero-padded), turned into an event vector inside the graph, and its
 error is one anomaly score per event.
@@ -42,6 +47,9 @@ aetrig train --input data/qcd_train_200k.root --model ae3d200 --variables pt,eta
     --epochs 40 --batch-size 2048 --threads 2 --out models/zoo/AE_3D_200_ptetaphie
 aetrig train --input data/qcd_train_200k.root --model wide --latent 6 --variables all --out models/zoo/wide_k6
 aetrig train --input a.root b.root --model tla --variables m,pt,phi,eta --out /tmp/tla --resume
+aetrig generate --process qcd --events 50000 --seed 931 --jobs 1 --out data/qcd_train_50k_seed931.root
+aetrig train --rate-lambda 2.3e-05 --input data/qcd_train_50k_seed931.root --latent 3 --epochs 150 \\
+    --batch-size 2048 --patience 150 --loss-weights pt=0.8 eta=2.6 phi=8 e=2.1 --out models/zoo/RD_AE_g23
 aetrig train --level event --input data/qcd_train_200k.root --latent 2 --epochs 20 --batch-size 512 \\
     --out models/zoo/EVT_AE_k2
 """
@@ -78,6 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss-weights", action=KeyValuesAction, default=d.loss_weights, metavar="VAR=W",
                         help="per-variable loss weights, e.g. pt=10 m=5 (others 1; normalised to mean 1). The scorer's "
                              "error stays the unweighted MSE")
+    parser.add_argument("--rate-lambda", type=float, default=d.rate_lambda, metavar="L",
+                        help="train a rate-distortion AE (the RD_AE_* models): loss = weighted MSE + L * bits per "
+                             "jet of the integer latents, entropy-coding tables in OUT/entropy_model.json (per-jet "
+                             "level; default: a plain AE)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, shuffling and the split")
     parser.add_argument("--split", default=d.split, help="train,val,test event fractions")
     parser.add_argument("--max-events", type=int, default=d.max_events, help="read at most N events per file")
@@ -123,8 +135,17 @@ def main(args: argparse.Namespace) -> int:
 def train_model(options: TrainOptions) -> dict[str, Any]:
     """Train, export and evaluate one model into ``options.out``; returns its card (as written to card.json).
 
-    ``options.level == "event"`` trains the event-level AE (models.training.event_train.train_event_model).
+    ``options.rate_lambda`` trains a rate-distortion AE (models.training.rate_train.train_rate_model),
+    ``options.level == "event"`` the event-level AE (models.training.event_train.train_event_model).
     Raises TrainError with a clear message for bad data, options or checkpoints."""
+    if options.rate_lambda is not None:
+        if options.level == "event":
+            raise TrainError("--rate-lambda trains a per-jet model; it does not apply with --level event")
+        if not options.rate_lambda >= 0:
+            raise TrainError(f"--rate-lambda must be >= 0, got {options.rate_lambda}")
+        from models.training.rate_train import train_rate_model
+
+        return train_rate_model(options)
     if options.level == "event":
         return train_event_model(options)
     import torch

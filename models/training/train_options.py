@@ -52,6 +52,7 @@ class TrainOptions(Hyperparameters):
     model: str = "ae3d200"
     norm: str = "custom"
     loss_weights: dict[str, float] | None = None  # --loss-weights VAR=W ...
+    rate_lambda: float | None = None
     split: str = "0.8,0.1,0.1"
     max_events: int | None = None
     name: str | None = None
@@ -83,7 +84,9 @@ class TrainOptions(Hyperparameters):
             if self.variables != TrainOptions.variables:  # the event models' feature set
                 parts += ["--variables", self.variables]
         else:
-            parts = ["aetrig train", "--input", *self.input, "--variables", self.variables, "--model", self.model]
+            rate = ["--rate-lambda", str(self.rate_lambda)] if self.rate_lambda is not None else []
+            parts = ["aetrig train", *rate, "--input", *self.input, "--variables", self.variables, "--model",
+                     self.model]
         if self.latent is not None:
             parts += ["--latent", str(self.latent)]
         if self.level != "event":
