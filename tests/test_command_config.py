@@ -135,3 +135,39 @@ def test_a_config_table_or_list_gives_a_key_value_flag_its_pairs(tmp_path: Path)
         assert weights == {"pt": "10", "m": "5"}
         assert parse_weights(weights, ["pt", "eta", "m"]) == [10.0, 1.0, 5.0]
     assert _parse("train", table, "--loss-weights", "eta=2").loss_weights == {"eta": "2"}
+
+
+def test_a_model_is_a_directory_or_a_zoo_name_resolved_by_one_function(tmp_path: Path) -> None:
+    from emulator.runtime.defaults import ZOO, resolve_model
+
+    assert resolve_model("AE_3D_200_ptetaphie") == ZOO / "AE_3D_200_ptetaphie"
+    assert resolve_model(ZOO / "EVT_AE_ht") == ZOO / "EVT_AE_ht"
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "card.json").write_text("{}")
+    assert resolve_model(tmp_path / "mine") == tmp_path / "mine"
+    assert resolve_model("no_such_model") == Path("no_such_model")  # the loader says what is wrong
+    assert resolve_model("runs/AE_3D_200_ptetaphie") == Path("runs/AE_3D_200_ptetaphie")  # a path is never a name
+    for command, argv in (("encode", ["--model", "RD_AE_g23", "--anomaly-model", "EVT_AE_4v"]),
+                          ("calibrate", ["--model", "RD_AE_g23"]),
+                          ("decode", ["runs/demo", "--out", "d.root", "--model", "RD_AE_g23"])):
+        parser, _ = cli.build_parser(command)
+        args = parser.parse_args(argv)
+        if command == "encode":
+            from emulator.encoder.config import SCHEMA
+
+            values = SCHEMA.from_args(args)
+            assert (values["model"], values["anomaly_model"]) == (ZOO / "RD_AE_g23", str(ZOO / "EVT_AE_4v"))
+        else:
+            assert args.model == ZOO / "RD_AE_g23"
+
+
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_model_flags_name_models_never_architectures(command: str) -> None:
+    """--model (and --anomaly-model, --wide-model, ...) is one model; --models several; --arch an architecture."""
+    parser, _ = cli.build_parser(command)
+    for action in parser_actions(parser):
+        flags = [f for f in action.option_strings if f in ("--model", "--models") or f.rstrip("s").endswith("-model")]
+        for flag in flags:
+            assert action.choices is None, f"aetrig {command} {flag} has fixed choices: an architecture is --arch"
+            assert action.metavar in ("NAME_OR_DIR", "NAME_OR_DIR|none"), (command, flag, action.metavar)
+            assert (action.nargs == "+") == flag.endswith("s"), f"aetrig {command} {flag}: one model, --models several"

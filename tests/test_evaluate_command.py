@@ -132,15 +132,15 @@ def test_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     few = tmp_path / "few.root"
     write_jets(few, ["pt", "eta", "phi"])
     code = cli_main(["evaluate", "--background", str(few), "--signal", f"s={few}",
-                     "--model", "AE_3D_200_ptetaphie"])
+                     "--models", "AE_3D_200_ptetaphie"])
     assert code == 2
     err = capsys.readouterr().err
     assert "AE_3D_200_ptetaphie needs jet variables ['e']" in err and str(few) in err
 
-    assert cli_main(["evaluate", "--background", str(few), "--signal", f"s={few}", "--model", "no_such_model"]) == 2
+    assert cli_main(["evaluate", "--background", str(few), "--signal", f"s={few}", "--models", "no_such_model"]) == 2
     assert "no_such_model" in capsys.readouterr().err
 
     qcd = str(SAMPLES_DIR / "qcd.root")
     assert cli_main(["evaluate", "--background", qcd, "--signal", f"s={qcd}", "--max-events", "50",
-                     "--model", "AE_3D_200_ptetaphie", "--recording", str(tmp_path / "norec")]) == 2
+                     "--models", "AE_3D_200_ptetaphie", "--recording", str(tmp_path / "norec")]) == 2
     assert "no such directory" in capsys.readouterr().err

@@ -81,7 +81,7 @@ def test_recorded_scores_land_on_their_events(setup) -> None:
 def test_recording_row_equals_the_model_on_the_same_events(setup, tmp_path: Path) -> None:
     out = tmp_path / "ev"
     code = cli_main(["evaluate", "--background", str(QCD), "--signal", f"zprime={ZPRIME}", "--max-events", str(N),
-                     "--model", str(MODEL), "--recording", str(setup["rec"]), "--recording-model", str(MODEL),
+                     "--models", str(MODEL), "--recording", str(setup["rec"]), "--recording-model", str(MODEL),
                      "--out", str(out), "--no-plots"])
     assert code == 0
     res = json.loads((out / "evaluate.json").read_text())
@@ -108,7 +108,7 @@ def test_recording_row_equals_the_model_on_the_same_events(setup, tmp_path: Path
 def test_recording_not_made_with_the_given_model_is_refused(setup, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     code = cli_main(["evaluate", "--background", str(QCD), "--signal", f"zprime={ZPRIME}", "--max-events", "200",
-                     "--model", str(MODEL), "--recording", str(setup["rec"]), "--recording-model", "TLA_4D_leading"])
+                     "--models", str(MODEL), "--recording", str(setup["rec"]), "--recording-model", "TLA_4D_leading"])
     assert code == 2
     assert "not the model given for it" in capsys.readouterr().err
     # same name, other graphs: refused too

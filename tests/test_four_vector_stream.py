@@ -121,7 +121,8 @@ def test_soft_jets_are_kept_counted_and_left_out_unless_asked_and_the_warning_fi
     check = off["threshold_check"]
     assert check["mismatch"] == "above" and check["flagged"] > 10 * check["expected_flagged"]
     for part in ("THRESHOLD MAY NOT FIT THIS STREAM", "rich in signal", "does not fit this background",
-                 f"{100 * n_soft / n_jets:.1f}% of the jets are outside", f"aetrig calibrate {FOUR_VECTOR_MODEL}"):
+                 f"{100 * n_soft / n_jets:.1f}% of the jets are outside",
+                 f"aetrig calibrate --model {FOUR_VECTOR_MODEL}"):
         assert part in check["warning"], part
         assert part in run_off.stderr, part
         assert part in (tmp_path / "off/logs/encoder-0.log").read_text(), part

@@ -24,7 +24,7 @@ ZOO = REPO / "models" / "zoo"
 
 
 def _calibrate(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(["calibrate", *argv])
+    code = cli.main(["calibrate", "--model", *argv])  # argv[0]: the model
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -33,7 +33,7 @@ def test_command_line_round_trips_through_the_cli_parser() -> None:
     from emulator import cli
 
     parser, _ = cli.build_parser("train")
-    for options in (TrainOptions(input=["a.root", "b.root"], out="/tmp/x", variables="all", model="wide", latent=4,
+    for options in (TrainOptions(input=["a.root", "b.root"], out="/tmp/x", variables="all", arch="wide", latent=4,
                                  epochs=3, lr=1e-3, loss_weights={"pt": 2.0}, weight_decay=1e-4, max_events=100),
                     TrainOptions(input=["a.root"], out="/tmp/y", level="event", jets=5, slots=3, latent=2, seed=4)):
         text = options.command_line()
@@ -73,7 +73,7 @@ def test_kscan_trains_through_train_model(tmp_path: Path, spy: list[TrainOptions
     out = tmp_path / "wk"
     assert kscan.main(["--input", str(SAMPLE), "--ks", "2,4-5", "--epochs", "1", "--max-events", "300",
                        "--batch-size", "256", "--out", str(out)]) == 0
-    assert [(o.model, o.variables, o.latent, o.epochs, o.progress) for o in spy] == \
+    assert [(o.arch, o.variables, o.latent, o.epochs, o.progress) for o in spy] == \
         [("wide", "all", k, 1, False) for k in (2, 4, 5)]
     summary = json.loads((out / "kscan.json").read_text())
     assert [row["k"] for row in summary["scan"]] == [2, 4, 5]

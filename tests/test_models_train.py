@@ -108,7 +108,8 @@ def test_import_pretrained_and_calibrate(tmp_path: Path, capsys: pytest.CaptureF
     every = model.card["metrics"]["background"]["all_jets"]["pt"]["core_half_width"]
     assert 0.02 < lead < 0.5 and every > lead
     # calibrate on a part of the background: new version, new table, files still verified
-    assert cli.main(["calibrate", str(out), "--background", str(SAMPLE), "--out", str(tmp_path / "cal")]) == 0
+    assert cli.main(["calibrate", "--model", str(out), "--background", str(SAMPLE),
+                     "--out", str(tmp_path / "cal")]) == 0
     cal = load_model_dir(tmp_path / "cal").card
     assert cal["version"] == model.card["version"] + 1
     assert cal["thresholds"]["sample"]["n_events"] == model.card["thresholds"]["sample"]["n_events"]

@@ -32,7 +32,7 @@ def test_warning_names_both_readings_the_domain_share_and_the_command() -> None:
     text = warning_text(2000, 500, 2.0, 0.29, "models/zoo/EVT_AE_4v")
     assert text is not None
     for part in ("25% of 2000 events flagged", "set for 0.1%", "rich in signal", "does not fit this background",
-                 "29.0% of the jets are outside", "aetrig calibrate models/zoo/EVT_AE_4v --background",
+                 "29.0% of the jets are outside", "aetrig calibrate --model models/zoo/EVT_AE_4v --background",
                  "no decision changed"):
         assert part in text, part
     assert warning_text(2000, 2, 2.0, 0.29, "m") is None

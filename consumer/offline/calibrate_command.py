@@ -25,18 +25,22 @@ if TYPE_CHECKING:
     from producer.inputs import Inputs
 
 EXAMPLES = """
-aetrig calibrate models/zoo/AE_3D_200_ptetaphie --background producer/samples/qcd.root --out /tmp/ae_mycal
-aetrig calibrate models/zoo/EVT_AE_ht --background producer/samples/qcd.root --out /tmp/evt_mycal --fpr 1e-3
-aetrig calibrate models/zoo/AE_3D_200_ptetaphie --background producer/samples/nanoaod_example.root \\
+aetrig calibrate --model AE_3D_200_ptetaphie --background producer/samples/qcd.root --out /tmp/ae_mycal
+aetrig calibrate --model EVT_AE_ht --background producer/samples/qcd.root --out /tmp/evt_mycal --fpr 1e-3
+aetrig calibrate --model AE_3D_200_ptetaphie --background producer/samples/nanoaod_example.root \\
     --input-format nanoaod --out /tmp/ae_nano --accept-rate 100 --input-rate 100000
-aetrig calibrate /tmp/mymodel --background 'bg/*.root' --input-format physlite --branch-map pt=AnalysisJetsAuxDyn.pt
+aetrig calibrate --model /tmp/mymodel --background 'bg/*.root' --input-format physlite \\
+    --branch-map pt=AnalysisJetsAuxDyn.pt
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from emulator.runtime.defaults import resolve_model
     from producer.config import add_input_arguments
 
-    parser.add_argument("model", help="model directory (per-jet or event-level)")
+    parser.add_argument("--model", type=resolve_model, required=True, metavar="NAME_OR_DIR",
+                        help="the model (per-jet or event-level): a directory or a name under models/zoo (was the "
+                             "positional argument MODEL)")
     add_input_arguments(parser, input_flags=("--background", "--input"),
                         title="background input (the options of aetrig produce and aetrig run)",
                         input_help="background ROOT files or globs (required)")

@@ -17,17 +17,19 @@ import sys
 
 EXAMPLES = """
 aetrig decode runs/demo --out runs/demo/decoded.root --plots runs/demo/plots
-aetrig decode runs/demo --out decoded.root --model models/zoo/AE_3D_200_ptetaphie
+aetrig decode runs/demo --out decoded.root --model AE_3D_200_ptetaphie
 aetrig decode runs/fast --out fast.root --model my_models/retrained --force
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from emulator.runtime.defaults import resolve_model
     from emulator.runtime.recording import RECORDING_HELP
 
     parser.add_argument("recording", help=RECORDING_HELP)
     parser.add_argument("--out", required=True, help="decoded ROOT file to write")
-    parser.add_argument("--model", default=None, help="model directory (default: models/zoo/<card name>)")
+    parser.add_argument("--model", type=resolve_model, default=None, metavar="NAME_OR_DIR",
+                        help="the model: a directory or a name under models/zoo (default: models/zoo/<card name>)")
     parser.add_argument("--force", action="store_true", help="decode even if the decoder sha256 differs (warns)")
     parser.add_argument("--plots", default=None, metavar="DIR", help="also make the standard plots in DIR")
     parser.add_argument("--plot-events", type=int, default=200_000,

@@ -30,7 +30,7 @@ from emulator.runtime.stage_config import KeyValuesAction
 EXAMPLES = """
 aetrig evaluate --out eval
 aetrig evaluate --background data/qcd_train_200k.root --signal zprime=producer/samples/zprime.root \\
-  --model EVT_AE_k1 EVT_AE_k4 AE_3D_200_ptetaphie --out eval_200k
+  --models EVT_AE_k1 EVT_AE_k4 AE_3D_200_ptetaphie --out eval_200k
 aetrig run --input producer/samples/qcd.root producer/samples/zprime.root --rate 20000 --loops 1 --out runs/mix
 aetrig evaluate --recording runs/mix --recording-model EVT_AE_k1 --signal zprime=producer/samples/zprime.root
 aetrig evaluate --signal myexotic=/data/exotic_*.root --tree CollectionTree --unit MeV --derive-e \\
@@ -58,8 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--unit", choices=("GeV", "MeV"), default="GeV", help="energy unit of the files")
     g.add_argument("--derive-e", action="store_true", help="compute E from pt, eta, m")
     g = parser.add_argument_group("scores")
-    g.add_argument("--model", nargs="+", action="extend", metavar="NAME_OR_DIR",
-                   help="model dirs or names under models/zoo (default AE_3D_200_ptetaphie and EVT_AE_ht)")
+    g.add_argument("--models", nargs="+", action="extend", metavar="NAME_OR_DIR",
+                   help="the models, each a directory or a name under models/zoo (default AE_3D_200_ptetaphie and "
+                        "EVT_AE_ht; was --model)")
     g.add_argument("--recording", action="append", default=[], metavar="DIR",
                    help="also evaluate the event scores recorded in DIR (the --out of aetrig run or aetrig "
                         "sink; repeatable, one model)")
@@ -120,7 +121,7 @@ def _check_variables(model, samples) -> None:
         if missing:
             raise EvaluateError(f"model {model.name} needs jet variables {missing} that sample {s.name} "
                                 f"({', '.join(s.files)}) lacks (it has {s.variables}); map them with --branch-map "
-                                "or choose another --model")
+                                "or choose other --models")
 
 
 def score_sets(models: list, background, signals, progress: bool = True) -> list:
@@ -179,7 +180,7 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, list[str]]:
     for s in (background, *signals.values()):
         if not {"pt", "eta"} <= set(s.variables):
             raise EvaluateError(f"sample {s.name} lacks jet pt/eta: the HT and leading-jet-pT triggers need them")
-    models = _models(args.model)
+    models = _models(args.models)
     for m in models:
         _check_variables(m, [background, *signals.values()])
     rec = _recording(args, background, signals)  # before the models run: a wrong recording fails fast
@@ -191,8 +192,8 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, list[str]]:
         if same:
             rec.extra["agreement_with_offline"] = {"model": same[0].name, **agreement(rec, offline[same[0].name])}
         elif any(m.name == rec.model for m in models):
-            rec.note += ("; the --model of that name has other graphs (sha256) than the recording's card: it is not "
-                         "the model the recording was made with")
+            rec.note += ("; the model of that name in --models has other graphs (sha256) than the recording's card: it "
+                         "is not the model the recording was made with")
         sets.append(rec)
     selection = tm.JetSelection(args.jet_min_pt, args.jet_max_eta)
     inputs = ev.menu_inputs(sets, background, signals, selection)

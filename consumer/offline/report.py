@@ -24,6 +24,7 @@ from consumer.offline.studies.common import (
     write_json,
     zoo_models,
 )
+from emulator.runtime.defaults import resolve_model
 
 DEFAULT_SIGNALS = ("zprime", "darkshower", "ttbar")
 COMPRESSION_MODELS = ("AE_3D_200_ptetaphie", "AE_3D_200_mptphieta", "TLA_4D_leading")
@@ -60,13 +61,10 @@ class ReportConfig:
 
 
 def model_dirs(names: Sequence[str] | None) -> list[str]:
-    """Model directories: names under models/zoo, or paths."""
+    """Model directories: names under models/zoo, or paths (each by ``resolve_model``); default every zoo model."""
     if names is None:
         return [str(p) for p in zoo_models()]
-    out = []
-    for n in names:
-        p = Path(n)
-        out.append(str(p if (p / "card.json").is_file() else zoo_models([n])[0] if zoo_models([n]) else p))
+    out = [str(resolve_model(n)) for n in names]
     for p in out:
         if not (Path(p) / "card.json").is_file():
             raise FileNotFoundError(f"model {p} not found (neither a directory nor a name under models/zoo)")

@@ -16,7 +16,7 @@ from emulator.runtime.compact_columns import DEFAULT_SCORE_BITS, FLOAT32_MANTISS
 from emulator.runtime.jet_errors import JET_ERRORS
 from emulator.runtime.link_security import check_plaintext_binds
 from emulator.runtime.recording import LATENT_CODECS
-from emulator.runtime.stage_config import Schema, option
+from emulator.runtime.stage_config import MODEL, MODEL_OR_NONE, Schema, option
 
 _LIMITS = wire.Limits()
 SINK_LATENT_CODECS = ("auto", *LATENT_CODECS)
@@ -29,13 +29,13 @@ class SinkConfig:
 
     bind: str = option(help="address to PULL scored messages on, tcp://127.0.0.1:PORT", metavar="ADDR")
     out: Path = option(help="recording directory (segments/ under it)", metavar="DIR")
-    model: Path = option(help="the compression model directory whose card scored messages must name by sha256 (the "
-                              "segments hold it)", metavar="DIR")
+    model: Path = option(help="the compression model (a directory or a name under models/zoo) whose card scored "
+                              "messages must name by sha256 (the segments hold it)", metavar="NAME_OR_DIR", kind=MODEL)
     manifest: str = option(help="the run manifest JSON (aetrig run writes OUT/manifest.json), or a directory of them: "
                                  "scored messages must name one by sha256, with its run id", metavar="FILE|DIR")
     anomaly_model: str | None = option(None, "the event-level model that flags the events (its card, by sha256), "
                                              "or none: the compression model's per-jet max error flags",
-                                       metavar="DIR|none", default_text="none")
+                                       metavar="NAME_OR_DIR|none", kind=MODEL_OR_NONE, default_text="none")
     jet_errors: str = option("auto", "whether the recording holds the per-jet errors (jet_error), as the encoders' "
                                      "--jet-errors decides: 'auto' only when per-jet scoring flags (no "
                                      "--anomaly-model), 'always' also with an event-level model; a message with the "

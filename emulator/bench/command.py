@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.runtime.atomic import write_json_atomic
-from emulator.runtime.defaults import DEFAULT_ANOMALY_MODEL, REPO
+from emulator.runtime.defaults import DEFAULT_ANOMALY_MODEL, REPO, resolve_model
 from emulator.runtime.shutdown import on_stop_signals
 
 EXAMPLES = """
@@ -98,9 +98,10 @@ FULL = Plan(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a reduced benchmark that finishes in under 3 minutes")
     parser.add_argument("--out", type=Path, default=Path("bench"), help="output directory (default bench/)")
-    parser.add_argument("--model", type=Path, default=None, help="model directory (default: the default model)")
-    parser.add_argument("--wide-model", type=Path, default=None,
-                        help="wide model for the cycles-per-jet goal (default models/zoo/wide_k6)")
+    parser.add_argument("--model", type=resolve_model, default=None, metavar="NAME_OR_DIR",
+                        help="the model: a directory or a name under models/zoo (default: the default model)")
+    parser.add_argument("--wide-model", type=resolve_model, default=None, metavar="NAME_OR_DIR",
+                        help="wide model for the cycles-per-jet goal (default wide_k6)")
     parser.add_argument("--input", type=Path, default=None, help="ROOT sample (default: the bundled qcd.root)")
     parser.add_argument("--only", default=None, help=f"comma-separated steps to run, of: {','.join(STEPS)}")
     parser.add_argument("--soak-seconds", type=float, default=None,

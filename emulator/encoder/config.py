@@ -14,7 +14,7 @@ from pathlib import Path
 
 from emulator.runtime import wire
 from emulator.runtime.jet_errors import JET_ERRORS
-from emulator.runtime.stage_config import Schema, option
+from emulator.runtime.stage_config import MODEL, MODEL_OR_NONE, Schema, option
 
 DEFAULT_FPR = 1e-3  # background false-positive rate of the flag when no threshold choice is given
 _LIMITS = wire.Limits()
@@ -25,12 +25,13 @@ _FLAG, _BATCH, _OUT = "threshold (one of)", "micro-batching", "outputs and limit
 class EncoderConfig:
     """Everything `aetrig encode` takes; the field defaults are THE defaults."""
 
-    model: Path = option(help="model directory (card.json + scorer.onnx)", metavar="DIR")
+    model: Path = option(help="the compression model: a directory (card.json + scorer.onnx) or a name under "
+                         "models/zoo", metavar="NAME_OR_DIR", kind=MODEL)
     connect: str = option(help="producer data address to PULL from, tcp://H:P", metavar="ADDR")
     sink: str = option(help="sink address to PUSH scored messages to, tcp://H:P", metavar="ADDR")
     anomaly_model: str | None = option(
         None, "event-level model that scores and flags each event (its card gives --fpr/--accept-rate thresholds); "
-        "'none': the compression model's per-jet max error", metavar="DIR|none",
+        "'none': the compression model's per-jet max error", metavar="NAME_OR_DIR|none", kind=MODEL_OR_NONE,
         default_text="models/zoo/EVT_AE_ht when the stream has its variables, else models/zoo/EVT_AE_4v when it has "
                      "pt, eta, phi, m, else per-jet max error (announced)")
     score_all_jets: bool = option(False, "widen the anomaly model's jet selection: give it every jet, also those "

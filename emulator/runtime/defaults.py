@@ -1,4 +1,5 @@
-"""Default paths of the bundled sample, the default streaming model and the default anomaly model."""
+"""Default paths of the bundled sample, the default streaming model and the default anomaly model, and the one
+function that turns a model given on the command line (a directory or a models/zoo name) into its directory."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ def default_input() -> Path:
     if not DEFAULT_SAMPLE.is_file():
         raise FileNotFoundError(f"bundled sample {DEFAULT_SAMPLE} is missing; give --input FILE")
     return DEFAULT_SAMPLE
+
+
+def resolve_model(value: str | Path) -> Path:
+    """The model a ``--model`` (``--models``, ``--anomaly-model``, ...) names: a directory, or a name under
+    models/zoo (``RD_AE_g23``). A value that is neither is returned as given, for the loader to report."""
+    path = Path(value)
+    if (path / "card.json").is_file() or len(path.parts) != 1:
+        return path
+    named = ZOO / path
+    return named if (named / "card.json").is_file() else path
 
 
 def default_model(announce: bool = True) -> Path:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulator.runtime.defaults import resolve_model
+
 META = "aetrig.option"
 MISSING = dataclasses.MISSING
 
@@ -94,6 +96,20 @@ def _any_base_int(value: Any, metavar: str) -> int:
         raise ValueError(f"expects an integer (decimal or 0x hex), got {value!r}") from None
 
 
+def _model(value: Any, metavar: str) -> Path:
+    if not isinstance(value, str | Path) or not str(value):
+        raise ValueError(f"expects {metavar}, got {value!r}")
+    return resolve_model(value)
+
+
+def _model_or_none(value: Any, metavar: str) -> str:
+    return "none" if str(value).lower() == "none" else str(_model(value, metavar))
+
+
+#: ``--model NAME_OR_DIR``: a model directory or a name under models/zoo (:func:`defaults.resolve_model`).
+MODEL = Kind(None, _model, lambda v: [str(v)])
+#: the same, or ``none``.
+MODEL_OR_NONE = Kind(None, _model_or_none, lambda v: [str(v)])
 #: ``--flag K=V K=V``, repeatable (file: a table or a list of "K=V").
 KEY_VALUES = Kind("+", key_values, lambda d: [f"{k}={v}" for k, v in d.items()])
 #: ``--flag a,b,c`` (file: "a,b,c" or a list); empty means None.

@@ -39,7 +39,7 @@ def mismatch(events: int, flagged: int, expected: float) -> str | None:
 
 def recalibrate_command(model_path: str) -> str:
     """The command that recalibrates the anomaly model on the user's own background."""
-    return f"aetrig calibrate {model_path} --background YOUR_BACKGROUND.root --out my_model"
+    return f"aetrig calibrate --model {model_path} --background YOUR_BACKGROUND.root --out my_model"
 
 
 def warning_text(events: int, flagged: int, expected: float, out_of_domain_share: float | None,

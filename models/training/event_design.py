@@ -22,7 +22,7 @@ transformed score computed on ``--calibrate`` background files (so `--fpr` picks
 score's threshold).
 
     aetrig event-design compare --train-background data/qcd_train_200k.root \
-        --model /tmp/evt/j10s4k6 --global-weight 1 10 --combo 1,0,0 1,0.5,1 \
+        --models /tmp/evt/j10s4k6 --global-weight 1 10 --combo 1,0,0 1,0.5,1 \
         --signal tth=data/design_tth_s1103.root --out /tmp/design
     aetrig event-design ship --model /tmp/evt/j10s4k6 --global-weight 10 --combo 1,0.5,1 \
         --train-background data/qcd_train_200k.root --calibrate data/qcd_test_200k.root \
@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from emulator.runtime.defaults import resolve_model
 from emulator.runtime.stage_config import KeyValuesAction
 from emulator.runtime.tables import text_table
 from models.runtime import score_transform as st
@@ -205,7 +206,7 @@ def compare(args: argparse.Namespace) -> int:
     combos = [parse_combo(c) for c in args.combo]
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for path in args.model:
+        for path in args.models:
             source = load_model_dir(path, level="event")
             for g in args.global_weight:
                 model = source if g == 1 else reweighted_copy(source, Path(tmp) / f"{source.name}_g{g:g}", g,
@@ -308,8 +309,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["compare", "ship"],
                         help="compare: score variants of event models on design signals; ship: write a model dir "
                              "with the chosen score_transform")
-    parser.add_argument("--model", nargs="+", required=True,
-                        help="compare: event models (aetrig train --level event); ship: the one model to ship")
+    parser.add_argument("--models", nargs="+", type=resolve_model, metavar="NAME_OR_DIR",
+                        help="compare: the event models (aetrig train --level event), each a directory or a name "
+                             "under models/zoo (was --model)")
+    parser.add_argument("--model", type=resolve_model, metavar="NAME_OR_DIR",
+                        help="ship: the event model to ship, a directory or a name under models/zoo")
     parser.add_argument("--train-background", required=True,
                         help="the models' training file (its train split fits the transform)")
     parser.add_argument("--global-weight", nargs="+", type=float, default=[1.0],
@@ -332,15 +336,17 @@ def run(args: argparse.Namespace) -> int:
     """Run the parsed action (SystemExit with a clear message for options that do not fit it)."""
     args.command = args.action
     if args.action == "compare":
+        if not args.models:
+            raise SystemExit("event-design compare: give the event models, --models DIR [DIR ...]")
         if not args.signal:
             raise SystemExit("event-design compare: give at least one --signal NAME=FILES")
         args.combo = args.combo or ["1,0,0", "1,0,1", "1,0.5,1"]
         return compare(args)
-    if len(args.model) != 1 or len(args.global_weight) != 1 or (args.combo and len(args.combo) != 1):
-        raise SystemExit("event-design ship: give one --model, one --global-weight and one --combo")
+    if not args.model or len(args.global_weight) != 1 or (args.combo and len(args.combo) != 1):
+        raise SystemExit("event-design ship: give --model, one --global-weight and one --combo")
     if not args.calibrate or not args.out:
         raise SystemExit("event-design ship: --calibrate FILES and --out DIR are required")
-    args.model, args.global_weight = args.model[0], args.global_weight[0]
+    args.global_weight = args.global_weight[0]
     args.combo = args.combo[0] if args.combo else "1,0,0"
     return ship(args)
 

@@ -18,7 +18,7 @@ aetrig generate --process qcd --events 50000 --seed 901 --jobs 2 --out data/qcd_
 aetrig generate --process darkshower --events 2000 --seed 1102 --jobs 2 --out data/design_darkshower_s1102.root
 aetrig train --level event --variables four-vector --input data/qcd_train_50k_s901.root --jets 10 --slots 4 \\
     --latent 3 --epochs 20 --batch-size 512 --lr 0.003 --seed 0 --out /tmp/evt/4v
-aetrig event-design compare --model /tmp/evt/4v --train-background data/qcd_train_50k_s901.root \\
+aetrig event-design compare --models /tmp/evt/4v --train-background data/qcd_train_50k_s901.root \\
     --global-weight 1 30 --combo 1,0,0 1,0.5,1.25 --signal darkshower=data/design_darkshower_s1102.root
 aetrig event-design ship --model /tmp/evt/4v --global-weight 30 --combo 1,0.5,1.25 \\
     --train-background data/qcd_train_50k_s901.root --calibrate producer/samples/qcd.root --out /tmp/EVT_4v
@@ -39,4 +39,9 @@ def main(args: argparse.Namespace) -> int:
         return run(args)
     except (ValueError, OSError) as exc:
         print(f"aetrig event-design: error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # models.training.event_design says what is wrong with the options or files so
+        if not isinstance(exc.code, str):
+            raise
+        print(f"aetrig event-design: error: {exc.code}", file=sys.stderr)
         return 2

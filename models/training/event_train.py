@@ -87,7 +87,7 @@ def train_event_model(options: TrainOptions) -> dict[str, Any]:
         raise TrainError(f"train_event_model needs level={LEVEL!r}, got {options.level!r}")
     variables = event_variables(options)
     d = TrainOptions
-    ignored = [flag for flag, given in (("--model", options.model != d.model), ("--norm", options.norm != d.norm),
+    ignored = [flag for flag, given in (("--arch", options.arch != d.arch), ("--norm", options.norm != d.norm),
                                         ("--loss-weights", bool(options.loss_weights))) if given]
     if ignored:
         raise TrainError(f"{', '.join(ignored)} do(es) not apply to --level event (it reads {variables}, "

@@ -3,7 +3,7 @@
 Run as ``python -m models.training.kscan --input FILE --ks 2-12 --epochs 8 --out models/zoo/wide_kscan``.
 ``--ks`` takes comma-separated integers and inclusive ranges (``2-12``, ``1,2,4-8``; parse_int_list).
 Each k is trained by models.training.train_command.train_model (the function behind
-``aetrig train --model wide --latent k --variables all``; the card records that command) into a
+``aetrig train --arch wide --latent k --variables all``; the card records that command) into a
 scratch folder; only the summary ``kscan.json`` and the plot ``kscan.png`` are written to ``--out``.
 """
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for k in ks:
         with tempfile.TemporaryDirectory() as scratch:
             options = TrainOptions(input=list(args.input), out=str(Path(scratch) / f"k{k}"), variables="all",
-                                   model="wide", latent=k, epochs=args.epochs, batch_size=args.batch_size,
+                                   arch="wide", latent=k, epochs=args.epochs, batch_size=args.batch_size,
                                    lr=args.lr, threads=args.threads, max_events=args.max_events, progress=False)
             try:
                 card = train_model(options)

@@ -19,18 +19,21 @@ import sys
 RANK_WARNING = 0.9
 
 EXAMPLES = """
-aetrig quantize models/zoo/wide_k6 --out /tmp/wide_int8 --calibration producer/samples/qcd.root \\
+aetrig quantize --model wide_k6 --out /tmp/wide_int8 --calibration producer/samples/qcd.root \\
     --background producer/samples/qcd.root
 aetrig generate --process qcd --events 200000 --seed 901 --jobs 2 --out data/qcd_train_200k.root
-aetrig quantize models/zoo/wide_k6 --out /tmp/wide_pct --calibration data/qcd_train_200k.root \\
+aetrig quantize --model wide_k6 --out /tmp/wide_pct --calibration data/qcd_train_200k.root \\
     --background producer/samples/qcd.root --method percentile --percentile 99.99 --no-equalise
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from emulator.runtime.defaults import resolve_model
     from models.training.quantize import DEFAULT_ALPHA, DEFAULT_MIN_FEATURES, DEFAULT_PERCENTILE, METHODS
 
-    parser.add_argument("model", help="float32 model directory to quantise")
+    parser.add_argument("--model", type=resolve_model, required=True, metavar="NAME_OR_DIR",
+                        help="the float32 model to quantise: a directory or a name under models/zoo (was the "
+                             "positional argument MODEL)")
     parser.add_argument("--out", required=True, help="new model directory (must not exist or be empty)")
     parser.add_argument("--calibration", nargs="+", required=True,
                         help="background ROOT file(s) whose jets set the activation ranges")

@@ -63,9 +63,9 @@ def train_rate_model(options: TrainOptions, components: int = 4,
     config = options.train_config(variables, weights)
     torch.manual_seed(options.seed)
     out = Path(options.out)
-    net = RateAE(build(options.model, len(variables), options.latent), lam, components=components)
+    net = RateAE(build(options.arch, len(variables), options.latent), lam, components=components)
     net, state, wall = fit_network(net, y_train, y_val, config, options)
-    export_model_files(out, net, f"rate_{options.model}", norm)
+    export_model_files(out, net, f"rate_{options.arch}", norm)
     latent, _, _ = run_scorer(out / "scorer.onnx", parts["train"].values, threads=options.threads)
     entropy = lc.fit_tables(np.rint(latent).astype(np.int32), np.ones(latent.shape[1]))  # symbols: step 1
     (out / lc.ENTROPY_MODEL_NAME).write_text(json.dumps(entropy.to_json(), separators=(",", ":")))
@@ -74,7 +74,7 @@ def train_rate_model(options: TrainOptions, components: int = 4,
     test_q = lc.quantise(test_latent, entropy)
     card = {
         "name": options.name or out.name, "version": 1, "precision": PRECISION,
-        "architecture": {**describe(options.model, net), "kind": f"rate_{options.model}"},
+        "architecture": {**describe(options.arch, net), "kind": f"rate_{options.arch}"},
         "training": {
             "command": options.command_line(),
             "data": {"files": sample.files, "n_events": sample.n_events, "n_jets": len(sample.values),

@@ -41,12 +41,12 @@ from models.training.train_options import (
 )
 
 EXAMPLES = """
-aetrig train --input producer/samples/qcd.root --model ae3d200 --variables pt,eta,phi,e --epochs 5 --out /tmp/ae
+aetrig train --input producer/samples/qcd.root --arch ae3d200 --variables pt,eta,phi,e --epochs 5 --out /tmp/ae
 aetrig generate --process qcd --events 200000 --seed 901 --jobs 2 --out data/qcd_train_200k.root
-aetrig train --input data/qcd_train_200k.root --model ae3d200 --variables pt,eta,phi,e --norm custom \\
+aetrig train --input data/qcd_train_200k.root --arch ae3d200 --variables pt,eta,phi,e --norm custom \\
     --epochs 40 --batch-size 2048 --threads 2 --out models/zoo/AE_3D_200_ptetaphie
-aetrig train --input data/qcd_train_200k.root --model wide --latent 6 --variables all --out models/zoo/wide_k6
-aetrig train --input a.root b.root --model tla --variables m,pt,phi,eta --out /tmp/tla --resume
+aetrig train --input data/qcd_train_200k.root --arch wide --latent 6 --variables all --out models/zoo/wide_k6
+aetrig train --input a.root b.root --arch tla --variables m,pt,phi,eta --out /tmp/tla --resume
 aetrig generate --process qcd --events 50000 --seed 931 --jobs 1 --out data/qcd_train_50k_seed931.root
 aetrig train --rate-lambda 2.3e-05 --input data/qcd_train_50k_seed931.root --latent 3 --epochs 150 \\
     --batch-size 2048 --patience 150 --loss-weights pt=0.8 eta=2.6 phi=8 e=2.1 --out models/zoo/RD_AE_g23
@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--level", choices=["jet", "event"], default=d.level,
                         help="jet: one AE input per jet (default); event: the event-level AE on the leading jets "
                              "(--variables names its feature set: substructure, the default, pt,eta,phi,m,width,"
-                             "tau21,tau32, or four-vector, pt,eta,phi,m; --model, --norm and --loss-weights do not "
+                             "tau21,tau32, or four-vector, pt,eta,phi,m; --arch, --norm and --loss-weights do not "
                              "apply)")
     parser.add_argument("--jets", type=int, default=d.jets,
                         help="--level event: leading jets per event J (pad/truncate)")
@@ -73,7 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variables", default=d.variables,
                         help="comma-separated jet variables in input order, or 'all' for the 13 generated ones; "
                              "--level event: 'substructure' (default) or 'four-vector'")
-    parser.add_argument("--model", choices=["ae3d200", "tla", "wide"], default=d.model, help="architecture")
+    parser.add_argument("--arch", choices=["ae3d200", "tla", "wide"], default=d.arch,
+                        help="the network's architecture (was --model, which names a trained model everywhere else)")
     parser.add_argument("--latent", type=int, default=d.latent, help="latent size k (default 3; wide: n/2)")
     parser.add_argument("--norm", choices=["standard", "custom", "tla"], default=d.norm, help="normalisation")
     parser.add_argument("--epochs", type=int, default=d.epochs, help="maximum number of epochs")
@@ -84,8 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=int, default=d.patience,
                         help="early stopping: epochs without validation gain")
     parser.add_argument("--loss-weights", action=KeyValuesAction, default=d.loss_weights, metavar="VAR=W",
-                        help="per-variable loss weights, e.g. pt=10 m=5 (others 1; normalised to mean 1). The scorer's "
-                             "error stays the unweighted MSE")
+                        help="per-variable loss weights, e.g. pt=10 m=5, was pt=10,m=5 (others 1; normalised to mean "
+                             "1). The scorer's error stays the unweighted MSE")
     parser.add_argument("--rate-lambda", type=float, default=d.rate_lambda, metavar="L",
                         help="train a rate-distortion AE (the RD_AE_* models): loss = weighted MSE + L * bits per "
                              "jet of the integer latents, entropy-coding tables in OUT/entropy_model.json (per-jet "
@@ -175,9 +176,9 @@ def train_model(options: TrainOptions) -> dict[str, Any]:
     config = options.train_config(variables, weights)
     torch.manual_seed(options.seed)
     out = Path(options.out)
-    net, state, wall = fit_network(build(options.model, len(variables), options.latent), y_train, y_val, config,
+    net, state, wall = fit_network(build(options.arch, len(variables), options.latent), y_train, y_val, config,
                                    options)
-    export_model_files(out, net, options.model, norm)
+    export_model_files(out, net, options.arch, norm)
     test = parts["test"]
     _, reco, error = run_scorer(out / "scorer.onnx", test.values, threads=options.threads)
     leading = test.jet_rank == 0
@@ -195,7 +196,7 @@ def train_model(options: TrainOptions) -> dict[str, Any]:
     }
     card = {
         "name": options.name or out.name, "version": 1,
-        "architecture": describe(options.model, net),
+        "architecture": describe(options.arch, net),
         "training": training_record(options, sample, counts, config, state, wall, "MSE on the normalised vector"
                                     + (" (per-variable weights in config)" if weights else "")),
         "metrics": metrics,

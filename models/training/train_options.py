@@ -49,7 +49,7 @@ class TrainOptions(Hyperparameters):
     jets: int = 6
     slots: int = 4
     variables: str = "pt,eta,phi,e"
-    model: str = "ae3d200"
+    arch: str = "ae3d200"
     norm: str = "custom"
     loss_weights: dict[str, float] | None = None  # --loss-weights VAR=W ...
     rate_lambda: float | None = None
@@ -74,7 +74,7 @@ class TrainOptions(Hyperparameters):
                      kind: str | None = None) -> TrainConfig:
         """The training loop's hyper-parameters from these options (``kind`` defaults to the architecture)."""
         shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(Hyperparameters)}
-        return TrainConfig(**shared, kind=kind or self.model, variables=variables, loss_weights=loss_weights)
+        return TrainConfig(**shared, kind=kind or self.arch, variables=variables, loss_weights=loss_weights)
 
     def command_line(self) -> str:
         """The equivalent ``aetrig train`` command (stored in the card for provenance)."""
@@ -85,8 +85,8 @@ class TrainOptions(Hyperparameters):
                 parts += ["--variables", self.variables]
         else:
             rate = ["--rate-lambda", str(self.rate_lambda)] if self.rate_lambda is not None else []
-            parts = ["aetrig train", *rate, "--input", *self.input, "--variables", self.variables, "--model",
-                     self.model]
+            parts = ["aetrig train", *rate, "--input", *self.input, "--variables", self.variables, "--arch",
+                     self.arch]
         if self.latent is not None:
             parts += ["--latent", str(self.latent)]
         if self.level != "event":
