@@ -1,18 +1,8 @@
 """One ROOT segment of a recording, written with uproot in durable group commits.
 
-Layout of a segment (documented for readers in emulator/runtime/recording.py):
-
-* TObjStrings ``format_version`` (``aetrig-recording-2``), ``card`` (model card JSON), ``manifest``
-  (run manifest JSON), ``layout`` (JSON: latent_dim, latent_storage, raw variables, ``jet_error``
-  true/false) and ``anomaly_card`` (the card of the model whose score and flag the events carry).
-* TTree ``events``: per-event branches ``run_id seq event_id file_index entry event_number
-  event_score flag event_threshold``; per-jet jagged branches ``jet_latent_0 .. jet_latent_{k-1}`` and
-  (layout ``jet_error`` true) ``jet_error`` sharing the counter ``njet``; jagged ``raw_jet_<var>``
-  sharing the counter ``nraw_jet`` (the event's jets when flagged, empty otherwise).
-* The latent is stored as k jagged branches (one per latent dimension) because uproot cannot
-  write jagged arrays with a fixed inner dimension. ``latent_storage`` is ``float32``, or
-  ``float16-as-uint16`` (IEEE half-precision bit patterns in uint16 branches, since ROOT has no
-  16-bit float type; read them back with ``.view(numpy.float16)``).
+What a segment holds - every key, branch and layout key of every format - is docs/design.md "Recorded stream"
+(its table is checked against what this writer emits by tests/test_recording_contract.py); the branches of a
+commit come from consumer/sink/scored_chunk.py.
 
 ``SegmentWriter.commit`` does uproot ``extend`` into a :class:`~emulator.runtime.journaled_file.JournaledFile`
 and commits it (journal + fsync, apply + fsync): when it returns, the entries are durable, and a

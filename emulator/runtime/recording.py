@@ -1,25 +1,11 @@
 """Read API for a recording written by `aetrig sink` (used by verify, decode and report).
 
-A recording directory holds ``segments/<run_id as 16 hex digits>-<NNNNNN>.root``; the segment
-layout is described in consumer/sink/segment_writer.py. In short, tree ``events`` has per-event
-branches ``run_id seq event_id file_index entry event_number event_score flag`` and (format 2)
-``event_threshold``, per-jet jagged branches ``jet_latent_0..jet_latent_{k-1}`` and ``jet_error``
-(counter ``njet``) and jagged ``raw_jet_<var>`` for flagged events (counter ``nraw_jet``);
-TObjStrings ``format_version``, ``card``, ``manifest``, ``layout`` and (format 2) ``anomaly_card``.
-
-``jet_error`` is there when the layout says ``"jet_error": true``, or the layout has no such key
-(recordings made before it was optional always hold it). A segment whose events an event-level model
-flagged, recorded from encoders with ``--jet-errors auto``, has ``"jet_error": false`` and no
-``jet_error`` branch; ``Recording.jet_error()`` then raises a RecordingError that says so.
-
-Format 1 (``aetrig-recording-1``) segments are still read: they lack ``event_threshold`` (read as
-NaN) and ``anomaly_card`` (their events were flagged by the per-jet max error of ``card``'s model,
-so ``Segment.scoring_card`` is ``card``).
-
-A segment whose layout has ``latent_codec`` ``ans`` (the sink's ``--latent-codec ans``, rate-trained models) holds
-no ``jet_latent_<i>``: each commit's symbols rint(latent / delta) are ANS-coded with the entropy model stored in
-the layout, as jagged uint8 ``latent_ans_bytes`` on the commit's first event; ``segment_latent`` decodes them to
-symbols × delta (exactly what the decoder graph takes). Segments without the field read as before.
+A recording directory holds ``segments/<run_id as 16 hex digits>-<NNNNNN>.root``. What a segment holds in
+each format (1, 2 and 3: every key, branch and layout key, the optional ``jet_error``, ANS-coded latents, the
+compact columns of emulator/runtime/compact_columns.py) is docs/design.md "Recorded stream", in one table;
+:func:`read_segment_arrays` gives every format back as the same logical columns. A segment without
+``jet_error`` (an event-level model flagged its events) makes ``Recording.jet_error()`` raise a RecordingError
+that says so; format 1 segments read ``event_threshold`` as NaN and their ``Segment.scoring_card`` is ``card``.
 
 Typical use::
 
