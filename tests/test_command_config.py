@@ -171,3 +171,16 @@ def test_model_flags_name_models_never_architectures(command: str) -> None:
             assert action.choices is None, f"aetrig {command} {flag} has fixed choices: an architecture is --arch"
             assert action.metavar in ("NAME_OR_DIR", "NAME_OR_DIR|none"), (command, flag, action.metavar)
             assert (action.nargs == "+") == flag.endswith("s"), f"aetrig {command} {flag}: one model, --models several"
+
+
+def test_a_metrics_port_of_0_is_off_on_every_stage_and_latent_dtypes_have_distinct_names() -> None:
+    from consumer.sink.config import SCHEMA as SINK
+    from emulator.encoder.config import SCHEMA as ENCODER
+    from producer.config import SCHEMA as PRODUCER
+
+    for schema in (PRODUCER, ENCODER, SINK):
+        port = schema.settings["metrics_port"]
+        assert (port.type, port.optional, port.default()) == (int, False, 0), schema.name
+        assert "0 = off" in port.option.help
+        assert "latent_dtype" not in schema.settings
+    assert "latent_wire_dtype" in ENCODER.settings and "latent_storage_dtype" in SINK.settings

@@ -74,7 +74,7 @@ def test_encoder_process_matches_in_process_onnxruntime(tmp_path: Path, model_na
     sink.bind(addr(sink_p))
     data.sndtimeo = 20000
     enc = start("encode", "--model", str(model_dir), "--connect", addr(data_p), "--sink", addr(sink_p),
-                *threshold_args, "--max-batch-jets", "64", "--max-wait-ms", "5", "--latent-dtype", latent_dtype,
+                *threshold_args, "--max-batch-jets", "64", "--max-wait-ms", "5", "--latent-wire-dtype", latent_dtype,
                 "--anomaly-model", "none",  # the per-jet max error: this test checks its numerics
                 "--report", str(tmp_path / "enc.json"), "--id", "num", log=tmp_path / "enc.log")
     sent: dict[int, wire.Batch] = {}

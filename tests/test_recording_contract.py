@@ -163,7 +163,7 @@ def old_format_segment(path: Path, card: dict, version: str, entropy_model: str 
 #: every optional layout the sink writes: (name, event-level anomaly model, rate-trained card, sink options)
 SINK_LAYOUTS = [
     ("per-jet scoring: jet_error, float32 latents", False, False, {}),
-    ("per-jet scoring: float16 latents", False, False, {"latent_dtype": "float16"}),
+    ("per-jet scoring: float16 latents", False, False, {"latent_storage_dtype": "float16"}),
     ("event-level model: no jet_error, float latents", True, False, {}),
     ("event-level model, --jet-errors always", True, False, {"jet_errors": "always"}),
     ("ANS latents with jet_error", False, True, {}),

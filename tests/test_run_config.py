@@ -39,8 +39,9 @@ def test_run_help_lists_every_producer_input_option_and_each_stage_setting_once(
         assert expected in action.help.replace("%%", "%"), (flag.flags, action.help)
     # names that collide with different defaults get the stage's name; equal ones are one flag for both stages
     assert {"--producer-drain-timeout", "--encoder-drain-timeout"} <= set(parser._option_string_actions)
-    latent = next(f for f in flags if "--latent-dtype" in f.flags)
-    assert [stage.name for stage, _ in latent.targets] == ["encoder", "sink"]
+    # one name, one meaning: the encoders' wire dtype and the sink's storage dtype are two flags
+    for flag, stage in (("--latent-wire-dtype", "encoder"), ("--latent-storage-dtype", "sink")):
+        assert [s.name for s, _ in next(f for f in flags if flag in f.flags).targets] == [stage]
 
 
 def _run(argv: list[str]) -> run_settings.RunSettings:
@@ -51,15 +52,16 @@ def _run(argv: list[str]) -> run_settings.RunSettings:
 def test_run_config_file_tables_and_precedence(tmp_path: Path) -> None:
     path = tmp_path / "run.toml"
     path.write_text('[run]\nencoders = 3\n[producer]\nrate = 5\ninput-format = "nanoaod"\nmax_events = 300\n'
-                    '[encoder]\nthreads = 2\nlatent_dtype = "float16"\n[sink]\ncommit_ms = 50\n')
-    settings = _run(["--config", str(path), "--rate", "7", "--latent-dtype", "float32", "--model", str(MODEL)])
+                    '[encoder]\nthreads = 2\nlatent_wire_dtype = "float16"\n[sink]\ncommit_ms = 50\n'
+                    'latent-storage-dtype = "float16"\n')
+    settings = _run(["--config", str(path), "--rate", "7", "--latent-wire-dtype", "float32", "--model", str(MODEL)])
     assert settings.run.encoders == 3
     producer = settings.stages["producer"]
     assert producer["rate"] == 7.0 and producer["input_format"] == "nanoaod" and producer["max_events"] == 300
     assert producer["loops"] == 0  # forever with an event limit, as without a file
     assert producer["events_per_message"] == run_settings.RUN_EVENTS_PER_MESSAGE  # the run's own default
-    assert settings.stages["encoder"] == {"threads": 2, "latent_dtype": "float32", "model": MODEL}
-    assert settings.stages["sink"] == {"commit_ms": 50.0, "latent_dtype": "float32"}
+    assert settings.stages["encoder"] == {"threads": 2, "latent_wire_dtype": "float32", "model": MODEL}
+    assert settings.stages["sink"] == {"commit_ms": 50.0, "latent_storage_dtype": "float16"}
     # the same file as JSON
     json_path = tmp_path / "run.json"
     json_path.write_text(json.dumps({"run": {"encoders": 3}, "producer": {"rate": 5}}))

@@ -17,18 +17,20 @@ def _stage_args(tmp_path: Path, *argv: str) -> dict[str, list[str]]:
 
 
 def test_encoder_and_sink_options_reach_their_stages(tmp_path: Path) -> None:
-    stages = _stage_args(tmp_path, "--latent-dtype", "float16", "--max-batch-jets", "2048", "--fpr", "0.01")
+    stages = _stage_args(tmp_path, "--latent-wire-dtype", "float16", "--latent-storage-dtype", "float16",
+                         "--max-batch-jets", "2048", "--fpr", "0.01")
     for name in ("encoder-0", "encoder-1"):
         enc = stages[name]
-        assert enc[enc.index("--latent-dtype") + 1] == "float16"
+        assert enc[enc.index("--latent-wire-dtype") + 1] == "float16"
         assert enc[enc.index("--max-batch-jets") + 1] == "2048"
         assert float(enc[enc.index("--fpr") + 1]) == 0.01
-    assert stages["sink"][stages["sink"].index("--latent-dtype") + 1] == "float16"
-    assert "--latent-dtype" not in stages["producer"]
+    assert stages["sink"][stages["sink"].index("--latent-storage-dtype") + 1] == "float16"
+    assert "--latent-storage-dtype" not in stages["encoder-0"] and "--latent-wire-dtype" not in stages["sink"]
+    assert not any("latent" in token for token in stages["producer"])
 
 
 def test_every_generated_stage_command_line_parses(tmp_path: Path) -> None:
-    stages = _stage_args(tmp_path, "--latent-dtype", "float16", "--max-batch-jets", "512", "--duration", "5",
+    stages = _stage_args(tmp_path, "--latent-wire-dtype", "float16", "--max-batch-jets", "512", "--duration", "5",
                          "--window", "8", "--max-bytes", "1000000", "--drop-on-overload")
     for argv in stages.values():
         parser, _ = cli.build_parser(argv[0])

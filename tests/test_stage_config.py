@@ -84,7 +84,7 @@ def test_config_file_round_trip_and_flags_override(tmp_path: Path, form: str) ->
     assert cfg.events_per_message == producer_config.DEFAULTS.events_per_message
 
 
-@pytest.mark.parametrize("command,text", [("encode", 'threads = 3\nlatent-dtype = "float16"\nfpr = 0.01\n'),
+@pytest.mark.parametrize("command,text", [("encode", 'threads = 3\nlatent-wire-dtype = "float16"\nfpr = 0.01\n'),
                                           ("sink", 'commit_ms = 50\nmax_bytes = 1000\ncompression = "lz4:1"\n')])
 def test_every_stage_reads_config_files(tmp_path: Path, command: str, text: str) -> None:
     path = tmp_path / "stage.toml"
@@ -95,7 +95,7 @@ def test_every_stage_reads_config_files(tmp_path: Path, command: str, text: str)
                                              "--model", str(MODEL), "--manifest", str(tmp_path)])
     cfg = COMMANDS[command].resolve(parser.parse_args([*required, "--config", str(path)]))
     if command == "encode":
-        assert cfg.threads == 3 and cfg.latent_dtype == "float16" and cfg.fpr == 0.01 and cfg.model == MODEL
+        assert cfg.threads == 3 and cfg.latent_wire_dtype == "float16" and cfg.fpr == 0.01 and cfg.model == MODEL
     else:
         assert cfg.commit_ms == 50.0 and cfg.max_bytes == 1000 and cfg.compression == "lz4:1"
         assert cfg.limits.max_jets_per_event == sink_config.SinkConfig.max_jets_per_event

@@ -49,17 +49,18 @@ class SinkConfig:
     max_bytes: int | None = option(None, "retention limit on the segments' bytes: reaching it is backpressure",
                                    group=_COMMIT, default_text="no limit")
     min_free_bytes: int = option(64 << 20, "treat the disk as full below this many free bytes", group=_COMMIT)
-    latent_dtype: str = option("float32", "storage of jet_latent: float32, or float16 (as uint16 bit patterns)",
-                               choices=wire.LATENT_DTYPES, group=_COMMIT)
+    latent_storage_dtype: str = option("float32", "storage of jet_latent: float32, or float16 (as uint16 bit "
+                                       "patterns), whatever the encoders' --latent-wire-dtype (was --latent-dtype)",
+                                       choices=wire.LATENT_DTYPES, group=_COMMIT)
     latent_codec: str = option("auto", "entropy-code the latents at commit time: ans (a rate-trained model's "
                                        "symbols and entropy model, models/zoo/<model>), none (float latents, "
-                                       "--latent-dtype), or auto: ans for a rate-trained model, else none",
+                                       "--latent-storage-dtype), or auto: ans for a rate-trained model, else none",
                                choices=SINK_LATENT_CODECS, group=_COMMIT)
     score_bits: int = option(DEFAULT_SCORE_BITS, "mantissa bits kept of each event's anomaly score (rounded away "
                              "from the threshold, so every flag still equals score > threshold); 23 = float32. A "
                              "per-jet anomaly score (max of jet_error) is always kept whole", metavar="BITS",
                              group=_COMMIT)
-    metrics_port: int | None = option(None, "serve Prometheus /metrics on this port", group=_OUT, default_text="off")
+    metrics_port: int = option(0, "serve Prometheus /metrics on this port, 0 = off", group=_OUT)
     report: Path | None = option(None, "write the stage report JSON here on exit", metavar="FILE.json", group=_OUT)
     quarantine: Path | None = option(None, "keep rejected messages under DIR/<reason>/", metavar="DIR", group=_OUT,
                                      default_text="OUT/quarantine")
@@ -86,8 +87,9 @@ def check(cfg: SinkConfig) -> None:
 
     if cfg.commit_events < 1 or cfg.commit_ms < 0 or cfg.rotate_events < 1 or cfg.rotate_seconds <= 0:
         raise ValueError("--commit-events/--rotate-events must be >= 1, --commit-ms >= 0, --rotate-seconds > 0")
-    if cfg.latent_dtype not in wire.LATENT_DTYPES:
-        raise ValueError(f"--latent-dtype must be one of {wire.LATENT_DTYPES}, got {cfg.latent_dtype!r}")
+    if cfg.latent_storage_dtype not in wire.LATENT_DTYPES:
+        raise ValueError(f"--latent-storage-dtype must be one of {wire.LATENT_DTYPES}, "
+                         f"got {cfg.latent_storage_dtype!r}")
     if not 0 <= cfg.score_bits <= FLOAT32_MANTISSA_BITS:
         raise ValueError(f"--score-bits must be in 0..{FLOAT32_MANTISSA_BITS}, got {cfg.score_bits}")
     if cfg.jet_errors not in JET_ERRORS:

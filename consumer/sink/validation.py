@@ -61,6 +61,6 @@ class Validator:
         check_scored_dtypes(batch)
         manifest = self.expected.check(batch)
         entropy = self.entropy_model(self.expected.card.card)
-        layout = batch_layout(batch, self.config.latent_dtype, "ans" if entropy else "none", entropy,
+        layout = batch_layout(batch, self.config.latent_storage_dtype, "ans" if entropy else "none", entropy,
                               self.config.score_bits)
         return batch, layout, manifest

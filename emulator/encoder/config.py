@@ -53,12 +53,14 @@ class EncoderConfig:
                                        "(larger calls cost more per jet once their activations leave the CPU cache)",
                                        group=_BATCH)
     threads: int = option(1, "ONNX Runtime intra-op threads", group=_BATCH)
-    latent_dtype: str = option("float32", "dtype of jet_latent on the wire", choices=wire.LATENT_DTYPES, group=_OUT)
+    latent_wire_dtype: str = option("float32", "dtype of jet_latent in the scored messages (the sink's "
+                                    "--latent-storage-dtype is how it stores them; was --latent-dtype)",
+                                    choices=wire.LATENT_DTYPES, group=_OUT)
     jet_errors: str = option("auto", "per-jet reconstruction error (jet_error): 'auto' only when per-jet scoring "
                              "flags with it (an event-level model: latents from encoder.onnx, no jet_error); "
                              "'always' also with an event-level model (monitoring; costs the decoder per jet)",
                              choices=JET_ERRORS, group=_OUT)
-    metrics_port: int | None = option(None, "serve Prometheus /metrics on this port", group=_OUT, default_text="off")
+    metrics_port: int = option(0, "serve Prometheus /metrics on this port, 0 = off", group=_OUT)
     report: Path | None = option(None, "write the stage report JSON here on exit", metavar="FILE.json", group=_OUT)
     quarantine: Path | None = option(None, "keep the raw frames of rejected messages under DIR/<reason>/",
                                      metavar="DIR", group=_OUT, default_text="count only")
@@ -94,8 +96,8 @@ def check(cfg: EncoderConfig) -> None:
         raise ValueError("--anomaly-model must be a model directory or 'none'")
     if cfg.jet_errors not in JET_ERRORS:
         raise ValueError(f"--jet-errors must be one of {JET_ERRORS}, got {cfg.jet_errors!r}")
-    if cfg.latent_dtype not in wire.LATENT_DTYPES:
-        raise ValueError(f"--latent-dtype must be one of {wire.LATENT_DTYPES}, got {cfg.latent_dtype!r}")
+    if cfg.latent_wire_dtype not in wire.LATENT_DTYPES:
+        raise ValueError(f"--latent-wire-dtype must be one of {wire.LATENT_DTYPES}, got {cfg.latent_wire_dtype!r}")
 
 
 SCHEMA = Schema(EncoderConfig, "encoder", check=check, sections=("encoder", "encode"))

@@ -94,7 +94,7 @@ class EncoderService:
         self.scorer = OnnxScorer(self.model.scorer_path, self.model.latent_dim, **session) if any(with_errors) else None
         self.latent_encoder = (OnnxScorer(self.model.encoder_path, self.model.latent_dim, outputs=LATENT_ONLY,
                                           **session) if not all(with_errors) else None)
-        self.latent_dtype = np.dtype(config.latent_dtype).newbyteorder("<")
+        self.latent_wire_dtype = np.dtype(config.latent_wire_dtype).newbyteorder("<")
         self.metrics = metrics or start_metrics(config.metrics_port)
         self.events_counter = self.metrics.events.labels(stage="encoder")
         self.jets_counter = self.metrics.jets.labels(stage="encoder")
@@ -242,7 +242,8 @@ class EncoderService:
                 continue
             scored_jets = inside[lo:hi] if inside is not None else None
             try:
-                columns = scored_columns(item.batch, lat, err, item.threshold, self.latent_dtype.str, event_score=ev,
+                columns = scored_columns(item.batch, lat, err, item.threshold, self.latent_wire_dtype.str,
+                                         event_score=ev,
                                          scored_jets=scored_jets if item.scoring.select_domain else None)
                 header = item.batch.header
                 frames = wire.encode(wire.KIND_SCORED, header["run_id"], header["seq"], columns,
@@ -382,7 +383,8 @@ class EncoderService:
             "inference_cpu_seconds": self.inference_cpu_seconds, "serving_cpu_seconds": serving_cpu,
             "non_inference_cpu_us_per_message": ((serving_cpu - self.inference_cpu_seconds) / self.counts["messages"]
                                                  * 1e6 if self.counts["messages"] else None),
-            "elapsed_seconds": elapsed, "threads": self.config.threads, "latent_dtype": self.config.latent_dtype,
+            "elapsed_seconds": elapsed, "threads": self.config.threads,
+            "latent_wire_dtype": self.config.latent_wire_dtype,
             "jet_errors": self.config.jet_errors, "jet_error_computed": self.jet_errors_computed,
             "compression_graph": {True: "scorer.onnx", False: "encoder.onnx", None: None}[self.jet_errors_computed],
             "max_batch_jets": self.config.max_batch_jets, "max_wait_ms": self.config.max_wait_ms,

@@ -2,13 +2,13 @@
 
 Each setting of ProducerConfig, EncoderConfig and SinkConfig is a run flag, except those the run sets
 for every start (``Stage.owned``: addresses, ports, reports, ids, the recording directory). A setting
-that stages share with the same default (``--curve-keys``, ``--latent-dtype``, the message limits) is
-one flag for all of them; one whose defaults differ is a flag per stage, ``--<stage>-<flag>``
-(``--producer-drain-timeout``, ``--encoder-drain-timeout``). :data:`OVERRIDES` holds the run's own
-defaults and names (events per message, ``--events``, loops). ``--config FILE`` (TOML or JSON) has a
-table per stage with that stage's own keys (what ``aetrig produce|encode|sink --config`` takes) and
-``[run]`` for the run's own; see :data:`CONFIG_EXAMPLE`. Precedence: stage default < run default <
-file < flag. :meth:`RunSettings.argv` turns a stage's merged settings back into its command line.
+that stages share with the same default (``--curve-keys``, the message limits) is one flag for all of
+them; one whose defaults differ is a flag per stage, ``--<stage>-<flag>`` (``--producer-drain-timeout``,
+``--encoder-drain-timeout``). :data:`OVERRIDES` holds the run's own defaults and names (events per
+message, ``--events``, loops). ``--config FILE`` (TOML or JSON) has a table per stage with that stage's
+own keys (what ``aetrig produce|encode|sink --config`` takes) and ``[run]`` for the run's own; see
+:data:`CONFIG_EXAMPLE`. Precedence: stage default < run default < file < flag. :meth:`RunSettings.argv`
+turns a stage's merged settings back into its command line.
 """
 
 from __future__ import annotations

@@ -43,7 +43,8 @@ def sink_defaults() -> dict[str, Any]:
     from consumer.sink.service import SinkConfig
 
     fields = {f.name: f.default for f in dataclasses.fields(SinkConfig)}
-    return {k: fields[k] for k in ("compression", "latent_codec", "latent_dtype", "score_bits", "commit_events")}
+    keys = ("compression", "latent_codec", "latent_storage_dtype", "score_bits", "commit_events")
+    return {k: fields[k] for k in keys}
 
 
 def _batches(x_all: np.ndarray, counts: np.ndarray, variables: Sequence[str], latent: np.ndarray,
@@ -86,11 +87,11 @@ def sink_bytes(model: Any, x_all: np.ndarray, counts: np.ndarray, variables: Seq
     settings = sink_defaults()
     commit = commit_events or settings["commit_events"]
     batches = _batches(x_all, np.asarray(counts, np.int64), variables, latent, event_score, threshold,
-                       settings["latent_dtype"], message_events)
+                       settings["latent_storage_dtype"], message_events)
     codec = settings["latent_codec"]
     ans = codec == "ans" or (codec == "auto" and is_rate_card(model.card))
     entropy = entropy_model_text(model.card, [model.path.parent]) if ans else ""
-    layout = batch_layout(batches[0], settings["latent_dtype"], "ans" if ans else "none", entropy,
+    layout = batch_layout(batches[0], settings["latent_storage_dtype"], "ans" if ans else "none", entropy,
                           settings["score_bits"])
     manifest = json.dumps({"run_id": RUN_ID, "files": [], "note": "study 2: the sample's jets"})
     with tempfile.TemporaryDirectory(prefix="aetrig-study2-") as tmp:
