@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 
 from emulator import cli
+from emulator.runtime.command_config import option_strings
 
 REPO = Path(__file__).resolve().parent.parent
 DOC_FILES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "emulator/bench/results/README.md"]
@@ -90,7 +91,7 @@ def check_aetrig(argv: list[str], where: str) -> argparse.Namespace:
     for token in argv[1:]:
         if token.startswith("--"):
             flag = token.split("=", 1)[0]
-            assert flag in parser._option_string_actions, f"{where}: `aetrig {command}` has no flag {flag}"
+            assert flag in option_strings(parser), f"{where}: `aetrig {command}` has no flag {flag}"
     try:
         return parser.parse_args(argv[1:])
     except SystemExit as exit_:

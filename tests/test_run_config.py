@@ -12,6 +12,7 @@ from test_stage_config import MODEL, expected_default
 
 from emulator import cli
 from emulator.run import settings as run_settings
+from emulator.runtime.command_config import option_strings, parser_actions
 from emulator.runtime.stage_config import describe
 from producer import config as producer_config
 
@@ -32,13 +33,13 @@ def test_run_help_lists_every_producer_input_option_and_each_stage_setting_once(
         assert {key for name, key in targeted if name == stage.name} == set(stage.schema.settings) - stage.owned
     for flag in flags:
         stage, setting = flag.targets[0]
-        action = parser._option_string_actions[flag.flags[0]]
+        action = next(a for a in parser_actions(parser) if flag.flags[0] in a.option_strings)
         ov = flag.override
         expected = f"(default: {ov.default_text or describe(ov.default)})" if ov.default_text or ov.default is not \
             run_settings.UNSET else expected_default(setting)
         assert expected in action.help.replace("%%", "%"), (flag.flags, action.help)
     # names that collide with different defaults get the stage's name; equal ones are one flag for both stages
-    assert {"--producer-drain-timeout", "--encoder-drain-timeout"} <= set(parser._option_string_actions)
+    assert {"--producer-drain-timeout", "--encoder-drain-timeout"} <= option_strings(parser)
     # one name, one meaning: the encoders' wire dtype and the sink's storage dtype are two flags
     for flag, stage in (("--latent-wire-dtype", "encoder"), ("--latent-storage-dtype", "sink")):
         assert [s.name for s, _ in next(f for f in flags if flag in f.flags).targets] == [stage]

@@ -20,6 +20,7 @@ from emulator.run.live_status import scrape, value
 from emulator.run.restarts import Supervisor, backoff_s, describe_exit, instance_report_path, with_report
 from emulator.run.stage_process import StageProcess, pid_alive
 from emulator.run.summary import combine_sink_reports, merge
+from emulator.runtime.command_config import option_strings
 
 N_EVENTS = 20000
 REPO = Path(__file__).resolve().parents[1]
@@ -148,7 +149,7 @@ def _run_has_flag(flag: str) -> bool:
     from emulator import cli
 
     parser, _ = cli.build_parser("run")
-    return any(flag in action.option_strings for action in parser._actions)
+    return flag in option_strings(parser)
 
 
 PHYSLITE = ("--input-format", "physlite", "--input", str(REPO / "producer" / "samples" / "physlite_example.root"))

@@ -12,6 +12,7 @@ import pytest
 from consumer.sink import config as sink_config
 from emulator import cli
 from emulator.encoder import config as encoder_config
+from emulator.runtime.command_config import parser_actions
 from emulator.runtime.stage_config import Schema, describe
 from producer import config as producer_config
 
@@ -38,7 +39,7 @@ def test_every_field_has_one_flag_with_its_default_in_the_help(command: str) -> 
     schema = COMMANDS[command]
     parser, _ = cli.build_parser(command)
     by_dest: dict[str, list[argparse.Action]] = {}
-    for action in parser._actions:
+    for action in parser_actions(parser):
         by_dest.setdefault(action.dest, []).append(action)
     fields = {s.name for s in schema.settings.values()}
     assert set(by_dest) - fields == {"help", "config"}, "a flag that is not a config field"
