@@ -184,3 +184,20 @@ def test_a_metrics_port_of_0_is_off_on_every_stage_and_latent_dtypes_have_distin
         assert "0 = off" in port.option.help
         assert "latent_dtype" not in schema.settings
     assert "latent_wire_dtype" in ENCODER.settings and "latent_storage_dtype" in SINK.settings
+
+
+@pytest.mark.parametrize("argv,said", [
+    (["quantize", "--model", "{tmp}/none", "--out", "{tmp}/q", "--calibration", "{tmp}/a.root",
+      "--background", "{tmp}/a.root"], "does not exist"),
+    (["import-pretrained", "--pretrained", "{tmp}/none.pth", "--out", "{tmp}/tla"], "not found"),
+    (["calibrate", "--model", "{tmp}/none", "--background", "{tmp}/a.root"], "none"),
+    (["decode", "{tmp}/none", "--out", "{tmp}/d.root"], "none"),
+    (["train", "--input", "{tmp}/a.root", "--out", "{tmp}/m", "--variables", "pt,pt"], "distinct"),
+])
+def test_bad_input_exits_2_with_one_clear_line(argv: list[str], said: str, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Usage and input errors exit 2 on every command (quantize and import-pretrained exited 1)."""
+    assert _exit_code([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert said in err and len(err.splitlines()) == 1, err
+    assert not any(tmp_path.iterdir())  # nothing written

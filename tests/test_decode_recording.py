@@ -144,7 +144,7 @@ def test_decode_refuses_mismatching_decoder_unless_forced(setup, tmp_path, capsy
     # the CLI returns an error code without --force
     ns = argparse.Namespace(recording=str(setup["rec"]), out=str(tmp_path / "z.root"), model=str(other),
                             force=False, plots=None, plot_events=0, threads=1)
-    assert decode_command.main(ns) == 1
+    assert decode_command.main(ns) == 2
 
 
 @pytest.mark.slow

@@ -107,13 +107,13 @@ def test_unknown_process_is_a_clear_error(tmp_path, capsys):
 
 def test_bad_pythia_setting_is_a_clear_error(tmp_path, capsys):
     code, out = generate(tmp_path, "x.root", "--events", "5", "--pythia", "HardQCD:allx = on")
-    assert code == 1 and not out.exists() and not (tmp_path / "x.root.part").exists()
+    assert code == 2 and not out.exists() and not (tmp_path / "x.root.part").exists()
     assert "HardQCD:allx = on" in capsys.readouterr().err
 
 
 def test_pythia_init_failure_is_a_clear_error(tmp_path, capsys):
     code, _ = generate(tmp_path, "x.root", "--process", "custom", "--events", "5")  # no process switched on
-    assert code == 1
+    assert code == 2
     assert "init() failed" in capsys.readouterr().err
 
 

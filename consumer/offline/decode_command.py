@@ -50,9 +50,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         summary = decode_recording(recording, args.out, model_dir=args.model, force=args.force,
                                    threads=args.threads)
-    except DecodeError as exc:
+    except DecodeError as exc:  # the recording, its card or the model does not fit: bad input
         print(f"aetrig decode: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"decoded {summary.n_events} events, {summary.n_jets} jets ({summary.n_flagged} flagged, "
           f"{summary.n_raw_jets} raw jets passed through) with {summary.model_dir} -> {summary.out}")
     if args.plots:

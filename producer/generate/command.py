@@ -194,6 +194,10 @@ def main(args: argparse.Namespace) -> int:
     part = out.with_name(out.name + ".part")
     try:
         pythia_version = _validate_settings(config)
+    except GenerateError as exc:  # a setting Pythia refuses: bad input, before any work
+        print(f"aetrig generate: error: {exc}", file=sys.stderr)
+        return 2
+    try:
         start = time.perf_counter()
         writer = NtupleWriter(part, config.run_number, args.compression)
         chunks = _chunks_in_process(config) if config.jobs == 1 else _chunks_from_workers(config)
