@@ -103,9 +103,7 @@ class Sink:
         self.segments = OpenSegments(self.seg_dir, config, self.expected, recovered)
         self.marks = EntryMarks()
         self.full = FullState(self.sink_metrics)
-        self.jets_before = recovered.jets  # jets of the segments this sink found at start
-        self.damaged = recovered.damaged
-        self.existing = recovered.summary
+        self.recovered = recovered  # what the segments found at start hold (jets, damaged, summary)
         self.counts = {"recorded_events": 0, "recorded_jets": 0, "flagged_events": 0, "duplicates_discarded": 0,
                        "duplicate_batches": 0, "batches": 0, "commits": 0, "acks_sent": 0, "acks_dropped": 0,
                        "messages": 0, "reacked_batches": 0}
@@ -219,7 +217,7 @@ class Sink:
         self.commit_duration.add(time.perf_counter() - t_start)
         recorded = self.segments.recorded_bytes
         self.sink_metrics.recorded_bytes.set(recorded)
-        jets = self.jets_before + self.counts["recorded_jets"]
+        jets = self.recovered.jets + self.counts["recorded_jets"]
         self.sink_metrics.bytes_per_jet.set(recorded / jets if jets else 0.0)
         self.full.leave()
         return True
@@ -345,7 +343,7 @@ class Sink:
         anomaly = self.expected.anomaly.identity
         return {
             "stage": "sink", "out": str(self.out), **self.counts,
-            "resumed_from": self.existing,
+            "resumed_from": self.recovered.summary,
             **self.rejections.report(),
             "latency_seconds": {"decision": self.metrics.decision_latency.percentiles(),
                                 "commit": self.metrics.commit_latency.percentiles(),
@@ -355,7 +353,7 @@ class Sink:
                                            if k != "events"},
                                         "commits": self.commit_duration.total, "total": self.commit_duration.sum},
             "files": sorted(set(self.segments.files)), "bytes": sum(p.stat().st_size for p in segment_paths(self.out)),
-            "damaged_segments": self.damaged,
+            "damaged_segments": self.recovered.damaged,
             "backpressure": {**self.full.report(), "max_bytes": self.config.max_bytes,
                              "uncommitted_events_at_exit": self.pending.events,
                              "uncommitted_batches_at_exit": len(self.pending)},
