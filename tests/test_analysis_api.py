@@ -46,6 +46,30 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_every_public_name_has_an_example_and_the_page_names_them() -> None:
+    import importlib
+    import inspect
+
+    from consumer.analysis import Run
+
+    missing = []
+    for module in ("run", "chunks", "equal_rate", "dask_events"):
+        mod = importlib.import_module(f"consumer.analysis.{module}")
+        for name, obj in vars(mod).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != mod.__name__:
+                continue
+            members = [(f"{name}.{a}", v) for a, v in vars(obj).items() if not a.startswith("_")] \
+                if inspect.isclass(obj) else []
+            for label, value in [(name, obj), *members]:
+                target = value.fget if isinstance(value, property) else getattr(value, "func", value)  # cached
+                if callable(target) and "Example" not in (inspect.getdoc(target) or ""):
+                    missing.append(f"{module}.{label}")
+    assert not missing
+    page = (REPO / "docs" / "python.md").read_text()
+    public = [a for a in vars(Run) if not a.startswith("_") and a != "decode_part"]
+    assert [a for a in public if f"Run.{a}" not in page] == []
+
+
 def test_events_are_the_recorded_columns_decoded(recording: Path) -> None:
     run, rec = open_run(recording), open_recording(recording)
     events = run.events()

@@ -30,7 +30,9 @@ BLOCK_COUNTERS = {LATENT_ANS_BRANCH: "nlatent_ans", cc.EVENT_ANS_BRANCH: "nevent
 
 @dataclass(frozen=True)
 class Part:
-    """Events ``[start, stop)`` of one segment: whole commits."""
+    """Events ``[start, stop)`` of one segment: whole commits.
+
+    Example: ``Part(rec.segments[0], 0, 2048)`` is the segment's first commit when the next starts at 2048."""
 
     segment: Segment
     start: int
@@ -84,7 +86,9 @@ def plan(segments: Sequence[Segment], step: int) -> list[Part]:
 
 def read_parts(parts: Iterable[Part]) -> Iterator[tuple[Part, ak.Array]]:
     """(part, its events as the reader gives them) for each part, in order; parts of one segment must come in
-    order (the identity columns of each are carried to the next)."""
+    order (the identity columns of each are carried to the next).
+
+    Example: ``sum(len(a) for _, a in read_parts(plan(rec.segments, 50_000))) == len(rec)``."""
     previous: dict[str, int] = {}
     last: tuple[Segment, int] | None = None
     for part in parts:

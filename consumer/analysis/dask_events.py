@@ -52,7 +52,9 @@ def worker_decoder(model_path: str | None, recorded_sha256: str, force: bool) ->
 
 @dataclass(frozen=True)
 class DecodeSegment:
-    """Maps one segment's stored branches (a partition of ``uproot.dask``) to its decoded events."""
+    """Maps one segment's stored branches (a partition of ``uproot.dask``) to its decoded events.
+
+    Example: ``dak.map_partitions(DecodeSegment(seg, ...), uproot.dask({str(seg.path): "events"}))``."""
 
     segment: Segment
     model_path: str | None
@@ -64,7 +66,9 @@ class DecodeSegment:
     form: str  # JSON of the decoded events' awkward form (for the typetracer pass of dask-awkward)
 
     def empty(self) -> ak.Array:
-        """A typetracer of the decoded events' type (what dask-awkward asks for when it plans the graph)."""
+        """A typetracer of the decoded events' type (what dask-awkward asks for when it plans the graph).
+
+        Example: ``mapper.empty().fields`` -> ``['run_id', ..., 'jet', 'raw_jet']``."""
         form = ak.forms.from_json(self.form)
         return ak.Array(form.length_zero_array().to_typetracer(forget_length=True))
 

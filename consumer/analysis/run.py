@@ -38,11 +38,20 @@ SUMMARY = "summary.json"
 
 
 class AnalysisError(RuntimeError):
-    """A recording that cannot be analysed as asked (not a recording, no card, decoder mismatch...)."""
+    """A recording that cannot be analysed as asked (not a recording, no card, decoder mismatch...).
+
+    Example::
+
+        try:
+            run = open_run("runs/demo", model="my_models/retrained")
+        except AnalysisError as exc:
+            print(exc)  # e.g. the decoder's sha256 differs from the recorded one"""
 
 
 class LatentsOnly:
-    """Stands in for the decoder when a run is opened with ``decode=False``: no decoded variables."""
+    """Stands in for the decoder when a run is opened with ``decode=False``: no decoded variables.
+
+    Example: ``LatentsOnly()(np.zeros((5, 3), np.float32)).shape`` -> ``(5, 0)``."""
 
     n_outputs = 0
 
@@ -58,7 +67,9 @@ def events_array(branches: Mapping[str, Any]) -> ak.Array:
 
 
 class Run:
-    """One recording (the ``--out`` of `aetrig run` or `aetrig sink`), opened by :func:`open_run`."""
+    """One recording (the ``--out`` of `aetrig run` or `aetrig sink`), opened by :func:`open_run`.
+
+    Example: ``len(open_run("runs/demo"))`` -> the number of recorded events."""
 
     def __init__(self, directory: str | Path, model: str | Path | None = None, force: bool = False,
                  decode: bool = True, threads: int = 1):
