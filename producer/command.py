@@ -7,6 +7,8 @@ unacknowledged batches are resent. Every flag has a config-file key of the same 
 --input-format physlite|nanoaod|delphes|aetrig presets the tree (or RNTuple), unit and branches; Cartesian
 jets (--branch-map px=.. py=.. pz=.. e=..) get pt, eta, phi, m derived, jets with pt = 0 dropped. Jets with
 NaN, inf or -999 values are left out of their (kept) event and counted; see docs/design.md "Input screen".
+The links are authenticated: --curve-keys DIR gives the producer's keys (`aetrig keys DIR --per-role` makes
+DIR/producer/); without them the producer refuses to start unless told --plaintext (loopback only).
 SIGINT/SIGTERM stops reading, drains the window, writes the report and exits 0.
 """
 
@@ -16,17 +18,22 @@ import argparse
 import sys
 
 EXAMPLES = """
-aetrig produce --rate 10000 --duration 30
-aetrig produce --input 'data/*.root' --rate 50000 --pattern trains --loops 0 --report producer.json
-aetrig produce --input producer/samples/physlite_example.root --input-format physlite --columns pt,eta,phi,e
-aetrig produce --input producer/samples/physlite_rntuple_example.root --input-format physlite
-aetrig produce --input producer/samples/nanoaod_example.root --input-format nanoaod
-aetrig produce --input producer/samples/delphes_example.root --input-format delphes
-aetrig produce --input 'nano/*.root' --input-format nanoaod --branch-map pt=Jet_pt_nom m=Jet_mass_nom
-aetrig produce --input producer/samples/cms_opendata_example.root --branch-map px=Jet_Px py=Jet_Py pz=Jet_Pz e=Jet_E
+aetrig keys keys/ --per-role    # once: keys/producer/ is the producer's (--plaintext: loopback, unauthenticated)
+aetrig produce --rate 10000 --duration 30 --curve-keys keys/producer
+aetrig produce --input 'data/*.root' --rate 50000 --pattern trains --loops 0 --report producer.json \\
+    --curve-keys keys/producer
+aetrig produce --input producer/samples/physlite_example.root --input-format physlite --columns pt,eta,phi,e \\
+    --curve-keys keys/producer
+aetrig produce --input producer/samples/physlite_rntuple_example.root --input-format physlite --curve-keys keys/producer
+aetrig produce --input producer/samples/nanoaod_example.root --input-format nanoaod --curve-keys keys/producer
+aetrig produce --input producer/samples/delphes_example.root --input-format delphes --curve-keys keys/producer
+aetrig produce --input 'nano/*.root' --input-format nanoaod --branch-map pt=Jet_pt_nom m=Jet_mass_nom \\
+    --curve-keys keys/producer
+aetrig produce --input producer/samples/cms_opendata_example.root --branch-map px=Jet_Px py=Jet_Py pz=Jet_Pz e=Jet_E \\
+    --curve-keys keys/producer
 aetrig produce --input atlas.root --tree CollectionTree --unit MeV --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt \\
     eta=AntiKt4EMTopoJetsAuxDyn.eta phi=AntiKt4EMTopoJetsAuxDyn.phi m=AntiKt4EMTopoJetsAuxDyn.m \\
-    event_number=EventInfoAuxDyn.eventNumber --columns pt,eta,phi,e --derive-e
+    event_number=EventInfoAuxDyn.eventNumber --columns pt,eta,phi,e --derive-e --curve-keys keys/producer
 aetrig produce --config producer.toml --rate 0 --max-events 100000
 """
 
@@ -38,6 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from emulator.runtime.link_security import require_keys
     from emulator.runtime.metrics import start_metrics
     from emulator.runtime.shutdown import on_stop_signals, restore_signals
     from emulator.runtime.stage_log import EXIT_CANNOT_START, stage_logger
@@ -49,6 +57,7 @@ def main(args: argparse.Namespace) -> int:
     log = stage_logger("produce")
     try:
         cfg = config.resolve(args)
+        require_keys(cfg.curve_keys, cfg.plaintext)
         inputs = open_inputs(cfg)
     except (ValueError, OSError) as err:
         print(f"aetrig produce: error: {err}", file=sys.stderr)

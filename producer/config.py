@@ -14,7 +14,7 @@ import argparse
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from emulator.runtime.link_security import check_plaintext_binds
+from emulator.runtime.link_security import PLAINTEXT_HELP, check_one_choice, check_plaintext_binds
 from emulator.runtime.stage_config import ANY_BASE_INT, COMMA_LIST, FlagGroups, Schema, help_text, option
 from emulator.runtime.wire import Limits
 from producer.formats import DEFAULT_FORMAT, FORMATS, apply_format, get_format
@@ -73,7 +73,8 @@ class ProducerConfig:
     curve_keys: str | None = option(None, "CurveZMQ key directory (aetrig keys DIR): encrypt both sockets, "
                                     "take events only to the encoder key and acknowledgements only from the sink "
                                     "key", metavar="DIR", group=_LINK,
-                                    default_text="plaintext, loopback binds only")
+                                    default_text="none: the producer refuses to start without --plaintext")
+    plaintext: bool = option(False, PLAINTEXT_HELP, group=_LINK)
     metrics_port: int = option(0, "serve Prometheus /metrics on this port, 0 = off", group=_OUT)
     report: str | None = option(None, "write the producer report here on exit", metavar="FILE.json", group=_OUT)
     manifest_out: str | None = option(None, "write the run manifest JSON here", metavar="FILE", group=_OUT)
@@ -117,6 +118,7 @@ def check(cfg: ProducerConfig) -> None:
         raise ValueError("loops, max-events and duration must be >= 0")
     if cfg.run_id is not None and not 0 <= cfg.run_id < 1 << 64:
         raise ValueError("run-id must be a 64-bit unsigned integer")
+    check_one_choice(cfg.curve_keys, cfg.plaintext)
     check_plaintext_binds(cfg.curve_keys, {"--bind": cfg.bind, "--ack-bind": cfg.ack_bind})
 
 

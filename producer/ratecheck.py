@@ -1,9 +1,9 @@
 """Producer rate accuracy on its own: `aetrig produce` against a consumer that acknowledges everything.
 
 The full pipeline's rate is bounded by the encoders and the sink; this isolates the producer's
-pacing. For each rate and pattern it runs `aetrig produce` as a process, receives every message
-on a PULL socket (header only), acknowledges it at once, and records the achieved rate from the
-producer's report. Usage::
+pacing. For each rate and pattern it runs `aetrig produce` as a process, authenticated as by default (keys
+made for the check), receives every message on a PULL socket as the encoder (header only), acknowledges it
+at once as the sink, and records the achieved rate from the producer's report. Usage::
 
     python -m producer.ratecheck --rates 1000 10000 100000 --patterns constant poisson trains \\
         --duration 10 --out ratecheck.json
@@ -26,6 +26,7 @@ import zmq
 from emulator.runtime import wire
 from emulator.runtime.atomic import write_json_atomic
 from emulator.runtime.child_process import aetrig_command
+from emulator.runtime.curvezmq import generate_keys, secure_client
 from emulator.runtime.ports import free_port
 
 
@@ -33,13 +34,16 @@ def check_rate(rate: float, pattern: str, duration: float, inputs: list[str]) ->
     """Run one producer at ``rate`` for ``duration`` s against an acknowledging consumer; its figures."""
     data, acks = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     ctx = zmq.Context()
-    pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
-    pull.connect(data)
-    push.connect(acks)
     with tempfile.TemporaryDirectory() as tmp:
+        keys = generate_keys(Path(tmp) / "keys")
+        pull = secure_client(ctx.socket(zmq.PULL), keys, "data")
+        push = secure_client(ctx.socket(zmq.PUSH), keys, "acks")
+        pull.connect(data)
+        push.connect(acks)
         report_path = Path(tmp) / "producer.json"
         cmd = [*aetrig_command("produce"), "--rate", f"{rate:g}", "--pattern", pattern, "--duration", f"{duration:g}",
-               "--loops", "0", "--bind", data, "--ack-bind", acks, "--report", str(report_path)]
+               "--loops", "0", "--bind", data, "--ack-bind", acks, "--report", str(report_path),
+               "--curve-keys", str(keys)]
         if inputs:
             cmd += ["--input", *inputs]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -21,6 +21,7 @@ import zmq
 
 from emulator.runtime import wire
 from emulator.runtime.heap import freeze_startup_heap
+from emulator.runtime.link_security import require_keys
 from emulator.runtime.metrics import Metrics
 from emulator.runtime.zmq_frames import send_frames
 from producer.config import ProducerConfig
@@ -97,7 +98,8 @@ class Replayer:
             secure_server(self.push, self.cfg.curve_keys, "data")
             secure_server(self.acks, self.cfg.curve_keys, "acks")
         else:
-            log.warning("plaintext links (no --curve-keys): any local process may pull events or acknowledge")
+            require_keys(self.cfg.curve_keys, self.cfg.plaintext)
+            log.warning("plaintext links (--plaintext): any local process may pull events or acknowledge")
         # watch connections from before the bind on, so an encoder that connects at once is not missed
         self._monitor = self.push.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self.push.bind(self.cfg.bind)

@@ -1,5 +1,6 @@
 """Shared helpers of the encoder/sink/verify/bad-input tests: a real tiny ONNX model directory,
-message builders, stage processes and a fake producer's sockets (127.0.0.1 only)."""
+message builders, stage processes and a fake producer's sockets (127.0.0.1 only). The stages and the sockets
+standing in for the others authenticate with the session's per-role CurveZMQ keys (stage_keys), as by default."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from typing import Any
 import msgpack
 import numpy as np
 import zmq
+from stage_keys import as_role, session_keys, stage_flags
 
 from emulator.runtime import wire
-from emulator.runtime.curvezmq import generate_keys, secure_client, secure_server, stop_authenticators
+from emulator.runtime.curvezmq import stop_authenticators
 from emulator.runtime.ports import free_port
 from models.runtime.hashing import sha256_file
 
@@ -195,10 +197,24 @@ def addr(port: int) -> str:
 
 
 def start(cmd: str, *args: str, log: Path) -> subprocess.Popen:
-    """Start ``aetrig cmd args`` as its own process (stderr to ``log``)."""
+    """Start ``aetrig cmd args`` as its own process (stderr to ``log``), with its role's session keys unless
+    ``args`` give --curve-keys or --plaintext."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([*AETRIG, cmd, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+    keys = [] if {"--curve-keys", "--plaintext"} & set(args) else stage_flags(cmd)
+    return subprocess.Popen([*AETRIG, cmd, *args, *keys], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=open(log, "ab"))
+
+
+def stage_socket(ctx: zmq.Context, kind: int, link: str, server: bool) -> zmq.Socket:
+    """A socket of ``kind`` standing in for a stage on ``link`` (its server side when ``server``), with that
+    role's session keys; bind or connect it. Close ``ctx`` with :func:`close_context`."""
+    return as_role(ctx.socket(kind), link, server)
+
+
+def close_context(ctx: zmq.Context) -> None:
+    """Stop the context's CurveZMQ authenticator (if any), then close its sockets without linger."""
+    stop_authenticators(ctx)
+    ctx.destroy(linger=0)
 
 
 def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
@@ -229,13 +245,11 @@ def metric_value(text: str, name: str, **labels: str) -> float:
 
 
 class AckCollector:
-    """The producer's ack PULL socket: collects (run_id, seqs, full) acks. With ``keys`` it is the producer's
-    CurveZMQ ack server, which takes acknowledgements from the sink key only."""
+    """The producer's ack PULL socket: collects (run_id, seqs, full) acks. It is the producer's CurveZMQ ack server
+    (session keys), which takes acknowledgements from the sink key only; ``plaintext=True``: from anyone."""
 
-    def __init__(self, ctx: zmq.Context, port: int, keys: Path | None = None):
-        self.sock = ctx.socket(zmq.PULL)
-        if keys is not None:
-            secure_server(self.sock, keys, "acks")
+    def __init__(self, ctx: zmq.Context, port: int, plaintext: bool = False):
+        self.sock = ctx.socket(zmq.PULL) if plaintext else stage_socket(ctx, zmq.PULL, "acks", server=True)
         self.sock.bind(addr(port))
         self.acked: set[int] = set()
         self.full_acks = 0
@@ -259,8 +273,8 @@ class AckCollector:
 
 class SinkHarness:
     """What :func:`sink_in_thread` yields: the running ``sink`` and its ``thread``, a ``push`` socket
-    connected to it (as an encoder), an ``acks`` collector on its ack address (as the producer), the
-    CurveZMQ ``keys`` of all three (None with ``plaintext=True``), and (after exit) its ``report``."""
+    connected to it (as an encoder), an ``acks`` collector on its ack address (as the producer), the session's
+    flat CurveZMQ ``keys`` directory (None with ``plaintext=True``), and (after exit) its ``report``."""
 
     def __init__(self, sink: Any, thread: Any, push: zmq.Socket, acks: AckCollector, keys: Path | None):
         self.sink, self.thread, self.push, self.acks, self.keys = sink, thread, push, acks, keys
@@ -272,25 +286,23 @@ def sink_in_thread(out: Path, card: dict[str, Any], run_ids: Any, anomaly_card: 
                    plaintext: bool = False, **options: Any) -> Iterator[SinkHarness]:
     """A real consumer.sink.service.Sink recording to ``out`` in a thread on free loopback ports, told to expect
     ``card`` (and ``anomaly_card``) and the runs ``run_ids`` (:func:`expectations`; ``options``: more SinkConfig
-    fields), its links authenticated by role as `aetrig run` has them (keys made next to ``out``;
-    ``plaintext=True``: none); stopped, joined and its sockets closed on exit, its report kept."""
+    fields), its links authenticated by role as `aetrig run` has them (the session's keys, the sink's role
+    directory; ``plaintext=True``: none); stopped, joined and its sockets closed on exit, its report kept."""
     import threading
 
     from consumer.sink.service import Sink, SinkConfig
     from emulator.runtime.shutdown import StopFlag
 
     sink_p, ack_p = free_port(), free_port()
-    keys = None if plaintext else generate_keys(Path(out).parent / f"keys-{Path(out).name}")
+    keys = None if plaintext else session_keys()
     ctx = zmq.Context()
-    acks = AckCollector(ctx, ack_p, keys)
-    push = ctx.socket(zmq.PUSH)
-    if keys is not None:
-        secure_client(push, keys, "scored")
+    acks = AckCollector(ctx, ack_p, plaintext)
+    push = ctx.socket(zmq.PUSH) if plaintext else stage_socket(ctx, zmq.PUSH, "scored", server=False)
     push.connect(addr(sink_p))
     flag = StopFlag()
     expected = expectations(out.parent / f"{out.name}.expected", card, run_ids, anomaly_card)
-    sink = Sink(SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=out, curve_keys=keys, **expected,
-                           **options), stop=flag)
+    sink = Sink(SinkConfig(bind=addr(sink_p), ack_connect=addr(ack_p), out=out, plaintext=plaintext,
+                           curve_keys=None if keys is None else keys / "sink", **expected, **options), stop=flag)
     harness = SinkHarness(sink, None, push, acks, keys)
     harness.thread = threading.Thread(target=lambda: harness.report.update(sink.run()), daemon=True)
     harness.thread.start()
@@ -299,8 +311,7 @@ def sink_in_thread(out: Path, card: dict[str, Any], run_ids: Any, anomaly_card: 
     finally:
         flag.set()
         harness.thread.join(20)
-        stop_authenticators(ctx)
-        ctx.destroy(linger=0)
+        close_context(ctx)
 
 
 def read_report(path: Path) -> dict[str, Any]:

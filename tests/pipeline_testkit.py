@@ -1,7 +1,8 @@
 """Real stage processes for the pipeline reliability tests: sink, encoders and producer on loopback.
 
-The stages authenticate each other as `aetrig run` has them do: with CurveZMQ keys made for the test, one
-per role (``keys``; ``plaintext=True`` only where a test is about plaintext links).
+The stages authenticate each other as `aetrig run` has them do, by default: each gets its role's directory of
+the session's CurveZMQ keys (tests/stage_keys.py, what `aetrig keys --per-role` makes); ``plaintext=True`` (only
+where a test is about plaintext links) starts them with --plaintext instead.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from stage_keys import session_keys, stage_flags
 from waiting import wait_until
 
 from emulator.run.live_status import scrape, value
 from emulator.run.stage_process import StageProcess, terminate_all
 from emulator.run.summary import recording_counts
 from emulator.runtime import defaults
-from emulator.runtime.curvezmq import generate_keys
 from emulator.runtime.ports import free_port
 
 READY_S = 60.0
@@ -56,7 +57,7 @@ class Pipeline:
     def __init__(self, tmp: Path, input_file: Path, model: Path | None = None, plaintext: bool = False,
                  input_flags: Sequence[str] = ()):
         self.tmp, self.input, self.input_flags = tmp, input_file, tuple(input_flags)
-        self.keys = None if plaintext else generate_keys(tmp / "keys")
+        self.keys = None if plaintext else session_keys()  # the flat directory; each stage gets its role's
         self.model = model or defaults.default_model(announce=False)
         self.out = tmp / "rec"
         # the sink is told a directory of manifests (a deployment's way); each producer writes its run's there
@@ -69,7 +70,7 @@ class Pipeline:
 
     def _start(self, name: str, args: list[str]) -> StageProcess:
         port = free_port()
-        secure = ["--curve-keys", str(self.keys)] if self.keys else []
+        secure = stage_flags(args[0]) if self.keys else ["--plaintext"]
         report = self.tmp / f"{name}.json"
         stage = StageProcess(name, [*args, *secure, "--metrics-port", str(port), "--report", str(report)],
                              self.tmp / f"{name}.log", self.tmp / f"{name}.json", port)

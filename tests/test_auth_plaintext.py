@@ -1,4 +1,5 @@
-"""Plaintext links stay on the local host: a stage without --curve-keys refuses any other bind, in one line."""
+"""A stage authenticates by default: without --curve-keys it refuses to start unless told --plaintext, and plaintext
+links stay on the local host (any other bind is refused), each in one line."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from emulator.runtime.link_security import check_plaintext_binds, is_local_endpoint
+from emulator.runtime.ports import free_port
 
 AETRIG = str(Path(sys.executable).with_name("aetrig"))
 
@@ -44,6 +46,52 @@ def test_stages_refuse_a_plaintext_bind_that_is_not_loopback(argv: list[str], tm
     assert not (tmp_path / "rec").exists()  # refused before anything was made
 
 
+HAND_STARTED = {
+    "produce": ["produce", "--rate", "10", "--bind", "tcp://127.0.0.1:1", "--ack-bind", "tcp://127.0.0.1:2"],
+    "encode": ["encode", "--model", "models/zoo/AE_3D_200_ptetaphie", "--connect", "tcp://127.0.0.1:1",
+               "--sink", "tcp://127.0.0.1:2"],
+    "sink": ["sink", "--bind", "tcp://127.0.0.1:1", "--out", "OUT", "--model", "models/zoo/AE_3D_200_ptetaphie",
+             "--manifest", "OUT"]}
+
+
+@pytest.mark.parametrize("command", sorted(HAND_STARTED))
+def test_a_stage_started_by_hand_without_keys_refuses_in_one_line(command: str, tmp_path: Path) -> None:
+    argv = [str(tmp_path / "rec") if a == "OUT" else a for a in HAND_STARTED[command]]
+    result = subprocess.run([AETRIG, *argv], capture_output=True, text=True, timeout=60)
+    errors = [line for line in result.stderr.splitlines() if "no CurveZMQ keys" in line]
+    assert result.returncode == 2 and len(errors) == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "--curve-keys DIR" in errors[0] and "aetrig keys --per-role" in errors[0] and "--plaintext" in errors[0]
+    assert not (tmp_path / "rec").exists()  # refused before anything was made
+    both = subprocess.run([AETRIG, *argv, "--plaintext", "--curve-keys", str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert both.returncode == 2 and "--plaintext and --curve-keys contradict" in both.stderr, both.stderr
+
+
+def test_a_producer_service_without_keys_binds_nothing() -> None:
+    """The services check too (a stage built in-process, not through its command): no keys and no --plaintext, no
+    bound socket; with --plaintext it binds."""
+    import zmq
+
+    from producer.config import ProducerConfig
+    from producer.reader import ReaderSpec
+    from producer.replay import Replayer
+
+    for plaintext in (False, True):
+        cfg = ProducerConfig(bind=f"tcp://127.0.0.1:{free_port()}", ack_bind=f"tcp://127.0.0.1:{free_port()}",
+                             plaintext=plaintext)
+        replayer = Replayer(cfg, [], ReaderSpec(), [], {"run_id": 1}, None, context=zmq.Context())
+        try:
+            if plaintext:
+                replayer.open()
+            else:
+                with pytest.raises(ValueError, match="no CurveZMQ keys"):
+                    replayer.open()
+            assert (replayer.push.get(zmq.LAST_ENDPOINT) == cfg.bind.encode()) is plaintext
+        finally:
+            replayer.close()
+            replayer.ctx.term()
+
+
 def test_run_refuses_plaintext_with_keys(tmp_path: Path) -> None:
     result = subprocess.run([AETRIG, "run", "--plaintext", "--curve-keys", str(tmp_path), "--events", "10",
                              "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
@@ -71,3 +119,6 @@ def test_run_gives_every_stage_the_same_keys(tmp_path: Path) -> None:
     plain = _settings("--plaintext")
     assert plain.secure_links(tmp_path) is None
     assert all(plain.stages[s].get("curve_keys") is None for s in ("producer", "encoder", "sink"))
+    # the run tells each stage it starts that plaintext was chosen, or the stage would refuse to start
+    encoder = {"connect": "tcp://127.0.0.1:1", "sink": "tcp://127.0.0.1:2", "model": tmp_path}
+    assert "--plaintext" in plain.argv("encoder", **encoder) and "--plaintext" not in own.argv("encoder", **encoder)

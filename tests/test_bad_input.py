@@ -20,6 +20,7 @@ from encsink_support import (
     AckCollector,
     addr,
     card_sha256,
+    close_context,
     events_frames,
     expect_args,
     make_tiny_model,
@@ -28,6 +29,7 @@ from encsink_support import (
     replace_header,
     scored_frames,
     scrape,
+    stage_socket,
     start,
     stop,
 )
@@ -182,11 +184,11 @@ def test_bad_input_is_rejected_counted_quarantined_and_valid_traffic_recorded(tm
                     "--quarantine", str(tmp_path / "q_enc"), "--id", "enc-bad", *limits, log=tmp_path / "enc.log")
     ctx = zmq.Context()
     try:
-        data = ctx.socket(zmq.PUSH)
+        data = stage_socket(ctx, zmq.PUSH, "data", server=True)
         data.sndtimeo = 15000
         data.bind(addr(data_p))
         acks = AckCollector(ctx, ack_p)
-        direct = ctx.socket(zmq.PUSH)
+        direct = stage_socket(ctx, zmq.PUSH, "scored", server=False)
         direct.sndtimeo = 15000
         direct.connect(addr(sink_p))
 
@@ -249,7 +251,7 @@ def test_bad_input_is_rejected_counted_quarantined_and_valid_traffic_recorded(tm
     finally:
         rc_enc = stop(encoder)
         rc_sink = stop(sink)
-        ctx.destroy(linger=0)
+        close_context(ctx)
     assert rc_enc == 0 and rc_sink == 0
 
     # ... and in the stage reports

@@ -137,3 +137,18 @@ def test_one_recording_path_convention() -> None:
             read += [(where, p) for p in paths if not PLACEHOLDER.search(p)]
     assert read and made
     assert [(where, p) for where, p in read if p not in made] == []
+
+
+STAGE_COMMANDS = ("produce", "encode", "sink")
+
+
+def test_every_stage_command_shown_says_how_it_authenticates() -> None:
+    """A stage without keys refuses to start, so each `aetrig produce|encode|sink` line in the docs and the --help
+    examples gives its keys (--curve-keys), opts out (--plaintext), or reads a --config file that can say either."""
+    commands = [(where, argv) for where, argv in _aetrig_commands() + _help_example_commands()
+                if argv[0] in STAGE_COMMANDS]
+    assert {argv[0] for _, argv in commands} == set(STAGE_COMMANDS)
+    for where, argv in commands:
+        ns = check_aetrig(argv, where)
+        given = {key for key in ("curve_keys", "plaintext", "config") if getattr(ns, key, None)}
+        assert given, f"{where}: `aetrig {' '.join(argv)}` would refuse to start"

@@ -14,6 +14,7 @@ import zmq
 from encsink_support import (
     AckCollector,
     addr,
+    close_context,
     events_frames,
     expect_args,
     make_tiny_model,
@@ -21,6 +22,7 @@ from encsink_support import (
     read_report,
     scored_frames,
     scrape,
+    stage_socket,
     start,
     stop,
 )
@@ -37,7 +39,8 @@ def test_encoder_drains_its_micro_batch_on_signal(tmp_path: Path, sig: int, free
     model = make_tiny_model(tmp_path / "model")
     data_p, sink_p, metrics_p = free_port(), free_port(), free_port()
     ctx = zmq.Context()
-    data, sink = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+    data = stage_socket(ctx, zmq.PUSH, "data", server=True)
+    sink = stage_socket(ctx, zmq.PULL, "scored", server=True)
     data.bind(addr(data_p))
     sink.bind(addr(sink_p))
     enc = start("encode", "--model", str(model), "--connect", addr(data_p), "--sink", addr(sink_p),
@@ -58,7 +61,7 @@ def test_encoder_drains_its_micro_batch_on_signal(tmp_path: Path, sig: int, free
         while sink.poll(1000):
             got.append(wire.decode(sink.recv_multipart()).seq)
     finally:
-        ctx.destroy(linger=0)
+        close_context(ctx)
     assert rc == 0 and sorted(got) == list(range(5))
     report = read_report(tmp_path / "enc.json")
     assert report["events"] == 15 and report["stopped_by"] == signal.Signals(sig).name
@@ -73,7 +76,7 @@ def test_sink_commits_what_it_holds_on_sigterm(tmp_path: Path, free_port) -> Non
     sink_p, ack_p, metrics_p = free_port(), free_port(), free_port()
     ctx = zmq.Context()
     acks = AckCollector(ctx, ack_p)
-    push = ctx.socket(zmq.PUSH)
+    push = stage_socket(ctx, zmq.PUSH, "scored", server=False)
     push.connect(addr(sink_p))
     sink = start("sink", "--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(tmp_path / "rec"),
                  *expect_args(tmp_path, card, [8]),
@@ -91,7 +94,7 @@ def test_sink_commits_what_it_holds_on_sigterm(tmp_path: Path, free_port) -> Non
         rc = stop(sink)
         assert acks.wait_for(set(range(6)), timeout=10)
     finally:
-        ctx.destroy(linger=0)
+        close_context(ctx)
     assert rc == 0
     report = json.loads((tmp_path / "sink.json").read_text())
     assert report["recorded_events"] == 18 and report["commits"] == 1 and report["stopped_by"] == "SIGTERM"
@@ -103,7 +106,7 @@ def test_encoder_without_a_sink_still_exits_on_sigterm(tmp_path: Path, free_port
     model = make_tiny_model(tmp_path / "model")
     data_p, nobody, metrics_p = free_port(), free_port(), free_port()
     ctx = zmq.Context()
-    data = ctx.socket(zmq.PUSH)
+    data = stage_socket(ctx, zmq.PUSH, "data", server=True)
     data.bind(addr(data_p))
     enc = start("encode", "--model", str(model), "--connect", addr(data_p), "--sink", addr(nobody),
                 "--drain-timeout", "1", "--report", str(tmp_path / "enc.json"), "--metrics-port", str(metrics_p),
@@ -120,6 +123,6 @@ def test_encoder_without_a_sink_still_exits_on_sigterm(tmp_path: Path, free_port
         rc = stop(enc)
         took = time.monotonic() - t0
     finally:
-        ctx.destroy(linger=0)
+        close_context(ctx)
     assert rc == 0 and took < 8  # queued messages are given up after --drain-timeout (the producer resends)
     assert read_report(tmp_path / "enc.json")["stopped_by"] == "SIGTERM"

@@ -15,7 +15,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import zmq
-from encsink_support import ROOT, addr, events_frames, make_tiny_model, read_report, start, stop
+from encsink_support import (
+    ROOT,
+    addr,
+    close_context,
+    events_frames,
+    make_tiny_model,
+    read_report,
+    stage_socket,
+    start,
+    stop,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,7 +79,8 @@ def test_encoder_process_matches_in_process_onnxruntime(tmp_path: Path, model_na
         threshold = model.threshold(accept_rate=20, input_rate=rate_hz)
     data_p, sink_p = free_port(), free_port()
     ctx = zmq.Context()
-    data, sink = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+    data = stage_socket(ctx, zmq.PUSH, "data", server=True)
+    sink = stage_socket(ctx, zmq.PULL, "scored", server=True)
     data.bind(addr(data_p))
     sink.bind(addr(sink_p))
     data.sndtimeo = 20000
@@ -100,7 +111,7 @@ def test_encoder_process_matches_in_process_onnxruntime(tmp_path: Path, model_na
                 received[batch.seq] = batch
     finally:
         rc = stop(enc)
-        ctx.destroy(linger=0)
+        close_context(ctx)
     assert rc == 0
     assert sorted(received) == list(range(len(plan)))
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import zmq
 from encsink_support import events_frames, make_tiny_model
+from stage_keys import stage_flags
 
 from emulator.cli import build_parser
 from emulator.encoder.service import EncoderConfig, EncoderService
@@ -59,7 +60,8 @@ def test_accept_rate_uses_each_messages_declared_rate(model_dir: Path) -> None:
 
 def test_start_up_errors_are_clear(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     parser, module = build_parser("encode")
-    base = ["--model", str(model_dir), "--connect", "tcp://127.0.0.1:1", "--sink", "tcp://127.0.0.1:2"]
+    base = ["--model", str(model_dir), "--connect", "tcp://127.0.0.1:1", "--sink", "tcp://127.0.0.1:2",
+            *stage_flags("encode")]
     assert module.main(parser.parse_args([*base, "--fpr", "1e-7"])) == 2
     assert "outside the calibrated range" in capsys.readouterr().err
     assert module.main(parser.parse_args([*base[:1], str(tmp_path / "nope"), *base[2:]])) == 2

@@ -20,10 +20,12 @@ from encsink_support import (
     ROOT,
     AckCollector,
     addr,
+    close_context,
     expect_args,
     make_tiny_model,
     scored_frames,
     segment_texts,
+    stage_socket,
     start,
     stop,
 )
@@ -123,7 +125,7 @@ def test_the_sink_keeps_acknowledged_segments_and_touches_nothing_outside(crafte
     sink_p, ack_p = free_port(), free_port()
     ctx = zmq.Context()
     acks = AckCollector(ctx, ack_p)
-    push = ctx.socket(zmq.PUSH)
+    push = stage_socket(ctx, zmq.PUSH, "scored", server=False)
     push.connect(addr(sink_p))
     proc = start("sink", "--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(rec),
                  *expect_args(tmp_path, card, [RUN]),
@@ -146,7 +148,7 @@ def test_the_sink_keeps_acknowledged_segments_and_touches_nothing_outside(crafte
             assert time.monotonic() - sent < 2.0
     finally:
         assert stop(proc) == 0
-        ctx.destroy(linger=0)
+        close_context(ctx)
     assert victim.read_bytes() == victim_bytes and snapshot(outside) == outside_before
     assert crafted["link"].is_symlink()  # left alone, never opened
     kept = segment_paths(rec)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from stage_keys import stage_flags
 
 from emulator import cli
 from models.runtime.card import ModelError, load_model_dir
@@ -131,7 +132,7 @@ def test_per_jet_tools_refuse_an_event_model(event_model: Path, tmp_path: Path) 
         locate_model(card)
     # the encoder service refuses it at start-up (exit 2, message on stderr), before any socket is used
     proc = subprocess.run([sys.executable, "-m", "emulator.cli", "encode", "--model", str(event_model),
-                           "--connect", "tcp://127.0.0.1:9", "--sink", "tcp://127.0.0.1:9"],
+                           "--connect", "tcp://127.0.0.1:9", "--sink", "tcp://127.0.0.1:9", *stage_flags("encode")],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 2 and "event-level model" in proc.stderr, proc.stderr
     # (aetrig calibrate takes either kind of model: tests/test_input_calibrate.py)

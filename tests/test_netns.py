@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 from pipeline_testkit import expected_anomaly_model
+from stage_keys import stage_flags
 
 from emulator.run.summary import recording_counts
 from emulator.runtime import defaults
-from emulator.runtime.curvezmq import generate_keys
 
 STAGES = ("producer", "encoder-a", "encoder-b", "sink")
 METRICS_PORT = 9100
@@ -119,7 +119,6 @@ def _wait_ready(net: StarNetwork, stage: str, proc: subprocess.Popen, log: Path,
 @pytest.mark.timeout(90)
 def test_stages_in_separate_namespaces_record_every_event_once(tmp_path: Path) -> None:
     t0 = time.monotonic()
-    keys = generate_keys(tmp_path / "keys")
     net = StarNetwork()
     procs: dict[str, subprocess.Popen] = {}
     logs = {stage: tmp_path / f"{stage}.log" for stage in STAGES}
@@ -132,28 +131,30 @@ def test_stages_in_separate_namespaces_record_every_event_once(tmp_path: Path) -
     try:
         net.build(STAGES)
         prod, sink = net.addresses["producer"], net.addresses["sink"]
-        common = ["--metrics-port", str(METRICS_PORT), "--curve-keys", str(keys)]
+        common = ["--metrics-port", str(METRICS_PORT)]  # and each stage its role's keys (stage_keys)
         procs["sink"] = net.popen("sink", [AETRIG, "sink", "--bind", f"tcp://{sink}:5557",
                                            "--ack-connect", f"tcp://{prod}:5556", "--out", str(rec),
                                            "--commit-ms", "100", "--report", str(reports["sink"]),
                                            "--model", str(defaults.default_model(announce=False)),
                                            "--manifest", str(manifest), "--anomaly-model",
                                            expected_anomaly_model(defaults.default_model(announce=False),
-                                                                  defaults.default_input()), *common],
+                                                                  defaults.default_input()), *common,
+                                           *stage_flags("sink")],
                                   logs["sink"])
         _wait_ready(net, "sink", procs["sink"], logs["sink"], 30)
         model = defaults.default_model(announce=False)
         for name in ("encoder-a", "encoder-b"):
             procs[name] = net.popen(name, [AETRIG, "encode", "--model", str(model), "--connect", f"tcp://{prod}:5555",
                                            "--sink", f"tcp://{sink}:5557", "--id", name,
-                                           "--report", str(reports[name]), *common], logs[name])
+                                           "--report", str(reports[name]), *common, *stage_flags("encode")],
+                                    logs[name])
         for name in ("encoder-a", "encoder-b"):
             _wait_ready(net, name, procs[name], logs[name], 40)
         procs["producer"] = net.popen("producer", [
             AETRIG, "produce", "--input", str(defaults.default_input()), "--bind", f"tcp://{prod}:5555",
             "--ack-bind", f"tcp://{prod}:5556", "--rate", str(RATE_HZ), "--max-events", str(EVENTS),
             "--events-per-message", "50", "--loops", "1", "--manifest", str(manifest),
-            "--report", str(reports["producer"]), *common], logs["producer"])
+            "--report", str(reports["producer"]), *common, *stage_flags("produce")], logs["producer"])
         code = procs["producer"].wait(max(5.0, 75 - (time.monotonic() - t0)))
         assert code == 0, f"producer exit {code}:\n{logs['producer'].read_text()[-3000:]}"
         for name in ("encoder-a", "encoder-b", "sink"):

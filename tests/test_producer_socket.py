@@ -1,4 +1,5 @@
-"""`aetrig produce` as a real process against real ZeroMQ sockets held by the test."""
+"""`aetrig produce` as a real process against real ZeroMQ sockets held by the test, which stand in for the encoder
+and the sink with their role keys (the producer authenticates by default)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import zmq
 from producer_testdata import make_ntuple
+from stage_keys import as_role, stage_flags
 
 from emulator.runtime import wire
 from emulator.runtime.ports import free_port
@@ -24,13 +26,16 @@ def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str, str]:
     data, acks = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     cmd = [sys.executable, "-m", "emulator.cli", "produce", "--bind", data, "--ack-bind", acks,
            "--report", str(tmp_path / "report.json"), "--manifest-out", str(tmp_path / "manifest.json"), *extra]
+    if "--curve-keys" not in extra:
+        cmd += stage_flags("produce")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return proc, data, acks
 
 
 def _sockets(data: str, acks: str) -> tuple[zmq.Context, zmq.Socket, zmq.Socket]:
     ctx = zmq.Context()
-    pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    pull = as_role(ctx.socket(zmq.PULL), "data", server=False)  # as the encoder
+    push = as_role(ctx.socket(zmq.PUSH), "acks", server=False)  # as the sink
     for s in (pull, push):
         s.setsockopt(zmq.LINGER, 0)
     pull.connect(data)

@@ -14,12 +14,14 @@ import zmq
 from encsink_support import (
     AckCollector,
     addr,
+    close_context,
     expect_args,
     make_tiny_model,
     metric_value,
     read_report,
     scored_frames,
     scrape,
+    stage_socket,
     start,
     stop,
 )
@@ -92,7 +94,7 @@ class Harness:
         self.sink_p, self.ack_p, self.metrics_p = free_port(), free_port(), free_port()
         self.ctx = zmq.Context()
         self.acks = AckCollector(self.ctx, self.ack_p)
-        self.push = self.ctx.socket(zmq.PUSH)
+        self.push = stage_socket(self.ctx, zmq.PUSH, "scored", server=False)
         self.push.sndtimeo = 10000
         self.push.connect(addr(self.sink_p))
         self.out = tmp_path / "rec"
@@ -105,7 +107,7 @@ class Harness:
                      log=self.tmp / "sink.log")
 
     def close(self) -> None:
-        self.ctx.destroy(linger=0)
+        close_context(self.ctx)
 
 
 @pytest.mark.timeout(60)

@@ -13,11 +13,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from encsink_support import AETRIG, ROOT, AckCollector, addr, expect_args, make_tiny_model, start, stop
+from encsink_support import (
+    AETRIG,
+    ROOT,
+    AckCollector,
+    addr,
+    close_context,
+    expect_args,
+    make_tiny_model,
+    stage_socket,
+    start,
+    stop,
+)
+from stage_keys import stage_flags
 from test_jet_errors import EVENT_CARD, event_scored_frames
 
 from emulator.runtime import wire
-from emulator.runtime.curvezmq import generate_keys, secure_client, stop_authenticators
 from emulator.runtime.ports import free_port
 from emulator.runtime.recording import open_recording
 from models.runtime.card import load_model_dir
@@ -29,20 +40,18 @@ GENUINE = 6
 @pytest.mark.timeout(120)
 def test_a_keyed_first_message_of_the_other_layout_blocks_no_genuine_batch(tmp_path: Path) -> None:
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
-    keys = generate_keys(tmp_path / "keys")
     rec, log = tmp_path / "rec", tmp_path / "sink.log"
     expect = expect_args(tmp_path, card, [RUN], EVENT_CARD)  # an event-level model flags: auto records no jet_error
     sink_p, ack_p = free_port(), free_port()
     ctx = zmq.Context()
-    acks = AckCollector(ctx, ack_p, keys)
-    push = ctx.socket(zmq.PUSH)
-    secure_client(push, keys, "scored")  # the encoder key, as a stolen Secret gives it
+    acks = AckCollector(ctx, ack_p)
+    push = stage_socket(ctx, zmq.PUSH, "scored", server=False)  # the encoder key, as a stolen Secret gives it
     push.connect(addr(sink_p))
     rng = np.random.default_rng(2323)
     hostile = event_scored_frames(RUN, 0, np.array([4, 0, 2]), rng, card, 1 << 40, with_error=True)
     genuine = [event_scored_frames(RUN, s, rng.integers(0, 7, 25), rng, card, 25 * s) for s in range(1, GENUINE + 1)]
     proc = start("sink", "--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(rec), *expect,
-                 "--curve-keys", str(keys), "--jet-errors", "auto", "--report", str(tmp_path / "sink.json"),
+                 "--jet-errors", "auto", "--report", str(tmp_path / "sink.json"),
                  "--commit-ms", "20", log=log)
     try:
         push.send_multipart(hostile)  # first on the connection: the sink receives it before any genuine batch
@@ -53,8 +62,7 @@ def test_a_keyed_first_message_of_the_other_layout_blocks_no_genuine_batch(tmp_p
         assert 0 not in acks.acked
     finally:
         assert stop(proc) == 0, log.read_text()[-3000:]
-        stop_authenticators(ctx)
-        ctx.destroy(linger=0)
+        close_context(ctx)
     report = json.loads((tmp_path / "sink.json").read_text())
     assert report["rejected"] == {"bad_column": 1}, report["rejected"]
     assert report["jet_error_recorded"] is False and report["batches"] == GENUINE
@@ -69,7 +77,7 @@ def test_a_keyed_first_message_of_the_other_layout_blocks_no_genuine_batch(tmp_p
                                   np.concatenate([wire.decode(f).columns["jet_latent"] for f in genuine]))
     # the recording stays one layout: restarted with the other --jet-errors, the sink refuses to start
     again = subprocess.run([*AETRIG, "sink", "--bind", addr(free_port()), "--out", str(rec), *expect,
-                            "--curve-keys", str(keys), "--jet-errors", "always"], cwd=ROOT, capture_output=True,
+                            *stage_flags("sink"), "--jet-errors", "always"], cwd=ROOT, capture_output=True,
                            text=True, timeout=60)
     assert again.returncode != 0
     assert "holds segments without jet_error; this sink was started to record with" in again.stderr, again.stderr

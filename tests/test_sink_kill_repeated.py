@@ -12,7 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from encsink_support import AckCollector, addr, expect_args, make_tiny_model, scored_frames, start, stop
+from encsink_support import (
+    AckCollector,
+    addr,
+    close_context,
+    expect_args,
+    make_tiny_model,
+    scored_frames,
+    stage_socket,
+    start,
+    stop,
+)
 
 from consumer.offline.verify import verify_recording
 from emulator.runtime.recording import read_seen, read_segment, recover_segments, segment_paths
@@ -41,7 +51,7 @@ def test_repeated_sigkill_never_loses_an_acknowledged_batch(tmp_path: Path, free
     sink_p, ack_p = free_port(), free_port()
     ctx = zmq.Context()
     acks = AckCollector(ctx, ack_p)
-    push = ctx.socket(zmq.PUSH)
+    push = stage_socket(ctx, zmq.PUSH, "scored", server=False)
     push.sndtimeo = 5000
     push.connect(addr(sink_p))
     out = tmp_path / "rec"
@@ -73,6 +83,6 @@ def test_repeated_sigkill_never_loses_an_acknowledged_batch(tmp_path: Path, free
         assert acks.wait_for(set(range(N_BATCHES)), timeout=40)
         assert stop(sink) == 0
     finally:
-        ctx.destroy(linger=0)
+        close_context(ctx)
     result = verify_recording(out, expect_events=N_BATCHES * EVENTS, expect_batches=N_BATCHES)
     assert result.ok, result.problems

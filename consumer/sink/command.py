@@ -5,7 +5,9 @@ an acknowledgement to the producer for every batch the commit made durable. Dupl
 (run_id, seq) are dropped, also after a restart on the same --out. --max-bytes or a full disk
 stops commits and acks (backpressure), reported in the log, on /metrics (aetrig_sink_full) and in
 the --report JSON; nothing accepted is lost. The recording layout is in emulator/runtime/recording.py.
-Every flag is also a config-file key (--config FILE, TOML or JSON; consumer/sink/config.py).
+Every flag is also a config-file key (--config FILE, TOML or JSON; consumer/sink/config.py). The links are
+authenticated: --curve-keys DIR gives the sink's keys (`aetrig keys DIR --per-role` makes DIR/sink/); without
+them the sink refuses to start unless told --plaintext (loopback only, unauthenticated).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import sys
 
 EXAMPLES = """
 aetrig sink --bind tcp://127.0.0.1:5556 --ack-connect tcp://127.0.0.1:5557 --out runs/demo/recording \\
-  --model models/zoo/AE_3D_200_ptetaphie --anomaly-model models/zoo/EVT_AE_ht --manifest runs/demo/manifest.json
+  --model models/zoo/AE_3D_200_ptetaphie --anomaly-model models/zoo/EVT_AE_ht --manifest runs/demo/manifest.json \\
+  --curve-keys keys/sink
 aetrig sink --bind tcp://0.0.0.0:5556 --ack-connect tcp://10.0.0.5:5557 --out /data/rec --commit-ms 500 \\
   --model /models/AE_3D_200_ptetaphie --manifest /data/manifests/ \\
-  --rotate-seconds 300 --max-bytes 50000000000 --metrics-port 9103 --report sink.json --curve-keys keys/
+  --rotate-seconds 300 --max-bytes 50000000000 --metrics-port 9103 --report sink.json --curve-keys keys/sink
 """
 
 
@@ -32,11 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from consumer.sink.config import SCHEMA
     from consumer.sink.service import Sink
+    from emulator.runtime.link_security import require_keys
     from emulator.runtime.stage_log import EXIT_CANNOT_START, run_service, stage_logger
 
     stage_logger("sink")
     try:
         config = SCHEMA.resolve(args)
+        require_keys(config.curve_keys, config.plaintext)
     except ValueError as exc:
         print(f"aetrig sink: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START

@@ -14,7 +14,7 @@ from pathlib import Path
 from emulator.runtime import wire
 from emulator.runtime.compact_columns import DEFAULT_SCORE_BITS, FLOAT32_MANTISSA_BITS
 from emulator.runtime.jet_errors import JET_ERRORS
-from emulator.runtime.link_security import check_plaintext_binds
+from emulator.runtime.link_security import PLAINTEXT_HELP, check_one_choice, check_plaintext_binds
 from emulator.runtime.recording import LATENT_CODECS
 from emulator.runtime.stage_config import MODEL, MODEL_OR_NONE, Schema, option
 
@@ -66,7 +66,9 @@ class SinkConfig:
                                      default_text="OUT/quarantine")
     curve_keys: Path | None = option(None, "CurveZMQ key directory (aetrig keys DIR): encrypt both links, take "
                                      "scored messages only from the encoder key, acknowledge as the sink key",
-                                     metavar="DIR", group=_OUT, default_text="plaintext, loopback binds only")
+                                     metavar="DIR", group=_OUT,
+                                     default_text="none: the sink refuses to start without --plaintext")
+    plaintext: bool = option(False, PLAINTEXT_HELP, group=_OUT)
     max_jets_per_event: int = option(_LIMITS.max_jets_per_event, "reject events with more jets", group=_OUT)
     max_message_bytes: int = option(_LIMITS.max_bytes, "reject larger messages", group=_OUT)
     max_pending_events: int | None = option(None, "uncommitted events held in memory before reading stops",
@@ -95,6 +97,7 @@ def check(cfg: SinkConfig) -> None:
     if cfg.jet_errors not in JET_ERRORS:
         raise ValueError(f"--jet-errors must be one of {JET_ERRORS}, got {cfg.jet_errors!r}")
     parse_compression(cfg.compression)
+    check_one_choice(cfg.curve_keys, cfg.plaintext)
     check_plaintext_binds(cfg.curve_keys, {"--bind": cfg.bind})
 
 

@@ -58,6 +58,7 @@ from consumer.sink.validation import Validator
 from emulator.runtime import wire
 from emulator.runtime.heap import freeze_startup_heap
 from emulator.runtime.latency_stats import DECISION_HOPS, LatencyRecorder, decision_hops
+from emulator.runtime.link_security import require_keys
 from emulator.runtime.metrics import Metrics, make_sink_metrics, start_metrics
 from emulator.runtime.quarantine import Quarantine
 from emulator.runtime.recording import LOCK_NAME, SEGMENT_DIR, Layout, lock_recording, segment_paths, unlock_recording
@@ -121,7 +122,8 @@ class Sink:
 
             secure_server(pull, self.config.curve_keys, "scored")
         else:
-            log.warning("plaintext links (no --curve-keys): any local process may push scored messages")
+            require_keys(self.config.curve_keys, self.config.plaintext)
+            log.warning("plaintext links (--plaintext): any local process may push scored messages")
         pull.bind(self.config.bind)
         ack = None
         if self.config.ack_connect:

@@ -88,7 +88,8 @@ def bench_service(cfg: ServiceConfig, sample: JetSample, variables: list[str]) -
     args = ["encode", "--model", str(cfg.model_dir), "--connect", f"tcp://127.0.0.1:{data_port}",
             "--sink", f"tcp://127.0.0.1:{sink_port}", "--max-batch-jets", str(cfg.max_batch_jets),
             "--max-wait-ms", str(cfg.max_wait_ms), "--threads", "1", "--metrics-port", str(metrics_port),
-            "--report", str(report_path), "--id", f"bench-{tag}", "--anomaly-model", "none", *cfg.threshold_args]
+            "--report", str(report_path), "--id", f"bench-{tag}", "--anomaly-model", "none", *cfg.threshold_args,
+            "--plaintext"]  # the model and batching alone, on loopback; what CurveZMQ costs is the links step's
     proc = procs.aetrig(args, cfg.log_dir / f"encoder-{tag}.log")
     feeder = Feeder(push, messages)
     result: dict = {"max_batch_jets": cfg.max_batch_jets, "events_per_message": cfg.events_per_message,

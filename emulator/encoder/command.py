@@ -7,7 +7,9 @@ per-jet max error, announced in the log and the report; 'none': per-jet max erro
 comes from the anomaly model's card: --fpr (default 1e-3), --accept-rate (flagged events per second
 at the input rate the producer declares), or an explicit --threshold. Bad messages are
 counted by reason on /metrics and in the --report JSON, and quarantined under --quarantine DIR.
-Every flag is also a config-file key (--config FILE, TOML or JSON; emulator/encoder/config.py).
+Every flag is also a config-file key (--config FILE, TOML or JSON; emulator/encoder/config.py). The links are
+authenticated: --curve-keys DIR gives the encoder's keys (`aetrig keys DIR --per-role` makes DIR/encoder/);
+without them the encoder refuses to start unless told --plaintext (loopback only, unauthenticated).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import argparse
 import sys
 
 EXAMPLES = """
-aetrig encode --model models/zoo/TLA_4D_leading --connect tcp://127.0.0.1:5555 --sink tcp://127.0.0.1:5556
+aetrig encode --model models/zoo/TLA_4D_leading --connect tcp://127.0.0.1:5555 --sink tcp://127.0.0.1:5556 \\
+  --curve-keys keys/encoder
 aetrig encode --model models/zoo/AE_3D_200_ptetaphie --anomaly-model models/zoo/EVT_AE_k4 \\
-  --connect tcp://127.0.0.1:5555 --sink tcp://127.0.0.1:5556 --fpr 1e-4
+  --connect tcp://127.0.0.1:5555 --sink tcp://127.0.0.1:5556 --fpr 1e-4 --curve-keys keys/encoder
 aetrig encode --model models/zoo/AE_3D_200_ptetaphie --connect tcp://10.0.0.5:5555 --sink tcp://10.0.0.6:5556 \\
-  --accept-rate 100 --threads 2 --metrics-port 9102 --report enc.json --quarantine quarantine/enc0 --id enc0
+  --accept-rate 100 --threads 2 --metrics-port 9102 --report enc.json --quarantine quarantine/enc0 --id enc0 \\
+  --curve-keys keys/encoder
 """
 
 
@@ -33,11 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from emulator.encoder.config import SCHEMA
     from emulator.encoder.service import EncoderService
+    from emulator.runtime.link_security import require_keys
     from emulator.runtime.stage_log import EXIT_CANNOT_START, run_service, stage_logger
     from models.runtime.card import ModelError
 
     try:
         config = SCHEMA.resolve(args)
+        require_keys(config.curve_keys, config.plaintext)
     except ValueError as exc:
         print(f"aetrig encode: {exc}", file=sys.stderr)
         return EXIT_CANNOT_START

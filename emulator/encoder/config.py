@@ -14,6 +14,7 @@ from pathlib import Path
 
 from emulator.runtime import wire
 from emulator.runtime.jet_errors import JET_ERRORS
+from emulator.runtime.link_security import PLAINTEXT_HELP, check_one_choice
 from emulator.runtime.stage_config import MODEL, MODEL_OR_NONE, Schema, option
 
 DEFAULT_FPR = 1e-3  # background false-positive rate of the flag when no threshold choice is given
@@ -68,7 +69,8 @@ class EncoderConfig:
                      group=_OUT, default_text="encoder-PID")
     curve_keys: Path | None = option(None, "CurveZMQ key directory (aetrig keys DIR): encrypt both links, as the "
                                      "encoder key, to the run's producer and sink only", metavar="DIR", group=_OUT,
-                                     default_text="plaintext")
+                                     default_text="none: the encoder refuses to start without --plaintext")
+    plaintext: bool = option(False, PLAINTEXT_HELP, group=_OUT)
     max_jets_per_event: int = option(_LIMITS.max_jets_per_event, "reject events with more jets", group=_OUT)
     max_message_bytes: int = option(_LIMITS.max_bytes, "reject larger messages", group=_OUT)
     drain_timeout_s: float = option(10.0, "on SIGTERM, give up sending to an unresponsive sink after this many "
@@ -98,6 +100,7 @@ def check(cfg: EncoderConfig) -> None:
         raise ValueError(f"--jet-errors must be one of {JET_ERRORS}, got {cfg.jet_errors!r}")
     if cfg.latent_wire_dtype not in wire.LATENT_DTYPES:
         raise ValueError(f"--latent-wire-dtype must be one of {wire.LATENT_DTYPES}, got {cfg.latent_wire_dtype!r}")
+    check_one_choice(cfg.curve_keys, cfg.plaintext)
 
 
 SCHEMA = Schema(EncoderConfig, "encoder", check=check, sections=("encoder", "encode"))

@@ -45,6 +45,7 @@ from emulator.encoder.microbatch import (
 from emulator.runtime import threshold_check, wire
 from emulator.runtime.heap import freeze_startup_heap
 from emulator.runtime.jet_errors import computes_jet_errors
+from emulator.runtime.link_security import require_keys
 from emulator.runtime.metrics import Metrics, start_metrics
 from emulator.runtime.onnx_scorer import LATENT_ONLY, OnnxScorer
 from emulator.runtime.quarantine import Quarantine
@@ -132,7 +133,8 @@ class EncoderService:
             secure_client(pull, self.config.curve_keys, "data")
             secure_client(push, self.config.curve_keys, "scored")
         else:
-            log.warning("plaintext links (no --curve-keys): unauthenticated and unencrypted")
+            require_keys(self.config.curve_keys, self.config.plaintext)
+            log.warning("plaintext links (--plaintext): unauthenticated and unencrypted")
         pull.connect(self.config.connect)
         push.connect(self.config.sink)
         return ctx, pull, push

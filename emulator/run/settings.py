@@ -1,14 +1,14 @@
 """`aetrig run`'s settings: its own (:class:`RunConfig`) and every stage setting, derived from the stage configs.
 
-Each setting of ProducerConfig, EncoderConfig and SinkConfig is a run flag, except those the run sets
-for every start (``Stage.owned``: addresses, ports, reports, ids, the recording directory). A setting
-that stages share with the same default (``--curve-keys``, the message limits) is one flag for all of
+Each setting of ProducerConfig, EncoderConfig and SinkConfig is a run flag, except those the run sets for
+every start (``Stage.owned``: addresses, ports, reports, ids, the recording directory, ``plaintext``). A
+setting that stages share with the same default (``--curve-keys``, the message limits) is one flag for all of
 them; one whose defaults differ is a flag per stage, ``--<stage>-<flag>`` (``--producer-drain-timeout``,
-``--encoder-drain-timeout``). :data:`OVERRIDES` holds the run's own defaults and names (events per
-message, ``--events``, loops). ``--config FILE`` (TOML or JSON) has a table per stage with that stage's
-own keys (what ``aetrig produce|encode|sink --config`` takes) and ``[run]`` for the run's own; see
-:data:`CONFIG_EXAMPLE`. Precedence: stage default < run default < file < flag. :meth:`RunSettings.argv`
-turns a stage's merged settings back into its command line.
+``--encoder-drain-timeout``). :data:`OVERRIDES` holds the run's own defaults and names (events per message,
+``--events``, loops). ``--config FILE`` (TOML or JSON) has a table per stage with that stage's own keys (what
+``aetrig produce|encode|sink --config`` takes) and ``[run]`` for the run's own; see :data:`CONFIG_EXAMPLE`.
+Precedence: stage default < run default < file < flag. :meth:`RunSettings.argv` turns a stage's merged
+settings back into its command line.
 """
 
 from __future__ import annotations
@@ -108,12 +108,12 @@ class Stage:
 
 STAGES = (
     Stage("producer", "produce", producer_config.SCHEMA,
-          frozenset({"bind", "ack_bind", "metrics_port", "report", "manifest_out", "manifest"})),
+          frozenset({"bind", "ack_bind", "metrics_port", "report", "manifest_out", "manifest", "plaintext"})),
     Stage("encoder", "encode", encoder_config.SCHEMA,
-          frozenset({"connect", "sink", "metrics_port", "report", "quarantine", "id"})),
+          frozenset({"connect", "sink", "metrics_port", "report", "quarantine", "id", "plaintext"})),
     Stage("sink", "sink", sink_config.SCHEMA,
           frozenset({"bind", "ack_connect", "out", "metrics_port", "report", "quarantine", "model", "anomaly_model",
-                     "manifest"})),
+                     "manifest", "plaintext"})),
 )
 STAGE = {stage.name: stage for stage in STAGES}
 
@@ -263,6 +263,8 @@ class RunSettings:
         if self.run.plaintext:
             if given:
                 raise ValueError("--plaintext and --curve-keys contradict each other: give one")
+            for stage in STAGES:  # the stages refuse to start without keys unless told so
+                self.stages[stage.name]["plaintext"] = True
             return None
         if len(given) > 1:
             raise ValueError(f"the stages' curve_keys differ ({', '.join(sorted(given))}): give one key directory")
@@ -330,7 +332,7 @@ def _file_tables(path: str | None) -> dict[str, dict[str, Any]]:
         owned = sorted(k for k in data.get(stage.name, {}) if normal_key(k) in stage.owned)
         if owned:
             raise ValueError(f"{path} [{stage.name}]: {', '.join(owned)} is set by aetrig run for each start "
-                             "(free loopback ports, OUT/...); remove it")
+                             "(free loopback ports, OUT/..., [run] plaintext); remove it")
     return data
 
 
