@@ -9,7 +9,9 @@ from the run directory, as a stolen Secret would give them):
 
 Asserted: every hostile message is a counted rejection (or, for the flood of the run's zero-event
 messages, an accepted empty batch), no stage's pid changes, produced = recorded with nothing lost or
-twice, genuine batches are acknowledged within 2 s (the producer's smoothed acknowledgement round trip), the
+twice, the genuine batches committed from the first hostile message to the end of the run (the flood included)
+were acknowledged within 2 s of their first send, 99 % of their events at least (test_auth_hostile.AckWatch: the
+sink's per-event commit latency histogram, read from its /metrics; bounded run: 10 kHz, 20 ms messages), the
 sink's and the producer's fd count and RSS stay bounded (sampled every 0.25 s through the flood).
 """
 
@@ -27,7 +29,7 @@ import numpy as np
 import pytest
 import zmq
 from encsink_support import card_sha256, scored_frames
-from test_auth_hostile import _fds, _finish, _pids, _rss_bytes, _socket, _start_run
+from test_auth_hostile import AckWatch, _fds, _finish, _pids, _rss_bytes, _socket, _start_run
 
 from emulator.runtime import defaults, wire
 from models.runtime.card import read_card
@@ -126,6 +128,7 @@ def test_hostile_messages_from_holders_of_the_keys_cost_nothing(tmp_path: Path) 
     pids = _pids(info)
     before = {name: (_fds(pid), _rss_bytes(pid)) for name, pid in pids.items() if name in ("producer", "sink")}
     peak = dict.fromkeys(before, (0, 0))
+    acks_watch = AckWatch(info)
     ctx = zmq.Context()
     counts = {"flood": 0}
     try:
@@ -162,9 +165,6 @@ def test_hostile_messages_from_holders_of_the_keys_cost_nothing(tmp_path: Path) 
         assert sink["rejected"].get(reason, 0) >= n, (reason, sink["rejected"])
     assert counts["flood"] > 1000 and sink["rejected"]["wrong_run"] > 2000  # the flood's strangers too
     assert len(sink["files"]) <= 3  # no segment per stranger's run id
-    # genuine batches acknowledged within 2 s, flood or not: the producer's smoothed acknowledgement round trip
-    # (the commit latency's p99 is printed: on a saturated 2-core machine it may pass 2 s without the flood)
+    acks_watch.assert_acknowledged_within()  # genuine batches acknowledged within 2 s, through the flood
     producer = json.loads((out / "reports" / "producer.json").read_text())
-    print("commit latency", summary["latency_seconds"]["commit"], "ack rtt", producer["resend_timeout_s"])
-    assert producer["resend_timeout_s"]["ack_rtt_smoothed"] < 2.0, producer["resend_timeout_s"]
     assert sum(producer["rejected"].values()) >= 20 * len(bad_acks), producer["rejected"]

@@ -25,9 +25,10 @@ METRICS_HOST_ENV = "AETRIG_METRICS_HOST"
 
 #: 10 microseconds to 10 seconds, roughly 1-2.5-5 per decade, finer between 5 and 25 ms and 100 and
 #: 250 ms, where the decision (10 ms) and commit (250 ms) latency goals sit, so p99 read from the
-#: histogram is not a coarse interpolation there.
+#: histogram is not a coarse interpolation there; 2 s is the producer's default resend timeout (a batch
+#: committed and acknowledged later than that has been sent again).
 LATENCY_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 7.5e-3, 1e-2, 1.5e-2, 2e-2,
-                   2.5e-2, 5e-2, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+                   2.5e-2, 5e-2, 0.1, 0.15, 0.2, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0)
 BATCH_JET_BUCKETS = (1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536)
 
 
