@@ -185,7 +185,8 @@ def test_decoder_is_the_recorded_one(recording: Path, tmp_path: Path) -> None:
 @pytest.mark.timeout(300)
 def test_api_aetrig_decode_and_dask_give_the_same_numbers(recording: Path, tmp_path: Path) -> None:
     """One recording three ways: the in-process API, decoded.root of `aetrig decode`, and the dask-awkward
-    collection computed on a LocalCluster of two worker processes (which load the decoder themselves)."""
+    collection (partitions along segments, and along commits) computed on a LocalCluster of two worker processes
+    (which load the decoder themselves)."""
     import dask_awkward as dak
     from dask.distributed import Client, LocalCluster
 
@@ -205,16 +206,17 @@ def test_api_aetrig_decode_and_dask_give_the_same_numbers(recording: Path, tmp_p
             np.testing.assert_array_equal(np.asarray(ak.flatten(decoded[f"{record}_{field}"])),
                                           np.asarray(ak.flatten(events[record][field])), err_msg=f"{record}.{field}")
 
-    lazy = run.dask()
-    assert lazy.npartitions == len(run.recording.segments) >= 3
+    lazy, by_commits = run.dask(), run.dask(step=2000)
+    assert lazy.npartitions == len(run.recording.segments) >= 3 and by_commits.npartitions >= 2 * lazy.npartitions
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        computed = lazy.compute()
+        computed, computed_by_commits = lazy.compute(), by_commits.compute()
         n_flagged = dak.sum(lazy.flag).compute()
         mean_pt = (dak.sum(dak.flatten(lazy.jet.pt)) / dak.sum(dak.num(lazy.jet, axis=1))).compute()
         loaded = client.run(lambda: len(dask_events._DECODERS))
     assert len(loaded) == 2 and sum(loaded.values()) >= 1  # the workers decoded
     assert ak.array_equal(computed, events, equal_nan=True)
+    assert ak.array_equal(computed_by_commits, events, equal_nan=True)
     assert n_flagged == int(ak.sum(events.flag)) == int(ak.sum(decoded.flag)) > 0
     pt = np.asarray(ak.flatten(decoded.jet_pt), np.float64)
     assert mean_pt == pytest.approx(pt.mean(), rel=1e-6)  # dask sums float32 per partition

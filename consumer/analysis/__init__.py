@@ -7,7 +7,7 @@ Example::
     events = run.events()                # awkward Array: identity, score, flag, threshold, jet, raw_jet
     for part in run.iterate(step=100_000):
         ...                              # bounded memory
-    lazy = run.dask()                    # dask-awkward, one partition per segment
+    lazy = run.dask(step=500_000)        # dask-awkward, partitions along commits (None: segments)
 """
 
 from consumer.analysis.run import AnalysisError, Run, open_run

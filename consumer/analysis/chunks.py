@@ -84,9 +84,9 @@ def plan(segments: Sequence[Segment], step: int) -> list[Part]:
     return parts
 
 
-def read_parts(parts: Iterable[Part]) -> Iterator[tuple[Part, ak.Array]]:
-    """(part, its events as the reader gives them) for each part, in order; parts of one segment must come in
-    order (the identity columns of each are carried to the next).
+def read_parts(parts: Iterable[Part], branches: Sequence[str] | None = None) -> Iterator[tuple[Part, ak.Array]]:
+    """(part, its events as the reader gives them: all branches or the ones named) for each part, in order;
+    parts of one segment must come in order (the identity columns of each are carried to the next).
 
     Example: ``sum(len(a) for _, a in read_parts(plan(rec.segments, 50_000))) == len(rec)``."""
     previous: dict[str, int] = {}
@@ -96,8 +96,29 @@ def read_parts(parts: Iterable[Part]) -> Iterator[tuple[Part, ak.Array]]:
             previous = {}
         elif last is None or last[0] is not part.segment or last[1] != part.start:
             raise ValueError(f"{part.segment.path.name}: part at event {part.start} read out of order")
-        arrays = read_segment_arrays(part.segment, None, part.start, part.stop, previous)
+        arrays = read_segment_arrays(part.segment, branches, part.start, part.stop, previous)
         if len(arrays):
-            previous = {name: int(arrays[name][-1]) for name in cc.DELTA_COLUMNS if name in arrays.fields}
+            previous = last_identity(arrays)
         last = (part.segment, part.stop)
         yield part, arrays
+
+
+def last_identity(arrays: ak.Array) -> dict[str, int]:
+    """{identity column: its value on the last event} for the format-3 delta columns among ``arrays``' fields.
+
+    Example: ``last_identity(read_segment_arrays(seg, ["seq"]))`` -> ``{"seq": 24999}``."""
+    return {name: int(arrays[name][-1]) for name in cc.DELTA_COLUMNS if name in arrays.fields}
+
+
+def identities_before(parts: Sequence[Part]) -> list[dict[str, int]]:
+    """For each part (in recording order), the identity values on the event before it (empty for a segment's first
+    part): what :func:`read_parts` carries, found by reading the identity columns alone, for reading the parts
+    apart (a Dask partition each).
+
+    Example: ``identities_before(plan(rec.segments, 10_000))[1]`` -> ``{"seq": 10239, "event_id": ...}``."""
+    before, last = [], {}
+    for part, arrays in read_parts(parts, cc.DELTA_COLUMNS):
+        before.append({} if part.start == 0 else last)
+        if len(arrays):
+            last = last_identity(arrays)
+    return before

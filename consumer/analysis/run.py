@@ -169,18 +169,19 @@ class Run:
         parts = list(self.iterate(step))
         return ak.concatenate(parts) if parts else ak.Array([])
 
-    def dask(self):  # -> dask_awkward.Array
-        """The events as a lazy dask-awkward collection, one partition per segment, read by ``uproot.dask``
-        and decoded partition by partition on the workers (see :mod:`consumer.analysis.dask_events`).
+    def dask(self, step: int | None = None):  # -> dask_awkward.Array
+        """The events as a lazy dask-awkward collection read by ``uproot.dask`` and decoded partition by
+        partition on the workers: one partition per segment, or with ``step`` one per commit-aligned part of about
+        ``step`` events, as :meth:`iterate` reads them (see :mod:`consumer.analysis.dask_events`).
 
         Example::
 
             from dask.distributed import Client
             client = Client("tcp://scheduler:8786")
-            n_flagged = dask_awkward.sum(run.dask().flag).compute()"""
+            n_flagged = dask_awkward.sum(run.dask(step=500_000).flag).compute()"""
         from consumer.analysis.dask_events import dask_events
 
-        return dask_events(self)
+        return dask_events(self, step)
 
     def evaluate(self, signals: Mapping[str, str | Sequence[str]], **options: Any) -> dict[str, Any]:
         """The recorded scores against HT and leading-jet-pT triggers at equal rate, as `aetrig evaluate
