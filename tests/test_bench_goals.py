@@ -8,7 +8,7 @@ import pytest
 
 from emulator.bench import decision, goals
 from emulator.bench.latency import is_saturated
-from emulator.bench.pipeline import headline, stage_of
+from emulator.bench.pipeline import cpu_capacity, headline, stage_of
 from emulator.bench.ratescan import achieved_rate, scan_point
 
 
@@ -120,8 +120,6 @@ def test_plots_from_synthetic_results(tmp_path: Path) -> None:
 
 
 def test_cpu_capacity_estimate() -> None:
-    from emulator.bench.pipeline import cpu_capacity
-
     # 100k events cost producer 0.2 s, encoders 1.0 s, sink 0.3 s of CPU: 15 us per event -> 133 kHz on 2 cores
     c = cpu_capacity({"producer": 0.2, "encoder": 1.0, "sink": 0.3}, 100_000, cores=2)
     assert c["cpu_us_per_event_by_stage"] == pytest.approx({"producer": 2.0, "encoder": 10.0, "sink": 3.0})
@@ -135,7 +133,8 @@ def _decision_run(encoders: int, repeat: int, p99: float | None, zero_loss: bool
                                    "decision_hops": {"to_encoder": {"p99": 0.003}, "in_encoder": {"p99": 0.004},
                                                      "to_sink": {"p99": 0.002}}},
                "anomaly": {"scoring": "event-level model EVT_AE_ht"}}
-    result = {"zero_loss": zero_loss, "events_per_s": 99_990.0, "command": "aetrig run ..."}
+    result = {"zero_loss": zero_loss, "events_per_s": 99_990.0, "command": "aetrig run ...",
+              "steady_state": cpu_capacity({"producer": 0.1, "encoder": 0.5 + repeat / 10, "sink": 0.3}, 100_000)}
     return decision.run_record(result, summary, encoders, repeat)
 
 
@@ -143,7 +142,9 @@ def test_repeated_decision_runs_judge_the_worst_run_of_the_best_encoder_count() 
     runs = [_decision_run(1, 0, 0.008), _decision_run(2, 0, 0.0092), _decision_run(1, 1, 0.030),
             _decision_run(2, 1, 0.009, zero_loss=False), _decision_run(1, 2, 0.007)]
     assert runs[0]["hop_p99_s"] == {"to_encoder": 0.003, "in_encoder": 0.004, "to_sink": 0.002}
+    assert runs[0]["cpu_us_per_event_by_stage"] == pytest.approx({"producer": 1.0, "encoder": 5.0, "sink": 3.0})
     by = decision.by_encoder_count(runs)
+    assert by["1"]["median_cpu_us_per_event"] == pytest.approx(10.0)  # runs of 9, 10 and 11 us per event
     assert by["1"]["decision_p99_s"] == [0.008, 0.030, 0.007] and by["1"]["median_p99_s"] == 0.008
     assert by["1"]["worst_p99_s"] == 0.030 and by["1"]["all_zero_loss"] is True
     assert by["2"]["worst_p99_s"] == 0.0092 and by["2"]["all_zero_loss"] is False

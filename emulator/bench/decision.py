@@ -23,24 +23,31 @@ from emulator.bench.ratescan import achieved_rate
 
 
 def run_record(result: dict, summary: dict, encoders: int, repeat: int) -> dict[str, Any]:
-    """One run's figures: decision p50/p99 (whole run, summary.json), p99 per hop, loss and achieved rate."""
+    """One run's figures: decision p50/p99 (whole run, summary.json), p99 per hop, loss and achieved rate, and
+    each stage's CPU microseconds per event in the steady state (from /proc: robust to other load, unlike the
+    latencies; the encoders summed)."""
     latency = summary.get("latency_seconds") or {}
     decision = latency.get("decision") or {}
     hops = {hop: (block or {}).get("p99") for hop, block in (latency.get("decision_hops") or {}).items()}
+    steady = result.get("steady_state") or {}
     return {"encoders": encoders, "repeat": repeat, "decision_p50_s": decision.get("p50"),
             "decision_p99_s": decision.get("p99"), "hop_p99_s": hops, "zero_loss": result.get("zero_loss"),
             "achieved_hz": achieved_rate(result), "anomaly": (summary.get("anomaly") or {}).get("scoring"),
-            "command": result.get("command")}
+            "cpu_us_per_event_by_stage": steady.get("cpu_us_per_event_by_stage"),
+            "cpu_us_per_event": steady.get("cpu_us_per_event"), "command": result.get("command")}
 
 
 def by_encoder_count(runs: Sequence[dict]) -> dict[str, dict[str, Any]]:
-    """Per encoder count: every run's p99, their median and worst, and whether every run lost nothing."""
+    """Per encoder count: every run's p99, their median and worst, the median CPU per event of all stages, and
+    whether every run lost nothing."""
     out: dict[str, dict[str, Any]] = {}
     for n in sorted({r["encoders"] for r in runs}):
         mine = [r for r in runs if r["encoders"] == n]
         p99 = [r["decision_p99_s"] for r in mine if r["decision_p99_s"] is not None]
+        cpu = [r["cpu_us_per_event"] for r in mine if r.get("cpu_us_per_event") is not None]
         out[str(n)] = {"runs": len(mine), "decision_p99_s": p99,
                        "median_p99_s": statistics.median(p99) if p99 else None,
+                       "median_cpu_us_per_event": statistics.median(cpu) if cpu else None,
                        "worst_p99_s": max(p99) if p99 else None,
                        "all_zero_loss": all(bool(r["zero_loss"]) for r in mine)}
     return out
