@@ -96,8 +96,11 @@ class Window:
         return min(self.base_timeout * min(2.0 ** item.resends, self.max_backoff), self.max_timeout * self.max_backoff)
 
     def due(self, now: float) -> list[Inflight]:
-        """Batches whose timeout expired, oldest first."""
-        return sorted((it for it in self._items.values() if now - it.last_send >= self.timeout_of(it)),
+        """Batches whose timeout expired, oldest first. Called on every wait of the send loop: a batch younger
+        than the base timeout (which no batch's timeout is below) is passed over without computing its own."""
+        base = self.base_timeout
+        return sorted((it for it in self._items.values()
+                       if now - it.last_send >= base and now - it.last_send >= self.timeout_of(it)),
                       key=lambda it: it.seq)
 
     def mark_resent(self, item: Inflight, now: float) -> None:
