@@ -83,8 +83,9 @@ class EventBlock:
                           {k: np.concatenate([b.jets[k] for b in blocks]) for k in blocks[0].jets})
 
 
-def message_columns(block: EventBlock, first_event_id: int, manifest_blob: np.ndarray) -> dict[str, np.ndarray]:
-    """The wire columns of an events message for ``block`` (event ids from ``first_event_id``)."""
+def message_columns(block: EventBlock, first_event_id: int) -> dict[str, np.ndarray]:
+    """The wire columns of an events message for ``block`` (event ids from ``first_event_id``); the header names
+    the run manifest (``manifest_sha256``)."""
     cols: dict[str, np.ndarray] = {
         "n_jets": block.n_jets.astype("<u4", copy=False),
         "event_id": np.arange(first_event_id, first_event_id + len(block), dtype="<u8"),
@@ -94,5 +95,4 @@ def message_columns(block: EventBlock, first_event_id: int, manifest_blob: np.nd
     }
     for var, values in block.jets.items():
         cols["jet_" + var] = values
-    cols["manifest_json"] = manifest_blob
     return cols

@@ -1,7 +1,8 @@
 """The run manifest: which input files (with sha256), which settings and seed, when, which version.
 
-It travels in every message (``manifest_json`` blob) and is written into every recorded file,
-so a recording can be traced back to its exact inputs. ``file_index`` on the wire indexes
+Every message names it by the sha256 of its canonical bytes (``manifest_sha256``: the producer writes the
+manifest once, and the sink is told it); it is written into every recorded file, so a recording can be
+traced back to its exact inputs. ``file_index`` on the wire indexes
 ``files`` here.
 """
 

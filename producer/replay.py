@@ -54,8 +54,10 @@ class Replayer:
         self.cfg, self.files, self.spec, self.variables = cfg, list(files), spec, list(variables)
         self.plans = plans
         self.manifest, self.metrics = manifest, metrics
+        self.events_counter = metrics.events.labels(stage="producer")  # looked up once: counted per batch
+        self.jets_counter = metrics.jets.labels(stage="producer")
         self.run_id = int(manifest["run_id"])
-        self.manifest_blob = wire.blob_column(manifest)
+        self.manifest_sha256 = wire.sha256_hex(wire.canonical_json(manifest))  # named in every events header
         self.ctx = context or zmq.Context.instance()
         self.window = Window(cfg.window, cfg.resend_timeout)
         self.schedule = Schedule(cfg.pattern, cfg.rate, cfg.seed, cfg.train_ms / 1e3, cfg.gap_ms / 1e3)
@@ -264,9 +266,9 @@ class Replayer:
             self.blocked_seconds += time.monotonic() - start
             if self.stop_reason is not None:
                 return False
-        cols = message_columns(block, self.next_event_id, self.manifest_blob)
+        cols = message_columns(block, self.next_event_id)
         frames = wire.encode(wire.KIND_EVENTS, self.run_id, self.seq, cols, t_send=time.time(),
-                             rate_hz=self.cfg.rate)
+                             rate_hz=self.cfg.rate, manifest_sha256=self.manifest_sha256)
         if not self._send_new(frames):
             return False
         now = time.monotonic()
@@ -285,8 +287,8 @@ class Replayer:
         self.jets += n_jets
         if not sent:
             self.skipped_recorded += n
-        self.metrics.events.labels(stage="producer").inc(n)
-        self.metrics.jets.labels(stage="producer").inc(n_jets)
+        self.events_counter.inc(n)
+        self.jets_counter.inc(n_jets)
 
     def _maybe_status(self) -> None:
         now = time.monotonic()

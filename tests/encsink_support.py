@@ -98,7 +98,7 @@ def make_tiny_model(directory: Path, name: str = "tiny_test", seed: int = 7,
 
 # ---- messages ------------------------------------------------------------------------------------------------
 def manifest_for(run_id: int) -> dict[str, Any]:
-    """The test manifest of a run (what its events messages carry and a sink is told to expect)."""
+    """The test manifest of a run (what its messages name by sha256 and a sink is told to expect)."""
     return {**MANIFEST, "run_id": int(run_id)}
 
 
@@ -146,8 +146,9 @@ def expect_args(directory: Path, card: dict[str, Any], run_ids: Any,
 
 
 def events_columns(counts: np.ndarray, rng: np.random.Generator, first_event_id: int = 0,
-                   variables: tuple[str, ...] = VARIABLES, run_id: int = 0) -> dict[str, np.ndarray]:
-    """Identity columns plus physically plausible ``jet_<var>`` columns for these per-event jet counts."""
+                   variables: tuple[str, ...] = VARIABLES) -> dict[str, np.ndarray]:
+    """Identity columns plus physically plausible ``jet_<var>`` columns for these per-event jet counts (an events
+    message's header names the manifest: :func:`manifest_sha256`)."""
     counts = np.asarray(counts, np.uint32)
     n, j = len(counts), int(counts.sum())
     cols: dict[str, np.ndarray] = {
@@ -159,14 +160,19 @@ def events_columns(counts: np.ndarray, rng: np.random.Generator, first_event_id:
            "e": lambda: rng.uniform(30, 900, j)}
     for var in variables:
         cols[f"jet_{var}"] = gen[var]().astype(np.float32)
-    cols["manifest_json"] = wire.blob_column(manifest_for(run_id))
     return cols
 
 
 def events_frames(run_id: int, seq: int, counts: np.ndarray, rng: np.random.Generator, first_event_id: int = 0,
                   rate_hz: float = 1000.0, variables: tuple[str, ...] = VARIABLES) -> list[bytes]:
-    cols = events_columns(counts, rng, first_event_id, variables, run_id)
-    return [bytes(f) for f in wire.encode(wire.KIND_EVENTS, run_id, seq, cols, t_send=time.time(), rate_hz=rate_hz)]
+    cols = events_columns(counts, rng, first_event_id, variables)
+    return [bytes(f) for f in wire.encode(wire.KIND_EVENTS, run_id, seq, cols, t_send=time.time(), rate_hz=rate_hz,
+                                          manifest_sha256=manifest_sha256(run_id))]
+
+
+def manifest_sha256(run_id: int) -> str:
+    """The sha256 an events header names the manifest of ``run_id`` by (:func:`manifest_for`)."""
+    return wire.sha256_hex(wire.canonical_json(manifest_for(run_id)))
 
 
 def scored_frames(run_id: int, seq: int, counts: np.ndarray, rng: np.random.Generator, card: dict[str, Any],

@@ -32,6 +32,7 @@ EVENT_MODEL = DEFAULT_ANOMALY_MODEL  # the shipped default event-level model
 RAW_EVENT_MODEL = ROOT / "models/zoo/EVT_AE_k1"  # an event model without a score_transform block
 SAMPLE = ROOT / "producer/samples/darkshower.root"
 ALL_VARS = ("pt", "eta", "phi", "m", "e", "width", "tau21", "tau32")
+MANIFEST_SHA256 = wire.sha256_hex(wire.canonical_json(MANIFEST))
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,8 @@ def frames(jets: dict[str, np.ndarray], seq: int, lo: int, hi: int, variables=AL
             "event_number": np.arange(lo, hi, dtype=np.uint64)}
     for v in variables:
         cols[f"jet_{v}"] = jets[v][j0:j1]
-    cols["manifest_json"] = wire.blob_column(MANIFEST)
-    return [memoryview(bytes(f)) for f in wire.encode(wire.KIND_EVENTS, 1, seq, cols, t_send=0.0, rate_hz=1e5)]
+    return [memoryview(bytes(f)) for f in wire.encode(wire.KIND_EVENTS, 1, seq, cols, t_send=0.0, rate_hz=1e5,
+                                                      manifest_sha256=MANIFEST_SHA256)]
 
 
 def service(**kw: object) -> tuple[EncoderService, list[wire.Batch]]:
@@ -95,7 +96,7 @@ def test_default_event_model_scores_like_offline(jets, caplog) -> None:
     for b in sent:
         assert b.header["anomaly_model"] == EVENT_MODEL.name and b.header["model"] == "AE_3D_200_ptetaphie"
         assert b.header["anomaly_card_sha256"] == hashlib.sha256(event.card_json.encode()).hexdigest()
-        assert not set(wire.BLOB_COLUMNS) & set(b.columns)  # cards by sha256 only
+        assert b.header["manifest_sha256"] == MANIFEST_SHA256  # copied from the events header
     report = svc.report()["anomaly"]
     assert report["scoring"] == f"event-level model {EVENT_MODEL.name}" and report["level"] == "event"
     assert report["card_sha256"] == hashlib.sha256(event.card_json.encode()).hexdigest()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
-from encsink_support import events_frames, make_tiny_model
+from encsink_support import events_frames, make_tiny_model, manifest_sha256
 from stage_keys import stage_flags
 
 from emulator.cli import build_parser
@@ -93,7 +93,8 @@ def test_inference_failure_rejects_only_the_culprit(model_dir: Path, monkeypatch
 
             cols = dict(wire.decode(frames).columns)
             cols["jet_pt"] = np.full(3, 123.0, np.float32)
-            frames = [bytes(f) for f in wire.encode("events", 1, 2, cols, t_send=1.0, rate_hz=1.0)]
+            frames = [bytes(f) for f in wire.encode("events", 1, 2, cols, t_send=1.0, rate_hz=1.0,
+                                                    manifest_sha256=manifest_sha256(1))]
         svc.accept([memoryview(f) for f in frames])
     svc.run_micro_batch(push)
     sent = []

@@ -30,6 +30,7 @@ import pytest
 import zmq
 from encsink_support import card_sha256, scored_frames
 from test_auth_hostile import AckWatch, _fds, _finish, _pids, _rss_bytes, _socket, _start_run
+from wire_support import join, split
 
 from emulator.runtime import defaults, wire
 from models.runtime.card import read_card
@@ -47,9 +48,9 @@ def _header(frames: list[bytes], **changes: Any) -> list[bytes]:
 
 
 def _with_blob(frames: list[bytes], name: str, raw: bytes) -> list[bytes]:
-    header = msgpack.unpackb(frames[0])
+    header, parts = split(frames)
     header["cols"].append([name, "|u1", [len(raw)]])
-    return [msgpack.packb(header), *frames[1:], raw]
+    return join(header, [*parts, raw])
 
 
 def _huge_latent(frames: list[bytes]) -> list[bytes]:
@@ -58,7 +59,7 @@ def _huge_latent(frames: list[bytes]) -> list[bytes]:
     header["n_events"] = header["n_jets"] = 0
     for col in header["cols"]:
         col[2] = [0, 10**6] if col[0] == "jet_latent" else [0] * len(col[2])
-    return [msgpack.packb(header), *[b"" for _ in frames[1:]]]
+    return [msgpack.packb(header), b""]
 
 
 def _hostile(manifest: dict[str, Any], card: dict[str, Any], anomaly: dict[str, Any]) -> tuple[list, list]:

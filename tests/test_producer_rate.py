@@ -99,9 +99,9 @@ def test_slice_and_concat_keep_jets_with_their_events() -> None:
 
 def test_message_columns_make_a_valid_wire_message() -> None:
     block = _block([2, 0, 3, 1])
-    cols = message_columns(block, 77, wire.blob_column({"run_id": 5}))
-    frames = wire.encode(wire.KIND_EVENTS, 5, 0, cols, t_send=1.0, rate_hz=10.0)
+    cols = message_columns(block, 77)
+    frames = wire.encode(wire.KIND_EVENTS, 5, 0, cols, t_send=1.0, rate_hz=10.0, manifest_sha256="5" * 64)
     batch = wire.validate(wire.decode([bytes(f) for f in frames]))
     np.testing.assert_array_equal(batch.columns["event_id"], [77, 78, 79, 80])
     np.testing.assert_array_equal(batch.columns["jet_pt"], np.arange(6))
-    assert batch.n_jets == 6 and batch.blob("manifest_json") == {"run_id": 5}
+    assert batch.n_jets == 6 and batch.header["manifest_sha256"] == "5" * 64

@@ -80,7 +80,8 @@ def test_every_event_sent_once_with_identity(tmp_path: Path) -> None:
     assert report["batches_sent"] == len(batches) == len({b.seq for b in batches})
     assert sorted(b.seq for b in batches) == list(range(len(batches)))
     assert all(b.run_id == 0x1234ABCD and b.n_events <= 128 for b in batches)
-    assert batches[0].blob("manifest_json") == manifest and manifest["run_id"] == 0x1234ABCD
+    assert manifest["run_id"] == 0x1234ABCD
+    assert {b.header["manifest_sha256"] for b in batches} == {wire.sha256_hex(wire.canonical_json(manifest))}
     assert [f["name"] for f in manifest["files"]] == ["in0.root", "in1.root"]
     cols = {k: np.concatenate([b.columns[k] for b in sorted(batches, key=lambda b: b.seq)])
             for k in ("event_id", "file_index", "entry", "event_number", "n_jets", "jet_pt", "jet_e")}

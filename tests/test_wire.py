@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from wire_support import join, split
 
 from emulator.runtime import wire
 
@@ -26,11 +27,11 @@ def _events(counts: list[int], seed: int = 0) -> dict[str, np.ndarray]:
         "event_number": np.full(n_events, 42, dtype="<u8"),
         "jet_pt": rng.uniform(20, 500, n_jets).astype("<f4"),
         "jet_eta": rng.uniform(-4.5, 4.5, n_jets).astype("<f4"),
-        "manifest_json": wire.blob_column({"run": 1}),
     }
 
 
 def _frames(columns: dict[str, np.ndarray], **header: object) -> list[bytes]:
+    header = {"manifest_sha256": "a" * 64, **header}
     frames = wire.encode("events", 99, 3, columns, t_send=time.time(), rate_hz=1e5, **header)
     return [bytes(f) for f in frames]
 
@@ -45,7 +46,20 @@ def test_round_trip_keeps_every_column_bit_exact(counts: list[int]) -> None:
     for name, array in columns.items():
         np.testing.assert_array_equal(batch.columns[name], array)
     assert batch.jet_variables() == ["pt", "eta"]
-    assert batch.blob("manifest_json") == {"run": 1}
+    assert batch.header["manifest_sha256"] == "a" * 64
+
+
+def test_one_body_frame_holds_every_column_aligned() -> None:
+    columns = _events([3, 0, 2])  # 5 jets: the float32 jet columns take 20 bytes, padded to 24
+    frames = _frames(columns)
+    assert len(frames) == 2
+    offsets, offset = [], 0
+    for array in columns.values():
+        offsets.append(offset)
+        offset += -(-array.nbytes // wire.ALIGN) * wire.ALIGN
+    assert len(frames[1]) == offset
+    for (name, array), start in zip(columns.items(), offsets, strict=True):
+        assert frames[1][start:start + array.nbytes] == array.tobytes(), name
 
 
 def test_big_endian_input_is_sent_little_endian() -> None:
@@ -79,14 +93,16 @@ GOOD = _frames(_events([3, 0, 2]))
 def test_each_structural_defect_has_its_reason() -> None:
     cols = _header(GOOD)["cols"]
     assert _reason([]) == "frame_count"
-    assert _reason([b"\xc1garbage"]) == "bad_header"
+    assert _reason([b"\xc1garbage", b""]) == "bad_header"
     assert _reason([msgpack.packb([1, 2]), *GOOD[1:]]) == "bad_header"
     assert _reason(_with_header(GOOD, v=1)) == "schema_version"
     assert _reason(_with_header(GOOD, kind="gossip")) == "unknown_kind"
     assert _reason(_with_header(GOOD, seq="three")) == "bad_header"
     assert _reason(_with_header(GOOD, run_id=-1)) == "bad_header"
     assert _reason(GOOD[:-1]) == "frame_count"
-    assert _reason([*GOOD[:2], GOOD[2][:-3], *GOOD[3:]]) == "size_mismatch"
+    assert _reason([*GOOD, b""]) == "frame_count"
+    assert _reason([GOOD[0], GOOD[1][:-3]]) == "size_mismatch"
+    assert _reason([GOOD[0], GOOD[1] + bytes(wire.ALIGN)]) == "size_mismatch"
     assert _reason(_with_header(GOOD, cols=[["n_jets", "<c8", [3]], *cols[1:]])) == "unknown_dtype"
     assert _reason(_with_header(GOOD, cols=[cols[0], cols[0], *cols[2:]])) == "bad_column"
     assert _reason(_with_header(GOOD, cols=[["n_jets", "<u4", [3, 1, 1]], *cols[1:]])) == "bad_column"
@@ -109,8 +125,13 @@ def test_semantic_defects_have_their_reasons() -> None:
     assert _reason(_frames(columns)) == "count_mismatch"
 
     columns = _events([3, 0, 2])
-    columns["manifest_json"] = np.frombuffer(b"[1, 2", dtype="|u1")
-    assert _reason(_frames(columns)) == "bad_blob"
+    columns["manifest_json"] = np.frombuffer(b'{"run": 1}', dtype="|u1")  # schema 2's blob: no longer on the wire
+    assert _reason(_frames(columns)) == "bad_column"
+
+    assert _reason(_frames(_events([3, 0, 2]), manifest_sha256="A" * 64)) == "bad_header"
+    header, parts = split(GOOD)
+    del header["manifest_sha256"]
+    assert _reason(join(header, parts)) == "bad_header"
 
     columns = _events([3, 0, 2])
     columns["mystery"] = np.zeros(3, dtype="<f4")
@@ -136,7 +157,7 @@ def _scored(flag: list[int], counts: list[int]) -> dict[str, np.ndarray]:
         "flag": np.asarray(flag, dtype="|u1"),
         "raw_jet_pt": columns["jet_pt"][flagged],
     })
-    del columns["jet_pt"], columns["jet_eta"], columns["manifest_json"]  # scored messages carry no blob
+    del columns["jet_pt"], columns["jet_eta"]
     return columns
 
 
@@ -158,10 +179,11 @@ def test_ack_round_trip_and_garbage() -> None:
         wire.decode_ack(msgpack.packb({"v": 1, "kind": "ack", "run_id": 1, "seqs": ["x"]}))
 
 
-def _reference_column_reason(cols: list, frames: list[bytes]) -> str | None:
-    """The per-column checks of decode written plainly (the rejection reason, or None when all pass)."""
-    seen = set()
-    for desc, frame in zip(cols, frames, strict=True):
+def _reference_column_reason(cols: list, body: bytes) -> str | None:
+    """The per-column checks of decode written plainly (the rejection reason, or None when all pass): each
+    column's descriptor, then its bytes at the next multiple of wire.ALIGN, the body ending with the last."""
+    seen, offset = set(), 0
+    for desc in cols:
         if (not isinstance(desc, list) or len(desc) != 3 or not isinstance(desc[0], str) or not desc[0]
                 or not isinstance(desc[1], str) or not isinstance(desc[2], list)
                 or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in desc[2])):
@@ -174,9 +196,11 @@ def _reference_column_reason(cols: list, frames: list[bytes]) -> str | None:
             return "unknown_dtype"
         if len(shape) not in (1, 2):
             return "bad_column"
-        if len(frame) != int(np.prod(shape)) * np.dtype(dtype).itemsize:
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        if offset + nbytes > len(body):
             return "size_mismatch"
-    return None
+        offset += -(-nbytes // wire.ALIGN) * wire.ALIGN
+    return None if offset == len(body) else "size_mismatch"
 
 
 _descriptor = st.one_of(
@@ -191,13 +215,12 @@ _descriptor = st.one_of(
 @example([(["jet_a", "|u1", [3]], 3), (["jet_b", "<f4", [2, 1]], 8), (["jet_c", "<u8", [0]], 0)])
 def test_decode_column_checks_equal_the_plain_rules(spec: list) -> None:
     counts = np.array([1], "<u4")
-    base = _frames(_events([1]))
-    header = msgpack.unpackb(base[0])
+    header, parts = split(_frames(_events([1])))
     extra_cols = [desc for desc, _ in spec]
-    extra_frames = [bytes(n) for _, n in spec]
+    extra_frames = [bytes(range(n)) for _, n in spec]
     header["cols"] = header["cols"] + extra_cols
-    frames = [msgpack.packb(header), *base[1:], *extra_frames]
-    want = _reference_column_reason(header["cols"], frames[1:])
+    frames = join(header, parts + extra_frames)
+    want = _reference_column_reason(header["cols"], frames[1])
     try:
         batch = wire.decode(frames)
     except wire.WireError as exc:
@@ -205,6 +228,9 @@ def test_decode_column_checks_equal_the_plain_rules(spec: list) -> None:
         return
     assert want is None
     assert batch.columns["n_jets"].tolist() == counts.tolist()
-    for desc, frame in zip(extra_cols, extra_frames, strict=True):
-        col = batch.columns[desc[0]]
-        assert col.shape == tuple(desc[2]) and col.dtype == np.dtype(desc[1]) and col.tobytes() == frame
+    offset = 0
+    for desc in header["cols"]:  # each column reads its declared bytes where the layout puts them
+        col, nbytes = batch.columns[desc[0]], int(np.prod(desc[2])) * np.dtype(desc[1]).itemsize
+        assert col.shape == tuple(desc[2]) and col.dtype == np.dtype(desc[1])
+        assert col.tobytes() == frames[1][offset:offset + nbytes]
+        offset += -(-nbytes // wire.ALIGN) * wire.ALIGN

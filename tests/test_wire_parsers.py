@@ -5,7 +5,6 @@ parsers, and to the sink's whole accept path."""
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -13,14 +12,15 @@ from pathlib import Path
 import msgpack
 import numpy as np
 import pytest
-from encsink_support import MANIFEST, events_frames, expectations, scored_frames
+from encsink_support import events_frames, expectations, scored_frames
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator.runtime import wire
 
 HEADER_KEYS = ["v", "kind", "run_id", "seq", "n_events", "n_jets", "t_send", "rate_hz", "cols", "threshold",
-               "t_received", "t_encoded", "model", "anomaly_model", "encoder", "seqs", "full"]
+               "t_received", "t_encoded", "model", "anomaly_model", "encoder", "seqs", "full", "manifest_sha256",
+               "card_sha256", "anomaly_card_sha256"]
 CARD = {"name": "tiny_test", "files": {"scorer.onnx": "0" * 64}, "variables": ["pt", "eta", "phi", "m"]}
 
 scalars = (st.none() | st.booleans() | st.integers(min_value=-(1 << 63), max_value=(1 << 64) - 1)
@@ -117,20 +117,6 @@ def test_non_finite_header_numbers_are_rejected(field: str, value: float) -> Non
     assert info.value.reason == "non_finite"
 
 
-@pytest.mark.parametrize("raw", [json.dumps(MANIFEST).encode("utf-16"), b"\xef\xbb\xbf" + json.dumps(MANIFEST).encode(),
-                                 json.dumps(MANIFEST).encode("utf-32"), b"[1, 2]", b"\xff{}"])
-def test_blobs_must_be_utf8_json_objects_without_bom(raw: bytes) -> None:
-    with pytest.raises(wire.WireError) as info:
-        wire.parse_blob(raw, "manifest_json")
-    assert info.value.reason == "bad_blob"
-
-
-def test_a_blob_beyond_its_limit_is_rejected() -> None:
-    with pytest.raises(wire.WireError) as info:
-        wire.parse_blob(b'{"a": "' + b"x" * 100 + b'"}', "card", max_bytes=64)
-    assert info.value.reason == "limit_exceeded"
-
-
 def test_a_latent_of_a_million_dimensions_is_rejected() -> None:
     frames = _valid_scored()
     header = msgpack.unpackb(frames[0])
@@ -139,9 +125,8 @@ def test_a_latent_of_a_million_dimensions_is_rejected() -> None:
     header["cols"][i][2] = [0, 10**6]
     header["n_jets"], header["n_events"] = 0, 0
     for col in header["cols"]:
-        col[2] = [0] if len(col[2]) == 1 and col[0] not in wire.BLOB_COLUMNS else col[2]
-    out = [_packed(header)] + [b"" if header["cols"][j][0] not in wire.BLOB_COLUMNS else f
-                               for j, f in enumerate(frames[1:])]
+        col[2] = [0] if len(col[2]) == 1 else col[2]
+    out = [_packed(header), b""]
     with pytest.raises(wire.WireError) as info:
         wire.parse_scored(out)
     assert info.value.reason == "limit_exceeded"

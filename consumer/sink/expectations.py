@@ -2,7 +2,7 @@
 that flags the events, and the manifests of the runs (`aetrig run` passes ``--model``, ``--anomaly-model``
 and ``--manifest``; a deployment sets the same config keys).
 
-Scored messages (wire schema 2) name the cards and the manifest by sha256 (``card_sha256``,
+Scored messages (wire schema 2 on) name the cards and the manifest by sha256 (``card_sha256``,
 ``anomaly_card_sha256``, ``manifest_sha256``); a message naming any other card is rejected as
 ``wrong_model``, any other manifest, or a run id other than its manifest's, as ``wrong_run``. So no
 message decides what a recording holds, and the cards travel once per run (in the segments), not in

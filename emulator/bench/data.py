@@ -81,8 +81,10 @@ class Message:
 
 def event_messages(sample: JetSample, variables: list[str], events_per_message: int, max_messages: int,
                    run_id: int = 0xBE4C) -> list[Message]:
-    """Cut the sample into events messages of the wire format (identity columns, jet variables, manifest)."""
-    manifest = wire.blob_column({"bench": True, "input": str(sample.path), "columns": variables})
+    """Cut the sample into events messages of the wire format (identity columns, jet variables; the header names a
+    bench manifest)."""
+    manifest_sha256 = wire.sha256_hex(wire.canonical_json({"bench": True, "input": str(sample.path),
+                                                           "columns": variables}))
     offsets = np.concatenate([[0], np.cumsum(sample.counts, dtype=np.int64)])
     out: list[Message] = []
     first = 0
@@ -100,9 +102,9 @@ def event_messages(sample: JetSample, variables: list[str], events_per_message: 
             "entry": np.arange(first, first + events_per_message, dtype=np.uint64),
             "event_number": sample.event_number[ev],
             **{f"jet_{v}": sample.columns[v][j0:j1] for v in variables},
-            "manifest_json": manifest,
         }
-        frames = wire.encode(wire.KIND_EVENTS, run_id, 0, cols, t_send=0.0, rate_hz=0.0)
+        frames = wire.encode(wire.KIND_EVENTS, run_id, 0, cols, t_send=0.0, rate_hz=0.0,
+                             manifest_sha256=manifest_sha256)
         header = msgpack.unpackb(frames[0])
         out.append(Message(header, [bytes(f) for f in frames[1:]], events_per_message, int(j1 - j0)))
         first += events_per_message

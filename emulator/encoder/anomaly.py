@@ -17,8 +17,8 @@ models/runtime/domain.py) unless ``--score-all-jets`` widens the selection; the 
 counted either way (:meth:`Scoring.inside`).
 
 The card hash is the sha256 of the card's canonical JSON (``ModelDir.card_json``: sorted keys, no
-spaces), the exact bytes of the ``anomaly_card_json`` blob and of the segment's ``anomaly_card``
-TObjString; the card holds the sha256 of every graph, so the hash pins the graphs and the thresholds.
+spaces), the exact bytes of the segment's ``anomaly_card`` TObjString (scored headers name it by this
+hash); the card holds the sha256 of every graph, so the hash pins the graphs and the thresholds.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ NO_DEFAULT = "no default event model in models/zoo"
 
 
 def card_sha256(model: Any) -> str:
-    """sha256 of the card's canonical JSON (the bytes of the card blob a scored message carries)."""
+    """sha256 of the card's canonical JSON (what a scored header's ``anomaly_card_sha256`` names)."""
     return hashlib.sha256(model.card_json.encode()).hexdigest()
 
 
@@ -153,12 +153,10 @@ class Scoring:
     jets: int = 0
     event_score: EventScore | None = None  # event-level scoring: the card's score, tables built once
     select_domain: bool = True  # False: --score-all-jets (jets outside the domain are still counted)
-    blob: np.ndarray = field(init=False)
     sha256: str = field(init=False)
     domain: Domain | None = field(init=False)
 
     def __post_init__(self) -> None:
-        self.blob = wire.blob_column(self.model.card_json.encode())
         self.sha256 = card_sha256(self.model)
         self.domain = Domain.from_card(self.model.card)
 

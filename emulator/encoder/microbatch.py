@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from emulator.runtime.wire import EVENT_ID_COLUMNS, Batch, WireError, sha256_hex
+from emulator.runtime.wire import EVENT_ID_COLUMNS, Batch, WireError
 
 _NO_JETS = np.empty(0, dtype=np.float32)  # the raw copy of a message without flagged events (read-only)
 _NO_JETS.flags.writeable = False
@@ -112,9 +112,9 @@ def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray | None, t
 
 def scored_hashes(batch: Batch, card_sha256: str, anomaly_card_sha256: str) -> dict[str, str]:
     """The scored header's hash fields (wire.HASH_FIELDS) for one events message: the cards' sha256 and the
-    sha256 of the manifest blob the events message carries."""
+    manifest's, as the events header names it."""
     return {"card_sha256": card_sha256, "anomaly_card_sha256": anomaly_card_sha256,
-            "manifest_sha256": sha256_hex(batch.columns["manifest_json"])}
+            "manifest_sha256": batch.header["manifest_sha256"]}
 
 
 def flagged_jet_index(flag: np.ndarray, counts: np.ndarray) -> np.ndarray:

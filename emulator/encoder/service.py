@@ -160,8 +160,6 @@ class EncoderService:
         try:
             batch = wire.parse_events(frames, self.config.limits)
             require_variables(batch, self.variables, f"model {self.model.name!r}")
-            if "manifest_json" not in batch.columns:
-                raise wire.WireError("missing_column", "events message without manifest_json")
             scoring = self.anomaly.choose(batch)
             threshold = scoring.policy.for_rate(float(batch.header["rate_hz"]))
         except wire.WireError as exc:

@@ -1,15 +1,19 @@
 """The wire format: the one module that producer, encoder and sink all import.
 
-A message is a ZeroMQ multipart message. Frame 0 is a msgpack header::
+A message is a ZeroMQ multipart message of two frames. Frame 0 is a msgpack header::
 
-    {"v": 2, "kind": "events" | "scored", "run_id": uint64, "seq": int, "n_events": int,
+    {"v": 3, "kind": "events" | "scored", "run_id": uint64, "seq": int, "n_events": int,
      "n_jets": int, "t_send": float (producer's time.time() at first send), "rate_hz": float
-     (the producer's declared mean input rate), "cols": [[name, dtype, shape], ...], ...extras}
+     (the producer's declared mean input rate), "manifest_sha256": str, "cols": [[name, dtype, shape], ...],
+     ...extras}
 
-Frames 1..n are raw little-endian numpy buffers, one per entry of ``cols`` in that order. ``t_send`` and
-``rate_hz`` are finite (``rate_hz`` >= 0); ``run_id`` < 2^64, ``seq`` < 2^63; every field is checked for its
-exact type (:func:`parse_events`, :func:`parse_scored`, :func:`decode_ack`: one parser per kind of message).
-Acknowledgements (sink -> producer) are a single msgpack frame ``{"v", "kind": "ack",
+Frame 1, the body, holds every column as raw little-endian numpy bytes, in the order of ``cols``, each
+starting at a multiple of :data:`ALIGN` bytes (zero padding between columns; the body ends with the last
+column's padding). One body frame, not one frame per column: each frame costs a send and a receive call and,
+with CurveZMQ, its own encryption (about 8 us of CPU per frame and link, 15-25 columns a message).
+``t_send`` and ``rate_hz`` are finite (``rate_hz`` >= 0); ``run_id`` < 2^64, ``seq`` < 2^63; every field is
+checked for its exact type (:func:`parse_events`, :func:`parse_scored`, :func:`decode_ack`: one parser per kind
+of message). Acknowledgements (sink -> producer) are a single msgpack frame ``{"v", "kind": "ack",
 "run_id", "seqs": [...], "full": bool}``.
 
 Column conventions (shapes in units of events E, jets J, flagged-event jets F, latent size k):
@@ -22,17 +26,15 @@ Column conventions (shapes in units of events E, jets J, flagged-event jets F, l
   (``anomaly_card_sha256``) is an event-level card (``level: event``) may omit it (the encoder's
   ``--jet-errors auto``); a per-jet-scored message without it is rejected by the sink (``missing_column``).
 * flagged raw copy (F): ``raw_jet_<var>`` <f4, the jets of the events whose flag is 1, in order.
-* blobs (bytes, shape [nbytes], <u1; UTF-8 JSON objects without a byte-order mark, at most
-  ``Limits.max_blob_bytes``): ``manifest_json`` (the run manifest), on events messages only.
-* scored headers (schema 2) name the cards and the manifest by sha256 instead of carrying them:
-  ``card_sha256`` (the compression model's card), ``anomaly_card_sha256`` (the card of the model whose
-  score and flag the events carry: an event-level model, or the compression model itself for per-jet
-  max error) and ``manifest_sha256``, each the sha256 of the canonical bytes (``ModelDir.card_json``,
-  :func:`canonical_json` of the manifest) as 64 lowercase hex digits; the sink is told which cards and
-  manifests to expect. They add ``threshold`` (the float32 value the flags were computed with, finite),
-  ``model`` and ``anomaly_model`` (card names), and the encoder's time stamps ``t_received`` and
-  ``t_encoded`` (optional, finite: they only split the decision latency by hop,
-  emulator/runtime/latency_stats.py). A scored message carries no blob column.
+* no blobs: every header names the run manifest by ``manifest_sha256``, the sha256 of its canonical bytes
+  (:func:`canonical_json`) as 64 lowercase hex digits; the producer computes it once per run and the encoder
+  copies it into the scored header. Scored headers also name the cards by sha256: ``card_sha256`` (the
+  compression model's card) and ``anomaly_card_sha256`` (the card of the model whose score and flag the
+  events carry: an event-level model, or the compression model itself for per-jet max error), of
+  ``ModelDir.card_json``; the sink is told which cards and manifests to expect. They add ``threshold`` (the
+  float32 value the flags were computed with, finite), ``model`` and ``anomaly_model`` (card names), and the
+  encoder's time stamps ``t_received`` and ``t_encoded`` (optional, finite: they only split the decision
+  latency by hop, emulator/runtime/latency_stats.py).
 
 ``decode`` checks structure (header, frame count, dtypes, sizes) and ``validate`` checks meaning
 (shapes against counts, limits, finite values). Both raise :class:`WireError` whose ``reason``
@@ -51,8 +53,11 @@ from typing import Any
 import msgpack
 import numpy as np
 
-#: 2: scored messages carry the sha256 of the cards and of the manifest in their header, not the blobs
-SCHEMA_VERSION = 2
+#: 2: scored messages carry the sha256 of the cards and of the manifest in their header, not the blobs;
+#: 3: one body frame holds every column, and events messages name the manifest by sha256 too (no blob at all)
+SCHEMA_VERSION = 3
+#: every column starts at a multiple of this many bytes of the body frame (numpy views of it stay aligned)
+ALIGN = 8
 KIND_EVENTS = "events"
 KIND_SCORED = "scored"
 KIND_ACK = "ack"
@@ -62,30 +67,29 @@ ALLOWED_DTYPES = frozenset({"<f2", "<f4", "<f8", "|u1", "<u4", "<u8", "<i4", "<i
 EVENT_ID_COLUMNS = {"n_jets": "<u4", "event_id": "<u8", "file_index": "<u4", "entry": "<u8",
                     "event_number": "<u8"}
 SCORED_EVENT_COLUMNS = {"event_score": "<f4", "flag": "|u1"}
-BLOB_COLUMNS = ("manifest_json", "card_json", "anomaly_card_json")
-#: the header fields of a scored message that name, by sha256 (64 lowercase hex digits), the compression model's
-#: card, the card of the model that scored and flagged the events, and the run manifest (the blobs themselves
-#: travel only on events messages, manifest_json; the sink is told the cards and manifests to expect)
+#: the header fields that name, by sha256 (64 lowercase hex digits), the compression model's card, the card of the
+#: model that scored and flagged the events, and the run manifest: every message names its manifest, a scored
+#: message also the cards (the sink is told the cards and manifests to expect; none travels in a message)
 HASH_FIELDS = ("card_sha256", "anomaly_card_sha256", "manifest_sha256")
+EVENTS_HASH_FIELDS = ("manifest_sha256",)
 _HEX = frozenset("0123456789abcdef")
 #: The dtypes jet_latent may have in a scored message (<f4, <f2), by name; the sink stores the same choices.
 LATENT_DTYPES = ("float32", "float16")
 
 #: Every reason a receiver may reject a message for; metrics pre-create one counter per reason.
 REJECT_REASONS = (
-    "frame_count",        # no frames, or frames != 1 + len(cols)
+    "frame_count",        # not two frames (header and body)
     "bad_header",         # header is not a msgpack map with the required fields and types
     "schema_version",     # header "v" is not SCHEMA_VERSION
     "unknown_kind",       # header "kind" is not one this receiver takes
     "unknown_dtype",      # a column dtype outside ALLOWED_DTYPES
     "bad_column",         # duplicate, unnamed or malformed column descriptor, bad shape
-    "size_mismatch",      # a frame's byte size disagrees with its declared dtype and shape
+    "size_mismatch",      # the body's byte size disagrees with the declared dtypes and shapes
     "count_mismatch",     # shapes disagree with n_events / n_jets / per-event counts
     "missing_column",     # a required identity or scored column is absent
     "missing_variable",   # the stream lacks a variable the model needs (encoder)
     "limit_exceeded",     # events, jets per event, jets per message or bytes beyond the limits
     "non_finite",         # NaN or inf in a float column
-    "bad_blob",           # manifest_json / card_json / anomaly_card_json not valid JSON objects
     "wrong_model",        # scored or flagged by a model other than the one this recording holds (sink)
     "wrong_run",          # a run id or manifest sha256 other than the runs this sink records (sink)
     "duplicate_seq",      # the same (run_id, seq) arrived again within one message stream
@@ -113,8 +117,6 @@ class Limits:
     max_jets: int = 1 << 23
     max_bytes: int = 512 << 20
     max_columns: int = 512
-    #: bytes of one JSON blob column (manifest_json on events messages): a manifest is a few kB
-    max_blob_bytes: int = 1 << 20
     #: the latent size k of ``jet_latent`` (J, k): the zoo's models have k <= 16
     max_latent_dim: int = 256
     #: seqs in one acknowledgement (the sink acks one commit's seqs of one run at a time)
@@ -123,7 +125,7 @@ class Limits:
 
 @dataclass
 class Batch:
-    """A decoded message: its header and its columns by name (views on the received frames)."""
+    """A decoded message: its header and its columns by name (views on the received body frame)."""
 
     header: dict[str, Any]
     columns: dict[str, np.ndarray] = field(default_factory=dict)
@@ -153,33 +155,6 @@ class Batch:
         skip = {"jet_latent", "jet_error"}
         return [n[len(prefix):] for n in self.columns if n.startswith(prefix) and n not in skip]
 
-    def blob(self, name: str) -> dict[str, Any] | None:
-        """Parse a JSON blob column (``manifest_json``, ``card_json``, ``anomaly_card_json``), or None if absent."""
-        if name not in self.columns:
-            return None
-        return parse_blob(self.columns[name].tobytes(), name)
-
-
-def parse_blob(raw: bytes, name: str = "blob", max_bytes: int = Limits.max_blob_bytes) -> dict[str, Any]:
-    """A JSON object from a blob's bytes: UTF-8 without a byte-order mark, at most ``max_bytes``; else
-    WireError ``bad_blob`` (``limit_exceeded`` when too large). ``json.loads`` alone would take UTF-16 and
-    BOM-prefixed bytes, which the recording's readers then cannot read back."""
-    if len(raw) > max_bytes:
-        raise WireError("limit_exceeded", f"{name} of {len(raw)} bytes exceeds {max_bytes}")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise WireError("bad_blob", f"{name} is not UTF-8") from None
-    if text.startswith("\ufeff"):
-        raise WireError("bad_blob", f"{name} starts with a byte-order mark")
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError):
-        raise WireError("bad_blob", f"{name} is not JSON") from None
-    if not isinstance(obj, dict):
-        raise WireError("bad_blob", f"{name} is not a JSON object")
-    return obj
-
 
 def is_finite_number(value: Any) -> bool:
     """An int or a finite float, not a bool (msgpack gives plain ints, floats and bools)."""
@@ -189,18 +164,12 @@ def is_finite_number(value: Any) -> bool:
 
 
 def canonical_json(obj: Mapping[str, Any]) -> bytes:
-    """The bytes of a JSON object as blobs carry it (sorted keys): what its sha256 is taken of."""
+    """The canonical bytes of a JSON object (sorted keys): what a manifest's sha256 is taken of."""
     return json.dumps(obj, sort_keys=True).encode()
 
 
-def blob_column(obj: Mapping[str, Any] | bytes) -> np.ndarray:
-    """A JSON object (or already-serialised bytes) as a <u1 blob column."""
-    raw = obj if isinstance(obj, bytes) else canonical_json(obj)
-    return np.frombuffer(raw, dtype="|u1")
-
-
 def sha256_hex(raw: bytes | memoryview | np.ndarray) -> str:
-    """The sha256 of a blob's bytes, as scored headers carry it."""
+    """The sha256 of bytes (a card's or a manifest's canonical bytes), as headers carry it."""
     return hashlib.sha256(raw).hexdigest()
 
 
@@ -216,22 +185,27 @@ _OPTIONAL_NUMBERS = ("t_received", "t_encoded", "threshold")
 _OPTIONAL_STRINGS = ("model", "anomaly_model", "encoder")
 
 
+_PADDING = bytes(ALIGN)
+
+
 def encode(kind: str, run_id: int, seq: int, columns: Mapping[str, np.ndarray], *, t_send: float,
-           rate_hz: float, **extra: Any) -> list[bytes | memoryview]:
-    """Build the frames of one message. ``n_events``/``n_jets`` come from the ``n_jets`` column."""
+           rate_hz: float, **extra: Any) -> list[bytes]:
+    """The two frames of one message: header and body. ``n_events``/``n_jets`` come from the ``n_jets`` column."""
     counts = columns["n_jets"]
-    cols, frames = [], []
+    cols, parts = [], []
     for name, array in columns.items():
         if type(array) is not np.ndarray or not array.flags.c_contiguous:
             array = np.ascontiguousarray(array)
         if array.dtype.byteorder == ">":
             array = array.astype(array.dtype.newbyteorder("<"))
         cols.append([name, array.dtype.str, list(array.shape)])
-        frames.append(memoryview(array).cast("B") if array.size else b"")
+        parts.append(array)  # bytes.join takes a C-contiguous array's buffer as it is
+        if array.nbytes % ALIGN:
+            parts.append(_PADDING[array.nbytes % ALIGN:])
     header = {"v": SCHEMA_VERSION, "kind": kind, "run_id": int(run_id), "seq": int(seq),
               "n_events": len(counts), "n_jets": int(counts.sum(dtype=np.uint64)),
               "t_send": float(t_send), "rate_hz": float(rate_hz), "cols": cols, **extra}
-    return [msgpack.packb(header), *frames]
+    return [msgpack.packb(header), b"".join(parts)]
 
 
 def _check_header(header: Any) -> dict[str, Any]:
@@ -277,10 +251,11 @@ def _column_descriptor(desc: Any) -> tuple[str, np.dtype | None, list[int]]:
 
 def decode(frames: Sequence[bytes | memoryview], limits: Limits = Limits(),
            kinds: Iterable[str] = KINDS) -> Batch:
-    """Parse and structurally check one multipart message; columns are zero-copy views."""
-    if not frames:
-        raise WireError("frame_count", "empty message")
-    total = sum(len(f) for f in frames)
+    """Parse and structurally check one message (header and body frame); columns are zero-copy views of the body."""
+    if len(frames) != 2:
+        raise WireError("frame_count", f"{len(frames)} frames, expected 2 (header and body)")
+    body = frames[1]
+    total = len(frames[0]) + len(body)
     if total > limits.max_bytes:
         raise WireError("limit_exceeded", f"message of {total} bytes exceeds {limits.max_bytes}")
     try:
@@ -293,25 +268,29 @@ def decode(frames: Sequence[bytes | memoryview], limits: Limits = Limits(),
     cols = header["cols"]
     if len(cols) > limits.max_columns:
         raise WireError("limit_exceeded", f"{len(cols)} columns exceed {limits.max_columns}")
-    if len(frames) != 1 + len(cols):
-        raise WireError("frame_count", f"{len(frames)} frames for {len(cols)} columns")
     columns: dict[str, np.ndarray] = {}
-    for desc, frame in zip(cols, frames[1:], strict=True):
+    offset, size = 0, len(body)
+    for desc in cols:
         name, dt, shape = _column_descriptor(desc)
         if name in columns:
             raise WireError("bad_column", f"duplicate column {name!r}")
         if dt is None:
             raise WireError("unknown_dtype", f"column {name!r} has dtype {desc[1]!r}")
         if len(shape) == 1:
-            expected = shape[0] * dt.itemsize
+            count = shape[0]
         elif len(shape) == 2:
-            expected = shape[0] * shape[1] * dt.itemsize
+            count = shape[0] * shape[1]
         else:
             raise WireError("bad_column", f"column {name!r} has rank {len(shape)}")
-        if len(frame) != expected:
-            raise WireError("size_mismatch", f"column {name!r}: {len(frame)} bytes, header says {expected}")
-        array = np.frombuffer(frame, dtype=dt)
+        nbytes = count * dt.itemsize
+        if offset + nbytes > size:
+            raise WireError("size_mismatch", f"column {name!r} of {nbytes} bytes at {offset} overruns the body "
+                            f"of {size} bytes")
+        array = np.frombuffer(body, dtype=dt, count=count, offset=offset)
         columns[name] = array if len(shape) == 1 else array.reshape(shape)
+        offset += nbytes + (-nbytes) % ALIGN
+    if offset != size:
+        raise WireError("size_mismatch", f"body of {size} bytes, the columns take {offset}")
     return Batch(header, columns)
 
 
@@ -319,23 +298,6 @@ def _require(batch: Batch, names: Iterable[str]) -> None:
     for name in names:
         if name not in batch.columns:
             raise WireError("missing_column", f"column {name!r} is missing")
-
-
-_VALID_BLOBS: set[bytes] = set()  # sha256 digests of blobs already found valid (never the blobs themselves)
-
-
-def check_blob(raw: bytes, name: str = "blob", max_bytes: int = Limits.max_blob_bytes) -> None:
-    """WireError unless ``raw`` is a valid blob (:func:`parse_blob`); remembered by the sha256 of a few valid
-    blobs (every events message of a run repeats its manifest)."""
-    if len(raw) > max_bytes:
-        raise WireError("limit_exceeded", f"{name} of {len(raw)} bytes exceeds {max_bytes}")
-    key = hashlib.sha256(raw).digest()
-    if key in _VALID_BLOBS:
-        return
-    parse_blob(raw, name, max_bytes)
-    if len(_VALID_BLOBS) >= 16:
-        _VALID_BLOBS.clear()
-    _VALID_BLOBS.add(key)
 
 
 def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
@@ -354,25 +316,19 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
     if int(counts.sum(dtype=np.uint64)) != n_jets:
         raise WireError("count_mismatch", f"per-event jet counts sum to {int(counts.sum())}, header says {n_jets}")
     n_flagged_jets = None
-    if batch.kind == KIND_SCORED:
+    floats: list[np.ndarray] = []  # the float columns, checked for finiteness together at the end
+    scored = batch.kind == KIND_SCORED
+    for key in HASH_FIELDS if scored else EVENTS_HASH_FIELDS:
+        if not is_sha256_hex(batch.header.get(key)):
+            raise WireError("bad_header", f"{batch.kind} header {key!r} is not a sha256 (64 lowercase hex digits)")
+    if scored:
         if "threshold" not in batch.header:
             raise WireError("bad_header", "scored message without a numeric threshold")
-        for key in HASH_FIELDS:
-            if not is_sha256_hex(batch.header.get(key)):
-                raise WireError("bad_header", f"scored header {key!r} is not a sha256 (64 lowercase hex digits)")
         _require(batch, [*SCORED_EVENT_COLUMNS, "jet_latent"])
         flag = batch.columns["flag"]
         if flag.shape == (n_events,):
             n_flagged_jets = int(counts[flag.astype(bool)].sum(dtype=np.uint64))
     for name, col in batch.columns.items():
-        if name in BLOB_COLUMNS:
-            if batch.kind == KIND_SCORED:
-                raise WireError("bad_column", f"scored message with blob {name!r}: scored messages name the cards "
-                                "and the manifest by sha256 (header), they carry no blobs")
-            if col.ndim != 1 or col.dtype.str != "|u1":
-                raise WireError("bad_column", f"blob {name!r} must be 1-D bytes")
-            check_blob(col.tobytes(), name, limits.max_blob_bytes)
-            continue
         if name in EVENT_ID_COLUMNS:
             continue
         if name in SCORED_EVENT_COLUMNS:
@@ -394,9 +350,22 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
             raise WireError("bad_column", f"unknown column {name!r}")
         if col.shape != want:
             raise WireError("count_mismatch", f"{name} has shape {col.shape}, expected {want}")
-        if col.dtype.kind == "f" and col.size and not np.isfinite(col).all():
-            raise WireError("non_finite", f"{name} holds NaN or inf")
+        if col.dtype.kind == "f" and col.size:
+            floats.append(col)
+    _check_finite(floats, batch)
     return batch
+
+
+def _check_finite(floats: list[np.ndarray], batch: Batch) -> None:
+    """WireError ``non_finite`` naming the first float column with a NaN or inf. All columns are checked in one
+    pass over their concatenation (one numpy call instead of two per column: 15-25 columns a message)."""
+    if not floats:
+        return
+    joined = floats[0] if len(floats) == 1 else np.concatenate([f.reshape(-1) for f in floats])
+    if np.isfinite(joined).all():
+        return
+    name = next(n for n, c in batch.columns.items() if c.dtype.kind == "f" and c.size and not np.isfinite(c).all())
+    raise WireError("non_finite", f"{name} holds NaN or inf")
 
 
 def parse_events(frames: Sequence[bytes | memoryview], limits: Limits = Limits()) -> Batch:

@@ -2,12 +2,11 @@
 ``recv_multipart``.
 
 pyzmq's convenience layer runs several Python calls per frame (type checks, keyword handling, one
-``getsockopt(RCVMORE)`` through attribute lookup per received frame). Wire messages carry one frame
-per column (15-25 frames), so that adds up to tens of microseconds per message. These helpers call the
-socket's compiled methods directly: ``zmq.Socket.recv`` and ``zmq.Socket.get`` are public and compiled already;
-the public ``zmq.Socket.send`` is a Python wrapper (DRAFT ``routing_id``/``group`` handling) around the compiled
-send, which only :func:`compiled_send` reaches. Frames are copied: every frame here is far below the size where
-pyzmq's zero-copy path pays off (it copies frames under 64 kB anyway).
+``getsockopt(RCVMORE)`` through attribute lookup per received frame). These helpers call the socket's
+compiled methods directly (wire messages are two frames, header and body): ``zmq.Socket.recv`` and
+``zmq.Socket.get`` are public and compiled already; the public ``zmq.Socket.send`` is a Python wrapper (DRAFT
+``routing_id``/``group`` handling) around the compiled send, which only :func:`compiled_send` reaches. Frames are
+copied: a body of tens to a few hundred kB copies in microseconds, less than pyzmq's zero-copy bookkeeping.
 """
 
 from __future__ import annotations
