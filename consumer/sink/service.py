@@ -1,28 +1,21 @@
 """The sink: PULL scored messages, validate, drop duplicates, write ROOT segments in group commits,
-acknowledge what each commit made durable. This module runs the loop; each job is a module of its own:
-recovery.py (start-up), validation.py, dedup.py, pending.py, open_segments.py, failed_commit.py,
-backpressure.py, the metrics in emulator/runtime/metrics.py.
+acknowledge what each commit made durable. This module runs the loop (receive, accept, commit, ack, report);
+each job is a module of its own (docs/design.md "Reliability model"):
 
-Reliability (docs/design.md "Reliability model"):
-
-* Every message is ``wire.decode`` + ``wire.validate``d (kind ``scored``), its compression model and
-  its anomaly model (the card that scored and flagged its events) checked against the recording's
-  (``wrong_model``), its blobs and its header ``threshold`` required. Bad messages are counted by
-  reason, quarantined under ``--quarantine`` (default OUT/quarantine) and never stop the sink.
-* One recording, one set of per-jet branches: whether it holds ``jet_error`` (optional on the wire for
-  events flagged by an event-level model) is set by how the sink is started (its anomaly model and
-  ``--jet-errors``, consumer/sink/expectations.py), never by a message; a resumed recording whose segments
-  differ refuses to start. A message that differs is rejected (``missing_column`` when the recording holds
-  jet_error and the message lacks it, ``bad_column`` the other way round), never mixed in silently.
-* Dedup by (run_id, seq): the seen set is rebuilt from the committed segments at start, so a
-  resend after a sink restart is discarded too. A duplicate of a committed batch is re-acked (its
-  first ack may have been lost) and counted as ``duplicate_seq`` / ``duplicates_discarded``.
-* Group commit every ``commit_events`` events or ``commit_ms`` ms: uproot extend, flush, fsync
-  (consumer/sink/segment_writer.py), THEN ``wire.encode_ack`` for every seq of the commit.
-* ``--max-bytes`` or a full disk (free space below the estimate, or ENOSPC) is backpressure: the
-  sink stops committing and acking, keeps what it holds in bounded memory, stops reading when
-  that is full (ZeroMQ high-water marks then push back to the encoders and the producer), sends
-  ``full`` acks, logs, sets ``aetrig_sink_full`` and reports the episodes. It retries every second.
+* recovery.py: at start, finish interrupted commits, set unreadable segments aside, rebuild the dedup index,
+  refuse a recording of another model or jet_error layout;
+* validation.py: ``wire.parse_scored``, typed columns, the cards and manifest the sink was started with
+  (expectations.py: ``wrong_model``, ``wrong_run``, ``missing_column``/``bad_column`` for jet_error); a bad
+  message is counted by reason and quarantined (``--quarantine``, default OUT/quarantine), never fatal;
+* dedup.py: (run_id, seq) already committed (re-acked: its first ack may have been lost) or pending, counted
+  as ``duplicate_seq`` / ``duplicates_discarded``;
+* pending.py and open_segments.py: group commit every ``commit_events`` events or ``commit_ms`` ms into the
+  run's open segment (segment_writer.py: uproot extend, journal, fsync), THEN ``wire.encode_ack`` for every
+  seq of the commit;
+* failed_commit.py: a commit that fails is retried batch by batch, the culprit rejected (``internal_error``);
+  a segment a failed write may have torn is never appended to again and gets an ``.entries`` mark;
+* backpressure.py: ``--max-bytes`` or a full disk holds commits and acks back (``full`` acks, the
+  ``aetrig_sink_full`` gauge, episodes in the report), retried every second;
 * SIGTERM/SIGINT: stop reading, take what is queued locally, commit, ack, close, report, exit 0.
 
 Report keys (``--report``): stage, recorded_events, recorded_jets, flagged_events,
