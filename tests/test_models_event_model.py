@@ -63,7 +63,8 @@ def test_onnx_torch_numpy_scores_agree_on_real_events(event_model: Path) -> None
 
     from models.runtime.event_features import event_features
     from models.runtime.event_scoring import run_event_scorer
-    from models.training.event_graphs import EventDecoderGraph, EventEncoderGraph, EventScorerGraph
+    from models.training.event_graphs import EventEncoderGraph, EventScorerGraph
+    from models.training.graphs import DecoderGraph
     from models.training.modeldir import load_checkpoint
 
     model = load_model_dir(event_model, level="event")
@@ -79,7 +80,7 @@ def test_onnx_torch_numpy_scores_agree_on_real_events(event_model: Path) -> None
         latent_t, reco_t, err_t = (t.numpy() for t in EventScorerGraph(net, norm, 4, model.variables,
                                                                          config["score_weights"], fill)(xt))
         enc_t = EventEncoderGraph(net, norm, 4, model.variables, fill)(xt).numpy()
-        dec_t = EventDecoderGraph(net, norm)(torch.from_numpy(enc_t)).numpy()
+        dec_t = DecoderGraph(net, norm)(torch.from_numpy(enc_t)).numpy()
         # numpy twin of the features, standardised in float64, through the torch network
         y = norm.forward(event_features(x, 4, model.variables, fill))
         out = net.decode(net.encode(torch.from_numpy(y.astype(np.float32)))).numpy().astype(np.float64)

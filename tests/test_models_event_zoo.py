@@ -29,7 +29,8 @@ def test_shipped_event_model_parity_and_card(name: str) -> None:
 
     from models.runtime.data import load_jets
     from models.runtime.event_features import padded_jets
-    from models.training.event_graphs import EventDecoderGraph, EventEncoderGraph, EventScorerGraph
+    from models.training.event_graphs import EventEncoderGraph, EventScorerGraph
+    from models.training.graphs import DecoderGraph
     from models.training.modeldir import load_checkpoint
 
     with pytest.raises(ModelError, match="event-level"):
@@ -49,7 +50,7 @@ def test_shipped_event_model_parity_and_card(name: str) -> None:
         ref = [t.numpy() for t in EventScorerGraph(net, norm, spec["slots"], model.variables,
                                                    config["score_weights"], config["empty_slot_fill"])(xt)]
         enc = EventEncoderGraph(net, norm, spec["slots"], model.variables, config["empty_slot_fill"])(xt).numpy()
-        dec = EventDecoderGraph(net, norm)(torch.from_numpy(enc)).numpy()
+        dec = DecoderGraph(net, norm)(torch.from_numpy(enc)).numpy()
     def run(path: Path, feed: dict) -> list[np.ndarray]:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feed)
     got = run(model.scorer_path, {"x": x})

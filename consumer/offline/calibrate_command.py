@@ -83,7 +83,7 @@ def load_background(inputs: Inputs) -> JetSample:
 
 def main(args: argparse.Namespace) -> int:
     from models.runtime.calibrate import calibrate
-    from models.runtime.card import ModelError, load_model_dir
+    from models.runtime.card import Level, ModelError, load_model_dir
     from models.runtime.data import DataError
     from producer.config import resolve_inputs
     from producer.inputs import open_inputs
@@ -117,7 +117,7 @@ def main(args: argparse.Namespace) -> int:
         except ModelError as exc:
             print(f"aetrig calibrate: {exc}", file=sys.stderr)
             return 2
-        flag = "--model" if model.level == "jet" else "--anomaly-model"
+        flag = "--model" if model.level == Level.JET else "--anomaly-model"
         pick = f"--fpr {args.fpr:g}" if args.fpr is not None else f"--accept-rate {args.accept_rate:g} --rate " \
                                                                   f"{args.input_rate:g}"
         print(f"threshold {threshold:.6g}: aetrig run {flag} {where} {pick}")

@@ -30,7 +30,7 @@ import numpy as np
 
 from emulator.runtime.defaults import ZOO
 from emulator.runtime.progress import Progress
-from models.runtime.card import ModelError, check_level
+from models.runtime.card import Level, ModelError, check_level
 from models.runtime.hashing import sha256_file
 from models.runtime.onnx_session import ort_session
 
@@ -65,7 +65,7 @@ def _require_jet_level(card: Mapping[str, Any], where: str | Path) -> None:
     """Refuse an event-level model: its decoder rebuilds an event vector, not the recorded jets."""
 
     try:
-        check_level(dict(card), "jet", where)
+        check_level(card, Level.JET, where)
     except ModelError as exc:
         raise DecodeError(str(exc)) from exc
 
@@ -163,7 +163,7 @@ def decode_recording(recording_dir: str | Path, out: str | Path, model_dir: str 
                 "decoder_sha256": actual, "recorded_decoder_sha256": recorded, "forced": actual != recorded,
                 "variables": variables, "latent_dim": latent_dim,
                 "anomaly_model": (rec.anomaly_card or {}).get("name"),
-                "anomaly_level": (rec.anomaly_card or {}).get("level", "jet"),
+                "anomaly_level": (rec.anomaly_card or {}).get("level", Level.JET),
                 "jet_error": "copied from the recording" if with_error else "not recorded"}
     manifests = {f"{run:016x}": m for run, m in rec.manifests.items()}
     tree = None

@@ -21,14 +21,15 @@ from emulator.runtime.plotting import file_metadata
 from emulator.runtime.tables import markdown_table, text_table
 from models.runtime import anomaly
 from models.runtime import trigger_menu as tm
+from models.runtime.card import Level
 from models.runtime.event_features import padded_jets
 from models.runtime.event_scoring import anomaly_score
 from models.runtime.onnx_session import ort_session
 
 #: what each kind of score set is, in words
 KINDS = {
-    "jet": "per-jet AE: event score = max per-jet error",
-    "event": "event AE: reconstruction error of the event vector",
+    Level.JET: "per-jet AE: event score = max per-jet error",
+    Level.EVENT: "event AE: reconstruction error of the event vector",
     "latent": "AXOL1TL-style: sum of squared latent coordinates of the event AE encoder, standardised with the "
               "background's mean and sigma (encoder.onnx only, no decoder)",
     "recording": "event_score recorded by the encoder service, joined to the inputs by (file_index, entry)",

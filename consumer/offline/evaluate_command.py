@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from emulator.runtime.stage_config import KeyValuesAction
+from models.runtime.card import LEVELS, Level
 
 EXAMPLES = """
 aetrig evaluate --out eval
@@ -131,17 +132,17 @@ def score_sets(models: list, background, signals, progress: bool = True) -> list
     from emulator.runtime.progress import Progress
 
     samples = [background, *signals.values()]
-    steps = sum(len(samples) * (2 if m.level == "event" else 1) for m in models)
+    steps = sum(len(samples) * (2 if m.level == Level.EVENT else 1) for m in models)
     sets = []
     with Progress(steps if progress else None, "evaluate: scoring", unit="samples") as bar:
         for m in models:
             per = {}
             for s in samples:
-                per[s.name] = scores(m, s)["event"]  # the model's anomaly score (score_transform applied once)
+                per[s.name] = scores(m, s)[Level.EVENT]  # the model's anomaly score (score_transform applied once)
                 bar.update(1, model=m.name, sample=s.name)
             note = "score = the card's score_transform (HT-conditional p-value)" if "score_transform" in m.card else ""
             sets.append(ScoreSet(m.name, m.level, m.name, per[background.name], {n: per[n] for n in signals}, note))
-            if m.level == "event":
+            if m.level == Level.EVENT:
                 sets.append(latent_set(m, background, signals))
                 bar.update(len(samples), model=f"{m.name} latent")
     return sets
@@ -186,7 +187,7 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, list[str]]:
     rec = _recording(args, background, signals)  # before the models run: a wrong recording fails fast
     sets = score_sets(models, background, signals)
     if rec is not None:
-        offline = {st.model: st for st in sets if st.kind in ("jet", "event")}
+        offline = {st.model: st for st in sets if st.kind in LEVELS}
         same = [m for m in models if m.name in offline
                 and card_identity(m.card) == card_identity({"name": rec.model, "files": rec.extra["card_files"]})]
         if same:

@@ -25,6 +25,7 @@ from consumer.offline.studies.common import (
     zoo_models,
 )
 from emulator.runtime.defaults import resolve_model
+from models.runtime.card import Level
 
 DEFAULT_SIGNALS = ("zprime", "darkshower", "ttbar")
 COMPRESSION_MODELS = ("AE_3D_200_ptetaphie", "AE_3D_200_mptphieta", "TLA_4D_leading")
@@ -117,7 +118,7 @@ def run_report(cfg: ReportConfig) -> dict[str, Any]:
     log(f"report: models {[Path(d).name for d in dirs]}")
     background = _load("qcd", cfg.background, cfg, cfg.max_events, log)
     results: dict[str, Any] = {"config": _config_dict(cfg, dirs), "studies": {}}
-    jet_dirs = [d for d in dirs if model_level(d) == "jet"]  # studies 1 and 2 reconstruct jets
+    jet_dirs = [d for d in dirs if model_level(d) == Level.JET]  # studies 1 and 2 reconstruct jets
     if (1 in cfg.studies or 2 in cfg.studies) and not jet_dirs:
         raise FileNotFoundError("studies 1 and 2 need at least one per-jet model; give --models DIR")
     if 1 in cfg.studies:
@@ -335,7 +336,7 @@ def section_anomaly(r: Mapping[str, Any], root: str) -> str:
             rows.append(
                 [
                     m,
-                    mr.get("level", "jet"),
+                    mr.get("level", Level.JET),
                     mr["latent_dim"],
                     s,
                     f"{row['auc_event']:.3f} ± {row['auc_event_err']:.3f}",
@@ -399,7 +400,7 @@ def section_anomaly(r: Mapping[str, Any], root: str) -> str:
         )
         for s, row in best["signals"].items():
             parts.append(
-                f"<h3>residuals on {html.escape(s)} {'events' if best.get('level') == 'event' else 'jets'} "
+                f"<h3>residuals on {html.escape(s)} {'events' if best.get('level') == Level.EVENT else 'jets'} "
                 f"({html.escape(rec['model'])})</h3>"
                 + table(RES_HEAD, residual_rows(row["signal_residuals"]))
             )

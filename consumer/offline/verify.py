@@ -41,6 +41,7 @@ from emulator.runtime.recording import (
     segment_paths,
     unfinished_commits,
 )
+from models.runtime.card import Level
 
 MAX_LISTED = 20
 
@@ -84,7 +85,7 @@ def check_segment(seg: Segment, arrays: ak.Array, problems: list[str]) -> None:
     k = seg.latent_dim
     coded = seg.layout.get("latent_codec", "none") != "none"
     card = seg.scoring_card or {}
-    per_jet = str(card.get("level", "jet")) == "jet"
+    per_jet = card.get("level", Level.JET) == Level.JET  # a recorded card, read as it is
     if not check_jet_error_layout(name, seg, fields, per_jet, problems):
         return
     wanted = [*EVENT_BRANCHES, *([THRESHOLD_BRANCH] if v2 else []), "njet", *([JET_ERROR] if seg.has_jet_error else []),

@@ -23,6 +23,7 @@ from typing import Any
 from emulator.runtime import wire
 from emulator.runtime.jet_errors import computes_jet_errors
 from emulator.runtime.recording import model_identity
+from models.runtime.card import Level, ModelError, model_level
 
 log = logging.getLogger("aetrig.sink")
 
@@ -47,8 +48,8 @@ class Card:
         return str(self.card.get("name"))
 
     @property
-    def level(self) -> str:
-        return str(self.card.get("level", "jet"))
+    def level(self) -> Level:
+        return model_level(self.card)
 
     @property
     def identity(self) -> tuple[str, str] | None:
@@ -66,6 +67,10 @@ def load_card(model: str | Path) -> Card:
         raise ValueError(f"{model}: no readable model card: {exc}") from exc
     if not isinstance(card, dict) or "name" not in card:
         raise ValueError(f"{path}: not a model card (no name)")
+    try:
+        model_level(card)
+    except ModelError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     return Card(json.dumps(card, sort_keys=True, separators=(",", ":")), card)
 
 
@@ -184,7 +189,7 @@ class Expectations:
     @property
     def layout_text(self) -> str:
         """Why the recording holds jet_error or not, in words."""
-        if self.anomaly.level != "event":
+        if self.anomaly.level != Level.EVENT:
             return f"per-jet scoring by {self.card.name!r} flags with it"
         return (f"event-level model {self.anomaly.name!r} with the sink's --jet-errors "
                 f"{'always' if self.jet_error else 'auto'}")

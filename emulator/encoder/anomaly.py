@@ -38,6 +38,7 @@ from emulator.encoder.threshold_policy import ThresholdPolicy
 from emulator.runtime import wire
 from emulator.runtime.defaults import default_anomaly_models
 from emulator.runtime.onnx_scorer import OnnxScorer
+from models.runtime.card import Level
 from models.runtime.domain import Domain, select
 from models.runtime.event_features import padded_jets
 from models.runtime.event_scoring import EventScore
@@ -59,9 +60,9 @@ def lacking_text(missing: Sequence[str], model_name: str) -> str:
     return f"stream lacks {', '.join(f'jet_{v}' for v in missing)} needed by {model_name}"
 
 
-def scoring_text(level: str, model_name: str) -> str:
+def scoring_text(level: Level, model_name: str) -> str:
     """What scores the events, in words: 'event-level model M' or 'per-jet max error of M'."""
-    return f"event-level model {model_name}" if level == "event" else f"{PER_JET} of {model_name}"
+    return f"event-level model {model_name}" if level == Level.EVENT else f"{PER_JET} of {model_name}"
 
 
 def first_fitting(candidates: Sequence[tuple[str, Sequence[str]]],
@@ -135,9 +136,9 @@ def predicted_scoring(setting: str | None, compression_name: str, stream: Sequen
     assert decision is not None  # the stream is known
     if decision.index is None:
         why = "--anomaly-model none" if kind == NONE else f"fallback: {decision.fallback}"
-        return {"model": compression_name, "scoring": f"{scoring_text('jet', compression_name)} ({why})"}
+        return {"model": compression_name, "scoring": f"{scoring_text(Level.JET, compression_name)} ({why})"}
     name = candidates[decision.index][0]
-    return {"model": name, "scoring": scoring_text("event", name) + (f" (fallback: {decision.fallback})"
+    return {"model": name, "scoring": scoring_text(Level.EVENT, name) + (f" (fallback: {decision.fallback})"
                                                                      if decision.fallback else ""),
             "path": str(paths[decision.index])}
 
@@ -147,7 +148,7 @@ class Scoring:
     """One way of scoring events: an event-level model, or the per-jet max error of the compression model."""
 
     model: Any  # models.runtime.card.ModelDir
-    level: str  # "event" or "jet"
+    level: Level
     policy: ThresholdPolicy
     scorer: OnnxScorer | None = None
     jets: int = 0
@@ -186,7 +187,7 @@ class Scoring:
         else:
             pt_eta, _ = stack_inputs(batches, ["pt", "eta"])
             pt, eta = pt_eta[:, 0], pt_eta[:, 1]
-        return self.domain.mask(pt, eta, counts, limit_jets=self.level == "jet")
+        return self.domain.mask(pt, eta, counts, limit_jets=self.level == Level.JET)
 
     @property
     def variables(self) -> list[str]:
@@ -214,11 +215,11 @@ def load_event_model(path: Path, config: EncoderConfig) -> Scoring:
     if not path.is_dir():
         raise ModelError(f"--anomaly-model {path}: model directory does not exist (give an event-level model "
                          f"directory, or '{NONE}' for the compression model's per-jet max error)")
-    if model_level(read_card(path)) != "event":
+    if model_level(read_card(path)) != Level.EVENT:
         raise ModelError(f"--anomaly-model {path}: {read_card(path)['name']!r} is a per-jet model; give an "
                          f"event-level model (card level 'event', e.g. models/zoo/EVT_AE_k1) or '{NONE}' for the "
                          "compression model's per-jet max error")
-    model = load_model_dir(path, verify=True, level="event")
+    model = load_model_dir(path, verify=True, level=Level.EVENT)
     for needed in ("pt", "eta"):
         if needed not in model.variables:
             raise ModelError(f"--anomaly-model {path}: event models take jet pt and eta; {model.name} has "
@@ -231,7 +232,7 @@ def load_event_model(path: Path, config: EncoderConfig) -> Scoring:
     scorer = OnnxScorer(model.scorer_path, model.latent_dim, threads=config.threads,
                         max_rows=config.inference_chunk_jets)
     policy = ThresholdPolicy(model, config.fpr, config.accept_rate, config.threshold)
-    return Scoring(model, "event", policy, scorer, int(model.card["event_input"]["jets"]), event_score,
+    return Scoring(model, Level.EVENT, policy, scorer, int(model.card["event_input"]["jets"]), event_score,
                    select_domain=not config.score_all_jets)
 
 
@@ -242,7 +243,7 @@ class AnomalyChoice:
         setting = config.anomaly_model
         self.setting = setting_kind(setting)
         self.per_jet = None if self.setting == "explicit" else Scoring(  # an explicit event model never falls back
-            compression, "jet", ThresholdPolicy(compression, config.fpr, config.accept_rate, config.threshold),
+            compression, Level.JET, ThresholdPolicy(compression, config.fpr, config.accept_rate, config.threshold),
             select_domain=not config.score_all_jets)
         self.fallback: str | None = None
         self.active: Scoring | None = None
@@ -293,7 +294,7 @@ class AnomalyChoice:
                 log.info("anomaly scoring: %s (the stream carries its variables%s), threshold %s, on %s",
                          self.active.description, f"; {self.fallback}" if self.fallback else "",
                          self.active.policy.source, self.active.domain_text)
-        if self.active.level == "event":
+        if self.active.level == Level.EVENT:
             require_variables(batch, self.active.variables, f"anomaly model {self.active.model.name!r}")
         return self.active
 

@@ -53,7 +53,7 @@ from emulator.runtime.rejections import Rejections
 from emulator.runtime.shutdown import StopFlag
 from emulator.runtime.stage_report import write_report
 from emulator.runtime.zmq_frames import recv_frames, send_frames
-from models.runtime.card import load_model_dir
+from models.runtime.card import Level, load_model_dir
 
 log = logging.getLogger("aetrig.encode")
 
@@ -198,8 +198,8 @@ class EncoderService:
         batches = [p.batch for p in pending]
         x, offsets = stack_inputs(batches, self.variables)
         scoring = self.anomaly.active  # chosen on the first accepted message, the same for every message after
-        by_event = scoring is not None and scoring.level == "event"
-        with_errors = computes_jet_errors(scoring.level if scoring is not None else "jet", self.config.jet_errors)
+        by_event = scoring is not None and scoring.level == Level.EVENT
+        with_errors = computes_jet_errors(scoring.level if scoring is not None else Level.JET, self.config.jet_errors)
         t0, c0 = time.perf_counter(), time.thread_time()
         try:
             latent, error = self.compress(x, with_errors)

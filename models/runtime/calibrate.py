@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from models.runtime.card import GRAPH_FILES, ModelError, load_model_dir, write_card
+from models.runtime.card import GRAPH_FILES, Level, ModelError, load_model_dir, write_card
 from models.runtime.data import JetSample
 from models.runtime.domain import Domain, select
 from models.runtime.evaluate import run_scorer
@@ -48,12 +48,12 @@ def calibrate(model_path: str | Path, sample: JetSample, threads: int = 1, out: 
         model.card) is None else ("on" if domain else "off (all jets scored)")}
     if domain is not None:
         column = {v: values[:, i] for i, v in enumerate(sample.variables)}
-        inside = domain.mask(column["pt"], column["eta"], counts, limit_jets=model.level == "jet")
+        inside = domain.mask(column["pt"], column["eta"], counts, limit_jets=model.level == Level.JET)
         info["jets_outside_domain"] = int((~inside).sum())
         values, counts = values[inside], select(inside, counts)
     card = dict(model.card)
     previous = {"version": card["version"], "sample": card.get("thresholds", {}).get("sample")}
-    if model.level == "event":
+    if model.level == Level.EVENT:
         columns = {v: values[:, i] for i, v in enumerate(sample.variables)}
         scores = event_anomaly_scores(model, columns, counts, threads)
         card["thresholds"] = event_threshold_table(np.asarray(scores, np.float64), counts, info,

@@ -6,17 +6,20 @@ A model directory holds ``encoder.onnx``, ``decoder.onnx``, ``scorer.onnx``, ``m
 ``ModelDir``. ``ModelDir.threshold`` turns a false-positive rate (or an accepted event rate at a
 given input rate) into a per-event error threshold using the card's ``per_event_curve``.
 
-A card's ``level`` says what the graphs take: ``jet`` (default; ``x`` [n_jets, n_vars], one error per
-jet) or ``event`` (``x`` [n_events, J, n_vars], the padded leading jets, one error per event; see
-models/runtime/event_features.py). Per-jet tools (the encoder service, calibrate, decode) load with the default
-``level="jet"`` and so refuse an event-level model with a clear error instead of feeding it jets.
+A card's ``level`` (:class:`Level`, what :func:`model_level` and ``ModelDir.level`` give) says what the graphs
+take: ``jet`` (default; ``x`` [n_jets, n_vars], one error per jet) or ``event`` (``x`` [n_events, J, n_vars], the
+padded leading jets, one error per event; see models/runtime/event_features.py). Per-jet tools (the encoder
+service, calibrate, decode) load with the default ``level=Level.JET`` and so refuse an event-level model with a
+clear error instead of feeding it jets.
 """
 
 from __future__ import annotations
 
+import enum
 import itertools
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,17 @@ from models.runtime.hashing import sha256_file
 CARD_NAME = "card.json"
 GRAPH_FILES = ("encoder.onnx", "decoder.onnx", "scorer.onnx")
 REQUIRED_KEYS = ("name", "version", "variables", "files", "normalisation", "architecture", "thresholds")
-LEVELS = ("jet", "event")
+
+
+class Level(enum.StrEnum):
+    """What one row of a model's input is, from its card's ``level``: a jet (one error per jet) or an event (the
+    event's padded leading jets, one score per event). A str, so it is the card's and the JSON's text as is."""
+
+    JET = "jet"
+    EVENT = "event"
+
+
+LEVELS = tuple(Level)
 
 
 class ModelError(Exception):
@@ -46,7 +59,7 @@ class ModelDir:
     encoder_path: Path
     decoder_path: Path
     name: str = field(default="")
-    level: str = field(default="jet")
+    level: Level = field(default=Level.JET)
 
     @property
     def version(self) -> int:
@@ -140,20 +153,22 @@ def verify_files(path: Path, card: dict[str, Any]) -> None:
                 "the file was changed after export — re-export the model or restore the file")
 
 
-def model_level(card: dict[str, Any]) -> str:
-    """``jet`` or ``event``: what one row of the model's input is (cards without ``level`` are per-jet)."""
-    level = str(card.get("level", "jet"))
-    if level not in LEVELS:
-        raise ModelError(f"model {card.get('name')!r}: unknown level {level!r} (known: {LEVELS})")
-    return level
+def model_level(card: Mapping[str, Any]) -> Level:
+    """What one row of the model's input is (cards without ``level`` are per-jet); ModelError for another."""
+    level = str(card.get("level", Level.JET))
+    try:
+        return Level(level)
+    except ValueError:
+        raise ModelError(f"model {card.get('name')!r}: unknown level {level!r} (known: "
+                         f"{', '.join(LEVELS)})") from None
 
 
-def check_level(card: dict[str, Any], wanted: str, path: str | Path = "") -> None:
+def check_level(card: Mapping[str, Any], wanted: Level, path: str | Path = "") -> None:
     """Raise ``ModelError`` unless the card's level is ``wanted`` (a per-jet tool must not feed an event model)."""
     level = model_level(card)
     if level == wanted:
         return
-    if level == "event":
+    if level == Level.EVENT:
         jets = card.get("event_input", {}).get("jets", "J")
         raise ModelError(
             f"{path or card.get('name')}: {card.get('name')!r} is an event-level model (input: the {jets} leading "
@@ -164,10 +179,10 @@ def check_level(card: dict[str, Any], wanted: str, path: str | Path = "") -> Non
                      f"this tool needs a {wanted}-level model")
 
 
-def load_model_dir(path: str | Path, verify: bool = True, level: str | None = "jet") -> ModelDir:
+def load_model_dir(path: str | Path, verify: bool = True, level: Level | None = Level.JET) -> ModelDir:
     """Load a model directory; with ``verify`` the sha256 of every listed file is checked.
 
-    ``level`` (``jet`` by default) is the kind of model the caller can use; ``None`` accepts any.
+    ``level`` (per-jet by default) is the kind of model the caller can use; ``None`` accepts any.
     """
     path = Path(path)
     if not path.is_dir():

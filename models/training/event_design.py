@@ -49,7 +49,7 @@ from emulator.runtime.stage_config import KeyValuesAction
 from emulator.runtime.tables import text_table
 from models.runtime import score_transform as st
 from models.runtime import trigger_menu as tm
-from models.runtime.card import ModelDir, load_model_dir, write_card
+from models.runtime.card import Level, ModelDir, load_model_dir, write_card
 from models.runtime.data import JetSample, load_jets, split_events
 from models.runtime.event_features import EVENT_VARIABLES, GLOBAL_FEATURES
 from models.runtime.event_scoring import score_flat_events
@@ -171,7 +171,7 @@ def reweighted_copy(model: ModelDir, out: Path, global_weight: float, train_file
     card["thresholds"] = event_threshold_table(error, {"files": train_file.files, "split": "test"})
     card["files"] = {name: sha256_file(out / name) for name in card["files"]}
     write_card(out, card)
-    return load_model_dir(out, level="event")
+    return load_model_dir(out, level=Level.EVENT)
 
 
 def judge_all(scores: Mapping[str, np.ndarray], samples: Mapping[str, Outputs], background: str,
@@ -207,7 +207,7 @@ def compare(args: argparse.Namespace) -> int:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.models:
-            source = load_model_dir(path, level="event")
+            source = load_model_dir(path, level=Level.EVENT)
             for g in args.global_weight:
                 model = source if g == 1 else reweighted_copy(source, Path(tmp) / f"{source.name}_g{g:g}", g,
                                                               train_file)
@@ -253,7 +253,7 @@ def generate_commands(paths: Sequence[str]) -> list[str]:
 def ship(args: argparse.Namespace) -> int:
     """Copy ``--model`` to ``--out`` with the score_transform block and thresholds of the transformed score."""
 
-    source = load_model_dir(args.model, level="event")
+    source = load_model_dir(args.model, level=Level.EVENT)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise SystemExit(f"{out} exists and is not empty")
@@ -298,7 +298,7 @@ def ship(args: argparse.Namespace) -> int:
                 f"(models/runtime/score_transform.py); n = background events above; reliable if n >= {MIN_TAIL}",
         "per_jet": [], "per_event": threshold_rows(score), "per_event_curve": dense_curve(score)}
     write_card(out, card)
-    load_model_dir(out, level="event")
+    load_model_dir(out, level=Level.EVENT)
     print(f"wrote {out}: " + ", ".join(f"FPR {r['fpr']:g} > {r['threshold']:.3f} (n={r['n']})"
                                       for r in card["thresholds"]["per_event"]))
     return 0

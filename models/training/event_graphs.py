@@ -10,7 +10,8 @@ standardises that vector with the training-set mean and standard deviation
   score. w_i = 1 / (variance of feature i's residual on background validation events), so each
   feature's error counts in units of its typical background error (a chi^2 per feature) and no
   feature dominates merely because the AE reconstructs it poorly on background too;
-- encoder: ``x`` -> ``latent``;  decoder: ``latent`` -> ``reconstruction`` (event vector).
+- encoder: ``x`` -> ``latent``;  decoder: ``latent`` -> ``reconstruction`` (event vector): the per-jet
+  models' ``models.training.graphs.DecoderGraph``, since it only undoes the standardisation.
 
 The torch modules are the reference; the files are written by :func:`export_event_graphs` as slim graphs
 (:func:`slim_event_graphs`, the same arithmetic in fewer, cheaper nodes, BatchNorm folded).
@@ -105,17 +106,6 @@ class EventEncoderGraph(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.encode(self.normalise(self.features(x)))
-
-
-class EventDecoderGraph(nn.Module):
-    """``latent`` -> ``reconstruction`` (event vector in its physical units)."""
-
-    def __init__(self, net: nn.Module, norm: Normalisation):
-        super().__init__()
-        self.net, self.denormalise = net, Denormalise(norm)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.denormalise(self.net.decode(z))
 
 
 def residual_weights(net: nn.Module, y: torch.Tensor, floor: float = 1e-6) -> list[float]:
@@ -316,7 +306,7 @@ def _model(g: _Graph, inputs: dict[str, list], outputs: dict[str, list]) -> Any:
 def slim_event_graphs(net: nn.Module, norm: Normalisation, n_jets: int, slots: int, variables: Sequence[str],
                       weights: Sequence[float] | None = None, fill: Any = None) -> dict[str, Any]:
     """{"scorer.onnx", "encoder.onnx", "decoder.onnx": ModelProto}: the functions of ``EventScorerGraph``,
-    ``EventEncoderGraph`` and ``EventDecoderGraph`` (batch axis N) as slim graphs."""
+    ``EventEncoderGraph`` and ``DecoderGraph`` (batch axis N) as slim graphs."""
     net = net.eval()
     n_feat, k, n_vars = len(norm.transforms), int(net.sizes[-1]), len(variables)
     fill_a = np.zeros((slots, len(slot_features(variables)))) if fill is None else np.asarray(fill, dtype=np.float64)
@@ -361,12 +351,12 @@ def export_event_graphs(net: nn.Module, norm: Normalisation, out_dir: str | Path
 def reexport(model_dir: str | Path) -> dict[str, str]:
     """Write the graphs of an event model directory again from its ``model.pt`` with :func:`export_event_graphs`
     and record their sha256 in its card (the network, score weights and fill are the checkpoint's)."""
-    from models.runtime.card import load_model_dir, read_card, write_card
+    from models.runtime.card import Level, load_model_dir, read_card, write_card
     from models.runtime.hashing import sha256_file
     from models.training.modeldir import load_checkpoint
 
     model_dir = Path(model_dir)
-    model = load_model_dir(model_dir, level="event")
+    model = load_model_dir(model_dir, level=Level.EVENT)
     net, norm, config = load_checkpoint(model_dir)
     spec = model.card["event_input"]
     paths = export_event_graphs(net, norm, model_dir, int(spec["jets"]), int(spec["slots"]), model.variables,
@@ -377,7 +367,7 @@ def reexport(model_dir: str | Path) -> dict[str, str]:
                                      "folded into the Gemms)",
                       "rewritten_by": f"python -m models.training.event_graphs {model_dir.as_posix()}"}
     write_card(model_dir, card)
-    load_model_dir(model_dir, level="event")
+    load_model_dir(model_dir, level=Level.EVENT)
     return {p.name: card["files"][p.name] for p in paths}
 
 

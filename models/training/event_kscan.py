@@ -35,7 +35,7 @@ import numpy as np
 from emulator.runtime.plotting import label
 from emulator.runtime.progress import Progress
 from models.runtime import anomaly
-from models.runtime.card import load_model_dir
+from models.runtime.card import Level, load_model_dir
 from models.runtime.data import load_jets
 from models.runtime.event_features import EVENT_VARIABLES, event_features, padded_jets
 from models.runtime.event_scoring import run_event_scorer
@@ -59,7 +59,7 @@ def _sample(paths: list[str]) -> Any:
 def evaluate(model_dir: Path, background: Any, signals: dict[str, Any], large: Any | None) -> dict[str, Any]:
     """Sensitivity and fidelity of one event-level model directory."""
 
-    model = load_model_dir(model_dir, level="event")
+    model = load_model_dir(model_dir, level=Level.EVENT)
     spec = model.card["event_input"]
 
     def score(sample: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                     else Path(args.zoo) / f"EVT_AE_k{k}"
                 if target.exists():
                     shutil.rmtree(target)
-                options = TrainOptions(input=list(args.input), out=str(target), level="event", latent=k,
+                options = TrainOptions(input=list(args.input), out=str(target), level=Level.EVENT, latent=k,
                                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
                                        threads=args.threads, max_events=args.max_events, name=f"EVT_AE_k{k}",
                                        progress=False)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from models.runtime.card import Level
 from models.runtime.domain import training_domain
 from models.runtime.event_features import (
     EVENT_VARIABLES,
@@ -35,7 +36,7 @@ from models.training.modeldir import CHECKPOINT, save_checkpoint, write_full_car
 from models.training.train import CHECKPOINT_NAME
 from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split, training_record
 
-LEVEL = "event"
+KIND = "event"  #: the event-level AE's architecture (models/training/architectures.py)
 
 
 def fidelity(names: list[str], f_in: np.ndarray, f_out: np.ndarray, y_in: np.ndarray,
@@ -83,8 +84,8 @@ def train_event_model(options: TrainOptions) -> dict[str, Any]:
     from models.training.architectures import build, describe
     from models.training.event_graphs import export_event_graphs, residual_weights
 
-    if options.level != LEVEL:
-        raise TrainError(f"train_event_model needs level={LEVEL!r}, got {options.level!r}")
+    if options.level != Level.EVENT:
+        raise TrainError(f"train_event_model needs level {Level.EVENT}, got {options.level}")
     variables = event_variables(options)
     d = TrainOptions
     ignored = [flag for flag, given in (("--arch", options.arch != d.arch), ("--norm", options.norm != d.norm),
@@ -106,15 +107,15 @@ def train_event_model(options: TrainOptions) -> dict[str, Any]:
     norm = fit_standard(names, feats["train"])
     y_train = norm.forward(feats["train"]).astype(np.float32)
     y_val = norm.forward(feats["val"]).astype(np.float32)
-    config = options.train_config(names, kind=LEVEL)
+    config = options.train_config(names, kind=KIND)
     torch.manual_seed(options.seed)
     out = Path(options.out)
-    net, state, wall = fit_network(build(LEVEL, len(names), options.latent), y_train, y_val, config, options)
+    net, state, wall = fit_network(build(KIND, len(names), options.latent), y_train, y_val, config, options)
     weights = residual_weights(net, torch.from_numpy(y_val))
     export_event_graphs(net, norm, out, options.jets, options.slots, variables, weights, fill)
-    save_checkpoint(out / CHECKPOINT, net, LEVEL, norm, {"level": LEVEL, "jets": options.jets, "slots": options.slots,
-                                                         "variables": variables, "score_weights": weights,
-                                                         "empty_slot_fill": fill.tolist()})
+    save_checkpoint(out / CHECKPOINT, net, KIND, norm, {"level": Level.EVENT.value, "jets": options.jets,
+                                                        "slots": options.slots, "variables": variables,
+                                                        "score_weights": weights, "empty_slot_fill": fill.tolist()})
     _, reco, error = run_event_scorer(out / "scorer.onnx", padded["test"], threads=options.threads)
     f_test = feats["test"]
     y_test, y_reco = norm.forward(f_test), norm.forward(reco.astype(np.float64))
@@ -123,7 +124,7 @@ def train_event_model(options: TrainOptions) -> dict[str, Any]:
         "normalised_mse_per_feature": dict(zip(names, np.mean((y_reco - y_test) ** 2, axis=0).tolist(), strict=True)),
         "fidelity": fidelity(names, f_test, reco.astype(np.float64), y_test, y_reco)}}
     card = {
-        "name": options.name or out.name, "version": 1, "level": LEVEL,
+        "name": options.name or out.name, "version": 1, "level": Level.EVENT,
         "event_input": {
             "shape": "[N, J, V] float32, GeV", "jets": options.jets, "slots": options.slots,
             "variables": [{"name": v, "unit": "GeV" if v in ("pt", "m") else ""} for v in variables],
@@ -136,7 +137,7 @@ def train_event_model(options: TrainOptions) -> dict[str, Any]:
                                    "events that have that jet; an empty slot takes these values",
             "helper": "models.runtime.event_features.padded_jets(values, counts, J)",
         },
-        "architecture": describe(LEVEL, net),
+        "architecture": describe(KIND, net),
         "score": {"definition": "error = mean_i w_i (out_i - y_i)^2, y = standardised event vector, "
                                 "w_i = 1 / variance of residual i on the background validation split",
                   "fitted_on": "validation split of the training data (background only)",

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from emulator.runtime.stage_config import KeyValuesAction
+from models.runtime.card import Level
 from models.training.event_train import train_event_model
 from models.training.train_options import (
     TrainError,
@@ -62,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = TrainOptions  # the defaults live on the options dataclass
     parser.add_argument("--input", nargs="+", required=True, help="ROOT file(s) of the input contract")
     parser.add_argument("--tree", default=d.tree, help=f"TTree name (default {d.tree})")
-    parser.add_argument("--level", choices=["jet", "event"], default=d.level,
+    parser.add_argument("--level", type=Level, choices=list(Level), default=d.level,
                         help="jet: one AE input per jet (default); event: the event-level AE on the leading jets "
                              "(--variables names its feature set: substructure, the default, pt,eta,phi,m,width,"
                              "tau21,tau32, or four-vector, pt,eta,phi,m; --arch, --norm and --loss-weights do not "
@@ -137,17 +138,17 @@ def train_model(options: TrainOptions) -> dict[str, Any]:
     """Train, export and evaluate one model into ``options.out``; returns its card (as written to card.json).
 
     ``options.rate_lambda`` trains a rate-distortion AE (models.training.rate_train.train_rate_model),
-    ``options.level == "event"`` the event-level AE (models.training.event_train.train_event_model).
+    ``options.level`` ``Level.EVENT`` the event-level AE (models.training.event_train.train_event_model).
     Raises TrainError with a clear message for bad data, options or checkpoints."""
     if options.rate_lambda is not None:
-        if options.level == "event":
+        if options.level == Level.EVENT:
             raise TrainError("--rate-lambda trains a per-jet model; it does not apply with --level event")
         if not options.rate_lambda >= 0:
             raise TrainError(f"--rate-lambda must be >= 0, got {options.rate_lambda}")
         from models.training.rate_train import train_rate_model
 
         return train_rate_model(options)
-    if options.level == "event":
+    if options.level == Level.EVENT:
         return train_event_model(options)
     import torch
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from models.runtime.card import Level
 from models.runtime.data import DataError, load_jets, split_events
 from models.training.train import Hyperparameters, TrainConfig, train
 
@@ -45,7 +46,7 @@ class TrainOptions(Hyperparameters):
     input: list[str]
     out: str
     tree: str = "events"
-    level: str = "jet"
+    level: Level = Level.JET
     jets: int = 6
     slots: int = 4
     variables: str = "pt,eta,phi,e"
@@ -78,7 +79,7 @@ class TrainOptions(Hyperparameters):
 
     def command_line(self) -> str:
         """The equivalent ``aetrig train`` command (stored in the card for provenance)."""
-        if self.level == "event":
+        if self.level == Level.EVENT:
             parts = ["aetrig train --level event", "--input", *self.input, "--jets", str(self.jets),
                      "--slots", str(self.slots)]
             if self.variables != TrainOptions.variables:  # the event models' feature set
@@ -89,12 +90,12 @@ class TrainOptions(Hyperparameters):
                      self.arch]
         if self.latent is not None:
             parts += ["--latent", str(self.latent)]
-        if self.level != "event":
+        if self.level != Level.EVENT:
             parts += ["--norm", self.norm]
         parts += ["--epochs", str(self.epochs), "--batch-size", str(self.batch_size), "--lr", str(self.lr),
                   "--schedule", self.schedule, "--patience", str(self.patience), "--seed", str(self.seed),
                   "--split", self.split, "--threads", str(self.threads)]
-        if self.loss_weights and self.level != "event":
+        if self.loss_weights and self.level != Level.EVENT:
             parts += ["--loss-weights", *(f"{k}={v}" for k, v in self.loss_weights.items())]
         if self.weight_decay:
             parts += ["--weight-decay", str(self.weight_decay)]

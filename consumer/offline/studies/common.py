@@ -14,7 +14,7 @@ import numpy as np
 
 from emulator.runtime.atomic import write_json_atomic
 from emulator.runtime.defaults import SAMPLES_DIR, ZOO
-from models.runtime.card import load_model_dir, read_card
+from models.runtime.card import Level, load_model_dir, read_card
 from models.runtime.card import model_level as level_of
 from models.runtime.evaluate import run_scorer
 from models.runtime.residuals import residual_stats, residuals
@@ -145,14 +145,14 @@ def zoo_models(names: Sequence[str] | None = None) -> list[Path]:
     return dirs
 
 
-def load_model(path: str | Path, level: str | None = "jet"):  # -> models.runtime.card.ModelDir
+def load_model(path: str | Path, level: Level | None = Level.JET):  # -> models.runtime.card.ModelDir
     """A verified model directory; ``level`` jet (default) refuses event-level models, None accepts any."""
 
     return load_model_dir(path, verify=True, level=level)
 
 
-def model_level(path: str | Path) -> str:
-    """``jet`` or ``event`` from a model directory's card (without verifying its files)."""
+def model_level(path: str | Path) -> Level:
+    """The level of a model directory's card (without verifying its files)."""
 
     return level_of(read_card(path))
 

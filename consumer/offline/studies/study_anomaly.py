@@ -28,6 +28,7 @@ from consumer.offline.studies.common import Sample, load_model, residual_table, 
 from emulator.runtime import plotting
 from emulator.runtime.progress import Progress
 from models.runtime import anomaly, trigger_menu
+from models.runtime.card import Level
 from models.runtime.event_features import event_features, padded_jets
 from models.runtime.event_scoring import run_event_scorer
 
@@ -39,12 +40,14 @@ INPUT_RATE_HZ = 100e3
 
 
 def scores(model, sample: Sample) -> dict[str, Any]:
-    """Per-jet (None for event models) and per-event scores, with the inputs and reconstructions."""
-    if model.level == "event":
+    """Per-jet (``Level.JET``, None for event models) and per-event (``Level.EVENT``) scores, with the inputs
+    (``x``) and reconstructions (``reco``)."""
+    if model.level == Level.EVENT:
         return event_model_scores(model, sample)
     x = sample.take(model.variables)
     _, reco, err = run_model(model, x)
-    return {"x": x, "reco": reco, "jet": err.astype(np.float64), "event": anomaly.event_scores(err, sample.counts)}
+    return {"x": x, "reco": reco, Level.JET: err.astype(np.float64),
+            Level.EVENT: anomaly.event_scores(err, sample.counts)}
 
 
 def event_model_scores(model, sample: Sample) -> dict[str, Any]:
@@ -57,19 +60,19 @@ def event_model_scores(model, sample: Sample) -> dict[str, Any]:
     fill = spec.get("empty_slot_fill")
     return {"x": event_features(x, int(spec["slots"]), model.variables, None if fill is None else np.asarray(fill)),
             "reco": reco.astype(np.float64),
-            "jet": None, "event": model_score(model, sample, err).astype(np.float64)}
+            Level.JET: None, Level.EVENT: model_score(model, sample, err).astype(np.float64)}
 
 
 def residual_names(model) -> list[str]:
     """What a model reconstructs: its jet variables, or the event vector's features."""
-    return list(model.card["event_input"]["features"]) if model.level == "event" else list(model.variables)
+    return list(model.card["event_input"]["features"]) if model.level == Level.EVENT else list(model.variables)
 
 
 def reconstruction_table(model, x: np.ndarray, reco: np.ndarray) -> dict[str, Any]:
     """Residual statistics of the reconstruction; event models add ``ht`` (relative, from log10(HT + 1))."""
     names = residual_names(model)
     table = residual_table(names, x, reco)
-    if model.level == "event" and "log_ht" in names:
+    if model.level == Level.EVENT and "log_ht" in names:
         from models.runtime.residuals import residual_summary
 
         i = names.index("log_ht")
@@ -81,7 +84,7 @@ def reconstruction_table(model, x: np.ndarray, reco: np.ndarray) -> dict[str, An
 
 def fidelity_width(model, table: Mapping[str, Any]) -> dict[str, Any]:
     """The residual width on the trade-off plot: pt (per-jet AEs) or HT (event AEs) core half-width."""
-    var = "ht" if model.level == "event" else "pt"
+    var = "ht" if model.level == Level.EVENT else "pt"
     return {"variable": var, "core_half_width": table.get(var, {}).get("core_half_width", float("nan"))}
 
 
@@ -92,7 +95,7 @@ def evaluate_model(model, background: Sample, signals: Mapping[str, Sample], lar
     arrays: dict[str, Any] = {"background": b, "signals": {}}
     arch = model.card.get("architecture", {})
     family = (f"event AE, {model.card['event_input']['jets']} jets, {len(residual_names(model))} features"
-              if model.level == "event" else f"{arch.get('kind', 'ae')} on {len(model.variables)} variables")
+              if model.level == Level.EVENT else f"{arch.get('kind', 'ae')} on {len(model.variables)} variables")
     table = reconstruction_table(model, b["x"], b["reco"])
     res: dict[str, Any] = {"latent_dim": model.latent_dim, "variables": model.variables, "level": model.level,
                            "residual_variables": residual_names(model), "family": family,
@@ -104,34 +107,34 @@ def evaluate_model(model, background: Sample, signals: Mapping[str, Sample], lar
         sg = scores(model, s)
         arrays["signals"][name] = sg
         row: dict[str, Any] = {}
-        for level in ("event", "jet"):
+        for level in (Level.EVENT, Level.JET):
             if b[level] is None:  # event-level models have no per-jet score
                 row[f"auc_{level}"], row[f"auc_{level}_err"] = float("nan"), float("nan")
                 continue
             a = anomaly.auc(b[level], sg[level])
             row[f"auc_{level}"] = a
             row[f"auc_{level}_err"] = anomaly.auc_uncertainty(a, len(b[level]), len(sg[level]))
-        row["tpr"] = {f"{f:g}": anomaly.tpr_at_fpr(b["event"], sg["event"], f) for f in FPRS}
+        row["tpr"] = {f"{f:g}": anomaly.tpr_at_fpr(b[Level.EVENT], sg[Level.EVENT], f) for f in FPRS}
         if lb is not None:
-            row["tpr_large_background"] = {f"{f:g}": anomaly.tpr_at_fpr(lb["event"], sg["event"], f)
+            row["tpr_large_background"] = {f"{f:g}": anomaly.tpr_at_fpr(lb[Level.EVENT], sg[Level.EVENT], f)
                                            for f in LARGE_FPRS}
-            row["auc_event_large_background"] = anomaly.auc(lb["event"], sg["event"])
-        row["auc_vs_leading_pt"] = anomaly.binned_auc(b["event"], sg["event"], background.leading_pt(),
+            row["auc_event_large_background"] = anomaly.auc(lb[Level.EVENT], sg[Level.EVENT])
+        row["auc_vs_leading_pt"] = anomaly.binned_auc(b[Level.EVENT], sg[Level.EVENT], background.leading_pt(),
                                                       s.leading_pt(), list(pt_edges))
-        row["auc_vs_ht"] = anomaly.binned_auc(b["event"], sg["event"], ht_b, s.ht(), list(HT_EDGES))
+        row["auc_vs_ht"] = anomaly.binned_auc(b[Level.EVENT], sg[Level.EVENT], ht_b, s.ht(), list(HT_EDGES))
         row["signal_residuals"] = reconstruction_table(model, sg["x"], sg["reco"])
         row["n_events"] = s.n_events
         res["signals"][name] = row
     # flag rate against threshold on the background, with signal efficiencies
-    grid = np.quantile(b["event"][b["event"] > 0], 1 - np.logspace(-4, -0.05, 60)) if (b["event"] > 0).any() \
-        else np.array([0.0])
+    positive = b[Level.EVENT][b[Level.EVENT] > 0]
+    grid = np.quantile(positive, 1 - np.logspace(-4, -0.05, 60)) if positive.size else np.array([0.0])
     grid = np.unique(grid)
-    curve = anomaly.flag_rate_curve(b["event"], grid, INPUT_RATE_HZ)
+    curve = anomaly.flag_rate_curve(b[Level.EVENT], grid, INPUT_RATE_HZ)
     res["flag_rate"] = {"threshold": curve["threshold"], "flag_fraction": curve["flag_fraction"],
                         "accept_rate_hz_at_100khz": curve["accept_rate_hz"],
-                        "signal_efficiency": {n: anomaly.flag_rate_curve(sg["event"], grid)["flag_fraction"]
+                        "signal_efficiency": {n: anomaly.flag_rate_curve(sg[Level.EVENT], grid)["flag_fraction"]
                                               for n, sg in arrays["signals"].items()}}
-    res["accept_rate_table"] = [{"fpr": f, "threshold": anomaly.threshold_at_fpr(b["event"], f),
+    res["accept_rate_table"] = [{"fpr": f, "threshold": anomaly.threshold_at_fpr(b[Level.EVENT], f),
                                  "accept_rate_hz_at_100khz": f * INPUT_RATE_HZ} for f in FPRS]
     if lb is not None:
         res["large_background"] = {"files": large.files, "n_events": large.n_events}
@@ -236,9 +239,9 @@ def trigger_comparison(models: Mapping[str, Any], arrays: Mapping[str, Any], bac
     for name, model in models.items():
         a = arrays[name]
         b = a["large"] if "large" in a else a["background"]
-        sets.append(evaluate.ScoreSet(name, model.level, name, b["event"],
-                                      {n: s["event"] for n, s in a["signals"].items()}))
-        if model.level == "event":
+        sets.append(evaluate.ScoreSet(name, model.level, name, b[Level.EVENT],
+                                      {n: s[Level.EVENT] for n, s in a["signals"].items()}))
+        if model.level == Level.EVENT:
             sets.append(evaluate.latent_set(model, background, signals))
     selection = trigger_menu.JetSelection()
     inputs = evaluate.menu_inputs(sets, background, signals, selection)
@@ -277,21 +280,21 @@ def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compressio
     models = results["models"]
     signal_names = list(next(iter(models.values()))["signals"])
     a = arrays[best]
-    for level in ("jet", "event"):
+    for level in (Level.JET, Level.EVENT):
         if a["background"][level] is None:
             continue
         samples = {"QCD background": a["background"][level]}
         samples.update({n: s[level] for n, s in a["signals"].items()})
         samples = {k: np.maximum(v, 1e-9) for k, v in samples.items()}
         figs += plotting.histograms(samples, out_dir, f"s3_error_{level}_{best}",
-                                    "per-jet error" if level == "jet" else "event score"
-                                    + (" (event AE error)" if models[best].get("level") == "event"
+                                    "per-jet error" if level == Level.JET else "event score"
+                                    + (" (event AE error)" if models[best].get("level") == Level.EVENT
                                        else " (max jet error)"),
                                     logx=True, extra=best, origin=origin)
     for sig in signal_names:
         series = []
         for name, m_arr in arrays.items():
-            roc = anomaly.roc_curve(m_arr["background"]["event"], m_arr["signals"][sig]["event"])
+            roc = anomaly.roc_curve(m_arr["background"][Level.EVENT], m_arr["signals"][sig][Level.EVENT])
             keep = roc["fpr"] > 0
             series.append({"x": roc["fpr"][keep], "y": roc["tpr"][keep],
                            "label": f"{name} (AUC {models[name]['signals'][sig]['auc_event']:.3f})"})
@@ -339,7 +342,7 @@ def plots(results: dict[str, Any], arrays: dict[str, Any], best: str, compressio
                                                      m_arr["background"]["reco"][:, i])}
         samples.update({n: residual_values(var, s["x"][:, i], s["reco"][:, i]) for n, s in m_arr["signals"].items()})
         width = max(plotting.core_half_width(v) for v in samples.values())
-        what = f"jet {var}" if models[name].get("level", "jet") == "jet" else f"event {var}"
+        what = f"jet {var}" if models[name].get("level", Level.JET) == Level.JET else f"event {var}"
         figs += plotting.histograms(samples, out_dir, f"s3_residual_{var}_signals_{name}",
                                     f"{what} residual ({'relative' if var in ('pt', 'e', 'm') else 'absolute'})",
                                     span=(-5 * width, 5 * width), extra=name, origin=origin)
@@ -433,7 +436,7 @@ def conclusion(results: Mapping[str, Any]) -> str:
         fid = r.get("fidelity", {})
         width = fid.get("core_half_width")
         label = "HT" if fid.get("variable") == "ht" else "pt"
-        parts.append(f"{name} ({r.get('level', 'jet')}-level, k={r['latent_dim']}"
+        parts.append(f"{name} ({r.get('level', Level.JET)}-level, k={r['latent_dim']}"
                      + (f", {label} width {width:.3g}" if width is not None and width == width else "")
                      + "): " + "; ".join(bits) + ".")
     if rec.get("model"):
@@ -442,7 +445,7 @@ def conclusion(results: Mapping[str, Any]) -> str:
         verdict = ("meets the goal of per-event AUC >= 0.95 for both" if rec["meets_goal"] else
                    "does NOT reach the goal of per-event AUC >= 0.95 for both; it is the closest of the evaluated "
                    "models")
-        parts.append(f"Recommended anomaly model: {rec['model']} ({best.get('level', 'jet')}-level, k="
+        parts.append(f"Recommended anomaly model: {rec['model']} ({best.get('level', Level.JET)}-level, k="
                      f"{best['latent_dim']}; largest worst-case AUC: {aucs}); it {verdict}. It was picked among the "
                      "evaluated models by this AUC on the signal samples themselves.")
         parts.append("AUC in leading-jet pT bins: " + "; ".join(
@@ -468,18 +471,18 @@ def conclusion(results: Mapping[str, Any]) -> str:
         else:
             parts.append("For comparison, the leading-jet pT alone gives AUC " + ", ".join(
                 f"{s} {b['auc_event']:.3f}" for s, b in results.get("baseline_leading_pt", {}).items()) + ".")
-        fams: dict[str, list[str]] = {}
+        fams: dict[Level, list[str]] = {}
         for n, r in models.items():
-            fams.setdefault(r.get("level", "jet"), []).append(n)
+            fams.setdefault(Level(r.get("level", Level.JET)), []).append(n)
         for level, names in fams.items():
             worst = {n: min(models[n]["signals"][s]["auc_event"] for s in rec["signals"]) for n in names}
             ranked = sorted(names, key=lambda n: models[n]["latent_dim"])
-            var = "HT" if level == "event" else "pt"
+            var = "HT" if level == Level.EVENT else "pt"
             parts.append(f"{level}-level models, worst-case AUC ({var} residual core half-width) against k: "
                          + ", ".join(f"{n} k={models[n]['latent_dim']}: {worst[n]:.3f} "
                                      f"({models[n].get('fidelity', {}).get('core_half_width', float('nan')):.3g})"
                                      for n in ranked) + ".")
-        if best.get("level") == "event":
+        if best.get("level") == Level.EVENT:
             parts.append("The event-level model was designed with these signal samples in view: its event features, "
                          "its residual-weighted score and the filling of empty jet slots were settled while comparing "
                          "prototypes by their AUC on these same zprime and darkshower samples (training used QCD "
