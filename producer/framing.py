@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emulator.runtime import wire
+
 EPS = 1e-9  # seconds: arrivals this close to the delay limit still join the batch (float rounding)
 
 
@@ -94,5 +96,5 @@ def message_columns(block: EventBlock, first_event_id: int) -> dict[str, np.ndar
         "event_number": block.event_number.astype("<u8", copy=False),
     }
     for var, values in block.jets.items():
-        cols["jet_" + var] = values
+        cols[wire.jet_column(var)] = values
     return cols

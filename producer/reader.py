@@ -31,7 +31,7 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from emulator.runtime.wire import Limits
+from emulator.runtime.wire import Limits, jet_column, jet_column_variable
 from producer import jet_screen, kinematics
 from producer.formats import EVENT_NUMBER
 from producer.jet_screen import InputCounts
@@ -40,7 +40,6 @@ from producer.kinematics import CARTESIAN, CYLINDRICAL
 #: Variables that carry energy units (energies, momenta, masses); only these are scaled MeV -> GeV.
 ENERGY_VARIABLES = frozenset({"pt", "m", "e", "et", "px", "py", "pz"})
 MEV_TO_GEV = 1e-3
-JET_PREFIX = "jet_"
 #: The four-vector the default variable list is completed to when the input holds one.
 FOUR_VECTOR = ("pt", "eta", "phi", "m", "e")
 #: uproot class names of what the reader can read, and what error messages call them.
@@ -72,7 +71,7 @@ class ReaderSpec:
 
     def branch(self, var: str) -> str:
         """The branch that holds variable ``var`` (``jet_<var>`` unless mapped)."""
-        default = EVENT_NUMBER if var == EVENT_NUMBER else JET_PREFIX + var
+        default = EVENT_NUMBER if var == EVENT_NUMBER else jet_column(var)
         return self.branch_map.get(var, default)
 
 
@@ -215,11 +214,6 @@ def plan_read(variables: Sequence[str], names: set[str], spec: ReaderSpec) -> Re
     return ReadPlan(tuple(read), derived, derive_e, no_event)
 
 
-def needs_derived_e(variables: Sequence[str], branch_names: set[str], spec: ReaderSpec) -> bool:
-    """Whether e must be computed: it is requested and either --derive-e is set or its branch is absent."""
-    return plan_read(variables, branch_names, spec).derive_e
-
-
 def _check_branches(path: Path, spec: ReaderSpec, names: set[str], variables: Sequence[str],
                     plan: ReadPlan) -> None:
     """ReaderError naming the file, tree, first missing branch and the close branches present."""
@@ -246,7 +240,7 @@ def default_variables(keys: Sequence[str], names: set[str], spec: ReaderSpec) ->
     """The variables sent without --columns: mapped ones, then jet_* branches, completed to pt, eta, phi, m, e
     when the file holds a whole four-vector, either (pt, eta, phi, m) or (px, py, pz, e)."""
     mapped = [v for v in spec.branch_map if v != EVENT_NUMBER]
-    found = [k[len(JET_PREFIX):] for k in keys if k.startswith(JET_PREFIX)]
+    found = [v for k in keys if (v := jet_column_variable(k))]
     variables = mapped + [v for v in found if v not in mapped and spec.branch(v) in names]
     if any(all(spec.branch(v) in names for v in four) for four in (CYLINDRICAL, CARTESIAN)):
         variables += [v for v in FOUR_VECTOR if v not in variables]

@@ -10,12 +10,17 @@ from pathlib import Path
 
 import yaml
 
-from emulator.ops.dashboard import RATE, panel_queries
+from emulator.ops.dashboard import PANELS, RATE
 from emulator.ops.prometheus_local import query
 
 #: what Grafana's $__rate_interval becomes for a 1 s scrape interval and a short time range
 RATE_WINDOW = "10s"
 KEDA_FILE = Path(__file__).resolve().parent.parent / "deploy/k8s/keda-scaledobject.yaml"
+
+
+def panel_queries() -> list[tuple[str, str]]:
+    """(panel title, PromQL) for every query of every panel."""
+    return [(panel.title, query.expr) for panel in PANELS for query in panel.queries]
 
 
 def keda_queries() -> list[tuple[str, str]]:

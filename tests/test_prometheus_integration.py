@@ -22,12 +22,18 @@ import pytest
 from dashboard_queries import RATE_WINDOW, unanswered_queries
 from waiting import wait_until
 
-from emulator.ops.prometheus_local import INSTALL_HINT, find_prometheus, query, wait_for_targets
+from emulator.ops.prometheus_local import INSTALL_HINT, find_prometheus, query, targets_health
 
 RUN_SECONDS = 20
 RATE_HZ = 2000
 PROMETHEUS_LINE = re.compile(r"Prometheus on (http://127\.0\.0\.1:\d+)")
 AETRIG = Path(sys.executable).with_name("aetrig")
+
+
+def wait_for_targets(url: str, names: list[str] | tuple[str, ...], timeout: float = 20.0) -> None:
+    """Wait until every named target has been scraped successfully (Prometheus discovers targets ~5 s late)."""
+    wait_until(lambda: all(targets_health(url).get(name) == "up" for name in names), timeout, interval=0.5,
+               what=lambda: f"targets {list(names)} up: {targets_health(url)}")
 
 
 def _reader(stream, lines: queue.Queue) -> None:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from producer_testdata import make_ntuple
-from waiting import wait_until
+from waiting import pid_alive, wait_until
 
 from emulator.run.live_status import scrape, value
 from emulator.run.restarts import Supervisor, backoff_s, describe_exit, instance_report_path, with_report
-from emulator.run.stage_process import StageProcess, pid_alive
+from emulator.run.stage_process import StageProcess
 from emulator.run.summary import combine_sink_reports, merge
 from emulator.runtime.command_config import option_strings
 

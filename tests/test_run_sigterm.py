@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 from producer_testdata import make_ntuple
-from waiting import wait_until
+from waiting import pid_alive, wait_until
 
 from emulator.run.cpu_plan import available_cpus, plan_cpus
 from emulator.run.live_status import scrape, value
-from emulator.run.stage_process import pid_alive
 
 
 def _run(tmp_path: Path, *extra: str) -> subprocess.Popen:

@@ -1,7 +1,9 @@
-"""One way for tests to wait: poll a condition until a deadline, instead of sleeping a guessed time."""
+"""One way for tests to wait: poll a condition until a deadline, instead of sleeping a guessed time; and whether a
+process is still there."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -23,3 +25,14 @@ def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.1
             described = what() if callable(what) else what or repr(predicate)
             raise AssertionError(f"timed out after {timeout:g} s waiting for {described}")
         time.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (also one of another user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

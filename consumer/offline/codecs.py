@@ -55,11 +55,6 @@ def precompress(values: np.ndarray, scheme: str) -> np.ndarray:
     raise ValueError(f"unknown pre-compression scheme {scheme!r}")
 
 
-def relative_error_bound(n_bits: int, mode: str = "round") -> float:
-    """Upper bound of |x' - x| / |x| for normal float32 x after ``reduce_mantissa``."""
-    return 2.0 ** -(n_bits + 1) if mode == "round" else 2.0 ** -n_bits
-
-
 # ----------------------------------------------------------------------------- lossless codecs
 
 

@@ -101,7 +101,7 @@ def event_messages(sample: JetSample, variables: list[str], events_per_message: 
             "file_index": np.zeros(events_per_message, np.uint32),
             "entry": np.arange(first, first + events_per_message, dtype=np.uint64),
             "event_number": sample.event_number[ev],
-            **{f"jet_{v}": sample.columns[v][j0:j1] for v in variables},
+            **{wire.jet_column(v): sample.columns[v][j0:j1] for v in variables},
         }
         frames = wire.encode(wire.KIND_EVENTS, run_id, 0, cols, t_send=0.0, rate_hz=0.0,
                              manifest_sha256=manifest_sha256)

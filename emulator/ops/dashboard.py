@@ -111,11 +111,6 @@ PANELS: tuple[Panel, ...] = (
 )
 
 
-def panel_queries() -> list[tuple[str, str]]:
-    """(panel title, PromQL) for every query of every panel."""
-    return [(panel.title, query.expr) for panel in PANELS for query in panel.queries]
-
-
 def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict:
     datasource = {"type": "prometheus", "uid": DATASOURCE_UID}
     return {

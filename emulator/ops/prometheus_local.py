@@ -126,15 +126,3 @@ def targets_health(url: str, timeout: float = 5.0) -> dict[str, str]:
     with urllib.request.urlopen(f"{url.rstrip('/')}/api/v1/targets", timeout=timeout) as response:
         body = json.load(response)
     return {t["labels"].get("instance", t["scrapeUrl"]): t["health"] for t in body["data"]["activeTargets"]}
-
-
-def wait_for_targets(url: str, names: list[str] | tuple[str, ...], timeout: float = 20.0) -> dict[str, str]:
-    """Wait until every named target has been scraped successfully (Prometheus discovers targets ~5 s late)."""
-    deadline = time.monotonic() + timeout
-    health: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        health = targets_health(url)
-        if all(health.get(name) == "up" for name in names):
-            return health
-        time.sleep(0.5)
-    raise TimeoutError(f"targets not all up after {timeout:.0f} s: {health} (wanted {list(names)})")

@@ -137,13 +137,3 @@ def terminate_all(stages: list[StageProcess], timeout: float = 10.0) -> None:
     for stage in stages:
         stop_child(stage.proc, max(0.0, deadline - time.monotonic()), signalled=True)
         stage.close_log()
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -67,6 +67,11 @@ ALLOWED_DTYPES = frozenset({"<f2", "<f4", "<f8", "|u1", "<u4", "<u8", "<i4", "<i
 EVENT_ID_COLUMNS = {"n_jets": "<u4", "event_id": "<u8", "file_index": "<u4", "entry": "<u8",
                     "event_number": "<u8"}
 SCORED_EVENT_COLUMNS = {"event_score": "<f4", "flag": "|u1"}
+#: A per-jet variable ``var`` travels as the column ``jet_<var>`` (as in the input ntuples), its raw copy for a
+#: flagged event as ``raw_jet_<var>``; :func:`jet_column` and :func:`jet_column_variable` are the one spelling.
+JET_PREFIX = "jet_"
+#: the per-jet columns that are not variables of the input
+JET_RESULT_COLUMNS = frozenset({"jet_latent", "jet_error"})
 #: the header fields that name, by sha256 (64 lowercase hex digits), the compression model's card, the card of the
 #: model that scored and flagged the events, and the run manifest: every message names its manifest, a scored
 #: message also the cards (the sink is told the cards and manifests to expect; none travels in a message)
@@ -150,10 +155,19 @@ class Batch:
     def n_jets(self) -> int:
         return self.header["n_jets"]
 
-    def jet_variables(self, prefix: str = "jet_") -> list[str]:
-        """Names (without prefix) of the float per-jet variable columns, in message order."""
-        skip = {"jet_latent", "jet_error"}
-        return [n[len(prefix):] for n in self.columns if n.startswith(prefix) and n not in skip]
+    def jet_variables(self) -> list[str]:
+        """The per-jet variables of the message's ``jet_<var>`` columns, in message order."""
+        return [v for n in self.columns if n not in JET_RESULT_COLUMNS and (v := jet_column_variable(n))]
+
+
+def jet_column(var: str) -> str:
+    """The column (and input-ntuple branch) of per-jet variable ``var``: ``jet_<var>``."""
+    return JET_PREFIX + var
+
+
+def jet_column_variable(name: str) -> str | None:
+    """The variable a ``jet_<var>`` column or branch holds, or None for any other name."""
+    return name[len(JET_PREFIX):] if name.startswith(JET_PREFIX) else None
 
 
 def is_finite_number(value: Any) -> bool:

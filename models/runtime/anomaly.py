@@ -158,9 +158,3 @@ def flag_rate_curve(background: np.ndarray, thresholds: np.ndarray, input_rate_h
         s = np.sort(np.asarray(signal, dtype=np.float64))
         out["signal_efficiency"] = 1.0 - np.searchsorted(s, t, side="right") / s.size
     return out
-
-
-def gaussian_auc(mu_b: float, sigma_b: float, mu_s: float, sigma_s: float) -> float:
-    """Analytic AUC of two Gaussians: Phi((mu_s - mu_b) / sqrt(sigma_b^2 + sigma_s^2))."""
-    z = (mu_s - mu_b) / math.sqrt(sigma_b**2 + sigma_s**2)
-    return 0.5 * (1 + math.erf(z / math.sqrt(2)))

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from emulator.runtime import wire
 from emulator.runtime.wire import Batch
 
 #: events per message of the study's stream (``aetrig run``'s producer framing)
@@ -61,7 +62,7 @@ def _batches(x_all: np.ndarray, counts: np.ndarray, variables: Sequence[str], la
         columns: dict[str, np.ndarray] = {"n_jets": counts[lo:hi].astype(np.uint32), "event_id": ids,
                                           "file_index": np.zeros(hi - lo, np.uint32), "entry": ids,
                                           "event_number": ids}
-        columns.update({f"jet_{v}": x_all[jl:jh, i] for i, v in enumerate(variables)})
+        columns.update({wire.jet_column(v): x_all[jl:jh, i] for i, v in enumerate(variables)})
         header = {"kind": "events", "run_id": RUN_ID, "seq": seq, "n_events": hi - lo, "n_jets": jh - jl,
                   "threshold": float(np.float32(threshold))}
         events = Batch(header, columns)
