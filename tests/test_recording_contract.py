@@ -144,13 +144,38 @@ def sink_segments(out: Path, card: dict, event_level: bool, **options: object) -
         recording.unlock_recording(sink.lock_fd)
 
 
-def old_format_segment(path: Path, card: dict, version: str, entropy_model: str = "") -> Path:
-    """A format 1 or 2 segment as the old writers wrote it (tests of old readers write them so); format 2 with
-    ``entropy_model``: ANS-coded latents (they came in under format 2)."""
+@dataclass(frozen=True)
+class OldLayout:
+    """A layout an older format was written in: rate-trained card (ANS latents), jet_error, storage, score bits."""
+
+    name: str
+    rate: bool
+    jet_error: bool
+    storage: str
+    score_bits: int
+
+
+#: the layouts older formats are written in (format 1: the first only; it predates optional jet_error and ANS)
+OLD_LAYOUTS = [OldLayout("float32 latents, jet_error", False, True, "float32", 23),
+               OldLayout("float16 latents, no jet_error", False, False, "float16", 3),
+               OldLayout("ANS latents, jet_error", True, True, "float32", 23),
+               OldLayout("ANS latents, no jet_error", True, False, "float32", 3),
+               OldLayout("ANS latents, no jet_error, 23-bit scores", True, False, "float32", 23)]
+
+
+def old_format_segment(path: Path, card: dict, version: str, old: OldLayout) -> Path:
+    """A segment of an older readable format, written as its writer did (SegmentWriter's ``format_version``;
+    formats 1 and 2 store every column as it is, later ones compact)."""
     rng = np.random.default_rng(3)
     batches = [wire.validate(wire.decode(scored_frames(RUN, s, rng.integers(0, 5, 20), rng, card,
                                                        first_event_id=20 * s, threshold=2.0))) for s in range(2)]
-    layout = batch_layout(batches[0], "float32", "ans" if entropy_model else "none", entropy_model, compact=False)
+    if not old.jet_error:
+        for batch in batches:
+            del batch.columns["jet_error"]
+    entropy = lc.entropy_model_text(card, []) if old.rate else ""
+    compact = version not in (recording.FORMAT_VERSION_1, recording.FORMAT_VERSION_2)
+    layout = batch_layout(batches[0], old.storage, "ans" if old.rate else "none", entropy, old.score_bits,
+                          compact=compact)
     writer = SegmentWriter(path, **segment_texts(card, RUN), layout=layout, format_version=version)
     chunk = chunk_from_batches(batches, layout)
     if version == recording.FORMAT_VERSION_1:
@@ -191,11 +216,13 @@ def written(tmp_path_factory: pytest.TempPathFactory, card: dict,
     """Layout name -> [(format version, names)] of every segment written, the sink's and the old formats'."""
     out = {name: [written_names(p) for p in recording.segment_paths(rec)] for name, rec in sink_recordings.items()}
     rated = rate_card(card)
-    for version, entropy in ((recording.FORMAT_VERSION_1, ""), (recording.FORMAT_VERSION_2, ""),
-                             (recording.FORMAT_VERSION_2, lc.entropy_model_text(rated, []))):
-        path = tmp_path_factory.mktemp("old") / "segments" / recording.segment_name(RUN, 0)
-        out[f"{version}{' ANS latents' if entropy else ''}"] = [
-            written_names(old_format_segment(path, rated if entropy else card, version, entropy))]
+    for version in recording.READABLE_VERSIONS:
+        if version == recording.FORMAT_VERSION:
+            continue  # the sink's, above
+        for old in OLD_LAYOUTS[:1] if version == recording.FORMAT_VERSION_1 else OLD_LAYOUTS:
+            path = tmp_path_factory.mktemp("old") / "segments" / recording.segment_name(RUN, 0)
+            out[f"{version}, {old.name}"] = [written_names(old_format_segment(path, rated if old.rate else card,
+                                                                              version, old))]
     return out
 
 
