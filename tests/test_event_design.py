@@ -72,6 +72,10 @@ def test_ship_writes_the_transform_and_its_thresholds(trained: Path, tmp_path: P
         assert int((score > row["threshold"]).sum()) <= row["n"]
         assert int((score >= row["threshold"]).sum()) >= row["n"] + 1
     assert json.loads((out / "card.json").read_text())["name"] == "shipped"
+    rebuild = card["source"]["rebuild"]  # the training's data and command, then the ship step's
+    assert rebuild["commands"] == [load_model_dir(trained, level="event").card["training"]["command"],
+                                   card["source"]["command"]]
+    assert len(rebuild["data"]) == 2 and all(c.startswith("aetrig generate --process ") for c in rebuild["data"])
     with pytest.raises(SystemExit, match="not empty"):
         ed.main(["ship", "--model", str(trained), "--train-background", str(QCD), "--calibrate", str(QCD),
                  "--out", str(out)])

@@ -123,6 +123,10 @@ def test_quantize_command_writes_a_loadable_int8_model(tmp_path: Path, capsys: p
     assert card["quantization"]["calibration_sample"]["n_events"] == 1500
     assert card["thresholds"]["sample"]["n_events"] == 3000
     assert card["quantization"]["channel_equalisation"] == {"alpha": 1.0, "pairs": 4}
+    parent = load_model_dir(FP32).card["source"]["rebuild"]  # the float32 model's steps, then this one
+    assert card["source"]["rebuild"]["commands"][:-1] == parent["commands"]
+    assert card["source"]["rebuild"]["commands"][-1].startswith("aetrig quantize")
+    assert set(parent["data"]) <= set(card["source"]["rebuild"]["data"])
     import onnx
 
     graph = onnx.load(str(model.scorer_path)).graph

@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "producer" / "samples" / "qcd.root"
 PRETRAINED = REPO / "models" / "pretrained" / "4D_TLA_leading.pth"  # shipped with the package
 N_EVENTS = 1500
+#: how producer/samples/qcd.root was made (producer/samples/README.md; the file's metadata says so too)
+QCD_GENERATE = "aetrig generate --process qcd --events 20000 --seed 101 --jobs 2 --out producer/samples/qcd.root"
 
 
 def _train(out: Path, *extra: str) -> int:
@@ -56,6 +58,9 @@ def test_train_decreases_loss_is_deterministic_and_exports(tmp_path: Path) -> No
     stats = card_a["metrics"]["test_split"]["all_jets"]
     assert set(stats) == {"pt", "eta", "phi", "e"} and stats["pt"]["kind"] == "relative"
     assert "aetrig train --input" in card_a["training"]["command"]
+    # source.rebuild: the bundled sample's generate command (its metadata) and the training command
+    assert card_a["source"]["rebuild"]["data"] == [QCD_GENERATE]
+    assert card_a["source"]["rebuild"]["commands"] == [card_a["training"]["command"]]
     split = card_a["training"]["data"]["split"]
     assert split["train"]["events"] + split["val"]["events"] + split["test"]["events"] == N_EVENTS
     assert card_a["thresholds"]["sample"]["n_events"] == split["test"]["events"]

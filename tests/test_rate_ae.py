@@ -72,6 +72,8 @@ def test_short_training_writes_a_coded_model_dir(tmp_path: Path) -> None:
     assert card["training"]["command"].startswith("aetrig train --rate-lambda 0.0001 --input ")
     assert card["training"]["rate"]["lambda"] == 1e-4
     check_aetrig(card["training"]["command"].split()[1:], "the card's training command")  # it parses
+    assert card["source"]["rebuild"]["commands"] == [card["training"]["command"]]
+    assert len(card["source"]["rebuild"]["data"]) == 2  # qcd.root (training and measured) and ttbar.root (measured)
     assert json.loads((out / "card.json").read_text())["bits_per_jet"] == card["bits_per_jet"] > 0
     assert card["metrics"]["samples"]["qcd.root"]["round_trip_exact"]
     x = load_jets([SAMPLE], model.variables, max_events=300).values.astype(np.float32)

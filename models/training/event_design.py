@@ -57,6 +57,7 @@ from models.runtime.hashing import sha256_file
 from models.runtime.thresholds import MIN_TAIL, dense_curve, threshold_rows
 from models.training.event_train import event_threshold_table
 from models.training.modeldir import CHECKPOINT, load_checkpoint, save_checkpoint
+from models.training.rebuild import parent_rebuild, rebuild_block
 
 DESIGN_FPRS = (1e-2, 1e-3, 1e-4)
 
@@ -234,22 +235,6 @@ def compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def generate_commands(paths: Sequence[str]) -> list[str]:
-    """The `aetrig generate` command of each generated file (its metadata ``command_line``; bundled samples and
-    files without metadata are named as they are)."""
-    import uproot
-
-    commands = []
-    for path in paths:
-        with uproot.open(path) as f:
-            try:
-                line = json.loads(str(f["metadata"]))["command_line"] if "metadata" in f else None
-            except (ValueError, KeyError):
-                line = None
-        commands.append(line or f"(no generator metadata: {path})")
-    return list(dict.fromkeys(commands))
-
-
 def ship(args: argparse.Namespace) -> int:
     """Copy ``--model`` to ``--out`` with the score_transform block and thresholds of the transformed score."""
 
@@ -284,11 +269,10 @@ def ship(args: argparse.Namespace) -> int:
         card["source"]["design_rule"] = ("global weight and combo chosen on these signals only (design background: "
                                          "the training file's val + test splits and producer/samples/qcd.root); "
                                          "results are to be reported on signals generated afterwards")
-    signal_files = list(args.design_signal.values())
-    card["source"]["rebuild"] = {
-        "what": "the aetrig commands that rebuild this directory: its data, then the training, then this ship step",
-        "data": generate_commands([args.train_background, *args.calibrate, *signal_files]),
-        "commands": [source.card["training"]["command"], card["source"]["command"]]}
+    card["source"]["rebuild"] = rebuild_block(
+        "the aetrig commands that rebuild this directory: its data, then the training, then this ship step",
+        [args.train_background, *args.calibrate, *args.design_signal.values()], [card["source"]["command"]],
+        parent_rebuild(source.card) or {"commands": [source.card["training"]["command"]]})
     card["score_transform"] = block
     card["score"]["anomaly_score"] = ("score_transform.score(card, error, latent, HT) of the scorer's outputs and the "
                                       "event HT; the thresholds are on that score")

@@ -33,6 +33,7 @@ from models.runtime.normalisation import fit_standard
 from models.runtime.residuals import core_half_width, residual_summary
 from models.runtime.thresholds import MIN_TAIL, dense_curve, threshold_rows
 from models.training.modeldir import CHECKPOINT, save_checkpoint, write_full_card
+from models.training.rebuild import TRAINED, rebuild_block
 from models.training.train import CHECKPOINT_NAME
 from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split, training_record
 
@@ -147,7 +148,7 @@ def train_event_model(options: TrainOptions) -> dict[str, Any]:
         "metrics": metrics,
         "thresholds": event_threshold_table(error, {"files": sample.files, "split": "test"}),
         "domain": training_domain(options.input, sample.values[:, 0], sample.values[:, 1], options.jets),
-        "source": None,
+        "source": {"rebuild": rebuild_block(TRAINED, options.input, [options.command_line()])},
     }
     full = write_full_card(out, norm, card, variables=variables)
     if not options.keep_checkpoint:

@@ -28,6 +28,7 @@ from models.runtime.hashing import sha256_file
 from models.runtime.onnx_session import ort_session
 from models.runtime.residuals import residual_stats
 from models.runtime.thresholds import threshold_table
+from models.training.rebuild import parent_rebuild, rebuild_block
 
 PRECISION = "int8"
 METHODS = ("minmax", "percentile", "entropy")
@@ -307,7 +308,11 @@ def quantize_model(model_path: str | Path, out: str | Path, calibration: list[st
                     "int8_vs_float32": agreement(fp32, int8)},
         "thresholds": threshold_table(int8[2], bkg.counts, {"files": bkg.files}),
         "source": {"model": source.name, "version": source.version, "path": str(model_path),
-                   "files": source.card["files"]},
+                   "files": source.card["files"],
+                   **({"rebuild": rebuild_block(
+                       "the aetrig commands that rebuild this directory: the float32 model's data and commands, "
+                       "then this quantisation", [*calibration, *background], [command],
+                       parent_rebuild(source.card))} if command else {})},
         "precision": PRECISION,
         "quantization": {**done, "command": command,
                          "tool": "aetrig quantize (models/training/quantize.py), "

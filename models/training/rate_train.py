@@ -31,6 +31,7 @@ from models.runtime.rate_metrics import measure
 from models.runtime.residuals import residual_stats
 from models.runtime.thresholds import threshold_table
 from models.training.modeldir import export_model_files, write_full_card
+from models.training.rebuild import rebuild_block
 from models.training.train import CHECKPOINT_NAME
 from models.training.train_command import parse_variables, parse_weights
 from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split
@@ -95,7 +96,10 @@ def train_rate_model(options: TrainOptions, components: int = 4,
         "metrics": {"test_split": {"n_jets": len(test.values), "loss_mse_normalised": float(np.mean(error)),
                                    "all_jets": _stats(variables, test.values, reco)}},
         "thresholds": threshold_table(error, test.counts, {"files": sample.files, "split": "test"}),
-        "source": None,
+        "source": {"rebuild": rebuild_block(
+            "the aetrig commands that rebuild this directory: its training data and the samples its bits per jet "
+            "are measured on (metrics.samples), then the rate-distortion training",
+            [*options.input, *eval_samples], [options.command_line()])},
     }
     full = write_full_card(out, norm, card)
     full["files"][lc.ENTROPY_MODEL_NAME] = sha256_file(out / lc.ENTROPY_MODEL_NAME)

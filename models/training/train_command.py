@@ -159,6 +159,7 @@ def train_model(options: TrainOptions) -> dict[str, Any]:
     from models.runtime.thresholds import threshold_table
     from models.training.architectures import build, describe
     from models.training.modeldir import export_model_files, write_full_card
+    from models.training.rebuild import TRAINED, rebuild_block
     from models.training.train import CHECKPOINT_NAME
 
     variables = parse_variables(options.variables)
@@ -204,7 +205,7 @@ def train_model(options: TrainOptions) -> dict[str, Any]:
         "thresholds": threshold_table(error, test.counts, {"files": sample.files, "split": "test"}),
         "domain": training_domain(options.input, *(sample.values[:, variables.index(v)] if v in variables else
                                                    np.zeros(0) for v in ("pt", "eta")), None),
-        "source": None,
+        "source": {"rebuild": rebuild_block(TRAINED, options.input, [options.command_line()])},
     }
     full = write_full_card(out, norm, card)
     if not options.keep_checkpoint:
