@@ -4,7 +4,9 @@ deterministic, resume continues exactly, splits never overlap, calibration bumps
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -98,7 +100,8 @@ def test_train_reports_missing_branch(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 @pytest.mark.torch
-def test_import_pretrained_and_calibrate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_pretrained_and_calibrate(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from models.training.pretrained_command import DEFAULT_PRETRAINED
 
     assert DEFAULT_PRETRAINED == PRETRAINED and PRETRAINED.is_file(), "the default is the shipped file"
@@ -109,13 +112,21 @@ def test_import_pretrained_and_calibrate(tmp_path: Path, capsys: pytest.CaptureF
     model = load_model_dir(out)
     assert model.variables == ["m", "pt", "phi", "eta"] and model.latent_dim == 3
     assert model.card["source"]["sha256"] == "f28cb56a5c39de34f4204bce9baa65cff8f2228d4d401e9e08dc9227d0b50249"
+    assert model.card["source"]["rebuild"]["data"] == [QCD_GENERATE]
+    imported = f"aetrig import-pretrained --out {out} --background {SAMPLE}"
+    assert model.card["source"]["rebuild"]["commands"] == [imported]
     lead = model.card["metrics"]["background"]["leading_jets"]["pt"]["core_half_width"]
     every = model.card["metrics"]["background"]["all_jets"]["pt"]["core_half_width"]
     assert 0.02 < lead < 0.5 and every > lead
     # calibrate on a part of the background: new version, new table, files still verified
-    assert cli.main(["calibrate", "--model", str(out), "--background", str(SAMPLE),
-                     "--out", str(tmp_path / "cal")]) == 0
+    argv = ["calibrate", "--model", str(out), "--background", str(SAMPLE), "--out", str(tmp_path / "cal")]
+    monkeypatch.setattr(sys, "argv", ["aetrig", *argv])  # as typed: the card's source.rebuild gets the step
+    assert cli.main(argv) == 0
     cal = load_model_dir(tmp_path / "cal").card
+    assert cal["source"]["rebuild"]["commands"] == [*model.card["source"]["rebuild"]["commands"],
+                                                    shlex.join(["aetrig", *argv])]
+    assert cal["source"]["rebuild"]["data"] == [QCD_GENERATE]
+    assert cal["source"]["sha256"] == model.card["source"]["sha256"]
     assert cal["version"] == model.card["version"] + 1
     assert cal["thresholds"]["sample"]["n_events"] == model.card["thresholds"]["sample"]["n_events"]
     assert cal["calibration_history"][0]["version"] == 1

@@ -85,6 +85,7 @@ def main(args: argparse.Namespace) -> int:
     from models.runtime.calibrate import calibrate
     from models.runtime.card import Level, ModelError, load_model_dir
     from models.runtime.data import DataError
+    from models.runtime.rebuild import add_step, typed_command
     from producer.config import resolve_inputs
     from producer.inputs import open_inputs
 
@@ -100,6 +101,9 @@ def main(args: argparse.Namespace) -> int:
         sample = load_background(inputs)
         card = calibrate(args.model, sample, threads=args.threads, out=args.out,
                          select_domain=not args.score_all_jets)
+        if (command := typed_command("calibrate", sys.argv)) is not None:  # the card's source.rebuild gets the step
+            card = add_step(args.out or args.model, "the aetrig commands that rebuild this directory, the last "
+                            "recalibrating its thresholds", inputs.files, command)
     except (ModelError, DataError, FileExistsError, ValueError, OSError) as exc:
         print(f"aetrig calibrate: {exc}", file=sys.stderr)
         return 2

@@ -54,10 +54,10 @@ from models.runtime.data import JetSample, load_jets, split_events
 from models.runtime.event_features import EVENT_VARIABLES, GLOBAL_FEATURES
 from models.runtime.event_scoring import score_flat_events
 from models.runtime.hashing import sha256_file
+from models.runtime.rebuild import parent_rebuild, rebuild_block
 from models.runtime.thresholds import MIN_TAIL, dense_curve, threshold_rows
 from models.training.event_train import event_threshold_table
 from models.training.modeldir import CHECKPOINT, load_checkpoint, save_checkpoint
-from models.training.rebuild import parent_rebuild, rebuild_block
 
 DESIGN_FPRS = (1e-2, 1e-3, 1e-4)
 

@@ -30,10 +30,10 @@ from models.runtime.event_features import (
 )
 from models.runtime.event_scoring import run_event_scorer
 from models.runtime.normalisation import fit_standard
+from models.runtime.rebuild import TRAINED, rebuild_block
 from models.runtime.residuals import core_half_width, residual_summary
 from models.runtime.thresholds import MIN_TAIL, dense_curve, threshold_rows
 from models.training.modeldir import CHECKPOINT, save_checkpoint, write_full_card
-from models.training.rebuild import TRAINED, rebuild_block
 from models.training.train import CHECKPOINT_NAME
 from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split, training_record
 

@@ -59,6 +59,7 @@ def main(args: argparse.Namespace) -> int:
     from models.runtime.card import ModelError, load_model_dir
     from models.runtime.data import DataError, load_jets
     from models.runtime.normalisation import tla_normalisation
+    from models.runtime.rebuild import rebuild_block
     from models.runtime.residuals import format_stats
     from models.runtime.thresholds import threshold_table
     from models.training.modeldir import export_model_files, write_full_card
@@ -93,7 +94,10 @@ def main(args: argparse.Namespace) -> int:
                      "command": command_line(args)},
         "metrics": {"background": metrics},
         "thresholds": threshold_table(errors, sample.counts, {"files": sample.files}),
-        "source": source_entry(weights),
+        "source": {**source_entry(weights), "rebuild": rebuild_block(
+            "the aetrig commands that rebuild this directory: the background its residuals and thresholds are "
+            "measured on, then the import of the published weights",
+            backgrounds, [command_line(args) + ("" if args.out else f" --out {DEFAULT_OUT}")])},
     }
     write_full_card(out, norm, card)
     load_model_dir(out)  # re-read and verify what was written

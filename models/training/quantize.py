@@ -26,9 +26,9 @@ from models.runtime.data import load_jets
 from models.runtime.evaluate import run_scorer
 from models.runtime.hashing import sha256_file
 from models.runtime.onnx_session import ort_session
+from models.runtime.rebuild import parent_rebuild, rebuild_block
 from models.runtime.residuals import residual_stats
 from models.runtime.thresholds import threshold_table
-from models.training.rebuild import parent_rebuild, rebuild_block
 
 PRECISION = "int8"
 METHODS = ("minmax", "percentile", "entropy")

@@ -28,10 +28,10 @@ from models.runtime.evaluate import run_scorer
 from models.runtime.hashing import sha256_file
 from models.runtime.normalisation import fit
 from models.runtime.rate_metrics import measure
+from models.runtime.rebuild import rebuild_block
 from models.runtime.residuals import residual_stats
 from models.runtime.thresholds import threshold_table
 from models.training.modeldir import export_model_files, write_full_card
-from models.training.rebuild import rebuild_block
 from models.training.train import CHECKPOINT_NAME
 from models.training.train_command import parse_variables, parse_weights
 from models.training.train_options import TrainError, TrainOptions, fit_network, load_and_split

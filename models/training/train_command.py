@@ -155,11 +155,11 @@ def train_model(options: TrainOptions) -> dict[str, Any]:
     from models.runtime.domain import training_domain
     from models.runtime.evaluate import run_scorer
     from models.runtime.normalisation import fit
+    from models.runtime.rebuild import TRAINED, rebuild_block
     from models.runtime.residuals import format_stats, residual_stats
     from models.runtime.thresholds import threshold_table
     from models.training.architectures import build, describe
     from models.training.modeldir import export_model_files, write_full_card
-    from models.training.rebuild import TRAINED, rebuild_block
     from models.training.train import CHECKPOINT_NAME
 
     variables = parse_variables(options.variables)
