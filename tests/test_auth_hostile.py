@@ -16,9 +16,9 @@ Asserted: the rogue gets nothing (or, with the encoder key, nothing it can ackno
 counted (producer report ``auth_refused``, sink log), 90 connections held open by rogues leave the
 producer's and the sink's fd count and RSS where they were, no stage's pid changes, produced = recorded
 with nothing lost or recorded twice, exit code 0, and (without the keys) the genuine batches committed
-from the start of the attack on were acknowledged within 2 s (:class:`AckWatch`). The run is bounded (10 kHz,
-messages closed after 20 ms, so about 50 messages/s) to leave room on a loaded 2-core machine; the 2 s is
-the issue's bound and the producer's resend timeout, not loosened.
+from the start of the attack on were acknowledged within 2 s (:class:`AckWatch`). The run is bounded (4 kHz,
+messages closed after 50 ms, so 20 messages/s) to leave room on a loaded 2-core machine; the 2 s is the
+issue's bound and the producer's resend timeout, not loosened.
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ RUN_ID = 0xA77AC4
 ATTACK_S = 3.0
 ACK_WITHIN_S = 2.0  # "genuine batches are acknowledged within 2 s" (issue 23); a bucket bound of the histogram
 ACK_QUANTILE = 0.99
-RUN_FLAGS = ("--rate", "10000", "--max-delay-ms", "20")  # bounded: about 50 messages/s, 500 events each
+#: bounded, for a loaded 2-core machine: 20 messages/s of 200 events; at load 10-12 one encoder fell behind
+#: 10 kHz (the window full, batches waiting 0.6 s p50 for the encoder, 2.3 s at most, flood or not)
+RUN_FLAGS = ("--rate", "4000", "--max-delay-ms", "50")
 
 
 class AckWatch:
@@ -101,7 +103,8 @@ class AckWatch:
         assert total > 0, "no genuine event was committed during the attack"
         print(f"acknowledged within {seconds:g} s: {within:.0f} of {total:.0f} events committed during the attack")
         assert within >= quantile * total, (f"only {within:.0f} of {total:.0f} genuine events committed within "
-                                            f"{seconds:g} s of their first send", cumulative)
+                                            f"{seconds:g} s of their first send",
+                                            {bound: n for bound, n in cumulative.items() if bound >= 0.1})
         return within / total
 
 

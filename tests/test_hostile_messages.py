@@ -7,11 +7,12 @@ from the run directory, as a stolen Secret would give them):
 - to the producer, as the sink: malformed acknowledgements (no run id, a string run id, seqs that are not
   integers, garbage, several frames).
 
-Asserted: every hostile message is a counted rejection (or, for the flood of the run's zero-event
-messages, an accepted empty batch), no stage's pid changes, produced = recorded with nothing lost or
+Asserted: every hostile message is a counted rejection (the flood's messages of the run too: they carry a
+per-jet jet_error column, which a recording flagged by the default event-level model holds none of, so they are
+``bad_column``), no stage's pid changes, produced = recorded with nothing lost or
 twice, the genuine batches committed from the first hostile message to the end of the run (the flood included)
 were acknowledged within 2 s of their first send, 99 % of their events at least (test_auth_hostile.AckWatch: the
-sink's per-event commit latency histogram, read from its /metrics; bounded run: 10 kHz, 20 ms messages), the
+sink's per-event commit latency histogram, read from its /metrics; bounded run: 4 kHz, 50 ms messages), the
 sink's and the producer's fd count and RSS stay bounded (sampled every 0.25 s through the flood).
 """
 
@@ -166,6 +167,7 @@ def test_hostile_messages_from_holders_of_the_keys_cost_nothing(tmp_path: Path) 
         assert sink["rejected"].get(reason, 0) >= n, (reason, sink["rejected"])
     assert counts["flood"] > 1000 and sink["rejected"]["wrong_run"] > 2000  # the flood's strangers too
     assert len(sink["files"]) <= 3  # no segment per stranger's run id
+    print("flood", counts, "sink commit latency", sink["latency_seconds"]["commit"])
     acks_watch.assert_acknowledged_within()  # genuine batches acknowledged within 2 s, through the flood
     producer = json.loads((out / "reports" / "producer.json").read_text())
     assert sum(producer["rejected"].values()) >= 20 * len(bad_acks), producer["rejected"]
