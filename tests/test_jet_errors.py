@@ -422,7 +422,7 @@ def check_recorded_run(out: Path, run: subprocess.CompletedProcess, jets: dict[s
     rows = np.concatenate([np.arange(starts[e], starts[e + 1]) for e in ev["entry"].astype(np.int64)])
     latent_s, error_s = compression["scorer"].score(model_input(jets)[rows])
     if rec.segments[0].layout.get("latent_codec") == "ans":  # a rate-trained default: symbols x delta recorded
-        entropy = lc.EntropyModel.from_json(rec.segments[0].layout["entropy_model"])
+        entropy = rec.segments[0].latent_coder().base  # factorised tables, or a context model's
         want = lc.dequantise(lc.quantise(latent_s, entropy), entropy)
         off = np.abs(rec.latent() - want)
         # the encoder graph's latents equal the scorer's to LATENT_RTOL: a symbol may flip at a rounding edge

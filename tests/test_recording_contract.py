@@ -2,7 +2,8 @@
 
 Segments are written the way the sink writes them (``Sink.accept`` then ``Sink.commit`` on real ROOT files) in
 every optional layout - jet_error on and off, float32 / float16 / ANS-coded latents, the per-commit event block
-or not, flagged events' raw copies - and the older formats through ``SegmentWriter`` as their tests write them.
+or not, flagged events' raw copies - in the current format and in format 3 (the sink's segment writer at the old
+setting), and the older formats through ``SegmentWriter`` as their tests write them.
 The test fails when a writer emits a name the table does not list for that format, and when the table lists a
 name no writer emits. The names, formats and the current format version come from the doc's table, so a new
 format or branch means a new table row, not a new test.
@@ -11,6 +12,7 @@ format or branch means a new table row, not a new test.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import time
@@ -33,6 +35,7 @@ from encsink_support import (
     tiny_weights,
 )
 
+from consumer.sink import open_segments
 from consumer.sink.scored_chunk import batch_layout, chunk_from_batches
 from consumer.sink.segment_writer import SegmentWriter
 from consumer.sink.service import Sink, SinkConfig
@@ -123,8 +126,18 @@ def event_level_frames(seq: int, counts: np.ndarray, rng: np.random.Generator, c
                                           **scored_hashes(batch, card_sha256(card), card_sha256(EVENT_CARD)))]
 
 
-def sink_segments(out: Path, card: dict, event_level: bool, **options: object) -> None:
-    """The sink records four messages into ``out`` (some events flagged, so raw copies are written)."""
+def sink_segments(out: Path, card: dict, event_level: bool, format_version: str = recording.FORMAT_VERSION,
+                  **options: object) -> None:
+    """The sink records four messages into ``out`` (some events flagged, so raw copies are written), in
+    ``format_version`` (format 3: the sink's writer at the old setting)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if format_version != recording.FORMAT_VERSION:
+            patch.setattr(open_segments, "SegmentWriter", functools.partial(SegmentWriter,
+                                                                            format_version=format_version))
+        _record(out, card, event_level, **options)
+
+
+def _record(out: Path, card: dict, event_level: bool, **options: object) -> None:
     rng = np.random.default_rng(11)
     anomaly = EVENT_CARD if event_level else None
     config = SinkConfig(bind="tcp://127.0.0.1:1", out=out, **expectations(out.parent / f"{out.name}-exp", card,
@@ -203,10 +216,11 @@ def sink_recordings(tmp_path_factory: pytest.TempPathFactory, card: dict) -> dic
     """Layout name -> the recording the sink wrote in it."""
     rated = rate_card(card)
     out = {}
-    for i, (name, event_level, rate, options) in enumerate(SINK_LAYOUTS):
-        rec = tmp_path_factory.mktemp(f"rec{i}") / "rec"
-        sink_segments(rec, rated if rate else card, event_level, **options)
-        out[name] = rec
+    for version in (recording.FORMAT_VERSION, recording.FORMAT_VERSION_3):
+        for i, (name, event_level, rate, options) in enumerate(SINK_LAYOUTS):
+            rec = tmp_path_factory.mktemp(f"rec{i}") / "rec"
+            sink_segments(rec, rated if rate else card, event_level, version, **options)
+            out[name if version == recording.FORMAT_VERSION else f"{name} ({version})"] = rec
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from emulator.runtime.recording import (
 )
 from emulator.runtime.wire import Batch
 from models.runtime import latent_coding as lc
+from models.runtime import latent_context as lx
 
 
 def batch_layout(batch: Batch, latent_dtype: str, latent_codec: str = "none", entropy_model: str = "",
@@ -60,7 +60,7 @@ def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, An
         chunk["event_ans"] = cc.block_column([cc.encode_event_block(counts, codes)], [len(counts)])
     latent = cat("jet_latent")
     if layout.latent_codec == "ans":
-        chunk[LATENT_ANS_BRANCH.removesuffix("_bytes")] = ans_block(latent, layout, len(counts))
+        chunk[LATENT_ANS_BRANCH.removesuffix("_bytes")] = ans_block(latent, layout, counts)
     elif layout.latent_storage == "float16-as-uint16":
         latent = latent.astype(np.float16).view(np.uint16)
     else:
@@ -84,11 +84,14 @@ def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, An
     return chunk
 
 
-def ans_block(latent: np.ndarray, layout: Layout, n_events: int) -> Any:
-    """The commit's ANS-coded latent symbols as jagged uint8 ``bytes``: all on the first event."""
+def ans_block(latent: np.ndarray, layout: Layout, counts: np.ndarray) -> Any:
+    """The commit's ANS-coded latent symbols as jagged uint8 ``bytes``: all on the first event. The layout's
+    entropy model is factorised or (format 4) a context model that codes each jet given its event's earlier jets
+    (models/runtime/latent_context.py); ``counts``: the jets per event."""
 
-    model = lc.EntropyModel.from_json(json.loads(layout.entropy_model))
-    data = np.frombuffer(lc.encode(lc.quantise(latent, model), model), np.uint8)
+    coder = lx.coder_from_text(layout.entropy_model)
+    data = np.frombuffer(lx.encode_block(lc.quantise(latent, coder.base), counts, coder), np.uint8)
+    n_events = len(counts)
     sizes = np.zeros(n_events, np.int64)
     if n_events:
         sizes[0] = len(data)

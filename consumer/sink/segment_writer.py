@@ -12,6 +12,7 @@ of the last completed commit. Rotation happens at commit boundaries.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Mapping
@@ -25,7 +26,15 @@ import uproot
 from emulator.runtime import compact_columns as cc
 from emulator.runtime.atomic import fsync_directory
 from emulator.runtime.journaled_file import JournaledFile
-from emulator.runtime.recording import FORMAT_VERSION, FORMAT_VERSION_1, FORMAT_VERSION_2, TREE, Layout
+from emulator.runtime.recording import (
+    FORMAT_VERSION,
+    FORMAT_VERSION_1,
+    FORMAT_VERSION_2,
+    FORMAT_VERSION_3,
+    SAME_AS_CARD,
+    TREE,
+    Layout,
+)
 
 COMPRESSIONS = {"zlib": "ZLIB", "lz4": "LZ4", "zstd": "ZSTD", "lzma": "LZMA"}
 #: growth factor of the TTree's basket index (uproot's ``resize_factor``; one basket per branch per commit)
@@ -48,12 +57,14 @@ class SegmentWriter:
     def __init__(self, path: str | Path, card_text: str, manifest_text: str, layout: Layout,
                  compression: str = "zstd:3", anomaly_card_text: str | None = None,
                  format_version: str = FORMAT_VERSION):
-        """``format_version`` FORMAT_VERSION_1 or _2 writes an old layout (format 1: no ``anomaly_card``; tests of
-        old readers); a compact layout needs format 3."""
-        if format_version not in (FORMAT_VERSION, FORMAT_VERSION_2, FORMAT_VERSION_1):
+        """``format_version`` FORMAT_VERSION_1, _2 or _3 writes an old layout (format 1: no ``anomaly_card``; tests of
+        old readers); a compact layout needs format 3 or later, context-coded latents format 4."""
+        if format_version not in (FORMAT_VERSION, FORMAT_VERSION_3, FORMAT_VERSION_2, FORMAT_VERSION_1):
             raise ValueError(f"cannot write format {format_version!r}")
-        if layout.compact and format_version != FORMAT_VERSION:
-            raise ValueError(f"a compact layout is format {FORMAT_VERSION}, not {format_version!r}")
+        if layout.compact and format_version not in (FORMAT_VERSION, FORMAT_VERSION_3):
+            raise ValueError(f"a compact layout is format {FORMAT_VERSION_3} or later, not {format_version!r}")
+        if layout.context_coded and format_version != FORMAT_VERSION:
+            raise ValueError(f"context-coded latents are format {FORMAT_VERSION}, not {format_version!r}")
         self.path = Path(path)
         self.layout = layout
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +75,8 @@ class SegmentWriter:
         self.file["manifest"] = manifest_text
         self.file["layout"] = layout.to_json()
         if anomaly_card_text is not None and format_version != FORMAT_VERSION_1:
-            self.file["anomaly_card"] = anomaly_card_text
+            same = anomaly_card_text == card_text and format_version == FORMAT_VERSION  # format 4: not twice
+            self.file["anomaly_card"] = json.dumps(SAME_AS_CARD) if same else anomaly_card_text
         self.tree: Any = None
         self.last = dict.fromkeys(cc.DELTA_COLUMNS, 0)  # compact layouts: the segment's last identity values
         self.n_events = 0

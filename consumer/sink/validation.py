@@ -37,8 +37,8 @@ class Validator:
 
     def entropy_model(self, card: dict[str, Any]) -> str:
         """--latent-codec ans (auto: for a rate-trained model): the entropy model JSON of the card's model (its
-        card, or models/zoo/<name> for older cards; cached); "" for none. A model without one is a wrong_model
-        rejection."""
+        context model when the card has one, else its factorised model; from its card, or models/zoo/<name> for
+        older cards; cached); "" for none. A model without one is a wrong_model rejection."""
         if self.config.latent_codec == "none":
             return ""
         from models.runtime.latent_coding import is_rate_card
@@ -47,10 +47,11 @@ class Validator:
             return ""  # auto: a model without an entropy model keeps its float latents
         name = str(card.get("name"))
         if name not in self.entropy:
-            from models.runtime.latent_coding import LatentCodingError, entropy_model_text
+            from models.runtime.latent_coding import LatentCodingError
+            from models.runtime.latent_context import recording_model_text
 
             try:
-                self.entropy[name] = entropy_model_text(card, [ZOO])
+                self.entropy[name] = recording_model_text(card, [ZOO])
             except LatentCodingError as exc:
                 raise wire.WireError("wrong_model", f"--latent-codec {self.config.latent_codec}: {exc}") from exc
         return self.entropy[name]

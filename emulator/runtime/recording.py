@@ -38,14 +38,17 @@ from emulator.runtime import compact_columns as cc
 from emulator.runtime.atomic import write_text_atomic
 from emulator.runtime.journaled_file import JournalError, journal_path, journal_state, open_replayed, recover
 from models.runtime import latent_coding as lc
+from models.runtime import latent_context as lx
 
 #: The segment layout (written by consumer/sink/segment_writer.py, read here).
-FORMAT_VERSION = "aetrig-recording-3"
+FORMAT_VERSION = "aetrig-recording-4"
+FORMAT_VERSION_3 = "aetrig-recording-3"
 FORMAT_VERSION_2 = "aetrig-recording-2"
 FORMAT_VERSION_1 = "aetrig-recording-1"
 #: every format readers accept (format 1: no event_threshold branch, no anomaly_card; format 2: every per-event
-#: column stored as it is; format 3: the compact columns of emulator/runtime/compact_columns.py)
-READABLE_VERSIONS = (FORMAT_VERSION_1, FORMAT_VERSION_2, FORMAT_VERSION)
+#: column stored as it is; format 3: the compact columns of emulator/runtime/compact_columns.py; format 4: the same
+#: branches, and the layout's entropy model may be a context model, models/runtime/latent_context.py)
+READABLE_VERSIONS = (FORMAT_VERSION_1, FORMAT_VERSION_2, FORMAT_VERSION_3, FORMAT_VERSION)
 TREE = "events"
 #: per-event branches of every format
 EVENT_BRANCHES = {"run_id": "<u8", "seq": "<u8", "event_id": "<u8", "file_index": "<u4", "entry": "<u8",
@@ -60,6 +63,9 @@ LATENT_STORAGE = {"float32": "float32", "float16": "float16-as-uint16"}
 #: as the bytes of jagged uint8 ``latent_ans_bytes`` on the commit's first event (empty on the others)
 LATENT_CODECS = ("none", "ans")
 LATENT_ANS_BRANCH = "latent_ans_bytes"
+#: format 4: what ``anomaly_card`` holds when the events were scored by the compression model itself (its card is
+#: ``card``; stored once, not twice)
+SAME_AS_CARD = {"same_as": "card"}
 #: the optional per-jet reconstruction error branch, and the layout key that says whether a segment has it
 JET_ERROR = "jet_error"
 
@@ -97,6 +103,11 @@ class Layout:
         return (self.compact and self.latent_codec == "ans" and not self.jet_error
                 and self.score_bits < cc.FLOAT32_MANTISSA_BITS)
 
+    @property
+    def context_coded(self) -> bool:
+        """Whether the latents are coded with a context model (format 4)."""
+        return self.latent_codec == "ans" and lx.is_context_json(json.loads(self.entropy_model))
+
     def to_json(self) -> str:
         data: dict[str, Any] = {"latent_dim": self.latent_dim, "latent_storage": self.latent_storage,
                                 "raw_vars": list(self.raw_vars), "latent_branches": "jet_latent_<i>",
@@ -105,9 +116,10 @@ class Layout:
             data.update(score_bits=self.score_bits, identity="deltas (<name>_delta)",
                         raw_copies=f"{cc.RAW_PACKED_BRANCH} (jet-major)",
                         event_block=cc.EVENT_ANS_BRANCH if self.event_block else "none")
-        if self.latent_codec != "none":
-            data.update(latent_codec=self.latent_codec, entropy_model=json.loads(self.entropy_model),
-                        latent_branches=LATENT_ANS_BRANCH, latent_storage="ans")
+        if self.latent_codec != "none":  # a context model is in the segment's card: named, not copied
+            model = lx.card_reference(self.entropy_model) if self.context_coded else json.loads(self.entropy_model)
+            data.update(latent_codec=self.latent_codec, entropy_model=model, latent_branches=LATENT_ANS_BRANCH,
+                        latent_storage="ans")
         return json.dumps(data, sort_keys=True)
 
 
@@ -327,6 +339,19 @@ class Segment:
         """Whether the segment holds the per-jet ``jet_error`` branch (by its layout)."""
         return layout_has_jet_error(self.layout)
 
+    def latent_coder(self) -> lx.Coder | None:
+        """The coder of the segment's ANS-coded latents (None: stored floats): the layout's entropy model, or
+        (format 4) the context model of the segment's card that the layout names by sha256."""
+        layout = self.layout or {}
+        if layout.get("latent_codec", "none") == "none":
+            return None
+        try:
+            if lx.is_card_reference(layout.get("entropy_model")):
+                return lx.resolve_reference(layout["entropy_model"], self.card)
+            return lx.coder_from_json(layout["entropy_model"])
+        except (lc.LatentCodingError, KeyError, TypeError, ValueError) as exc:
+            raise RecordingError(f"{self.path}: {exc}") from exc
+
 
 def read_segment(path: str | Path) -> Segment:
     """Open a segment and read its metadata; raises RecordingError when it is not readable."""
@@ -350,6 +375,8 @@ def read_segment(path: str | Path) -> Segment:
         parsed = [_json_or_none(t) for t in (card, manifest, layout, anomaly)]
     except json.JSONDecodeError as exc:
         raise RecordingError(f"{path}: card/manifest/layout/anomaly_card is not JSON: {exc}") from exc
+    if parsed[3] == SAME_AS_CARD and version == FORMAT_VERSION:
+        parsed[3] = parsed[0]
     return Segment(path, run_id, index, n_entries, version, *parsed[:3], branches=branches, anomaly_card=parsed[3])
 
 
@@ -401,12 +428,13 @@ def latent_from_arrays(arrays: ak.Array, latent_dim: int, storage: str) -> np.nd
 
 def segment_latent(segment: Segment, arrays: ak.Array) -> np.ndarray:
     """[jets, k] float32 latent of a segment's events: the stored branches, or (latent_codec ans) the decoded
-    symbols times the quantisation step, commit block by commit block."""
+    symbols times the quantisation step, commit block by commit block (format 4: the coder may be a context model,
+    which decodes a block given its events' jet counts; :meth:`Segment.latent_coder`)."""
     layout = segment.layout or {}
-    if layout.get("latent_codec", "none") == "none":
+    coder = segment.latent_coder()
+    if coder is None:
         return latent_from_arrays(arrays, segment.latent_dim, layout.get("latent_storage", "float32"))
-
-    model = lc.EntropyModel.from_json(layout["entropy_model"])
+    model = coder.base
     coded = arrays[LATENT_ANS_BRANCH]
     n_bytes = np.asarray(ak.num(coded, axis=1))
     flat = np.asarray(ak.flatten(coded, axis=None)).astype(np.uint8)
@@ -418,7 +446,7 @@ def segment_latent(segment: Segment, arrays: ak.Array) -> np.ndarray:
     parts = [np.zeros((0, model.k), np.float32)]
     for a, b in itertools.pairwise(bounds):
         data = flat[byte_ends[a] - n_bytes[a]:byte_ends[a]].tobytes()
-        parts.append(lc.dequantise(lc.decode(data, int(njet[a:b].sum()), model), model))
+        parts.append(lc.dequantise(lx.decode_block(data, njet[a:b], coder), model))
     return np.concatenate(parts)
 
 

@@ -67,6 +67,11 @@ class EntropyModel:
     def deltas(self) -> np.ndarray:
         return np.array([t.delta for t in self.tables], dtype=np.float64)
 
+    @property
+    def base(self) -> EntropyModel:
+        """The factorised model (itself; a context model's ``base`` is its factorised model)."""
+        return self
+
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "escape": "last pmf entry; then the int32 value as two uniform 16-bit halves",
                 "symbols": "q = rint(latent / delta); decoder input q * delta",
@@ -121,7 +126,7 @@ def dequantise(q: np.ndarray, model: EntropyModel) -> np.ndarray:
     return (np.asarray(q, dtype=np.float64) * model.deltas).astype(np.float32)
 
 
-def _symbols(q: np.ndarray, table: LatentTable) -> tuple[np.ndarray, np.ndarray]:
+def table_symbols(q: np.ndarray, table: LatentTable) -> tuple[np.ndarray, np.ndarray]:
     """(table indices with escapes, escaped values) of one latent column."""
     index = q.astype(np.int64) - table.offset
     escaped = (index < 0) | (index >= table.size)
@@ -144,7 +149,7 @@ def encode(q: np.ndarray, model: EntropyModel) -> bytes:
     if len(q) == 0:
         return b""
     coder = constriction.stream.stack.AnsCoder()
-    columns = [_symbols(q[:, j], t) for j, t in enumerate(model.tables)]
+    columns = [table_symbols(q[:, j], t) for j, t in enumerate(model.tables)]
     escaped = np.concatenate([esc for _, esc in columns]).view(np.uint32)
     if len(escaped):
         halves = np.stack([escaped & 0xFFFF, escaped >> 16], axis=1).reshape(-1).astype(np.int32)
@@ -185,7 +190,7 @@ def ideal_bits(q: np.ndarray, model: EntropyModel) -> float:
     q = _check(q, model)
     total = 0.0
     for j, table in enumerate(model.tables):
-        index, escaped = _symbols(q[:, j], table)
+        index, escaped = table_symbols(q[:, j], table)
         total += float(-np.log2(table.probabilities()[index]).sum()) + ESCAPE_BITS * len(escaped)
     return total
 

@@ -48,7 +48,7 @@ def sink_defaults() -> dict[str, Any]:
     return {k: fields[k] for k in keys}
 
 
-def _batches(x_all: np.ndarray, counts: np.ndarray, variables: Sequence[str], latent: np.ndarray,
+def scored_batches(x_all: np.ndarray, counts: np.ndarray, variables: Sequence[str], latent: np.ndarray,
              event_score: np.ndarray, threshold: float, latent_dtype: str, message_events: int) -> list[Batch]:
     """Scored messages as the encoder stage builds them (``scored_columns``), ``message_events`` events each."""
     from emulator.encoder.microbatch import scored_columns
@@ -74,30 +74,36 @@ def _batches(x_all: np.ndarray, counts: np.ndarray, variables: Sequence[str], la
 
 def sink_bytes(model: Any, x_all: np.ndarray, counts: np.ndarray, variables: Sequence[str], latent: np.ndarray,
                event_score: np.ndarray, threshold: float, commit_events: int | None = None,
-               message_events: int = MESSAGE_EVENTS) -> dict[str, Any]:
+               message_events: int = MESSAGE_EVENTS, context: bool = True,
+               anomaly_card_text: str | None = None) -> dict[str, Any]:
     """Write the scored jets as the sink does, at its defaults, into a temporary recording and count its bytes.
 
     ``x_all`` [n_jets, len(variables)]: every input variable (the raw copies carry them all); ``latent`` the
-    model's latents per jet; ``event_score`` per event. Returns :func:`recording_bytes`'s split plus the settings."""
+    model's latents per jet; ``event_score`` per event; ``context`` False: code the latents with the model's
+    factorised tables even when its card has a context model (the sink before format 4); ``anomaly_card_text``: the
+    anomaly card the segments store (default: the model's own card, whose per-jet error scores the events; another
+    card changes only the stored metadata, e.g. to compare with a live run flagged by an event model). Returns
+    :func:`recording_bytes`'s split plus the settings."""
     from consumer.offline.recording_bytes import recording_bytes
     from consumer.sink.scored_chunk import batch_layout, chunk_from_batches
     from consumer.sink.segment_writer import SegmentWriter
     from emulator.runtime.recording import SEGMENT_DIR, segment_name
-    from models.runtime.latent_coding import entropy_model_text, is_rate_card
+    from models.runtime.latent_coding import is_rate_card
+    from models.runtime.latent_context import recording_model_text
 
     settings = sink_defaults()
     commit = commit_events or settings["commit_events"]
-    batches = _batches(x_all, np.asarray(counts, np.int64), variables, latent, event_score, threshold,
-                       settings["latent_storage_dtype"], message_events)
+    batches = scored_batches(x_all, np.asarray(counts, np.int64), variables, latent, event_score, threshold,
+                             settings["latent_storage_dtype"], message_events)
     codec = settings["latent_codec"]
     ans = codec == "ans" or (codec == "auto" and is_rate_card(model.card))
-    entropy = entropy_model_text(model.card, [model.path.parent]) if ans else ""
+    entropy = recording_model_text(model.card, [model.path.parent], context) if ans else ""
     layout = batch_layout(batches[0], settings["latent_storage_dtype"], "ans" if ans else "none", entropy,
                           settings["score_bits"])
     manifest = json.dumps({"run_id": RUN_ID, "files": [], "note": "study 2: the sample's jets"})
     with tempfile.TemporaryDirectory(prefix="aetrig-study2-") as tmp:
         writer = SegmentWriter(f"{tmp}/{SEGMENT_DIR}/{segment_name(RUN_ID, 0)}", model.card_json, manifest, layout,
-                               settings["compression"], anomaly_card_text=model.card_json)
+                               settings["compression"], anomaly_card_text=anomaly_card_text or model.card_json)
         pending: list[Batch] = []
         for batch in batches:
             pending.append(batch)
@@ -109,11 +115,13 @@ def sink_bytes(model: Any, x_all: np.ndarray, counts: np.ndarray, variables: Seq
         writer.close()
         split = recording_bytes(tmp)
     return {**split, "settings": {**settings, "commit_events": commit, "message_events": message_events,
-                                  "latent_codec_used": "ans" if ans else "none"}}
+                                  "latent_codec_used": "ans" if ans else "none",
+                                  "latent_coder": json.loads(entropy)["format"] if ans else "none"}}
 
 
 def model_sink_bytes(sample: Any, model_dir: str, fpr: float, commit_events: int | None = None,
-                     events: int | None = None) -> dict[str, Any]:
+                     events: int | None = None, context: bool = True,
+                     anomaly_card_text: str | None = None) -> dict[str, Any]:
     """:func:`sink_bytes` for the model in ``model_dir`` on ``sample`` (every variable it has), the model's own
     per-jet max error scoring and flagging at ``fpr`` (the encoder stage's scorer, ONNX Runtime).
 
@@ -141,7 +149,7 @@ def model_sink_bytes(sample: Any, model_dir: str, fpr: float, commit_events: int
         message_events = max(d for d in range(1, MESSAGE_EVENTS + 1) if len(counts) % d == 0)
         counts, score = np.tile(counts, loops)[:events], np.tile(score, loops)[:events]
     return sink_bytes(model, values, counts, sample.variables, latent, score, threshold, commit_events,
-                      message_events)
+                      message_events, context, anomaly_card_text)
 
 
 def sink_summary(split: dict[str, Any]) -> dict[str, Any]:
@@ -163,11 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=HEADLINE_EVENTS,
                         help="events to record, the sample looped (default: %(default)s)")
     parser.add_argument("--fpr", type=float, default=FALLBACK_FPR, help="flag rate (default: %(default)s)")
+    parser.add_argument("--no-context", action="store_true",
+                        help="code the latents with the factorised tables, not the card's context model")
     args = parser.parse_args(argv)
     if args.events < 1:
         parser.error("--events must be at least 1")
     sample = load_sample("sample", args.files)
-    split = model_sink_bytes(sample, args.model, args.fpr, events=args.events)
+    split = model_sink_bytes(sample, args.model, args.fpr, events=args.events, context=not args.no_context)
     print(json.dumps(split, indent=1))
     return 0
 

@@ -10,7 +10,7 @@ from consumer.offline.lossy_codecs import FAMILIES
 from consumer.offline.studies import rate_distortion as rd
 from consumer.offline.studies.common import write_json
 
-HEADERS = ["sample", "variables", "configuration", "kind", "B/jet (1M ev)", "B/jet (1G ev)", "ratio vs raw",
+HEADERS = ["sample", "variables", "configuration", "kind", "B/jet (1M ev; AE: sink)", "B/jet (1G ev)", "ratio vs raw",
            "x best lossless", "pt core", "e core", "m core", "eta core", "phi core", "compress cyc/jet",
            "decompress cyc/jet", "goal", "Pareto (all)"]
 
@@ -109,9 +109,11 @@ def _set_sentences(sample: str, key: str, st: Mapping[str, Any]) -> list[str]:
                    + (f"; dominated by {len(a['dominated_by'])} codec configuration(s)" if a["dominated_by"]
                       else "; dominated by no codec") + ".")
         if "sink_bytes_per_jet" in a:  # results written before the sink's own writer counted the recording
+            stream = a.get("stream_bytes_per_jet")
             out.append(f"  {label.split(' ')[0]} as the sink records it (its segment writer at its defaults, "
-                       f"every byte of the files): {a['sink_bytes_per_jet']:.2f} B/jet, "
-                       f"{a['sink_ratio_vs_best_lossless']:.2f}x fewer bytes than the best lossless codec.")
+                       f"every byte of the files; the figure above and on the front): {a['sink_bytes_per_jet']:.2f} "
+                       f"B/jet, {a['sink_ratio_vs_best_lossless']:.2f}x fewer bytes than the best lossless codec"
+                       + (f"; the study's own streams alone {stream:.2f} B/jet." if stream else "."))
     for fam in lossy_codecs_families(st):
         wins = [(lab, m["bytes_ratio_codec_over_ae"]) for lab, a in comp["ae"].items()
                 if (m := a["matched_accuracy"].get(fam)) and m["bytes_ratio_codec_over_ae"] > 1.0]
