@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "event-design": ("models.training.event_design_command",
                      "choose and ship an event-level model's score (score transform, thresholds)"),
     "calibrate": ("consumer.offline.calibrate_command", "recompute a model's anomaly thresholds on a background"),
+    "context-fit": ("models.training.context_fit",
+                    "fit a rate-trained model's context model (recording format 4's latent coder) on training jets"),
     "quantize": ("models.training.quantize_command", "int8 copy of a model (ONNX Runtime static quantisation, VNNI)"),
     "decode": ("consumer.offline.decode_command", "decode a recorded latent stream back to jet variables"),
     "report": ("consumer.offline.report_command", "run the three studies and write plots, tables and index.html"),

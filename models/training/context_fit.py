@@ -6,13 +6,16 @@ jet are measured on the rest (:func:`held_out_bits`); the shipped tables are the
 The card records the command, the training files (with sha256) and the held-out figures. Never fit on a sample
 the coder is reported on.
 
-    python -m models.training.context_fit models/zoo/RD_AE_g23 --input data/qcd_train_50k_seed931.root
+    aetrig context-fit --model models/zoo/RD_AE_g23 --input data/qcd_train_50k_seed931.root
+
+The command is appended to the card's ``source.rebuild.commands`` (after the training that made the model).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +45,10 @@ DEFAULT_FEATURES: list[list[dict[str, Any]]] = [
 ]
 DEFAULT_SMOOTHING = 0.25
 DEFAULT_VALIDATION = 0.2
+EXAMPLES = """
+aetrig generate --process qcd --events 50000 --seed 931 --jobs 1 --out data/qcd_train_50k_seed931.root
+aetrig context-fit --model models/zoo/RD_AE_g23 --input data/qcd_train_50k_seed931.root
+"""
 
 
 def sample_symbols(model_dir: str | Path, files: Sequence[str | Path]) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -117,32 +124,48 @@ def fit_model_dir(model_dir: str | Path, files: Sequence[str | Path], features: 
     card = lx.embed_context(read_card(model_dir), model)
     record["training_bits_per_jet"] = lx.ideal_bits(q, counts, model) / max(len(q), 1)
     card["entropy_coding"]["context_fit"] = record
+    rebuild = (card.get("source") or {}).get("rebuild")
+    if command and isinstance(rebuild, dict):  # after the training that made the model, once
+        rebuild["commands"] = [c for c in rebuild.get("commands", []) if not c.startswith("aetrig context-fit")]
+        rebuild["commands"].append(command)
     write_card(model_dir, card)
     return record
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="rate-trained model directory (its card is rewritten)")
+def _shown(path: str | Path) -> str:
+    """A path as the card records it: relative to the repository when inside it."""
+    from emulator.runtime.defaults import REPO
+
+    resolved = Path(path).resolve()
+    return resolved.relative_to(REPO).as_posix() if resolved.is_relative_to(REPO) else str(path)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from emulator.runtime.defaults import resolve_model
+
+    parser.add_argument("--model", type=resolve_model, required=True, metavar="NAME_OR_DIR",
+                        help="rate-trained model directory (its card is rewritten)")
     parser.add_argument("--input", nargs="+", required=True, help="training ROOT files (never a reported sample)")
     parser.add_argument("--features", default=None,
                         help="JSON list (per coded latent) of feature lists (default: DEFAULT_FEATURES)")
     parser.add_argument("--smoothing", type=float, default=DEFAULT_SMOOTHING, help="default: %(default)s")
     parser.add_argument("--validation", type=float, default=DEFAULT_VALIDATION,
                         help="fraction of training events held out to report the fit (default: %(default)s)")
-    args = parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
     features = json.loads(args.features) if args.features else DEFAULT_FEATURES
     if not 0.0 < args.validation < 1.0:
-        parser.error("--validation must be in (0, 1)")
+        print("aetrig context-fit: error: --validation must be in (0, 1)", file=sys.stderr)
+        return 2
+    command = " ".join(["aetrig context-fit", "--model", _shown(args.model), "--input", *map(_shown, args.input)]
+                       + ([] if args.features is None else ["--features", shlex.quote(args.features)])
+                       + ([] if args.smoothing == DEFAULT_SMOOTHING else ["--smoothing", str(args.smoothing)]))
     try:
         record = fit_model_dir(args.model, args.input, features, DEFAULT_ORDER, args.smoothing, args.validation,
-                               "python -m models.training.context_fit " + " ".join(argv or sys.argv[1:]))
+                               command)
     except (lc.LatentCodingError, OSError, ValueError) as exc:
-        print(f"context_fit: error: {exc}", file=sys.stderr)
+        print(f"aetrig context-fit: error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({k: v for k, v in record.items() if k != "data"}, indent=1))
+    print(json.dumps({k: v for k, v in record.items() if k not in ("data", "features")}, indent=1))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
