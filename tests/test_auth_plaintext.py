@@ -72,6 +72,7 @@ def test_a_producer_service_without_keys_binds_nothing() -> None:
     bound socket; with --plaintext it binds."""
     import zmq
 
+    from emulator.runtime.metrics import make_metrics
     from producer.config import ProducerConfig
     from producer.reader import ReaderSpec
     from producer.replay import Replayer
@@ -79,7 +80,7 @@ def test_a_producer_service_without_keys_binds_nothing() -> None:
     for plaintext in (False, True):
         cfg = ProducerConfig(bind=f"tcp://127.0.0.1:{free_port()}", ack_bind=f"tcp://127.0.0.1:{free_port()}",
                              plaintext=plaintext)
-        replayer = Replayer(cfg, [], ReaderSpec(), [], {"run_id": 1}, None, context=zmq.Context())
+        replayer = Replayer(cfg, [], ReaderSpec(), [], {"run_id": 1}, make_metrics(), context=zmq.Context())
         try:
             if plaintext:
                 replayer.open()
