@@ -245,10 +245,11 @@ class SurvivalTable:
         elif self.offset[0] != 0.0:
             x = x + self.offset[0]
         t = np.log10(np.maximum(x, _TINY))
-        tc = np.clip(t, self.lo, self.hi)
-        with np.errstate(invalid="ignore"):
-            cell = ((tc - self.lo) * self.inv_h).astype(np.int64)
-        np.clip(cell, 0, self.cells - 1, out=cell)  # nan -> some cell; its segment then gives nan
+        # t clipped to [lo, hi] by ufuncs (np.clip's Python wrapper costs more than the work on a message's events);
+        # fmax/fmin put a nan at lo: a valid cell, whose segment then gives nan from t itself
+        tc = np.fmin(np.fmax(t, self.lo), self.hi)
+        cell = ((tc - self.lo) * self.inv_h).astype(np.int64)
+        np.minimum(np.maximum(cell, 0, out=cell), self.cells - 1, out=cell)
         if b is not None:
             cell += b * self.cells
         r = self.lut.take(cell)
