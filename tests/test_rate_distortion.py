@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -72,7 +71,6 @@ def test_ae_streams_decode_and_fallback_is_exact(sample) -> None:
 
 
 def test_end_to_end_small_slice(sample, tmp_path) -> None:
-    t0 = time.perf_counter()
     result = rd.run([sample], [str(MODEL)], quick=True, min_seconds=0.0)
     key = "pt,eta,phi,e"
     st = result["samples"]["qcd"]["sets"][key]
@@ -107,7 +105,6 @@ def test_end_to_end_small_slice(sample, tmp_path) -> None:
     assert md.count("\n|") >= len(st["points"]) + 1
     figs = rate_distortion_plot.plot_all(result, str(tmp_path), {})
     assert any(f.endswith(".png") for f in figs) and all((tmp_path / f.split("/")[-1]).is_file() for f in figs)
-    assert time.perf_counter() - t0 < 30
 
 
 RD_MODEL = ZOO / "RD_AE_l2"
