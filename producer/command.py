@@ -90,8 +90,8 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_CANNOT_START
 
     previous = on_stop_signals(replayer.request_stop)
-    log.info(f"run {run_id:016x}: {len(files)} file(s), variables {','.join(variables)}, rate {cfg.rate:g} Hz "
-        f"{cfg.pattern}, data {cfg.bind}, acks {cfg.ack_bind}")
+    log.info("run %016x: %d file(s), variables %s, rate %g Hz %s, data %s, acks %s", run_id, len(files),
+             ",".join(variables), cfg.rate, cfg.pattern, cfg.bind, cfg.ack_bind)
     try:
         report = replayer.run()
     except ValueError as err:  # a later file with a missing branch

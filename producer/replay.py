@@ -136,8 +136,9 @@ class Replayer:
         self.window.ack(seqs, time.monotonic())
         if full and not self.sink_full:
             self.sink_full_reports += 1
-            log.info(f"BACKPRESSURE: the sink reports it is out of space (disk full or --max-bytes); it stops "
-                f"acknowledging and the producer holds its window ({len(self.window)}/{self.cfg.window} batches)")
+            log.info("BACKPRESSURE: the sink reports it is out of space (disk full or --max-bytes); it stops "
+                     "acknowledging and the producer holds its window (%d/%d batches)", len(self.window),
+                     self.cfg.window)
         elif not full and self.sink_full:
             log.info("backpressure released: the sink acknowledges again")
         self.sink_full = full
@@ -261,8 +262,8 @@ class Replayer:
                     self.request_stop("duration")
                 if not noticed and time.monotonic() - start > BLOCKED_NOTICE_S:
                     noticed = True
-                    log.info(f"backpressure: window full ({self.cfg.window} batches unacknowledged) for "
-                        f"{BLOCKED_NOTICE_S:g} s, waiting for the sink")
+                    log.info("backpressure: window full (%d batches unacknowledged) for %g s, waiting for the sink",
+                             self.cfg.window, BLOCKED_NOTICE_S)
             self.blocked_seconds += time.monotonic() - start
             if self.stop_reason is not None:
                 return False
@@ -297,8 +298,8 @@ class Replayer:
         dt = now - self._last_status
         rate = (self.produced - self._status_events) / dt if dt > 0 else 0.0
         self._last_status, self._status_events = now, self.produced
-        log.info(f"{self.produced} events, {rate:,.0f} events/s (declared {self.cfg.rate:g}), in flight "
-            f"{len(self.window)}/{self.cfg.window}, resent {self.window.resent_batches}, dropped {self.dropped}")
+        log.info("%d events, %.0f events/s (declared %g), in flight %d/%d, resent %d, dropped %d", self.produced, rate,
+                 self.cfg.rate, len(self.window), self.cfg.window, self.window.resent_batches, self.dropped)
 
     def wait_for_consumer(self) -> None:
         """Start the clock only once a first encoder has connected (no initial catch-up burst)."""
@@ -309,11 +310,11 @@ class Replayer:
                 if monitor.poll(100):
                     monitor.recv_multipart()
                     if time.monotonic() - start > 1.0:
-                        log.info(f"first consumer connected after {time.monotonic() - start:.1f} s; starting the clock")
+                        log.info("first consumer connected after %.1f s; starting the clock", time.monotonic() - start)
                     return
                 if time.monotonic() - last_note > WAITING_NOTE_S:
                     last_note = time.monotonic()
-                    log.info(f"waiting for a first encoder to connect to {self.cfg.bind}")
+                    log.info("waiting for a first encoder to connect to %s", self.cfg.bind)
         finally:
             self.push.disable_monitor()
             monitor.close(0)
@@ -371,30 +372,30 @@ class Replayer:
         t_stop = time.monotonic()
         drained = self.drain()
         report = self.report(t_stop, time.monotonic(), wall0, drained)
-        log.info(f"stopped ({self.stop_reason}): {self.produced} events in {self.batches_sent} batches, achieved "
-            f"{report['achieved_rate_hz']:,.1f} Hz, resent {report['batches_resent']}, dropped {self.dropped}, "
-            f"unacknowledged {report['unacked_events']}")
+        log.info("stopped (%s): %d events in %d batches, achieved %.1f Hz, resent %d, dropped %d, unacknowledged %d",
+                 self.stop_reason, self.produced, self.batches_sent, report["achieved_rate_hz"],
+                 report["batches_resent"], self.dropped, report["unacked_events"])
         return report
 
     def drain(self) -> bool:
         """Wait up to drain_timeout for every in-flight batch to be acknowledged (resending as needed)."""
         deadline = time.monotonic() + self.cfg.drain_timeout
         if len(self.window):
-            log.info(f"draining {len(self.window)} in-flight batches (up to {self.cfg.drain_timeout:g} s)")
+            log.info("draining %d in-flight batches (up to %g s)", len(self.window), self.cfg.drain_timeout)
         full_since: float | None = None
         while len(self.window) and time.monotonic() < deadline:
             self.poll_acks_and_resend(0.02)
             if self.sink_full_now:  # out of space: waiting the whole drain timeout would not help
                 full_since = full_since or time.monotonic()
                 if time.monotonic() - full_since > SINK_FULL_GRACE_S:
-                    log.info(f"the sink is out of space: giving up the drain after {SINK_FULL_GRACE_S:g} s")
+                    log.info("the sink is out of space: giving up the drain after %g s", SINK_FULL_GRACE_S)
                     break
             else:
                 full_since = None
         self.metrics.inflight_batches.set(len(self.window))
         if len(self.window):
-            log.warning(f"{len(self.window)} batches ({self.window.events_in_flight} events) still "
-                f"unacknowledged after {self.cfg.drain_timeout:g} s")
+            log.warning("%d batches (%d events) still unacknowledged after %g s", len(self.window),
+                        self.window.events_in_flight, self.cfg.drain_timeout)
         return not len(self.window)
 
     def _auth_refused(self) -> dict[str, int]:

@@ -75,6 +75,6 @@ def load_resume(directory: str | Path, run_id: int, window: int, quiet_s: float 
             break
         ids = again
     first_seq = top + 1 + 2 * window
-    log.info(f"resuming run {run_id:016x}: {len(ids)} events already recorded (last seq {top}); sending the "
-             f"others from seq {first_seq}")
+    log.info("resuming run %016x: %d events already recorded (last seq %d); sending the others from seq %d",
+             run_id, len(ids), top, first_seq)
     return Resume(ids.astype(np.uint64), first_seq)
