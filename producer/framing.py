@@ -8,11 +8,12 @@ is full (at its last event's arrival) or when the delay expires (at ``t0 + max_d
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from emulator.runtime import wire
+from producer.jet_screen import InputCounts
 
 EPS = 1e-9  # seconds: arrivals this close to the delay limit still join the batch (float rounding)
 
@@ -45,14 +46,17 @@ def batch_bounds(times: np.ndarray, max_events: int, max_delay: float,
 
 @dataclass
 class EventBlock:
-    """Consecutive events as flat columns: per-event identity and arrival time, per-jet variables."""
+    """Consecutive events as flat columns: per-event identity and arrival time, per-jet variables. The reader
+    (producer.reader.read_chunks) yields them with times 0 and ``checks``, what the input screen dropped from the
+    events as read (a slice or a concatenation does not carry them)."""
 
     file_index: np.ndarray  # <u4
-    entry: np.ndarray  # <u8
+    entry: np.ndarray  # <u8, entry number in the file
     event_number: np.ndarray  # <u8
     n_jets: np.ndarray  # <u4
     times: np.ndarray  # float64 seconds since start
-    jets: dict[str, np.ndarray]  # var -> <f4 flat
+    jets: dict[str, np.ndarray]  # var -> <f4 flat of length n_jets.sum(), GeV
+    checks: InputCounts = field(default_factory=InputCounts)  # not in n_jets
 
     def __len__(self) -> int:
         return len(self.n_jets)

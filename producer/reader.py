@@ -1,7 +1,8 @@
 """Chunked reading of jet ntuples with uproot: one or many files, TTrees or RNTuples, never a whole file in memory.
 
-Each chunk comes out as flat numpy columns ready for the wire: per-event jet counts, entry
-numbers and event numbers, and one float32 array per per-jet variable (GeV). Branch names come
+Each chunk comes out as an EventBlock (producer/framing.py) of flat numpy columns ready for the wire:
+per-event jet counts, entry numbers and event numbers, and one float32 array per per-jet variable (GeV),
+plus what the input screen dropped. Branch names come
 from a mapping VAR=BRANCH (default ``jet_<var>``, and ``event_number`` for the event number;
 :mod:`producer.formats` has presets, some with several layouts: the first whose tree or RNTuple a
 file holds is read). Jet branches are read as jagged arrays and counted with ``ak.num``, so
@@ -34,6 +35,7 @@ import uproot
 from emulator.runtime.wire import Limits, jet_column, jet_column_variable
 from producer import jet_screen, kinematics
 from producer.formats import EVENT_NUMBER
+from producer.framing import EventBlock
 from producer.jet_screen import InputCounts
 from producer.kinematics import CARTESIAN, CYLINDRICAL
 
@@ -74,25 +76,6 @@ class ReaderSpec:
         default = EVENT_NUMBER if var == EVENT_NUMBER else jet_column(var)
         return self.branch_map.get(var, default)
 
-
-@dataclass
-class Chunk:
-    """Consecutive events of one file, as flat numpy columns."""
-
-    file_index: int
-    entry: np.ndarray  # <u8, entry number in the file
-    event_number: np.ndarray  # <u8
-    n_jets: np.ndarray  # <u4
-    jets: dict[str, np.ndarray]  # var -> flat <f4 of length n_jets.sum(), GeV
-    checks: InputCounts = field(default_factory=InputCounts)  # what the input screen dropped (not in n_jets)
-
-    def __len__(self) -> int:
-        return len(self.n_jets)
-
-    @property
-    def dropped_jets(self) -> int:
-        """Cartesian jets with pt = 0 left out."""
-        return self.checks.zero_pt_jets_dropped
 
 
 def expand_inputs(patterns: Sequence[str]) -> list[Path]:
@@ -294,7 +277,7 @@ def inspect_file(path: Path, spec: ReaderSpec, variables: Sequence[str] | None =
             except Exception as exc:  # uproot's own error for a field it cannot read
                 raise ReaderError(f"{path}: {fp.kind} {spec.tree!r}: uproot cannot read {fp.expressions} "
                                   f"({type(exc).__name__}: {exc})") from exc
-            _to_chunk(arrays, 0, fp, 0)
+            _to_block(arrays, 0, fp, 0)
     return fp
 
 
@@ -348,12 +331,12 @@ def _event_numbers(array: ak.Array, fp: FilePlan, start: int) -> np.ndarray:
 
 
 def read_chunks(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str], file_offset: int = 0,
-                plans: Sequence[FilePlan] | None = None) -> Iterator[Chunk]:
+                plans: Sequence[FilePlan] | None = None) -> Iterator[EventBlock]:
     """Yield the events of ``files`` in order as chunks of at most ``spec.step_size`` events.
 
     ``file_index`` counts from ``file_offset`` in the order of ``files``. ``plans`` (from
     :func:`inspect_file`, one per file) skip the start-up check already made; without them each file is
-    inspected here. What the input screen drops is in :attr:`Chunk.checks`, and warned about once per file.
+    inspected here. What the input screen drops is in :attr:`EventBlock.checks`, and warned about once per file.
     """
     for i, path in enumerate(files):
         fp = plans[i] if plans is not None else inspect_file(path, spec, variables)
@@ -366,7 +349,7 @@ def read_chunks(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str
         with _open_file(path) as f:
             for arrays, report in f[fp.spec.tree].iterate(fp.expressions, step_size=spec.step_size, library="ak",
                                                           report=True):
-                chunk = _to_chunk(arrays, report.tree_entry_start, fp, file_offset + i)
+                chunk = _to_block(arrays, report.tree_entry_start, fp, file_offset + i)
                 found.add(chunk.checks)
                 yield chunk
         if found.zero_pt_jets_dropped:
@@ -378,7 +361,7 @@ def read_chunks(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str
                         ", ".join(f"{k} {v}" for k, v in screened.items()))
 
 
-def _to_chunk(arrays: ak.Array, start: int, fp: FilePlan, file_index: int) -> Chunk:
+def _to_block(arrays: ak.Array, start: int, fp: FilePlan, file_index: int) -> EventBlock:
     spec, plan, path = fp.spec, fp.plan, fp.path
     n = len(arrays)
     entry = np.arange(start, start + n, dtype="<u8")
@@ -420,5 +403,5 @@ def _to_chunk(arrays: ak.Array, start: int, fp: FilePlan, file_index: int) -> Ch
     counts, jets = jet_screen.bad_values(counts, jets, False, checks)  # derived values that overflowed
     counts, jets = jet_screen.cap_jets(counts, jets, spec.max_jets, checks)
     jets = {var: np.ascontiguousarray(jets[var], dtype="<f4") for var in fp.variables}
-    return Chunk(file_index=file_index, entry=entry, event_number=event_number, n_jets=counts.astype("<u4"),
-                 jets=jets, checks=checks)
+    return EventBlock(np.full(len(counts), file_index, "<u4"), entry, event_number, counts.astype("<u4"),
+                      np.zeros(len(counts)), jets, checks)

@@ -8,8 +8,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from producer.framing import EventBlock
 from producer.jet_screen import InputCounts
 from producer.reader import FilePlan, ReaderSpec, read_chunks
@@ -22,11 +20,10 @@ LOOP_CACHE_BYTES = 256 << 20
 def _read_blocks(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str],
                  on_input_counts: Callable[[InputCounts], None] | None = None,
                  plans: Sequence[FilePlan] | None = None) -> Iterator[EventBlock]:
-    for chunk in read_chunks(files, spec, variables, plans=plans):
-        if chunk.checks and on_input_counts is not None:
-            on_input_counts(chunk.checks)
-        yield EventBlock(np.full(len(chunk), chunk.file_index, dtype="<u4"), chunk.entry, chunk.event_number,
-                         chunk.n_jets, np.zeros(len(chunk)), chunk.jets)
+    for block in read_chunks(files, spec, variables, plans=plans):
+        if block.checks and on_input_counts is not None:
+            on_input_counts(block.checks)
+        yield block
 
 
 def event_source(files: Sequence[Path], spec: ReaderSpec, variables: Sequence[str], loops: int,

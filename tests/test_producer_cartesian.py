@@ -54,7 +54,7 @@ def test_round_trip_through_a_cartesian_file(tmp_path: Path, unit: str) -> None:
     _write_cartesian(path, counts, p4, scale=1000.0 if unit == "MeV" else 1.0)
     variables, chunks = _read(path, ReaderSpec(branch_map=CMS, unit=unit, step_size=512))
     assert set(variables) == {"px", "py", "pz", "e", "pt", "eta", "phi", "m"}
-    assert sum(c.dropped_jets for c in chunks) == 0
+    assert sum(c.checks.zero_pt_jets_dropped for c in chunks) == 0
     np.testing.assert_array_equal(np.concatenate([c.n_jets for c in chunks]), counts)
     np.testing.assert_array_equal(np.concatenate([c.event_number for c in chunks]), np.arange(2000))
     pt, eta, phi, m = (truth[v].astype(np.float64) for v in ("pt", "eta", "phi", "m"))
@@ -106,7 +106,7 @@ def test_pt_zero_jets_are_dropped_and_counted_and_zero_jet_events_pass(tmp_path:
     assert variables == ["pt", "eta", "phi", "e"]
     n_jets = np.concatenate([c.n_jets for c in chunks])
     np.testing.assert_array_equal(n_jets, np.tile([1, 0, 0, 2], 25))
-    assert sum(c.dropped_jets for c in chunks) == 50
+    assert sum(c.checks.zero_pt_jets_dropped for c in chunks) == 50
     assert all(len(c.jets["pt"]) == int(c.n_jets.sum()) for c in chunks)
     np.testing.assert_array_equal(np.concatenate([c.entry for c in chunks]), np.arange(100))
     pt = _cat(chunks, "pt")

@@ -69,7 +69,7 @@ def load_background(inputs: Inputs) -> JetSample:
         for chunk in read_chunks(inputs.files, inputs.spec, inputs.variables, plans=inputs.plans):
             values.append(np.stack([chunk.jets[v] for v in inputs.variables], axis=1))
             counts.append(chunk.n_jets.astype(np.int64))
-            file_index.append(np.full(len(chunk), chunk.file_index, np.int64))
+            file_index.append(chunk.file_index.astype(np.int64))
             entry.append(chunk.entry.astype(np.int64))
             bar.update(len(chunk))
     n_vars = len(inputs.variables)
