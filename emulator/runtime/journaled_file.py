@@ -113,10 +113,28 @@ def journal_state(path: str | Path) -> str:
 
 
 class _Cursor:
-    """The position half of the file protocol, shared by the reading and the writing file: ``size`` and ``pos``."""
+    """The half of the file protocol the reading and the writing file share: ``size`` and ``pos``, and reading
+    the file ``fd`` with the writes of :meth:`_overlay` laid over it."""
 
+    fd: int
     pos: int
     size: int
+
+    def _overlay(self) -> list[tuple[int, bytes]]:
+        """The (offset, data) writes not in the file yet, laid over its bytes in order when reading."""
+        raise NotImplementedError
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
+        if end <= self.pos:
+            return b""
+        buf = bytearray(os.pread(self.fd, end - self.pos, self.pos).ljust(end - self.pos, b"\0"))
+        for pos, data in self._overlay():
+            lo, hi = max(pos, self.pos), min(pos + len(data), end)
+            if lo < hi:
+                buf[lo - self.pos:hi - self.pos] = data[lo - pos:hi - pos]
+        self.pos = end
+        return bytes(buf)
 
     def readable(self) -> bool:
         return True
@@ -154,17 +172,8 @@ class ReplayedFile(_Cursor):
         self.pos = 0
         self.closed = False
 
-    def read(self, n: int = -1) -> bytes:
-        end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
-        if end <= self.pos:
-            return b""
-        buf = bytearray(os.pread(self.fd, end - self.pos, self.pos).ljust(end - self.pos, b"\0"))
-        for pos, data in self.writes:
-            lo, hi = max(pos, self.pos), min(pos + len(data), end)
-            if lo < hi:
-                buf[lo - self.pos:hi - self.pos] = data[lo - pos:hi - pos]
-        self.pos = end
-        return bytes(buf)
+    def _overlay(self) -> list[tuple[int, bytes]]:
+        return self.writes
 
     def close(self) -> None:
         if not self.closed:
@@ -239,17 +248,8 @@ class JournaledFile(_Cursor):
         self.size = max(self.size, self.pos)
         return len(raw)
 
-    def read(self, n: int = -1) -> bytes:
-        end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
-        if end <= self.pos:
-            return b""
-        buf = bytearray(os.pread(self.fd, end - self.pos, self.pos).ljust(end - self.pos, b"\0"))
-        for pos, data in self.staged:
-            lo, hi = max(pos, self.pos), min(pos + len(data), end)
-            if lo < hi:
-                buf[lo - self.pos:hi - self.pos] = data[lo - pos:hi - pos]
-        self.pos = end
-        return bytes(buf)
+    def _overlay(self) -> list[tuple[int, bytes]]:
+        return self.staged
 
     def flush(self) -> None:
         """Nothing: data reaches the file only in :meth:`commit`."""
