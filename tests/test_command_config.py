@@ -201,3 +201,14 @@ def test_bad_input_exits_2_with_one_clear_line(argv: list[str], said: str, tmp_p
     err = capsys.readouterr().err.strip()
     assert said in err and len(err.splitlines()) == 1, err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_one_parser_parses_again_without_the_last_files_values(tmp_path: Path) -> None:
+    config = tmp_path / "verify.toml"
+    config.write_text('dir = "runs/a"\nexpect-events = 5\n')
+    parser, _ = cli.build_parser("verify")
+    assert parser.parse_args(["--config", str(config)]).expect_events == 5
+    again = parser.parse_args(["runs/b"])
+    assert (again.dir, again.expect_events) == (Path("runs/b"), None)
+    with pytest.raises(SystemExit):
+        parser.parse_args([])  # the positional is required again

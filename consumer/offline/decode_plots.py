@@ -19,6 +19,7 @@ import numpy as np
 from emulator.runtime import plotting
 from emulator.runtime.atomic import write_json_atomic
 from emulator.runtime.defaults import REPO
+from emulator.runtime.wire import jet_column
 from models.runtime.residuals import RELATIVE_VARIABLES, residual_summary
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str
         search += [str(recording_dir), str(Path(recording_dir).parent)]
     raw_vars = [f[len("raw_jet_"):] for f in events.fields if f.startswith("raw_jet_")]
     joined = join_decoded(events, manifests, list(dict.fromkeys([*variables, *raw_vars, "pt", "eta"])), search)
-    n_dec = ak.to_numpy(ak.num(events[f"jet_{variables[0]}"], axis=1))
+    n_dec = ak.to_numpy(ak.num(events[jet_column(variables[0])], axis=1))
     n_in = ak.to_numpy(ak.num(joined[variables[0]], axis=1))
     if not np.array_equal(n_dec, n_in):
         bad = int(np.nonzero(n_dec != n_in)[0][0])
@@ -98,7 +99,7 @@ def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str
     residual_cols: dict[str, np.ndarray] = {}
     positive = np.ones(int(n_dec.sum()), dtype=bool)
     inputs = {v: ak.to_numpy(ak.flatten(joined[v])).astype(np.float64) for v in variables}
-    decoded = {v: ak.to_numpy(ak.flatten(events[f"jet_{v}"])).astype(np.float64) for v in variables}
+    decoded = {v: ak.to_numpy(ak.flatten(events[jet_column(v)])).astype(np.float64) for v in variables}
     for v in variables:
         plots += plotting.input_vs_decoded(inputs[v], decoded[v], v, units[v], out_dir, extra=extra, origin=origin)
         paths, _ = plotting.residual_histograms(inputs[v], decoded[v], v, units[v], out_dir, extra=extra,

@@ -12,8 +12,9 @@ its values; a table gives a ``K=V`` flag its pairs. A bad file exits 2, as a bad
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from emulator.runtime.stage_config import normal_key, read_config, unknown_key
@@ -76,6 +77,22 @@ def _tokens(action: argparse.Action, value: Any, key: str) -> list[str]:
     return [flag, *items] if many else [f"{flag}={items[0]}"]
 
 
+@contextlib.contextmanager
+def _optional(actions: list[argparse.Action], default_of: Callable[[argparse.Action], Any]) -> Iterator[None]:
+    """Inside: every action optional (a positional takes 0 or 1 value) with default ``default_of(action)``; the
+    actions are as built again after (another parse, with another file, starts afresh)."""
+    saved = [(a, a.default, a.required, a.nargs) for a in actions]
+    try:
+        for a in actions:
+            a.default, a.required = default_of(a), False
+            if not a.option_strings and a.nargs is None:
+                a.nargs = "?"
+        yield
+    finally:
+        for a, default, required, nargs in saved:
+            a.default, a.required, a.nargs = default, required, nargs
+
+
 class CommandParser(argparse.ArgumentParser):
     """An ArgumentParser that, once :meth:`add_config_flag` is called, reads ``--config FILE`` as the defaults of
     its arguments (module docstring); without it, a plain ArgumentParser."""
@@ -101,12 +118,9 @@ class CommandParser(argparse.ArgumentParser):
         except ValueError as exc:
             self.error(str(exc))
         given = set(vars(self._partial(argv)[0]))
-        for action in parser_actions(self):
-            if action.dest in defaults and action.dest not in given:
-                action.default, action.required = defaults[action.dest], False
-                if not action.option_strings and action.nargs is None:
-                    action.nargs = "?"
-        return super().parse_known_args(argv, namespace)
+        from_file = [a for a in parser_actions(self) if a.dest in defaults and a.dest not in given]
+        with _optional(from_file, lambda a: defaults[a.dest]):
+            return super().parse_known_args(argv, namespace)
 
     def _file_values(self, path: str) -> dict[str, Any]:
         """The config file's values by dest, converted and checked by the flags' own argparse actions."""
@@ -133,20 +147,14 @@ class CommandParser(argparse.ArgumentParser):
     def _partial(self, argv: list[str], exit_on_error: bool = True) -> tuple[argparse.Namespace, list[str]]:
         """Parse ``argv`` alone: only the arguments it gives are in the namespace, none is required."""
         actions = parser_actions(self)
-        saved = [(a, a.default, a.required, a.nargs) for a in actions]
         saved_exit = self.exit_on_error
-        try:
-            for a in actions:
-                # a positional left out gets None (argparse would convert a SUPPRESS default with its type)
-                a.default, a.required = (argparse.SUPPRESS if a.option_strings else None), False
-                if not a.option_strings and a.nargs is None:
-                    a.nargs = "?"
-            self.exit_on_error = exit_on_error
-            namespace, rest = super().parse_known_args(argv, argparse.Namespace())
-        finally:
-            self.exit_on_error = saved_exit
-            for a, default, required, nargs in saved:
-                a.default, a.required, a.nargs = default, required, nargs
+        # a positional left out gets None (argparse would convert a SUPPRESS default with its type)
+        with _optional(actions, lambda a: argparse.SUPPRESS if a.option_strings else None):
+            try:
+                self.exit_on_error = exit_on_error
+                namespace, rest = super().parse_known_args(argv, argparse.Namespace())
+            finally:
+                self.exit_on_error = saved_exit
         for a in actions:
             if not a.option_strings and getattr(namespace, a.dest, None) is None and hasattr(namespace, a.dest):
                 delattr(namespace, a.dest)
