@@ -45,7 +45,11 @@ def _top_level_help() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = ["usage: aetrig COMMAND [options]   (aetrig COMMAND --help for details)", "", "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
-    lines += ["", "example:", "  aetrig run --duration 20 --rate 50000 --encoders 2 --out runs/demo"]
+    lines += ["", "every command takes --config FILE (TOML: its flags as keys; flags override it); --model is one",
+              "model, a directory or a models/zoo name (docs/design.md \"Command-line conventions\")",
+              "exit status: 0 ok, 1 the work failed, 2 a usage or input error (quantize, import-pretrained, decode",
+              "and generate exited 1 before), 3 aetrig run lost or duplicated events, 130 interrupted",
+              "", "example:", "  aetrig run --duration 20 --rate 50000 --encoders 2 --out runs/demo"]
     return "\n".join(lines)
 
 
