@@ -43,6 +43,19 @@ def test_input_groups_add_up_and_jet_branches_match_the_raw_baskets() -> None:
     assert got["per_jet"]["jet_branches"] == pytest.approx(got["by_group"]["jet_branches"] / got["jets"])
 
 
+def test_rewritten_jets_hold_the_same_values_and_count_like_the_original(tmp_path: Path) -> None:
+    plain = nb.rewrite_jets(EXAMPLE, tmp_path / "plain.root", "none")
+    packed = nb.rewrite_jets(EXAMPLE, tmp_path / "lzma.root", "lzma:9")
+    with uproot.open(EXAMPLE) as a, uproot.open(packed) as b:
+        for name in nb.JET_BRANCHES:
+            assert ak.all(a[nb.TREE][name].array() == b[nb.TREE][name].array())
+    got = {p.name: nb.input_bytes(p) for p in (plain, packed)}
+    for path in (plain, packed):
+        assert got[path.name]["by_group"]["jet_branches"] == sum(_raw_basket_bytes(path, b) for b in nb.JET_BRANCHES)
+    # uncompressed: at least the 16 bytes of four float32 per jet; LZMA finds the 12- and 10-bit mantissas
+    assert got["plain.root"]["per_jet"]["jet_branches"] >= 16.0 > got["lzma.root"]["per_jet"]["jet_branches"]
+
+
 def test_a_file_without_nanoaod_jets_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="has no"):
         nb.input_bytes(REPO / "producer" / "samples" / "qcd.root", tree="events")
@@ -68,5 +81,6 @@ def test_recording_of_the_example_is_compared_every_byte_counted(tmp_path: Path)
     assert result["ratios"]["file_over_recording"] == pytest.approx(
         (os.path.getsize(EXAMPLE) / input_jets) / (recorded / (2 * input_jets)), rel=1e-12)
     text = subprocess.run([sys.executable, "-m", "consumer.offline.studies.nanoaod_bytes", str(out), "--input",
-                           str(EXAMPLE)], capture_output=True, text=True, timeout=120, cwd=REPO)
+                           str(EXAMPLE), "--rewrite", "lzma:9"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert text.returncode == 0 and f"{result['ratios']['four_jet_branches_over_recording']:.2f}x" in text.stdout
+    assert "rewritten at lzma:9" in text.stdout

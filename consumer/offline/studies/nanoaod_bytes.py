@@ -17,7 +17,11 @@ kept), so the comparison is bytes at that accuracy against NanoAOD's bytes at it
 file (``--loops N``) is compared per jet: its fixed costs (cards, ROOT's metadata) spread as over a long run.
 
     aetrig run --input producer/samples/nanoaod_example.root --input-format nanoaod --loops 1 --rate 0 --out runs/nano
-    python -m consumer.offline.studies.nanoaod_bytes runs/nano --input producer/samples/nanoaod_example.root
+    python -m consumer.offline.studies.nanoaod_bytes runs/nano --input producer/samples/nanoaod_example.root \
+        --rewrite lzma:9
+
+The example is written with uproot's default (zlib level 1); ``--rewrite lzma:9`` also counts its four jet
+branches as CMS production writes them (LZMA level 9).
 """
 
 from __future__ import annotations
@@ -65,18 +69,45 @@ def input_bytes(path: str | Path, tree: str = TREE, jet_branches: Sequence[str] 
                                               {**groups, "total": size}.items()}}
 
 
-def compare(recording: str | Path, nanoaod: str | Path) -> dict[str, Any]:
+def rewrite_jets(path: str | Path, out: str | Path, compression: str, tree: str = TREE) -> Path:
+    """The file's ``nJet`` and four jet branches, as they are, rewritten into ``out`` at ``compression``
+    (``ALGO:LEVEL`` or ``none``: e.g. ``lzma:9``, what CMS production NanoAOD uses)."""
+    import awkward as ak
+    import uproot
+
+    from consumer.sink.segment_writer import parse_compression
+
+    with uproot.open(path) as file:
+        arrays = file[tree].arrays(list(JET_BRANCHES))
+    jets = ak.zip({name.removeprefix("Jet_"): arrays[name] for name in JET_BRANCHES})
+    with uproot.recreate(out, compression=parse_compression(compression)) as file:
+        file.mktree(tree, {"Jet": jets.type.content}, field_name=lambda outer, inner: f"{outer}_{inner}",
+                    counter_name=lambda counted: f"n{counted}")
+        file[tree].extend({"Jet": jets})
+    return Path(out)
+
+
+def compare(recording: str | Path, nanoaod: str | Path, compressions: Sequence[str] = ()) -> dict[str, Any]:
     """The recording's byte split against the NanoAOD file's, per jet, and the ratios (NanoAOD bytes per jet /
-    recording bytes per jet: how many times fewer bytes the recording takes)."""
+    recording bytes per jet: how many times fewer bytes the recording takes); for each of ``compressions`` also
+    the four jet branches rewritten at it (:func:`rewrite_jets`) and their ratio."""
+    import tempfile
+
     from consumer.offline.recording_bytes import recording_bytes
 
     rec = recording_bytes(recording)
     nano = input_bytes(nanoaod)
+    rewritten = {}
+    with tempfile.TemporaryDirectory(prefix="aetrig-nanoaod-") as tmp:
+        for setting in compressions:
+            again = input_bytes(rewrite_jets(nanoaod, Path(tmp) / "jets.root", setting))
+            rewritten[setting] = {"jet_branches_per_jet": again["per_jet"]["jet_branches"],
+                                  "over_recording": again["per_jet"]["jet_branches"] / rec["per_jet"]["total"]}
     rec_jet, nano_jet = rec["per_jet"], nano["per_jet"]
     if not rec["jets"] or not nano["jets"]:
         raise ValueError("no jets to compare")
     jets_plus_counter = nano_jet["jet_branches"] + nano_jet["jet_counter"]
-    return {"recording": rec, "nanoaod": nano, "loops": rec["jets"] / nano["jets"],
+    return {"recording": rec, "nanoaod": nano, "loops": rec["jets"] / nano["jets"], "rewritten": rewritten,
             "ratios": {"four_jet_branches_over_recording": nano_jet["jet_branches"] / rec_jet["total"],
                        "jet_branches_and_counter_over_recording": jets_plus_counter / rec_jet["total"],
                        "file_over_recording": nano_jet["total"] / rec_jet["total"],
@@ -94,17 +125,22 @@ def comparison_text(result: Mapping[str, Any]) -> str:
         f"{rec['bytes']:,} bytes: {rec['per_jet']['total']:.2f} B/jet ({split} B/jet)",
         f"fewer bytes than the four jet branches: {r['four_jet_branches_over_recording']:.2f}x every byte of the "
         f"recording, {r['four_jet_branches_over_latents']:.2f}x its latents alone; than the jet branches and nJet "
-        f"{r['jet_branches_and_counter_over_recording']:.2f}x; than the whole file {r['file_over_recording']:.2f}x"])
+        f"{r['jet_branches_and_counter_over_recording']:.2f}x; than the whole file {r['file_over_recording']:.2f}x",
+        *(f"the four jet branches rewritten at {k}: {v['jet_branches_per_jet']:.2f} B/jet, "
+          f"{v['over_recording']:.2f}x every byte of the recording" for k, v in result["rewritten"].items())])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recording", help="the --out of aetrig run --input-format nanoaod")
     parser.add_argument("--input", required=True, help="the NanoAOD file it recorded")
+    parser.add_argument("--rewrite", action="append", default=[], metavar="ALGO:LEVEL",
+                        help="also count the four jet branches rewritten at this compression (repeatable; lzma:9 is "
+                             "CMS production's)")
     parser.add_argument("--json", action="store_true", help="print every number as JSON")
     args = parser.parse_args(argv)
     try:
-        result = compare(args.recording, args.input)
+        result = compare(args.recording, args.input, args.rewrite)
     except (OSError, ValueError, KeyError) as exc:
         print(f"nanoaod_bytes: error: {exc}", file=sys.stderr)
         return 2
