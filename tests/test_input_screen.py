@@ -132,6 +132,16 @@ def test_the_replayer_reports_and_exports_what_the_screen_found() -> None:
 # --- end to end -------------------------------------------------------------------------------------------
 
 
+def _run_pipeline(path: Path, out: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """``aetrig run`` of ``path`` into ``out`` (one encoder, no rate limit); checks it exits 0, returns it and its
+    summary.json."""
+    run = subprocess.run([sys.executable, "-m", "emulator.cli", "run", "--input", str(path), "--rate", "0",
+                          "--out", str(out), "--status-interval", "0", "--encoders", "1"],
+                         capture_output=True, text=True, timeout=170, cwd=REPO)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run, json.loads((out / "summary.json").read_text())
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_nan_in_every_50th_event_loses_nothing(tmp_path: Path) -> None:
@@ -140,11 +150,7 @@ def test_a_nan_in_every_50th_event_loses_nothing(tmp_path: Path) -> None:
     n_nan = _nan_leading_pt_file(path)
     assert n_nan == 60
     out = tmp_path / "run"
-    run = subprocess.run([sys.executable, "-m", "emulator.cli", "run", "--input", str(path), "--rate", "0",
-                          "--out", str(out), "--status-interval", "0", "--encoders", "1"],
-                         capture_output=True, text=True, timeout=170, cwd=REPO)
-    assert run.returncode == 0, run.stdout + run.stderr
-    summary = json.loads((out / "summary.json").read_text())
+    run, summary = _run_pipeline(path, out)
     assert summary["events"]["produced"] == summary["events"]["recorded"] == 3000
     assert summary["events"]["lost"] == 0 and summary["rejected"] == {}
     assert summary["input"]["non_finite_values"] == summary["input"]["jets_dropped_non_finite"] == n_nan
@@ -181,11 +187,7 @@ def test_sentinels_and_a_5000_jet_event_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "odd.root"
     _write_aetrig(path, {v: ak.unflatten(x, counts) for v, x in cols.items()}, a["event_number"].to_numpy())
     out = tmp_path / "run"
-    run = subprocess.run([sys.executable, "-m", "emulator.cli", "run", "--input", str(path), "--rate", "0",
-                          "--out", str(out), "--status-interval", "0", "--encoders", "1"],
-                         capture_output=True, text=True, timeout=170, cwd=REPO)
-    assert run.returncode == 0, run.stdout + run.stderr
-    summary = json.loads((out / "summary.json").read_text())
+    _, summary = _run_pipeline(path, out)
     assert summary["events"]["produced"] == summary["events"]["recorded"] == 1000 and summary["rejected"] == {}
     screen = summary["input"]
     assert (screen["jets_dropped_sentinel"], screen["sentinel_values"]) == (10, 10)

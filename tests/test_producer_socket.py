@@ -62,15 +62,20 @@ def _collect(proc: subprocess.Popen, pull: zmq.Socket, push: zmq.Socket, ack_whe
     return batches
 
 
+def _receive_all(proc: subprocess.Popen, data: str, acks: str, ack_when=lambda b, k: True) -> list[wire.Batch]:
+    """:func:`_collect` on fresh encoder and sink sockets (:func:`_sockets`), closed when the producer is done."""
+    ctx, pull, push = _sockets(data, acks)
+    try:
+        return _collect(proc, pull, push, ack_when)
+    finally:
+        ctx.destroy(0)
+
+
 def test_every_event_sent_once_with_identity(tmp_path: Path) -> None:
     truths = [make_ntuple(tmp_path / f"in{i}.root", 700 + 100 * i, seed=120 + i) for i in range(2)]
     proc, data, acks = _start(tmp_path, "--input", str(tmp_path / "in*.root"), "--rate", "0",
                               "--events-per-message", "128", "--run-id", "0x1234abcd", "--step-size", "300")
-    ctx, pull, push = _sockets(data, acks)
-    try:
-        batches = _collect(proc, pull, push)
-    finally:
-        ctx.destroy(0)
+    batches = _receive_all(proc, data, acks)
     err = proc.stderr.read()
     assert proc.returncode == 0, err
     report = json.loads((tmp_path / "report.json").read_text())
@@ -96,12 +101,8 @@ def test_unacked_batches_are_resent_with_same_seq_and_send_time(tmp_path: Path) 
     make_ntuple(tmp_path / "in.root", 300)
     proc, data, acks = _start(tmp_path, "--input", str(tmp_path / "in.root"), "--rate", "0",
                               "--events-per-message", "100", "--resend-timeout", "0.3")
-    ctx, pull, push = _sockets(data, acks)
-    try:
-        # seq 1 is only acknowledged on its second arrival
-        batches = _collect(proc, pull, push, ack_when=lambda b, k: b.seq != 1 or k >= 2)
-    finally:
-        ctx.destroy(0)
+    # seq 1 is only acknowledged on its second arrival
+    batches = _receive_all(proc, data, acks, ack_when=lambda b, k: b.seq != 1 or k >= 2)
     assert proc.returncode == 0, proc.stderr.read()
     report = json.loads((tmp_path / "report.json").read_text())
     copies = [b for b in batches if b.seq == 1]
@@ -115,11 +116,7 @@ def test_drop_on_overload_counts_every_dropped_event(tmp_path: Path) -> None:
     proc, data, acks = _start(tmp_path, "--input", str(tmp_path / "in.root"), "--rate", "0", "--window", "2",
                               "--events-per-message", "100", "--drop-on-overload", "--drain-timeout", "0.5",
                               "--resend-timeout", "10")
-    ctx, pull, push = _sockets(data, acks)
-    try:
-        batches = _collect(proc, pull, push, ack_when=lambda b, k: False)
-    finally:
-        ctx.destroy(0)
+    batches = _receive_all(proc, data, acks, ack_when=lambda b, k: False)
     assert proc.returncode == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["produced"] == 200 == sum(b.n_events for b in batches)
@@ -189,11 +186,7 @@ def test_achieved_rate_holds_the_declared_rate(tmp_path: Path) -> None:
     make_ntuple(tmp_path / "in.root", 20000, seed=125)
     proc, data, acks = _start(tmp_path, "--input", str(tmp_path / "in.root"), "--rate", "20000", "--loops", "0",
                               "--max-events", "60000")
-    ctx, pull, push = _sockets(data, acks)
-    try:
-        batches = _collect(proc, pull, push)
-    finally:
-        ctx.destroy(0)
+    batches = _receive_all(proc, data, acks)
     assert proc.returncode == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["produced"] == 60000 == sum(b.n_events for b in batches)
@@ -221,11 +214,7 @@ def test_clock_starts_when_the_first_consumer_connects(tmp_path: Path) -> None:
     make_ntuple(tmp_path / "in.root", 1000)
     proc, data, acks = _start(tmp_path, "--input", str(tmp_path / "in.root"), "--rate", "1000")
     time.sleep(2.0)  # nobody listens yet: the producer must not fall behind its schedule meanwhile
-    ctx, pull, push = _sockets(data, acks)
-    try:
-        batches = _collect(proc, pull, push)
-    finally:
-        ctx.destroy(0)
+    batches = _receive_all(proc, data, acks)
     assert proc.returncode == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert sum(b.n_events for b in batches) == report["produced"] == 1000
