@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
 import pytest
+from docs_commands import check_aetrig
 
 from emulator.cli import main as cli_main
 from emulator.runtime.defaults import SAMPLES_DIR
@@ -72,6 +74,7 @@ def test_ship_writes_the_transform_and_its_thresholds(trained: Path, tmp_path: P
         assert int((score > row["threshold"]).sum()) <= row["n"]
         assert int((score >= row["threshold"]).sum()) >= row["n"] + 1
     assert json.loads((out / "card.json").read_text())["name"] == "shipped"
+    check_aetrig(shlex.split(card["source"]["command"])[1:], "the ship step in the card")  # an aetrig command
     rebuild = card["source"]["rebuild"]  # the training's data and command, then the ship step's
     assert rebuild["commands"] == [load_model_dir(trained, level="event").card["training"]["command"],
                                    card["source"]["command"]]

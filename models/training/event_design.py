@@ -27,14 +27,13 @@ score's threshold).
     aetrig event-design ship --model /tmp/evt/j10s4k6 --global-weight 10 --combo 1,0.5,1 \
         --train-background data/qcd_train_200k.root --calibrate data/qcd_test_200k.root \
         --out models/zoo/EVT_AE_ht
-
-(``python -m models.training.event_design`` takes the same arguments.)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -259,8 +258,8 @@ def ship(args: argparse.Namespace) -> int:
                       "training_command": source.card["training"]["command"],
                       "what": "the same network (model.pt); graphs re-exported with the score weights of score, and "
                               "the anomaly score is the score_transform of the scorer's error and latent",
-                      "command": getattr(args, "command_text", None) or " ".join(
-                          ["python -m models.training.event_design", *sys.argv[1:]])}
+                      "command": getattr(args, "command_text", None)
+                      or "aetrig event-design ship (run from code: the options are not recorded)"}
     if args.design_signal:
         from models.runtime.hashing import sha256_file
 
@@ -336,10 +335,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``aetrig event-design`` (models/training/event_design_command.py) without the CLI: the same options."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    args = parser.parse_args(argv)
+    args.command_text = shlex.join(["aetrig", "event-design", *(sys.argv[1:] if argv is None else argv)])
+    return run(args)

@@ -10,7 +10,6 @@ thresholds calibrated on a background (models/training/event_design.py; docs/mod
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 
 EXAMPLES = """
@@ -32,9 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from models.runtime.rebuild import typed_command
     from models.training.event_design import run
 
-    args.command_text = shlex.join(["aetrig", "event-design", *sys.argv[2:]]) if len(sys.argv) > 2 else None
+    args.command_text = typed_command("event-design", sys.argv)  # the card's source.command, as typed
     try:
         return run(args)
     except (ValueError, OSError) as exc:
