@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +110,8 @@ def test_batchnorm_folding_and_channel_equalisation_are_exact_in_float32(jets: n
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4, err_msg=what)
 
 
-def test_quantize_command_writes_a_loadable_int8_model(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_quantize_command_writes_a_loadable_int8_model(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from models.training.quantize_command import main
 
     out = tmp_path / "q"
@@ -116,6 +119,8 @@ def test_quantize_command_writes_a_loadable_int8_model(tmp_path: Path, capsys: p
                               background=[str(SAMPLE)], background_events=3000, method="minmax", percentile=99.99,
                               min_features=64, per_tensor=False, alpha=1.0, no_equalise=False, name=None,
                               tree="events", threads=1)
+    typed = ["aetrig", "quantize", "--model", str(FP32), "--out", str(out)]  # the command line it records
+    monkeypatch.setattr(sys, "argv", typed)
     assert main(args) == 0
     model = load_model_dir(out)
     card = json.loads((out / "card.json").read_text())
@@ -125,7 +130,7 @@ def test_quantize_command_writes_a_loadable_int8_model(tmp_path: Path, capsys: p
     assert card["quantization"]["channel_equalisation"] == {"alpha": 1.0, "pairs": 4}
     parent = load_model_dir(FP32).card["source"]["rebuild"]  # the float32 model's steps, then this one
     assert card["source"]["rebuild"]["commands"][:-1] == parent["commands"]
-    assert card["source"]["rebuild"]["commands"][-1].startswith("aetrig quantize")
+    assert card["source"]["rebuild"]["commands"][-1] == card["quantization"]["command"] == shlex.join(typed)
     assert set(parent["data"]) <= set(card["source"]["rebuild"]["data"])
     import onnx
 

@@ -59,11 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from models.runtime.card import ModelError
     from models.runtime.data import DataError
+    from models.runtime.rebuild import typed_command
     from models.training.quantize import Recipe, quantize_model
 
     recipe = Recipe(method=args.method, percentile=args.percentile, per_channel=not args.per_tensor,
                     min_features=args.min_features, alpha=None if args.no_equalise else args.alpha)
-    command = "aetrig quantize " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["quantize"] else [])
+    command = typed_command("quantize", sys.argv)  # the card's quantization.command and source.rebuild step
     try:
         card = quantize_model(args.model, args.out, args.calibration, args.background,
                               calibration_events=args.calibration_events or None,
