@@ -23,7 +23,9 @@ from stage_keys import as_role, session_keys, stage_flags
 
 from emulator.runtime import wire
 from emulator.runtime.curvezmq import stop_authenticators
+from emulator.runtime.journaled_file import recover
 from emulator.runtime.ports import free_port
+from emulator.runtime.recording import RecordingError, lock_recording, pending_journals, unlock_recording
 from models.runtime.hashing import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -322,3 +324,22 @@ def sink_in_thread(out: Path, card: dict[str, Any], run_ids: Any, anomaly_card: 
 
 def read_report(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+def recover_segments(directory: str | Path) -> dict[str, str]:
+    """Finish or discard, in place, the interrupted last commit of every segment, as a starting sink does
+    (consumer/sink/recovery.py); offline readers never do (they overlay complete journals in memory).
+
+    Returns {segment name: 'replayed' | 'discarded'}; raises RecordingError when a sink holds the lock.
+    """
+    todo = pending_journals(directory)
+    if not todo:
+        return {}
+    fd = lock_recording(directory)
+    if fd is None:
+        raise RecordingError(f"{directory}: a running sink is writing this recording ({len(todo)} segment(s) "
+                             "mid-commit); read it after the sink stops")
+    try:
+        return {p.name: recover(p) for p in todo}
+    finally:
+        unlock_recording(fd)

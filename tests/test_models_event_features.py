@@ -14,7 +14,6 @@ from models.runtime.event_features import (
     EVENT_VARIABLES,
     SLOT_FEATURES,
     event_features,
-    event_features_from_flat,
     feature_names,
     fit_empty_slot_fill,
     padded_jets,
@@ -67,7 +66,7 @@ def test_padding_zero_jet_and_many_jet_events() -> None:
     np.testing.assert_array_equal(ff[2], f[2])
     # a 30-jet event is truncated: its vector equals that of its 6 leading jets alone
     lead6 = values[starts[2]:starts[2] + DEFAULT_JETS]
-    np.testing.assert_allclose(f[2], event_features_from_flat(lead6, np.array([6]))[0], rtol=1e-12)
+    np.testing.assert_allclose(f[2], event_features(padded_jets(lead6, np.array([6])))[0], rtol=1e-12)
     assert f[2, feature_names().index("n_jets")] == DEFAULT_JETS
     with pytest.raises(ValueError, match="do not match"):
         padded_jets(values, counts[:-1])

@@ -19,6 +19,7 @@ from encsink_support import (
     make_tiny_model,
     metric_value,
     read_report,
+    recover_segments,
     scored_frames,
     scrape,
     stage_socket,
@@ -34,7 +35,6 @@ from emulator.runtime.recording import (
     read_seen,
     read_segment,
     read_segment_arrays,
-    recover_segments,
     segment_paths,
 )
 from models.runtime.card import load_model_dir

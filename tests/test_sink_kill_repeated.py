@@ -18,6 +18,7 @@ from encsink_support import (
     close_context,
     expect_args,
     make_tiny_model,
+    recover_segments,
     scored_frames,
     stage_socket,
     start,
@@ -25,7 +26,7 @@ from encsink_support import (
 )
 
 from consumer.offline.verify import verify_recording
-from emulator.runtime.recording import read_seen, read_segment, recover_segments, segment_paths
+from emulator.runtime.recording import read_seen, read_segment, segment_paths
 from models.runtime.card import load_model_dir
 
 RUN = 0xC0FFEE

@@ -36,7 +36,7 @@ import uproot
 
 from emulator.runtime import compact_columns as cc
 from emulator.runtime.atomic import write_text_atomic
-from emulator.runtime.journaled_file import JournalError, journal_path, journal_state, open_replayed, recover
+from emulator.runtime.journaled_file import JournalError, journal_path, journal_state, open_replayed
 from models.runtime import latent_coding as lc
 from models.runtime import latent_context as lx
 
@@ -251,25 +251,6 @@ def unfinished_commits(directory: str | Path) -> dict[str, str]:
             continue
         states[path.name] = {"complete": "replayed in memory", "torn": "torn journal ignored"}.get(state, state)
     return states
-
-
-def recover_segments(directory: str | Path) -> dict[str, str]:
-    """Finish or discard, in place, the interrupted last commit of every segment: the WRITER's tool (what a
-    starting sink does); offline readers never call it (they overlay complete journals in memory).
-
-    Returns {segment name: 'replayed' | 'discarded'}; raises RecordingError when a sink holds the lock.
-    """
-    todo = pending_journals(directory)
-    if not todo:
-        return {}
-    fd = lock_recording(directory)
-    if fd is None:
-        raise RecordingError(f"{directory}: a running sink is writing this recording ({len(todo)} segment(s) "
-                             "mid-commit); read it after the sink stops")
-    try:
-        return {p.name: recover(p) for p in todo}
-    finally:
-        unlock_recording(fd)
 
 
 ENTRIES_MARK_SUFFIX = ".entries"

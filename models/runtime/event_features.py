@@ -148,10 +148,3 @@ def event_features(x: np.ndarray, slots: int = DEFAULT_SLOTS, variables: Sequenc
             raise ValueError(f"fill must be [{slots}, {slot_block.shape[2]}], got {fill.shape}")
         slot_block = np.where(mask[:, :slots, None] > 0, slot_block, fill[None])
     return np.concatenate([np.stack(glob, axis=1), slot_block.reshape(len(x), -1)], axis=1)
-
-
-def event_features_from_flat(values: np.ndarray, counts: np.ndarray, n_jets: int = DEFAULT_JETS,
-                             slots: int = DEFAULT_SLOTS, variables: Sequence[str] = EVENT_VARIABLES,
-                             fill: np.ndarray | None = None) -> np.ndarray:
-    """``event_features(padded_jets(values, counts, n_jets), slots, variables, fill)``."""
-    return event_features(padded_jets(values, counts, n_jets), slots, variables, fill)
