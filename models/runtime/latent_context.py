@@ -349,11 +349,14 @@ def encode(q: np.ndarray, counts: np.ndarray, model: ContextModel) -> bytes:
         return b""
     uniform = constriction.stream.model.Uniform(1 << 16)
     indices = [lc.table_symbols(q[:, j], table)[0] for j, table in enumerate(model.base.tables)]
+    any_escape = [bool(np.any(index == table.size)) for index, table in zip(indices, model.base.tables, strict=True)]
     pushes = []
     for position, context, jets in _encoder_steps(model, events, q):
         j = model.latents[position].latent
         index = indices[j][jets]
         pushes.append((index, model.categorical(position, context)))
+        if not any_escape[j]:
+            continue
         escaped = q[jets[index == model.base.tables[j].size], j].astype(np.int32)
         if len(escaped):
             values = escaped.view(np.uint32)
