@@ -51,7 +51,7 @@ pytestmark = pytest.mark.slow
 AETRIG = str(Path(sys.executable).with_name("aetrig"))
 RUN_ID = 0xA77AC4
 ATTACK_S = 3.0
-ACK_WITHIN_S = 2.0  # "genuine batches are acknowledged within 2 s" (issue 23); a bucket bound of the histogram
+ACK_WITHIN_S = 2.0  # genuine batches are acknowledged within 2 s during an attack; a bucket bound of the histogram
 ACK_QUANTILE = 0.99
 #: bounded, for a loaded 2-core machine: 20 messages/s of 200 events; at load 10-12 one encoder fell behind
 #: 10 kHz (the window full, batches waiting 0.6 s p50 for the encoder, 2.3 s at most, flood or not)
