@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 EXAMPLES = """
 aetrig sink --bind tcp://127.0.0.1:5556 --ack-connect tcp://127.0.0.1:5557 --out runs/demo/recording \\
@@ -35,15 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from consumer.sink.config import SCHEMA
     from consumer.sink.service import Sink
-    from emulator.runtime.link_security import require_keys
-    from emulator.runtime.stage_log import EXIT_CANNOT_START, run_service, stage_logger
+    from emulator.runtime.stage_log import EXIT_CANNOT_START, resolve_settings, run_service, stage_logger
 
     stage_logger("sink")
-    try:
-        config = SCHEMA.resolve(args)
-        require_keys(config.curve_keys, config.plaintext)
-    except ValueError as exc:
-        print(f"aetrig sink: {exc}", file=sys.stderr)
+    config = resolve_settings("sink", SCHEMA, args)
+    if config is None:
         return EXIT_CANNOT_START
     report = run_service("sink", lambda stop: Sink(config, stop=stop), (OSError, ValueError),
                          f"{config.bind} / {config.ack_connect}")

@@ -15,7 +15,6 @@ without them the encoder refuses to start unless told --plaintext (loopback only
 from __future__ import annotations
 
 import argparse
-import sys
 
 EXAMPLES = """
 aetrig encode --model models/zoo/TLA_4D_leading --connect tcp://127.0.0.1:5555 --sink tcp://127.0.0.1:5556 \\
@@ -37,15 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from emulator.encoder.config import SCHEMA
     from emulator.encoder.service import EncoderService
-    from emulator.runtime.link_security import require_keys
-    from emulator.runtime.stage_log import EXIT_CANNOT_START, run_service, stage_logger
+    from emulator.runtime.stage_log import EXIT_CANNOT_START, resolve_settings, run_service, stage_logger
     from models.runtime.card import ModelError
 
-    try:
-        config = SCHEMA.resolve(args)
-        require_keys(config.curve_keys, config.plaintext)
-    except ValueError as exc:
-        print(f"aetrig encode: {exc}", file=sys.stderr)
+    config = resolve_settings("encode", SCHEMA, args)
+    if config is None:
         return EXIT_CANNOT_START
     log = stage_logger("encode", config.id)
     report = run_service("encode", lambda stop: EncoderService(config, stop=stop), (ModelError, ValueError, OSError),
