@@ -47,3 +47,23 @@ def test_quick_pieces_on_a_tiny_budget(tmp_path: Path) -> None:
     assert saved["machine"]["cycle_method"] in ("perf stat", "cpu_seconds_x_clock")
     assert saved["model"]["macs_per_jet"] == 89720  # 4-200-200-20-3 and back: 2 x (800+40000+4000+60)
     assert set(saved["goals"]) >= {"service_vs_inprocess_at_1024_plus", "pipeline_events_per_s_zero_loss"}
+
+
+def test_encoder_breakdown_follows_the_service_path() -> None:
+    """The breakdown's steps are those of the service's default scoring (the shipped event model on a sample with
+    every jet variable) and add up to at least what the service itself spent on the same micro-batches."""
+    from emulator.bench.breakdown import INFERENCE_STEPS, STEPS, breakdown
+    from emulator.bench.data import jet_variables, load_sample
+
+    path = defaults.default_input()
+    sample = load_sample(path, jet_variables(path), max_events=2000)
+    r = breakdown(defaults.default_model(), sample, 300, 2, budget_s=0.05)
+    assert r["anomaly_scoring"] == f"event-level model {defaults.DEFAULT_ANOMALY_MODEL.name}"
+    assert list(r["us_per_message"]) == list(STEPS) and all(v >= 0 for v in r["us_per_message"].values())
+    assert r["messages"] % 2 == 0 and r["jets_per_batch"] == pytest.approx(2 * r["jets"] / r["messages"])
+    parts = sum(v for k, v in r["us_per_message"].items() if k != "bookkeeping")
+    assert sum(r["us_per_message"].values()) == pytest.approx(max(parts, r["service_us_per_message"]))
+    assert r["us_per_event"]["parse"] == pytest.approx(r["us_per_message"]["parse"] / 300)
+    inference = sum(r["share"][k] for k in INFERENCE_STEPS)
+    assert 0 < inference < 1 and r["non_inference_share"] == pytest.approx(1 - inference)
+    assert sum(r["share"].values()) == pytest.approx(1.0)

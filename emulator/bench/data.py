@@ -56,6 +56,15 @@ def load_sample(path: str | Path, variables: list[str], max_events: int | None =
     return JetSample(Path(path), counts.astype(np.uint32), columns, event_number)
 
 
+def jet_variables(path: str | Path, tree: str = "events") -> list[str]:
+    """The per-jet variables of an input file of the input contract (its ``jet_<var>`` branches), in file order:
+    what a producer sends by default."""
+    import uproot
+
+    with uproot.open(path) as f:
+        return [name[len("jet_"):] for name in f[tree].keys(filter_name="jet_*")]
+
+
 def batches(x: np.ndarray, size: int, count: int) -> list[np.ndarray]:
     """``count`` consecutive batches of ``size`` rows from ``x``, wrapping around (tiled if x is short)."""
     if x.shape[0] < size:

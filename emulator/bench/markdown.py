@@ -39,12 +39,14 @@ def breakdown_table(results: dict) -> list[str]:
     if not rows:
         return []
     steps = list(rows[0]["us_per_message"])
-    lines = ["| events/msg x msgs/batch | jets/batch | " + " | ".join(steps) + " | non-inference share |",
-             "|---|---:|" + "---:|" * len(steps) + "---:|"]
+    lines = ["| events/msg x msgs/batch | jets/batch | " + " | ".join(steps)
+             + " | service per message | service per event | non-inference share |",
+             "|---|---:|" + "---:|" * len(steps) + "---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['events_per_message']} x {r['messages_per_batch']} | {r['jets_per_batch']:.0f} | "
                      + " | ".join(f"{r['us_per_message'][k]:.0f}" for k in steps)
-                     + f" | {r['non_inference_share']:.2f} |")
+                     + f" | {_f(r.get('service_us_per_message'), '{:.0f}')} | {_f(r.get('service_us_per_event'))} | "
+                     f"{r['non_inference_share']:.2f} |")
     return ["## Encoder message path, CPU microseconds per message (no sockets)", "", *lines, ""]
 
 
