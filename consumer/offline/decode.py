@@ -30,6 +30,7 @@ import numpy as np
 
 from emulator.runtime.defaults import ZOO
 from emulator.runtime.progress import Progress
+from emulator.runtime.wire import raw_column
 from models.runtime.card import Level, ModelError, check_level
 from models.runtime.hashing import sha256_file
 from models.runtime.onnx_session import ort_session
@@ -230,7 +231,7 @@ def segment_branches(seg: Any, arrays: ak.Array, decoder: Decoder, variables: li
             else np.zeros(len(arrays), np.int64)
         raw_fields = {}
         for var in raw_vars:
-            name = f"raw_jet_{var}"
+            name = raw_column(var)
             if name not in arrays.fields:
                 if n_raw.sum():
                     raise DecodeError(f"{seg.path}: flagged events lack {name}")

@@ -19,7 +19,7 @@ import numpy as np
 from emulator.runtime import plotting
 from emulator.runtime.atomic import write_json_atomic
 from emulator.runtime.defaults import REPO
-from emulator.runtime.wire import jet_column
+from emulator.runtime.wire import jet_column, raw_column, raw_column_variable
 from models.runtime.residuals import RELATIVE_VARIABLES, residual_summary
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def make_plots(decoded_path: str | Path, out_dir: str | Path, recording_dir: str
     search = [os.getcwd(), str(REPO)]
     if recording_dir is not None:
         search += [str(recording_dir), str(Path(recording_dir).parent)]
-    raw_vars = [f[len("raw_jet_"):] for f in events.fields if f.startswith("raw_jet_")]
+    raw_vars = [v for f in events.fields if (v := raw_column_variable(f))]
     joined = join_decoded(events, manifests, list(dict.fromkeys([*variables, *raw_vars, "pt", "eta"])), search)
     n_dec = ak.to_numpy(ak.num(events[jet_column(variables[0])], axis=1))
     n_in = ak.to_numpy(ak.num(joined[variables[0]], axis=1))
@@ -155,7 +155,7 @@ def raw_passthrough(events: ak.Array, joined: ak.Array, variables: list[str]) ->
     flagged = np.asarray(events["flag"]).astype(bool)
     out: dict[str, Any] = {"flagged_events": int(flagged.sum()), "variables": {}}
     for v in variables:
-        name = f"raw_jet_{v}"
+        name = raw_column(v)
         if name not in events.fields:
             continue
         raw = ak.to_numpy(ak.flatten(events[name][flagged])).astype(np.float32)

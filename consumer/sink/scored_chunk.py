@@ -17,7 +17,7 @@ from emulator.runtime.recording import (
     Layout,
     jagged_record,
 )
-from emulator.runtime.wire import Batch
+from emulator.runtime.wire import Batch, raw_column, raw_column_variable
 from models.runtime import latent_coding as lc
 from models.runtime import latent_context as lx
 
@@ -28,7 +28,7 @@ def batch_layout(batch: Batch, latent_dtype: str, latent_codec: str = "none", en
     carries ``jet_error``), format 3's compact columns with the score at ``score_bits``; with ``jet_error`` (a
     per-jet anomaly score is the max of it, checked exactly) the score stays float32. ``compact`` False: the
     format-2 layout (every column as it is; tests of old readers)."""
-    raw_vars = tuple(name[len("raw_jet_"):] for name in batch.columns if name.startswith("raw_jet_"))
+    raw_vars = tuple(v for name in batch.columns if (v := raw_column_variable(name)))
     jet_error = JET_ERROR in batch.columns
     return Layout(int(batch.columns["jet_latent"].shape[1]), LATENT_STORAGE[latent_dtype], raw_vars,
                   latent_codec, entropy_model if latent_codec != "none" else "", jet_error, compact=compact,
@@ -75,7 +75,7 @@ def chunk_from_batches(batches: Sequence[Batch], layout: Layout) -> dict[str, An
     raw_counts = counts * chunk["flag"].astype(bool)
     raw_fields = {}
     for var in layout.raw_vars:
-        parts = [b.columns.get(f"raw_jet_{var}", np.zeros(0, np.float32)) for b in batches]
+        parts = [b.columns.get(raw_column(var), np.zeros(0, np.float32)) for b in batches]
         raw_fields[var] = np.concatenate(parts).astype(np.float32, copy=False)
     if raw_fields and layout.compact:
         chunk[cc.RAW_PACKED_BRANCH.removesuffix("_values")] = cc.pack_raw(raw_counts, raw_fields)

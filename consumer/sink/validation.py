@@ -19,7 +19,7 @@ from emulator.runtime.recording import JET_ERROR, Layout
 def check_scored_dtypes(batch: wire.Batch) -> None:
     """The sink writes typed branches: floats where floats belong, flags 0 or 1 (WireError bad_column)."""
     for name, col in batch.columns.items():
-        is_float_column = name in ("event_score", JET_ERROR, "jet_latent") or name.startswith("raw_jet_")
+        is_float_column = name in ("event_score", JET_ERROR, "jet_latent") or wire.raw_column_variable(name)
         if is_float_column and col.dtype.kind != "f":
             raise wire.WireError("bad_column", f"{name} has dtype {col.dtype.str}, expected a float")
     flag = batch.columns["flag"]

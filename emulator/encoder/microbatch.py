@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from emulator.runtime.wire import EVENT_ID_COLUMNS, Batch, WireError
+from emulator.runtime.wire import EVENT_ID_COLUMNS, Batch, WireError, jet_column, raw_column
 
 _NO_JETS = np.empty(0, dtype=np.float32)  # the raw copy of a message without flagged events (read-only)
 _NO_JETS.flags.writeable = False
@@ -32,14 +32,14 @@ def stack_inputs(batches: Sequence[Batch], variables: Sequence[str]) -> tuple[np
     for i, batch in enumerate(batches):
         lo, hi = offsets[i], offsets[i + 1]
         for j, var in enumerate(variables):
-            x[lo:hi, j] = batch.columns[f"jet_{var}"]
+            x[lo:hi, j] = batch.columns[jet_column(var)]
     return x, offsets
 
 
 def require_variables(batch: Batch, variables: Sequence[str], needed_by: str) -> None:
     """Raise WireError('missing_variable') when the message lacks a ``jet_<var>`` column of ``variables``
     (``needed_by``: whose input they are, e.g. "model 'X'")."""
-    missing = [v for v in variables if f"jet_{v}" not in batch.columns]
+    missing = [v for v in variables if jet_column(v) not in batch.columns]
     if missing:
         raise WireError("missing_variable", f"stream lacks jet_{missing[0]} needed by {needed_by} "
                                             f"(has {batch.jet_variables()})")
@@ -105,8 +105,8 @@ def scored_columns(batch: Batch, latent: np.ndarray, error: np.ndarray | None, t
     columns["flag"] = flag
     raw_index = flagged_jet_index(flag, counts)
     for var in batch.jet_variables():
-        columns[f"raw_jet_{var}"] = (np.asarray(batch.columns[f"jet_{var}"])[raw_index].astype(np.float32, copy=False)
-                                     if len(raw_index) else _NO_JETS)
+        columns[raw_column(var)] = (np.asarray(batch.columns[jet_column(var)])[raw_index].astype(np.float32, copy=False)
+                                    if len(raw_index) else _NO_JETS)
     return columns
 
 

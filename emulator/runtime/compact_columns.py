@@ -31,6 +31,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from emulator.runtime.wire import raw_column, raw_column_variable
 from models.runtime import latent_coding as lc
 
 DELTA_COLUMNS = ("seq", "event_id", "entry", "event_number")
@@ -203,7 +204,7 @@ def stored_names(names: Sequence[str], fields: Sequence[str]) -> list[str]:
             wanted = [f"{name}{DELTA_SUFFIX}"]
         elif name in ("njet", "event_score") and EVENT_ANS_BRANCH in have and name not in have:
             wanted = [EVENT_ANS_BRANCH]
-        elif (name.startswith("raw_jet_") or name == "nraw_jet") and RAW_PACKED_BRANCH in have:
+        elif (raw_column_variable(name) or name == "nraw_jet") and RAW_PACKED_BRANCH in have:
             wanted = [RAW_PACKED_BRANCH]
         else:
             wanted = [name]
@@ -241,7 +242,7 @@ def expand(arrays: ak.Array, layout: Mapping[str, Any] | None, wanted: Sequence[
             flat = np.asarray(ak.flatten(values, axis=None), np.float32).reshape(-1, n_vars)
             out["nraw_jet"] = counts.astype(np.int32)
             for i, var in enumerate(raw_vars):
-                out[f"raw_jet_{var}"] = ak.unflatten(flat[:, i].copy(), counts)
+                out[raw_column(var)] = ak.unflatten(flat[:, i].copy(), counts)
         elif name not in BLOCK_COUNTERS:
             out.setdefault(name, arrays[name])
     if wanted is not None:

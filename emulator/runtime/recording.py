@@ -37,6 +37,7 @@ import uproot
 from emulator.runtime import compact_columns as cc
 from emulator.runtime.atomic import write_text_atomic
 from emulator.runtime.journaled_file import JournalError, journal_path, journal_state, open_replayed
+from emulator.runtime.wire import raw_column
 from models.runtime import latent_coding as lc
 from models.runtime import latent_context as lx
 
@@ -522,7 +523,7 @@ class Recording:
         out: dict[str, list[np.ndarray]] = {var: [] for var in self.raw_vars}
         for _, arrays in self._all:
             for var in out:
-                name = f"raw_jet_{var}"
+                name = raw_column(var)
                 if name in arrays.fields:
                     out[var].append(np.asarray(ak.flatten(arrays[name], axis=None)))
         return {var: (np.concatenate(p) if p else np.zeros(0, np.float32)) for var, p in out.items()}

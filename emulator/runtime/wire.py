@@ -70,6 +70,7 @@ SCORED_EVENT_COLUMNS = {"event_score": "<f4", "flag": "|u1"}
 #: A per-jet variable ``var`` travels as the column ``jet_<var>`` (as in the input ntuples), its raw copy for a
 #: flagged event as ``raw_jet_<var>``; :func:`jet_column` and :func:`jet_column_variable` are the one spelling.
 JET_PREFIX = "jet_"
+RAW_PREFIX = "raw_" + JET_PREFIX
 #: the per-jet columns that are not variables of the input
 JET_RESULT_COLUMNS = frozenset({"jet_latent", "jet_error"})
 #: the header fields that name, by sha256 (64 lowercase hex digits), the compression model's card, the card of the
@@ -168,6 +169,16 @@ def jet_column(var: str) -> str:
 def jet_column_variable(name: str) -> str | None:
     """The variable a ``jet_<var>`` column or branch holds, or None for any other name."""
     return name[len(JET_PREFIX):] if name.startswith(JET_PREFIX) else None
+
+
+def raw_column(var: str) -> str:
+    """The column (and recorded branch) of the raw copies of per-jet variable ``var``: ``raw_jet_<var>``."""
+    return RAW_PREFIX + var
+
+
+def raw_column_variable(name: str) -> str | None:
+    """The variable a ``raw_jet_<var>`` column or branch holds, or None for any other name."""
+    return name[len(RAW_PREFIX):] if name.startswith(RAW_PREFIX) else None
 
 
 def is_finite_number(value: Any) -> bool:
@@ -354,7 +365,7 @@ def validate(batch: Batch, limits: Limits = Limits()) -> Batch:
                 raise WireError("limit_exceeded", f"jet_latent of {col.shape[1]} dimensions exceeds "
                                 f"{limits.max_latent_dim}")
             want = col.shape
-        elif name.startswith("raw_jet_"):
+        elif raw_column_variable(name):
             if n_flagged_jets is None:
                 raise WireError("bad_column", f"{name} on a message without valid flags")
             want = (n_flagged_jets,)
