@@ -28,6 +28,16 @@ def free_port() -> Callable[[], int]:
     return ports.free_port
 
 
+@pytest.fixture(scope="module")
+def card(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The card of a real tiny model directory (encsink_support.make_tiny_model), made once per test module."""
+    from encsink_support import make_tiny_model
+
+    from models.runtime.card import load_model_dir
+
+    return load_model_dir(make_tiny_model(tmp_path_factory.mktemp("model"))).card
+
+
 @pytest.fixture
 def sink_in_thread(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[SinkHarness]]:
     """``with sink_in_thread(out=tmp_path / "rec", card=, run_ids=, **sink_config) as h``:

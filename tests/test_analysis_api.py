@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import awkward as ak
@@ -16,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import uproot
+from aetrig_cli import REPO, run_aetrig
 
 from consumer.analysis import AnalysisError, open_run
 from consumer.analysis.chunks import commit_starts, plan
@@ -23,16 +23,13 @@ from consumer.offline.join import join_inputs
 from emulator.runtime.defaults import SAMPLES_DIR, ZOO
 from emulator.runtime.recording import open_recording
 
-REPO = Path(__file__).resolve().parents[1]
 QCD, ZPRIME = SAMPLES_DIR / "qcd.root", SAMPLES_DIR / "zprime.root"
 ROTATE, COMMIT = 10_000, 1_500
 EVENT_COLUMNS = ("run_id", "seq", "event_id", "file_index", "entry", "event_number", "event_score", "flag",
                  "event_threshold")
 
 
-def _aetrig(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emulator.cli", *argv], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+_aetrig = partial(run_aetrig, timeout=240)
 
 
 @pytest.fixture(scope="module")

@@ -11,28 +11,26 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from aetrig_cli import REPO, run_aetrig
 
 from consumer.offline.verify import verify_recording
 from emulator.runtime.recording import open_recording
 from models.runtime.card import load_model_dir
 from models.runtime.event_scoring import event_anomaly_scores
 
-REPO = Path(__file__).resolve().parents[1]
 QCD = REPO / "producer" / "samples" / "qcd.root"
 FOUR_VECTOR_MODEL = REPO / "models" / "zoo" / "EVT_AE_4v"
 N_EVENTS = 3000
 
 
-def _aetrig(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emulator.cli", *argv], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+_aetrig = partial(run_aetrig, timeout=300)
 
 
 def _run(out: Path, *argv: str) -> tuple[subprocess.CompletedProcess, dict]:

@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from aetrig_cli import REPO, run_aetrig
 
 from consumer.offline.join import join_inputs
 from emulator import cli
@@ -26,7 +27,6 @@ from producer import config
 from producer.inputs import open_inputs
 from producer.reader import read_chunks
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "producer" / "samples"
 CASES = {  # layout -> (example file, the only input flags given)
     "physlite": ("physlite_example.root", ["--input-format", "physlite"]),
@@ -39,9 +39,7 @@ CASES = {  # layout -> (example file, the only input flags given)
 EVENTS = 300
 
 
-def aetrig(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emulator.cli", *argv], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+aetrig = partial(run_aetrig, timeout=180)
 
 
 def assert_decision_as_announced(run: subprocess.CompletedProcess, summary: dict) -> None:

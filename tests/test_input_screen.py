@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from aetrig_cli import REPO, run_aetrig
 from prometheus_client import generate_latest
 
 from emulator.runtime.metrics import INPUT_DROP_REASONS, make_metrics
@@ -23,7 +23,6 @@ from producer.jet_screen import SENTINEL_MAX, InputCounts, bad_values, cap_jets
 from producer.reader import ReaderSpec, read_chunks, resolve_variables
 from producer.replay import Replayer
 
-REPO = Path(__file__).resolve().parents[1]
 QCD = REPO / "producer" / "samples" / "qcd.root"
 
 
@@ -135,9 +134,8 @@ def test_the_replayer_reports_and_exports_what_the_screen_found() -> None:
 def _run_pipeline(path: Path, out: Path) -> tuple[subprocess.CompletedProcess, dict]:
     """``aetrig run`` of ``path`` into ``out`` (one encoder, no rate limit); checks it exits 0, returns it and its
     summary.json."""
-    run = subprocess.run([sys.executable, "-m", "emulator.cli", "run", "--input", str(path), "--rate", "0",
-                          "--out", str(out), "--status-interval", "0", "--encoders", "1"],
-                         capture_output=True, text=True, timeout=170, cwd=REPO)
+    run = run_aetrig("run", "--input", str(path), "--rate", "0", "--out", str(out), "--status-interval", "0",
+                     "--encoders", "1", timeout=170)
     assert run.returncode == 0, run.stdout + run.stderr
     return run, json.loads((out / "summary.json").read_text())
 

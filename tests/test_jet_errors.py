@@ -72,11 +72,6 @@ def compression() -> dict[str, OnnxScorer]:
 
 
 @pytest.fixture(scope="module")
-def card(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return load_model_dir(make_tiny_model(tmp_path_factory.mktemp("model"))).card
-
-
-@pytest.fixture(scope="module")
 def tiny_dir(card: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("model2"))
 

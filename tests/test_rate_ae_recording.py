@@ -9,26 +9,24 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import uproot
+from aetrig_cli import REPO, run_aetrig
 
 from emulator.runtime.recording import LATENT_ANS_BRANCH, Recording
 from models.runtime import latent_coding as lc
 from models.runtime.data import load_jets
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "producer" / "samples" / "qcd.root"
 MODEL = REPO / "models" / "zoo" / "RD_AE_l2"
 EVENTS = 1500
 
 
-def _aetrig(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emulator.cli", *argv], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+_aetrig = partial(run_aetrig, timeout=180)
 
 
 def _run(out: Path, model: Path) -> subprocess.CompletedProcess:

@@ -28,7 +28,6 @@ from encsink_support import (
     card_sha256,
     events_frames,
     expectations,
-    make_tiny_model,
     scored_frames,
     segment_texts,
     tiny_forward,
@@ -43,7 +42,6 @@ from emulator.encoder.microbatch import scored_columns, scored_hashes
 from emulator.runtime import recording, wire
 from emulator.runtime.metrics import make_metrics
 from models.runtime import latent_coding as lc
-from models.runtime.card import load_model_dir
 
 DESIGN = Path(__file__).resolve().parents[1] / "docs" / "design.md"
 TABLE_START = "<!-- recording-contract -->"
@@ -93,11 +91,6 @@ def rows() -> list[Row]:
     found = contract_rows(DESIGN.read_text(encoding="utf-8"))
     assert {r.where for r in found} == {"key", "branch", "layout"}, "the table names keys, branches, layout keys"
     return found
-
-
-@pytest.fixture(scope="module")
-def card(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return load_model_dir(make_tiny_model(tmp_path_factory.mktemp("model"))).card
 
 
 def rate_card(card: dict) -> dict:

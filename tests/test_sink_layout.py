@@ -8,18 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uproot
-from encsink_support import LATENT_DIM, make_tiny_model, scored_frames
+from encsink_support import LATENT_DIM, scored_frames
 
 from consumer.sink.scored_chunk import batch_layout, chunk_from_batches
 from consumer.sink.segment_writer import SegmentWriter
 from emulator.runtime import wire
 from emulator.runtime.recording import FORMAT_VERSION, open_recording, segment_name
-from models.runtime.card import load_model_dir
-
-
-@pytest.fixture(scope="module")
-def card(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return load_model_dir(make_tiny_model(tmp_path_factory.mktemp("model"))).card
 
 
 @pytest.mark.parametrize("storage", ["float32", "float16"])

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from aetrig_cli import REPO, run_aetrig
 
 from consumer.offline.verify import verify_recording
 from emulator.runtime.defaults import DEFAULT_ANOMALY_MODEL, DEFAULT_MODEL
@@ -24,14 +24,11 @@ from emulator.runtime.recording import open_recording
 from models.runtime.card import load_model_dir
 from models.runtime.event_scoring import event_anomaly_scores
 
-REPO = Path(__file__).resolve().parents[1]
 SAMPLES = [REPO / "producer/samples/qcd.root", REPO / "producer/samples/darkshower.root"]
 EVENT_MODEL = DEFAULT_ANOMALY_MODEL  # the shipped default event-level model
 
 
-def _aetrig(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emulator.cli", *argv], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+_aetrig = partial(run_aetrig, timeout=240)
 
 
 def _offline(model, path: Path) -> np.ndarray:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from encsink_support import ROOT, card_sha256, events_frames, make_tiny_model, scored_frames, segment_texts
+from encsink_support import ROOT, card_sha256, events_frames, scored_frames, segment_texts
 
 from consumer.offline import verify_command
 from consumer.offline.verify import verify_recording
@@ -26,14 +26,8 @@ from emulator.runtime.recording import (
     open_recording,
     segment_name,
 )
-from models.runtime.card import load_model_dir
 
 RUN = 0x77
-
-
-@pytest.fixture(scope="module")
-def card(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return load_model_dir(make_tiny_model(tmp_path_factory.mktemp("model"))).card
 
 
 def write_recording(out: Path, card: dict, segments: list[list[int]], event_ids: dict[int, int] | None = None,
