@@ -154,5 +154,8 @@ def add_input_arguments(parser: argparse.ArgumentParser, input_flags: tuple[str,
 
 def resolve_inputs(args: argparse.Namespace, **values: Any) -> ProducerConfig:
     """A checked ProducerConfig from the flags of :func:`add_input_arguments` (preset applied) and ``values``
-    (e.g. ``columns``); the settings not given keep the producer's defaults."""
-    return SCHEMA.build(SCHEMA.from_args(args) | values)
+    (e.g. ``columns``); the settings not given keep the producer's defaults. Only the input settings are taken
+    from ``args``: the tool's other flags may share a producer setting's name (evaluate's --max-events)."""
+    names = {SCHEMA.settings[key].name for key in INPUT_SETTINGS}
+    given = argparse.Namespace(**{name: value for name, value in vars(args).items() if name in names})
+    return SCHEMA.build(SCHEMA.from_args(given) | values)

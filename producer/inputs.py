@@ -9,11 +9,13 @@ it again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from emulator.runtime import defaults
-from producer.config import ProducerConfig
+from producer.config import INPUT_SETTINGS, SCHEMA, ProducerConfig
 from producer.formats import layouts
 from producer.reader import FilePlan, ReaderError, ReaderSpec, expand_inputs, inspect_file
 
@@ -41,13 +43,28 @@ def open_inputs(cfg: ProducerConfig) -> Inputs:
     Raises ReaderError (a ValueError) or OSError with a message naming the file.
     """
     files = expand_inputs(cfg.input or [str(defaults.default_input())])
-    spec = reader_spec(cfg)
-    first = inspect_file(files[0], spec)
+    return check_inputs(files, reader_spec(cfg), cfg.columns)
+
+
+def check_inputs(files: Sequence[Path], spec: ReaderSpec, columns: Sequence[str] | None,
+                 specs: Sequence[ReaderSpec] | None = None) -> Inputs:
+    """Check each file against ``spec`` (or its own entry of ``specs``) for ``columns`` (None: the first file's
+    variables, which every other file must have too). Raises ReaderError naming the file."""
+    specs = specs or [spec] * len(files)
+    first = inspect_file(files[0], specs[0], columns)
     variables = list(first.variables)
     plans = [first]
-    for path in files[1:]:
-        plan = inspect_file(path, spec, None if cfg.columns is None else variables)
+    for path, own in zip(files[1:], specs[1:], strict=True):
+        plan = inspect_file(path, own, None if columns is None else variables)
         if plan.variables != first.variables:
             raise ReaderError(f"{path}: its jet_* branches differ from {files[0]}; give --columns")
         plans.append(plan)
-    return Inputs(files, spec, variables, plans)
+    return Inputs(list(files), spec, variables, plans)
+
+
+def settings_reader_spec(settings: Mapping[str, Any], where: str = "run manifest") -> ReaderSpec:
+    """The reading spec of recorded producer ``settings`` (a run manifest's ``settings``: input format, tree,
+    branch map, unit, derive_e, max jets; absent ones take the producer's defaults). ValueError when they do
+    not make a valid producer config."""
+    given = {key: settings[key] for key in INPUT_SETTINGS if key != "input" and settings.get(key) is not None}
+    return reader_spec(SCHEMA.build(SCHEMA.from_mapping(given, where)))

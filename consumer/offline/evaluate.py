@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from emulator.runtime.tables import markdown_table, text_table
 from models.runtime import anomaly
 from models.runtime import trigger_menu as tm
 from models.runtime.card import Level
+from models.runtime.domain import Domain, select
 from models.runtime.event_features import padded_jets
 from models.runtime.event_scoring import anomaly_score
 from models.runtime.onnx_session import ort_session
@@ -54,6 +55,19 @@ class ScoreSet:
 def trigger_scores(sample: Sample, selection: tm.JetSelection) -> tuple[np.ndarray, np.ndarray]:
     """(HT, leading-jet pT) per event of a sample over the selected jets."""
     return tm.trigger_variables(sample.column("pt"), sample.column("eta"), sample.counts, selection)
+
+
+def in_domain(model, sample: Sample, select_domain: bool = True) -> tuple[Sample, int]:
+    """The sample with only the jets inside the model's training domain (card ``domain``), as the encoder gives
+    them to the anomaly model (models/runtime/domain.py; events are kept, an event with none scores as an empty
+    one), and the number of jets left out. ``select_domain`` False (--score-all-jets), or a card that states no
+    domain: the sample as it is."""
+    domain = Domain.from_card(model.card) if select_domain else None
+    if domain is None:
+        return sample, 0
+    inside = domain.mask(sample.column("pt"), sample.column("eta"), sample.counts, limit_jets=model.level == Level.JET)
+    return (replace(sample, values=sample.values[inside], counts=select(inside, sample.counts)),
+            int(inside.size - inside.sum()))
 
 
 def event_latent(model, sample: Sample, batch: int = 32768) -> np.ndarray:

@@ -12,6 +12,14 @@ the input files through its run manifest, as one more row, named by the recordin
 pT > 30 GeV and |eta| < 2.5 (--jet-min-pt, --jet-max-eta); leading-jet pT = the largest pT among
 those jets. Rows with fewer than 10 background events above a threshold are marked unreliable.
 
+Every sample is read as `aetrig run` reads its input, with its options (--input-format physlite,
+nanoaod, delphes: TTree or RNTuple found file by file; --tree, --branch-map, --unit, --derive-e; the
+producer's reader and input screen: jets in GeV, NaN and sentinel jets left out), so the HT and
+leading-jet pT of an event are those of the event the producer sent. With --recording, a file its run
+manifest names is read with the settings that run read it with (whatever the flags say), and the
+background defaults to the recording's input files that no --signal names. Each model scores only the
+jets inside its card's training domain, as the encoder gives them (--score-all-jets: every jet).
+
 The background is what the rates are fractions of: with the bundled QCD (pT-hat > 100 GeV) a rate
 in Hz is a fraction of that stream, not of zero-bias collisions. Defaults: background
 producer/samples/qcd.root, signals zprime, darkshower, ttbar, models AE_3D_200_ptetaphie and
@@ -23,10 +31,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emulator.runtime.stage_config import KeyValuesAction
 from models.runtime.card import LEVELS, Level
+
+if TYPE_CHECKING:
+    from producer.reader import ReaderSpec
 
 EXAMPLES = """
 aetrig evaluate --out eval
@@ -34,8 +47,12 @@ aetrig evaluate --background data/qcd_train_200k.root --signal zprime=producer/s
   --models EVT_AE_k1 EVT_AE_k4 AE_3D_200_ptetaphie --out eval_200k
 aetrig run --input producer/samples/qcd.root producer/samples/zprime.root --rate 20000 --loops 1 --out runs/mix
 aetrig evaluate --recording runs/mix --recording-model EVT_AE_k1 --signal zprime=producer/samples/zprime.root
-aetrig evaluate --signal myexotic=/data/exotic_*.root --tree CollectionTree --unit MeV --derive-e \\
-  --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt eta=AntiKt4EMTopoJetsAuxDyn.eta
+aetrig run --input-format physlite --input producer/samples/physlite_example.root \\
+  producer/samples/physlite_rntuple_example.root --anomaly-model EVT_AE_4v --rate 0 --loops 1 --out runs/physlite
+aetrig evaluate --recording runs/physlite --signal rnt=producer/samples/physlite_rntuple_example.root \\
+  --models EVT_AE_4v --fpr 1e-1 1e-2
+aetrig evaluate --input-format nanoaod --background producer/samples/nanoaod_example.root \\
+  --signal rnt=producer/samples/nanoaod_rntuple_example.root --models EVT_AE_4v --fpr 1e-1
 """
 
 DEFAULT_EVENT_MODEL = "EVT_AE_ht"
@@ -47,17 +64,17 @@ class EvaluateError(Exception):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("samples")
-    g.add_argument("--background", nargs="+", metavar="FILE", help="background ROOT files (default bundled qcd.root)")
+    from producer.config import add_input_arguments
+
+    add_input_arguments(parser, input_flags=("--background",),
+                        title="samples (read as aetrig produce and aetrig run read their input, with its options)",
+                        input_help="background ROOT files or globs (default bundled qcd.root; with --recording: the "
+                                   "recording's input files that no --signal names)")
+    g = parser.add_argument_group("signals")
     g.add_argument("--signal", action=KeyValuesAction, default={}, metavar="NAME=FILES",
-                   help="signal samples, each one's files comma-separated or a glob (default bundled zprime, "
-                        "darkshower, ttbar)")
+                   help="signal samples, each one's files comma-separated or a glob, read with the same options "
+                        "(default bundled zprime, darkshower, ttbar)")
     g.add_argument("--max-events", type=int, default=None, help="read at most N events per sample")
-    g.add_argument("--tree", default="events", help="TTree name (default events)")
-    g.add_argument("--branch-map", action=KeyValuesAction, default={}, metavar="VAR=BRANCH",
-                   help="branches of jet variables")
-    g.add_argument("--unit", choices=("GeV", "MeV"), default="GeV", help="energy unit of the files")
-    g.add_argument("--derive-e", action="store_true", help="compute E from pt, eta, m")
     g = parser.add_argument_group("scores")
     g.add_argument("--models", nargs="+", action="extend", metavar="NAME_OR_DIR",
                    help="the models, each a directory or a name under models/zoo (default AE_3D_200_ptetaphie and "
@@ -65,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--recording", action="append", default=[], metavar="DIR",
                    help="also evaluate the event scores recorded in DIR (the --out of aetrig run or aetrig "
                         "sink; repeatable, one model)")
+    g.add_argument("--score-all-jets", action="store_true",
+                   help="score every jet, also those outside a model's training domain (as the encoder's "
+                        "--score-all-jets; default: only the jets inside, as the encoder gives them)")
     g.add_argument("--recording-model", metavar="NAME_OR_DIR",
                    help="the model that must have scored the recording's events (error if its anomaly card "
                         "differs)")
@@ -88,17 +108,22 @@ def _signals(samples: dict[str, str]) -> dict[str, list[str]]:
     return named_files(samples)
 
 
-def _load(name: str, files: list[str], args: argparse.Namespace):  # -> Sample
-    from consumer.offline.report_command import read_options
+def _load(name: str, files: list[str], args: argparse.Namespace, recorded: Mapping[str, ReaderSpec]):  # -> Sample
+    """A sample read with the producer's input options; a file a --recording's manifest names (by sha256) with the
+    settings that run read it with."""
     from consumer.offline.studies.common import load_sample
-    from producer.reader import ReaderError
+    from models.runtime.hashing import sha256_file
+    from producer.config import resolve_inputs
+    from producer.inputs import reader_spec
 
     for f in files:
         if not any(c in f for c in "*?[") and not os.path.isfile(f):
             raise EvaluateError(f"{name}: file {f} does not exist")
     try:
-        return load_sample(name, files, None, read_options(args), args.max_events)
-    except (ReaderError, OSError, ValueError) as exc:
+        spec = reader_spec(resolve_inputs(args, input=files))
+        return load_sample(name, files, None, spec, args.max_events,
+                           (lambda p: recorded.get(sha256_file(p), spec)) if recorded else None)
+    except (OSError, ValueError) as exc:  # the reader's errors are ValueErrors
         raise EvaluateError(f"{name}: cannot read {files}: {exc}") from exc
 
 
@@ -125,9 +150,11 @@ def _check_variables(model, samples) -> None:
                                 "or choose other --models")
 
 
-def score_sets(models: list, background, signals, progress: bool = True) -> list:
-    """ScoreSets of each model (max per-jet error or event AE error) and, for event models, the latent score."""
-    from consumer.offline.evaluate import ScoreSet, latent_set
+def score_sets(models: list, background, signals, progress: bool = True, select_domain: bool = True) -> list:
+    """ScoreSets of each model (max per-jet error or event AE error) and, for event models, the latent score, each
+    from the jets inside the model's training domain as the encoder scores them (``select_domain`` False: every
+    jet, the encoder's --score-all-jets)."""
+    from consumer.offline.evaluate import ScoreSet, in_domain, latent_set
     from consumer.offline.studies.study_anomaly import scores
     from emulator.runtime.progress import Progress
 
@@ -136,35 +163,77 @@ def score_sets(models: list, background, signals, progress: bool = True) -> list
     sets = []
     with Progress(steps if progress else None, "evaluate: scoring", unit="samples") as bar:
         for m in models:
+            seen, outside = {}, {}
+            for s in samples:
+                seen[s.name], outside[s.name] = in_domain(m, s, select_domain)
             per = {}
             for s in samples:
-                per[s.name] = scores(m, s)[Level.EVENT]  # the model's anomaly score (score_transform applied once)
+                per[s.name] = scores(m, seen[s.name])[Level.EVENT]  # the model's score (score_transform applied once)
                 bar.update(1, model=m.name, sample=s.name)
-            note = "score = the card's score_transform (HT-conditional p-value)" if "score_transform" in m.card else ""
-            sets.append(ScoreSet(m.name, m.level, m.name, per[background.name], {n: per[n] for n in signals}, note))
+            notes = ["score = the card's score_transform (HT-conditional p-value)"] if "score_transform" in m.card \
+                else []
+            if any(outside.values()):
+                notes.append("jets outside its training domain left out as the encoder does: "
+                             + ", ".join(f"{n} {k}" for n, k in outside.items()))
+            sets.append(ScoreSet(m.name, m.level, m.name, per[background.name], {n: per[n] for n in signals},
+                                 "; ".join(notes), extra={"jets_outside_domain": outside}))
             if m.level == Level.EVENT:
-                sets.append(latent_set(m, background, signals))
+                sets.append(latent_set(m, seen[background.name], {n: seen[n] for n in signals}))
                 bar.update(len(samples), model=f"{m.name} latent")
     return sets
 
 
-def _recording(args: argparse.Namespace, background, signals):  # -> ScoreSet | None
+def _recording_dirs(args: argparse.Namespace) -> list[str]:
+    from emulator.runtime.recording import RecordingError, recording_dir
+
+    if not args.recording and args.recording_model:
+        raise EvaluateError("--recording-model needs --recording DIR")
+    try:
+        return [str(recording_dir(d)) for d in args.recording]
+    except RecordingError as exc:
+        raise EvaluateError(str(exc)) from exc
+
+
+def _samples(args: argparse.Namespace, dirs: list[str]) -> tuple:  # -> (Sample, {name: Sample})
+    """The background and signals; with --recording its inputs are read as its runs read them, and the
+    background defaults to its input files that no --signal names."""
+    from consumer.offline.evaluate_recording import recorded_inputs
+    from consumer.offline.join import JoinError
+    from consumer.offline.studies.common import bundled
+    from emulator.runtime.recording import RecordingError, open_recording
+    from models.runtime.hashing import sha256_file
+    from producer.reader import expand_inputs
+
+    try:
+        recorded = recorded_inputs([m for d in dirs for m in open_recording(d).manifests.values()], find=False)
+    except (RecordingError, JoinError) as exc:
+        raise EvaluateError(str(exc)) from exc
+    specs = {r.sha256: r.spec for r in recorded if r.sha256}
+    signal_files = _signals(args.signal)
+    background_files = getattr(args, "input", None) or ([str(bundled("qcd"))] if not dirs else None)
+    if background_files is None:
+        try:
+            taken = {sha256_file(p) for files in signal_files.values() for p in expand_inputs(files)}
+        except (OSError, ValueError) as exc:
+            raise EvaluateError(f"signal: {exc}") from exc
+        background_files = [r.path for r in recorded if r.sha256 not in taken]
+        if not background_files:
+            raise EvaluateError(f"every input file of {dirs} is a --signal's: give --background FILE")
+    background = _load("background", background_files, args, specs)
+    return background, {n: _load(n, f, args, specs) for n, f in signal_files.items()}
+
+
+def _recording(args: argparse.Namespace, dirs: list[str], background, signals):  # -> ScoreSet | None
     """The recording row, checked against --recording-model when given."""
     from consumer.offline.evaluate_recording import recording_set
     from consumer.offline.join import JoinError
-    from emulator.runtime.recording import RecordingError, recording_dir
+    from emulator.runtime.recording import RecordingError
 
-    if not args.recording:
-        if args.recording_model:
-            raise EvaluateError("--recording-model needs --recording DIR")
+    if not dirs:
         return None
-    try:
-        dirs = [str(recording_dir(d)) for d in args.recording]
-    except RecordingError as exc:
-        raise EvaluateError(str(exc)) from exc
     model = _models([args.recording_model])[0] if args.recording_model else None
     try:
-        return recording_set(dirs, background, signals, model, tree=args.tree)
+        return recording_set(dirs, background, signals, model)
     except (RecordingError, JoinError, ValueError, KeyError) as exc:
         raise EvaluateError(str(exc)) from exc
 
@@ -173,19 +242,18 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, list[str]]:
     """Run the comparison from parsed arguments; return the results and the files written."""
     from consumer.offline import evaluate as ev
     from consumer.offline.evaluate_recording import agreement, card_identity
-    from consumer.offline.studies.common import bundled
     from models.runtime import trigger_menu as tm
 
-    background = _load("background", args.background or [str(bundled("qcd"))], args)
-    signals = {n: _load(n, f, args) for n, f in _signals(args.signal).items()}
+    dirs = _recording_dirs(args)
+    background, signals = _samples(args, dirs)
     for s in (background, *signals.values()):
         if not {"pt", "eta"} <= set(s.variables):
             raise EvaluateError(f"sample {s.name} lacks jet pt/eta: the HT and leading-jet-pT triggers need them")
     models = _models(args.models)
     for m in models:
         _check_variables(m, [background, *signals.values()])
-    rec = _recording(args, background, signals)  # before the models run: a wrong recording fails fast
-    sets = score_sets(models, background, signals)
+    rec = _recording(args, dirs, background, signals)  # before the models run: a wrong recording fails fast
+    sets = score_sets(models, background, signals, select_domain=not args.score_all_jets)
     if rec is not None:
         offline = {st.model: st for st in sets if st.kind in LEVELS}
         same = [m for m in models if m.name in offline

@@ -12,7 +12,8 @@ compression model) names the model.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from consumer.offline.evaluate import ScoreSet
 from consumer.offline.studies.common import Sample
 from models.runtime.hashing import sha256_file
+from producer.reader import ReaderSpec
 
 SHA_CHECKED = ("scorer.onnx", "encoder.onnx")
 
@@ -46,27 +48,53 @@ def check_model(card: Mapping[str, Any], model, where: str) -> None:
                                 + "); give the model the recording was made with, or leave --recording-model out")
 
 
-def _file_table(samples: Mapping[str, Sample], tree: str) -> tuple[dict[str, tuple[str, int, int]],
-                                                                   dict[str, tuple[str, int, int]]]:
-    """{sha256: (sample, offset, entries)} and {real path: (...)} over every file of every sample."""
-    import uproot
-
-
+def _file_table(samples: Mapping[str, Sample]) -> tuple[dict[str, tuple[str, int, int]],
+                                                      dict[str, tuple[str, int, int]]]:
+    """{sha256: (sample, offset, entries)} and {real path: (...)} over every file of every sample (its events
+    as read: every entry, the reader drops jets, never events)."""
     by_sha, by_path = {}, {}
     for name, s in samples.items():
-        offset = 0
-        for f in s.files:
-            with uproot.open(f) as root:
-                n = int(root[tree].num_entries)
-            where = (name, offset, n)
+        offsets = np.cumsum([0, *s.file_events[:-1]]).astype(int)
+        for f, offset, n in zip(s.files, offsets, s.file_events, strict=True):
+            where = (name, int(offset), int(n))
             by_sha[sha256_file(f)] = where
             by_path[os.path.realpath(f)] = where
-            offset += n
     return by_sha, by_path
 
 
+@dataclass(frozen=True)
+class RecordedInput:
+    """One input file of a recording's runs: where it is now (sha256-checked), and how the producer read it."""
+
+    path: str
+    sha256: str | None
+    spec: ReaderSpec  # the run's input format, tree, branch map, unit, derive_e, jet cap (layout found per file)
+
+
+def recorded_inputs(manifests: Iterable[Mapping[str, Any]], search_dirs: Sequence[str] = (),
+                    find: bool = True) -> list[RecordedInput]:
+    """Every input file of the runs once, found where the manifest says (or, by the same relative path or name,
+    under ``search_dirs``) and still of the recorded sha256, with the producer's reading spec from the manifest's
+    settings (consumer.offline.join.manifest_reader_spec). JoinError when a file is missing or changed, or read
+    with different settings by two runs. ``find`` False: each path as recorded, not looked for or checked."""
+    from consumer.offline.join import JoinError, manifest_inputs, manifest_reader_spec, resolve_path
+
+    found: dict[str, RecordedInput] = {}
+    for manifest in manifests:
+        spec = manifest_reader_spec(manifest)
+        for info in manifest_inputs(manifest):
+            path = resolve_path(info.path, search_dirs) if find else info.path
+            if find and info.sha256 and sha256_file(path) != info.sha256:
+                raise JoinError(f"{path}: sha256 differs from the run manifest (file changed since recording)")
+            key = info.sha256 or os.path.realpath(path)
+            if key in found and found[key].spec != spec:
+                raise JoinError(f"input file {info.path} was read with different settings by the recording's runs")
+            found.setdefault(key, RecordedInput(path, info.sha256, spec))
+    return list(found.values())
+
+
 def recording_set(directories: Sequence[str], background: Sample, signals: Mapping[str, Sample],
-                  model=None, tree: str = "events") -> ScoreSet:
+                  model=None) -> ScoreSet:
     """One ScoreSet from the event scores of one or more recordings made with the same model."""
     from consumer.offline.join import manifest_inputs
     from emulator.runtime.recording import open_recording
@@ -85,7 +113,7 @@ def recording_set(directories: Sequence[str], background: Sample, signals: Mappi
     card = recs[0].anomaly_card
     if model is not None:
         check_model(card, model, f"recording {directories[0]}")
-    by_sha, by_path = _file_table(samples, tree)
+    by_sha, by_path = _file_table(samples)
     scores = {n: np.full(s.n_events, np.nan) for n, s in samples.items()}
     stats = {"n_recorded": 0, "n_not_in_samples": 0, "n_repeats": 0, "max_repeat_difference": 0.0}
     for d, rec in zip(directories, recs, strict=True):

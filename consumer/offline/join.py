@@ -69,6 +69,19 @@ def manifest_read_options(manifest: Mapping[str, object]) -> dict[str, object]:
     return options
 
 
+def manifest_reader_spec(manifest: Mapping[str, object]):  # -> producer.reader.ReaderSpec
+    """The producer's reading spec of a run (input format, tree, branch map, unit, derive_e, jet cap) from the
+    settings its manifest records (producer.inputs.settings_reader_spec); JoinError when they are not valid."""
+    from producer.inputs import settings_reader_spec
+
+    settings = manifest.get("settings")
+    try:
+        return settings_reader_spec(settings if isinstance(settings, Mapping) else {})
+    except ValueError as exc:
+        raise JoinError(f"run {manifest.get('run_id_hex', '?')}: the manifest's input settings are not valid "
+                        f"({exc})") from exc
+
+
 def resolve_path(path: str, search_dirs: Sequence[str] = ()) -> str:
     """The path as recorded if it exists, else the same relative path or file name under ``search_dirs``."""
     if os.path.exists(path):

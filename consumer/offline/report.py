@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from consumer.offline.studies.common import (
-    ReadOptions,
     Sample,
     bundled,
     clean,
@@ -26,6 +25,7 @@ from consumer.offline.studies.common import (
 )
 from emulator.runtime.defaults import resolve_model
 from models.runtime.card import Level
+from producer.reader import ReaderSpec
 
 DEFAULT_SIGNALS = ("zprime", "darkshower", "ttbar")
 COMPRESSION_MODELS = ("AE_3D_200_ptetaphie", "AE_3D_200_mptphieta", "TLA_4D_leading")
@@ -46,7 +46,7 @@ class ReportConfig:
     large_background: list[str] | None = None
     models: list[str] | None = None
     compression_model: str | None = None
-    options: ReadOptions = field(default_factory=ReadOptions)
+    options: ReaderSpec = field(default_factory=ReaderSpec)  # how every sample is read (the producer's reader)
     max_events: int | None = None
     max_events_large: int | None = None
     studies: tuple[int, ...] = (1, 2, 3)
@@ -186,7 +186,9 @@ def _config_dict(cfg: ReportConfig, dirs: Sequence[str]) -> dict[str, Any]:
         "cross_samples": cfg.cross,
         "large_background": cfg.large_background,
         "models": [str(d) for d in dirs],
-        "read_options": cfg.options.__dict__,
+        "read_options": {"input_format": cfg.options.input_format, "tree": cfg.options.tree,
+                         "branch_map": dict(cfg.options.branch_map), "unit": cfg.options.unit,
+                         "derive_e": cfg.options.derive_e, "max_jets_per_event": cfg.options.max_jets},
         "max_events": cfg.max_events,
         "quick": cfg.quick,
         "studies": list(cfg.studies),

@@ -4,7 +4,8 @@ Defaults: the bundled samples (producer/samples: qcd background; zprime, darksho
 ttbar also as the study 1 cross sample) and every model under models/zoo. Larger samples are used only
 when given: --cross-sample, --large-background (or --generate-large-background). Writes
 --out DIR/index.html (every plot and table, a conclusion per study) and DIR/results.json (every
-number). User ROOT files take the producer's reading options (--tree, --branch-map, --unit, --derive-e).
+number). Every sample is read as `aetrig run` reads its input, with the same options (--input-format physlite,
+nanoaod, delphes: TTree or RNTuple found file by file; --tree, --branch-map, --unit, --derive-e).
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ aetrig generate --process qcd --events 50000 --seed 902 --jobs 2 --out data/qcd_
 aetrig generate --process qcd --pthat-min 300 --events 20000 --seed 903 --jobs 2 --out data/qcd_ptmin300.root
 aetrig report --out report_full --large-background data/qcd_test_50k.root \\
   --cross-sample qcd_ptmin300=data/qcd_ptmin300.root
-aetrig report --signal myexotic=/data/exotic_*.root --tree CollectionTree --unit MeV \\
-  --branch-map pt=AntiKt4EMTopoJetsAuxDyn.pt eta=AntiKt4EMTopoJetsAuxDyn.eta --derive-e
+aetrig report --studies 3 --input-format physlite --background producer/samples/physlite_example.root \\
+  --signal rnt=producer/samples/physlite_rntuple_example.root --models EVT_AE_ht --out report_physlite
 aetrig report --studies 3 --models AE_3D_200_ptetaphie wide_k6 --max-events 5000
 aetrig report --studies 3 --generate-large-background 200000 --out report_1e4
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from producer.config import add_input_arguments
+
     parser.add_argument("--out", default="report", help="output directory (default report/)")
-    parser.add_argument("--background", nargs="+", metavar="FILE", help="background ROOT files (default bundled qcd)")
+    add_input_arguments(parser, input_flags=("--background",),
+                        title="samples (read as aetrig produce and aetrig run read their input, with its options)",
+                        input_help="background ROOT files or globs (default bundled qcd)")
     parser.add_argument("--signal", action=KeyValuesAction, default={}, metavar="NAME=FILES",
                         help="signal samples, each one's files comma-separated or a glob (default bundled signals)")
     parser.add_argument("--cross-sample", action=KeyValuesAction, default={}, metavar="NAME=FILES",
@@ -51,11 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME_OR_DIR",
         help="model for study 2 (default AE_3D_200_ptetaphie, else the first found)",
     )
-    parser.add_argument("--tree", default="events", help="TTree name in user files (default events)")
-    parser.add_argument("--branch-map", action=KeyValuesAction, default={}, metavar="VAR=BRANCH",
-                        help="branches of jet variables in user files")
-    parser.add_argument("--unit", choices=("GeV", "MeV"), default="GeV", help="energy unit of user files")
-    parser.add_argument("--derive-e", action="store_true", help="compute E from pt, eta, m")
     parser.add_argument("--max-events", type=int, default=None, help="read at most N events per sample")
     parser.add_argument("--max-events-large", type=int, default=None, help="cap for the large background")
     parser.add_argument("--studies", default="1,2,3", help="which studies to run, e.g. 1,3 (default 1,2,3)")
@@ -67,17 +67,19 @@ def named_files(samples: dict[str, str]) -> dict[str, list[str]]:
     return {name: [f for f in files.split(",") if f] for name, files in samples.items()}
 
 
-def read_options(args: argparse.Namespace):  # -> ReadOptions
-    """The reading options of user ROOT files (--tree, --branch-map VAR=BRANCH ..., --unit, --derive-e)."""
-    from consumer.offline.studies.common import ReadOptions
+def reader_spec(args: argparse.Namespace):  # -> producer.reader.ReaderSpec
+    """How every sample is read: the producer's input options (--input-format, --tree, --branch-map, --unit,
+    --derive-e, ...; producer.config.add_input_arguments), as `aetrig run` reads its input."""
+    from producer.config import resolve_inputs
+    from producer.inputs import reader_spec as producer_spec
 
-    return ReadOptions(args.tree, dict(args.branch_map), args.unit, args.derive_e)
+    return producer_spec(resolve_inputs(args))
 
 
 def config_from_args(args: argparse.Namespace):  # -> ReportConfig
     from consumer.offline.report import ReportConfig
 
-    options = read_options(args)
+    options = reader_spec(args)
     cfg = ReportConfig(
         out=args.out,
         signals=named_files(args.signal),
@@ -91,8 +93,8 @@ def config_from_args(args: argparse.Namespace):  # -> ReportConfig
         studies=tuple(int(s) for s in args.studies.split(",") if s.strip()),
         quick=args.quick,
     )
-    if args.background:
-        cfg.background = args.background
+    if getattr(args, "input", None):  # the producer's input flags set only what is given
+        cfg.background = args.input
     return cfg
 
 

@@ -1,11 +1,11 @@
-"""What the studies share: reading samples (with the producer's reader options), running models, tables."""
+"""What the studies share: reading samples (with the producer's reader and input settings), running models, tables."""
 
 from __future__ import annotations
 
 import math
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,20 +18,11 @@ from models.runtime.card import Level, load_model_dir, read_card
 from models.runtime.card import model_level as level_of
 from models.runtime.evaluate import run_scorer
 from models.runtime.residuals import residual_stats, residuals
+from producer.reader import ReaderSpec
 
 #: the 13 generated per-jet variables (input contract)
 ALL_VARIABLES = ("pt", "eta", "phi", "m", "e", "nconst", "charged_frac", "em_frac", "width", "lead_frac",
                  "n90", "tau21", "tau32")
-
-
-@dataclass
-class ReadOptions:
-    """How to read a user's file: same meaning as the producer's --tree/--branch-map/--unit/--derive-e."""
-
-    tree: str = "events"
-    branch_map: dict[str, str] = field(default_factory=dict)
-    unit: str = "GeV"
-    derive_e: bool = False
 
 
 @dataclass
@@ -43,6 +34,9 @@ class Sample:
     variables: list[str]
     values: np.ndarray
     counts: np.ndarray
+    #: events read from each file, in the order of ``files`` (entry i of a file is its i-th event: the reader drops
+    #: jets, never events); empty when not known
+    file_events: list[int] = field(default_factory=list)
 
     @property
     def n_events(self) -> int:
@@ -97,28 +91,22 @@ def bundled(name: str) -> Path:
     return SAMPLES_DIR / f"{name}.root"
 
 
-def available_variables(path: str | Path, options: ReadOptions) -> list[str]:
-    """The jet variables a file offers (producer reader resolution)."""
-    from producer.reader import ReaderSpec, resolve_variables
-
-    return resolve_variables(Path(path), ReaderSpec(tree=options.tree, branch_map=options.branch_map,
-                                                    unit=options.unit, derive_e=options.derive_e))
-
-
 def load_sample(name: str, files: Sequence[str | Path], variables: Sequence[str] | None = None,
-                options: ReadOptions | None = None, max_events: int | None = None) -> Sample:
-    """Read jets of ``files`` with the producer's chunked reader (tree, branch map, unit, derived E)."""
-    from producer.reader import ReaderSpec, expand_inputs, read_chunks
+                spec: ReaderSpec | None = None, max_events: int | None = None,
+                spec_for: Callable[[Path], ReaderSpec] | None = None) -> Sample:
+    """Read jets of ``files`` as the producer does (its reader, ``spec``'s input format, layouts, tree, branch map,
+    unit, derived E and input screen; default its aetrig ntuples), ``spec_for(path)`` giving a file its own spec
+    (e.g. the one its run manifest recorded). ``variables`` None: the first file's (the producer's default)."""
+    from producer.inputs import check_inputs
+    from producer.reader import expand_inputs, read_chunks
 
-    options = options or ReadOptions()
+    spec = spec or ReaderSpec()
     paths = expand_inputs([str(f) for f in files])
-    if variables is None:
-        variables = available_variables(paths[0], options)
-    spec = ReaderSpec(tree=options.tree, branch_map=options.branch_map, unit=options.unit,
-                      columns=list(variables), derive_e=options.derive_e)
-    values, counts = [], []
+    inputs = check_inputs(paths, spec, variables, [spec_for(p) for p in paths] if spec_for else None)
+    variables = inputs.variables
+    values, counts, file_index = [], [], []
     n = 0
-    for chunk in read_chunks(paths, spec, list(variables)):
+    for chunk in read_chunks(inputs.files, spec, variables, plans=inputs.plans):
         keep = len(chunk) if max_events is None else min(len(chunk), max_events - n)
         if keep <= 0:
             break
@@ -126,13 +114,16 @@ def load_sample(name: str, files: Sequence[str | Path], variables: Sequence[str]
         n_j = int(c.sum())
         values.append(np.stack([chunk.jets[v][:n_j] for v in variables], axis=1))
         counts.append(c)
+        file_index.append(chunk.file_index[:keep])
         n += keep
     vals = np.concatenate(values) if values else np.zeros((0, len(variables)), np.float32)
     bad = ~np.isfinite(vals)
     if bad.any():
         raise ValueError(f"sample {name}: {int(bad.sum())} non-finite jet values")
+    index = np.concatenate(file_index) if file_index else np.zeros(0, np.int64)
     return Sample(name, [str(p) for p in paths], list(variables), vals.astype(np.float32),
-                  np.concatenate(counts) if counts else np.zeros(0, np.int64))
+                  np.concatenate(counts) if counts else np.zeros(0, np.int64),
+                  np.bincount(index.astype(np.int64), minlength=len(paths)).tolist())
 
 
 def zoo_models(names: Sequence[str] | None = None) -> list[Path]:
