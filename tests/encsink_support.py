@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -272,11 +272,16 @@ class AckCollector:
                 self.ack_order.append(seqs)
             timeout_ms = 0
 
-    def wait_for(self, seqs: set[int], timeout: float = 20.0) -> bool:
+    def poll_until(self, done: Callable[[], bool], timeout: float, poll_ms: int = 100) -> bool:
+        """Collect acks until ``done()`` holds or ``timeout`` seconds have passed; whether ``done()`` holds."""
         deadline = time.monotonic() + timeout
-        while not seqs <= self.acked and time.monotonic() < deadline:
-            self.poll(100)
-        return seqs <= self.acked
+        while not done() and time.monotonic() < deadline:
+            self.poll(poll_ms)
+        return bool(done())
+
+    def wait_for(self, seqs: set[int], timeout: float = 20.0) -> bool:
+        """Collect acks until every seq of ``seqs`` is acknowledged, at most ``timeout`` seconds; whether it is."""
+        return self.poll_until(lambda: seqs <= self.acked, timeout)
 
 
 class SinkHarness:

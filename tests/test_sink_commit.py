@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +17,6 @@ from encsink_support import (
     addr,
     close_context,
     expect_args,
-    make_tiny_model,
     metric_value,
     read_report,
     recover_segments,
@@ -37,14 +37,8 @@ from emulator.runtime.recording import (
     read_segment_arrays,
     segment_paths,
 )
-from models.runtime.card import load_model_dir
 
 RUN = 0xABCDEF
-
-
-@pytest.fixture(scope="module")
-def card(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return load_model_dir(make_tiny_model(tmp_path_factory.mktemp("model"))).card
 
 
 def make_batches(card: dict, n: int, events: int = 50, seed: int = 5) -> dict[int, list[bytes]]:
@@ -99,22 +93,27 @@ class Harness:
         self.push.connect(addr(self.sink_p))
         self.out = tmp_path / "rec"
 
-    def start_sink(self, *extra: str, report: str = "sink.json", card: dict | None = None) -> object:
+    def start_sink(self, *extra: str, report: str = "sink.json", card: dict | None = None) -> subprocess.Popen:
+        """Start `aetrig sink` on the harness's ports (the one :meth:`finish` stops), report in ``report``."""
         expect = expect_args(self.tmp, card if card is not None else self.card, [RUN])
-        return start("sink", "--bind", addr(self.sink_p), "--ack-connect", addr(self.ack_p), "--out", str(self.out),
-                     *expect,
-                     "--metrics-port", str(self.metrics_p), "--report", str(self.tmp / report), *extra,
-                     log=self.tmp / "sink.log")
+        self.sink = start("sink", "--bind", addr(self.sink_p), "--ack-connect", addr(self.ack_p), "--out",
+                          str(self.out), *expect, "--metrics-port", str(self.metrics_p), "--report",
+                          str(self.tmp / report), *extra, log=self.tmp / "sink.log")
+        return self.sink
 
-    def close(self) -> None:
-        close_context(self.ctx)
+    def finish(self) -> int:
+        """Stop the last sink started (SIGTERM) and close the test's sockets; the sink's exit code."""
+        try:
+            return stop(self.sink)
+        finally:
+            close_context(self.ctx)
 
 
 @pytest.mark.timeout(60)
 def test_acks_follow_durable_commits_and_duplicates_are_reacked(tmp_path: Path, card: dict) -> None:
     h = Harness(tmp_path, card)
     batches = make_batches(card, 40)
-    sink = h.start_sink("--commit-events", "500", "--commit-ms", "100", "--rotate-events", "700")
+    h.start_sink("--commit-events", "500", "--commit-ms", "100", "--rotate-events", "700")
     try:
         checked_acks = 0
         for seq, frames in batches.items():
@@ -133,9 +132,7 @@ def test_acks_follow_durable_commits_and_duplicates_are_reacked(tmp_path: Path, 
         before = len(h.acks.ack_order)
         for seq in (0, 17, 39):
             h.push.send_multipart(batches[seq])
-        deadline = time.monotonic() + 10
-        while len(h.acks.ack_order) < before + 3 and time.monotonic() < deadline:
-            h.acks.poll(100)
+        h.acks.poll_until(lambda: len(h.acks.ack_order) >= before + 3, 10)
         assert sorted(s for a in h.acks.ack_order[before:] for s in a) == [0, 17, 39]
         text = scrape(h.metrics_p)
         assert metric_value(text, "aetrig_duplicate_events_total") == 150
@@ -144,8 +141,7 @@ def test_acks_follow_durable_commits_and_duplicates_are_reacked(tmp_path: Path, 
         assert metric_value(text, "aetrig_commit_latency_seconds_count") == 2000
         assert_bytes_per_jet(h)
     finally:
-        rc = stop(sink)
-        h.close()
+        rc = h.finish()
     assert rc == 0
     report = read_report(tmp_path / "sink.json")
     assert report["recorded_events"] == 2000 and report["batches"] == 40
@@ -171,9 +167,7 @@ def test_sigkill_after_commit_then_restart_records_everything_once(tmp_path: Pat
     try:
         for seq in range(40):
             h.push.send_multipart(batches[seq])
-        deadline = time.monotonic() + 20
-        while len(h.acks.acked) < 12 and time.monotonic() < deadline:
-            h.acks.poll(20)
+        h.acks.poll_until(lambda: len(h.acks.acked) >= 12, 20, poll_ms=20)
         sink.send_signal(signal.SIGKILL)  # right after an acknowledged commit
         sink.wait(10)
         h.acks.poll(50)
@@ -193,8 +187,7 @@ def test_sigkill_after_commit_then_restart_records_everything_once(tmp_path: Pat
         # bytes per jet counts the killed sink's segments too (their jets read back at start)
         assert_bytes_per_jet(h)
     finally:
-        rc = stop(sink)
-        h.close()
+        rc = h.finish()
     assert rc == 0
     report = read_report(tmp_path / "sink2.json")
     assert report["resumed_from"]["batches"] == len(on_disk)
@@ -222,9 +215,7 @@ def test_max_bytes_is_backpressure_not_a_crash(tmp_path: Path, card: dict) -> No
             except zmq.Again:  # the sink stopped reading: backpressure reached the sender
                 unsent.append(seq)
             h.acks.poll(0)
-        deadline = time.monotonic() + 15
-        while h.acks.full_acks == 0 and time.monotonic() < deadline:
-            h.acks.poll(100)
+        h.acks.poll_until(lambda: h.acks.full_acks > 0, 15)
         assert h.acks.full_acks > 0
         acked_at_full = set(h.acks.acked)
         time.sleep(1.5)
@@ -239,8 +230,7 @@ def test_max_bytes_is_backpressure_not_a_crash(tmp_path: Path, card: dict) -> No
         assert size <= max_bytes
         assert acked_at_full <= recorded_seqs(h.out)
     finally:
-        rc = stop(sink)
-        h.close()
+        rc = h.finish()
     assert rc == 0
     report = read_report(tmp_path / "sink.json")
     bp = report["backpressure"]

@@ -44,9 +44,7 @@ def test_enospc_mid_commit_is_backpressure_and_nothing_is_lost_or_doubled(tmp_pa
         for seq in range(30):
             h.push.send_multipart(batches[seq])
             time.sleep(0.01)
-        deadline = time.monotonic() + 10
-        while h.acks.full_acks == 0 and time.monotonic() < deadline:
-            h.acks.poll(50)
+        h.acks.poll_until(lambda: h.acks.full_acks > 0, 10, poll_ms=50)
         assert h.acks.full_acks >= 1 and calls["failed"] == 1
         # space is back (the fault fired once): the sink retries on its own and acks everything
         assert h.acks.wait_for(set(range(30)), timeout=15), sorted(set(range(30)) - h.acks.acked)
@@ -72,9 +70,7 @@ def test_low_free_space_holds_commits_until_space_returns(tmp_path: Path, sink_i
                         min_free_bytes=1 << 62) as h:
         for seq in range(10):
             h.push.send_multipart(scored_frames(RUN, seq, rng.integers(0, 4, 20), rng, card, first_event_id=20 * seq))
-        deadline = time.monotonic() + 10
-        while h.acks.full_acks < 2 and time.monotonic() < deadline:
-            h.acks.poll(50)
+        h.acks.poll_until(lambda: h.acks.full_acks >= 2, 10, poll_ms=50)
         assert h.acks.full_acks >= 2 and not h.acks.acked and not segment_paths(tmp_path / "rec")
         assert h.thread.is_alive()
         h.sink.config.min_free_bytes = 0  # space freed

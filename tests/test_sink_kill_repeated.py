@@ -65,9 +65,7 @@ def test_repeated_sigkill_never_loses_an_acknowledged_batch(tmp_path: Path, free
                 if seq not in acks.acked:
                     push.send_multipart(batches[seq])
             before = len(acks.acked)
-            deadline = time.monotonic() + 20
-            while len(acks.acked) == before and time.monotonic() < deadline:
-                acks.poll(20)
+            acks.poll_until(lambda before=before: len(acks.acked) != before, 20, poll_ms=20)
             assert len(acks.acked) > before or len(acks.acked) == N_BATCHES, f"round {round_}: sink never acked"
             kill_at = time.monotonic() + chooser.uniform(0.0, 0.3)
             while time.monotonic() < kill_at:
