@@ -284,6 +284,27 @@ class AckCollector:
         return self.poll_until(lambda: seqs <= self.acked, timeout)
 
 
+class SinkPeers:
+    """What a real `aetrig sink` process talks to, on free loopback ports, with the session's role keys: ``push``
+    connected to its scored-message address (as an encoder) and ``acks`` collecting on its ack address (as the
+    producer); :meth:`sink_flags` are the sink's flags for them. :meth:`close` closes both."""
+
+    def __init__(self, send_timeout_ms: int = -1):
+        self.sink_p, self.ack_p = free_port(), free_port()
+        self.ctx = zmq.Context()
+        self.acks = AckCollector(self.ctx, self.ack_p)
+        self.push = stage_socket(self.ctx, zmq.PUSH, "scored", server=False)
+        self.push.sndtimeo = send_timeout_ms
+        self.push.connect(addr(self.sink_p))
+
+    def sink_flags(self, out: Path) -> list[str]:
+        """``--bind``, ``--ack-connect`` and ``--out``: a sink on these peers' addresses recording to ``out``."""
+        return ["--bind", addr(self.sink_p), "--ack-connect", addr(self.ack_p), "--out", str(out)]
+
+    def close(self) -> None:
+        close_context(self.ctx)
+
+
 class SinkHarness:
     """What :func:`sink_in_thread` yields: the running ``sink`` and its ``thread``, a ``push`` socket
     connected to it (as an encoder), an ``acks`` collector on its ack address (as the producer), the session's

@@ -14,18 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zmq
 from encsink_support import (
     AETRIG,
     ROOT,
-    AckCollector,
-    addr,
-    close_context,
+    SinkPeers,
     expect_args,
     make_tiny_model,
     scored_frames,
     segment_texts,
-    stage_socket,
     start,
     stop,
 )
@@ -34,7 +30,6 @@ from consumer.sink.scored_chunk import batch_layout, chunk_from_batches
 from consumer.sink.segment_writer import SegmentWriter
 from emulator.runtime import wire
 from emulator.runtime.journaled_file import _serialise, journal_path
-from emulator.runtime.ports import free_port
 from emulator.runtime.recording import open_recording, segment_name, segment_paths
 from models.runtime.card import load_model_dir
 
@@ -122,13 +117,9 @@ def test_the_sink_keeps_acknowledged_segments_and_touches_nothing_outside(crafte
     rec, outside, victim = crafted["rec"], crafted["outside"], crafted["victim"]
     outside_before = snapshot(outside)
     victim_bytes = victim.read_bytes()
-    sink_p, ack_p = free_port(), free_port()
-    ctx = zmq.Context()
-    acks = AckCollector(ctx, ack_p)
-    push = stage_socket(ctx, zmq.PUSH, "scored", server=False)
-    push.connect(addr(sink_p))
-    proc = start("sink", "--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(rec),
-                 *expect_args(tmp_path, card, [RUN]),
+    peers = SinkPeers()
+    acks, push = peers.acks, peers.push
+    proc = start("sink", *peers.sink_flags(rec), *expect_args(tmp_path, card, [RUN]),
                  "--report", str(tmp_path / "sink.json"), "--commit-ms", "20", log=tmp_path / "sink.log")
     try:
         rng = np.random.default_rng(9)
@@ -148,7 +139,7 @@ def test_the_sink_keeps_acknowledged_segments_and_touches_nothing_outside(crafte
             assert time.monotonic() - sent < 2.0
     finally:
         assert stop(proc) == 0
-        close_context(ctx)
+        peers.close()
     assert victim.read_bytes() == victim_bytes and snapshot(outside) == outside_before
     assert crafted["link"].is_symlink()  # left alone, never opened
     kept = segment_paths(rec)

@@ -13,16 +13,13 @@ import numpy as np
 import pytest
 import zmq
 from encsink_support import (
-    AckCollector,
-    addr,
-    close_context,
+    SinkPeers,
     expect_args,
     metric_value,
     read_report,
     recover_segments,
     scored_frames,
     scrape,
-    stage_socket,
     start,
     stop,
 )
@@ -82,23 +79,20 @@ def assert_bytes_per_jet(h: Harness) -> None:
     assert recorded == sum(p.stat().st_size for p in segment_paths(h.out))
 
 
-class Harness:
+class Harness(SinkPeers):
+    """:class:`SinkPeers` of sinks recording to ``tmp_path/rec`` for ``card``'s model, with a metrics port."""
+
     def __init__(self, tmp_path: Path, card: dict):
+        super().__init__(send_timeout_ms=10000)
         self.tmp, self.card = tmp_path, card
-        self.sink_p, self.ack_p, self.metrics_p = free_port(), free_port(), free_port()
-        self.ctx = zmq.Context()
-        self.acks = AckCollector(self.ctx, self.ack_p)
-        self.push = stage_socket(self.ctx, zmq.PUSH, "scored", server=False)
-        self.push.sndtimeo = 10000
-        self.push.connect(addr(self.sink_p))
+        self.metrics_p = free_port()
         self.out = tmp_path / "rec"
 
     def start_sink(self, *extra: str, report: str = "sink.json", card: dict | None = None) -> subprocess.Popen:
         """Start `aetrig sink` on the harness's ports (the one :meth:`finish` stops), report in ``report``."""
         expect = expect_args(self.tmp, card if card is not None else self.card, [RUN])
-        self.sink = start("sink", "--bind", addr(self.sink_p), "--ack-connect", addr(self.ack_p), "--out",
-                          str(self.out), *expect, "--metrics-port", str(self.metrics_p), "--report",
-                          str(self.tmp / report), *extra, log=self.tmp / "sink.log")
+        self.sink = start("sink", *self.sink_flags(self.out), *expect, "--metrics-port", str(self.metrics_p),
+                          "--report", str(self.tmp / report), *extra, log=self.tmp / "sink.log")
         return self.sink
 
     def finish(self) -> int:
@@ -106,7 +100,7 @@ class Harness:
         try:
             return stop(self.sink)
         finally:
-            close_context(self.ctx)
+            self.close()
 
 
 @pytest.mark.timeout(60)

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zmq
 from encsink_support import (
     AETRIG,
     ROOT,
-    AckCollector,
+    SinkPeers,
     addr,
-    close_context,
     expect_args,
     make_tiny_model,
-    stage_socket,
     start,
     stop,
 )
@@ -42,15 +39,12 @@ def test_a_keyed_first_message_of_the_other_layout_blocks_no_genuine_batch(tmp_p
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
     rec, log = tmp_path / "rec", tmp_path / "sink.log"
     expect = expect_args(tmp_path, card, [RUN], EVENT_CARD)  # an event-level model flags: auto records no jet_error
-    sink_p, ack_p = free_port(), free_port()
-    ctx = zmq.Context()
-    acks = AckCollector(ctx, ack_p)
-    push = stage_socket(ctx, zmq.PUSH, "scored", server=False)  # the encoder key, as a stolen Secret gives it
-    push.connect(addr(sink_p))
+    peers = SinkPeers()  # push holds the encoder key, as a stolen Secret gives it
+    acks, push = peers.acks, peers.push
     rng = np.random.default_rng(2323)
     hostile = event_scored_frames(RUN, 0, np.array([4, 0, 2]), rng, card, 1 << 40, with_error=True)
     genuine = [event_scored_frames(RUN, s, rng.integers(0, 7, 25), rng, card, 25 * s) for s in range(1, GENUINE + 1)]
-    proc = start("sink", "--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(rec), *expect,
+    proc = start("sink", *peers.sink_flags(rec), *expect,
                  "--jet-errors", "auto", "--report", str(tmp_path / "sink.json"),
                  "--commit-ms", "20", log=log)
     try:
@@ -62,7 +56,7 @@ def test_a_keyed_first_message_of_the_other_layout_blocks_no_genuine_batch(tmp_p
         assert 0 not in acks.acked
     finally:
         assert stop(proc) == 0, log.read_text()[-3000:]
-        close_context(ctx)
+        peers.close()
     report = json.loads((tmp_path / "sink.json").read_text())
     assert report["rejected"] == {"bad_column": 1}, report["rejected"]
     assert report["jet_error_recorded"] is False and report["batches"] == GENUINE

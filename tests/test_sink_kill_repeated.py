@@ -11,16 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zmq
 from encsink_support import (
-    AckCollector,
-    addr,
-    close_context,
+    SinkPeers,
     expect_args,
     make_tiny_model,
     recover_segments,
     scored_frames,
-    stage_socket,
     start,
     stop,
 )
@@ -43,21 +39,16 @@ def on_disk(out: Path) -> set[int]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_repeated_sigkill_never_loses_an_acknowledged_batch(tmp_path: Path, free_port) -> None:
+def test_repeated_sigkill_never_loses_an_acknowledged_batch(tmp_path: Path) -> None:
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
     rng = np.random.default_rng(21)
     batches = {s: scored_frames(RUN, s, rng.integers(0, 6, EVENTS), rng, card, first_event_id=EVENTS * s)
                for s in range(N_BATCHES)}
     chooser = random.Random(4)
-    sink_p, ack_p = free_port(), free_port()
-    ctx = zmq.Context()
-    acks = AckCollector(ctx, ack_p)
-    push = stage_socket(ctx, zmq.PUSH, "scored", server=False)
-    push.sndtimeo = 5000
-    push.connect(addr(sink_p))
+    peers = SinkPeers(send_timeout_ms=5000)
+    acks, push = peers.acks, peers.push
     out = tmp_path / "rec"
-    args = ["--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(out), "--commit-ms", "5",
-            "--commit-events", "400", *expect_args(tmp_path, card, [RUN])]
+    args = [*peers.sink_flags(out), "--commit-ms", "5", "--commit-events", "400", *expect_args(tmp_path, card, [RUN])]
     try:
         for round_ in range(5):
             sink = start("sink", *args, log=tmp_path / "sink.log")
@@ -82,6 +73,6 @@ def test_repeated_sigkill_never_loses_an_acknowledged_batch(tmp_path: Path, free
         assert acks.wait_for(set(range(N_BATCHES)), timeout=40)
         assert stop(sink) == 0
     finally:
-        close_context(ctx)
+        peers.close()
     result = verify_recording(out, expect_events=N_BATCHES * EVENTS, expect_batches=N_BATCHES)
     assert result.ok, result.problems
