@@ -72,7 +72,8 @@ def main(args: argparse.Namespace) -> int:
         run_id = int(manifest["run_id"])
     else:
         run_id = cfg.run_id if cfg.run_id is not None else new_run_id()
-        manifest = build_manifest(run_id, files, manifest_settings(cfg, files), cfg.seed, variables)
+        manifest = build_manifest(run_id, files, manifest_settings(cfg, files), cfg.seed, variables,
+                                  plans=inputs.plans)
     if cfg.manifest_out:
         write_manifest(manifest, cfg.manifest_out)
     metrics = start_metrics(cfg.metrics_port)

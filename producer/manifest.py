@@ -30,8 +30,10 @@ def new_run_id() -> int:
 
 
 def build_manifest(run_id: int, files: Sequence[str | Path], settings: Mapping[str, Any], seed: int,
-                   variables: Sequence[str], start_time: float | None = None) -> dict[str, Any]:
-    """The manifest as a JSON-ready dict."""
+                   variables: Sequence[str], start_time: float | None = None,
+                   plans: Sequence[Any] | None = None) -> dict[str, Any]:
+    """The manifest as a JSON-ready dict; ``plans`` (producer.reader.FilePlan, one per file) add each file's
+    ``layout``: the TTree or RNTuple and the branches the producer read it with."""
 
     start = time.time() if start_time is None else start_time
     return {
@@ -39,7 +41,8 @@ def build_manifest(run_id: int, files: Sequence[str | Path], settings: Mapping[s
         "run_id": int(run_id),
         "run_id_hex": f"{int(run_id):016x}",
         "files": [{"index": i, "path": str(Path(p).resolve()), "name": Path(p).name,
-                   "size": os.path.getsize(p), "sha256": sha256_file(p)} for i, p in enumerate(files)],
+                   "size": os.path.getsize(p), "sha256": sha256_file(p),
+                   **({"layout": file_layout(plans[i])} if plans is not None else {})} for i, p in enumerate(files)],
         "variables": list(variables),
         "settings": dict(settings),
         "seed": int(seed),
@@ -49,6 +52,12 @@ def build_manifest(run_id: int, files: Sequence[str | Path], settings: Mapping[s
         "python": sys.version.split()[0],
         "host": platform.node(),
     }
+
+
+def file_layout(plan: Any) -> dict[str, Any]:
+    """What a manifest records of how one file was read (a producer.reader.FilePlan): its kind ("TTree" or
+    "RNTuple"), tree and branch map."""
+    return {"kind": plan.kind, "tree": plan.spec.tree, "branch_map": dict(plan.spec.branch_map)}
 
 
 def manifest_settings(cfg: Any, files: Sequence[str | Path]) -> dict[str, Any]:

@@ -124,6 +124,20 @@ def test_evaluate_recording_reads_the_inputs_as_the_producer_did(recording: dict
     _check_table(res["models"][MODEL]["signals"]["sig"], recording["truth"])
 
 
+def test_the_manifest_records_each_files_layout(recording: dict) -> None:
+    """The layout each file was read with (the preset tries TTree then RNTuple), which evaluate reads again."""
+    from consumer.offline.evaluate_recording import recorded_inputs
+
+    manifest = json.loads((recording["out"] / "manifest.json").read_text())
+    layouts = [(f["layout"]["kind"], f["layout"]["tree"], f["layout"]["branch_map"]["pt"]) for f in manifest["files"]]
+    assert layouts == {"physlite": [("TTree", "CollectionTree", "AnalysisJetsAuxDyn.pt"),
+                                    ("RNTuple", "EventData", "AnalysisJetsAuxDyn:pt")],
+                       "nanoaod": [("RNTuple", "Events", "Jet_pt"), ("TTree", "Events", "Jet_pt")]}[recording["name"]]
+    specs = [r.spec for r in recorded_inputs([manifest])]
+    assert [(s.tree, s.branch_map["pt"], s.layouts, s.unit) for s in specs] == [
+        (tree, pt, (), "MeV" if recording["name"] == "physlite" else "GeV") for _, tree, pt in layouts]
+
+
 def test_trigger_variables_per_event_equal_uproot_by_hand(recording: dict) -> None:
     """HT and leading-jet pT of every event as evaluate --recording reads the files (per file, the manifest's
     settings), against the raw branches read with uproot."""

@@ -111,8 +111,8 @@ def _signals(samples: dict[str, str]) -> dict[str, list[str]]:
 def _load(name: str, files: list[str], args: argparse.Namespace, recorded: Mapping[str, ReaderSpec]):  # -> Sample
     """A sample read with the producer's input options; a file a --recording's manifest names (by sha256) with the
     settings that run read it with."""
+    from consumer.offline.evaluate_recording import file_sha256
     from consumer.offline.studies.common import load_sample
-    from models.runtime.hashing import sha256_file
     from producer.config import resolve_inputs
     from producer.inputs import reader_spec
 
@@ -122,7 +122,7 @@ def _load(name: str, files: list[str], args: argparse.Namespace, recorded: Mappi
     try:
         spec = reader_spec(resolve_inputs(args, input=files))
         return load_sample(name, files, None, spec, args.max_events,
-                           (lambda p: recorded.get(sha256_file(p), spec)) if recorded else None)
+                           (lambda p: recorded.get(file_sha256(p), spec)) if recorded else None)
     except (OSError, ValueError) as exc:  # the reader's errors are ValueErrors
         raise EvaluateError(f"{name}: cannot read {files}: {exc}") from exc
 
@@ -197,11 +197,10 @@ def _recording_dirs(args: argparse.Namespace) -> list[str]:
 def _samples(args: argparse.Namespace, dirs: list[str]) -> tuple:  # -> (Sample, {name: Sample})
     """The background and signals; with --recording its inputs are read as its runs read them, and the
     background defaults to its input files that no --signal names."""
-    from consumer.offline.evaluate_recording import recorded_inputs
+    from consumer.offline.evaluate_recording import file_sha256, recorded_inputs
     from consumer.offline.join import JoinError
     from consumer.offline.studies.common import bundled
     from emulator.runtime.recording import RecordingError, open_recording
-    from models.runtime.hashing import sha256_file
     from producer.reader import expand_inputs
 
     try:
@@ -213,7 +212,7 @@ def _samples(args: argparse.Namespace, dirs: list[str]) -> tuple:  # -> (Sample,
     background_files = getattr(args, "input", None) or ([str(bundled("qcd"))] if not dirs else None)
     if background_files is None:
         try:
-            taken = {sha256_file(p) for files in signal_files.values() for p in expand_inputs(files)}
+            taken = {file_sha256(p) for files in signal_files.values() for p in expand_inputs(files)}
         except (OSError, ValueError) as exc:
             raise EvaluateError(f"signal: {exc}") from exc
         background_files = [r.path for r in recorded if r.sha256 not in taken]

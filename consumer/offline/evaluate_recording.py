@@ -11,9 +11,10 @@ compression model) names the model.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,18 @@ SHA_CHECKED = ("scorer.onnx", "encoder.onnx")
 
 class RecordingMismatch(ValueError):
     """A recording that cannot be evaluated as asked (no card, mixed models, not the model given for it)."""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file, hashed once per real path, size and modification time in this process (the join
+    and the reading of a recording's inputs both need it)."""
+    st = os.stat(path)
+    return _sha256(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
 
 
 def card_identity(card: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -57,7 +70,7 @@ def _file_table(samples: Mapping[str, Sample]) -> tuple[dict[str, tuple[str, int
         offsets = np.cumsum([0, *s.file_events[:-1]]).astype(int)
         for f, offset, n in zip(s.files, offsets, s.file_events, strict=True):
             where = (name, int(offset), int(n))
-            by_sha[sha256_file(f)] = where
+            by_sha[file_sha256(f)] = where
             by_path[os.path.realpath(f)] = where
     return by_sha, by_path
 
@@ -68,14 +81,25 @@ class RecordedInput:
 
     path: str
     sha256: str | None
-    spec: ReaderSpec  # the run's input format, tree, branch map, unit, derive_e, jet cap (layout found per file)
+    spec: ReaderSpec  # the run's input format, unit, derive_e, jet cap and the file's recorded layout
+
+
+def recorded_layout(spec: ReaderSpec, layout: Mapping[str, Any], path: str) -> ReaderSpec:
+    """``spec`` reading only the tree (TTree or RNTuple) and branches a manifest recorded for file ``path``."""
+    from consumer.offline.join import JoinError
+
+    tree, branch_map = layout.get("tree"), layout.get("branch_map")
+    if not isinstance(tree, str) or not isinstance(branch_map, Mapping):
+        raise JoinError(f"input file {path}: malformed layout in the run manifest: {dict(layout)!r}")
+    return replace(spec, tree=tree, branch_map=dict(branch_map), layouts=())
 
 
 def recorded_inputs(manifests: Iterable[Mapping[str, Any]], search_dirs: Sequence[str] = (),
                     find: bool = True) -> list[RecordedInput]:
     """Every input file of the runs once, found where the manifest says (or, by the same relative path or name,
     under ``search_dirs``) and still of the recorded sha256, with the producer's reading spec from the manifest's
-    settings (consumer.offline.join.manifest_reader_spec). JoinError when a file is missing or changed, or read
+    settings (consumer.offline.join.manifest_reader_spec) and the layout it recorded for the file (older manifests:
+    the layout is found again file by file). JoinError when a file is missing or changed, or read
     with different settings by two runs. ``find`` False: each path as recorded, not looked for or checked."""
     from consumer.offline.join import JoinError, manifest_inputs, manifest_reader_spec, resolve_path
 
@@ -84,12 +108,13 @@ def recorded_inputs(manifests: Iterable[Mapping[str, Any]], search_dirs: Sequenc
         spec = manifest_reader_spec(manifest)
         for info in manifest_inputs(manifest):
             path = resolve_path(info.path, search_dirs) if find else info.path
-            if find and info.sha256 and sha256_file(path) != info.sha256:
+            if find and info.sha256 and file_sha256(path) != info.sha256:
                 raise JoinError(f"{path}: sha256 differs from the run manifest (file changed since recording)")
+            own = spec if info.layout is None else recorded_layout(spec, info.layout, info.path)
             key = info.sha256 or os.path.realpath(path)
-            if key in found and found[key].spec != spec:
+            if key in found and found[key].spec != own:
                 raise JoinError(f"input file {info.path} was read with different settings by the recording's runs")
-            found.setdefault(key, RecordedInput(path, info.sha256, spec))
+            found.setdefault(key, RecordedInput(path, info.sha256, own))
     return list(found.values())
 
 

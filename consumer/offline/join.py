@@ -28,13 +28,14 @@ class InputFile:
 
     path: str
     sha256: str | None
+    layout: Mapping[str, object] | None = None  # the tree and branch_map the producer read it with, when recorded
 
 
 def manifest_inputs(manifest: Mapping[str, object]) -> list[InputFile]:
     """Input files of a run manifest, in file_index order.
 
     Accepts ``files`` (or ``inputs``) as a list of paths or of dicts with ``path`` (or ``name``)
-    and optional ``sha256``.
+    and optional ``sha256`` and ``layout`` (producer.manifest.file_layout).
     """
     items = manifest.get("files", manifest.get("inputs"))
     if not isinstance(items, list):
@@ -47,8 +48,9 @@ def manifest_inputs(manifest: Mapping[str, object]) -> list[InputFile]:
             path = item.get("path") or item.get("name") or item.get("file")
             if not isinstance(path, str):
                 raise JoinError(f"manifest file entry without a path: {item!r}")
-            sha = item.get("sha256")
-            out.append(InputFile(path, sha if isinstance(sha, str) else None))
+            sha, layout = item.get("sha256"), item.get("layout")
+            out.append(InputFile(path, sha if isinstance(sha, str) else None,
+                                 layout if isinstance(layout, Mapping) else None))
         else:
             raise JoinError(f"manifest file entry of unexpected type: {item!r}")
     return out

@@ -112,7 +112,8 @@ def run_manifest(settings: run_settings.RunSettings, out: Path) -> dict[str, Any
     run_id = cfg.run_id if cfg.run_id is not None else new_run_id()
     if any(parse_segment_name(p)[0] == run_id for p in segment_paths(out)):
         raise ValueError(f"run id {run_id:016x} is already recorded in {out}: give another --run-id or --out")
-    return build_manifest(run_id, inputs.files, manifest_settings(cfg, inputs.files), cfg.seed, inputs.variables)
+    return build_manifest(run_id, inputs.files, manifest_settings(cfg, inputs.files), cfg.seed, inputs.variables,
+                          plans=inputs.plans)
 
 
 def _stages(settings: run_settings.RunSettings, plan: dict[str, Any]) -> list:
