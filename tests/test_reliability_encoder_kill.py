@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 
 import pytest
 from pipeline_testkit import Pipeline
@@ -10,14 +11,10 @@ from pipeline_testkit import Pipeline
 N_EVENTS = 24000
 
 
-@pytest.fixture
-def pipeline(running_pipeline) -> Pipeline:
-    return running_pipeline(events=6000, seed=131)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-def test_kill9_one_of_two_encoders(pipeline: Pipeline) -> None:
+def test_kill9_one_of_two_encoders(running_pipeline: Callable[..., Pipeline]) -> None:
+    pipeline = running_pipeline(events=6000, seed=131)
     pipeline.sink()
     enc0 = pipeline.encoder("enc0")
     enc1 = pipeline.encoder("enc1")

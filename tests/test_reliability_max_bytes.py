@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable
 
 import pytest
 from pipeline_testkit import Pipeline
@@ -14,14 +15,10 @@ from emulator.run.summary import recording_counts
 N_EVENTS = 40000
 
 
-@pytest.fixture
-def pipeline(running_pipeline) -> Pipeline:
-    return running_pipeline(events=10000, seed=133)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-def test_max_bytes_is_backpressure_not_loss(pipeline: Pipeline) -> None:
+def test_max_bytes_is_backpressure_not_loss(running_pipeline: Callable[..., Pipeline]) -> None:
+    pipeline = running_pipeline(events=10000, seed=133)
     sink = pipeline.sink("sink", "--max-bytes", "1500000")
     pipeline.encoder("enc0")
     producer = pipeline.producer("--rate", "10000", "--loops", "0", "--max-events", str(N_EVENTS),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable
 
 import pytest
 from pipeline_testkit import Pipeline
@@ -14,14 +15,10 @@ N_EVENTS = 24000
 WINDOW = 64
 
 
-@pytest.fixture
-def pipeline(running_pipeline) -> Pipeline:
-    return running_pipeline(events=6000, seed=132)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-def test_kill9_sink_then_restart(pipeline: Pipeline) -> None:
+def test_kill9_sink_then_restart(running_pipeline: Callable[..., Pipeline]) -> None:
+    pipeline = running_pipeline(events=6000, seed=132)
     sink = pipeline.sink()
     encoder = pipeline.encoder("enc0")
     producer = pipeline.producer("--rate", "4000", "--loops", "0", "--max-events", str(N_EVENTS),
