@@ -118,9 +118,21 @@ def test_evaluate_recording_reads_the_inputs_as_the_producer_did(recording: dict
     assert row["join"]["n_scored"] == {"background": 300, "sig": 300} and row["join"]["n_not_in_samples"] == 0
     assert res["background"]["files"] == [str(recording["background"])]  # the recording's other input
     # the offline model on the jets inside its training domain, as the encoder scored them
-    assert row["agreement_with_offline"]["n_events"] == 600
+    assert row["agreement_with_offline"]["n_events"] == 600 and row["score_bits"] == 23
     assert row["agreement_with_offline"]["max_rel_difference"] < 1e-4
     _check_table(row["signals"]["sig"], recording["truth"])
+    _check_table(res["models"][MODEL]["signals"]["sig"], recording["truth"])
+
+
+def test_evaluate_reads_the_files_with_the_input_options(recording: dict) -> None:
+    """File mode: the same files given with --input-format (no recording) give the same table."""
+    out = recording["tmp"] / "evaluate_files"
+    code = cli_main(["evaluate", "--input-format", recording["fmt"], "--background", str(recording["background"]),
+                     "--signal", f"sig={recording['signal']}", "--models", MODEL, "--fpr", *FPRS, "--out", str(out),
+                     "--no-plots"])
+    assert code == 0
+    res = json.loads((out / "evaluate.json").read_text())
+    assert res["background"]["n_events"] == 300 and res["signals"]["sig"]["n_events"] == 300
     _check_table(res["models"][MODEL]["signals"]["sig"], recording["truth"])
 
 

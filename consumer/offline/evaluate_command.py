@@ -240,7 +240,7 @@ def _recording(args: argparse.Namespace, dirs: list[str], background, signals): 
 def evaluate(args: argparse.Namespace) -> tuple[dict, list[str]]:
     """Run the comparison from parsed arguments; return the results and the files written."""
     from consumer.offline import evaluate as ev
-    from consumer.offline.evaluate_recording import agreement, card_identity
+    from consumer.offline.evaluate_recording import FULL_BITS, agreement, card_identity
     from models.runtime import trigger_menu as tm
 
     dirs = _recording_dirs(args)
@@ -271,7 +271,10 @@ def evaluate(args: argparse.Namespace) -> tuple[dict, list[str]]:
         a = rec.extra["agreement_with_offline"]
         results["notes"].append(f"recorded scores vs {a['model']} run offline on the same {a['n_events']} events: "
                                 f"max |difference| {a['max_abs_difference']:.3g} "
-                                f"(relative {a['max_rel_difference']:.3g})")
+                                f"(relative {a['max_rel_difference']:.3g})"
+                                + (f"; the recording keeps {rec.extra['score_bits']} mantissa bits of each score "
+                                   f"(relative rounding up to {2.0 ** -rec.extra['score_bits']:.2g})"
+                                   if rec.extra["score_bits"] < FULL_BITS else ""))
     written: list[str] = []
     if args.out:
         written += ev.write_outputs(results, args.out)

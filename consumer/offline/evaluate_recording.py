@@ -21,10 +21,12 @@ import numpy as np
 
 from consumer.offline.evaluate import ScoreSet
 from consumer.offline.studies.common import Sample
+from emulator.runtime.compact_columns import FLOAT32_MANTISSA_BITS
 from models.runtime.hashing import sha256_file
 from producer.reader import ReaderSpec
 
 SHA_CHECKED = ("scorer.onnx", "encoder.onnx")
+FULL_BITS = FLOAT32_MANTISSA_BITS  # a score kept whole
 
 
 class RecordingMismatch(ValueError):
@@ -183,7 +185,9 @@ def recording_set(directories: Sequence[str], background: Sample, signals: Mappi
     return ScoreSet(f"recording ({name})", "recording", name, scores[background.name],
                     {n: scores[n] for n in signals}, note=note,
                     extra={"recordings": [str(d) for d in directories], "card_name": name, "card_version": version,
-                           "card_files": dict(card_identity(card)[1]), "join": stats})
+                           "card_files": dict(card_identity(card)[1]), "join": stats,
+                           "score_bits": min((int((seg.layout or {}).get("score_bits", FULL_BITS)) for rec in recs
+                                              for seg in rec.segments), default=FULL_BITS)})
 
 
 def agreement(recorded: ScoreSet, offline: ScoreSet) -> dict[str, float | int]:
