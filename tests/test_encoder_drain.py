@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import zmq
 from encsink_support import (
-    AckCollector,
+    SinkPeers,
     addr,
     close_context,
     events_frames,
@@ -73,13 +73,10 @@ def test_sink_commits_what_it_holds_on_sigterm(tmp_path: Path, free_port) -> Non
     from models.runtime.card import load_model_dir
 
     card = load_model_dir(make_tiny_model(tmp_path / "model")).card
-    sink_p, ack_p, metrics_p = free_port(), free_port(), free_port()
-    ctx = zmq.Context()
-    acks = AckCollector(ctx, ack_p)
-    push = stage_socket(ctx, zmq.PUSH, "scored", server=False)
-    push.connect(addr(sink_p))
-    sink = start("sink", "--bind", addr(sink_p), "--ack-connect", addr(ack_p), "--out", str(tmp_path / "rec"),
-                 *expect_args(tmp_path, card, [8]),
+    metrics_p = free_port()
+    peers = SinkPeers()
+    acks, push = peers.acks, peers.push
+    sink = start("sink", *peers.sink_flags(tmp_path / "rec"), *expect_args(tmp_path, card, [8]),
                  "--commit-ms", "60000", "--commit-events", "1000000", "--report", str(tmp_path / "sink.json"),
                  "--metrics-port", str(metrics_p), log=tmp_path / "sink.log")
     rng = np.random.default_rng(2)
@@ -94,7 +91,7 @@ def test_sink_commits_what_it_holds_on_sigterm(tmp_path: Path, free_port) -> Non
         rc = stop(sink)
         assert acks.wait_for(set(range(6)), timeout=10)
     finally:
-        close_context(ctx)
+        peers.close()
     assert rc == 0
     report = json.loads((tmp_path / "sink.json").read_text())
     assert report["recorded_events"] == 18 and report["commits"] == 1 and report["stopped_by"] == "SIGTERM"
