@@ -2,8 +2,10 @@
 the producer, from the manifests' own pod templates (arguments, security context, resources, volumes), with
 their CurveZMQ keys and the recording volume, on a podman network the test creates. While the producer
 replays the bundled sample, a third encoder pod joins (what the ReplicaSet does when KEDA raises the
-replica count) and one of the first two encoders is frozen, then killed; the recording must then hold
-every produced event once (`aetrig verify` in a container, and the recording read here).
+replica count) and one of the first two encoders is frozen, then killed once it holds a batch (bytes of the
+data link waiting unread in its socket, so the kill loses them); the producer must have resent them and the
+recording must then hold every produced event once (`aetrig verify` in a container, and the recording read
+here).
 
 What podman 4.3 cannot play is substituted, and said here:
 - the StatefulSet of the sink and the Job of the producer become Pods with the same pod template, named as
@@ -79,6 +81,20 @@ def _prepare(spec: dict, keys: Path) -> dict:
 def _pod(name: str, template: dict, spec: dict) -> dict:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": template["metadata"].get("labels", {})}, "spec": spec}
+
+
+def _bytes_waiting(pid: int, remote_port: int) -> int:
+    """Bytes the process ``pid`` has not read yet from its TCP connections to ``remote_port``: the receive queues
+    in /proc/PID/net/tcp and tcp6, which list the connections of its network namespace (the pod's)."""
+    waiting = 0
+    for table in ("tcp", "tcp6"):
+        path = Path(f"/proc/{pid}/net/{table}")
+        lines = path.read_text().splitlines()[1:] if path.exists() else []
+        for fields in (line.split() for line in lines):
+            remote, queues = fields[2], fields[4]  # rem_address HEXIP:HEXPORT, tx_queue:rx_queue in hex
+            if int(remote.rsplit(":", 1)[1], 16) == remote_port:
+                waiting += int(queues.split(":")[1], 16)
+    return waiting
 
 
 def _set_arg(args: list[str], flag: str, value: str) -> None:
@@ -175,11 +191,21 @@ def test_kube_play_records_every_event_through_scale_up_and_a_killed_encoder(
         victim = f"{encoder_pods[0]}-encoder"
         producer_container = f"{pods[-1]}-producer"
         producer_metrics = metrics(producer_container, 9100)
+        data_port = int(_flag(played["encoders"]["spec"]["template"]["spec"]["containers"][0]["args"],
+                              "--connect").rsplit(":", 1)[1])
         podman.run("kill", "--signal", "STOP", victim)
+        frozen = int(podman.state(victim)["Pid"])
         sent = metric_total(producer_metrics, "aetrig_events_total", stage="producer")
-        wait_until(lambda: metric_total(producer_metrics, "aetrig_events_total", stage="producer") > sent + 500, 60,
-                   interval=1, what="500 more events sent while an encoder is frozen")
+        # the producer keeps dealing batches to the frozen encoder's connection; on a busy machine that can take
+        # a while: kill it only once it holds one, so that its batches must be resent
+        wait_until(lambda: _bytes_waiting(frozen, data_port) > 0, 90, interval=0.5,
+                   what="the frozen encoder to hold a batch (unread bytes on its data connection)")
+        held = _bytes_waiting(frozen, data_port)
+        phases["frozen encoder holds a batch"] = time.monotonic() - t0
         podman.run("kill", "--signal", "KILL", victim)
+        print(f"killed the frozen encoder holding {held} unread bytes of the data link, "
+              f"{metric_total(producer_metrics, 'aetrig_events_total', stage='producer') - sent:.0f} events sent "
+              "while it was frozen")
         phases["encoder killed"] = time.monotonic() - t0
 
         code = podman.wait_exit(producer_container, DURATION_S + 120)
