@@ -170,3 +170,12 @@ def test_results_name_repository_paths_relative_to_it(tmp_path: Path) -> None:
         "elsewhere": "/data/x.root", "n": 3}
     text = write_results(results, tmp_path).read_text()
     assert str(REPO) not in text and "models/zoo/m" in text and results["model"]["path"].is_absolute()
+
+
+def test_a_goal_a_run_did_not_measure_reads_not_measured() -> None:
+    from emulator.bench.stats import goal, verdict
+
+    assert verdict(goal(None, 0.01, higher_is_better=False)) == "not measured"
+    assert verdict(goal(float("nan"), 0.01, higher_is_better=False)) == "not measured"
+    assert verdict(goal(0.02, 0.01, higher_is_better=False)) == "not met"
+    assert verdict(goal(3e5, 2.5e5, higher_is_better=True)) == "met"

@@ -204,6 +204,8 @@ def _fmt(value: Any, scale: float = 1.0, unit: str = "") -> str:
 
 def print_summary(results: dict) -> None:
     """The headline ratios and the goal verdicts, on stdout."""
+    from emulator.bench.stats import verdict
+
     ratios = results.get("ratios", {})
     print("micro-batch  in-process jets/s  service/in-process  pipeline/in-process  torch/in-process")
     by_size = {r["batch_jets"]: r for r in results.get("inprocess", {}).get("onnxruntime", [])}
@@ -222,8 +224,7 @@ def print_summary(results: dict) -> None:
               f"decision p99 {_fmt(p['decision_p99_s'], 1e3, ' ms')} commit p99 {_fmt(p['commit_p99_s'], 1e3, ' ms')} "
               f"zero loss {p['zero_loss']}")
     for name, g in results.get("goals", {}).items():
-        verdict = "MET" if g.get("met") else "NOT MET"
         print(f"goal {name}: measured {_fmt(g.get('measured'))} vs goal {_fmt(g.get('goal'))} "
-              f"(ratio {_fmt(g.get('ratio_to_goal'))}) {verdict}")
+              f"(ratio {_fmt(g.get('ratio_to_goal'))}) {verdict(g).upper()}")
     for err in results.get("errors", []):
         print(f"error in {err['step']}: {err['error']}", file=sys.stderr)

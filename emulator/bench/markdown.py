@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emulator.bench.stats import pick
+from emulator.bench.stats import pick, verdict
 
 
 def _f(value: object, fmt: str = "{:.3g}") -> str:
@@ -30,7 +30,7 @@ def goal_table(results: dict) -> list[str]:
     lines = ["| goal | measured | target | measured / target | met |", "|---|---:|---:|---:|:---:|"]
     for name, g in results.get("goals", {}).items():
         lines.append(f"| {name} | {_f(g.get('measured'), '{:.4g}')} | {_f(g.get('goal'), '{:.4g}')} | "
-                     f"{_f(g.get('ratio_to_goal'))} | {'yes' if g.get('met') else 'no'} |")
+                     f"{_f(g.get('ratio_to_goal'))} | {verdict(g)} |")
     return lines
 
 

@@ -152,6 +152,13 @@ def goal(measured: float | None, target: float, higher_is_better: bool) -> dict[
     return {"measured": float(measured), "goal": float(target), "ratio_to_goal": ratio(measured, target), "met": met}
 
 
+def verdict(result: Mapping[str, object]) -> str:
+    """How a goal stands: "met", "not met", or "not measured" when this run did not measure it."""
+    if result.get("measured") is None:
+        return "not measured"
+    return "met" if result.get("met") else "not met"
+
+
 def pick(mapping: Mapping[str, object], *keys: str) -> object:
     """Nested lookup ``mapping[k1][k2]...`` returning None where a level is missing."""
     cur: object = mapping
