@@ -135,9 +135,12 @@ def dask_events(run, step: int | None = None) -> Any:  # -> dask_awkward.Array
     form = run.decode_part(first[0].segment, first[1]).layout.form.to_json()
     recorded = str(run.card.get("files", {}).get(DECODER, ""))
     model = None if run.model_path is None else str(run.model_path)
+    by_segment: dict[int, list[int]] = {}  # parts in order, grouped by segment once
+    for i, p in enumerate(parts):
+        by_segment.setdefault(id(p.segment), []).append(i)
     collections = []
     for seg in segments:
-        mine = [i for i, p in enumerate(parts) if p.segment is seg]
+        mine = by_segment[id(seg)]
         steps = [[parts[i].start, parts[i].stop] for i in mine]
         stored = uproot.dask({str(seg.path): {"object_path": TREE, "steps": steps}}, library="ak")
         mapper = DecodeSegment(seg, model, recorded, run.force, tuple(run.variables), tuple(run.recording.raw_vars),

@@ -486,7 +486,10 @@ def context_text(card: dict[str, Any]) -> str | None:
     if lc.text_sha256(text) != block.get("context_model_sha256"):
         raise lc.LatentCodingError(f"model {card.get('name')!r}: the context model in its card does not match its "
                                    f"context_model_sha256")
-    ContextModel.from_json(block["context_model"])
+    if is_context_json(block["context_model"]):
+        coder_from_text(text)  # parsed once and cached: resolve_reference and every block after it reuse it
+    else:
+        ContextModel.from_json(block["context_model"])  # not a context model: raises why
     return text
 
 

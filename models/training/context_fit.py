@@ -27,6 +27,7 @@ from models.runtime import latent_coding as lc
 from models.runtime import latent_context as lx
 from models.runtime.card import read_card, write_card
 from models.runtime.data import load_jets
+from models.runtime.rebuild import parent_rebuild
 
 #: coded order of RD_AE_* latents: eta-like (1), phi-like (2), then the energy-like latent (0) given the jet's eta
 DEFAULT_ORDER = (1, 2, 0)
@@ -124,7 +125,7 @@ def fit_model_dir(model_dir: str | Path, files: Sequence[str | Path], features: 
     card = lx.embed_context(read_card(model_dir), model)
     record["training_bits_per_jet"] = lx.ideal_bits(q, counts, model) / max(len(q), 1)
     card["entropy_coding"]["context_fit"] = record
-    rebuild = (card.get("source") or {}).get("rebuild")
+    rebuild = parent_rebuild(card)
     if command and isinstance(rebuild, dict):  # after the training that made the model, once
         rebuild["commands"] = [c for c in rebuild.get("commands", []) if not c.startswith("aetrig context-fit")]
         rebuild["commands"].append(command)
