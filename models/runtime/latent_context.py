@@ -281,15 +281,23 @@ def contexts(spec: LatentContexts, jets: np.ndarray, q: np.ndarray, events: Even
     return index
 
 
-def passes(spec: LatentContexts, by_rank: list[np.ndarray]) -> list[np.ndarray]:
-    """The jets of a coded latent in decoding passes: rank by rank when a feature reads the previous jet, the
-    leading jets then all others when one reads the leading jet, else every jet at once."""
+def pass_index(spec: LatentContexts, rank: np.ndarray) -> np.ndarray:
+    """The decoding pass of jets of these ranks, for one coded latent (the one rule the encoder and the decoder
+    share): its rank when a feature reads the previous jet, 0 for leading jets and 1 for the others when one
+    reads the leading jet, else 0 (every jet at once)."""
     kinds = {f.of for f in spec.features}
     if kinds & {"prev", "prev_shift"}:
-        return by_rank
-    if "lead" in kinds and len(by_rank) > 1:
-        return [by_rank[0], np.sort(np.concatenate(by_rank[1:]))]
-    return [np.sort(np.concatenate(by_rank))] if by_rank else []
+        return np.asarray(rank, np.int64)
+    if "lead" in kinds:
+        return (np.asarray(rank) > 0).astype(np.int64)
+    return np.zeros(len(rank), np.int64)
+
+
+def passes(spec: LatentContexts, by_rank: list[np.ndarray]) -> list[np.ndarray]:
+    """The jets of a coded latent in decoding passes (:func:`pass_index`), each pass's jets in index order;
+    ``by_rank``: the jets of each rank."""
+    of_rank = pass_index(spec, np.arange(len(by_rank)))
+    return [np.sort(np.concatenate([by_rank[r] for r in np.flatnonzero(of_rank == p)])) for p in np.unique(of_rank)]
 
 
 def _steps(model: ContextModel, events: Events, q: np.ndarray):
@@ -313,13 +321,7 @@ def _encoder_steps(model: ContextModel, events: Events, q: np.ndarray):
     contexts for all jets at once, grouped by (pass, context) in one stable sort."""
     every = np.arange(len(q))
     for position, spec in enumerate(model.latents):
-        kinds = {f.of for f in spec.features}
-        if kinds & {"prev", "prev_shift"}:
-            pass_of = events.rank
-        elif "lead" in kinds:
-            pass_of = (events.rank > 0).astype(np.int64)
-        else:
-            pass_of = np.zeros(len(q), np.int64)
+        pass_of = pass_index(spec, events.rank)
         n_contexts = spec.n_contexts
         key = pass_of * n_contexts + contexts(spec, every, q, events)
         if len(key) and key.max() < 2**15:
