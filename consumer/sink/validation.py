@@ -33,35 +33,34 @@ class Validator:
     def __init__(self, config: SinkConfig, expected: Expectations):
         self.config = config
         self.expected = expected
-        self.entropy: dict[str, str] = {}  # model name -> entropy model JSON (--latent-codec ans)
+        self.entropy: str | None = None  # the sink's card's entropy model JSON ("" none), found on the first message
 
     def entropy_model(self, card: dict[str, Any]) -> str:
         """--latent-codec ans (auto: for a rate-trained model): the entropy model JSON of the card's model (its
         context model when the card has one, else its factorised model; from its card, or models/zoo/<name> for
-        older cards; cached); "" for none. A model without one is a wrong_model rejection."""
+        older cards); "" for none. A model without one is a wrong_model rejection."""
         if self.config.latent_codec == "none":
             return ""
         from models.runtime.latent_coding import is_rate_card
 
         if self.config.latent_codec == "auto" and not is_rate_card(card):
             return ""  # auto: a model without an entropy model keeps its float latents
-        name = str(card.get("name"))
-        if name not in self.entropy:
-            from models.runtime.latent_coding import LatentCodingError
-            from models.runtime.latent_context import recording_model_text
+        from models.runtime.latent_coding import LatentCodingError
+        from models.runtime.latent_context import recording_model_text
 
-            try:
-                self.entropy[name] = recording_model_text(card, [ZOO])
-            except LatentCodingError as exc:
-                raise wire.WireError("wrong_model", f"--latent-codec {self.config.latent_codec}: {exc}") from exc
-        return self.entropy[name]
+        try:
+            return recording_model_text(card, [ZOO])
+        except LatentCodingError as exc:
+            raise wire.WireError("wrong_model", f"--latent-codec {self.config.latent_codec}: {exc}") from exc
 
     def validate(self, frames: list[bytes]) -> tuple[wire.Batch, Layout, Manifest]:
         """The message's batch, the segment layout it needs and its run's manifest; WireError when invalid."""
         batch = wire.parse_scored(frames, self.config.limits)
         check_scored_dtypes(batch)
         manifest = self.expected.check(batch)
-        entropy = self.entropy_model(self.expected.card.card)
+        if self.entropy is None:  # the sink's card is fixed: worked out once, not per message
+            self.entropy = self.entropy_model(self.expected.card.card)
+        entropy = self.entropy
         layout = batch_layout(batch, self.config.latent_storage_dtype, "ans" if entropy else "none", entropy,
                               self.config.score_bits)
         return batch, layout, manifest
